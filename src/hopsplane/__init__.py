@@ -1,0 +1,3 @@
+"""hopsplane: the control plane of a managed Hopsworks service."""
+
+__version__ = "0.1.0"

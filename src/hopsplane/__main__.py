@@ -1,0 +1,3 @@
+from hopsplane.cli.main import main
+
+main()

@@ -1,0 +1,74 @@
+"""The one error hierarchy. Services raise these; every edge renders them the same way.
+
+The API renders ``{"error": <class name>, "detail": <message>}`` with the class's status;
+the CLI prints the message and exits non-zero. Anything that is not an AppError is a bug
+and is logged with its traceback (never shown to the caller).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    status: ClassVar[int] = 400
+
+    def __init__(self, message: str, *, status: int | None = None, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status  # type: ignore[misc]
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.name, "detail": self.message}
+
+
+class Invalid(AppError):
+    status = 422
+
+
+class Unauthorized(AppError):
+    status = 401
+
+
+class Forbidden(AppError):
+    status = 403
+
+
+class NotFound(AppError):
+    status = 404
+
+
+class Conflict(AppError):
+    status = 409
+
+
+class Gone(AppError):
+    status = 410
+
+
+class PaymentRequired(AppError):
+    status = 402
+
+
+class Unavailable(AppError):
+    """A dependency (database, external service) cannot be reached right now."""
+
+    status = 503
+
+
+ALL_ERRORS: tuple[type[AppError], ...] = (
+    Invalid,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    Gone,
+    PaymentRequired,
+    Unavailable,
+)
