@@ -1,0 +1,1 @@
+"""Database access: engines and sessions, the embedded server, models and migrations."""

@@ -1,0 +1,97 @@
+"""Engines and sessions.
+
+Edges build one :class:`Database` from settings at start-up and open one transaction per
+request, job or command with :meth:`Database.transaction` (committed when the block ends
+without an exception, rolled back otherwise). Services receive the session and never
+commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session, sessionmaker
+
+from hopsplane.config import Settings, normalise_database_url
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured server, or the embedded one (started on demand) when none is set."""
+    if settings.database_url:
+        return settings.database_url
+    from hopsplane.db.embedded import ensure_database, start_embedded
+
+    admin = start_embedded(settings.data_dir / "pgdata")
+    return normalise_database_url(ensure_database(admin, settings.embedded_database_name))
+
+
+def _connect_args(settings: Settings) -> dict[str, Any]:
+    options = "-c timezone=UTC"
+    if settings.db_statement_timeout_ms:
+        options += f" -c statement_timeout={settings.db_statement_timeout_ms}"
+    return {"options": options, "application_name": "hopsplane"}
+
+
+class Database:
+    """Sync and async engines plus session factories for one database URL."""
+
+    def __init__(self, url: str, settings: Settings | None = None) -> None:
+        settings = settings or Settings()
+        self.url = normalise_database_url(url)
+        self.engine: Engine = create_engine(
+            self.url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_pre_ping=True,
+            connect_args=_connect_args(settings),
+        )
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._settings = settings
+        self._async_engine: AsyncEngine | None = None
+        self._async_sessions: async_sessionmaker[AsyncSession] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(resolve_database_url(settings), settings)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any exception."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        if self._async_engine is None:
+            self._async_engine = create_async_engine(
+                self.url,
+                pool_size=self._settings.db_pool_size,
+                max_overflow=self._settings.db_max_overflow,
+                pool_pre_ping=True,
+                connect_args=_connect_args(self._settings),
+            )
+        return self._async_engine
+
+    @asynccontextmanager
+    async def async_transaction(self) -> AsyncIterator[AsyncSession]:
+        if self._async_sessions is None:
+            self._async_sessions = async_sessionmaker(self.async_engine, expire_on_commit=False)
+        async with self._async_sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    async def adispose(self) -> None:
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
+        self.engine.dispose()

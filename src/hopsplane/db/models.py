@@ -1,0 +1,276 @@
+"""SQLAlchemy models of the six core tables. They mirror the Alembic revisions exactly
+(`hopsplane db check` fails otherwise); the database holds the invariants (CHECKs,
+triggers, foreign keys), these classes give typed access."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Computed,
+    Date,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Numeric,
+    PrimaryKeyConstraint,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+MACHINERY_SCHEMA = "hopsplane"
+"""Schema for what the machinery needs beyond the six tables (alembic_version, functions)."""
+
+MONEY = Numeric(14, 2)
+BALANCE = Numeric(16, 2)
+UNITS = Numeric(18, 4)
+PRICE = Numeric(12, 6)
+
+_EMPTY_JSON = text("'{}'::jsonb")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        dict[str, Any]: JSONB,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("email", name="users_email_key"),
+        UniqueConstraint("id", "is_member", name="users_id_is_member_key"),
+        UniqueConstraint("stripe_customer_id", name="users_stripe_customer_id_key"),
+        UniqueConstraint("stripe_test_customer_id", name="users_stripe_test_customer_id_key"),
+        ForeignKeyConstraint(
+            ["account_owner_id", "owner_is_member"],
+            ["users.id", "users.is_member"],
+            name="users_owner_is_owner_fkey",
+            ondelete="RESTRICT",
+        ),
+        Index(
+            "users_account_owner_id_idx",
+            "account_owner_id",
+            postgresql_where=text("account_owner_id IS NOT NULL"),
+        ),
+        Index("users_email_lower_idx", func.lower(text("email"))),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    email: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_login_at: Mapped[datetime | None]
+    account_owner_id: Mapped[str | None] = mapped_column(Text)
+    stripe_customer_id: Mapped[str | None] = mapped_column(Text)
+    stripe_test_customer_id: Mapped[str | None] = mapped_column(Text)
+    hopsworks_username: Mapped[str | None] = mapped_column(Text)
+    hopsworks_project_id: Mapped[int | None] = mapped_column(Integer)
+    is_platform_admin: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=_EMPTY_JSON)
+    is_member: Mapped[bool] = mapped_column(
+        Boolean, Computed("account_owner_id IS NOT NULL", persisted=True)
+    )
+    owner_is_member: Mapped[bool | None] = mapped_column(
+        Boolean,
+        Computed("CASE WHEN account_owner_id IS NOT NULL THEN false END", persisted=True),
+    )
+
+    @property
+    def is_owner(self) -> bool:
+        return self.account_owner_id is None
+
+
+class HopsworksCluster(Base):
+    __tablename__ = "hopsworks_clusters"
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    name: Mapped[str] = mapped_column(Text)
+    api_url: Mapped[str] = mapped_column(Text)
+    api_key: Mapped[str] = mapped_column(Text)  # Fernet ciphertext, never plaintext
+    max_users: Mapped[int] = mapped_column(Integer, server_default=text("100"))
+    current_users: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    status: Mapped[str] = mapped_column(Text, server_default=text("'active'"))
+    kubeconfig: Mapped[str | None] = mapped_column(Text)  # Fernet ciphertext
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=_EMPTY_JSON)
+
+
+class AccountCluster(Base):
+    __tablename__ = "account_clusters"
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "account_owner_id", "hopsworks_cluster_id", name="account_clusters_pkey"
+        ),
+        ForeignKeyConstraint(
+            ["account_owner_id", "account_is_member"],
+            ["users.id", "users.is_member"],
+            name="account_clusters_owner_fkey",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["hopsworks_cluster_id"],
+            ["hopsworks_clusters.id"],
+            name="account_clusters_cluster_fkey",
+            ondelete="RESTRICT",
+        ),
+        Index("account_clusters_cluster_idx", "hopsworks_cluster_id"),
+    )
+
+    account_owner_id: Mapped[str] = mapped_column(Text)
+    hopsworks_cluster_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    assigned_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    assigned_by: Mapped[str | None] = mapped_column(Text)
+    account_is_member: Mapped[bool] = mapped_column(Boolean, Computed("false", persisted=True))
+
+
+class UsageTracking(Base):
+    __tablename__ = "usage_tracking"
+    __table_args__ = (
+        UniqueConstraint("account_owner_id", "date", name="usage_tracking_account_date_key"),
+        ForeignKeyConstraint(
+            ["account_owner_id", "account_is_member"],
+            ["users.id", "users.is_member"],
+            name="usage_tracking_owner_fkey",
+            ondelete="RESTRICT",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    account_owner_id: Mapped[str] = mapped_column(Text)
+    date: Mapped[date] = mapped_column(Date)
+    compute_units: Mapped[Decimal] = mapped_column(UNITS, server_default=text("0"))
+    unit_price: Mapped[Decimal] = mapped_column(PRICE, server_default=text("0.0001"))
+    total_cost: Mapped[Decimal] = mapped_column(
+        Numeric(16, 2), Computed("round(compute_units * unit_price, 2)", persisted=True)
+    )
+    user_breakdown: Mapped[dict[str, Any]] = mapped_column(server_default=_EMPTY_JSON)
+    raw_metrics: Mapped[dict[str, Any]] = mapped_column(server_default=_EMPTY_JSON)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    account_is_member: Mapped[bool] = mapped_column(Boolean, Computed("false", persisted=True))
+
+
+class LedgerEntry(Base):
+    __tablename__ = "credits_ledger"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="credits_ledger_idempotency_key_key"),
+        UniqueConstraint("account_owner_id", "seq", name="credits_ledger_account_seq_key"),
+        UniqueConstraint(
+            "account_owner_id", "seq", "balance", name="credits_ledger_account_seq_balance_key"
+        ),
+        ForeignKeyConstraint(
+            ["account_owner_id", "account_is_member"],
+            ["users.id", "users.is_member"],
+            name="credits_ledger_owner_fkey",
+            ondelete="RESTRICT",
+        ),
+        ForeignKeyConstraint(
+            ["account_owner_id", "prev_seq", "prev_balance"],
+            [
+                "credits_ledger.account_owner_id",
+                "credits_ledger.seq",
+                "credits_ledger.balance",
+            ],
+            name="credits_ledger_prev_fkey",
+        ),
+        ForeignKeyConstraint(
+            ["refund_of"], ["credits_ledger.id"], name="credits_ledger_refund_of_fkey"
+        ),
+        Index(
+            "credits_ledger_purchase_payment_intent_key",
+            "stripe_payment_intent_id",
+            unique=True,
+            postgresql_where=text(
+                "type = 'purchase' AND stripe_payment_intent_id IS NOT NULL"
+            ),
+        ),
+        Index(
+            "credits_ledger_refund_of_idx",
+            "refund_of",
+            postgresql_where=text("refund_of IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    account_owner_id: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    balance: Mapped[Decimal] = mapped_column(BALANCE)
+    type: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    idempotency_key: Mapped[str] = mapped_column(Text)
+    refund_of: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    prev_seq: Mapped[int | None] = mapped_column(BigInteger)
+    prev_balance: Mapped[Decimal | None] = mapped_column(BALANCE)
+    account_is_member: Mapped[bool] = mapped_column(Boolean, Computed("false", persisted=True))
+
+
+class TeamInvite(Base):
+    __tablename__ = "team_invites"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="team_invites_token_hash_key"),
+        ForeignKeyConstraint(
+            ["account_owner_id", "account_is_member"],
+            ["users.id", "users.is_member"],
+            name="team_invites_owner_fkey",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["accepted_by"], ["users.id"], name="team_invites_accepted_by_fkey",
+            ondelete="SET NULL",
+        ),
+        Index(
+            "team_invites_one_live_per_email",
+            "account_owner_id",
+            func.lower(text("email")),
+            unique=True,
+            postgresql_where=text("accepted_at IS NULL AND revoked_at IS NULL"),
+        ),
+        Index(
+            "team_invites_accepted_by_idx",
+            "accepted_by",
+            postgresql_where=text("accepted_by IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    account_owner_id: Mapped[str] = mapped_column(Text)
+    email: Mapped[str] = mapped_column(Text)
+    token_hash: Mapped[str] = mapped_column(Text)  # SHA-256 hex of the token
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    accepted_by: Mapped[str | None] = mapped_column(Text)
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    account_is_member: Mapped[bool] = mapped_column(Boolean, Computed("false", persisted=True))
+
+
+CORE_TABLES = (
+    "users",
+    "hopsworks_clusters",
+    "account_clusters",
+    "usage_tracking",
+    "credits_ledger",
+    "team_invites",
+)

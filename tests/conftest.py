@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session
+
+from hopsplane.config import Settings
+from hopsplane.db.engine import Database
+from tests.pg import PgServer
+
+
+def pytest_report_header() -> str:
+    import os
+
+    where = os.environ.get("HOPSPLANE_TEST_DATABASE_URL") or "embedded PostgreSQL"
+    return f"hopsplane test database server: {where}"
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgServer]:
+    server = PgServer()
+    yield server
+    server.drop_all()
+
+
+@pytest.fixture(scope="session")
+def shared_url(pg: PgServer) -> str:
+    """One migrated database for the tests that roll back everything they do."""
+    return pg.migrated_database()
+
+
+@pytest.fixture(scope="session")
+def shared_engine(shared_url: str) -> Iterator[Engine]:
+    engine = create_engine(shared_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(shared_engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test: commits inside
+    the code under test become savepoints."""
+    with shared_engine.connect() as conn:
+        outer = conn.begin()
+        s = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+        try:
+            yield s
+        finally:
+            s.close()
+            outer.rollback()
+
+
+@pytest.fixture
+def fresh_url(pg: PgServer) -> str:
+    """A database of this test's own, at head, for code that commits or races."""
+    return pg.migrated_database()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(environment="test", secret_key="x" * 40, encryption_keys=_TEST_KEY)
+
+
+@pytest.fixture
+def fresh_db(fresh_url: str, settings: Settings) -> Iterator[Database]:
+    db = Database(fresh_url, settings)
+    yield db
+    db.dispose()
+
+
+_TEST_KEY = "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI="
