@@ -1,0 +1,1 @@
+"""The credits ledger: append-only postings with a database-enforced running balance."""

@@ -1,0 +1,65 @@
+"""Data shapes of the ledger, shared by the service, the API and the CLI."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from hopsplane.credits.rules import EntryType
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """A request to post one entry. ``idempotency_key`` makes a retry a no-op."""
+
+    account_owner_id: str
+    entry_type: EntryType
+    amount: Decimal
+    idempotency_key: str
+    description: str | None = None
+    stripe_payment_intent_id: str | None = None
+    refund_of: uuid.UUID | None = None
+
+
+class LedgerEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    account_owner_id: str
+    seq: int
+    type: EntryType
+    amount: Decimal
+    balance: Decimal
+    description: str | None
+    stripe_payment_intent_id: str | None
+    refund_of: uuid.UUID | None
+    idempotency_key: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    entry: LedgerEntryOut
+    created: bool  # False when the key was seen before and the original is returned
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    account_owner_id: str
+    seq: int
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    accounts: int
+    entries: int
+    breaks: list[ChainBreak]
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
