@@ -1,0 +1,61 @@
+"""The `hopsplane` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hopsplane.cli import credits, db, secrets
+from hopsplane.cli.common import console, friendly, load_settings
+
+app = typer.Typer(
+    name="hopsplane",
+    help="Control plane of the managed Hopsworks service. Without HOPSPLANE_DATABASE_URL every "
+    "command uses an embedded PostgreSQL kept in HOPSPLANE_DATA_DIR.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(credits.app, name="credits")
+app.add_typer(secrets.app, name="secrets")
+
+
+@app.command()
+@friendly
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (HOPSPLANE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (HOPSPLANE_PORT).")] = None,
+    upgrade: Annotated[
+        bool, typer.Option(help="Upgrade the schema to head before serving.")
+    ] = True,
+) -> None:
+    """Run the HTTP API. Starts the embedded PostgreSQL when no server is configured and
+    upgrades the schema first."""
+    import uvicorn
+
+    from hopsplane.api.app import create_app
+    from hopsplane.db import migrate
+    from hopsplane.db.engine import Database, resolve_database_url
+
+    settings = load_settings()
+    url = resolve_database_url(settings)
+    if upgrade:
+        migrate.upgrade(url)
+        console.print(f"schema at revision {migrate.current(url)}")
+    database = Database(url, settings)
+    app_ = create_app(settings, database=database)
+    try:
+        uvicorn.run(
+            app_,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_config=None,
+            proxy_headers=True,
+        )
+    finally:
+        database.dispose()
+
+
+def main() -> None:
+    app()
