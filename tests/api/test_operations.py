@@ -46,3 +46,46 @@ def test_errors_have_one_shape_and_a_request_id(client: TestClient) -> None:
     assert r.json() == {"error": "NotFound", "detail": "Not Found"}
     assert r.headers["x-request-id"] == "req-123"
     assert len(client.get("/healthz").headers["x-request-id"]) == 32
+
+
+def test_guards_refuse_everyone_until_identity_is_configured(
+    fresh_db: Database, settings: Settings
+) -> None:
+    from fastapi import APIRouter
+
+    from hopsplane.api.deps import AdminDep, MemberDep, OwnerDep, Principal
+
+    app = create_app(settings, database=fresh_db)
+    router = APIRouter()
+
+    @router.get("/t/member")
+    def member(p: MemberDep) -> dict[str, str]:
+        return {"id": p.user_id}
+
+    @router.get("/t/owner")
+    def owner(p: OwnerDep) -> dict[str, str]:
+        return {"id": p.user_id}
+
+    @router.get("/t/admin")
+    def admin(p: AdminDep) -> dict[str, str]:
+        return {"id": p.user_id}
+
+    app.include_router(router)
+    with TestClient(app) as c:
+        for path in ("/t/member", "/t/owner", "/t/admin"):
+            r = c.get(path)
+            assert r.status_code == 401 and r.json()["error"] == "Unauthorized"
+        callers = {
+            "member": Principal("m", "m@x.io", account_owner_id="o", is_platform_admin=False),
+            "owner": Principal("o", "o@x.io", account_owner_id=None, is_platform_admin=False),
+            "admin": Principal("a", "a@x.io", account_owner_id=None, is_platform_admin=True),
+        }
+        expected = {
+            "member": {"/t/member": 200, "/t/owner": 403, "/t/admin": 403},
+            "owner": {"/t/member": 200, "/t/owner": 200, "/t/admin": 403},
+            "admin": {"/t/member": 200, "/t/owner": 200, "/t/admin": 200},
+        }
+        for who, principal in callers.items():
+            app.state.authenticator = lambda _req, _s, p=principal: p
+            for path, status in expected[who].items():
+                assert c.get(path).status_code == status, (who, path)

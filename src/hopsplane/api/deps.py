@@ -1,14 +1,55 @@
-"""Dependencies shared by the routers: the database session of the request."""
+"""Dependencies shared by the routers: the request's database session, who is calling, and
+the role guards every route declares.
+
+Who is calling is decided by the app's ``authenticator`` (``app.state.authenticator``):
+a callable that takes the request and the session and returns a :class:`Principal`, or
+raises Unauthorized. Until an identity provider is configured, every authenticated route
+answers 401. Guards:
+
+- no guard: anonymous (health, metrics, webhooks that carry their own signature);
+- ``MemberDep``: any signed-in user (owner or team member, admin too);
+- ``OwnerDep``: an account owner (``account_owner_id`` is NULL);
+- ``AdminDep``: a platform admin.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from hopsplane.db.engine import Database
+from hopsplane.errors import Forbidden, Unauthorized
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The signed-in user of a request, as the database knows them."""
+
+    user_id: str
+    email: str
+    account_owner_id: str | None
+    is_platform_admin: bool
+    email_verified: bool = False
+
+    @property
+    def is_owner(self) -> bool:
+        return self.account_owner_id is None
+
+    @property
+    def account_id(self) -> str:
+        """The account this user acts in: their owner's, or their own."""
+        return self.account_owner_id or self.user_id
+
+
+Authenticator = Callable[[Request, Session], Principal]
+
+
+def refuse_everyone(request: Request, session: Session) -> Principal:
+    raise Unauthorized("authentication is not configured on this server")
 
 
 def database(request: Request) -> Database:
@@ -24,3 +65,31 @@ def db_session(db: Annotated[Database, Depends(database)]) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(db_session, scope="function")]
+
+
+def current_principal(request: Request, session: SessionDep) -> Principal:
+    authenticate: Authenticator = getattr(request.app.state, "authenticator", refuse_everyone)
+    principal = authenticate(request, session)
+    request.state.principal = principal
+    return principal
+
+
+def require_member(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    return principal
+
+
+def require_owner(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_owner:
+        raise Forbidden("only the account owner may do this")
+    return principal
+
+
+def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_platform_admin:
+        raise Forbidden("only platform admins may do this")
+    return principal
+
+
+MemberDep = Annotated[Principal, Depends(require_member)]
+OwnerDep = Annotated[Principal, Depends(require_owner)]
+AdminDep = Annotated[Principal, Depends(require_admin)]
