@@ -75,6 +75,21 @@ class Settings(BaseSettings):
         30_000, ge=0, description="statement_timeout for application sessions (0 = none)."
     )
 
+    smtp_host: str | None = Field(
+        None, description="SMTP server for outgoing email. Unset: emails are logged, not sent."
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    smtp_username: str | None = Field(None, description="SMTP login (optional).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (optional).")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_from: str = Field(
+        "hopsplane <no-reply@localhost>", description="From address of outgoing email."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL where users reach the console (links in emails, redirects).",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:

@@ -1,0 +1,59 @@
+"""The seam between the account lifecycle and the clusters it runs on.
+
+Identity and teams (sign-up, invites), and credits (suspension) announce what happened to
+an account through :class:`AccountHooks`; the clusters domain implements it by assigning a
+cluster and queueing Hopsworks provisioning jobs. Hooks run inside the caller's
+transaction and must only record or enqueue work (never call a remote service), so that a
+rollback takes them back too.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import structlog
+from sqlalchemy.orm import Session
+
+log = structlog.get_logger(__name__)
+
+
+class AccountHooks(Protocol):
+    def account_created(self, session: Session, owner_id: str) -> None:
+        """A new account owner exists (first sign-in, or a member removed from a team)."""
+
+    def member_joined(self, session: Session, member_id: str, owner_id: str) -> None:
+        """A user accepted an invite and is now a member of ``owner_id``'s account."""
+
+    def member_removed(self, session: Session, member_id: str, owner_id: str) -> None:
+        """A member left (or was removed from) ``owner_id``'s account."""
+
+    def project_assigned(self, session: Session, member_id: str, project_id: int) -> None:
+        """The owner assigned a Hopsworks project to a member."""
+
+    def account_suspended(self, session: Session, owner_id: str) -> None:
+        """The balance fell to or below zero: the account's Hopsworks users must stop."""
+
+    def account_resumed(self, session: Session, owner_id: str) -> None:
+        """Credit brought the balance above zero again: reactivate the Hopsworks users."""
+
+
+class LoggingHooks:
+    """Default when no cluster integration is wired: record the event in the log."""
+
+    def account_created(self, session: Session, owner_id: str) -> None:
+        log.info("account created", account=owner_id)
+
+    def member_joined(self, session: Session, member_id: str, owner_id: str) -> None:
+        log.info("member joined", account=owner_id, member=member_id)
+
+    def member_removed(self, session: Session, member_id: str, owner_id: str) -> None:
+        log.info("member removed", account=owner_id, member=member_id)
+
+    def project_assigned(self, session: Session, member_id: str, project_id: int) -> None:
+        log.info("project assigned", member=member_id, project=project_id)
+
+    def account_suspended(self, session: Session, owner_id: str) -> None:
+        log.info("account suspended", account=owner_id)
+
+    def account_resumed(self, session: Session, owner_id: str) -> None:
+        log.info("account resumed", account=owner_id)
