@@ -90,6 +90,21 @@ class Settings(BaseSettings):
         description="Base URL where users reach the console (links in emails, redirects).",
     )
 
+    # --- issue 6: clusters, Hopsworks provisioning, worker ---------------------------------
+    hopsworks_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Timeout of one Hopsworks REST call."
+    )
+    hopsworks_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a Hopsworks call on 5xx/connection errors."
+    )
+    hopsworks_retry_backoff_seconds: float = Field(
+        0.5, ge=0, le=60, description="First wait between Hopsworks retries (doubles)."
+    )
+    hopsworks_verify_tls: bool = Field(True, description="Verify Hopsworks TLS certificates.")
+    worker_poll_interval_seconds: float = Field(
+        2.0, gt=0, le=300, description="How long an idle worker waits before polling again."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hopsplane.cli.common import console
+from hopsplane.cli.common import console, friendly, load_settings, open_database
 from hopsplane.crypto import SecretBox
 
 app = typer.Typer(help="Encryption keys for secrets stored in the database.", no_args_is_help=True)
@@ -15,3 +15,22 @@ def generate_key() -> None:
     """Print a new Fernet key for HOPSPLANE_ENCRYPTION_KEYS (put it first to make it the
     key that encrypts; keep the old keys after it until everything is re-encrypted)."""
     console.print(SecretBox.generate_key())
+
+
+@app.command()
+@friendly
+def rotate() -> None:
+    """Re-encrypt every stored secret (cluster API keys, kubeconfigs) under the first key
+    of HOPSPLANE_ENCRYPTION_KEYS. Rotation: prepend a new key, run this, then remove the
+    old key. All or nothing: a secret no configured key can decrypt changes nothing."""
+    from hopsplane.clusters import service as clusters
+
+    settings = load_settings()
+    box = SecretBox(settings.effective_encryption_keys)
+    db = open_database(settings)
+    try:
+        with db.transaction() as session:
+            n = clusters.rotate_secrets(session, box)
+    finally:
+        db.dispose()
+    console.print(f"re-encrypted the secrets of {n} cluster(s) under the first key")

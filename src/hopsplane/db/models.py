@@ -16,6 +16,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     Numeric,
@@ -264,6 +265,41 @@ class TeamInvite(Base):
     revoked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     account_is_member: Mapped[bool] = mapped_column(Boolean, Computed("false", persisted=True))
+
+
+# --- issue 6: clusters and the job queue -------------------------------------------------
+
+Index(
+    "account_clusters_one_cluster_per_account",
+    AccountCluster.account_owner_id,
+    unique=True,
+)
+
+
+class Job(Base):
+    """A unit of work of `hopsplane worker` (see hopsplane.worker)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="jobs_idempotency_key_key"),
+        Index(
+            "jobs_due_idx", "run_at", "id", postgresql_where=text("status = 'queued'")
+        ),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    task: Mapped[str] = mapped_column(Text)
+    args: Mapped[dict[str, Any]] = mapped_column(server_default=_EMPTY_JSON)
+    lock_key: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default=text("'queued'"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default=text("20"))
+    run_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 CORE_TABLES = (

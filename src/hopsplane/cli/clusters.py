@@ -1,0 +1,212 @@
+"""hopsplane clusters: register Hopsworks clusters and place accounts on them."""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel, SecretStr, ValidationError
+from rich.table import Table
+
+from hopsplane.cli.common import console, friendly, load_settings, open_database
+from hopsplane.clusters import service
+from hopsplane.clusters.rules import ClusterStatus
+from hopsplane.clusters.schemas import ClusterCreate, ClusterOut, ClusterUpdate
+from hopsplane.crypto import SecretBox
+from hopsplane.errors import Invalid
+
+M = TypeVar("M", bound=BaseModel)
+
+app = typer.Typer(
+    help="Hopsworks clusters: register, update, drain, disable, and assign accounts. "
+    "API keys and kubeconfigs are stored encrypted (HOPSPLANE_ENCRYPTION_KEYS) and never shown.",
+    no_args_is_help=True,
+)
+
+ClusterArg = Annotated[
+    uuid.UUID, typer.Argument(help="Cluster id (see `hopsplane clusters list`).")
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="HOPSPLANE_CLUSTER_API_KEY",
+        show_envvar=True,
+        help="Hopsworks API key (admin scope). Prompted for when omitted on add.",
+    ),
+]
+KubeconfigOpt = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, readable=True, help="Path of a kubeconfig file."),
+]
+
+
+def _show(clusters: list[ClusterOut]) -> None:
+    table = Table("id", "name", "status", "accounts", "free", "api url", "prometheus")
+    for c in clusters:
+        table.add_row(
+            str(c.id),
+            c.name,
+            c.status,
+            f"{c.current_users}/{c.max_users}",
+            str(c.free_capacity),
+            c.api_url,
+            c.prometheus_url or "",
+        )
+    console.print(table)
+
+
+def _parse(model: type[M], **values: Any) -> M:
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise Invalid(
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ) from None
+
+
+@app.command()
+@friendly
+def add(
+    name: Annotated[str, typer.Argument(help="A name operators recognise.")],
+    api_url: Annotated[str, typer.Option(help="Base URL, e.g. https://hopsworks.example.com")],
+    api_key: ApiKeyOpt = None,
+    max_users: Annotated[int, typer.Option(help="Accounts the cluster may hold.")] = 100,
+    kubeconfig: KubeconfigOpt = None,
+    prometheus_url: Annotated[str | None, typer.Option(help="Prometheus HTTP API URL.")] = None,
+) -> None:
+    """Register a cluster (active: new accounts may be placed on it)."""
+    key = api_key or typer.prompt("Hopsworks API key", hide_input=True)
+    data = _parse(
+        ClusterCreate,
+        name=name,
+        api_url=api_url,
+        api_key=SecretStr(key),
+        max_users=max_users,
+        kubeconfig=SecretStr(kubeconfig.read_text()) if kubeconfig else None,
+        prometheus_url=prometheus_url,
+    )
+    settings = load_settings()
+    db = open_database(settings)
+    try:
+        with db.transaction() as session:
+            out = service.register_cluster(
+                session, SecretBox(settings.effective_encryption_keys), data
+            )
+    finally:
+        db.dispose()
+    _show([out])
+
+
+@app.command("list")
+@friendly
+def list_() -> None:
+    """Every cluster with its capacity (accounts assigned / max)."""
+    db = open_database(load_settings())
+    found: list[ClusterOut] = []
+    try:
+        with db.transaction() as session:
+            cursor: str | None = None
+            while True:
+                page, cursor = service.list_clusters(session, limit=500, cursor=cursor)
+                found.extend(page)
+                if cursor is None:
+                    break
+    finally:
+        db.dispose()
+    _show(found)
+
+
+@app.command()
+@friendly
+def update(
+    cluster: ClusterArg,
+    name: Annotated[str | None, typer.Option(help="New name.")] = None,
+    api_url: Annotated[str | None, typer.Option(help="New base URL.")] = None,
+    api_key: ApiKeyOpt = None,
+    max_users: Annotated[int | None, typer.Option(help="New capacity (not below current).")] = None,
+    kubeconfig: KubeconfigOpt = None,
+    prometheus_url: Annotated[
+        str | None, typer.Option(help="Prometheus HTTP API URL; '' removes it.")
+    ] = None,
+) -> None:
+    """Change a cluster's name, URL, API key, capacity, kubeconfig or Prometheus URL."""
+    data = _parse(
+        ClusterUpdate,
+        name=name,
+        api_url=api_url,
+        api_key=SecretStr(api_key) if api_key else None,
+        max_users=max_users,
+        kubeconfig=SecretStr(kubeconfig.read_text()) if kubeconfig else None,
+        prometheus_url=prometheus_url,
+    )
+    settings = load_settings()
+    db = open_database(settings)
+    try:
+        with db.transaction() as session:
+            out = service.update_cluster(
+                session, SecretBox(settings.effective_encryption_keys), cluster, data
+            )
+    finally:
+        db.dispose()
+    _show([out])
+
+
+def _set_status(cluster: uuid.UUID, status: ClusterStatus) -> None:
+    db = open_database(load_settings())
+    try:
+        with db.transaction() as session:
+            out = service.set_status(session, cluster, status)
+    finally:
+        db.dispose()
+    _show([out])
+
+
+@app.command()
+@friendly
+def drain(cluster: ClusterArg) -> None:
+    """Stop placing new accounts on the cluster; its accounts stay."""
+    _set_status(cluster, ClusterStatus.DRAINING)
+
+
+@app.command()
+@friendly
+def disable(cluster: ClusterArg) -> None:
+    """Take the cluster out of service: no placements, no moves onto it."""
+    _set_status(cluster, ClusterStatus.DISABLED)
+
+
+@app.command()
+@friendly
+def activate(cluster: ClusterArg) -> None:
+    """Put a drained or disabled cluster back into service."""
+    _set_status(cluster, ClusterStatus.ACTIVE)
+
+
+@app.command()
+@friendly
+def assign(
+    account: Annotated[str, typer.Argument(help="Account owner's user id.")],
+    cluster: Annotated[
+        uuid.UUID | None,
+        typer.Argument(help="Target cluster; omitted: the active cluster with most room."),
+    ] = None,
+    by: Annotated[str | None, typer.Option(help="Recorded as assigned_by.")] = None,
+) -> None:
+    """Place an account automatically, or move it to CLUSTER by hand."""
+    who = by or f"cli:{getpass.getuser()}"
+    db = open_database(load_settings())
+    try:
+        with db.transaction() as session:
+            if cluster is None:
+                out = service.assign_account(session, account, assigned_by=who)
+            else:
+                out = service.move_account(session, account, cluster, assigned_by=who)
+    finally:
+        db.dispose()
+    console.print(
+        f"{out.account_owner_id} → cluster {out.hopsworks_cluster_id} "
+        f"(assigned by {out.assigned_by or 'automatic placement'})"
+    )

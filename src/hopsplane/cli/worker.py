@@ -1,0 +1,102 @@
+"""hopsplane worker: run scheduled and retried jobs."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hopsplane.cli.common import console, friendly, load_settings, open_database
+from hopsplane.worker import schedule, service
+from hopsplane.worker.runner import Worker
+
+app = typer.Typer(
+    help="Run the job queue (Hopsworks provisioning, periodic usage collection and billing). "
+    "Start as many workers as you like, on any machines: each job runs once.",
+    invoke_without_command=True,
+)
+
+
+@app.callback()
+@friendly
+def run(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option(help="Schedule due periodic jobs, run every due job, then exit.")
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Jobs run at the same time by this process.")
+    ] = 1,
+) -> None:
+    """Run jobs until interrupted (SIGINT/SIGTERM finish the running job, then stop)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = load_settings()
+    db = open_database(settings)
+    worker = Worker(
+        db,
+        schedule.handlers(),
+        schedule.periodic_tasks(),
+        services=schedule.services(settings),
+        poll_interval=settings.worker_poll_interval_seconds,
+    )
+    try:
+        if once:
+            worker.tick()
+            console.print(f"ran {worker.run_pending()} job(s)")
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        threads = [
+            threading.Thread(target=worker.run_forever, args=(stop,), name=f"worker-{i}")
+            for i in range(concurrency)
+        ]
+        for t in threads:
+            t.start()
+        console.print(f"worker running ({concurrency} thread(s)); Ctrl-C stops it")
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.5)
+    finally:
+        db.dispose()
+
+
+@app.command()
+@friendly
+def status() -> None:
+    """Jobs by task and state, with the next due time and the last error."""
+    db = open_database(load_settings())
+    try:
+        with db.transaction() as session:
+            rows = service.counts(session)
+    finally:
+        db.dispose()
+    table = Table("task", "status", "jobs", "next run (UTC)", "last error")
+    for r in rows:
+        table.add_row(
+            r.task,
+            r.status,
+            str(r.count),
+            r.next_run_at.strftime("%Y-%m-%d %H:%M:%S") if r.next_run_at else "",
+            (r.last_error or "")[:80],
+        )
+    console.print(table)
+
+
+@app.command("retry-failed")
+@friendly
+def retry_failed(
+    task: Annotated[str | None, typer.Option(help="Only jobs of this task.")] = None,
+) -> None:
+    """Queue every failed job again (after fixing what made it fail)."""
+    db = open_database(load_settings())
+    try:
+        with db.transaction() as session:
+            n = service.retry_failed(session, task)
+    finally:
+        db.dispose()
+    console.print(f"{n} job(s) queued again")

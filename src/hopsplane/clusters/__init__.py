@@ -1,0 +1,1 @@
+"""Hopsworks clusters: registration, capacity-aware assignment of accounts, provisioning."""

@@ -1,0 +1,53 @@
+"""The real :class:`hopsplane.hooks.AccountHooks`: places accounts on clusters and queues
+Hopsworks provisioning. Runs inside the caller's transaction and only writes rows (an
+assignment, jobs, a flag): it never calls Hopsworks, so a rollback takes everything back
+and a commit hands the work to `hopsplane worker`."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.orm import Session
+
+from hopsplane.clusters import repository as repo
+from hopsplane.clusters import service, tasks
+from hopsplane.clusters.rules import SUSPENDED_KEY
+from hopsplane.errors import Unavailable
+
+log = structlog.get_logger(__name__)
+
+
+class ClusterHooks:
+    def account_created(self, session: Session, owner_id: str) -> None:
+        """Place the account now; with no capacity anywhere the sign-up still succeeds and
+        a retried job places it when room appears (operators see the queued job)."""
+        try:
+            with session.begin_nested():
+                service.assign_account(session, owner_id)
+        except Unavailable as exc:
+            log.warning("account waits for cluster capacity", account=owner_id, reason=str(exc))
+            tasks.enqueue_placement(session, owner_id)
+
+    def member_joined(self, session: Session, member_id: str, owner_id: str) -> None:
+        tasks.enqueue_member_provisioning(session, member_id, owner_id)
+
+    def member_removed(self, session: Session, member_id: str, owner_id: str) -> None:
+        member = repo.get_user(session, member_id)
+        owner = repo.get_user(session, owner_id)
+        if member is None:
+            return
+        project = member.hopsworks_project_id or (owner.hopsworks_project_id if owner else None)
+        tasks.enqueue_member_removal(session, member_id, owner_id, member.email, project)
+
+    def project_assigned(self, session: Session, member_id: str, project_id: int) -> None:
+        member = repo.get_user(session, member_id)
+        tasks.enqueue_member_provisioning(
+            session, member_id, member.account_owner_id if member else None
+        )
+
+    def account_suspended(self, session: Session, owner_id: str) -> None:
+        repo.merge_user_metadata(session, owner_id, {SUSPENDED_KEY: True})
+        tasks.enqueue_status_sync(session, owner_id)
+
+    def account_resumed(self, session: Session, owner_id: str) -> None:
+        repo.merge_user_metadata(session, owner_id, {SUSPENDED_KEY: False})
+        tasks.enqueue_status_sync(session, owner_id)

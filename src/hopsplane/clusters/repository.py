@@ -1,0 +1,207 @@
+"""SQL of the clusters domain: hopsworks_clusters, account_clusters and the Hopsworks
+columns of users. The only module of the domain that writes SQL."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from hopsplane.db.models import AccountCluster, HopsworksCluster, User
+
+
+def insert_cluster(session: Session, **values: Any) -> HopsworksCluster:
+    cluster = HopsworksCluster(**values)
+    session.add(cluster)
+    session.flush()
+    session.refresh(cluster)
+    return cluster
+
+
+def get_cluster(
+    session: Session, cluster_id: uuid.UUID, *, lock: bool = False
+) -> HopsworksCluster | None:
+    stmt = select(HopsworksCluster).where(HopsworksCluster.id == cluster_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def list_clusters(
+    session: Session, *, limit: int, after: tuple[str, uuid.UUID] | None = None
+) -> list[HopsworksCluster]:
+    stmt = select(HopsworksCluster)
+    if after is not None:
+        stmt = stmt.where(
+            text("(name, id) > (:after_name, :after_id)").bindparams(
+                after_name=after[0], after_id=after[1]
+            )
+        )
+    return list(
+        session.scalars(stmt.order_by(HopsworksCluster.name, HopsworksCluster.id).limit(limit))
+    )
+
+
+def update_cluster(session: Session, cluster: HopsworksCluster, **values: Any) -> HopsworksCluster:
+    for key, value in values.items():
+        setattr(cluster, key, value)
+    session.flush()
+    session.refresh(cluster)
+    return cluster
+
+
+def lock_active_clusters(session: Session) -> list[uuid.UUID]:
+    """Lock every active cluster row, in id order (a stable order, so two placements
+    never deadlock), and return their ids. Held until the transaction ends."""
+    rows = session.execute(
+        text("SELECT id FROM hopsworks_clusters WHERE status = 'active' ORDER BY id FOR UPDATE")
+    )
+    return [r[0] for r in rows]
+
+
+def emptiest_locked(session: Session, ids: list[uuid.UUID]) -> uuid.UUID | None:
+    """Among the locked clusters, the one with the most free capacity (ties: lowest id).
+    A fresh statement, so it reads the counts committed before the locks were granted."""
+    if not ids:
+        return None
+    value = session.execute(
+        text(
+            "SELECT id FROM hopsworks_clusters WHERE id = ANY(:ids) AND status = 'active' "
+            "AND current_users < max_users "
+            "ORDER BY max_users - current_users DESC, id LIMIT 1"
+        ),
+        {"ids": ids},
+    ).scalar_one_or_none()
+    return value
+
+
+def assignment_of(session: Session, account_owner_id: str) -> AccountCluster | None:
+    return session.scalars(
+        select(AccountCluster).where(AccountCluster.account_owner_id == account_owner_id)
+    ).one_or_none()
+
+
+def insert_assignment(
+    session: Session, account_owner_id: str, cluster_id: uuid.UUID, assigned_by: str | None
+) -> AccountCluster:
+    row = AccountCluster(
+        account_owner_id=account_owner_id,
+        hopsworks_cluster_id=cluster_id,
+        assigned_by=assigned_by,
+    )
+    session.add(row)
+    session.flush()
+    session.refresh(row)
+    return row
+
+
+def move_assignment(
+    session: Session, account_owner_id: str, cluster_id: uuid.UUID, assigned_by: str | None
+) -> None:
+    session.execute(
+        update(AccountCluster)
+        .where(AccountCluster.account_owner_id == account_owner_id)
+        .values(hopsworks_cluster_id=cluster_id, assigned_by=assigned_by, assigned_at=text("now()"))
+    )
+
+
+def count_drift(session: Session) -> list[tuple[uuid.UUID, int, int]]:
+    """(cluster, stored current_users, real count) where they differ."""
+    rows = session.execute(
+        text(
+            "SELECT c.id, c.current_users, count(a.account_owner_id) AS real "
+            "FROM hopsworks_clusters c LEFT JOIN account_clusters a "
+            "ON a.hopsworks_cluster_id = c.id GROUP BY c.id "
+            "HAVING c.current_users <> count(a.account_owner_id)"
+        )
+    )
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+def all_secrets_for_update(session: Session) -> list[tuple[uuid.UUID, str, str | None]]:
+    rows = session.execute(
+        text("SELECT id, api_key, kubeconfig FROM hopsworks_clusters ORDER BY id FOR UPDATE")
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def store_secrets(
+    session: Session, cluster_id: uuid.UUID, api_key: str, kubeconfig: str | None
+) -> None:
+    session.execute(
+        text("UPDATE hopsworks_clusters SET api_key = :k, kubeconfig = :c WHERE id = :id"),
+        {"k": api_key, "c": kubeconfig, "id": cluster_id},
+    )
+
+
+# -- users (the Hopsworks columns) ------------------------------------------------------
+
+
+def get_user(session: Session, user_id: str, *, lock: bool = False) -> User | None:
+    stmt = select(User).where(User.id == user_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def members_of(session: Session, account_owner_id: str) -> list[User]:
+    return list(
+        session.scalars(
+            select(User).where(User.account_owner_id == account_owner_id).order_by(User.id)
+        )
+    )
+
+
+def merge_user_metadata(session: Session, user_id: str, values: dict[str, Any]) -> None:
+    session.execute(
+        text("UPDATE users SET metadata = metadata || CAST(:v AS jsonb) WHERE id = :id"),
+        {"v": _json(values), "id": user_id},
+    )
+
+
+def save_hopsworks_user(
+    session: Session, user_id: str, username: str, cluster_id: uuid.UUID, hopsworks_user_id: int
+) -> None:
+    session.execute(
+        text(
+            "UPDATE users SET hopsworks_username = :u, metadata = metadata || "
+            "jsonb_build_object('hopsworks_cluster_id', CAST(:c AS text), "
+            "'hopsworks_user_id', CAST(:hid AS integer)) WHERE id = :id"
+        ),
+        {"u": username, "c": str(cluster_id), "hid": hopsworks_user_id, "id": user_id},
+    )
+
+
+def save_project(session: Session, user_id: str, project_id: int, project_name: str) -> None:
+    session.execute(
+        text(
+            "UPDATE users SET hopsworks_project_id = :p, metadata = metadata || "
+            "jsonb_build_object('hopsworks_project_name', CAST(:n AS text)) WHERE id = :id"
+        ),
+        {"p": project_id, "n": project_name, "id": user_id},
+    )
+
+
+def unprovisioned(session: Session) -> list[tuple[str, bool]]:
+    """(user id, is member) of users on a cluster whose Hopsworks side is not complete:
+    owners without a user or project, members without a user."""
+    rows = session.execute(
+        text(
+            "SELECT u.id, u.is_member FROM users u JOIN account_clusters a "
+            "ON a.account_owner_id = COALESCE(u.account_owner_id, u.id) "
+            "WHERE u.hopsworks_username IS NULL "
+            "OR u.metadata->>'hopsworks_cluster_id' IS DISTINCT FROM "
+            "   CAST(a.hopsworks_cluster_id AS text) "
+            "OR (NOT u.is_member AND u.hopsworks_project_id IS NULL) "
+            "ORDER BY u.id"
+        )
+    )
+    return [(r[0], bool(r[1])) for r in rows]
+
+
+def _json(values: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(values)

@@ -1,0 +1,265 @@
+"""Use cases of the clusters domain. Functions take the session first and never commit."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hopsplane.clusters import repository as repo
+from hopsplane.clusters import tasks
+from hopsplane.clusters.rules import (
+    PROMETHEUS_URL_KEY,
+    ClusterStatus,
+    validate_http_url,
+    validate_max_users,
+    validate_name,
+    validate_secret,
+)
+from hopsplane.clusters.schemas import (
+    AssignmentOut,
+    ClusterCreate,
+    ClusterOut,
+    ClusterSecrets,
+    ClusterUpdate,
+)
+from hopsplane.crypto import SecretBox
+from hopsplane.db.models import HopsworksCluster
+from hopsplane.errors import Conflict, Invalid, NotFound, Unavailable
+
+MAX_PAGE = 500
+
+
+def to_out(cluster: HopsworksCluster) -> ClusterOut:
+    metadata = dict(cluster.metadata_ or {})
+    return ClusterOut(
+        id=cluster.id,
+        name=cluster.name,
+        api_url=cluster.api_url,
+        status=cluster.status,
+        max_users=cluster.max_users,
+        current_users=cluster.current_users,
+        free_capacity=max(cluster.max_users - cluster.current_users, 0),
+        has_kubeconfig=cluster.kubeconfig is not None,
+        prometheus_url=metadata.get(PROMETHEUS_URL_KEY),
+        metadata=metadata,
+    )
+
+
+def register_cluster(session: Session, box: SecretBox, data: ClusterCreate) -> ClusterOut:
+    metadata: dict[str, Any] = dict(data.metadata)
+    if data.prometheus_url:
+        metadata[PROMETHEUS_URL_KEY] = validate_http_url(data.prometheus_url, "prometheus_url")
+    kubeconfig = data.kubeconfig.get_secret_value() if data.kubeconfig else None
+    cluster = repo.insert_cluster(
+        session,
+        name=validate_name(data.name),
+        api_url=validate_http_url(data.api_url, "api_url"),
+        api_key=box.encrypt(validate_secret(data.api_key.get_secret_value(), "api_key")),
+        kubeconfig=box.encrypt(validate_secret(kubeconfig, "kubeconfig", strip=False))
+        if kubeconfig
+        else None,
+        max_users=validate_max_users(data.max_users),
+        status=ClusterStatus.ACTIVE.value,
+        metadata_=metadata,
+    )
+    return to_out(cluster)
+
+
+def get_cluster(session: Session, cluster_id: uuid.UUID) -> ClusterOut:
+    return to_out(_require(session, cluster_id))
+
+
+def list_clusters(
+    session: Session, *, limit: int = 50, cursor: str | None = None
+) -> tuple[list[ClusterOut], str | None]:
+    if not 1 <= limit <= MAX_PAGE:
+        raise Invalid(f"limit must be between 1 and {MAX_PAGE}")
+    rows = repo.list_clusters(session, limit=limit + 1, after=_decode_cursor(cursor))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = _encode_cursor(rows[-1].name, rows[-1].id) if more and rows else None
+    return [to_out(r) for r in rows], next_cursor
+
+
+def update_cluster(
+    session: Session, box: SecretBox, cluster_id: uuid.UUID, data: ClusterUpdate
+) -> ClusterOut:
+    cluster = _require(session, cluster_id, lock=True)
+    values: dict[str, Any] = {}
+    if data.name is not None:
+        values["name"] = validate_name(data.name)
+    if data.api_url is not None:
+        values["api_url"] = validate_http_url(data.api_url, "api_url")
+    if data.api_key is not None:
+        values["api_key"] = box.encrypt(validate_secret(data.api_key.get_secret_value(), "api_key"))
+    if data.kubeconfig is not None:
+        values["kubeconfig"] = box.encrypt(
+            validate_secret(data.kubeconfig.get_secret_value(), "kubeconfig", strip=False)
+        )
+    if data.max_users is not None:
+        max_users = validate_max_users(data.max_users)
+        if max_users < cluster.current_users:
+            raise Conflict(
+                f"cluster {cluster.name} holds {cluster.current_users} accounts; max_users "
+                f"cannot go below that (drain it and move accounts away first)"
+            )
+        values["max_users"] = max_users
+    if data.prometheus_url is not None:
+        metadata = dict(cluster.metadata_ or {})
+        if data.prometheus_url.strip():
+            metadata[PROMETHEUS_URL_KEY] = validate_http_url(data.prometheus_url, "prometheus_url")
+        else:
+            metadata.pop(PROMETHEUS_URL_KEY, None)
+        values["metadata_"] = metadata
+    if not values:
+        raise Invalid("nothing to update")
+    return to_out(repo.update_cluster(session, cluster, **values))
+
+
+def set_status(session: Session, cluster_id: uuid.UUID, status: ClusterStatus) -> ClusterOut:
+    """active: takes new accounts; draining: keeps its accounts, takes no new ones;
+    disabled: takes nothing (its accounts stay assigned until moved by hand)."""
+    cluster = _require(session, cluster_id, lock=True)
+    return to_out(repo.update_cluster(session, cluster, status=status.value))
+
+
+def assign_account(
+    session: Session, account_owner_id: str, *, assigned_by: str | None = None
+) -> AssignmentOut:
+    """Place an account on the active cluster with the most free capacity.
+
+    Idempotent: an account that already has a cluster keeps it. Concurrent placements
+    serialise on the locks of the active cluster rows (taken in id order), so a cluster is
+    never overfilled; the CHECK current_users <= max_users backs this up. No room anywhere
+    is Unavailable."""
+    _require_owner(session, account_owner_id)
+    existing = repo.assignment_of(session, account_owner_id)
+    if existing is not None:
+        return AssignmentOut.model_validate(existing)
+    chosen = repo.emptiest_locked(session, repo.lock_active_clusters(session))
+    if chosen is None:
+        raise Unavailable(
+            "no active Hopsworks cluster has free capacity; register a cluster or raise "
+            "max_users (`hopsplane clusters add|update`)"
+        )
+    row = _guarded(
+        session, lambda: repo.insert_assignment(session, account_owner_id, chosen, assigned_by)
+    )
+    tasks.enqueue_owner_provisioning(session, account_owner_id)
+    return AssignmentOut.model_validate(row)
+
+
+def move_account(
+    session: Session, account_owner_id: str, cluster_id: uuid.UUID, *, assigned_by: str
+) -> AssignmentOut:
+    """Assign or move an account to ``cluster_id`` by hand (recorded in assigned_by). The
+    target must be active or draining (an admin may fill a draining cluster on purpose)
+    and have room. The account's Hopsworks users are provisioned on the new cluster."""
+    _require_owner(session, account_owner_id)
+    target = _require(session, cluster_id, lock=True)
+    if target.status == ClusterStatus.DISABLED:
+        raise Conflict(f"cluster {target.name} is disabled")
+    existing = repo.assignment_of(session, account_owner_id)
+    if existing is not None and existing.hopsworks_cluster_id == cluster_id:
+        return AssignmentOut.model_validate(existing)
+    if target.current_users >= target.max_users:
+        raise Conflict(f"cluster {target.name} is full ({target.current_users}/{target.max_users})")
+    if existing is None:
+        _guarded(
+            session,
+            lambda: repo.insert_assignment(session, account_owner_id, cluster_id, assigned_by),
+        )
+    else:
+        _guarded(
+            session,
+            lambda: repo.move_assignment(session, account_owner_id, cluster_id, assigned_by),
+        )
+    tasks.enqueue_owner_provisioning(session, account_owner_id)
+    for member in repo.members_of(session, account_owner_id):
+        tasks.enqueue_member_provisioning(session, member.id, account_owner_id)
+    row = repo.assignment_of(session, account_owner_id)
+    session.refresh(row)
+    return AssignmentOut.model_validate(row)
+
+
+def assignment(session: Session, account_owner_id: str) -> AssignmentOut | None:
+    row = repo.assignment_of(session, account_owner_id)
+    return None if row is None else AssignmentOut.model_validate(row)
+
+
+def connection(session: Session, box: SecretBox, cluster_id: uuid.UUID) -> ClusterSecrets:
+    """Decrypted connection details of a cluster, for the worker (never rendered)."""
+    from pydantic import SecretStr
+
+    cluster = _require(session, cluster_id)
+    return ClusterSecrets(
+        id=cluster.id, api_url=cluster.api_url, api_key=SecretStr(box.decrypt(cluster.api_key))
+    )
+
+
+def rotate_secrets(session: Session, box: SecretBox) -> int:
+    """Re-encrypt every stored cluster secret under the first configured key. Returns how
+    many clusters were rewritten. Fails (and changes nothing) if any secret cannot be
+    decrypted with the configured keys."""
+    rows = repo.all_secrets_for_update(session)
+    for cluster_id, api_key, kubeconfig in rows:
+        repo.store_secrets(
+            session,
+            cluster_id,
+            box.rotate(api_key),
+            box.rotate(kubeconfig) if kubeconfig is not None else None,
+        )
+    return len(rows)
+
+
+def count_drift(session: Session) -> list[tuple[uuid.UUID, int, int]]:
+    return repo.count_drift(session)
+
+
+def _require(session: Session, cluster_id: uuid.UUID, *, lock: bool = False) -> HopsworksCluster:
+    cluster = repo.get_cluster(session, cluster_id, lock=lock)
+    if cluster is None:
+        raise NotFound(f"no cluster {cluster_id}")
+    return cluster
+
+
+def _require_owner(session: Session, user_id: str) -> None:
+    user = repo.get_user(session, user_id)
+    if user is None:
+        raise NotFound(f"no account {user_id!r}")
+    if user.account_owner_id is not None:
+        raise Invalid(
+            f"{user_id!r} is a team member of {user.account_owner_id!r}; clusters are "
+            "assigned to account owners"
+        )
+
+
+def _guarded(session: Session, action: Any) -> Any:
+    """Run a write in a savepoint; the database's overfill CHECK becomes a Conflict and
+    leaves the caller's transaction usable."""
+    try:
+        with session.begin_nested():
+            return action()
+    except IntegrityError as exc:
+        if "hopsworks_clusters_not_overfull" in str(exc.orig):
+            raise Conflict("the cluster is full") from exc
+        raise
+
+
+def _encode_cursor(name: str, cluster_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(json.dumps([name, str(cluster_id)]).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[str, uuid.UUID] | None:
+    if not cursor:
+        return None
+    try:
+        name, cid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return str(name), uuid.UUID(cid)
+    except (ValueError, TypeError) as exc:
+        raise Invalid("cursor is not one this server gave out") from exc

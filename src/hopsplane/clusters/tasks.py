@@ -1,0 +1,65 @@
+"""Names of the clusters domain's jobs and how they are enqueued (in the caller's
+transaction). The handlers live in :mod:`hopsplane.clusters.provisioning`."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from hopsplane.worker.service import enqueue, enqueue_unless_queued
+
+PROVISION_OWNER = "clusters.provision_owner"
+PROVISION_MEMBER = "clusters.provision_member"
+SYNC_ACCOUNT_STATUS = "clusters.sync_account_status"
+PLACE_ACCOUNT = "clusters.place_account"
+REMOVE_MEMBER = "clusters.remove_member"
+RECONCILE = "clusters.reconcile"
+
+
+def account_lock(account_owner_id: str) -> str:
+    """Jobs of one account never run at the same time (they converge one account's
+    Hopsworks users on the database's state, in the order the workers pick them up)."""
+    return f"account:{account_owner_id}"
+
+
+def enqueue_owner_provisioning(session: Session, owner_id: str) -> None:
+    enqueue_unless_queued(
+        session, PROVISION_OWNER, {"user_id": owner_id}, lock_key=account_lock(owner_id)
+    )
+
+
+def enqueue_member_provisioning(
+    session: Session, member_id: str, owner_id: str | None = None
+) -> None:
+    enqueue_unless_queued(
+        session,
+        PROVISION_MEMBER,
+        {"user_id": member_id},
+        lock_key=account_lock(owner_id) if owner_id else None,
+    )
+
+
+def enqueue_status_sync(session: Session, owner_id: str) -> None:
+    # Not deduplicated: each change of the desired state gets a job that reads the state
+    # when it runs, and jobs of one account are serialised, so the last one wins.
+    enqueue(session, SYNC_ACCOUNT_STATUS, {"user_id": owner_id}, lock_key=account_lock(owner_id))
+
+
+def enqueue_placement(session: Session, owner_id: str) -> None:
+    enqueue_unless_queued(
+        session,
+        PLACE_ACCOUNT,
+        {"user_id": owner_id},
+        lock_key=account_lock(owner_id),
+        max_attempts=1000,
+    )
+
+
+def enqueue_member_removal(
+    session: Session, member_id: str, owner_id: str, email: str, project_id: int | None
+) -> None:
+    enqueue(
+        session,
+        REMOVE_MEMBER,
+        {"user_id": member_id, "owner_id": owner_id, "email": email, "project_id": project_id},
+        lock_key=account_lock(owner_id),
+    )

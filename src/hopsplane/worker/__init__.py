@@ -1,0 +1,1 @@
+"""`hopsplane worker`: scheduled and retried jobs on a PostgreSQL-backed queue (no broker)."""

@@ -1,0 +1,53 @@
+"""Shapes of the job queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: int
+    task: str
+    args: dict[str, Any]
+    lock_key: str | None
+    attempts: int  # attempts before this one
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobCounts:
+    task: str
+    status: str
+    count: int
+    next_run_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(slots=True)
+class JobContext:
+    """What a running job may use besides its session: built once per worker."""
+
+    services: dict[str, Any] = field(default_factory=dict)
+    job_id: int = 0
+    attempt: int = 1
+
+
+Handler = Callable[[Session, dict[str, Any], JobContext], None]
+"""A job: runs inside the job's transaction (takes the session, never commits). Raising
+rolls back what it wrote and schedules a retry; returning marks the job done."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicTask:
+    """A task enqueued once per ``every`` slot by whichever worker ticks first."""
+
+    name: str
+    every: timedelta
+    task: str
+    args: dict[str, Any] = field(default_factory=dict)
