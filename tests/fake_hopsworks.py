@@ -21,6 +21,7 @@ class State:
     users: dict[int, dict[str, Any]] = field(default_factory=dict)
     projects: dict[int, dict[str, Any]] = field(default_factory=dict)
     outage: int = 0  # answer the next N requests with 503
+    outage_after: str | None = None  # path: once it succeeds, go down (outage = 1000)
     requests: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -89,6 +90,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(404, _error(0, "not found"))
                 return
             status, answer = self._route(method, path[len(PREFIX):], query, body)
+            if status < 300 and self.state.outage_after == f"{method} {path}":
+                self.state.outage, self.state.outage_after = 1000, None
             self._send(status, answer)
 
     def _route(self, method: str, path: str, q: dict[str, str], body: Any) -> tuple[int, Any]:

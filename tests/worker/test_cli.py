@@ -1,0 +1,43 @@
+"""`hopsplane worker --once` / `status` / `retry-failed`, in-process."""
+
+import pytest
+from sqlalchemy import create_engine, text
+from typer.testing import CliRunner
+
+from hopsplane.cli.main import app
+from hopsplane.config import get_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, fresh_url: str) -> str:
+    monkeypatch.setenv("HOPSPLANE_DATABASE_URL", fresh_url)
+    monkeypatch.setenv("HOPSPLANE_ENVIRONMENT", "development")
+    get_settings.cache_clear()
+    return fresh_url
+
+
+def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        rows = [tuple(r) for r in conn.execute(text(sql))]
+    engine.dispose()
+    return rows
+
+
+def test_once_schedules_the_periodic_slot_and_runs_it(env: str) -> None:
+    r = runner.invoke(app, ["worker", "--once"])
+    assert r.exit_code == 0 and "ran 1 job(s)" in r.output, r.output
+    assert _rows(env, "SELECT task, status FROM hopsplane.jobs") == [("clusters.reconcile", "done")]
+    again = runner.invoke(app, ["worker", "--once"])  # same slot: nothing new
+    assert "ran 0 job(s)" in again.output
+    assert runner.invoke(app, ["worker", "status"]).exit_code == 0
+
+
+def test_retry_failed_requeues(env: str) -> None:
+    _rows(env, "INSERT INTO hopsplane.jobs (task, status, finished_at) "
+               "VALUES ('clusters.reconcile', 'failed', now()) RETURNING id")
+    r = runner.invoke(app, ["worker", "retry-failed"])
+    assert r.exit_code == 0 and "1 job(s) queued again" in r.output
+    assert _rows(env, "SELECT status FROM hopsplane.jobs") == [("queued",)]
