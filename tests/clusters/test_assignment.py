@@ -145,3 +145,52 @@ def test_concurrent_sign_ups_never_overfill(fresh_url: str, settings: Any, box: 
             assert now.current_users == now.max_users == placed.count(str(c.id))
         assert service.count_drift(s) == []
     seed.dispose()
+
+
+def test_moves_racing_sign_ups_neither_deadlock_nor_drift(
+    fresh_url: str, settings: Any, box: SecretBox
+) -> None:
+    seed = Database(fresh_url, settings)
+    with seed.transaction() as s:
+        a = add_cluster(s, box, "a", max_users=30)
+        b = add_cluster(s, box, "b", max_users=30)
+        movers = [make_user(s) for _ in range(6)]
+        for m in movers:
+            service.move_account(s, m, a.id, assigned_by="seed")
+        newcomers = [make_user(s) for _ in range(12)]
+    dbs = [Database(fresh_url, settings) for _ in range(6)]
+    errors: list[str] = []
+    barrier = threading.Barrier(len(movers) + len(newcomers))
+
+    def move(i: int, owner: str) -> None:
+        barrier.wait()
+        for target in (b.id, a.id, b.id):
+            try:
+                with dbs[i % 6].transaction() as s:
+                    service.move_account(s, owner, target, assigned_by="admin")
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    def sign_up(i: int, owner: str) -> None:
+        barrier.wait()
+        try:
+            with dbs[i % 6].transaction() as s:
+                service.assign_account(s, owner)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=move, args=(i, o)) for i, o in enumerate(movers)]
+    threads += [threading.Thread(target=sign_up, args=(i, o)) for i, o in enumerate(newcomers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for db in dbs:
+        db.dispose()
+    assert errors == []
+    with seed.transaction() as s:
+        assert service.count_drift(s) == []
+        total = service.get_cluster(s, a.id).current_users + service.get_cluster(s, b.id).current_users
+        assert total == len(movers) + len(newcomers)
+        assert all(service.assignment(s, m).hopsworks_cluster_id == b.id for m in movers)  # type: ignore[union-attr]
+    seed.dispose()

@@ -61,6 +61,15 @@ def lock_active_clusters(session: Session) -> list[uuid.UUID]:
     return [r[0] for r in rows]
 
 
+def lock_clusters(session: Session, ids: list[uuid.UUID]) -> None:
+    """Lock these cluster rows in id order (the order placements use), so a move and a
+    placement never wait for each other in a cycle."""
+    session.execute(
+        text("SELECT id FROM hopsworks_clusters WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+        {"ids": ids},
+    ).all()
+
+
 def emptiest_locked(session: Session, ids: list[uuid.UUID]) -> uuid.UUID | None:
     """Among the locked clusters, the one with the most free capacity (ties: lowest id).
     A fresh statement, so it reads the counts committed before the locks were granted."""

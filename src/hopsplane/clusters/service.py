@@ -161,10 +161,15 @@ def move_account(
     target must be active or draining (an admin may fill a draining cluster on purpose)
     and have room. The account's Hopsworks users are provisioned on the new cluster."""
     _require_owner(session, account_owner_id)
-    target = _require(session, cluster_id, lock=True)
+    existing = repo.assignment_of(session, account_owner_id)
+    # Lock the old and the new cluster together, in id order, before the trigger updates
+    # their counts: the same order as placements, so no deadlock.
+    involved = {cluster_id} | ({existing.hopsworks_cluster_id} if existing else set())
+    repo.lock_clusters(session, sorted(involved))
+    target = _require(session, cluster_id)
+    session.refresh(target)
     if target.status == ClusterStatus.DISABLED:
         raise Conflict(f"cluster {target.name} is disabled")
-    existing = repo.assignment_of(session, account_owner_id)
     if existing is not None and existing.hopsworks_cluster_id == cluster_id:
         return AssignmentOut.model_validate(existing)
     if target.current_users >= target.max_users:
