@@ -197,3 +197,25 @@ def test_reconcile_requeues_what_ran_out_of_attempts(
     worker.tick()  # the periodic reconcile slot
     worker.run_pending()
     assert _user(fresh_db, owner).hopsworks_project_id is not None
+
+
+def test_project_assigned_adds_the_member_to_that_project(
+    fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker
+) -> None:
+    with fresh_db.transaction() as s:
+        add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
+    owner = _signup(fresh_db)
+    worker.run_pending()
+    project_id = _user(fresh_db, owner).hopsworks_project_id
+    assert project_id is not None
+    with fresh_db.transaction() as s:
+        member = make_user(s, owner=owner)
+        hooks.member_joined(s, member, owner)  # no project yet: a user only
+    worker.run_pending()
+    email = _user(fresh_db, member).email
+    assert email not in hw.state.projects[project_id]["members"]
+    with fresh_db.transaction() as s:
+        hooks.project_assigned(s, member, project_id)
+    worker.run_pending()
+    assert email in hw.state.projects[project_id]["members"]
+    assert len([u for u in hw.state.users.values() if u["email"] == email]) == 1

@@ -39,9 +39,11 @@ class ClusterHooks:
         tasks.enqueue_member_removal(session, member_id, owner_id, member.email, project)
 
     def project_assigned(self, session: Session, member_id: str, project_id: int) -> None:
+        """The member is added to ``project_id`` (carried by the job, so it does not matter
+        whether the caller has written users.hopsworks_project_id yet)."""
         member = repo.get_user(session, member_id)
         tasks.enqueue_member_provisioning(
-            session, member_id, member.account_owner_id if member else None
+            session, member_id, member.account_owner_id if member else None, project_id
         )
 
     def account_suspended(self, session: Session, owner_id: str) -> None:

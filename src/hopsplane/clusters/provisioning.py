@@ -88,15 +88,16 @@ def provision_member(session: Session, args: dict[str, Any], ctx: JobContext) ->
         first, last = split_name(member.name, member.email)
         hw_user = client.create_user(member.email, first, last)
         repo.save_hopsworks_user(session, member.id, hw_user.username, cluster_id, hw_user.id)
-        if member.hopsworks_project_id is not None:
-            client.add_member(member.hopsworks_project_id, member.email)
+        project_id = args.get("project_id", member.hopsworks_project_id)
+        if project_id is not None:
+            client.add_member(int(project_id), member.email)
         if _suspended(owner):
             client.set_user_active(hw_user.id, False)
     log.info(
         "member provisioned",
         account=owner.id,
         member=member.id,
-        project=member.hopsworks_project_id,
+        project=project_id,
     )
 
 

@@ -52,15 +52,6 @@ def update_cluster(session: Session, cluster: HopsworksCluster, **values: Any) -
     return cluster
 
 
-def lock_active_clusters(session: Session) -> list[uuid.UUID]:
-    """Lock every active cluster row, in id order (a stable order, so two placements
-    never deadlock), and return their ids. Held until the transaction ends."""
-    rows = session.execute(
-        text("SELECT id FROM hopsworks_clusters WHERE status = 'active' ORDER BY id FOR UPDATE")
-    )
-    return [r[0] for r in rows]
-
-
 def lock_clusters(session: Session, ids: list[uuid.UUID]) -> None:
     """Lock these cluster rows in id order (the order placements use), so a move and a
     placement never wait for each other in a cycle."""
@@ -70,20 +61,31 @@ def lock_clusters(session: Session, ids: list[uuid.UUID]) -> None:
     ).all()
 
 
-def emptiest_locked(session: Session, ids: list[uuid.UUID]) -> uuid.UUID | None:
-    """Among the locked clusters, the one with the most free capacity (ties: lowest id).
-    A fresh statement, so it reads the counts committed before the locks were granted."""
-    if not ids:
-        return None
-    value = session.execute(
-        text(
-            "SELECT id FROM hopsworks_clusters WHERE id = ANY(:ids) AND status = 'active' "
-            "AND current_users < max_users "
-            "ORDER BY max_users - current_users DESC, id LIMIT 1"
-        ),
-        {"ids": ids},
-    ).scalar_one_or_none()
-    return value
+_PLACE = text(
+    """
+    WITH locked AS (
+        SELECT id, max_users, current_users FROM hopsworks_clusters
+        WHERE status = 'active' ORDER BY id FOR UPDATE
+    ), chosen AS (
+        SELECT id FROM locked WHERE current_users < max_users
+        ORDER BY max_users - current_users DESC, id LIMIT 1
+    )
+    INSERT INTO account_clusters (account_owner_id, hopsworks_cluster_id, assigned_by)
+    SELECT :owner, id, :by FROM chosen
+    RETURNING account_owner_id, hopsworks_cluster_id, assigned_at, assigned_by
+    """
+)
+
+
+def place_on_emptiest(
+    session: Session, account_owner_id: str, assigned_by: str | None
+) -> Any | None:
+    """In one statement: lock every active cluster row in id order (a stable order, so
+    placements and moves never deadlock), pick the one with the most free capacity (ties:
+    lowest id) and insert the assignment. FOR UPDATE hands back the newest committed
+    version of each row it locks, so the counts compared are the ones the locks protect.
+    None when no active cluster has room, else the new row."""
+    return session.execute(_PLACE, {"owner": account_owner_id, "by": assigned_by}).one_or_none()
 
 
 def assignment_of(session: Session, account_owner_id: str) -> AccountCluster | None:

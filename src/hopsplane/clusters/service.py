@@ -141,17 +141,14 @@ def assign_account(
     existing = repo.assignment_of(session, account_owner_id)
     if existing is not None:
         return AssignmentOut.model_validate(existing)
-    chosen = repo.emptiest_locked(session, repo.lock_active_clusters(session))
-    if chosen is None:
+    tasks.enqueue_owner_provisioning(session, account_owner_id)  # outside the locks
+    row = _guarded(session, lambda: repo.place_on_emptiest(session, account_owner_id, assigned_by))
+    if row is None:
         raise Unavailable(
             "no active Hopsworks cluster has free capacity; register a cluster or raise "
             "max_users (`hopsplane clusters add|update`)"
         )
-    row = _guarded(
-        session, lambda: repo.insert_assignment(session, account_owner_id, chosen, assigned_by)
-    )
-    tasks.enqueue_owner_provisioning(session, account_owner_id)
-    return AssignmentOut.model_validate(row)
+    return AssignmentOut.model_validate(row._mapping)
 
 
 def move_account(

@@ -28,12 +28,15 @@ def enqueue_owner_provisioning(session: Session, owner_id: str) -> None:
 
 
 def enqueue_member_provisioning(
-    session: Session, member_id: str, owner_id: str | None = None
+    session: Session, member_id: str, owner_id: str | None = None, project_id: int | None = None
 ) -> None:
+    args: dict[str, object] = {"user_id": member_id}
+    if project_id is not None:
+        args["project_id"] = project_id
     enqueue_unless_queued(
         session,
         PROVISION_MEMBER,
-        {"user_id": member_id},
+        args,
         lock_key=account_lock(owner_id) if owner_id else None,
     )
 
