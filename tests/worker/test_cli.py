@@ -41,3 +41,26 @@ def test_retry_failed_requeues(env: str) -> None:
     r = runner.invoke(app, ["worker", "retry-failed"])
     assert r.exit_code == 0 and "1 job(s) queued again" in r.output
     assert _rows(env, "SELECT status FROM hopsplane.jobs") == [("queued",)]
+
+
+def test_two_worker_processes_run_each_job_once(env: str) -> None:
+    """Two `hopsplane worker --once` processes drain one queue side by side."""
+    import os
+    import subprocess
+    import sys
+
+    _rows(env, "INSERT INTO hopsplane.jobs (task) SELECT 'clusters.reconcile' "
+               "FROM generate_series(1, 300) RETURNING id")
+    environ = {**os.environ, "HOPSPLANE_DATABASE_URL": env, "HOPSPLANE_LOG_LEVEL": "WARNING"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "hopsplane", "worker", "--once"], env=environ,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    ran = [int(o.split("ran ")[1].split(" job")[0]) for o in outputs]
+    # 300 queued jobs plus the periodic slot's reconcile job, which one of them created.
+    assert sum(ran) == 301, outputs
+    assert _rows(env, "SELECT status, attempts, count(*) FROM hopsplane.jobs "
+                      "GROUP BY status, attempts") == [("done", 1, 301)]
