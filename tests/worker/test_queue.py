@@ -178,3 +178,14 @@ def test_jobs_sharing_a_lock_key_never_run_at_the_same_time(fresh_url: str, sett
     assert order == ["start 1", "run 3", "end 1", "run 2"]
     db1.dispose()
     db2.dispose()
+
+
+def test_prune_deletes_only_old_successful_jobs(fresh_db: Database) -> None:
+    with fresh_db.transaction() as s:
+        s.execute(text(
+            "INSERT INTO hopsplane.jobs (task, status, finished_at) VALUES "
+            "('old', 'done', now() - interval '20 days'), "
+            "('recent', 'done', now() - interval '1 day'), "
+            "('failed', 'failed', now() - interval '30 days'), ('queued', 'queued', NULL)"))
+        service.prune(s, {}, JobContext())
+    assert [j.task for j in _jobs(fresh_db)] == ["recent", "failed", "queued"]

@@ -158,3 +158,11 @@ def counts(session: Session) -> list[JobCounts]:
         )
     )
     return [JobCounts(r.task, r.status, int(r.n), r.next_run_at, r.last_error) for r in rows]
+
+
+def delete_finished(session: Session, before: datetime) -> int:
+    result = session.execute(
+        text("DELETE FROM hopsplane.jobs WHERE status = 'done' AND finished_at < :before"),
+        {"before": before},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

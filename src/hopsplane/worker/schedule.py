@@ -24,13 +24,14 @@ from hopsplane.clusters import tasks as cluster_tasks
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.integrations.hopsworks import build_client_factory
+from hopsplane.worker import service as queue
 from hopsplane.worker.schemas import Handler, PeriodicTask
 
 RECONCILE_EVERY = timedelta(minutes=15)
 
 
 def handlers() -> dict[str, Handler]:
-    registry: dict[str, Handler] = {}
+    registry: dict[str, Handler] = {queue.PRUNE_TASK: queue.prune}
     registry.update(provisioning.HANDLERS)
     return registry
 
@@ -38,6 +39,7 @@ def handlers() -> dict[str, Handler]:
 def periodic_tasks() -> list[PeriodicTask]:
     return [
         PeriodicTask("clusters-reconcile", RECONCILE_EVERY, cluster_tasks.RECONCILE),
+        PeriodicTask("prune-jobs", timedelta(days=1), queue.PRUNE_TASK),
     ]
 
 

@@ -5,7 +5,7 @@ the workers at once); ``run_one`` owns one transaction per job."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -166,3 +166,15 @@ def counts(session: Session) -> list[JobCounts]:
 
 def retry_failed(session: Session, task: str | None = None) -> int:
     return repo.requeue_failed(session, task)
+
+
+PRUNE_TASK = "worker.prune"
+KEEP_DONE = 14  # days
+
+
+def prune(session: Session, args: dict[str, Any], context: JobContext) -> None:
+    """Periodic: delete jobs that finished successfully more than ``keep_days`` ago (failed
+    ones stay until someone looks at them)."""
+    days = int(args.get("keep_days", KEEP_DONE))
+    deleted = repo.delete_finished(session, utcnow() - timedelta(days=days))
+    log.info("pruned finished jobs", deleted=deleted, older_than_days=days)
