@@ -64,6 +64,8 @@ class PgServer:
         return self.url(name)
 
     def drop_all(self) -> None:
+        if self.kind == "embedded":
+            return  # the whole throw-away server and its data folder go at exit
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             for name in reversed(self.created):
                 conn.execute(
