@@ -1,0 +1,104 @@
+"""The billing run: every account with uncharged usage, in batches, one transaction each.
+
+This is a job (an edge): it opens its own transactions. It is safe to run every few
+minutes and concurrently with itself, with purchases and with grants: a batch holds its
+accounts' ledger locks and its usage rows' locks until it commits, and every debit has a
+deterministic idempotency key. A batch that fails is retried account by account, so one
+account's failure is reported and the others are still charged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+
+import structlog
+
+from hopsplane.billing import repository as repo
+from hopsplane.billing import service
+from hopsplane.billing.schemas import AccountFailure, BatchOutcome, RunReport
+from hopsplane.credits.rules import DEFAULT_THRESHOLDS
+from hopsplane.db.engine import Database
+from hopsplane.errors import AppError
+from hopsplane.hooks import AccountHooks
+from hopsplane.integrations.email import Mailer
+
+log = structlog.get_logger(__name__)
+
+
+def run_billing(
+    db: Database,
+    through: date,
+    *,
+    hooks: AccountHooks,
+    mailer: Mailer,
+    thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
+    batch_size: int = 1000,
+    public_url: str = "",
+    progress: Callable[[RunReport], None] | None = None,
+) -> RunReport:
+    report = RunReport(through=through)
+    _dispatch(db, hooks, mailer, report, public_url)  # events left by earlier postings
+    after: str | None = None
+    while True:
+        with db.transaction() as s:
+            accounts = repo.accounts_to_bill(s, through, after=after, limit=batch_size)
+        if not accounts:
+            break
+        after = accounts[-1]
+        try:
+            with db.transaction() as s:
+                _add(report, service.bill_batch(
+                    s, accounts, through, hooks=hooks, thresholds=thresholds))
+        except Exception:  # isolate the failing account(s); the rest is charged below
+            log.warning("billing batch failed; retrying its accounts one by one",
+                        first=accounts[0], size=len(accounts))
+            for account in accounts:
+                _bill_one(db, account, through, hooks, thresholds, report)
+        _dispatch(db, hooks, mailer, report, public_url)
+        if progress is not None:
+            progress(report)
+    log.info("billing run", through=str(through), accounts=report.accounts,
+             postings=report.postings, amount=str(report.amount),
+             failures=len(report.failures))
+    return report
+
+
+def _bill_one(
+    db: Database,
+    account: str,
+    through: date,
+    hooks: AccountHooks,
+    thresholds: tuple[Decimal, ...],
+    report: RunReport,
+) -> None:
+    try:
+        with db.transaction() as s:
+            _add(report, service.bill_batch(
+                s, [account], through, hooks=hooks, thresholds=thresholds))
+    except AppError as exc:
+        report.failures.append(AccountFailure(account, f"{exc.name}: {exc.message}"))
+    except Exception as exc:  # a bug or a database error: report it, bill the others
+        log.exception("billing failed for an account", account=account)
+        report.failures.append(AccountFailure(account, f"{type(exc).__name__}: {exc}"))
+
+
+def _add(report: RunReport, outcome: BatchOutcome) -> None:
+    report.accounts += outcome.accounts
+    report.rows += outcome.rows
+    report.postings += outcome.postings
+    report.amount += outcome.amount
+
+
+def _dispatch(
+    db: Database, hooks: AccountHooks, mailer: Mailer, report: RunReport, public_url: str
+) -> None:
+    while True:
+        with db.transaction() as s:
+            hooked, sent, claimed = service.dispatch_events(
+                s, hooks, mailer, public_url=public_url)
+        report.hooks_called += hooked
+        report.notices_sent += sent
+        if claimed == 0 or hooked + sent == 0:
+            return
