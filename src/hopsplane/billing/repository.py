@@ -35,41 +35,37 @@ def accounts_to_bill(
     return [r[0] for r in rows]
 
 
-def pending_charges(session: Session, accounts: list[str], through: date) -> list[PendingCharge]:
-    """The batch's rows with something left to charge, locked (FOR UPDATE) until commit so
-    that a concurrent run or a late-usage upsert waits instead of racing."""
+def take_pending_charges(
+    session: Session, accounts: list[str], through: date
+) -> list[PendingCharge]:
+    """Mark the batch's rows with something left to charge as charged (billed_amount :=
+    total_cost) and return them with what was charged before, in one statement. The rows
+    stay locked until commit, so a concurrent run or a late-usage upsert waits; the caller
+    posts the debits in the same transaction (a failure rolls the marks back)."""
     rows = session.execute(
         text(
             """
-            SELECT id, account_owner_id, date, compute_units, total_cost, billed_amount
-            FROM usage_tracking
-            WHERE account_owner_id = ANY(CAST(:accounts AS text[])) AND date <= :through
-              AND total_cost > billed_amount
-            ORDER BY account_owner_id, date
-            FOR UPDATE
+            UPDATE usage_tracking u SET billed_amount = u.total_cost
+            FROM (
+                SELECT id, billed_amount FROM usage_tracking
+                WHERE account_owner_id = ANY(CAST(:accounts AS text[])) AND date <= :through
+                  AND total_cost > billed_amount
+                FOR UPDATE
+            ) AS p
+            WHERE u.id = p.id
+            RETURNING u.id, u.account_owner_id, u.date, u.compute_units, u.total_cost,
+                      p.billed_amount
             """
         ),
         {"accounts": accounts, "through": through},
     )
-    return [
+    charges = [
         PendingCharge(r.id, r.account_owner_id, r.date, r.compute_units, r.total_cost,
                       r.billed_amount)
         for r in rows
     ]
-
-
-def mark_billed(session: Session, charges: list[PendingCharge]) -> None:
-    """billed_amount := the total_cost that was charged (read under the row lock)."""
-    session.execute(
-        text(
-            """
-            UPDATE usage_tracking u SET billed_amount = v.total
-            FROM unnest(CAST(:ids AS uuid[]), CAST(:totals AS numeric[])) AS v(id, total)
-            WHERE u.id = v.id
-            """
-        ),
-        {"ids": [c.id for c in charges], "totals": [c.total_cost for c in charges]},
-    )
+    charges.sort(key=lambda c: (c.account_owner_id, c.date))
+    return charges
 
 
 def usage_days(

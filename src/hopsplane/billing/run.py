@@ -9,7 +9,9 @@ account's failure is reported and the others are still charged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
 
@@ -35,34 +37,76 @@ def run_billing(
     mailer: Mailer,
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
     batch_size: int = 1000,
+    workers: int = 2,
     public_url: str = "",
     progress: Callable[[RunReport], None] | None = None,
 ) -> RunReport:
+    """Charge all accounts with uncharged usage up to ``through``.
+
+    Batches of ``batch_size`` accounts (in id order) are charged by ``workers`` threads,
+    each batch in its own transaction; notices are sent after each commit. ``hooks`` and
+    ``mailer`` are called from the worker threads."""
     report = RunReport(through=through)
     _dispatch(db, hooks, mailer, report, public_url)  # events left by earlier postings
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="billing") as pool:
+        inflight: deque[Future[RunReport]] = deque()
+        for accounts in _batches(db, through, batch_size):
+            inflight.append(pool.submit(
+                _bill_batch, db, accounts, through, hooks, mailer, thresholds, public_url))
+            while len(inflight) >= 2 * max(1, workers):
+                _merge(report, inflight.popleft().result(), progress)
+        while inflight:
+            _merge(report, inflight.popleft().result(), progress)
+    log.info("billing run", through=str(through), accounts=report.accounts,
+             postings=report.postings, amount=str(report.amount),
+             failures=len(report.failures))
+    return report
+
+
+def _batches(db: Database, through: date, batch_size: int) -> Iterator[list[str]]:
     after: str | None = None
     while True:
         with db.transaction() as s:
             accounts = repo.accounts_to_bill(s, through, after=after, limit=batch_size)
         if not accounts:
-            break
+            return
         after = accounts[-1]
-        try:
-            with db.transaction() as s:
-                _add(report, service.bill_batch(
-                    s, accounts, through, hooks=hooks, thresholds=thresholds))
-        except Exception:  # isolate the failing account(s); the rest is charged below
-            log.warning("billing batch failed; retrying its accounts one by one",
-                        first=accounts[0], size=len(accounts))
-            for account in accounts:
-                _bill_one(db, account, through, hooks, thresholds, report)
-        _dispatch(db, hooks, mailer, report, public_url)
-        if progress is not None:
-            progress(report)
-    log.info("billing run", through=str(through), accounts=report.accounts,
-             postings=report.postings, amount=str(report.amount),
-             failures=len(report.failures))
-    return report
+        yield accounts
+
+
+def _bill_batch(
+    db: Database,
+    accounts: list[str],
+    through: date,
+    hooks: AccountHooks,
+    mailer: Mailer,
+    thresholds: tuple[Decimal, ...],
+    public_url: str,
+) -> RunReport:
+    part = RunReport(through=through)
+    try:
+        with db.transaction() as s:
+            _add(part, service.bill_batch(
+                s, accounts, through, hooks=hooks, thresholds=thresholds))
+    except Exception:  # isolate the failing account(s); the rest is charged below
+        log.warning("billing batch failed; retrying its accounts one by one",
+                    first=accounts[0], size=len(accounts))
+        for account in accounts:
+            _bill_one(db, account, through, hooks, thresholds, part)
+    _dispatch(db, hooks, mailer, part, public_url)
+    return part
+
+
+def _merge(
+    report: RunReport, part: RunReport, progress: Callable[[RunReport], None] | None
+) -> None:
+    _add(report, BatchOutcome(part.accounts, part.rows, part.postings, part.amount))
+    report.suspended += part.suspended
+    report.failures.extend(part.failures)
+    report.hooks_called += part.hooks_called
+    report.notices_sent += part.notices_sent
+    if progress is not None:
+        progress(report)
 
 
 def _bill_one(
@@ -85,6 +129,7 @@ def _bill_one(
 
 
 def _add(report: RunReport, outcome: BatchOutcome) -> None:
+    report.suspended += outcome.suspended
     report.accounts += outcome.accounts
     report.rows += outcome.rows
     report.postings += outcome.postings
@@ -97,7 +142,7 @@ def _dispatch(
     while True:
         with db.transaction() as s:
             hooked, sent, claimed = service.dispatch_events(
-                s, hooks, mailer, public_url=public_url)
+                s, hooks, mailer, limit=1000, public_url=public_url)
         report.hooks_called += hooked
         report.notices_sent += sent
         if claimed == 0 or hooked + sent == 0:

@@ -31,6 +31,7 @@ class BatchOutcome:
     rows: int
     postings: int
     amount: Decimal
+    suspended: int = 0  # accounts suspended by this batch (announced through the hooks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class RunReport:
     failures: list[AccountFailure] = field(default_factory=list)
     hooks_called: int = 0
     notices_sent: int = 0
+    suspended: int = 0
 
     @property
     def ok(self) -> bool:

@@ -44,12 +44,12 @@ def bill_batch(
     """Charge every uncharged part of the accounts' usage up to ``through``.
 
     Under the accounts' ledger locks, the rows with ``total_cost > billed_amount`` are
-    read and locked; one usage debit per row is posted set-based (the difference: a late
-    upsert that raised a billed day is charged only for what it added); ``billed_amount``
-    is set to the charged total in the same transaction. A repeat finds nothing to do.
+    locked and marked charged (``billed_amount := total_cost``), and one usage debit per
+    row is posted set-based for the difference (a late upsert that raised a billed day is
+    charged only for what it added), all in this transaction. A repeat finds nothing.
     """
     credits.lock_accounts(session, accounts)
-    charges = repo.pending_charges(session, accounts, through)
+    charges = repo.take_pending_charges(session, accounts, through)
     if not charges:
         return BatchOutcome(len(accounts), 0, 0, Decimal("0.00"))
     postings = [
@@ -64,9 +64,12 @@ def bill_batch(
         for c in charges
     ]
     result = credits.post_many(session, postings, hooks=hooks, thresholds=thresholds)
-    repo.mark_billed(session, charges)
     return BatchOutcome(
-        len(accounts), len(charges), result.created, sum((c.due for c in charges), Decimal(0))
+        len(accounts),
+        len(charges),
+        result.created,
+        sum((c.due for c in charges), Decimal(0)),
+        sum(1 for e in result.events if e.kind == "suspended"),
     )
 
 

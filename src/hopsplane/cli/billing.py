@@ -42,6 +42,9 @@ def run(
         int | None,
         typer.Option(help="Accounts per transaction (HOPSPLANE_BILLING_BATCH_SIZE)."),
     ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=16, help="Batches charged side by side.")
+    ] = 2,
 ) -> None:
     """Post a usage debit for every part of usage_tracking.total_cost not charged yet.
 
@@ -58,6 +61,7 @@ def run(
             mailer=build_mailer(settings),
             thresholds=settings.thresholds,
             batch_size=batch_size or settings.billing_batch_size,
+            workers=workers,
             public_url=settings.public_url,
             progress=lambda r: status.update(
                 f"billing... {r.accounts} accounts, {r.postings} debits, {r.amount}"),
@@ -65,7 +69,7 @@ def run(
     console.print(
         f"billed through {report.through}: {report.postings} debits totalling "
         f"{report.amount} over {report.accounts} accounts; {report.notices_sent} notices "
-        f"sent, {report.hooks_called} suspensions/resumptions announced"
+        f"sent, {report.suspended} accounts suspended"
     )
     if report.failures:
         err_console.print(f"[red]{len(report.failures)} account(s) failed:[/red]")

@@ -66,14 +66,6 @@ _INSERT_MANY = text(
         FROM fresh f
         WINDOW w AS (PARTITION BY f.account ORDER BY f.ord
                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-    ),
-    heads AS (
-        SELECT a.account, h.seq, h.balance
-        FROM (SELECT DISTINCT account FROM fresh) AS a
-        LEFT JOIN LATERAL (
-            SELECT seq, balance FROM credits_ledger
-            WHERE account_owner_id = a.account ORDER BY seq DESC LIMIT 1
-        ) AS h ON true
     )
     INSERT INTO credits_ledger AS l (
         account_owner_id, seq, prev_seq, prev_balance, amount, balance, type,
@@ -86,7 +78,11 @@ _INSERT_MANY = text(
            n.amount,
            COALESCE(h.balance, 0) + n.running,
            n.type, n.description, n.intent, n.key
-    FROM numbered n JOIN heads h USING (account)
+    FROM numbered n
+    LEFT JOIN LATERAL (  -- the head as of the statement's start (same for every row)
+        SELECT seq, balance FROM credits_ledger
+        WHERE account_owner_id = n.account ORDER BY seq DESC LIMIT 1
+    ) AS h ON true
     ORDER BY n.account, n.rn
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING l.idempotency_key
@@ -301,7 +297,8 @@ def find_by_keys(session: Session, keys: list[str]) -> list[LedgerEntry]:
 def owners_among(session: Session, account_ids: list[str]) -> dict[str, str | None]:
     """{user id: account_owner_id} for the ids that exist (None for owners)."""
     rows = session.execute(
-        select(User.id, User.account_owner_id).where(User.id.in_(account_ids))
+        text("SELECT id, account_owner_id FROM users WHERE id = ANY(CAST(:ids AS text[]))"),
+        {"ids": account_ids},
     )
     return {r[0]: r[1] for r in rows}
 
