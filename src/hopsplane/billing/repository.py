@@ -143,22 +143,25 @@ def list_overrides(session: Session, account_id: str) -> list[PriceOverride]:
     return list(session.scalars(stmt))
 
 
-def claim_events(session: Session, limit: int) -> list[dict[str, Any]]:
-    """Undispatched balance events (oldest first), locked so that two dispatchers never
-    take the same one, with the owner's email."""
+def claim_events(
+    session: Session, limit: int, ids: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """Undispatched balance events (oldest first, or just ``ids``), locked so that two
+    dispatchers never take the same one, with the owner's email."""
+    only = "AND e.id = ANY(CAST(:ids AS bigint[]))" if ids is not None else ""
     rows = session.execute(
         text(
-            """
+            f"""
             SELECT e.id, e.account_owner_id, e.kind, e.threshold, e.balance, e.ledger_seq,
                    u.email
             FROM hopsplane.balance_events e JOIN users u ON u.id = e.account_owner_id
-            WHERE e.dispatched_at IS NULL
+            WHERE e.dispatched_at IS NULL {only}
             ORDER BY e.id
             LIMIT :limit
             FOR UPDATE OF e SKIP LOCKED
             """
         ),
-        {"limit": limit},
+        {"limit": limit, "ids": ids},
     )
     return [dict(r._mapping) for r in rows]
 

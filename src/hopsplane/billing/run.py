@@ -84,16 +84,25 @@ def _bill_batch(
     public_url: str,
 ) -> RunReport:
     part = RunReport(through=through)
+    notices: list[int] = []
     try:
         with db.transaction() as s:
-            _add(part, service.bill_batch(
-                s, accounts, through, hooks=hooks, thresholds=thresholds))
+            outcome = service.bill_batch(
+                s, accounts, through, hooks=hooks, thresholds=thresholds)
+        _add(part, outcome)
+        notices += outcome.notices
     except Exception:  # isolate the failing account(s); the rest is charged below
         log.warning("billing batch failed; retrying its accounts one by one",
                     first=accounts[0], size=len(accounts))
         for account in accounts:
-            _bill_one(db, account, through, hooks, thresholds, part)
-    _dispatch(db, hooks, mailer, part, public_url)
+            notices += _bill_one(db, account, through, hooks, thresholds, part)
+    for start in range(0, len(notices), 1000):  # this batch's notices, after its commit
+        with db.transaction() as s:
+            hooked, sent, _ = service.dispatch_events(
+                s, hooks, mailer, limit=1000, ids=notices[start:start + 1000],
+                public_url=public_url)
+        part.hooks_called += hooked
+        part.notices_sent += sent
     return part
 
 
@@ -116,16 +125,19 @@ def _bill_one(
     hooks: AccountHooks,
     thresholds: tuple[Decimal, ...],
     report: RunReport,
-) -> None:
+) -> tuple[int, ...]:
     try:
         with db.transaction() as s:
-            _add(report, service.bill_batch(
-                s, [account], through, hooks=hooks, thresholds=thresholds))
+            outcome = service.bill_batch(
+                s, [account], through, hooks=hooks, thresholds=thresholds)
+        _add(report, outcome)
+        return outcome.notices
     except AppError as exc:
         report.failures.append(AccountFailure(account, f"{exc.name}: {exc.message}"))
     except Exception as exc:  # a bug or a database error: report it, bill the others
         log.exception("billing failed for an account", account=account)
         report.failures.append(AccountFailure(account, f"{type(exc).__name__}: {exc}"))
+    return ()
 
 
 def _add(report: RunReport, outcome: BatchOutcome) -> None:

@@ -32,6 +32,7 @@ class BatchOutcome:
     postings: int
     amount: Decimal
     suspended: int = 0  # accounts suspended by this batch (announced through the hooks)
+    notices: tuple[int, ...] = ()  # low-balance events to mail after commit
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ def bill_batch(
         result.created,
         sum((c.due for c in charges), Decimal(0)),
         sum(1 for e in result.events if e.kind == "suspended"),
+        tuple(e.id for e in result.events if e.kind == "low_balance"),
     )
 
 
@@ -160,13 +161,15 @@ def dispatch_events(
     mailer: Mailer,
     *,
     limit: int = 500,
+    ids: list[int] | None = None,
     public_url: str = "",
 ) -> tuple[int, int, int]:
     """Announce recorded balance events that nobody announced yet: suspensions and
     resumptions through the hooks (in this transaction: exactly once), low-balance
     notices by email (an email that cannot be sent now stays pending and is retried by
-    the next dispatch). Returns (hooks called, emails sent, events claimed)."""
-    events = repo.claim_events(session, limit)
+    the next dispatch). With ``ids``, only those events (a batch's own). Returns (hooks
+    called, emails sent, events claimed)."""
+    events = repo.claim_events(session, limit, ids)
     done: list[int] = []
     hooked = sent = 0
     for e in events:

@@ -85,7 +85,7 @@ _INSERT_MANY = text(
     ) AS h ON true
     ORDER BY n.account, n.rn
     ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING l.idempotency_key
+    RETURNING l.idempotency_key, l.account_owner_id, l.amount, l.balance
     """
 )
 
@@ -271,9 +271,11 @@ def lock_accounts(session: Session, account_ids: list[str]) -> None:
     session.execute(_LOCK_MANY, {"accounts": account_ids})
 
 
-def insert_many(session: Session, postings: list[Posting]) -> set[str]:
+def insert_many(
+    session: Session, postings: list[Posting]
+) -> dict[str, tuple[str, Decimal, Decimal]]:
     """Append every posting whose key is new, chained after each account's head, in one
-    statement. Returns the keys that were inserted."""
+    statement. Returns {key: (account, amount, balance)} of the inserted entries."""
     rows = session.execute(
         _INSERT_MANY,
         {
@@ -285,7 +287,7 @@ def insert_many(session: Session, postings: list[Posting]) -> set[str]:
             "keys": [p.idempotency_key for p in postings],
         },
     )
-    return {r[0] for r in rows}
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
 def find_by_keys(session: Session, keys: list[str]) -> list[LedgerEntry]:

@@ -145,7 +145,10 @@ def post_many(
                 raise Conflict(
                     f"idempotency key {p.idempotency_key!r} was already used for another entry"
                 )
-    touched = sorted({p.account_owner_id for p in unique if p.idempotency_key in inserted})
+    touched = sorted({
+        account for account, amount, after in inserted.values()
+        if standing_may_change(amount, after, thresholds)
+    })
     events: tuple[BalanceEvent, ...] = ()
     if touched:
         events = tuple(repo.apply_standing(session, touched, thresholds))
