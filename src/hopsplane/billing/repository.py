@@ -20,12 +20,15 @@ def accounts_to_bill(
     session: Session, through: date, *, after: str | None, limit: int
 ) -> list[str]:
     """Accounts with something left to charge up to ``through``, in id order (keyset)."""
+    # Two statements, not `(:after IS NULL OR account_owner_id > :after)`: a prepared
+    # statement's generic plan cannot start the index scan at :after through an OR, and
+    # would walk the index from the start on every batch (quadratic over a run).
+    keyset = "AND account_owner_id > :after" if after is not None else ""
     rows = session.execute(
         text(
-            """
+            f"""
             SELECT DISTINCT account_owner_id FROM usage_tracking
-            WHERE total_cost > billed_amount AND date <= :through
-              AND (CAST(:after AS text) IS NULL OR account_owner_id > :after)
+            WHERE total_cost > billed_amount AND date <= :through {keyset}
             ORDER BY account_owner_id
             LIMIT :limit
             """
@@ -143,27 +146,53 @@ def list_overrides(session: Session, account_id: str) -> list[PriceOverride]:
     return list(session.scalars(stmt))
 
 
-def claim_events(
-    session: Session, limit: int, ids: list[int] | None = None
-) -> list[dict[str, Any]]:
-    """Undispatched balance events (oldest first, or just ``ids``), locked so that two
-    dispatchers never take the same one, with the owner's email."""
-    only = "AND e.id = ANY(CAST(:ids AS bigint[]))" if ids is not None else ""
+def claim_events(session: Session, limit: int) -> list[dict[str, Any]]:
+    """Undispatched balance events (oldest first), locked so that two dispatchers never
+    take the same one, with the owner's email."""
     rows = session.execute(
         text(
-            f"""
+            """
             SELECT e.id, e.account_owner_id, e.kind, e.threshold, e.balance, e.ledger_seq,
                    u.email
             FROM hopsplane.balance_events e JOIN users u ON u.id = e.account_owner_id
-            WHERE e.dispatched_at IS NULL {only}
+            WHERE e.dispatched_at IS NULL
             ORDER BY e.id
             LIMIT :limit
             FOR UPDATE OF e SKIP LOCKED
             """
         ),
-        {"limit": limit, "ids": ids},
+        {"limit": limit},
     )
     return [dict(r._mapping) for r in rows]
+
+
+def take_events(session: Session, ids: list[int]) -> list[dict[str, Any]]:
+    """Mark these events dispatched (those not yet) and return them with the owner's
+    email, in one statement; the caller un-marks what it could not deliver."""
+    rows = session.execute(
+        text(
+            """
+            UPDATE hopsplane.balance_events e SET dispatched_at = now()
+            FROM users u
+            WHERE e.id = ANY(CAST(:ids AS bigint[])) AND e.dispatched_at IS NULL
+              AND u.id = e.account_owner_id
+            RETURNING e.id, e.account_owner_id, e.kind, e.threshold, e.balance,
+                      e.ledger_seq, u.email
+            """
+        ),
+        {"ids": ids},
+    )
+    return sorted((dict(r._mapping) for r in rows), key=lambda e: int(e["id"]))
+
+
+def unmark_events(session: Session, ids: list[int]) -> None:
+    session.execute(
+        text(
+            "UPDATE hopsplane.balance_events SET dispatched_at = NULL "
+            "WHERE id = ANY(CAST(:ids AS bigint[]))"
+        ),
+        {"ids": ids},
+    )
 
 
 def mark_events_dispatched(session: Session, ids: list[int]) -> None:

@@ -169,8 +169,14 @@ def dispatch_events(
     notices by email (an email that cannot be sent now stays pending and is retried by
     the next dispatch). With ``ids``, only those events (a batch's own). Returns (hooks
     called, emails sent, events claimed)."""
-    events = repo.claim_events(session, limit, ids)
+    if ids is not None:
+        events = repo.take_events(session, ids)
+        marked = True
+    else:
+        events = repo.claim_events(session, limit)
+        marked = False
     done: list[int] = []
+    failed: list[int] = []
     hooked = sent = 0
     for e in events:
         if e["kind"] == "suspended":
@@ -185,10 +191,13 @@ def dispatch_events(
             except Unavailable as exc:
                 log.warning("low-balance notice not sent", account=e["account_owner_id"],
                             error=exc.message)
+                failed.append(e["id"])
                 continue
             sent += 1
         done.append(e["id"])
-    if done:
+    if marked and failed:
+        repo.unmark_events(session, failed)
+    if not marked and done:
         repo.mark_events_dispatched(session, done)
     return hooked, sent, len(events)
 

@@ -92,7 +92,9 @@ _INSERT_MANY = text(
 # After postings: bring each account's standing up to date with its head balance, and
 # record what changed (in the same statement, from the standing read before the update).
 # Level = the lowest threshold the balance is at or under; a notice is due when the level
-# drops below the announced one. The caller holds the accounts' advisory locks.
+# drops below the announced one. Suspensions and resumptions are stored as dispatched
+# (:announced) when the caller announces them through the hooks in this transaction.
+# The caller holds the accounts' advisory locks.
 _APPLY_STANDING = text(
     """
     WITH heads AS (
@@ -110,7 +112,8 @@ _APPLY_STANDING = text(
                s.account_owner_id IS NOT NULL AS known,
                h.balance <= 0 AS now_suspended,
                (SELECT min(t) FROM unnest(CAST(:thresholds AS numeric[])) AS t
-                WHERE h.balance <= t) AS new_level
+                WHERE h.balance <= t) AS new_level,
+               CASE WHEN CAST(:announced AS boolean) THEN now() END AS announced_at
         FROM heads h
         LEFT JOIN hopsplane.account_standing s ON s.account_owner_id = h.account
     ),
@@ -125,14 +128,14 @@ _APPLY_STANDING = text(
             ledger_seq = excluded.ledger_seq, changed_at = excluded.changed_at
     )
     INSERT INTO hopsplane.balance_events AS e (
-        account_owner_id, kind, threshold, balance, ledger_seq)
-    SELECT account, 'low_balance', new_level, balance, seq FROM computed
+        account_owner_id, kind, threshold, balance, ledger_seq, dispatched_at)
+    SELECT account, 'low_balance', new_level, balance, seq, NULL::timestamptz FROM computed
     WHERE new_level IS NOT NULL AND (old_level IS NULL OR new_level < old_level)
     UNION ALL
-    SELECT account, 'suspended', NULL, balance, seq FROM computed
+    SELECT account, 'suspended', NULL, balance, seq, announced_at FROM computed
     WHERE now_suspended AND NOT was_suspended
     UNION ALL
-    SELECT account, 'resumed', NULL, balance, seq FROM computed
+    SELECT account, 'resumed', NULL, balance, seq, announced_at FROM computed
     WHERE was_suspended AND NOT now_suspended
     ON CONFLICT (account_owner_id, ledger_seq, kind) DO NOTHING
     RETURNING e.id, e.account_owner_id, e.kind, e.threshold, e.balance, e.ledger_seq
@@ -306,25 +309,24 @@ def owners_among(session: Session, account_ids: list[str]) -> dict[str, str | No
 
 
 def apply_standing(
-    session: Session, account_ids: list[str], thresholds: tuple[Decimal, ...]
+    session: Session,
+    account_ids: list[str],
+    thresholds: tuple[Decimal, ...],
+    *,
+    announced: bool,
 ) -> list[BalanceEvent]:
     rows = session.execute(
-        _APPLY_STANDING, {"accounts": account_ids, "thresholds": list(thresholds)}
+        _APPLY_STANDING,
+        {
+            "accounts": account_ids,
+            "thresholds": list(thresholds),
+            "announced": announced,
+        },
     )
     return [
         BalanceEvent(r.id, r.account_owner_id, r.kind, r.threshold, r.balance, r.ledger_seq)
         for r in rows
     ]
-
-
-def mark_dispatched(session: Session, event_ids: list[int]) -> None:
-    session.execute(
-        text(
-            "UPDATE hopsplane.balance_events SET dispatched_at = now() "
-            "WHERE id = ANY(CAST(:ids AS bigint[])) AND dispatched_at IS NULL"
-        ),
-        {"ids": event_ids},
-    )
 
 
 def standing(session: Session, account_id: str) -> tuple[bool, Decimal | None]:

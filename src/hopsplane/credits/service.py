@@ -73,7 +73,10 @@ def post(
         events: tuple[BalanceEvent, ...] = ()
         if standing_may_change(entry.amount, entry.balance, thresholds):
             events = tuple(
-                repo.apply_standing(session, [posting.account_owner_id], thresholds)
+                repo.apply_standing(
+                    session, [posting.account_owner_id], thresholds,
+                    announced=hooks is not None,
+                )
             )
             if hooks is not None:
                 announce(session, events, hooks)
@@ -151,28 +154,24 @@ def post_many(
     })
     events: tuple[BalanceEvent, ...] = ()
     if touched:
-        events = tuple(repo.apply_standing(session, touched, thresholds))
+        events = tuple(repo.apply_standing(
+            session, touched, thresholds, announced=hooks is not None))
         if hooks is not None:
             announce(session, events, hooks)
     return BatchResult(len(inserted), len(replays), events)
 
 
 def announce(session: Session, events: Sequence[BalanceEvent], hooks: AccountHooks) -> None:
-    """Call the AccountHooks seam for suspensions and resumptions and mark them
-    dispatched, in the caller's transaction (so each is announced exactly once: a
-    rollback takes back both the hook's work and the mark). Low-balance notices are left
-    for the mail dispatcher (hopsplane.billing.service.dispatch_events)."""
-    done = []
+    """Call the AccountHooks seam for the suspensions and resumptions of a posting, in
+    the caller's transaction. The events were stored as dispatched in this same
+    transaction, so each is announced exactly once: a rollback takes back both the hook's
+    work and the mark. Low-balance notices are left for the mail dispatcher
+    (hopsplane.billing.service.dispatch_events)."""
     for event in events:
         if event.kind == "suspended":
             hooks.account_suspended(session, event.account_owner_id)
         elif event.kind == "resumed":
             hooks.account_resumed(session, event.account_owner_id)
-        else:
-            continue
-        done.append(event.id)
-    if done:
-        repo.mark_dispatched(session, done)
 
 
 def grant(

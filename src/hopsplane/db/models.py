@@ -318,22 +318,13 @@ class AccountStanding(Base):
     """Suspended or not, and the lowest low-balance threshold already announced."""
 
     __tablename__ = "account_standing"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["account_owner_id", "account_is_member"],
-            ["users.id", "users.is_member"],
-            name="account_standing_owner_fkey",
-            ondelete="RESTRICT",
-        ),
-        {"schema": MACHINERY_SCHEMA},
-    )
+    __table_args__ = ({"schema": MACHINERY_SCHEMA},)
 
     account_owner_id: Mapped[str] = mapped_column(Text, primary_key=True)
     suspended: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     notice_threshold: Mapped[Decimal | None] = mapped_column(BALANCE)
     ledger_seq: Mapped[int] = mapped_column(BigInteger)
     changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    account_is_member: Mapped[bool] = mapped_column(Boolean, Computed("false", persisted=True))
 
 
 class BalanceEvent(Base):
@@ -343,12 +334,6 @@ class BalanceEvent(Base):
     __table_args__ = (
         UniqueConstraint(
             "account_owner_id", "ledger_seq", "kind", name="balance_events_once_per_entry"
-        ),
-        ForeignKeyConstraint(
-            ["account_owner_id", "account_is_member"],
-            ["users.id", "users.is_member"],
-            name="balance_events_owner_fkey",
-            ondelete="RESTRICT",
         ),
         Index(
             "balance_events_pending_idx",
@@ -366,4 +351,3 @@ class BalanceEvent(Base):
     ledger_seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     dispatched_at: Mapped[datetime | None]
-    account_is_member: Mapped[bool] = mapped_column(Boolean, Computed("false", persisted=True))

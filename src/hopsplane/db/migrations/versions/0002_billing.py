@@ -6,6 +6,9 @@
 - hopsplane.price_overrides: a per-account unit price from a date, set by a platform admin.
 - hopsplane.account_standing: suspended or not, and the lowest low-balance threshold
   already announced (so a notice is sent once per crossing).
+  Neither it nor balance_events has a foreign key to users: their rows are written only
+  by the posting step, for accounts that have ledger entries (whose owner foreign key
+  already holds), and a key check would lock the users row once more per posting.
 - hopsplane.balance_events: low-balance notices, suspensions and resumptions, recorded in
   the posting's transaction (an outbox: hooks and emails are dispatched from it exactly
   once, `dispatched_at`).
@@ -74,10 +77,7 @@ CREATE TABLE hopsplane.account_standing (
   suspended         BOOLEAN NOT NULL DEFAULT false,
   notice_threshold  NUMERIC(16,2),
   ledger_seq        BIGINT NOT NULL,
-  changed_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
-  account_is_member BOOLEAN NOT NULL GENERATED ALWAYS AS (false) STORED,
-  CONSTRAINT account_standing_owner_fkey FOREIGN KEY (account_owner_id, account_is_member)
-    REFERENCES public.users (id, is_member) ON DELETE RESTRICT
+  changed_at        TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
 CREATE TABLE hopsplane.balance_events (
@@ -89,10 +89,7 @@ CREATE TABLE hopsplane.balance_events (
   ledger_seq        BIGINT NOT NULL,
   created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
   dispatched_at     TIMESTAMPTZ,
-  account_is_member BOOLEAN NOT NULL GENERATED ALWAYS AS (false) STORED,
   CONSTRAINT balance_events_once_per_entry UNIQUE (account_owner_id, ledger_seq, kind),
-  CONSTRAINT balance_events_owner_fkey FOREIGN KEY (account_owner_id, account_is_member)
-    REFERENCES public.users (id, is_member) ON DELETE RESTRICT,
   CONSTRAINT balance_events_kind_known CHECK (kind IN ('low_balance', 'suspended', 'resumed')),
   CONSTRAINT balance_events_threshold_for_notices
     CHECK ((kind = 'low_balance') = (threshold IS NOT NULL))
