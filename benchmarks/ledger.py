@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import random
 import sys
 import time
@@ -84,20 +85,29 @@ def _service_client(url: str, seconds: float, barrier: object, client: int, hot:
     return n
 
 
+def _client(kind: str, url: str, seconds: float, barrier: object, client: int,
+            results: object) -> None:
+    if kind == "bare":
+        n = _bare_client(url, seconds, barrier, client)
+    else:
+        n = _service_client(url, seconds, barrier, client, kind == "hot")
+    results.put(n)  # type: ignore[attr-defined]
+
+
 def _measure(kind: str, url: str, clients: int, seconds: float) -> float:
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(clients + 1)
-    with ctx.Pool(clients) as pool:
-        if kind == "bare":
-            jobs = [pool.apply_async(_bare_client, (url, seconds, barrier, i))
-                    for i in range(clients)]
-        else:
-            jobs = [pool.apply_async(_service_client, (url, seconds, barrier, i, kind == "hot"))
-                    for i in range(clients)]
-        barrier.wait()
-        started = time.perf_counter()
-        total = sum(j.get() for j in jobs)
-        elapsed = time.perf_counter() - started
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_client, args=(kind, url, seconds, barrier, i, results))
+             for i in range(clients)]
+    for p in procs:
+        p.start()
+    barrier.wait()
+    started = time.perf_counter()
+    total = sum(results.get(timeout=seconds + 120) for _ in procs)
+    elapsed = time.perf_counter() - started
+    for p in procs:
+        p.join()
     return total / max(elapsed, seconds)
 
 
@@ -111,19 +121,36 @@ def _setup_postings(url: str) -> None:
             (SPREAD_ACCOUNTS - 1,),
         )
         conn.execute("INSERT INTO users (id, email) VALUES (%s, 'hot@example.com')", (HOT,))
+    # accounts start funded (as most are), through the set-based path
+    from hopsplane.credits import service
+    from hopsplane.credits.rules import EntryType
+    from hopsplane.credits.schemas import Posting
+    from hopsplane.db.engine import Database
+
+    db = Database(url, _settings())
+    with db.transaction() as s:
+        accounts = [f"bench|{i:04d}" for i in range(SPREAD_ACCOUNTS)] + [HOT]
+        service.post_many(s, [Posting(a, EntryType.GRANT, Decimal("1000000.00"), f"fund:{a}")
+                              for a in accounts])
+    db.dispose()
 
 
 def bench_postings(url: str, clients: list[int], seconds: float) -> None:
     _setup_postings(url)
     print(f"\npostings/s, {seconds:.0f} s per cell, client processes; "
-          f"spread = {SPREAD_ACCOUNTS} accounts, hot = one account")
+          f"spread = {SPREAD_ACCOUNTS} funded accounts, hot = one account; "
+          f"service = credits.service.post (grant of $1, one transaction each)")
     print(f"{'clients':>7} | {'bare INSERT ceiling':>19} | {'service spread':>14} | "
           f"{'% of ceiling':>12} | {'service hot':>11}")
     print("-" * 76)
     for n in clients:
-        bare = _measure("bare", url, n, seconds)
-        spread = _measure("spread", url, n, seconds)
-        hot = _measure("hot", url, n, seconds)
+        # interleaved and best of two: the machine is shared, so a cell measured alone
+        # can land in someone else's burst; both sides get the same treatment
+        cells: dict[str, float] = {"bare": 0.0, "spread": 0.0, "hot": 0.0}
+        for _ in range(2):
+            for kind in cells:
+                cells[kind] = max(cells[kind], _measure(kind, url, n, seconds))
+        bare, spread, hot = cells["bare"], cells["spread"], cells["hot"]
         print(f"{n:>7} | {bare:>19.0f} | {spread:>14.0f} | {100 * spread / bare:>11.0f}% | "
               f"{hot:>11.0f}", flush=True)
     _verify(url)
@@ -224,11 +251,13 @@ def main() -> None:
     try:
         migrate.upgrade(normalise_database_url(url))
         print(f"PostgreSQL {version[0] if version else '?'} at {admin} (database {name}, "
-              f"synchronous_commit={sync[0] if sync else '?'}), {mp.cpu_count()} CPUs")
+              f"synchronous_commit={sync[0] if sync else '?'}), {mp.cpu_count()} CPUs, "
+              f"load average at start {os.getloadavg()[0]:.1f}")
         if not args.skip_postings:
             bench_postings(url, [int(c) for c in args.clients.split(",")], args.seconds)
         if not args.skip_billing:
             bench_billing(url, args.billing_accounts)
+        print(f"load average at end {os.getloadavg()[0]:.1f}")
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from hopsplane.credits.schemas import BalanceEvent, ChainBreak, Posting
+from hopsplane.credits.schemas import BalanceEvent, ChainBreak, LedgerEntryOut, Posting
 from hopsplane.db.models import LedgerEntry, User
 
 # Serialises postings to one account for the length of the transaction. A transaction
@@ -143,6 +143,15 @@ _APPLY_STANDING = text(
 )
 
 
+_OWNER_AND_LOCK = text(
+    """
+    SELECT account_owner_id,
+           pg_advisory_xact_lock(hashtextextended('credits_ledger:' || id, 0)) AS locked
+    FROM users WHERE id = :account
+    """
+)
+
+
 def account_owner_of(session: Session, account_id: str) -> tuple[bool, str | None]:
     """(exists, account_owner_id) of a user; account_owner_id is None for an owner."""
     row = session.execute(
@@ -155,11 +164,17 @@ def lock_account(session: Session, account_id: str) -> None:
     session.execute(_LOCK, {"account": account_id})
 
 
-def insert_next(session: Session, posting: Posting) -> LedgerEntry | None:
+def owner_and_lock(session: Session, account_id: str) -> tuple[bool, str | None]:
+    """(exists, account_owner_id) of a user, taking the account's ledger lock when the
+    user exists: the owner check and the lock in one round trip."""
+    row = session.execute(_OWNER_AND_LOCK, {"account": account_id}).one_or_none()
+    return (False, None) if row is None else (True, row[0])
+
+
+def insert_next(session: Session, posting: Posting) -> LedgerEntryOut | None:
     """Append after the account's head; None when the idempotency key already exists."""
-    stmt = select(LedgerEntry).from_statement(_INSERT_NEXT)
-    return session.scalars(
-        stmt,
+    row = session.execute(
+        _INSERT_NEXT,
         {
             "account": posting.account_owner_id,
             "amount": posting.amount,
@@ -170,6 +185,7 @@ def insert_next(session: Session, posting: Posting) -> LedgerEntry | None:
             "refund_of": posting.refund_of,
         },
     ).one_or_none()
+    return None if row is None else LedgerEntryOut.model_validate(row._mapping)
 
 
 def find_by_key(session: Session, key: str) -> LedgerEntry | None:

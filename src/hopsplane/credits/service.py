@@ -57,9 +57,9 @@ def post(
     """
     amount = validate_posting(posting.entry_type, posting.amount, posting.idempotency_key)
     posting = _with_amount(posting, amount)
-    _require_owner(session, posting.account_owner_id)
-
-    repo.lock_account(session, posting.account_owner_id)
+    # one round trip: whether the account is an owner, and (if it exists) its lock
+    exists, owner = repo.owner_and_lock(session, posting.account_owner_id)
+    _refuse_non_owner(posting.account_owner_id, exists, owner)
     if posting.entry_type is EntryType.REFUND:
         _check_refund(session, posting)
     elif posting.refund_of is not None:
@@ -80,7 +80,7 @@ def post(
             )
             if hooks is not None:
                 announce(session, events, hooks)
-        return PostResult(LedgerEntryOut.model_validate(entry), created=True, events=events)
+        return PostResult(entry, created=True, events=events)
 
     original = repo.find_by_key(session, posting.idempotency_key)
     if original is None:  # pragma: no cover - the conflict row cannot vanish: no deletes
@@ -294,6 +294,10 @@ def require_owner(session: Session, account_id: str) -> None:
 
 def _require_owner(session: Session, account_id: str) -> None:
     exists, owner = repo.account_owner_of(session, account_id)
+    _refuse_non_owner(account_id, exists, owner)
+
+
+def _refuse_non_owner(account_id: str, exists: bool, owner: str | None) -> None:
     if not exists:
         raise NotFound(f"no account {account_id!r}")
     if owner is not None:
