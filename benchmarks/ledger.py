@@ -156,7 +156,7 @@ def bench_postings(url: str, clients: list[int], seconds: float) -> None:
     _verify(url)
 
 
-def bench_billing(url: str, accounts: int) -> None:
+def bench_billing(url: str, accounts: int, start_balance: Decimal) -> None:
     from hopsplane.billing.run import run_billing
     from hopsplane.db.engine import Database
     from hopsplane.hooks import LoggingHooks
@@ -183,7 +183,7 @@ def bench_billing(url: str, accounts: int) -> None:
         conn.execute("ANALYZE")
         setup = time.perf_counter() - t
     db = Database(url, Settings(environment="development"))
-    # every account starts with $15 of credit, posted set-based through post_many
+    # every account starts with the same credit, posted set-based through post_many
     from hopsplane.credits import service
     from hopsplane.credits.rules import EntryType
     from hopsplane.credits.schemas import Posting
@@ -192,7 +192,7 @@ def bench_billing(url: str, accounts: int) -> None:
     ids = [f"bill|{i:06d}" for i in range(1, accounts + 1)]
     for start in range(0, accounts, 5000):
         with db.transaction() as s:
-            service.post_many(s, [Posting(a, EntryType.PURCHASE, Decimal("15.00"), f"p:{a}")
+            service.post_many(s, [Posting(a, EntryType.PURCHASE, start_balance, f"p:{a}")
                                   for a in ids[start:start + 5000]])
     grants = time.perf_counter() - t
     hooks, mailer = LoggingHooks(), LogMailer()
@@ -209,7 +209,8 @@ def bench_billing(url: str, accounts: int) -> None:
     db.dispose()
     print(f"\nbilling one day of {accounts:,} accounts (setup of users+usage {setup:.1f} s; "
           f"{accounts:,} purchases via post_many {grants:.1f} s = "
-          f"{accounts / grants:,.0f} postings/s)")
+          f"{accounts / grants:,.0f} postings/s; each account starts at ${start_balance}, "
+          f"a day costs $0.10 to $19.76)")
     print(f"  first run : {first:6.1f} s  {report.postings:,} debits, {report.amount} "
           f"charged, {report.notices_sent:,} notices, {report.suspended:,} suspensions, "
           f"{len(report.failures)} failures  (target < 30 s)")
@@ -237,6 +238,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", default="1,8,32,64")
     parser.add_argument("--billing-accounts", type=int, default=100_000)
+    parser.add_argument("--billing-start-balance", default="15.00",
+                        help="credit of every account before billing (15: most cross a "
+                        "threshold and a quarter are suspended; 100: none)")
     parser.add_argument("--skip-postings", action="store_true")
     parser.add_argument("--skip-billing", action="store_true")
     args = parser.parse_args()
@@ -256,7 +260,7 @@ def main() -> None:
         if not args.skip_postings:
             bench_postings(url, [int(c) for c in args.clients.split(",")], args.seconds)
         if not args.skip_billing:
-            bench_billing(url, args.billing_accounts)
+            bench_billing(url, args.billing_accounts, Decimal(args.billing_start_balance))
         print(f"load average at end {os.getloadavg()[0]:.1f}")
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
