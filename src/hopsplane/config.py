@@ -6,6 +6,7 @@ factory, worker) and pass the result down.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -13,6 +14,8 @@ from typing import Literal
 import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hopsplane.errors import AppError
 
 # Development-only placeholders. They make a bare `hopsplane serve` work on a laptop and
 # are refused in production (see Settings.refuse_placeholders_in_production).
@@ -104,6 +107,34 @@ class Settings(BaseSettings):
     worker_poll_interval_seconds: float = Field(
         2.0, gt=0, le=300, description="How long an idle worker waits before polling again."
     )
+
+    # issue 4: billing and balance enforcement
+    balance_thresholds: str = Field(
+        "10,1,0",
+        description="Low-balance notice thresholds in dollars, comma-separated. Crossing "
+        "one downward sends one notice; at or below zero the account is suspended.",
+    )
+    billing_batch_size: int = Field(
+        1000, ge=1, le=5000, description="Accounts charged per transaction by a billing run."
+    )
+
+    @field_validator("balance_thresholds")
+    @classmethod
+    def _valid_thresholds(cls, value: str) -> str:
+        from hopsplane.credits.rules import parse_thresholds
+
+        try:
+            if not parse_thresholds(value):
+                raise ValueError("at least one threshold is needed, e.g. 10,1,0")
+        except AppError as exc:
+            raise ValueError(exc.message) from exc
+        return value
+
+    @property
+    def thresholds(self) -> tuple[Decimal, ...]:
+        from hopsplane.credits.rules import parse_thresholds
+
+        return parse_thresholds(self.balance_thresholds)
 
     @field_validator("database_url")
     @classmethod

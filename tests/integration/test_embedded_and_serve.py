@@ -10,9 +10,20 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from hopsplane.config import Settings
 from hopsplane.db.engine import resolve_database_url
+
+
+@pytest.fixture
+def tmp_path() -> Path:
+    """A folder of this test's own, outside pytest's shared base folder: the embedded server
+    runs as another system user and changes the permissions of the folders above its data,
+    which other pytest runs on the same machine may be cleaning up at the same moment."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="hopsplane-embedded-"))
 
 
 def test_embedded_server_keeps_its_data_between_runs(tmp_path: Path) -> None:

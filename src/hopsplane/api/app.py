@@ -13,7 +13,8 @@ from starlette.routing import Match
 
 from hopsplane import __version__
 from hopsplane.api.errors import install_error_handlers
-from hopsplane.api.routers import clusters, health
+from hopsplane.api.routers import account, admin_credits, clusters, health
+from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.observability import Metrics
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.account_hooks = build_account_hooks(settings)
     if database is not None:
         app.state.database = database
 
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.middleware("http")(_request_context)
     app.include_router(health.router)
     app.include_router(clusters.router)
+    app.include_router(account.router)
+    app.include_router(admin_credits.router)
     return app
 
 

@@ -2,18 +2,90 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from hopsplane.cli.common import console, err_console, friendly, load_settings, open_database
+from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.credits import service
+from hopsplane.credits.schemas import PostResult
+from hopsplane.errors import Invalid
 
 app = typer.Typer(
-    help="Inspect and verify the credits ledger (balances are kept per account owner).",
+    help="Inspect, verify and correct the credits ledger (balances are kept per account "
+    "owner). Corrections are new entries: grant adds credit, refund reverses a purchase.",
     no_args_is_help=True,
 )
+
+_KEY_HELP = (
+    "Idempotency key: running the command again with the same key changes nothing and "
+    "prints the original entry. Default: a new random key."
+)
+
+
+def _print_posted(result: PostResult) -> None:
+    e = result.entry
+    verb = "posted" if result.created else "already posted (same key), unchanged"
+    console.print(
+        f"{verb}: #{e.seq} {e.type.value} {e.amount} on {e.account_owner_id}, "
+        f"balance {e.balance} (entry {e.id})"
+    )
+    for event in result.events:
+        console.print(f"  account {event.kind.replace('_', ' ')}")
+
+
+@app.command()
+@friendly
+def grant(
+    account: Annotated[str, typer.Argument(help="Account owner's user id.")],
+    amount: Annotated[str, typer.Argument(help="Dollars to add, e.g. 25.00.")],
+    reason: Annotated[
+        str, typer.Option("--reason", "-r", help="Why (required; kept in the entry).")
+    ],
+    key: Annotated[str | None, typer.Option(help=_KEY_HELP)] = None,
+) -> None:
+    """Give an account free credit (goodwill, trial, correction). A grant that brings a
+    suspended account above zero lifts the suspension."""
+    settings = load_settings()
+    db = open_database(settings)
+    with db.transaction() as session:
+        result = service.grant(
+            session, account, amount, reason=reason,
+            idempotency_key=key or f"cli-grant:{uuid.uuid4()}",
+            granted_by="cli", hooks=build_account_hooks(settings), thresholds=settings.thresholds,
+        )
+    _print_posted(result)
+
+
+@app.command()
+@friendly
+def refund(
+    account: Annotated[str, typer.Argument(help="Account owner's user id.")],
+    purchase: Annotated[str, typer.Argument(help="Id of the purchase entry to refund.")],
+    amount: Annotated[str, typer.Argument(help="Dollars to give back, e.g. 10.00.")],
+    reason: Annotated[
+        str, typer.Option("--reason", "-r", help="Why (required; kept in the entry).")
+    ],
+    key: Annotated[str | None, typer.Option(help=_KEY_HELP)] = None,
+) -> None:
+    """Reverse (part of) a purchase. Refused when it exceeds what is left of the purchase
+    or would take the balance below zero. Money is returned through Stripe separately."""
+    try:
+        purchase_id = uuid.UUID(purchase)
+    except ValueError:
+        raise Invalid(f"purchase must be an entry id (a UUID), got {purchase!r}") from None
+    settings = load_settings()
+    db = open_database(settings)
+    with db.transaction() as session:
+        result = service.refund(
+            session, account, purchase_id, amount, reason=reason,
+            idempotency_key=key or f"cli-refund:{uuid.uuid4()}",
+            refunded_by="cli", hooks=build_account_hooks(settings), thresholds=settings.thresholds,
+        )
+    _print_posted(result)
 
 
 @app.command()

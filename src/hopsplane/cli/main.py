@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from hopsplane.cli import clusters, credits, db, secrets, worker
+from hopsplane.cli import billing, clusters, credits, db, secrets, worker
 from hopsplane.cli.common import console, friendly, load_settings
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(credits.app, name="credits")
+app.add_typer(billing.app, name="billing")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(clusters.app, name="clusters")
 app.add_typer(worker.app, name="worker")

@@ -40,7 +40,7 @@ def run(
         db,
         schedule.handlers(),
         schedule.periodic_tasks(),
-        services=schedule.services(settings),
+        services=schedule.services(settings, db),
         poll_interval=settings.worker_poll_interval_seconds,
     )
     try:

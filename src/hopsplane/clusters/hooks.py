@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 from hopsplane.clusters import repository as repo
 from hopsplane.clusters import service, tasks
 from hopsplane.clusters.rules import SUSPENDED_KEY
+from hopsplane.config import Settings
 from hopsplane.errors import Unavailable
+from hopsplane.hooks import AccountHooks
 
 log = structlog.get_logger(__name__)
 
@@ -53,3 +55,9 @@ class ClusterHooks:
     def account_resumed(self, session: Session, owner_id: str) -> None:
         repo.merge_user_metadata(session, owner_id, {SUSPENDED_KEY: False})
         tasks.enqueue_status_sync(session, owner_id)
+
+
+def build_account_hooks(settings: Settings) -> AccountHooks:
+    """The hooks every edge (API, CLI, worker) hands to the services: cluster placement and
+    Hopsworks provisioning through the job queue."""
+    return ClusterHooks()

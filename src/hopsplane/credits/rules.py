@@ -54,3 +54,41 @@ def validate_posting(entry_type: EntryType, amount: object, idempotency_key: str
 
 def would_overdraw(entry_type: EntryType, amount: Decimal, balance: Decimal) -> bool:
     return not entry_type.may_overdraw and amount < 0 and balance + amount < 0
+
+
+# --- balance enforcement (issue 4) ------------------------------------------------------
+
+DEFAULT_THRESHOLDS: tuple[Decimal, ...] = (Decimal("10.00"), Decimal("1.00"), Decimal("0.00"))
+
+
+def parse_thresholds(value: str) -> tuple[Decimal, ...]:
+    """"10,1,0" -> (10.00, 1.00, 0.00), highest first; whole cents, no duplicates."""
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    amounts = sorted({parse_amount(p, field="threshold") for p in parts}, reverse=True)
+    return tuple(amounts)
+
+
+def notice_level(balance: Decimal, thresholds: tuple[Decimal, ...]) -> Decimal | None:
+    """The lowest threshold the balance is at or under (None above every threshold).
+
+    A low-balance notice is due when this level drops below the level already announced;
+    a level that rises again re-arms the thresholds above it (once per crossing). The SQL
+    in ``credits.repository.apply_standing`` implements the same rule set-based.
+    """
+    under = [t for t in thresholds if balance <= t]
+    return min(under) if under else None
+
+
+def is_suspended(balance: Decimal) -> bool:
+    """At or below zero the account is suspended (its Hopsworks users stop)."""
+    return balance <= 0
+
+
+def standing_may_change(
+    amount: Decimal, balance: Decimal, thresholds: tuple[Decimal, ...]
+) -> bool:
+    """False when the balance stays above every threshold and above zero before and after
+    the posting: then neither the suspension nor the announced level can change (the
+    standing already says "above everything"), and the posting skips that statement."""
+    ceiling = max((*thresholds, Decimal(0)))
+    return not (balance > ceiling and balance - amount > ceiling)

@@ -42,9 +42,40 @@ class LedgerEntryOut(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class BalanceEvent:
+    """A change of standing caused by a posting: a low-balance notice (``threshold`` set),
+    a suspension or a resumption. Recorded in hopsplane.balance_events in the posting's
+    transaction."""
+
+    id: int
+    account_owner_id: str
+    kind: str  # low_balance | suspended | resumed
+    threshold: Decimal | None
+    balance: Decimal
+    ledger_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class PostResult:
     entry: LedgerEntryOut
     created: bool  # False when the key was seen before and the original is returned
+    events: tuple[BalanceEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """Outcome of :func:`hopsplane.credits.service.post_many`."""
+
+    created: int  # entries appended
+    replayed: int  # postings whose key already existed with the same content
+    events: tuple[BalanceEvent, ...] = ()
+
+
+class Standing(BaseModel):
+    account_owner_id: str
+    balance: Decimal
+    suspended: bool
+    notice_threshold: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

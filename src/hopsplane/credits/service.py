@@ -2,33 +2,64 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hopsplane.credits import repository as repo
-from hopsplane.credits.rules import EntryType, validate_posting, would_overdraw
-from hopsplane.credits.schemas import LedgerEntryOut, Posting, PostResult, VerifyReport
+from hopsplane.credits.rules import (
+    DEFAULT_THRESHOLDS,
+    EntryType,
+    standing_may_change,
+    validate_posting,
+    would_overdraw,
+)
+from hopsplane.credits.schemas import (
+    BalanceEvent,
+    BatchResult,
+    LedgerEntryOut,
+    Posting,
+    PostResult,
+    Standing,
+    VerifyReport,
+)
 from hopsplane.db.models import LedgerEntry
 from hopsplane.errors import Conflict, Invalid, NotFound
+from hopsplane.hooks import AccountHooks
 
 MAX_PAGE = 500
 
 
-def post(session: Session, posting: Posting) -> PostResult:
+def post(
+    session: Session,
+    posting: Posting,
+    *,
+    hooks: AccountHooks | None = None,
+    thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
+) -> PostResult:
     """Append one entry to an account owner's ledger.
 
     Idempotent by ``posting.idempotency_key``: a repeat returns the original entry
     (``created=False``); the same key with a different account, type or amount is a
     Conflict. Postings to one account are serialised by a transaction-scoped lock, so
     they never need a retry; postings to different accounts run side by side.
+
+    Every posting also brings the account's standing up to date (suspended at or below
+    zero, resumed above it, a low-balance notice once per downward threshold crossing),
+    recorded in hopsplane.balance_events in this transaction. With ``hooks``, the
+    suspension/resumption is announced through them right away (exactly once: the event
+    is marked dispatched); without, the next billing run (or ``hopsplane billing
+    dispatch``) announces it. Callers that know the settings pass
+    ``thresholds=settings.thresholds`` (the default is $10, $1, $0).
     """
     amount = validate_posting(posting.entry_type, posting.amount, posting.idempotency_key)
     posting = _with_amount(posting, amount)
-    _require_owner(session, posting.account_owner_id)
-
-    repo.lock_account(session, posting.account_owner_id)
+    # one round trip: whether the account is an owner, and (if it exists) its lock
+    exists, owner = repo.owner_and_lock(session, posting.account_owner_id)
+    _refuse_non_owner(posting.account_owner_id, exists, owner)
     if posting.entry_type is EntryType.REFUND:
         _check_refund(session, posting)
     elif posting.refund_of is not None:
@@ -39,7 +70,17 @@ def post(session: Session, posting: Posting) -> PostResult:
     except IntegrityError as exc:
         raise _integrity_error(exc, posting) from exc
     if entry is not None:
-        return PostResult(LedgerEntryOut.model_validate(entry), created=True)
+        events: tuple[BalanceEvent, ...] = ()
+        if standing_may_change(entry.amount, entry.balance, thresholds):
+            events = tuple(
+                repo.apply_standing(
+                    session, [posting.account_owner_id], thresholds,
+                    announced=hooks is not None,
+                )
+            )
+            if hooks is not None:
+                announce(session, events, hooks)
+        return PostResult(entry, created=True, events=events)
 
     original = repo.find_by_key(session, posting.idempotency_key)
     if original is None:  # pragma: no cover - the conflict row cannot vanish: no deletes
@@ -52,6 +93,169 @@ def post(session: Session, posting: Posting) -> PostResult:
             f"on account {posting.account_owner_id}"
         )
     return PostResult(LedgerEntryOut.model_validate(original), created=False)
+
+
+def post_many(
+    session: Session,
+    postings: Sequence[Posting],
+    *,
+    hooks: AccountHooks | None = None,
+    thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
+) -> BatchResult:
+    """Append many entries (to many accounts) set-based: the accounts are locked in
+    sorted order, every new entry is inserted by one INSERT ... SELECT chained after its
+    account's head, and the standings of the batch are updated by one more statement.
+
+    Same idempotency as :func:`post` (a known key with the same content is a replay; with
+    other content the whole batch is refused with Conflict). Postings to one account keep
+    their order. Refunds go through :func:`post` (they need the purchase check).
+    """
+    if not postings:
+        return BatchResult(0, 0)
+    checked: dict[str, Posting] = {}
+    for p in postings:
+        if p.entry_type is EntryType.REFUND or p.refund_of is not None:
+            raise Invalid("refunds are posted one at a time with post()")
+        amount = validate_posting(p.entry_type, p.amount, p.idempotency_key)
+        p = _with_amount(p, amount)
+        seen = checked.get(p.idempotency_key)
+        if seen is not None and seen != p:
+            raise Conflict(f"idempotency key {p.idempotency_key!r} appears twice in the batch")
+        checked[p.idempotency_key] = p
+    unique = list(checked.values())
+    accounts = sorted({p.account_owner_id for p in unique})
+    owners = repo.owners_among(session, accounts)
+    for account in accounts:
+        if account not in owners:
+            raise NotFound(f"no account {account!r}")
+        if owners[account] is not None:
+            raise Invalid(f"{account!r} is a team member; ledger entries belong to the owner")
+
+    repo.lock_accounts(session, accounts)
+    try:
+        inserted = repo.insert_many(session, unique)
+    except IntegrityError as exc:
+        raise _integrity_error(exc, unique[0]) from exc
+    replays = [p for p in unique if p.idempotency_key not in inserted]
+    if replays:
+        originals = {
+            e.idempotency_key: e
+            for e in repo.find_by_keys(session, [p.idempotency_key for p in replays])
+        }
+        for p in replays:
+            original = originals.get(p.idempotency_key)
+            if original is None or not _same_posting(original, p):
+                raise Conflict(
+                    f"idempotency key {p.idempotency_key!r} was already used for another entry"
+                )
+    touched = sorted({
+        account for account, amount, after in inserted.values()
+        if standing_may_change(amount, after, thresholds)
+    })
+    events: tuple[BalanceEvent, ...] = ()
+    if touched:
+        events = tuple(repo.apply_standing(
+            session, touched, thresholds, announced=hooks is not None))
+        if hooks is not None:
+            announce(session, events, hooks)
+    return BatchResult(len(inserted), len(replays), events)
+
+
+def announce(session: Session, events: Sequence[BalanceEvent], hooks: AccountHooks) -> None:
+    """Call the AccountHooks seam for the suspensions and resumptions of a posting, in
+    the caller's transaction. The events were stored as dispatched in this same
+    transaction, so each is announced exactly once: a rollback takes back both the hook's
+    work and the mark. Low-balance notices are left for the mail dispatcher
+    (hopsplane.billing.service.dispatch_events)."""
+    for event in events:
+        if event.kind == "suspended":
+            hooks.account_suspended(session, event.account_owner_id)
+        elif event.kind == "resumed":
+            hooks.account_resumed(session, event.account_owner_id)
+
+
+def grant(
+    session: Session,
+    account_owner_id: str,
+    amount: object,
+    *,
+    reason: str,
+    idempotency_key: str,
+    granted_by: str | None = None,
+    hooks: AccountHooks | None = None,
+    thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
+) -> PostResult:
+    """A platform grant (free credit). The reason is required and kept in the entry."""
+    text_reason = _reason(reason)
+    by = f" (by {granted_by})" if granted_by else ""
+    return post(
+        session,
+        Posting(
+            account_owner_id,
+            EntryType.GRANT,
+            validate_posting(EntryType.GRANT, amount, idempotency_key),
+            idempotency_key,
+            description=f"grant: {text_reason}{by}",
+        ),
+        hooks=hooks,
+        thresholds=thresholds,
+    )
+
+
+def refund(
+    session: Session,
+    account_owner_id: str,
+    purchase_id: uuid.UUID,
+    amount: object,
+    *,
+    reason: str,
+    idempotency_key: str,
+    refunded_by: str | None = None,
+    hooks: AccountHooks | None = None,
+    thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
+) -> PostResult:
+    """Refund (part of) a purchase. ``amount`` is what goes back to the customer, given
+    as a positive number; the entry is negative. The reason is required."""
+    text_reason = _reason(reason)
+    value = validate_posting(EntryType.GRANT, amount, idempotency_key)  # positive cents
+    purchase = repo.find_by_id(session, purchase_id)
+    intent = purchase.stripe_payment_intent_id if purchase is not None else None
+    by = f" (by {refunded_by})" if refunded_by else ""
+    return post(
+        session,
+        Posting(
+            account_owner_id,
+            EntryType.REFUND,
+            -value,
+            idempotency_key,
+            description=f"refund of {purchase_id}: {text_reason}{by}",
+            stripe_payment_intent_id=intent,
+            refund_of=purchase_id,
+        ),
+        hooks=hooks,
+        thresholds=thresholds,
+    )
+
+
+def standing(session: Session, account_owner_id: str) -> Standing:
+    """Balance and standing (suspended, announced low-balance threshold) of an account."""
+    _require_owner(session, account_owner_id)
+    suspended, level = repo.standing(session, account_owner_id)
+    return Standing(
+        account_owner_id=account_owner_id,
+        balance=repo.balance(session, account_owner_id),
+        suspended=suspended,
+        notice_threshold=level,
+    )
+
+
+def _reason(reason: str) -> str:
+    cleaned = " ".join((reason or "").split())
+    if not cleaned:
+        raise Invalid("a reason is required (it is recorded in the entry's description)")
+    if len(cleaned) > 500:
+        raise Invalid("the reason must be at most 500 characters")
+    return cleaned
 
 
 def balance(session: Session, account_owner_id: str) -> Decimal:
@@ -76,8 +280,24 @@ def verify(session: Session, account_owner_id: str | None = None) -> VerifyRepor
     return VerifyReport(accounts, entries, repo.chain_breaks(session, account_owner_id))
 
 
+def lock_accounts(session: Session, account_owner_ids: Sequence[str]) -> None:
+    """Take the ledger locks of these accounts (sorted, so batches never deadlock) until
+    the transaction ends. For use cases that must read and post consistently (billing
+    reads the usage to charge under the lock)."""
+    repo.lock_accounts(session, sorted(set(account_owner_ids)))
+
+
+def require_owner(session: Session, account_id: str) -> None:
+    """NotFound for an unknown user, Invalid for a team member."""
+    _require_owner(session, account_id)
+
+
 def _require_owner(session: Session, account_id: str) -> None:
     exists, owner = repo.account_owner_of(session, account_id)
+    _refuse_non_owner(account_id, exists, owner)
+
+
+def _refuse_non_owner(account_id: str, exists: bool, owner: str | None) -> None:
     if not exists:
         raise NotFound(f"no account {account_id!r}")
     if owner is not None:

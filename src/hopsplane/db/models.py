@@ -147,6 +147,13 @@ class UsageTracking(Base):
             name="usage_tracking_owner_fkey",
             ondelete="RESTRICT",
         ),
+        # issue 4: the rows with something left to charge
+        Index(
+            "usage_tracking_unbilled_idx",
+            "account_owner_id",
+            "date",
+            postgresql_where=text("total_cost > billed_amount"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
@@ -164,6 +171,8 @@ class UsageTracking(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     account_is_member: Mapped[bool] = mapped_column(Boolean, Computed("false", persisted=True))
+    # issue 4: how much of total_cost is already charged (updated with the usage debit)
+    billed_amount: Mapped[Decimal] = mapped_column(Numeric(16, 2), server_default=text("0"))
 
 
 class LedgerEntry(Base):
@@ -310,3 +319,70 @@ CORE_TABLES = (
     "credits_ledger",
     "team_invites",
 )
+
+
+
+# --- issue 4: billing and balance enforcement (revision 0002, schema "hopsplane") -------
+
+
+class PriceOverride(Base):
+    """A platform admin's unit price for one account, applying from ``effective_from``."""
+
+    __tablename__ = "price_overrides"
+    __table_args__ = (
+        PrimaryKeyConstraint("account_owner_id", "effective_from", name="price_overrides_pkey"),
+        ForeignKeyConstraint(
+            ["account_owner_id", "account_is_member"],
+            ["users.id", "users.is_member"],
+            name="price_overrides_owner_fkey",
+            ondelete="RESTRICT",
+        ),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    account_owner_id: Mapped[str] = mapped_column(Text)
+    effective_from: Mapped[date] = mapped_column(Date)
+    unit_price: Mapped[Decimal] = mapped_column(PRICE)
+    reason: Mapped[str] = mapped_column(Text)
+    set_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    account_is_member: Mapped[bool] = mapped_column(Boolean, Computed("false", persisted=True))
+
+
+class AccountStanding(Base):
+    """Suspended or not, and the lowest low-balance threshold already announced."""
+
+    __tablename__ = "account_standing"
+    __table_args__ = ({"schema": MACHINERY_SCHEMA},)
+
+    account_owner_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    suspended: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    notice_threshold: Mapped[Decimal | None] = mapped_column(BALANCE)
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class BalanceEvent(Base):
+    """Outbox of low-balance notices, suspensions and resumptions."""
+
+    __tablename__ = "balance_events"
+    __table_args__ = (
+        UniqueConstraint(
+            "account_owner_id", "ledger_seq", "kind", name="balance_events_once_per_entry"
+        ),
+        Index(
+            "balance_events_pending_idx",
+            "id",
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    account_owner_id: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    threshold: Mapped[Decimal | None] = mapped_column(BALANCE)
+    balance: Mapped[Decimal] = mapped_column(BALANCE)
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    dispatched_at: Mapped[datetime | None]

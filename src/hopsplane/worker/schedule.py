@@ -9,9 +9,8 @@ This is the one registration point for scheduled work. A domain adds:
   whatever the number of workers);
 - any client it needs, built from settings, to :func:`services` (``ctx.services[...]``).
 
-Usage collection ("collect usage hourly") and the billing run are registered here at merge,
-e.g. ``PeriodicTask("usage-collect", timedelta(hours=1), "usage.collect_all")`` with the
-handler ``"usage.collect_all": lambda s, a, c: usage.service.collect_all(s, ...)``.
+Registered: Hopsworks provisioning (retried jobs), cluster reconciliation, the billing run
+(every 15 minutes: it is idempotent and charges only what is new), job pruning.
 """
 
 from __future__ import annotations
@@ -19,19 +18,49 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import structlog
+from sqlalchemy.orm import Session
+
+from hopsplane.billing.rules import today_utc
+from hopsplane.billing.run import run_billing
 from hopsplane.clusters import provisioning
 from hopsplane.clusters import tasks as cluster_tasks
+from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
+from hopsplane.db.engine import Database
+from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.hopsworks import build_client_factory
 from hopsplane.worker import service as queue
-from hopsplane.worker.schemas import Handler, PeriodicTask
+from hopsplane.worker.schemas import Handler, JobContext, PeriodicTask
+
+log = structlog.get_logger(__name__)
 
 RECONCILE_EVERY = timedelta(minutes=15)
+BILLING_EVERY = timedelta(minutes=15)
+BILLING_TASK = "billing.run"
+
+
+def run_billing_job(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+    """Charge every uncharged usage through today (UTC). Batches commit on their own
+    transactions; a failed account is logged and retried by the next slot."""
+    settings: Settings = ctx.services["settings"]
+    report = run_billing(
+        ctx.services["database"],
+        today_utc(),
+        hooks=build_account_hooks(settings),
+        mailer=build_mailer(settings),
+        thresholds=settings.thresholds,
+        batch_size=settings.billing_batch_size,
+        workers=1,
+        public_url=settings.public_url,
+    )
+    log.info("billing run", postings=report.postings, amount=str(report.amount),
+             failures=len(report.failures))
 
 
 def handlers() -> dict[str, Handler]:
-    registry: dict[str, Handler] = {queue.PRUNE_TASK: queue.prune}
+    registry: dict[str, Handler] = {queue.PRUNE_TASK: queue.prune, BILLING_TASK: run_billing_job}
     registry.update(provisioning.HANDLERS)
     return registry
 
@@ -40,12 +69,14 @@ def periodic_tasks() -> list[PeriodicTask]:
     return [
         PeriodicTask("clusters-reconcile", RECONCILE_EVERY, cluster_tasks.RECONCILE),
         PeriodicTask("prune-jobs", timedelta(days=1), queue.PRUNE_TASK),
+        PeriodicTask("billing-run", BILLING_EVERY, BILLING_TASK),
     ]
 
 
-def services(settings: Settings) -> dict[str, Any]:
+def services(settings: Settings, database: Database) -> dict[str, Any]:
     return {
         "settings": settings,
+        "database": database,
         "box": SecretBox(settings.effective_encryption_keys),
         "hopsworks": build_client_factory(settings),
     }

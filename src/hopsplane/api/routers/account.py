@@ -1,0 +1,81 @@
+"""The caller's own account: balance, ledger, usage.
+
+Balance and ledger are for the account owner. Usage is for every member of the account:
+the owner sees each day with its per-user breakdown, a team member sees only their own
+share (their units, their cost at the day's price, a breakdown holding only them).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.orm import Session
+
+from hopsplane.api.deps import MemberDep, OwnerDep, SessionDep
+from hopsplane.api.errors import error_responses
+from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from hopsplane.billing import service as billing
+from hopsplane.billing.schemas import UsageReport
+from hopsplane.credits import service as credits
+from hopsplane.credits.schemas import LedgerEntryOut, Standing
+from hopsplane.errors import Invalid
+from hopsplane.hooks import AccountHooks, LoggingHooks
+
+router = APIRouter(prefix="/v1/account", tags=["account"])
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Entries per page.")]
+Cursor = Annotated[
+    str | None, Query(description="`next_cursor` of the previous page; omit for the newest.")
+]
+
+
+def account_hooks(request: Request) -> AccountHooks:
+    """The AccountHooks of the app (``app.state.account_hooks``; logged by default)."""
+    hooks: AccountHooks = getattr(request.app.state, "account_hooks", None) or LoggingHooks()
+    return hooks
+
+
+def ledger_page(
+    session: Session, account_id: str, limit: int, cursor: str | None
+) -> Page[LedgerEntryOut]:
+    """Newest first; the cursor is the sequence number below which the next page starts."""
+    before: int | None = None
+    if cursor is not None:
+        if not cursor.isdigit() or int(cursor) < 1:
+            raise Invalid("cursor must be a `next_cursor` returned by a previous page")
+        before = int(cursor)
+    items = credits.history(session, account_id, limit=limit, before_seq=before)
+    more = len(items) == limit and items[-1].seq > 1  # sequences run 1, 2, 3, ... per account
+    return Page[LedgerEntryOut](items=items, next_cursor=str(items[-1].seq) if more else None)
+
+
+@router.get("/balance", response_model=Standing, responses=error_responses(401, 403))
+def balance(principal: OwnerDep, session: SessionDep) -> Standing:
+    """The account's balance and standing (suspended, last low-balance threshold)."""
+    return credits.standing(session, principal.account_id)
+
+
+@router.get(
+    "/ledger", response_model=Page[LedgerEntryOut], responses=error_responses(401, 403, 422)
+)
+def ledger(
+    principal: OwnerDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[LedgerEntryOut]:
+    """The account's ledger entries, newest first, with the running balance."""
+    return ledger_page(session, principal.account_id, limit, cursor)
+
+
+@router.get("/usage", response_model=UsageReport, responses=error_responses(401, 403, 422))
+def usage(
+    principal: MemberDep,
+    session: SessionDep,
+    date_from: Annotated[date, Query(alias="from", description="First UTC day.")],
+    date_to: Annotated[date, Query(alias="to", description="Last UTC day (inclusive).")],
+) -> UsageReport:
+    """Daily usage with the per-user breakdown. A team member sees only their own share."""
+    member = None if principal.is_owner else principal.user_id
+    return billing.usage_report(
+        session, principal.account_id, date_from, date_to, member_id=member
+    )

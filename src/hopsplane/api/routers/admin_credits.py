@@ -1,0 +1,151 @@
+"""Platform admins: any account's balance, ledger and usage; grants, refunds, prices."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, Field, StrictInt, StrictStr
+
+from hopsplane.api.deps import AdminDep, SessionDep
+from hopsplane.api.errors import error_responses
+from hopsplane.api.pagination import DEFAULT_LIMIT, Page
+from hopsplane.api.routers.account import Cursor, Limit, account_hooks, ledger_page
+from hopsplane.billing import service as billing
+from hopsplane.billing.schemas import PriceOverrideOut, UsageReport
+from hopsplane.config import Settings
+from hopsplane.credits import service as credits
+from hopsplane.credits.schemas import LedgerEntryOut, PostResult, Standing
+from hopsplane.hooks import AccountHooks
+
+router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
+
+AccountId = Annotated[str, Path(min_length=1, max_length=255, description="Owner's user id.")]
+Hooks = Annotated[AccountHooks, Depends(account_hooks)]
+Money = Annotated[
+    StrictStr | StrictInt,
+    Field(description="Dollars as a string (\"12.50\") or an integer; floats are refused."),
+]
+Key = Annotated[
+    str,
+    Field(min_length=1, max_length=200,
+          description="Idempotency key: a retry with the same key returns the original."),
+]
+Reason = Annotated[str, Field(min_length=1, max_length=500, description="Why (kept).")]
+
+
+class GrantIn(BaseModel):
+    amount: Money
+    reason: Reason
+    idempotency_key: Key
+
+
+class RefundIn(BaseModel):
+    purchase_id: uuid.UUID = Field(description="The purchase entry being reversed.")
+    amount: Money = Field(description="Dollars going back, positive (the entry is negative).")
+    reason: Reason
+    idempotency_key: Key
+
+
+class PriceOverrideIn(BaseModel):
+    effective_from: date
+    unit_price: StrictStr = Field(description="Dollars per compute unit, e.g. \"0.00008\".")
+    reason: Reason
+
+
+class PostedOut(BaseModel):
+    entry: LedgerEntryOut
+    created: bool
+    events: list[str]
+
+
+def _posted(result: PostResult, response: Response) -> PostedOut:
+    response.status_code = 201 if result.created else 200
+    return PostedOut(
+        entry=result.entry, created=result.created, events=[e.kind for e in result.events]
+    )
+
+
+def _thresholds(request: Request) -> tuple[Decimal, ...]:
+    settings: Settings = request.app.state.settings
+    return settings.thresholds
+
+
+@router.get("/{account_id}/balance", response_model=Standing,
+            responses=error_responses(401, 403, 404, 422))
+def balance(account_id: AccountId, admin: AdminDep, session: SessionDep) -> Standing:
+    """Any account's balance and standing."""
+    return credits.standing(session, account_id)
+
+
+@router.get("/{account_id}/ledger", response_model=Page[LedgerEntryOut],
+            responses=error_responses(401, 403, 404, 422))
+def ledger(
+    account_id: AccountId, admin: AdminDep, session: SessionDep,
+    limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+) -> Page[LedgerEntryOut]:
+    """Any account's ledger, newest first."""
+    return ledger_page(session, account_id, limit, cursor)
+
+
+@router.get("/{account_id}/usage", response_model=UsageReport,
+            responses=error_responses(401, 403, 404, 422))
+def usage(
+    account_id: AccountId, admin: AdminDep, session: SessionDep,
+    date_from: Annotated[date, Query(alias="from")],
+    date_to: Annotated[date, Query(alias="to")],
+) -> UsageReport:
+    """Any account's daily usage with the per-user breakdown."""
+    return billing.usage_report(session, account_id, date_from, date_to)
+
+
+@router.post("/{account_id}/grants", response_model=PostedOut, status_code=201,
+             responses=error_responses(401, 403, 404, 409, 422))
+def grant(
+    account_id: AccountId, body: GrantIn, admin: AdminDep, session: SessionDep,
+    hooks: Hooks, request: Request, response: Response,
+) -> PostedOut:
+    """Free credit. 201 when posted, 200 with the original entry on a retry."""
+    result = credits.grant(
+        session, account_id, body.amount, reason=body.reason,
+        idempotency_key=f"admin-grant:{body.idempotency_key}", granted_by=admin.user_id,
+        hooks=hooks, thresholds=_thresholds(request),
+    )
+    return _posted(result, response)
+
+
+@router.post("/{account_id}/refunds", response_model=PostedOut, status_code=201,
+             responses=error_responses(401, 403, 404, 409, 422))
+def refund(
+    account_id: AccountId, body: RefundIn, admin: AdminDep, session: SessionDep,
+    hooks: Hooks, request: Request, response: Response,
+) -> PostedOut:
+    """Reverse (part of) a purchase; 409 beyond what is left of it or below zero."""
+    result = credits.refund(
+        session, account_id, body.purchase_id, body.amount, reason=body.reason,
+        idempotency_key=f"admin-refund:{body.idempotency_key}", refunded_by=admin.user_id,
+        hooks=hooks, thresholds=_thresholds(request),
+    )
+    return _posted(result, response)
+
+
+@router.post("/{account_id}/price-overrides", response_model=PriceOverrideOut,
+             status_code=201, responses=error_responses(401, 403, 404, 409, 422))
+def set_price(
+    account_id: AccountId, body: PriceOverrideIn, admin: AdminDep, session: SessionDep
+) -> PriceOverrideOut:
+    """The account's unit price from a day on; 409 when that day is already charged."""
+    return billing.set_price_override(
+        session, account_id, body.effective_from, body.unit_price,
+        reason=body.reason, set_by=admin.user_id,
+    )
+
+
+@router.get("/{account_id}/price-overrides", response_model=list[PriceOverrideOut],
+            responses=error_responses(401, 403, 404, 422))
+def prices(account_id: AccountId, admin: AdminDep, session: SessionDep) -> list[PriceOverrideOut]:
+    """The account's price overrides, newest first."""
+    return billing.price_overrides(session, account_id)

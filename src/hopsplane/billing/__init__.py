@@ -1,0 +1,1 @@
+"""Billing: charging metered usage to the credits ledger, prices, and balance notices."""

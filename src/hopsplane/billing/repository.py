@@ -1,0 +1,216 @@
+"""SQL of billing: usage rows to charge, what was charged, prices, the events outbox.
+
+The ledger itself is written only through hopsplane.credits.service (post / post_many).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from hopsplane.billing.schemas import PendingCharge
+from hopsplane.db.models import PriceOverride, UsageTracking
+
+
+def accounts_to_bill(
+    session: Session, through: date, *, after: str | None, limit: int
+) -> list[str]:
+    """Accounts with something left to charge up to ``through``, in id order (keyset)."""
+    # Two statements, not `(:after IS NULL OR account_owner_id > :after)`: a prepared
+    # statement's generic plan cannot start the index scan at :after through an OR, and
+    # would walk the index from the start on every batch (quadratic over a run).
+    keyset = "AND account_owner_id > :after" if after is not None else ""
+    rows = session.execute(
+        text(
+            f"""
+            SELECT DISTINCT account_owner_id FROM usage_tracking
+            WHERE total_cost > billed_amount AND date <= :through {keyset}
+            ORDER BY account_owner_id
+            LIMIT :limit
+            """
+        ),
+        {"through": through, "after": after, "limit": limit},
+    )
+    return [r[0] for r in rows]
+
+
+def take_pending_charges(
+    session: Session, accounts: list[str], through: date
+) -> list[PendingCharge]:
+    """Mark the batch's rows with something left to charge as charged (billed_amount :=
+    total_cost) and return them with what was charged before, in one statement. The rows
+    stay locked until commit, so a concurrent run or a late-usage upsert waits; the caller
+    posts the debits in the same transaction (a failure rolls the marks back)."""
+    rows = session.execute(
+        text(
+            """
+            UPDATE usage_tracking u SET billed_amount = u.total_cost
+            FROM (
+                SELECT id, billed_amount FROM usage_tracking
+                WHERE account_owner_id = ANY(CAST(:accounts AS text[])) AND date <= :through
+                  AND total_cost > billed_amount
+                FOR UPDATE
+            ) AS p
+            WHERE u.id = p.id
+            RETURNING u.id, u.account_owner_id, u.date, u.compute_units, u.total_cost,
+                      p.billed_amount
+            """
+        ),
+        {"accounts": accounts, "through": through},
+    )
+    charges = [
+        PendingCharge(r.id, r.account_owner_id, r.date, r.compute_units, r.total_cost,
+                      r.billed_amount)
+        for r in rows
+    ]
+    charges.sort(key=lambda c: (c.account_owner_id, c.date))
+    return charges
+
+
+def usage_days(
+    session: Session, account_id: str, date_from: date, date_to: date
+) -> list[UsageTracking]:
+    stmt = (
+        select(UsageTracking)
+        .where(
+            UsageTracking.account_owner_id == account_id,
+            UsageTracking.date >= date_from,
+            UsageTracking.date <= date_to,
+        )
+        .order_by(UsageTracking.date)
+    )
+    return list(session.scalars(stmt))
+
+
+def billed_dates_from(session: Session, account_id: str, day: date) -> date | None:
+    """The latest date on or after ``day`` with a (partly) billed row, if any."""
+    value = session.execute(
+        text(
+            "SELECT max(date) FROM usage_tracking WHERE account_owner_id = :a "
+            "AND date >= :d AND billed_amount > 0"
+        ),
+        {"a": account_id, "d": day},
+    ).scalar_one()
+    return value if isinstance(value, date) else None
+
+
+def upsert_override(
+    session: Session,
+    account_id: str,
+    effective_from: date,
+    unit_price: Decimal,
+    reason: str,
+    set_by: str | None,
+) -> PriceOverride:
+    row = session.execute(
+        text(
+            """
+            INSERT INTO hopsplane.price_overrides AS o
+                (account_owner_id, effective_from, unit_price, reason, set_by)
+            VALUES (:a, :d, :p, :r, :by)
+            ON CONFLICT (account_owner_id, effective_from) DO UPDATE
+            SET unit_price = excluded.unit_price, reason = excluded.reason,
+                set_by = excluded.set_by, created_at = now()
+            RETURNING o.account_owner_id, o.effective_from
+            """
+        ),
+        {"a": account_id, "d": effective_from, "p": unit_price, "r": reason, "by": set_by},
+    ).one()
+    override = session.get(PriceOverride, (row[0], row[1]), populate_existing=True)
+    assert override is not None
+    return override
+
+
+def reprice_from(session: Session, account_id: str, day: date) -> int:
+    """Let the price trigger re-read the override on the account's rows from ``day``."""
+    result = session.execute(
+        text(
+            "UPDATE usage_tracking SET unit_price = unit_price, updated_at = now() "
+            "WHERE account_owner_id = :a AND date >= :d"
+        ),
+        {"a": account_id, "d": day},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def list_overrides(session: Session, account_id: str) -> list[PriceOverride]:
+    stmt = (
+        select(PriceOverride)
+        .where(PriceOverride.account_owner_id == account_id)
+        .order_by(PriceOverride.effective_from.desc())
+    )
+    return list(session.scalars(stmt))
+
+
+def claim_events(session: Session, limit: int) -> list[dict[str, Any]]:
+    """Undispatched balance events (oldest first), locked so that two dispatchers never
+    take the same one, with the owner's email."""
+    rows = session.execute(
+        text(
+            """
+            SELECT e.id, e.account_owner_id, e.kind, e.threshold, e.balance, e.ledger_seq,
+                   u.email
+            FROM hopsplane.balance_events e JOIN users u ON u.id = e.account_owner_id
+            WHERE e.dispatched_at IS NULL
+            ORDER BY e.id
+            LIMIT :limit
+            FOR UPDATE OF e SKIP LOCKED
+            """
+        ),
+        {"limit": limit},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def take_events(session: Session, ids: list[int]) -> list[dict[str, Any]]:
+    """Mark these events dispatched (those not yet) and return them with the owner's
+    email, in one statement; the caller un-marks what it could not deliver."""
+    rows = session.execute(
+        text(
+            """
+            UPDATE hopsplane.balance_events e SET dispatched_at = now()
+            FROM users u
+            WHERE e.id = ANY(CAST(:ids AS bigint[])) AND e.dispatched_at IS NULL
+              AND u.id = e.account_owner_id
+            RETURNING e.id, e.account_owner_id, e.kind, e.threshold, e.balance,
+                      e.ledger_seq, u.email
+            """
+        ),
+        {"ids": ids},
+    )
+    return sorted((dict(r._mapping) for r in rows), key=lambda e: int(e["id"]))
+
+
+def unmark_events(session: Session, ids: list[int]) -> None:
+    session.execute(
+        text(
+            "UPDATE hopsplane.balance_events SET dispatched_at = NULL "
+            "WHERE id = ANY(CAST(:ids AS bigint[]))"
+        ),
+        {"ids": ids},
+    )
+
+
+def mark_events_dispatched(session: Session, ids: list[int]) -> None:
+    session.execute(
+        text(
+            "UPDATE hopsplane.balance_events SET dispatched_at = now() "
+            "WHERE id = ANY(CAST(:ids AS bigint[]))"
+        ),
+        {"ids": ids},
+    )
+
+
+def events_of(session: Session, account_id: str) -> list[dict[str, Any]]:
+    rows = session.execute(
+        text(
+            "SELECT id, kind, threshold, balance, ledger_seq, created_at, dispatched_at "
+            "FROM hopsplane.balance_events WHERE account_owner_id = :a ORDER BY id"
+        ),
+        {"a": account_id},
+    )
+    return [dict(r._mapping) for r in rows]

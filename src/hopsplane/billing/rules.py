@@ -1,0 +1,57 @@
+"""Pure rules of billing (no I/O)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from hopsplane.errors import Invalid
+from hopsplane.money import CENT
+
+DEFAULT_UNIT_PRICE = Decimal("0.0001")
+MAX_UNIT_PRICE = Decimal("999999.999999")  # NUMERIC(12,6)
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+def usage_key(account_owner_id: str, day: date, charged_total: Decimal) -> str:
+    """Idempotency key of a usage debit: the account, the day, and the day's cumulative
+    charge in cents after this debit. The first charge of a day at $1.23 is
+    ``usage:<acct>:<day>:123``; late usage raising it to $1.50 posts 0.27 under
+    ``...:150``. Two runs computing the same charge produce the same key, so a charge can
+    never be posted twice, even if billed_amount were lost."""
+    cents = int((charged_total / CENT).to_integral_value())
+    return f"usage:{account_owner_id}:{day.isoformat()}:{cents}"
+
+
+def usage_description(day: date, units: Decimal, total: Decimal, billed_before: Decimal) -> str:
+    if billed_before == 0:
+        return f"usage {day.isoformat()}: {units.normalize():f} units, {total}"
+    return (
+        f"usage {day.isoformat()} (late): {units.normalize():f} units, {total} "
+        f"of which {billed_before} was charged before"
+    )
+
+
+def parse_unit_price(value: object) -> Decimal:
+    if isinstance(value, float | bool):
+        raise Invalid("unit_price must be a decimal string, not a float")
+    try:
+        price = Decimal(str(value).strip())
+    except ArithmeticError as exc:
+        raise Invalid(f"unit_price must be a number such as 0.0001, got {value!r}") from exc
+    if not price.is_finite() or price < 0 or price > MAX_UNIT_PRICE:
+        raise Invalid(f"unit_price must be between 0 and {MAX_UNIT_PRICE}")
+    if price != price.quantize(Decimal("0.000001")):
+        raise Invalid("unit_price has at most six decimals")
+    return price
+
+
+def member_share(
+    breakdown: dict[str, object], member_id: str
+) -> Decimal:
+    """A member's units of one day (0 when they used nothing)."""
+    raw = breakdown.get(member_id, 0)
+    return Decimal(str(raw))

@@ -1,0 +1,161 @@
+"""The billing run: every account with uncharged usage, in batches, one transaction each.
+
+This is a job (an edge): it opens its own transactions. It is safe to run every few
+minutes and concurrently with itself, with purchases and with grants: a batch holds its
+accounts' ledger locks and its usage rows' locks until it commits, and every debit has a
+deterministic idempotency key. A batch that fails is retried account by account, so one
+account's failure is reported and the others are still charged.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import date
+from decimal import Decimal
+
+import structlog
+
+from hopsplane.billing import repository as repo
+from hopsplane.billing import service
+from hopsplane.billing.schemas import AccountFailure, BatchOutcome, RunReport
+from hopsplane.credits.rules import DEFAULT_THRESHOLDS
+from hopsplane.db.engine import Database
+from hopsplane.errors import AppError
+from hopsplane.hooks import AccountHooks
+from hopsplane.integrations.email import Mailer
+
+log = structlog.get_logger(__name__)
+
+
+def run_billing(
+    db: Database,
+    through: date,
+    *,
+    hooks: AccountHooks,
+    mailer: Mailer,
+    thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
+    batch_size: int = 1000,
+    workers: int = 2,
+    public_url: str = "",
+    progress: Callable[[RunReport], None] | None = None,
+) -> RunReport:
+    """Charge all accounts with uncharged usage up to ``through``.
+
+    Batches of ``batch_size`` accounts (in id order) are charged by ``workers`` threads,
+    each batch in its own transaction; notices are sent after each commit. ``hooks`` and
+    ``mailer`` are called from the worker threads."""
+    report = RunReport(through=through)
+    _dispatch(db, hooks, mailer, report, public_url)  # events left by earlier postings
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="billing") as pool:
+        inflight: deque[Future[RunReport]] = deque()
+        for accounts in _batches(db, through, batch_size):
+            inflight.append(pool.submit(
+                _bill_batch, db, accounts, through, hooks, mailer, thresholds, public_url))
+            while len(inflight) >= 2 * max(1, workers):
+                _merge(report, inflight.popleft().result(), progress)
+        while inflight:
+            _merge(report, inflight.popleft().result(), progress)
+    log.info("billing run", through=str(through), accounts=report.accounts,
+             postings=report.postings, amount=str(report.amount),
+             failures=len(report.failures))
+    return report
+
+
+def _batches(db: Database, through: date, batch_size: int) -> Iterator[list[str]]:
+    after: str | None = None
+    while True:
+        with db.transaction() as s:
+            accounts = repo.accounts_to_bill(s, through, after=after, limit=batch_size)
+        if not accounts:
+            return
+        after = accounts[-1]
+        yield accounts
+
+
+def _bill_batch(
+    db: Database,
+    accounts: list[str],
+    through: date,
+    hooks: AccountHooks,
+    mailer: Mailer,
+    thresholds: tuple[Decimal, ...],
+    public_url: str,
+) -> RunReport:
+    part = RunReport(through=through)
+    notices: list[int] = []
+    try:
+        with db.transaction() as s:
+            outcome = service.bill_batch(
+                s, accounts, through, hooks=hooks, thresholds=thresholds)
+        _add(part, outcome)
+        notices += outcome.notices
+    except Exception:  # isolate the failing account(s); the rest is charged below
+        log.warning("billing batch failed; retrying its accounts one by one",
+                    first=accounts[0], size=len(accounts))
+        for account in accounts:
+            notices += _bill_one(db, account, through, hooks, thresholds, part)
+    for start in range(0, len(notices), 1000):  # this batch's notices, after its commit
+        with db.transaction() as s:
+            hooked, sent, _ = service.dispatch_events(
+                s, hooks, mailer, limit=1000, ids=notices[start:start + 1000],
+                public_url=public_url)
+        part.hooks_called += hooked
+        part.notices_sent += sent
+    return part
+
+
+def _merge(
+    report: RunReport, part: RunReport, progress: Callable[[RunReport], None] | None
+) -> None:
+    _add(report, BatchOutcome(part.accounts, part.rows, part.postings, part.amount))
+    report.suspended += part.suspended
+    report.failures.extend(part.failures)
+    report.hooks_called += part.hooks_called
+    report.notices_sent += part.notices_sent
+    if progress is not None:
+        progress(report)
+
+
+def _bill_one(
+    db: Database,
+    account: str,
+    through: date,
+    hooks: AccountHooks,
+    thresholds: tuple[Decimal, ...],
+    report: RunReport,
+) -> tuple[int, ...]:
+    try:
+        with db.transaction() as s:
+            outcome = service.bill_batch(
+                s, [account], through, hooks=hooks, thresholds=thresholds)
+        _add(report, outcome)
+        return outcome.notices
+    except AppError as exc:
+        report.failures.append(AccountFailure(account, f"{exc.name}: {exc.message}"))
+    except Exception as exc:  # a bug or a database error: report it, bill the others
+        log.exception("billing failed for an account", account=account)
+        report.failures.append(AccountFailure(account, f"{type(exc).__name__}: {exc}"))
+    return ()
+
+
+def _add(report: RunReport, outcome: BatchOutcome) -> None:
+    report.suspended += outcome.suspended
+    report.accounts += outcome.accounts
+    report.rows += outcome.rows
+    report.postings += outcome.postings
+    report.amount += outcome.amount
+
+
+def _dispatch(
+    db: Database, hooks: AccountHooks, mailer: Mailer, report: RunReport, public_url: str
+) -> None:
+    while True:
+        with db.transaction() as s:
+            hooked, sent, claimed = service.dispatch_events(
+                s, hooks, mailer, limit=1000, public_url=public_url)
+        report.hooks_called += hooked
+        report.notices_sent += sent
+        if claimed == 0 or hooked + sent == 0:
+            return

@@ -1,0 +1,90 @@
+"""Data shapes of billing, shared by the job, the API and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCharge:
+    """A usage_tracking row with part of its total_cost not yet charged."""
+
+    id: object  # uuid of the usage row
+    account_owner_id: str
+    date: date
+    compute_units: Decimal
+    total_cost: Decimal
+    billed_amount: Decimal
+
+    @property
+    def due(self) -> Decimal:
+        return self.total_cost - self.billed_amount
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    accounts: int
+    rows: int
+    postings: int
+    amount: Decimal
+    suspended: int = 0  # accounts suspended by this batch (announced through the hooks)
+    notices: tuple[int, ...] = ()  # low-balance events to mail after commit
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFailure:
+    account_owner_id: str
+    error: str
+
+
+@dataclass(slots=True)
+class RunReport:
+    through: date
+    accounts: int = 0
+    rows: int = 0
+    postings: int = 0
+    amount: Decimal = Decimal("0.00")
+    failures: list[AccountFailure] = field(default_factory=list)
+    hooks_called: int = 0
+    notices_sent: int = 0
+    suspended: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class UsageDay(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    date: date
+    compute_units: Decimal
+    unit_price: Decimal
+    total_cost: Decimal
+    billed_amount: Decimal
+    user_breakdown: dict[str, Decimal]
+
+
+class UsageReport(BaseModel):
+    account_owner_id: str
+    date_from: date
+    date_to: date
+    scope: str  # "account" (owner, admin) or "member" (only the caller's share)
+    days: list[UsageDay]
+    total_units: Decimal
+    total_cost: Decimal
+
+
+class PriceOverrideOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    account_owner_id: str
+    effective_from: date
+    unit_price: Decimal
+    reason: str
+    set_by: str | None
+    created_at: datetime

@@ -1,0 +1,227 @@
+"""Use cases of billing. Functions take the session first and never commit.
+
+The run over all accounts (one transaction per batch) is the job in
+:mod:`hopsplane.billing.run`; this module is what one transaction does.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import structlog
+from sqlalchemy.orm import Session
+
+from hopsplane.billing import repository as repo
+from hopsplane.billing.rules import (
+    member_share,
+    parse_unit_price,
+    usage_description,
+    usage_key,
+)
+from hopsplane.billing.schemas import BatchOutcome, PriceOverrideOut, UsageDay, UsageReport
+from hopsplane.credits import service as credits
+from hopsplane.credits.rules import DEFAULT_THRESHOLDS, EntryType
+from hopsplane.credits.schemas import Posting
+from hopsplane.errors import Conflict, Invalid, Unavailable
+from hopsplane.hooks import AccountHooks
+from hopsplane.integrations.email import Email, Mailer
+from hopsplane.money import cost_of
+
+log = structlog.get_logger(__name__)
+
+MAX_USAGE_DAYS = 366
+
+
+def bill_batch(
+    session: Session,
+    accounts: list[str],
+    through: date,
+    *,
+    hooks: AccountHooks | None = None,
+    thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
+) -> BatchOutcome:
+    """Charge every uncharged part of the accounts' usage up to ``through``.
+
+    Under the accounts' ledger locks, the rows with ``total_cost > billed_amount`` are
+    locked and marked charged (``billed_amount := total_cost``), and one usage debit per
+    row is posted set-based for the difference (a late upsert that raised a billed day is
+    charged only for what it added), all in this transaction. A repeat finds nothing.
+    """
+    credits.lock_accounts(session, accounts)
+    charges = repo.take_pending_charges(session, accounts, through)
+    if not charges:
+        return BatchOutcome(len(accounts), 0, 0, Decimal("0.00"))
+    postings = [
+        Posting(
+            c.account_owner_id,
+            EntryType.USAGE,
+            -c.due,
+            usage_key(c.account_owner_id, c.date, c.total_cost),
+            description=usage_description(c.date, c.compute_units, c.total_cost,
+                                          c.billed_amount),
+        )
+        for c in charges
+    ]
+    result = credits.post_many(session, postings, hooks=hooks, thresholds=thresholds)
+    return BatchOutcome(
+        len(accounts),
+        len(charges),
+        result.created,
+        sum((c.due for c in charges), Decimal(0)),
+        sum(1 for e in result.events if e.kind == "suspended"),
+        tuple(e.id for e in result.events if e.kind == "low_balance"),
+    )
+
+
+def set_price_override(
+    session: Session,
+    account_owner_id: str,
+    effective_from: date,
+    unit_price: object,
+    *,
+    reason: str,
+    set_by: str | None = None,
+) -> PriceOverrideOut:
+    """Set the account's unit price from ``effective_from`` on (a platform admin's act).
+
+    Usage rows from that date are repriced at once (and rows written later take the
+    price when written). Days already (partly) charged cannot be repriced: Conflict.
+    """
+    price = parse_unit_price(unit_price)
+    cleaned = " ".join((reason or "").split())
+    if not cleaned:
+        raise Invalid("a reason is required for a price override")
+    credits.require_owner(session, account_owner_id)
+    credits.lock_accounts(session, [account_owner_id])  # billing of this account waits
+    billed = repo.billed_dates_from(session, account_owner_id, effective_from)
+    if billed is not None:
+        raise Conflict(
+            f"usage of {account_owner_id!r} is already charged up to {billed}; "
+            f"a price can only take effect after that day"
+        )
+    override = repo.upsert_override(
+        session, account_owner_id, effective_from, price, cleaned, set_by
+    )
+    repo.reprice_from(session, account_owner_id, effective_from)
+    return PriceOverrideOut.model_validate(override)
+
+
+def price_overrides(session: Session, account_owner_id: str) -> list[PriceOverrideOut]:
+    credits.require_owner(session, account_owner_id)
+    rows = repo.list_overrides(session, account_owner_id)
+    return [PriceOverrideOut.model_validate(o) for o in rows]
+
+
+def usage_report(
+    session: Session,
+    account_owner_id: str,
+    date_from: date,
+    date_to: date,
+    *,
+    member_id: str | None = None,
+) -> UsageReport:
+    """Daily usage of an account with the per-user breakdown. With ``member_id`` (a team
+    member asking), only that member's share: their units, their cost at the day's price
+    (rounded by the one rule), and a breakdown holding only them."""
+    if date_to < date_from:
+        raise Invalid("`to` must not be before `from`")
+    if (date_to - date_from).days >= MAX_USAGE_DAYS:
+        raise Invalid(f"at most {MAX_USAGE_DAYS} days per request")
+    credits.require_owner(session, account_owner_id)
+    days: list[UsageDay] = []
+    for row in repo.usage_days(session, account_owner_id, date_from, date_to):
+        breakdown = {k: Decimal(str(v)) for k, v in row.user_breakdown.items()}
+        if member_id is None:
+            days.append(UsageDay.model_validate(
+                {**_row_dict(row), "user_breakdown": breakdown}))
+            continue
+        units = member_share(row.user_breakdown, member_id)
+        if units == 0:
+            continue
+        cost = cost_of(units, row.unit_price)
+        days.append(UsageDay(
+            date=row.date, compute_units=units, unit_price=row.unit_price, total_cost=cost,
+            billed_amount=min(cost, row.billed_amount), user_breakdown={member_id: units},
+        ))
+    return UsageReport(
+        account_owner_id=account_owner_id,
+        date_from=date_from,
+        date_to=date_to,
+        scope="account" if member_id is None else "member",
+        days=days,
+        total_units=sum((d.compute_units for d in days), Decimal(0)),
+        total_cost=sum((d.total_cost for d in days), Decimal("0.00")),
+    )
+
+
+def dispatch_events(
+    session: Session,
+    hooks: AccountHooks,
+    mailer: Mailer,
+    *,
+    limit: int = 500,
+    ids: list[int] | None = None,
+    public_url: str = "",
+) -> tuple[int, int, int]:
+    """Announce recorded balance events that nobody announced yet: suspensions and
+    resumptions through the hooks (in this transaction: exactly once), low-balance
+    notices by email (an email that cannot be sent now stays pending and is retried by
+    the next dispatch). With ``ids``, only those events (a batch's own). Returns (hooks
+    called, emails sent, events claimed)."""
+    if ids is not None:
+        events = repo.take_events(session, ids)
+        marked = True
+    else:
+        events = repo.claim_events(session, limit)
+        marked = False
+    done: list[int] = []
+    failed: list[int] = []
+    hooked = sent = 0
+    for e in events:
+        if e["kind"] == "suspended":
+            hooks.account_suspended(session, e["account_owner_id"])
+            hooked += 1
+        elif e["kind"] == "resumed":
+            hooks.account_resumed(session, e["account_owner_id"])
+            hooked += 1
+        else:
+            try:
+                mailer.send(_notice(e, public_url))
+            except Unavailable as exc:
+                log.warning("low-balance notice not sent", account=e["account_owner_id"],
+                            error=exc.message)
+                failed.append(e["id"])
+                continue
+            sent += 1
+        done.append(e["id"])
+    if marked and failed:
+        repo.unmark_events(session, failed)
+    if not marked and done:
+        repo.mark_events_dispatched(session, done)
+    return hooked, sent, len(events)
+
+
+def _notice(event: dict[str, object], public_url: str) -> Email:
+    threshold, balance = event["threshold"], event["balance"]
+    lines = [
+        f"The credit balance of your hopsplane account is now ${balance}, "
+        f"at or below ${threshold}.",
+        "",
+        "When it reaches $0.00 the account is suspended and its Hopsworks users stop "
+        "until credit is added.",
+    ]
+    if public_url:
+        lines += ["", f"Add credits: {public_url.rstrip('/')}/billing"]
+    return Email(
+        to=str(event["email"]),
+        subject=f"hopsplane: your balance is at or below ${threshold}",
+        body="\n".join(lines),
+    )
+
+
+def _row_dict(row: object) -> dict[str, object]:
+    return {
+        k: getattr(row, k)
+        for k in ("date", "compute_units", "unit_price", "total_cost", "billed_amount")
+    }

@@ -1,0 +1,118 @@
+"""hopsplane billing: charge usage to the ledger, prices, notices."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+
+from hopsplane.billing import service
+from hopsplane.billing.rules import today_utc
+from hopsplane.billing.run import run_billing
+from hopsplane.cli.common import console, err_console, friendly, load_settings, open_database
+from hopsplane.clusters.hooks import build_account_hooks
+from hopsplane.errors import Invalid
+from hopsplane.integrations.email import build_mailer
+
+app = typer.Typer(
+    help="Charge metered usage to the credits ledger, set per-account prices, and send "
+    "low-balance notices.",
+    no_args_is_help=True,
+)
+
+
+def _day(value: str | None, what: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{what} must be a date like 2026-11-24, got {value!r}") from None
+
+
+@app.command()
+@friendly
+def run(
+    through: Annotated[
+        str | None,
+        typer.Option(help="Charge usage dated up to this UTC day (YYYY-MM-DD). Default: today."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Accounts per transaction (HOPSPLANE_BILLING_BATCH_SIZE)."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=16, help="Batches charged side by side.")
+    ] = 2,
+) -> None:
+    """Post a usage debit for every part of usage_tracking.total_cost not charged yet.
+
+    Late usage for a charged day is charged as the difference; a repeat with nothing new
+    posts nothing. Safe to run every few minutes, and concurrently. Exit 1 when some
+    accounts failed (they are listed; the others were charged)."""
+    settings = load_settings()
+    day = _day(through, "--through") or today_utc()
+    db = open_database(settings)
+    with console.status("billing...") as status:
+        report = run_billing(
+            db, day,
+            hooks=build_account_hooks(settings),
+            mailer=build_mailer(settings),
+            thresholds=settings.thresholds,
+            batch_size=batch_size or settings.billing_batch_size,
+            workers=workers,
+            public_url=settings.public_url,
+            progress=lambda r: status.update(
+                f"billing... {r.accounts} accounts, {r.postings} debits, {r.amount}"),
+        )
+    console.print(
+        f"billed through {report.through}: {report.postings} debits totalling "
+        f"{report.amount} over {report.accounts} accounts; {report.notices_sent} notices "
+        f"sent, {report.suspended} accounts suspended"
+    )
+    if report.failures:
+        err_console.print(f"[red]{len(report.failures)} account(s) failed:[/red]")
+        for f in report.failures:
+            err_console.print(f"  {f.account_owner_id}: {f.error}")
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def dispatch() -> None:
+    """Announce pending balance events: suspensions/resumptions to the account hooks and
+    low-balance notices by email (SMTP, or the log when unconfigured)."""
+    settings = load_settings()
+    db = open_database(settings)
+    hooks, mailer = build_account_hooks(settings), build_mailer(settings)
+    total_hooks = total_sent = 0
+    while True:
+        with db.transaction() as s:
+            hooked, sent, claimed = service.dispatch_events(
+                s, hooks, mailer, public_url=settings.public_url)
+        total_hooks, total_sent = total_hooks + hooked, total_sent + sent
+        if claimed == 0 or hooked + sent == 0:
+            break
+    console.print(f"{total_hooks} suspensions/resumptions announced, {total_sent} notices sent")
+
+
+@app.command("set-price")
+@friendly
+def set_price(
+    account: Annotated[str, typer.Argument(help="Account owner's user id.")],
+    unit_price: Annotated[str, typer.Argument(help="Dollars per compute unit, e.g. 0.00008.")],
+    effective_from: Annotated[
+        str, typer.Option("--from", help="First UTC day the price applies to (YYYY-MM-DD).")
+    ],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (required).")],
+) -> None:
+    """Set an account's unit price from a day on (default price: 0.0001). Days already
+    charged cannot be repriced."""
+    day = _day(effective_from, "--from")
+    assert day is not None
+    db = open_database(load_settings())
+    with db.transaction() as s:
+        o = service.set_price_override(s, account, day, unit_price, reason=reason,
+                                       set_by="cli")
+    console.print(f"{o.account_owner_id}: {o.unit_price} per unit from {o.effective_from}")

@@ -1,0 +1,142 @@
+"""The billing run against committed data (each test has its own database)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+
+from hopsplane.billing import service as billing
+from hopsplane.billing.run import run_billing
+from hopsplane.credits import service as credits
+from hopsplane.db.engine import Database
+from hopsplane.errors import Conflict
+from hopsplane.hooks import LoggingHooks
+from hopsplane.integrations.email import LogMailer
+from tests.billing.conftest import upsert_usage, usage_row
+from tests.factories import make_user, post
+
+D1, D2, D3 = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
+
+
+class RecordingHooks(LoggingHooks):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def account_suspended(self, session, owner_id):  # type: ignore[no-untyped-def]
+        self.calls.append(("suspended", owner_id))
+
+    def account_resumed(self, session, owner_id):  # type: ignore[no-untyped-def]
+        self.calls.append(("resumed", owner_id))
+
+
+def _run(db: Database, through: date = D3, **kw: object):  # type: ignore[no-untyped-def]
+    kw.setdefault("hooks", RecordingHooks())
+    kw.setdefault("mailer", LogMailer())
+    return run_billing(db, through, **kw)  # type: ignore[arg-type]
+
+
+def _debits(db: Database, account: str) -> list[Decimal]:
+    with db.transaction() as s:
+        return [e.amount for e in reversed(credits.history(s, account, limit=500))
+                if e.type.value == "usage"]
+
+
+def test_charges_each_day_once_and_late_usage_as_the_difference(fresh_db: Database) -> None:
+    with fresh_db.transaction() as s:
+        a = make_user(s)
+        post(s, a, "purchase", "100.00")
+        upsert_usage(s, a, D1, "12345")  # 1.2345 -> 1.23
+        upsert_usage(s, a, D2, "50000")  # 5.00
+    r = _run(fresh_db)
+    assert (r.postings, r.amount, r.failures) == (2, Decimal("6.23"), [])
+    assert _run(fresh_db).postings == 0  # a repeat posts nothing
+    with fresh_db.transaction() as s:
+        upsert_usage(s, a, D1, "20000")  # late usage: the day now costs 2.00
+    r = _run(fresh_db)
+    assert (r.postings, r.amount) == (1, Decimal("0.77"))
+    assert _debits(fresh_db, a) == [Decimal("-1.23"), Decimal("-5.00"), Decimal("-0.77")]
+    with fresh_db.transaction() as s:
+        assert usage_row(s, a, D1)[2] == Decimal("2.00")
+        assert credits.balance(s, a) == Decimal("93.00")
+        assert credits.verify(s).ok
+
+
+def test_through_limits_the_days_charged(fresh_db: Database) -> None:
+    with fresh_db.transaction() as s:
+        a = make_user(s)
+        upsert_usage(s, a, D1, "10000")
+        upsert_usage(s, a, D3, "10000")
+    assert _run(fresh_db, through=D2).amount == Decimal("1.00")
+    assert _run(fresh_db, through=D3).amount == Decimal("1.00")
+
+
+def test_one_failing_account_is_reported_and_the_others_are_charged(
+    fresh_db: Database,
+) -> None:
+    with fresh_db.transaction() as s:
+        good1, bad, good2 = sorted(make_user(s) for _ in range(3))
+        for acct in (good1, bad, good2):
+            upsert_usage(s, acct, D1, "10000")
+        # the bad account's debit key is already taken by a different entry: Conflict
+        post(s, bad, "grant", "5.00", key=f"usage:{bad}:{D1.isoformat()}:100")
+    r = _run(fresh_db)
+    assert [f.account_owner_id for f in r.failures] == [bad]
+    assert "Conflict" in r.failures[0].error
+    assert _debits(fresh_db, good1) == [Decimal("-1.00")]
+    assert _debits(fresh_db, good2) == [Decimal("-1.00")]
+    assert _debits(fresh_db, bad) == []
+    with fresh_db.transaction() as s:
+        assert usage_row(s, bad, D1)[2] == Decimal("0.00")  # not marked billed
+
+
+def test_notices_suspension_and_resumption_through_the_run(fresh_db: Database) -> None:
+    hooks, mailer = RecordingHooks(), LogMailer()
+    with fresh_db.transaction() as s:
+        a = make_user(s)
+        post(s, a, "purchase", "12.00")
+        upsert_usage(s, a, D1, "50000")  # 5.00 -> balance 7: under 10
+    r = _run(fresh_db, hooks=hooks, mailer=mailer)
+    assert r.notices_sent == 1 and [m.subject for m in mailer.sent] == [
+        "hopsplane: your balance is at or below $10.00"]
+    assert _run(fresh_db, hooks=hooks, mailer=mailer).notices_sent == 0  # once per crossing
+    with fresh_db.transaction() as s:
+        upsert_usage(s, a, D2, "80000")  # 8.00 -> balance -1: suspended
+    _run(fresh_db, hooks=hooks, mailer=mailer)
+    assert hooks.calls == [("suspended", a)]
+    assert len(mailer.sent) == 2  # the $0 threshold (crossing 1 and 0 at once: one notice)
+    with fresh_db.transaction() as s:  # a purchase through post() without hooks
+        post(s, a, "purchase", "20.00")
+        assert not credits.standing(s, a).suspended
+    _run(fresh_db, hooks=hooks, mailer=mailer)  # the run announces what post() recorded
+    assert hooks.calls == [("suspended", a), ("resumed", a)]
+    _run(fresh_db, hooks=hooks, mailer=mailer)
+    assert hooks.calls == [("suspended", a), ("resumed", a)]
+
+
+def test_price_override_applies_from_its_date(fresh_db: Database) -> None:
+    with fresh_db.transaction() as s:
+        a = make_user(s)
+        upsert_usage(s, a, D1, "10000")
+        upsert_usage(s, a, D2, "10000")
+        billing.set_price_override(s, a, D2, "0.0002", reason="contract")
+        upsert_usage(s, a, D3, "10000")  # written after: takes the override too
+        assert [usage_row(s, a, d)[1] for d in (D1, D2, D3)] == [
+            Decimal("1.00"), Decimal("2.00"), Decimal("2.00")]
+    assert _run(fresh_db).amount == Decimal("5.00")
+    with fresh_db.transaction() as s, pytest.raises(Conflict, match="already charged"):
+        billing.set_price_override(s, a, D3, "0.0003", reason="too late")
+    with fresh_db.transaction() as s:
+        assert usage_row(s, a, D3)[0] == Decimal("0.0002")
+
+
+def test_billed_amount_cannot_go_negative(fresh_db: Database) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with fresh_db.transaction() as s:
+        a = make_user(s)
+        upsert_usage(s, a, D1, "1")
+    with pytest.raises(IntegrityError), fresh_db.transaction() as s:
+        s.execute(text("UPDATE usage_tracking SET billed_amount = -1"))
