@@ -18,7 +18,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import structlog
 from sqlalchemy.orm import Session
 
 from hopsplane.billing.rules import today_utc
@@ -34,8 +33,6 @@ from hopsplane.integrations.hopsworks import build_client_factory
 from hopsplane.worker import service as queue
 from hopsplane.worker.schemas import Handler, JobContext, PeriodicTask
 
-log = structlog.get_logger(__name__)
-
 RECONCILE_EVERY = timedelta(minutes=15)
 BILLING_EVERY = timedelta(minutes=15)
 BILLING_TASK = "billing.run"
@@ -45,7 +42,7 @@ def run_billing_job(session: Session, args: dict[str, Any], ctx: JobContext) -> 
     """Charge every uncharged usage through today (UTC). Batches commit on their own
     transactions; a failed account is logged and retried by the next slot."""
     settings: Settings = ctx.services["settings"]
-    report = run_billing(
+    run_billing(
         ctx.services["database"],
         today_utc(),
         hooks=build_account_hooks(settings),
@@ -55,8 +52,6 @@ def run_billing_job(session: Session, args: dict[str, Any], ctx: JobContext) -> 
         workers=1,
         public_url=settings.public_url,
     )
-    log.info("billing run", postings=report.postings, amount=str(report.amount),
-             failures=len(report.failures))
 
 
 def handlers() -> dict[str, Handler]:
