@@ -13,9 +13,10 @@ from starlette.routing import Match
 
 from hopsplane import __version__
 from hopsplane.api.errors import install_error_handlers
-from hopsplane.api.routers import health
+from hopsplane.api.routers import health, payments
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.integrations.stripe import build_stripe
 from hopsplane.observability import Metrics
 
 log = structlog.get_logger("hopsplane.http")
@@ -43,12 +44,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.stripe = build_stripe(settings)  # None when Stripe is not configured
     if database is not None:
         app.state.database = database
 
     install_error_handlers(app)
     app.middleware("http")(_request_context)
     app.include_router(health.router)
+    app.include_router(payments.router)
     return app
 
 

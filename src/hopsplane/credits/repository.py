@@ -75,6 +75,15 @@ def find_by_id(session: Session, entry_id: uuid.UUID) -> LedgerEntry | None:
     return session.get(LedgerEntry, entry_id)
 
 
+def find_purchase_by_payment_intent(session: Session, payment_intent_id: str) -> LedgerEntry | None:
+    return session.scalars(
+        select(LedgerEntry).where(
+            LedgerEntry.type == "purchase",
+            LedgerEntry.stripe_payment_intent_id == payment_intent_id,
+        )
+    ).one_or_none()
+
+
 def refunded_so_far(session: Session, purchase_id: uuid.UUID) -> Decimal:
     """Sum of the refunds (a negative number or zero) that reference a purchase."""
     total = session.execute(

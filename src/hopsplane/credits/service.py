@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
@@ -52,6 +53,19 @@ def post(session: Session, posting: Posting) -> PostResult:
             f"on account {posting.account_owner_id}"
         )
     return PostResult(LedgerEntryOut.model_validate(original), created=False)
+
+
+def purchase_for_payment_intent(
+    session: Session, payment_intent_id: str
+) -> LedgerEntryOut | None:
+    """The purchase recorded for a Stripe PaymentIntent, if any (at most one: unique index)."""
+    entry = repo.find_purchase_by_payment_intent(session, payment_intent_id)
+    return None if entry is None else LedgerEntryOut.model_validate(entry)
+
+
+def refunded_amount(session: Session, purchase_id: uuid.UUID) -> Decimal:
+    """How much of a purchase has been refunded so far (zero or positive)."""
+    return -repo.refunded_so_far(session, purchase_id)
 
 
 def balance(session: Session, account_owner_id: str) -> Decimal:

@@ -1,0 +1,236 @@
+"""Use cases of buying credits. Functions take the session first and never commit.
+
+Every path that credits a payment (the webhook, the success redirect, a refund that arrives
+first, ``stripe reconcile --fix``) goes through :func:`fulfil_payment`, which posts the
+purchase under the key ``stripe:purchase:<payment intent>``: whatever the order or number
+of deliveries, a payment is credited once.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import structlog
+from sqlalchemy.orm import Session
+
+from hopsplane.credits import service as credits
+from hopsplane.credits.rules import EntryType
+from hopsplane.credits.schemas import LedgerEntryOut, Posting
+from hopsplane.errors import AppError, Forbidden, Invalid, NotFound, Unavailable
+from hopsplane.integrations.stripe.parse import checkout_session_from
+from hopsplane.integrations.stripe.types import (
+    CheckoutRequest,
+    StripeGateway,
+    WebhookEvent,
+)
+from hopsplane.payments import repository as repo
+from hopsplane.payments import rules
+from hopsplane.payments.schemas import (
+    EventOutcome,
+    FulfilResult,
+    Payment,
+    TopupOut,
+    TopupStatusOut,
+)
+
+log = structlog.get_logger(__name__)
+
+PRODUCT_NAME = "hopsplane credits"
+
+
+def fulfil_payment(session: Session, payment: Payment) -> FulfilResult:
+    """Credit a succeeded payment to its account, once.
+
+    The one place a Stripe payment becomes credit. A repeat (same payment intent) returns
+    the original entry with ``created=False``. Balance enforcement (lifting a suspension
+    once the balance is positive again) belongs right after the posting, here.
+    """
+    result = credits.post(
+        session,
+        Posting(
+            account_owner_id=payment.account_owner_id,
+            entry_type=EntryType.PURCHASE,
+            amount=payment.amount,
+            idempotency_key=rules.purchase_key(payment.payment_intent_id),
+            description=f"Stripe top-up {payment.amount} {payment.currency.upper()}",
+            stripe_payment_intent_id=payment.payment_intent_id,
+        ),
+    )
+    if result.created:
+        log.info("credits purchased", account=payment.account_owner_id,
+                 amount=str(payment.amount), payment_intent=payment.payment_intent_id)
+    return FulfilResult(result.entry, result.created)
+
+
+def ensure_customer(session: Session, gateway: StripeGateway, account_id: str) -> str:
+    """The account's Stripe customer in the configured mode, created on first use."""
+    email, customer = repo.customer_of(session, account_id, gateway.mode)
+    if customer:
+        return customer
+    created = gateway.create_customer(
+        email, account_id, idempotency_key=f"hopsplane:customer:{account_id}:{gateway.mode}"
+    )
+    return repo.set_customer(session, account_id, gateway.mode, created)
+
+
+def start_topup(
+    session: Session,
+    gateway: StripeGateway,
+    account_id: str,
+    amount: object,
+    *,
+    idempotency_key: str | None = None,
+) -> TopupOut:
+    """A Stripe Checkout Session for buying ``amount`` credits. Works whatever the balance:
+    a suspended account tops up to be resumed."""
+    config = gateway.config
+    value = rules.validate_topup(amount, config.min_topup, config.max_topup, config.currency)
+    customer = ensure_customer(session, gateway, account_id)
+    checkout = gateway.create_checkout_session(
+        CheckoutRequest(
+            customer_id=customer,
+            account_owner_id=account_id,
+            amount_minor=rules.to_minor(value, config.currency),
+            currency=config.currency,
+            success_url=config.success_url,
+            cancel_url=config.cancel_url,
+            description=PRODUCT_NAME,
+            idempotency_key=(
+                f"hopsplane:topup:{account_id}:{idempotency_key}" if idempotency_key else None
+            ),
+        )
+    )
+    if not checkout.url:
+        raise Unavailable(f"Stripe returned checkout session {checkout.id} without a URL")
+    return TopupOut(session_id=checkout.id, url=checkout.url, amount=value,
+                    currency=config.currency)
+
+
+def complete_topup(
+    session: Session, gateway: StripeGateway, account_id: str, session_id: str
+) -> TopupStatusOut:
+    """The success redirect: read the Checkout Session from Stripe and, when it is paid,
+    credit it now (the same idempotent fulfilment as the webhook)."""
+    if not session_id.startswith("cs_"):
+        raise NotFound(f"no checkout session {session_id!r}")
+    checkout = gateway.retrieve_checkout_session(session_id)
+    owner = rules.account_from(checkout.metadata, checkout.client_reference_id)
+    if owner != account_id:
+        raise Forbidden("this checkout session belongs to another account")
+    payment = rules.payment_from_checkout(checkout, gateway.config.currency)
+    credited = fulfil_payment(session, payment) if payment else None
+    return TopupStatusOut(
+        session_id=checkout.id,
+        payment_status=checkout.payment_status,
+        credited=credited is not None,
+        amount=payment.amount if payment else None,
+        balance=credits.balance(session, account_id),
+    )
+
+
+def sync_refunds(session: Session, gateway: StripeGateway, charge_id: str) -> str | None:
+    """Bring the ledger's refunds of a charge's payment up to what Stripe says now.
+
+    Reads the charge from Stripe (its cumulative ``amount_refunded``), credits the purchase
+    first if the ledger does not have it yet (a refund event that overtook the purchase),
+    then posts the difference as one refund. Returns the account, or None when the charge
+    has no payment intent (not a top-up).
+    """
+    charge = gateway.retrieve_charge(charge_id)
+    if not charge.payment_intent_id:
+        return None
+    purchase = _purchase_of(session, gateway, charge.payment_intent_id)
+    due = rules.refund_due(
+        charge.amount_refunded, credits.refunded_amount(session, purchase.id), charge.currency
+    )
+    if due < 0:
+        raise Invalid(
+            f"the ledger refunded {-due} more of {charge.payment_intent_id} than Stripe did"
+        )
+    if due > 0:
+        credits.post(
+            session,
+            Posting(
+                account_owner_id=purchase.account_owner_id,
+                entry_type=EntryType.REFUND,
+                amount=-due,
+                idempotency_key=rules.refund_key(charge.payment_intent_id,
+                                                 charge.amount_refunded),
+                description=f"Stripe refund of {charge.payment_intent_id}",
+                stripe_payment_intent_id=charge.payment_intent_id,
+                refund_of=purchase.id,
+            ),
+        )
+    return purchase.account_owner_id
+
+
+def _purchase_of(session: Session, gateway: StripeGateway, pi: str) -> LedgerEntryOut:
+    repo.lock_payment(session, pi)
+    purchase = credits.purchase_for_payment_intent(session, pi)
+    if purchase is not None:
+        return purchase
+    intent = gateway.retrieve_payment_intent(pi)
+    return fulfil_payment(session, rules.payment_from_intent(intent, gateway.config.currency)).entry
+
+
+def handle_event(session: Session, gateway: StripeGateway, event: WebhookEvent) -> EventOutcome:
+    """Store a verified event once and process it in the same transaction.
+
+    A repeated delivery of a stored event changes nothing. A problem with the event itself
+    (unknown account, wrong currency, a refund the balance cannot cover) is recorded as
+    ``failed`` and acknowledged, since Stripe resending it would not help (``stripe
+    reconcile`` lists it). Stripe being unreachable raises Unavailable: nothing is stored and
+    Stripe delivers again later.
+    """
+    expected = gateway.mode == "live"
+    if event.livemode != expected:
+        raise Invalid(
+            f"event {event.id} is a {'live' if event.livemode else 'test'}-mode event; this "
+            f"server is configured for {gateway.mode} mode"
+        )
+    if not repo.insert_event(session, event):
+        return EventOutcome(event.id, "duplicate")
+    object_id = event.object.get("id")
+    account: str | None = None
+    status: Done
+    try:
+        with session.begin_nested():
+            status, account, note = _process(session, gateway, event)
+    except Unavailable:
+        raise
+    except AppError as exc:
+        status, note = "failed", exc.message
+        log.warning("stripe event failed", event_id=event.id, type=event.type, error=exc.message)
+    repo.finish_event(
+        session, event.id, status, object_id=str(object_id) if object_id else None,
+        account_owner_id=account, error=note if status == "failed" else None,
+    )
+    return EventOutcome(event.id, status, note, account)
+
+
+Done = Literal["processed", "ignored", "failed"]
+
+
+def _process(
+    session: Session, gateway: StripeGateway, event: WebhookEvent
+) -> tuple[Done, str | None, str | None]:
+    if event.type in rules.PURCHASE_EVENTS:
+        checkout = checkout_session_from(event.object)
+        if checkout.mode != "payment":
+            return "ignored", None, "not a one-time payment"
+        payment = rules.payment_from_checkout(checkout, gateway.config.currency)
+        if payment is None:
+            return "ignored", None, f"payment status is {checkout.payment_status}"
+        result = fulfil_payment(session, payment)
+        note = "credited" if result.created else "already credited"
+        return "processed", payment.account_owner_id, note
+    if event.type in rules.REFUND_EVENTS:
+        charge_id = event.object.get("id") if event.type == "charge.refunded" else (
+            event.object.get("charge")
+        )
+        if not isinstance(charge_id, str) or not charge_id:
+            return "ignored", None, "no charge to read"
+        account = sync_refunds(session, gateway, charge_id)
+        return ("processed", account, None) if account else ("ignored", None, "not a top-up")
+    return "ignored", None, "event type not handled"
+
