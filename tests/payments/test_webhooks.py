@@ -249,3 +249,41 @@ def test_a_live_server_refuses_test_mode_events(session: object, gateway: object
     event = parse_event(sign(stripe_event("charge.refunded", {"id": "ch_1"}))[0])
     with pytest.raises(Invalid, match="test-mode event"):
         service.handle_event(session, live, event)  # type: ignore[arg-type]
+
+
+def test_refunds_of_payments_that_are_not_top_ups_are_ignored(
+    app_client: TestClient, fresh_db: Database, stripe_front: StripeFront
+) -> None:
+    client = stripe_front.client
+    pm = client.v1.payment_methods.create(params={"type": "card", "card": {
+        "number": "4242424242424242", "exp_month": 1, "exp_year": 2031, "cvc": "111"}})
+    pi = client.v1.payment_intents.create(params={
+        "amount": 999, "currency": "usd", "payment_method": pm.id, "confirm": True})
+    charge = stripe_front.refund(pi.id)
+    r = deliver(app_client, stripe_event("charge.refunded", charge))
+    assert r.status_code == 200 and r.json()["status"] == "ignored"
+    assert count(fresh_db, "SELECT count(*) FROM credits_ledger") == 0
+
+
+def test_when_stripe_is_unreachable_the_event_is_not_stored_and_stripe_retries(
+    app_client: TestClient, fresh_db: Database, stripe_front: StripeFront,
+    stripe_settings: object,
+) -> None:
+    from hopsplane.integrations.stripe import StripeApi, config_from_settings
+    from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, free_port
+
+    owner, pi, _ = _paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
+                                          amount="30.00")
+    charge = stripe_front.refund(pi, 1000)
+    event = stripe_event("charge.refunded", charge)
+    working = app_client.app.state.stripe  # type: ignore[attr-defined]
+    app_client.app.state.stripe = StripeApi(  # type: ignore[attr-defined]
+        TEST_KEY, WEBHOOK_SECRET, config_from_settings(stripe_settings),  # type: ignore[arg-type]
+        api_base=f"http://127.0.0.1:{free_port()}")
+    r = deliver(app_client, event)
+    assert r.status_code == 503 and r.json()["error"] == "Unavailable"
+    assert event["id"] not in stored_events(fresh_db)
+    assert balance(fresh_db, owner) == Decimal("30.00")
+    app_client.app.state.stripe = working  # type: ignore[attr-defined]
+    assert deliver(app_client, event).json()["status"] == "processed"  # Stripe's retry
+    assert balance(fresh_db, owner) == Decimal("20.00")

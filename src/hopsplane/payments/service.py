@@ -19,6 +19,7 @@ from hopsplane.credits.schemas import LedgerEntryOut, Posting
 from hopsplane.errors import AppError, Forbidden, Invalid, NotFound, Unavailable
 from hopsplane.integrations.stripe.parse import checkout_session_from
 from hopsplane.integrations.stripe.types import (
+    ACCOUNT_METADATA_KEY,
     CheckoutRequest,
     StripeGateway,
     WebhookEvent,
@@ -134,12 +135,14 @@ def sync_refunds(session: Session, gateway: StripeGateway, charge_id: str) -> st
     Reads the charge from Stripe (its cumulative ``amount_refunded``), credits the purchase
     first if the ledger does not have it yet (a refund event that overtook the purchase),
     then posts the difference as one refund. Returns the account, or None when the charge
-    has no payment intent (not a top-up).
+    is not a hopsplane top-up (no payment intent, or one without our account metadata).
     """
     charge = gateway.retrieve_charge(charge_id)
     if not charge.payment_intent_id:
         return None
     purchase = _purchase_of(session, gateway, charge.payment_intent_id)
+    if purchase is None:
+        return None
     due = rules.refund_due(
         charge.amount_refunded, credits.refunded_amount(session, purchase.id), charge.currency
     )
@@ -164,12 +167,16 @@ def sync_refunds(session: Session, gateway: StripeGateway, charge_id: str) -> st
     return purchase.account_owner_id
 
 
-def _purchase_of(session: Session, gateway: StripeGateway, pi: str) -> LedgerEntryOut:
+def _purchase_of(session: Session, gateway: StripeGateway, pi: str) -> LedgerEntryOut | None:
+    """The ledger's purchase of a payment, credited first from the PaymentIntent when the
+    purchase event has not been processed yet; None when the payment is not a top-up."""
     repo.lock_payment(session, pi)
     purchase = credits.purchase_for_payment_intent(session, pi)
     if purchase is not None:
         return purchase
     intent = gateway.retrieve_payment_intent(pi)
+    if ACCOUNT_METADATA_KEY not in intent.metadata:
+        return None
     return fulfil_payment(session, rules.payment_from_intent(intent, gateway.config.currency)).entry
 
 
