@@ -113,3 +113,22 @@ def test_the_cli_lists_exits_1_then_fixes(
     monkeypatch.delenv("HOPSPLANE_STRIPE_SECRET_KEY")
     unconfigured = runner.invoke(cli, ["stripe", "reconcile"])
     assert unconfigured.exit_code == 1 and "not configured" in unconfigured.output
+
+
+def test_credits_that_stripe_never_received_are_listed_and_never_fixed(
+    fresh_db: Database, gateway: StripeApi, stripe_front: StripeFront
+) -> None:
+    from tests.factories import post
+
+    owner = make_owner(fresh_db)
+    pi_ok = _pay(gateway, stripe_front, owner, 1200)
+    with fresh_db.transaction() as s:
+        post(s, owner, "purchase", "12.00", key=f"stripe:purchase:{pi_ok}",
+             stripe_payment_intent_id=pi_ok)
+        post(s, owner, "purchase", "99.00", key="stripe:purchase:pi_ghost",
+             stripe_payment_intent_id="pi_ghost")
+    with fresh_db.transaction() as s:
+        report = reconcile(s, gateway, since=None, fix=True)
+    assert [(d.kind, d.payment_intent_id, d.amount, d.fixed) for d in report.discrepancies] == [
+        ("unknown_to_stripe", "pi_ghost", Decimal("99.00"), False)]
+    assert not report.ok

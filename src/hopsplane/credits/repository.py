@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select, text
@@ -82,6 +83,15 @@ def find_purchase_by_payment_intent(session: Session, payment_intent_id: str) ->
             LedgerEntry.stripe_payment_intent_id == payment_intent_id,
         )
     ).one_or_none()
+
+
+def stripe_purchases(session: Session, since: datetime | None) -> list[LedgerEntry]:
+    stmt = select(LedgerEntry).where(
+        LedgerEntry.type == "purchase", LedgerEntry.stripe_payment_intent_id.is_not(None)
+    )
+    if since is not None:
+        stmt = stmt.where(LedgerEntry.created_at >= since)
+    return list(session.scalars(stmt.order_by(LedgerEntry.created_at)))
 
 
 def refunded_so_far(session: Session, purchase_id: uuid.UUID) -> Decimal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
@@ -61,6 +62,11 @@ def purchase_for_payment_intent(
     """The purchase recorded for a Stripe PaymentIntent, if any (at most one: unique index)."""
     entry = repo.find_purchase_by_payment_intent(session, payment_intent_id)
     return None if entry is None else LedgerEntryOut.model_validate(entry)
+
+
+def stripe_purchases(session: Session, since: datetime | None = None) -> list[LedgerEntryOut]:
+    """Purchases paid through Stripe (with a payment intent), posted at or after ``since``."""
+    return [LedgerEntryOut.model_validate(e) for e in repo.stripe_purchases(session, since)]
 
 
 def refunded_amount(session: Session, purchase_id: uuid.UUID) -> Decimal:

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from hopsplane.credits import service as credits
-from hopsplane.errors import AppError, Unavailable
+from hopsplane.errors import AppError, NotFound, Unavailable
 from hopsplane.integrations.stripe.types import (
     ACCOUNT_METADATA_KEY,
     ChargeState,
@@ -30,10 +30,12 @@ def reconcile(
     session: Session, gateway: StripeGateway, *, since: datetime | None, fix: bool
 ) -> ReconcileReport:
     report = ReconcileReport()
+    paid: set[str] = set()
     for charge in gateway.list_charges(since):
         report.charges_seen += 1
         if not (charge.paid and charge.status == "succeeded" and charge.payment_intent_id):
             continue
+        paid.add(charge.payment_intent_id)
         intent = charge.payment_intent or gateway.retrieve_payment_intent(
             charge.payment_intent_id
         )
@@ -44,7 +46,32 @@ def reconcile(
             if fix and found.kind in ("missing_purchase", "missing_refund"):
                 _fix(session, gateway, charge, found)
             report.discrepancies.append(found)
+    report.discrepancies += _credited_but_not_paid(session, gateway, since, paid)
     return report
+
+
+def _credited_but_not_paid(
+    session: Session, gateway: StripeGateway, since: datetime | None, paid: set[str]
+) -> list[Discrepancy]:
+    """The other direction: purchases in the ledger whose payment Stripe does not show as
+    succeeded (a payment made before ``since`` but credited after it is looked up and
+    passes)."""
+    found = []
+    for entry in credits.stripe_purchases(session, since):
+        pi = entry.stripe_payment_intent_id
+        if pi is None or pi in paid:
+            continue
+        try:
+            intent = gateway.retrieve_payment_intent(pi)
+        except NotFound:
+            found.append(Discrepancy("unknown_to_stripe", pi, entry.account_owner_id,
+                                     entry.amount, f"credited, but Stripe ({gateway.mode} mode) "
+                                     "has no such payment"))
+            continue
+        if intent.status != "succeeded":
+            found.append(Discrepancy("not_succeeded_in_stripe", pi, entry.account_owner_id,
+                                     entry.amount, f"credited, but the payment is {intent.status}"))
+    return found
 
 
 def _check(session: Session, gateway: StripeGateway, charge: ChargeState) -> list[Discrepancy]:
@@ -92,7 +119,7 @@ def _fix(session: Session, gateway: StripeGateway, charge: ChargeState,
                 service.fulfil_payment(
                     session, rules.payment_from_intent(intent, gateway.config.currency))
             else:
-                service.sync_refunds(session, gateway, charge.id)
+                service.sync_refunds(session, gateway, charge.id, charge.payment_intent_id)
         found.fixed = True
     except Unavailable:
         raise

@@ -76,6 +76,8 @@ DiscrepancyKind = Literal[
     "amount_differs",
     "ledger_refunded_more",
     "invalid_payment",
+    "unknown_to_stripe",
+    "not_succeeded_in_stripe",
 ]
 
 

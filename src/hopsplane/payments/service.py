@@ -8,6 +8,7 @@ of deliveries, a payment is credited once.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 import structlog
@@ -96,15 +97,21 @@ def start_topup(
             success_url=config.success_url,
             cancel_url=config.cancel_url,
             description=PRODUCT_NAME,
-            idempotency_key=(
-                f"hopsplane:topup:{account_id}:{idempotency_key}" if idempotency_key else None
-            ),
+            idempotency_key=_stripe_key("topup", account_id, idempotency_key),
         )
     )
     if not checkout.url:
         raise Unavailable(f"Stripe returned checkout session {checkout.id} without a URL")
     return TopupOut(session_id=checkout.id, url=checkout.url, amount=value,
                     currency=config.currency)
+
+
+def _stripe_key(kind: str, account_id: str, client_key: str | None) -> str | None:
+    """A client's Idempotency-Key, scoped to the account, within Stripe's 255 characters."""
+    if not client_key:
+        return None
+    digest = hashlib.sha256(f"{account_id}\n{client_key}".encode()).hexdigest()
+    return f"hopsplane:{kind}:{digest}"
 
 
 def complete_topup(
@@ -129,18 +136,26 @@ def complete_topup(
     )
 
 
-def sync_refunds(session: Session, gateway: StripeGateway, charge_id: str) -> str | None:
+def sync_refunds(
+    session: Session, gateway: StripeGateway, charge_id: str, payment_intent_id: str | None = None
+) -> str | None:
     """Bring the ledger's refunds of a charge's payment up to what Stripe says now.
 
-    Reads the charge from Stripe (its cumulative ``amount_refunded``), credits the purchase
-    first if the ledger does not have it yet (a refund event that overtook the purchase),
-    then posts the difference as one refund. Returns the account, or None when the charge
-    is not a hopsplane top-up (no payment intent, or one without our account metadata).
+    Takes a lock on the payment, then reads the charge from Stripe (its cumulative
+    ``amount_refunded``): a transaction that got the lock after another one reads Stripe
+    after it, so it never acts on an older state. Credits the purchase first if the ledger
+    does not have it yet (a refund event that overtook the purchase), then posts the
+    difference as one refund. Returns the account, or None when the charge is not a
+    hopsplane top-up (no payment intent, or one without our account metadata).
     """
-    charge = gateway.retrieve_charge(charge_id)
-    if not charge.payment_intent_id:
+    pi = payment_intent_id or gateway.retrieve_charge(charge_id).payment_intent_id
+    if not pi:
         return None
-    purchase = _purchase_of(session, gateway, charge.payment_intent_id)
+    repo.lock_payment(session, pi)
+    charge = gateway.retrieve_charge(charge_id)
+    if charge.payment_intent_id != pi:
+        raise Invalid(f"charge {charge_id} belongs to {charge.payment_intent_id}, not {pi}")
+    purchase = _purchase_of(session, gateway, pi)
     if purchase is None:
         return None
     due = rules.refund_due(
@@ -169,8 +184,8 @@ def sync_refunds(session: Session, gateway: StripeGateway, charge_id: str) -> st
 
 def _purchase_of(session: Session, gateway: StripeGateway, pi: str) -> LedgerEntryOut | None:
     """The ledger's purchase of a payment, credited first from the PaymentIntent when the
-    purchase event has not been processed yet; None when the payment is not a top-up."""
-    repo.lock_payment(session, pi)
+    purchase event has not been processed yet; None when the payment is not a top-up.
+    The caller holds the payment's lock."""
     purchase = credits.purchase_for_payment_intent(session, pi)
     if purchase is not None:
         return purchase
@@ -237,7 +252,8 @@ def _process(
         )
         if not isinstance(charge_id, str) or not charge_id:
             return "ignored", None, "no charge to read"
-        account = sync_refunds(session, gateway, charge_id)
+        pi = event.object.get("payment_intent")
+        account = sync_refunds(session, gateway, charge_id, pi if isinstance(pi, str) else None)
         return ("processed", account, None) if account else ("ignored", None, "not a top-up")
     return "ignored", None, "event type not handled"
 
