@@ -36,7 +36,7 @@ from hopsplane.integrations.stripe.types import (
 
 log = structlog.get_logger(__name__)
 
-_TIMEOUT_SECONDS = 20.0
+_TIMEOUT_SECONDS = 10.0  # Stripe waits about as long for a webhook answer
 _RETRIES = 2  # the library retries network errors and 409/429/5xx with the same key
 
 
