@@ -136,12 +136,55 @@ class Settings(BaseSettings):
 
         return parse_thresholds(self.balance_thresholds)
 
+    # Stripe (issue 7): buying credits. Unset secret key: top-ups and webhooks answer 503.
+    stripe_secret_key: SecretStr | None = Field(
+        None,
+        description="Stripe secret (or restricted) key. sk_test_/rk_test_ = test mode "
+        "(stripe_test_customer_id), sk_live_/rk_live_ = live mode (stripe_customer_id).",
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        None, description="Signing secret (whsec_...) of the webhook endpoint."
+    )
+    stripe_api_base: str = Field(
+        "https://api.stripe.com", description="Base URL of the Stripe API (tests: a local server)."
+    )
+    stripe_currency: str = Field(
+        "usd", pattern=r"^[a-z]{3}$", description="Currency of top-ups; one credit = one unit."
+    )
+    stripe_min_topup: Decimal = Field(
+        Decimal("10.00"), gt=0, description="Smallest top-up, in currency units."
+    )
+    stripe_max_topup: Decimal = Field(
+        Decimal("10000.00"), gt=0, description="Largest top-up, in currency units."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
         return normalise_database_url(value.strip())
+
+    @field_validator("stripe_secret_key")
+    @classmethod
+    def _stripe_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        prefixes = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
+        if not value.get_secret_value().startswith(prefixes):
+            raise ValueError("HOPSPLANE_STRIPE_SECRET_KEY must start with sk_test_, sk_live_, "
+                             "rk_test_ or rk_live_")
+        return value
+
+    @model_validator(mode="after")
+    def _topup_range(self) -> Settings:
+        if self.stripe_min_topup > self.stripe_max_topup:
+            raise ValueError("HOPSPLANE_STRIPE_MIN_TOPUP is above HOPSPLANE_STRIPE_MAX_TOPUP")
+        for name in ("stripe_min_topup", "stripe_max_topup"):
+            value = getattr(self, name)
+            if value != value.quantize(Decimal("0.01")):
+                raise ValueError(f"HOPSPLANE_{name.upper()} must be in whole cents")
+        return self
 
     @model_validator(mode="after")
     def refuse_placeholders_in_production(self) -> Settings:

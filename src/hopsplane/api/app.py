@@ -13,10 +13,11 @@ from starlette.routing import Match
 
 from hopsplane import __version__
 from hopsplane.api.errors import install_error_handlers
-from hopsplane.api.routers import account, admin_credits, clusters, health
+from hopsplane.api.routers import account, admin_credits, clusters, health, payments
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.integrations.stripe import build_stripe
 from hopsplane.observability import Metrics
 
 log = structlog.get_logger("hopsplane.http")
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.account_hooks = build_account_hooks(settings)
+    app.state.stripe = build_stripe(settings)  # None when Stripe is not configured
     if database is not None:
         app.state.database = database
 
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(clusters.router)
     app.include_router(account.router)
     app.include_router(admin_credits.router)
+    app.include_router(payments.router)
     return app
 
 

@@ -21,6 +21,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from hopsplane.credits.schemas import BalancePolicy
 from hopsplane.db.engine import Database
 from hopsplane.errors import Forbidden, Unauthorized
 
@@ -93,3 +94,13 @@ def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -
 MemberDep = Annotated[Principal, Depends(require_member)]
 OwnerDep = Annotated[Principal, Depends(require_owner)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def balance_policy(request: Request) -> BalancePolicy:
+    """The app's account hooks and low-balance thresholds, for routes that post credit."""
+    settings = request.app.state.settings
+    hooks = getattr(request.app.state, "account_hooks", None)
+    return BalancePolicy(hooks=hooks, thresholds=settings.thresholds)
+
+
+PolicyDep = Annotated[BalancePolicy, Depends(balance_policy)]

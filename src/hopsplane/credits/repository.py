@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -207,6 +208,24 @@ def find_by_key(session: Session, key: str) -> LedgerEntry | None:
 
 def find_by_id(session: Session, entry_id: uuid.UUID) -> LedgerEntry | None:
     return session.get(LedgerEntry, entry_id)
+
+
+def find_purchase_by_payment_intent(session: Session, payment_intent_id: str) -> LedgerEntry | None:
+    return session.scalars(
+        select(LedgerEntry).where(
+            LedgerEntry.type == "purchase",
+            LedgerEntry.stripe_payment_intent_id == payment_intent_id,
+        )
+    ).one_or_none()
+
+
+def stripe_purchases(session: Session, since: datetime | None) -> list[LedgerEntry]:
+    stmt = select(LedgerEntry).where(
+        LedgerEntry.type == "purchase", LedgerEntry.stripe_payment_intent_id.is_not(None)
+    )
+    if since is not None:
+        stmt = stmt.where(LedgerEntry.created_at >= since)
+    return list(session.scalars(stmt.order_by(LedgerEntry.created_at)))
 
 
 def refunded_so_far(session: Session, purchase_id: uuid.UUID) -> Decimal:

@@ -9,7 +9,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from hopsplane.credits.rules import EntryType
+from hopsplane.credits.rules import DEFAULT_THRESHOLDS, EntryType
+from hopsplane.hooks import AccountHooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,16 @@ class Posting:
     description: str | None = None
     stripe_payment_intent_id: str | None = None
     refund_of: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BalancePolicy:
+    """How a posting announces what it does to an account's standing: the hooks that hear
+    of suspensions and resumptions (None: the next billing dispatch announces them) and
+    the low-balance thresholds (``settings.thresholds``)."""
+
+    hooks: AccountHooks | None = None
+    thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS
 
 
 class LedgerEntryOut(BaseModel):

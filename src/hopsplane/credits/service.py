@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
@@ -256,6 +257,22 @@ def _reason(reason: str) -> str:
     if len(cleaned) > 500:
         raise Invalid("the reason must be at most 500 characters")
     return cleaned
+def purchase_for_payment_intent(
+    session: Session, payment_intent_id: str
+) -> LedgerEntryOut | None:
+    """The purchase recorded for a Stripe PaymentIntent, if any (at most one: unique index)."""
+    entry = repo.find_purchase_by_payment_intent(session, payment_intent_id)
+    return None if entry is None else LedgerEntryOut.model_validate(entry)
+
+
+def stripe_purchases(session: Session, since: datetime | None = None) -> list[LedgerEntryOut]:
+    """Purchases paid through Stripe (with a payment intent), posted at or after ``since``."""
+    return [LedgerEntryOut.model_validate(e) for e in repo.stripe_purchases(session, since)]
+
+
+def refunded_amount(session: Session, purchase_id: uuid.UUID) -> Decimal:
+    """How much of a purchase has been refunded so far (zero or positive)."""
+    return -repo.refunded_so_far(session, purchase_id)
 
 
 def balance(session: Session, account_owner_id: str) -> Decimal:

@@ -386,3 +386,39 @@ class BalanceEvent(Base):
     ledger_seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     dispatched_at: Mapped[datetime | None]
+
+
+# --- issue 7: Stripe webhook event log (hopsplane schema) ---------------------------------
+
+
+class StripeEvent(Base):
+    __tablename__ = "stripe_events"
+    __table_args__ = (
+        Index(
+            "stripe_events_object_idx",
+            "object_id",
+            postgresql_where=text("object_id IS NOT NULL"),
+        ),
+        Index(
+            "stripe_events_failed_idx",
+            "received_at",
+            postgresql_where=text("status = 'failed'"),
+        ),
+        {
+            "schema": MACHINERY_SCHEMA,
+            "comment": "Every Stripe webhook event once, by id; processed in the "
+            "transaction that stored it.",
+        },
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    type: Mapped[str] = mapped_column(Text)
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    stripe_created_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    processed_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(Text, server_default=text("'received'"))
+    object_id: Mapped[str | None] = mapped_column(Text)
+    account_owner_id: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]

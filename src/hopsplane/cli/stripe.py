@@ -1,0 +1,77 @@
+"""hopsplane stripe: compare Stripe's payments and refunds with the credits ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hopsplane.cli.common import console, err_console, fail, friendly, load_settings, open_database
+from hopsplane.clusters.hooks import build_account_hooks
+from hopsplane.credits.schemas import BalancePolicy
+from hopsplane.integrations.stripe import build_stripe
+from hopsplane.payments.reconcile import reconcile as run_reconcile
+
+app = typer.Typer(
+    help="Stripe payments: reconcile what Stripe was paid and refunded with the credits "
+    "ledger. Uses HOPSPLANE_STRIPE_SECRET_KEY (its mode, test or live, decides which "
+    "payments are compared).",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+@friendly
+def reconcile(
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Only payments created on or after this date (UTC), e.g. "
+                     "2026-11-01. Default: every payment.", formats=["%Y-%m-%d",
+                     "%Y-%m-%dT%H:%M:%S"]),
+    ] = None,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Post the missing purchases and refunds.")
+    ] = False,
+) -> None:
+    """List succeeded top-up payments and refunds that Stripe has and the ledger lacks (and,
+    with --fix, post them through the same idempotent path as the webhook). Exits 1 while
+    anything is left unfixed."""
+    settings = load_settings()
+    gateway = build_stripe(settings)
+    if gateway is None:
+        fail("Stripe is not configured: set HOPSPLANE_STRIPE_SECRET_KEY")
+        return
+    start = since.replace(tzinfo=UTC) if since is not None else None
+    if start is not None and start.date() > date.today():
+        fail(f"--since {start.date()} is in the future")
+    db = open_database(settings)
+    try:
+        with db.transaction() as session:
+            policy = BalancePolicy(build_account_hooks(settings), settings.thresholds)
+            report = run_reconcile(session, gateway, since=start, fix=fix, policy=policy)
+    finally:
+        db.dispose()
+    console.print(
+        f"{report.charges_seen} charges read from Stripe ({gateway.mode} mode), "
+        f"{report.payments_checked} top-up payments compared with the ledger"
+    )
+    if not report.discrepancies:
+        console.print("[green]ok[/green]: the ledger has every payment and refund")
+        return
+    table = Table()
+    for name in ("payment intent", "account", "what", "amount"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("detail")
+    table.add_column("fixed")
+    for d in report.discrepancies:
+        fixed = "yes" if d.fixed else (f"no: {d.fix_error}" if d.fix_error else "no")
+        table.add_row(d.payment_intent_id, d.account_owner_id or "-", d.kind, str(d.amount),
+                      d.detail, fixed)
+    console.print(table)
+    if not report.ok:
+        left = sum(1 for d in report.discrepancies if not d.fixed)
+        hint = "" if fix else " (run again with --fix to post what is missing)"
+        err_console.print(f"[red]{left} discrepancy(ies) left[/red]{hint}")
+        raise typer.Exit(1)

@@ -1,0 +1,134 @@
+"""What hopsplane needs from Stripe, as plain typed values and Protocols.
+
+The domain (``hopsplane.payments``) only sees these shapes, never a ``stripe`` object, so
+the real client and any stand-in are interchangeable and the rules stay testable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+Mode = Literal["test", "live"]
+
+WEBHOOK_TOLERANCE_SECONDS = 300
+"""Signed events older than this are refused (Stripe's own default, 5 minutes)."""
+
+ACCOUNT_METADATA_KEY = "hopsplane_account"
+"""Metadata key naming the account owner on Checkout Sessions and their PaymentIntents."""
+
+
+def mode_of_key(secret_key: str) -> Mode:
+    """Test or live, from the shape of the key (sk_test_/rk_test_ vs sk_live_/rk_live_)."""
+    return "live" if secret_key.startswith(("sk_live_", "rk_live_")) else "test"
+
+
+@dataclass(frozen=True, slots=True)
+class StripeConfig:
+    mode: Mode
+    currency: str
+    min_topup: Decimal
+    max_topup: Decimal
+    success_url: str
+    cancel_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutRequest:
+    customer_id: str
+    account_owner_id: str
+    amount_minor: int
+    currency: str
+    success_url: str
+    cancel_url: str
+    description: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSession:
+    id: str
+    url: str | None
+    status: str | None  # open | complete | expired
+    payment_status: str  # paid | unpaid | no_payment_required
+    mode: str
+    payment_intent_id: str | None
+    client_reference_id: str | None
+    metadata: Mapping[str, str]
+    amount_total: int | None
+    currency: str | None
+    livemode: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIntentState:
+    id: str
+    status: str
+    amount: int
+    amount_received: int | None
+    currency: str
+    metadata: Mapping[str, str]
+    livemode: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeState:
+    id: str
+    payment_intent_id: str | None
+    amount: int
+    amount_refunded: int
+    currency: str
+    status: str
+    paid: bool
+    created: datetime
+    livemode: bool
+    payment_intent: PaymentIntentState | None = None  # when the listing expanded it
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    id: str
+    type: str
+    livemode: bool
+    created: datetime
+    object: Mapping[str, Any] = field(default_factory=dict)
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CheckoutSessions(Protocol):
+    """The one Stripe call localstripe does not serve: kept apart so it can be faked at its
+    HTTP boundary in tests."""
+
+    def create(self, request: CheckoutRequest) -> CheckoutSession: ...
+
+    def retrieve(self, session_id: str) -> CheckoutSession: ...
+
+
+class StripeGateway(Protocol):
+    config: StripeConfig
+
+    @property
+    def mode(self) -> Mode: ...
+
+    def verify_event(self, payload: bytes, signature_header: str | None) -> WebhookEvent:
+        """The event, if ``payload`` is signed with the webhook secret within the tolerance;
+        raises Unauthorized otherwise, Invalid for a body that is not an event."""
+        ...
+
+    def create_customer(self, email: str, account_owner_id: str, idempotency_key: str) -> str: ...
+
+    def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession: ...
+
+    def retrieve_checkout_session(self, session_id: str) -> CheckoutSession: ...
+
+    def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentState: ...
+
+    def retrieve_charge(self, charge_id: str) -> ChargeState: ...
+
+    def list_charges(self, since: datetime | None) -> Iterator[ChargeState]:
+        """Every charge created at or after ``since`` (all when None), newest first, with its
+        PaymentIntent expanded."""
+        ...

@@ -1,0 +1,1 @@
+"""Buying credits with Stripe: top-ups, webhook fulfilment, refunds and reconciliation."""

@@ -1,0 +1,286 @@
+"""Use cases of buying credits. Functions take the session first and never commit.
+
+Every path that credits a payment (the webhook, the success redirect, a refund that arrives
+first, ``stripe reconcile --fix``) goes through :func:`fulfil_payment`, which posts the
+purchase under the key ``stripe:purchase:<payment intent>``: whatever the order or number
+of deliveries, a payment is credited once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+import structlog
+from sqlalchemy.orm import Session
+
+from hopsplane.credits import service as credits
+from hopsplane.credits.rules import EntryType
+from hopsplane.credits.schemas import BalancePolicy, LedgerEntryOut, Posting
+from hopsplane.errors import AppError, Forbidden, Invalid, NotFound, Unavailable
+from hopsplane.integrations.stripe.parse import checkout_session_from
+from hopsplane.integrations.stripe.types import (
+    ACCOUNT_METADATA_KEY,
+    CheckoutRequest,
+    StripeGateway,
+    WebhookEvent,
+)
+from hopsplane.payments import repository as repo
+from hopsplane.payments import rules
+from hopsplane.payments.schemas import (
+    EventOutcome,
+    FulfilResult,
+    Payment,
+    TopupOut,
+    TopupStatusOut,
+)
+
+log = structlog.get_logger(__name__)
+
+NO_POLICY = BalancePolicy()  # announce suspensions/resumptions at the next dispatch
+
+PRODUCT_NAME = "hopsplane credits"
+
+
+def fulfil_payment(
+    session: Session, payment: Payment, policy: BalancePolicy = NO_POLICY
+) -> FulfilResult:
+    """Credit a succeeded payment to its account, once.
+
+    The one place a Stripe payment becomes credit. A repeat (same payment intent) returns
+    the original entry with ``created=False``. Balance enforcement (lifting a suspension
+    once the balance is positive again) happens in the posting, announced through
+    ``policy.hooks``.
+    """
+    result = credits.post(
+        session,
+        Posting(
+            account_owner_id=payment.account_owner_id,
+            entry_type=EntryType.PURCHASE,
+            amount=payment.amount,
+            idempotency_key=rules.purchase_key(payment.payment_intent_id),
+            description=f"Stripe top-up {payment.amount} {payment.currency.upper()}",
+            stripe_payment_intent_id=payment.payment_intent_id,
+        ),
+        hooks=policy.hooks,
+        thresholds=policy.thresholds,
+    )
+    if result.created:
+        log.info("credits purchased", account=payment.account_owner_id,
+                 amount=str(payment.amount), payment_intent=payment.payment_intent_id)
+    return FulfilResult(result.entry, result.created)
+
+
+def ensure_customer(session: Session, gateway: StripeGateway, account_id: str) -> str:
+    """The account's Stripe customer in the configured mode, created on first use."""
+    email, customer = repo.customer_of(session, account_id, gateway.mode)
+    if customer:
+        return customer
+    created = gateway.create_customer(
+        email, account_id, idempotency_key=f"hopsplane:customer:{account_id}:{gateway.mode}"
+    )
+    return repo.set_customer(session, account_id, gateway.mode, created)
+
+
+def start_topup(
+    session: Session,
+    gateway: StripeGateway,
+    account_id: str,
+    amount: object,
+    *,
+    idempotency_key: str | None = None,
+) -> TopupOut:
+    """A Stripe Checkout Session for buying ``amount`` credits. Works whatever the balance:
+    a suspended account tops up to be resumed."""
+    config = gateway.config
+    value = rules.validate_topup(amount, config.min_topup, config.max_topup, config.currency)
+    customer = ensure_customer(session, gateway, account_id)
+    checkout = gateway.create_checkout_session(
+        CheckoutRequest(
+            customer_id=customer,
+            account_owner_id=account_id,
+            amount_minor=rules.to_minor(value, config.currency),
+            currency=config.currency,
+            success_url=config.success_url,
+            cancel_url=config.cancel_url,
+            description=PRODUCT_NAME,
+            idempotency_key=_stripe_key("topup", account_id, idempotency_key),
+        )
+    )
+    if not checkout.url:
+        raise Unavailable(f"Stripe returned checkout session {checkout.id} without a URL")
+    return TopupOut(session_id=checkout.id, url=checkout.url, amount=value,
+                    currency=config.currency)
+
+
+def _stripe_key(kind: str, account_id: str, client_key: str | None) -> str | None:
+    """A client's Idempotency-Key, scoped to the account, within Stripe's 255 characters."""
+    if not client_key:
+        return None
+    digest = hashlib.sha256(f"{account_id}\n{client_key}".encode()).hexdigest()
+    return f"hopsplane:{kind}:{digest}"
+
+
+def complete_topup(
+    session: Session,
+    gateway: StripeGateway,
+    account_id: str,
+    session_id: str,
+    policy: BalancePolicy = NO_POLICY,
+) -> TopupStatusOut:
+    """The success redirect: read the Checkout Session from Stripe and, when it is paid,
+    credit it now (the same idempotent fulfilment as the webhook)."""
+    if not session_id.startswith("cs_"):
+        raise NotFound(f"no checkout session {session_id!r}")
+    checkout = gateway.retrieve_checkout_session(session_id)
+    owner = rules.account_from(checkout.metadata, checkout.client_reference_id)
+    if owner != account_id:
+        raise Forbidden("this checkout session belongs to another account")
+    payment = rules.payment_from_checkout(checkout, gateway.config.currency)
+    credited = fulfil_payment(session, payment, policy) if payment else None
+    return TopupStatusOut(
+        session_id=checkout.id,
+        payment_status=checkout.payment_status,
+        credited=credited is not None,
+        amount=payment.amount if payment else None,
+        balance=credits.balance(session, account_id),
+    )
+
+
+def sync_refunds(
+    session: Session,
+    gateway: StripeGateway,
+    charge_id: str,
+    payment_intent_id: str | None = None,
+    policy: BalancePolicy = NO_POLICY,
+) -> str | None:
+    """Bring the ledger's refunds of a charge's payment up to what Stripe says now.
+
+    Takes a lock on the payment, then reads the charge from Stripe (its cumulative
+    ``amount_refunded``): a transaction that got the lock after another one reads Stripe
+    after it, so it never acts on an older state. Credits the purchase first if the ledger
+    does not have it yet (a refund event that overtook the purchase), then posts the
+    difference as one refund. Returns the account, or None when the charge is not a
+    hopsplane top-up (no payment intent, or one without our account metadata).
+    """
+    pi = payment_intent_id or gateway.retrieve_charge(charge_id).payment_intent_id
+    if not pi:
+        return None
+    repo.lock_payment(session, pi)
+    charge = gateway.retrieve_charge(charge_id)
+    if charge.payment_intent_id != pi:
+        raise Invalid(f"charge {charge_id} belongs to {charge.payment_intent_id}, not {pi}")
+    purchase = _purchase_of(session, gateway, pi, policy)
+    if purchase is None:
+        return None
+    due = rules.refund_due(
+        charge.amount_refunded, credits.refunded_amount(session, purchase.id), charge.currency
+    )
+    if due < 0:
+        raise Invalid(
+            f"the ledger refunded {-due} more of {charge.payment_intent_id} than Stripe did"
+        )
+    if due > 0:
+        credits.post(
+            session,
+            Posting(
+                account_owner_id=purchase.account_owner_id,
+                entry_type=EntryType.REFUND,
+                amount=-due,
+                idempotency_key=rules.refund_key(charge.payment_intent_id,
+                                                 charge.amount_refunded),
+                description=f"Stripe refund of {charge.payment_intent_id}",
+                stripe_payment_intent_id=charge.payment_intent_id,
+                refund_of=purchase.id,
+            ),
+            hooks=policy.hooks,
+            thresholds=policy.thresholds,
+        )
+    return purchase.account_owner_id
+
+
+def _purchase_of(
+    session: Session, gateway: StripeGateway, pi: str, policy: BalancePolicy
+) -> LedgerEntryOut | None:
+    """The ledger's purchase of a payment, credited first from the PaymentIntent when the
+    purchase event has not been processed yet; None when the payment is not a top-up.
+    The caller holds the payment's lock."""
+    purchase = credits.purchase_for_payment_intent(session, pi)
+    if purchase is not None:
+        return purchase
+    intent = gateway.retrieve_payment_intent(pi)
+    if ACCOUNT_METADATA_KEY not in intent.metadata:
+        return None
+    payment = rules.payment_from_intent(intent, gateway.config.currency)
+    return fulfil_payment(session, payment, policy).entry
+
+
+def handle_event(
+    session: Session,
+    gateway: StripeGateway,
+    event: WebhookEvent,
+    policy: BalancePolicy = NO_POLICY,
+) -> EventOutcome:
+    """Store a verified event once and process it in the same transaction.
+
+    A repeated delivery of a stored event changes nothing. A problem with the event itself
+    (unknown account, wrong currency, a refund the balance cannot cover) is recorded as
+    ``failed`` and acknowledged, since Stripe resending it would not help (``stripe
+    reconcile`` lists it). Stripe being unreachable raises Unavailable: nothing is stored and
+    Stripe delivers again later.
+    """
+    expected = gateway.mode == "live"
+    if event.livemode != expected:
+        raise Invalid(
+            f"event {event.id} is a {'live' if event.livemode else 'test'}-mode event; this "
+            f"server is configured for {gateway.mode} mode"
+        )
+    if not repo.insert_event(session, event):
+        return EventOutcome(event.id, "duplicate")
+    object_id = event.object.get("id")
+    account: str | None = None
+    status: Done
+    try:
+        with session.begin_nested():
+            status, account, note = _process(session, gateway, event, policy)
+    except Unavailable:
+        raise
+    except AppError as exc:
+        status, note = "failed", exc.message
+        log.warning("stripe event failed", event_id=event.id, type=event.type, error=exc.message)
+    repo.finish_event(
+        session, event.id, status, object_id=str(object_id) if object_id else None,
+        account_owner_id=account, error=note if status == "failed" else None,
+    )
+    return EventOutcome(event.id, status, note, account)
+
+
+Done = Literal["processed", "ignored", "failed"]
+
+
+def _process(
+    session: Session, gateway: StripeGateway, event: WebhookEvent, policy: BalancePolicy
+) -> tuple[Done, str | None, str | None]:
+    if event.type in rules.PURCHASE_EVENTS:
+        checkout = checkout_session_from(event.object)
+        if checkout.mode != "payment":
+            return "ignored", None, "not a one-time payment"
+        payment = rules.payment_from_checkout(checkout, gateway.config.currency)
+        if payment is None:
+            return "ignored", None, f"payment status is {checkout.payment_status}"
+        result = fulfil_payment(session, payment, policy)
+        note = "credited" if result.created else "already credited"
+        return "processed", payment.account_owner_id, note
+    if event.type in rules.REFUND_EVENTS:
+        charge_id = event.object.get("id") if event.type == "charge.refunded" else (
+            event.object.get("charge")
+        )
+        if not isinstance(charge_id, str) or not charge_id:
+            return "ignored", None, "no charge to read"
+        pi = event.object.get("payment_intent")
+        account = sync_refunds(
+            session, gateway, charge_id, pi if isinstance(pi, str) else None, policy
+        )
+        return ("processed", account, None) if account else ("ignored", None, "not a top-up")
+    return "ignored", None, "event type not handled"
+

@@ -1,0 +1,73 @@
+"""Shared steps of the payments tests."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from hopsplane.db.engine import Database
+from hopsplane.db.models import User
+from tests.payments.fakes import sign, stripe_event
+
+
+def make_owner(db: Database) -> str:
+    uid = f"auth0|{uuid.uuid4().hex[:12]}"
+    with db.transaction() as s:
+        s.add(User(id=uid, email=f"{uid[6:]}@example.com"))
+    return uid
+
+
+def make_member(db: Database, owner: str) -> str:
+    uid = f"auth0|{uuid.uuid4().hex[:12]}"
+    with db.transaction() as s:
+        s.add(User(id=uid, email=f"{uid[6:]}@example.com", account_owner_id=owner))
+    return uid
+
+
+def deliver(client: TestClient, event: dict[str, Any], **sign_kwargs: Any) -> Any:
+    body, header = sign(event, **sign_kwargs)
+    return client.post("/v1/stripe/webhook", content=body,
+                       headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+
+
+def checkout_event(type_: str, checkout: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    return stripe_event(type_, checkout, **kwargs)
+
+
+def paid_session(account: str, pi: str, amount_minor: int, *, status: str = "paid"
+                 ) -> dict[str, Any]:
+    """A Checkout Session as Stripe puts it in events (no Stripe call needed)."""
+    return {
+        "id": "cs_test_" + uuid.uuid4().hex, "object": "checkout.session", "mode": "payment",
+        "payment_status": status, "status": "complete", "payment_intent": pi,
+        "client_reference_id": account, "metadata": {"hopsplane_account": account},
+        "amount_total": amount_minor, "currency": "usd", "livemode": False,
+    }
+
+
+def ledger(db: Database, account: str) -> list[tuple[str, Decimal, Decimal]]:
+    with db.transaction() as s:
+        rows = s.execute(text(
+            "SELECT type, amount, balance FROM credits_ledger WHERE account_owner_id = :a "
+            "ORDER BY seq"), {"a": account}).all()
+    return [(r[0], Decimal(r[1]), Decimal(r[2])) for r in rows]
+
+
+def balance(db: Database, account: str) -> Decimal:
+    rows = ledger(db, account)
+    return rows[-1][2] if rows else Decimal("0.00")
+
+
+def stored_events(db: Database) -> dict[str, tuple[str, str | None]]:
+    with db.transaction() as s:
+        rows = s.execute(text("SELECT id, status, error FROM hopsplane.stripe_events")).all()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def count(db: Database, sql: str) -> int:
+    with db.transaction() as s:
+        return int(s.execute(text(sql)).scalar_one())
