@@ -13,9 +13,14 @@ from starlette.routing import Match
 
 from hopsplane import __version__
 from hopsplane.api.errors import install_error_handlers
-from hopsplane.api.routers import health
+from hopsplane.api.identity import TokenAuthenticator
+from hopsplane.api.routers import admin_users, auth, health, me, team
+from hopsplane.api.session_cookie import CookieSigner
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.hooks import LoggingHooks
+from hopsplane.integrations.auth0 import build_identity
+from hopsplane.integrations.email import build_mailer
 from hopsplane.observability import Metrics
 
 log = structlog.get_logger("hopsplane.http")
@@ -34,6 +39,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         yield
         if owns_database:
             await app.state.database.adispose()
+        if app.state.identity is not None:
+            app.state.identity.close()
 
     app = FastAPI(
         title="hopsplane",
@@ -46,9 +53,23 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if database is not None:
         app.state.database = database
 
+    # Identity, hooks and mail (issue 5). Other domains may replace app.state.hooks with
+    # their implementation of hopsplane.hooks.AccountHooks after create_app().
+    app.state.hooks = LoggingHooks()
+    app.state.mailer = build_mailer(settings)
+    app.state.identity = build_identity(settings)
+    if app.state.identity is not None:
+        app.state.authenticator = TokenAuthenticator(
+            app.state.identity, CookieSigner(settings.effective_secret_key, "session")
+        )
+
     install_error_handlers(app)
     app.middleware("http")(_request_context)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(me.router)
+    app.include_router(team.router)
+    app.include_router(admin_users.router)
     return app
 
 

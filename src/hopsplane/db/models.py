@@ -274,3 +274,21 @@ CORE_TABLES = (
     "credits_ledger",
     "team_invites",
 )
+
+
+# --- issue 5: rate-limit counters (machinery, schema `hopsplane`) ---
+
+
+class RateLimitCounter(Base):
+    """One fixed window of one rate-limit bucket (e.g. ``invite:create:<account>``)."""
+
+    __tablename__ = "rate_limits"
+    __table_args__ = (
+        PrimaryKeyConstraint("bucket", "window_start", name="rate_limits_pkey"),
+        Index("rate_limits_window_start_idx", "window_start"),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    bucket: Mapped[str] = mapped_column(Text)
+    window_start: Mapped[datetime]
+    hits: Mapped[int] = mapped_column(Integer, server_default=text("1"))
