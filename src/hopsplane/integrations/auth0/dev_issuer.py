@@ -128,7 +128,7 @@ class LocalIssuer:
             claims[self.ns + "name"] = name
         claims.update(extra or {})
         kid = kid or self.current_kid
-        signing_key = key or self._keys[kid]
+        signing_key = key or self._keys.get(kid) or self._keys[self.current_kid]
         return jwt.encode(claims, signing_key, algorithm="RS256", headers={"kid": kid})
 
     @staticmethod
