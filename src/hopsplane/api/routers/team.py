@@ -86,7 +86,7 @@ def list_invites(
 
 @router.post(
     "/team/invites", response_model=InviteOut, status_code=201,
-    responses=error_responses(401, 403, 409, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 409, 422, 429, 503),
 )
 def create_invite(
     request: Request, principal: OwnerDep, session: SessionDep, body: InviteIn
@@ -102,7 +102,7 @@ def create_invite(
 
 @router.post(
     "/team/invites/{invite_id}/resend", response_model=InviteOut,
-    responses=error_responses(401, 403, 404, 409, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429, 503),
 )
 def resend_invite(
     request: Request, principal: OwnerDep, session: SessionDep, invite_id: uuid.UUID,
@@ -152,7 +152,7 @@ def remove_member(
 
 @router.put(
     "/team/members/{member_id}/project", response_model=MemberOut,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(400, 401, 403, 404, 422, 503),
 )
 def assign_project(
     request: Request, principal: OwnerDep, session: SessionDep, member_id: str, body: ProjectIn
@@ -165,7 +165,7 @@ def assign_project(
 
 @router.post(
     "/invites/accept", response_model=Membership,
-    responses=error_responses(401, 403, 404, 409, 410, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 404, 409, 410, 422, 429, 503),
 )
 def accept_invite(
     request: Request, principal: MemberDep, session: SessionDep, body: AcceptIn
