@@ -149,3 +149,10 @@ def test_the_invite_email_goes_through_smtp(fresh_db: Database, smtp: tuple[int,
     [message] = inbox.messages
     assert b"To: friend@example.com" in message
     assert b"http://console.test/invites/accept?token=" in message
+
+
+def test_metrics_label_routes_by_template_not_by_url(api: Api) -> None:
+    api.client.delete("/v1/team/members/auth0|somebody")
+    text = api.client.get("/metrics").text
+    assert 'route="/v1/team/members/{member_id}"' in text
+    assert "auth0|somebody" not in text

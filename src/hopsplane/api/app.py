@@ -106,6 +106,11 @@ async def _request_context(
 
 
 def _route_template(request: Request) -> str:
+    # The matched route (set by the router; FastAPI >= 0.13x keeps included routers nested,
+    # so the loop below would see only the router, and label metrics with raw URLs).
+    matched = getattr(request.scope.get("route"), "path", None)
+    if isinstance(matched, str):
+        return matched
     for route in request.app.router.routes:
         match, _ = route.matches(request.scope)
         if match is Match.FULL:
