@@ -156,3 +156,12 @@ def test_metrics_label_routes_by_template_not_by_url(api: Api) -> None:
     text = api.client.get("/metrics").text
     assert 'route="/v1/team/members/{member_id}"' in text
     assert "auth0|somebody" not in text
+
+
+def test_a_repeated_invite_request_returns_the_original(api: Api) -> None:
+    _, oh = api.new_user()
+    first = api.client.post("/v1/team/invites", headers=oh, json={"email": "rep@example.com"})
+    again = api.client.post("/v1/team/invites", headers=oh, json={"email": "REP@example.com"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert len(api.mailer.sent) == 1

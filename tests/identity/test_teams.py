@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hopsplane.crypto import SecretBox
@@ -74,8 +75,16 @@ def test_one_live_invite_per_email_but_an_expired_one_makes_room(
     session: Session, ctx: teams.InviteContext, owner: str
 ) -> None:
     first = teams.create_invite(session, ctx, owner, "dup@example.com")
-    with pytest.raises(Conflict, match="already has a pending invite"):
-        teams.create_invite(session, ctx, owner, "DUP@example.com")
+    repeat = teams.create_invite(session, ctx, owner, "DUP@example.com")
+    assert not repeat.created and repeat.token is None  # the original, and no second email
+    assert repeat.invite == first.invite
+    assert len(ctx.mailer.sent) == 1  # type: ignore[attr-defined]
+    # the database's own rule, under the service's
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.execute(text(
+            "INSERT INTO team_invites (account_owner_id, email, token_hash, expires_at) "
+            "VALUES (:o, 'Dup@example.com', :h, now() + interval '1 day')"),
+            {"o": owner, "h": "0" * 64})
     session.execute(text("UPDATE team_invites SET created_at = now() - interval '10 days', "
                          "expires_at = now() - interval '1 day' WHERE id = :id"),
                     {"id": first.invite.id})
@@ -108,8 +117,12 @@ def test_accept_makes_a_member_and_the_token_is_single_use(
     session.expire_all()
     assert session.get(User, uid).account_owner_id == owner  # type: ignore[union-attr]
     assert ("member_joined", uid, owner) in hooks.events
+    again = teams.accept_invite(session, hooks, uid, email, True, issued.token)
+    assert again == membership  # a retry by the same user returns the original outcome
+    assert hooks.events.count(("member_joined", uid, owner)) == 1
+    other, _ = invitee(session)
     with pytest.raises(Gone, match="already used"):
-        teams.accept_invite(session, hooks, uid, email, True, issued.token)
+        teams.accept_invite(session, hooks, other, email, True, issued.token)
     assert [m.id for m in teams.list_members(session, owner, limit=10)] == [uid]
     assert teams.list_pending(session, owner, limit=10) == []
 

@@ -32,6 +32,17 @@ def revoke_expired_live(session: Session, owner_id: str, email: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def live_invite(session: Session, owner_id: str, email: str) -> TeamInvite | None:
+    return session.scalars(
+        select(TeamInvite).where(
+            TeamInvite.account_owner_id == owner_id,
+            func.lower(TeamInvite.email) == email.lower(),
+            TeamInvite.accepted_at.is_(None),
+            TeamInvite.revoked_at.is_(None),
+        )
+    ).one_or_none()
+
+
 def insert_invite(
     session: Session, owner_id: str, email: str, token_hash: str, expires_at: datetime
 ) -> TeamInvite:

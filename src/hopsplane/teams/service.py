@@ -44,13 +44,16 @@ class InviteContext:
 @dataclass(frozen=True, slots=True)
 class IssuedInvite:
     invite: InviteOut
-    token: str  # only for the email and for tests; never stored, never returned by the API
+    token: str | None  # for the email (and tests) only: never stored, never returned by the API
+    created: bool = True  # False: a live invite for that email existed and is returned as is
 
 
 def create_invite(
     session: Session, ctx: InviteContext, owner_id: str, email: str,
     expires_in_days: int | None = None,
 ) -> IssuedInvite:
+    """Invite an email. Idempotent by (account, email): while an invite for that address is
+    pending, asking again returns it unchanged and sends nothing (use resend for that)."""
     address = normalise_email(email)
     owner = _owner(session, owner_id)
     if owner.email.lower() == address:
@@ -59,6 +62,9 @@ def create_invite(
         raise Conflict(f"{address} is already a member of this account")
     repo.revoke_expired_live(session, owner_id, address)
     now = repo.now(session)
+    existing = repo.live_invite(session, owner_id, address)
+    if existing is not None:  # a repeat (e.g. a retried request): the original, no new email
+        return IssuedInvite(invite_out(existing, now), None, created=False)
     token = new_token()
     expires_at = expiry(now, expires_in_days or ctx.default_expiry_days)
     try:
@@ -66,7 +72,7 @@ def create_invite(
             invite = repo.insert_invite(session, owner_id, address, hash_token(token), expires_at)
     except IntegrityError as exc:
         if _constraint(exc) == "team_invites_one_live_per_email":
-            raise Conflict(
+            raise Conflict(  # only when a concurrent request made it first
                 f"{address} already has a pending invite: resend or revoke it instead"
             ) from exc
         raise
@@ -123,6 +129,11 @@ def accept_invite(
     if invite is None:
         raise NotFound("this invite link is not valid: check that you copied all of it")
     if invite.accepted_at is not None:
+        if invite.accepted_by == user_id and _is_member_of(session, user_id, invite):
+            return Membership(  # a repeat by the one who accepted it: the original outcome
+                account_owner_id=invite.account_owner_id, member_id=user_id,
+                invite_id=invite.id,
+            )
         raise Gone("this invite was already used")
     if invite.revoked_at is not None:
         raise Gone("this invite was revoked by the account owner")
@@ -249,6 +260,11 @@ def _send(ctx: InviteContext, owner: User, to: str, token: str, expires_at: date
             "If you did not expect it, ignore this email."
         ),
     ))
+
+
+def _is_member_of(session: Session, user_id: str, invite: TeamInvite) -> bool:
+    user = repo.lock_user(session, user_id)
+    return user is not None and user.account_owner_id == invite.account_owner_id
 
 
 def _constraint(exc: IntegrityError) -> str | None:

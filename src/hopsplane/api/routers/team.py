@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from hopsplane.api.deps import MemberDep, OwnerDep, Principal, SessionDep
 from hopsplane.api.errors import error_responses
@@ -86,17 +86,24 @@ def list_invites(
 
 @router.post(
     "/team/invites", response_model=InviteOut, status_code=201,
-    responses=error_responses(400, 401, 403, 409, 422, 429, 503),
+    responses={
+        200: {"model": InviteOut, "description": "The pending invite for that email."},
+        **error_responses(400, 401, 403, 409, 422, 429, 503),
+    },
 )
 def create_invite(
-    request: Request, principal: OwnerDep, session: SessionDep, body: InviteIn
+    request: Request, response: Response, principal: OwnerDep, session: SessionDep,
+    body: InviteIn,
 ) -> InviteOut:
-    """Invite an email to your team. The link goes by email (or to the log when SMTP is not
-    configured); the token is never returned."""
+    """Invite an email to your team (201). The link goes by email (or to the log when SMTP
+    is not configured); the token is never returned. Idempotent: while an invite for that
+    email is pending, the same request answers 200 with it and sends nothing."""
     _limit_invites(request, principal)
     issued = teams.create_invite(
         session, _ctx(request), principal.user_id, body.email, body.expires_in_days
     )
+    if not issued.created:
+        response.status_code = 200
     return issued.invite
 
 
