@@ -125,3 +125,11 @@ def test_logout_forgets_the_session_and_signs_out_at_the_provider(api: Api) -> N
     assert r.status_code == 302
     assert r.headers["location"].startswith(api.issuer.issuer + "v2/logout?")
     assert api.client.get("/v1/me").status_code == 401
+
+
+def test_the_dev_issuer_hands_out_api_tokens_for_shell_use(api: Api) -> None:
+    r = httpx.post(api.issuer.issuer + "dev/token", data={"email": "Shell@Example.com"})
+    assert r.status_code == 200
+    me = api.client.get("/v1/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+    assert me.status_code == 200 and me.json()["email"] == "shell@example.com"
+    assert httpx.post(api.issuer.issuer + "dev/token", data={"email": "nope"}).status_code == 400

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import structlog
+
 from hopsplane.config import Settings
 from hopsplane.integrations.auth0.dev_issuer import DEV_CLIENT_ID, LocalIssuer
 from hopsplane.integrations.auth0.jwks import JwksCache
 from hopsplane.integrations.auth0.oauth import AuthorizationCodeClient
 from hopsplane.integrations.auth0.verifier import Identity, TokenVerifier
+
+log = structlog.get_logger(__name__)
 
 __all__ = [
     "AuthorizationCodeClient",
@@ -69,6 +73,11 @@ def build_identity(settings: Settings) -> IdentityProvider | None:
         )
     if settings.auth_dev_issuer:
         issuer = LocalIssuer(claims_namespace=settings.auth0_claims_namespace)
+        log.warning(
+            "development sign-in enabled: anyone can sign in with any email",
+            issuer=issuer.issuer,
+            api_access=f"curl -d email=you@example.com {issuer.issuer}dev/token",
+        )
         return provider_for(
             settings, issuer.issuer, issuer.audience, client_id=DEV_CLIENT_ID,
             client_secret=None, dev_issuer=issuer,

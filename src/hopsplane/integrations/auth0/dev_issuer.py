@@ -178,6 +178,18 @@ class LocalIssuer:
         token = self.issue(grant.sub, email=grant.email, audience=[grant.audience])
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
 
+    def _dev_token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Development convenience: an API access token for an email (curl, scripts)."""
+        email = form.get("email", "").strip().lower()
+        if "@" not in email:
+            return 400, _dev_token_usage()
+        token = self.issue(self.sub_for(email), email=email)
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+
+
+def _dev_token_usage() -> dict[str, Any]:
+    return {"error": "invalid_request", "error_description": "POST email=you@example.com"}
+
 
 def _login_form(query: dict[str, str]) -> bytes:
     hidden = "".join(
@@ -224,15 +236,23 @@ def _handler_for(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"error": "not_found"})
 
         def do_POST(self) -> None:
-            if urlsplit(self.path).path != "/oauth/token":
+            path = urlsplit(self.path).path
+            if path not in ("/oauth/token", "/dev/token"):
                 self._json(404, {"error": "not_found"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length).decode()
-            if self.headers.get("Content-Type", "").startswith("application/json"):
-                form = {k: str(v) for k, v in json.loads(raw or "{}").items()}
+            length = min(int(self.headers.get("Content-Length") or 0), 65536)
+            raw = self.rfile.read(length).decode(errors="replace")
+            try:
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    form = {k: str(v) for k, v in json.loads(raw or "{}").items()}
+                else:
+                    form = {k: v[0] for k, v in parse_qs(raw).items()}
+            except (ValueError, AttributeError):
+                self._json(400, {"error": "invalid_request"})
+                return
+            if path == "/dev/token":
+                self._json(*issuer._dev_token(form))
             else:
-                form = {k: v[0] for k, v in parse_qs(raw).items()}
-            self._json(*issuer._token(form))
+                self._json(*issuer._token(form))
 
     return Handler
