@@ -4,6 +4,9 @@ Anything else is Unauthorized."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +43,7 @@ class TokenVerifier:
         self.leeway = leeway_seconds
 
     def verify(self, token: str) -> Identity:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise Unauthorized("the access token is malformed") from exc
+        header = _header(token)
         if header.get("alg") != "RS256":
             raise Unauthorized("only RS256-signed access tokens are accepted")
         kid = header.get("kid")
@@ -85,3 +85,19 @@ class TokenVerifier:
             email_verified=verified is True,
             name=name if isinstance(name, str) and name else None,
         )
+
+
+def _header(token: str) -> dict[str, Any]:
+    """The JOSE header, read to pick the key (``jwt.decode`` checks everything afterwards).
+    Reads only the first segment: PyJWT's ``get_unverified_header`` decodes all three, which
+    doubled the cost of a verification."""
+    segment = token.split(".", 1)[0]
+    if token.count(".") != 2 or not segment or len(segment) > 4096:
+        raise Unauthorized("the access token is malformed")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise Unauthorized("the access token is malformed") from exc
+    if not isinstance(header, dict):
+        raise Unauthorized("the access token is malformed")
+    return header
