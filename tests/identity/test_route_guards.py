@@ -212,3 +212,18 @@ def test_five_callers_get_what_the_guards_promise(fresh_db: Database) -> None:
                                 assert r.status_code != 404, where
                     checked += 1
     assert checked >= 5 * 10
+
+
+def test_the_spec_says_how_to_authenticate_on_every_guarded_operation(fresh_db: Database) -> None:
+    spec = create_app(id_settings(), database=fresh_db).openapi()
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    me = spec["paths"]["/v1/me"]["get"]
+    assert {"bearerAuth": []} in me["security"]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            declared = set(op.get("responses", {}))
+            if "security" in op:
+                assert {"401", "403"} <= declared, (method, path)
+            if op.get("parameters") or op.get("requestBody"):
+                assert "422" in declared, (method, path)

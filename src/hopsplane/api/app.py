@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             app.state.identity, CookieSigner(settings.effective_secret_key, "session")
         )
 
+    app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.middleware("http")(_request_context)
     app.include_router(health.router)
@@ -71,6 +73,29 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(team.router)
     app.include_router(admin_users.router)
     return app
+
+
+def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
+    """The generated spec, plus how to authenticate: a Bearer access token (Auth0) or the
+    console's session cookie, on every operation that can answer 401."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    spec = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    spec.setdefault("components", {})["securitySchemes"] = {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "hopsplane_session"},
+    }
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            guarded = isinstance(operation, dict) and "401" in operation.get("responses", {})
+            if guarded and "sign-in" not in operation.get("tags", []):
+                operation["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
+    app.openapi_schema = spec
+    return spec
 
 
 async def _request_context(
