@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from tests.payments.fakes import LocalStripe, StripeFront
 from tests.pg import PgServer
 
 
@@ -68,6 +69,22 @@ def fresh_db(fresh_url: str, settings: Settings) -> Iterator[Database]:
     db = Database(fresh_url, settings)
     yield db
     db.dispose()
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[LocalStripe]:
+    """A local Stripe API (PyPI localstripe) on 127.0.0.1, started on first use."""
+    server = LocalStripe()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stripe_front(localstripe: LocalStripe) -> Iterator[StripeFront]:
+    """localstripe behind a small front that also answers Checkout Sessions like Stripe."""
+    front = StripeFront(localstripe.url)
+    yield front
+    front.stop()
 
 
 _TEST_KEY = "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI="

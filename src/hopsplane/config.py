@@ -158,6 +158,52 @@ class Settings(BaseSettings):
         Decimal("10000.00"), gt=0, description="Largest top-up, in currency units."
     )
 
+    # --- issue 5: identity (Auth0), browser sessions, team invites, rate limits ---
+    auth0_domain: str | None = Field(
+        None, description="Auth0 tenant domain (e.g. example.eu.auth0.com). Unset: no Auth0."
+    )
+    auth0_audience: str | None = Field(
+        None, description="API identifier that access tokens must carry in `aud`."
+    )
+    auth0_client_id: str | None = Field(
+        None, description="Client id of the console's Auth0 application (browser sign-in)."
+    )
+    auth0_client_secret: SecretStr | None = Field(
+        None, description="Client secret of the console's Auth0 application."
+    )
+    auth0_claims_namespace: str = Field(
+        "https://hopsplane.io/",
+        description="Prefix of the custom claims (email, email_verified, name) that an Auth0 "
+        "Action adds to access tokens.",
+    )
+    auth0_jwks_min_refresh_seconds: int = Field(
+        60, ge=0, le=3600,
+        description="An unknown key id refetches the JWKS at most this often.",
+    )
+    auth0_jwks_cache_seconds: int = Field(
+        3600, ge=60, le=86400, description="How long a fetched JWKS is trusted."
+    )
+    auth0_leeway_seconds: int = Field(
+        30, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat."
+    )
+    auth_dev_issuer: bool = Field(
+        False,
+        description="Development only: a local token issuer (own RSA key, own JWKS over HTTP, "
+        "sign-in without a password). Refused in production and together with Auth0.",
+    )
+    session_max_age_seconds: int = Field(
+        43_200, ge=300, le=2_592_000, description="Lifetime of a browser session cookie."
+    )
+    invite_expiry_days: int = Field(
+        7, ge=1, le=30, description="Default lifetime of a team invite (at most 30 days)."
+    )
+    rate_limit_invites_per_hour: int = Field(
+        30, ge=1, description="Invites (new or resent) an account may send per hour."
+    )
+    rate_limit_accepts_per_hour: int = Field(
+        10, ge=1, description="Invite acceptance attempts a user may make per hour."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:
@@ -184,6 +230,32 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value != value.quantize(Decimal("0.01")):
                 raise ValueError(f"HOPSPLANE_{name.upper()} must be in whole cents")
+        return self
+
+    @field_validator("auth0_domain")
+    @classmethod
+    def _bare_domain(cls, value: str | None) -> str | None:
+        """Accept `tenant.auth0.com`, `https://tenant.auth0.com/`: keep the bare host."""
+        if value is None or not value.strip():
+            return None
+        host = value.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
+        if not host or "/" in host or " " in host:
+            raise ValueError("HOPSPLANE_AUTH0_DOMAIN must be a host name like tenant.auth0.com")
+        return host
+
+    @model_validator(mode="after")
+    def refuse_dev_issuer_with_real_identity(self) -> Settings:
+        if self.auth_dev_issuer and self.environment == "production":
+            raise ValueError("HOPSPLANE_AUTH_DEV_ISSUER is for development: refused in production")
+        if self.auth_dev_issuer and (self.auth0_domain or self.auth0_audience):
+            raise ValueError(
+                "HOPSPLANE_AUTH_DEV_ISSUER cannot run together with an Auth0 configuration "
+                "(HOPSPLANE_AUTH0_DOMAIN / HOPSPLANE_AUTH0_AUDIENCE): unset one of them"
+            )
+        if bool(self.auth0_domain) != bool(self.auth0_audience):
+            raise ValueError(
+                "HOPSPLANE_AUTH0_DOMAIN and HOPSPLANE_AUTH0_AUDIENCE go together: set both"
+            )
         return self
 
     @model_validator(mode="after")

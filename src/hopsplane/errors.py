@@ -62,6 +62,12 @@ class Unavailable(AppError):
     status = 503
 
 
+class TooManyRequests(AppError):
+    """A rate limit refused the request; the detail says when to try again."""
+
+    status = 429
+
+
 ALL_ERRORS: tuple[type[AppError], ...] = (
     Invalid,
     Unauthorized,
@@ -71,4 +77,5 @@ ALL_ERRORS: tuple[type[AppError], ...] = (
     Gone,
     PaymentRequired,
     Unavailable,
+    TooManyRequests,
 )

@@ -89,3 +89,25 @@ def test_guards_refuse_everyone_until_identity_is_configured(
             app.state.authenticator = lambda _req, _s, p=principal: p
             for path, status in expected[who].items():
                 assert c.get(path).status_code == status, (who, path)
+
+
+def test_a_body_that_is_not_json_is_invalid_input(fresh_db: Database, settings: Settings) -> None:
+    from fastapi import APIRouter
+    from pydantic import BaseModel
+
+    class Thing(BaseModel):
+        name: str
+
+    app = create_app(settings, database=fresh_db)
+    router = APIRouter()
+
+    @router.post("/t/things")
+    def make(thing: Thing) -> dict[str, str]:
+        return {"name": thing.name}
+
+    app.include_router(router)
+    with TestClient(app) as c:
+        r = c.post("/t/things", content=b"\xff\x19{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 422
+        assert r.json() == {"error": "Invalid", "detail": "the request body is not valid JSON"}
+        assert c.post("/t/things", json={"name": "x"}).json() == {"name": "x"}

@@ -9,21 +9,7 @@ from hopsplane.api.deps import Principal
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.integrations.stripe import StripeApi, build_stripe
-from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, LocalStripe, StripeFront
-
-
-@pytest.fixture(scope="session")
-def localstripe() -> Iterator[LocalStripe]:
-    server = LocalStripe()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def stripe_front(localstripe: LocalStripe) -> Iterator[StripeFront]:
-    front = StripeFront(localstripe.url)
-    yield front
-    front.stop()
+from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, StripeFront
 
 
 @pytest.fixture

@@ -13,6 +13,9 @@ def test_every_setting_is_in_the_readme_table() -> None:
         if name in ("smtp_username", "smtp_password"):
             assert "`HOPSPLANE_SMTP_USERNAME` / `HOPSPLANE_SMTP_PASSWORD`" in readme
             continue
+        if name in ("auth0_client_id", "auth0_client_secret"):
+            assert "`HOPSPLANE_AUTH0_CLIENT_ID` / `HOPSPLANE_AUTH0_CLIENT_SECRET`" in readme
+            continue
         assert f"`HOPSPLANE_{name.upper()}`" in readme, f"HOPSPLANE_{name.upper()} undocumented"
 
 

@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -13,10 +14,24 @@ from starlette.routing import Match
 
 from hopsplane import __version__
 from hopsplane.api.errors import install_error_handlers
-from hopsplane.api.routers import account, admin_credits, clusters, health, payments
+from hopsplane.api.identity import TokenAuthenticator
+from hopsplane.api.routers import (
+    account,
+    admin_credits,
+    admin_users,
+    auth,
+    clusters,
+    health,
+    me,
+    payments,
+    team,
+)
+from hopsplane.api.session_cookie import CookieSigner
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.integrations.auth0 import build_identity
+from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.stripe import build_stripe
 from hopsplane.observability import Metrics
 
@@ -36,6 +51,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         yield
         if owns_database:
             await app.state.database.adispose()
+        if app.state.identity is not None:
+            app.state.identity.close()
 
     app = FastAPI(
         title="hopsplane",
@@ -50,6 +67,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if database is not None:
         app.state.database = database
 
+    # Identity and mail. Tests replace app.state.account_hooks (cluster placement and
+    # Hopsworks provisioning) with recording hooks after create_app().
+    app.state.mailer = build_mailer(settings)
+    app.state.identity = build_identity(settings)
+    if app.state.identity is not None:
+        app.state.authenticator = TokenAuthenticator(
+            app.state.identity, CookieSigner(settings.effective_secret_key, "session")
+        )
+
+    app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.middleware("http")(_request_context)
     app.include_router(health.router)
@@ -57,7 +84,36 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(account.router)
     app.include_router(admin_credits.router)
     app.include_router(payments.router)
+    app.include_router(auth.router)
+    app.include_router(me.router)
+    app.include_router(team.router)
+    app.include_router(admin_users.router)
     return app
+
+
+def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
+    """The generated spec, plus how to authenticate: a Bearer access token (Auth0) or the
+    console's session cookie, on every operation that can answer 401 (except sign-in and
+    webhooks, which carry their own proof)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    spec = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    spec.setdefault("components", {})["securitySchemes"] = {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "hopsplane_session"},
+    }
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            guarded = isinstance(operation, dict) and "401" in operation.get("responses", {})
+            anonymous = {"sign-in", "webhooks"} & set(operation.get("tags", []))
+            if guarded and not anonymous:
+                operation["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
+    app.openapi_schema = spec
+    return spec
 
 
 async def _request_context(
@@ -93,6 +149,11 @@ async def _request_context(
 
 
 def _route_template(request: Request) -> str:
+    # The matched route (set by the router; FastAPI >= 0.13x keeps included routers nested,
+    # so the loop below would see only the router, and label metrics with raw URLs).
+    matched = getattr(request.scope.get("route"), "path", None)
+    if isinstance(matched, str):
+        return matched
     for route in request.app.router.routes:
         match, _ = route.matches(request.scope)
         if match is Match.FULL:

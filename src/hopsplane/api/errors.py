@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hopsplane.errors import AppError
@@ -47,7 +48,9 @@ def _body(error: str, detail: str) -> dict[str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
+        retry = exc.context.get("retry_after")
+        headers = {"Retry-After": str(retry)} if isinstance(retry, int) else None
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -59,12 +62,25 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # A body that is not JSON fails validation like any other bad body: one status
+            # (422) for every malformed input, declared on every operation that takes one.
+            return JSONResponse(
+                _body("Invalid", "the request body is not valid JSON"), status_code=422
+            )
         name = _STATUS_NAMES.get(exc.status_code, "HTTPError")
         return JSONResponse(
             _body(name, str(exc.detail)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value (a NUL character in text, a number out of range):
+        # the input was bad and the transaction is rolled back, so nothing changed.
+        reason = str(getattr(exc.orig, "args", [""])[0] or "a value was refused").split("\n")[0]
+        return JSONResponse(_body("Invalid", f"invalid value: {reason}"), status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -422,3 +422,19 @@ class StripeEvent(Base):
     account_owner_id: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]]
+# --- issue 5: rate-limit counters (machinery, schema `hopsplane`) ---
+
+
+class RateLimitCounter(Base):
+    """One fixed window of one rate-limit bucket (e.g. ``invite:create:<account>``)."""
+
+    __tablename__ = "rate_limits"
+    __table_args__ = (
+        PrimaryKeyConstraint("bucket", "window_start", name="rate_limits_pkey"),
+        Index("rate_limits_window_start_idx", "window_start"),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    bucket: Mapped[str] = mapped_column(Text)
+    window_start: Mapped[datetime]
+    hits: Mapped[int] = mapped_column(Integer, server_default=text("1"))

@@ -44,7 +44,7 @@ GatewayDep = Annotated[StripeGateway, Depends(stripe_gateway)]
 async def raw_body(request: Request) -> bytes:
     """The body exactly as sent: the signature covers these bytes, not a re-encoding."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
         raise PayloadTooLarge(f"a Stripe event is at most {MAX_WEBHOOK_BYTES} bytes")
     body = await request.body()
     if len(body) > MAX_WEBHOOK_BYTES:
@@ -97,6 +97,7 @@ def complete_topup(
 
 @router.post(
     "/v1/stripe/webhook",
+    tags=["webhooks"],
     responses=error_responses(401, 413, 422, 503),
     summary="Stripe webhook endpoint (signed events)",
 )

@@ -1,0 +1,56 @@
+"""SQL of users (sign-in, profile, listings)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.orm import Session
+
+from hopsplane.accounts.rules import LOGIN_TOUCH_SECONDS
+from hopsplane.db.models import User
+
+# Race-safe: two first requests of one new subject both insert, one wins, the other reads.
+# No conflict target: a clash on the email (another identity with that address) also lands
+# here and is told apart by the read that follows.
+_INSERT_OWNER = text(
+    """
+    INSERT INTO users (id, email, name, last_login_at)
+    VALUES (:id, :email, :name, now())
+    ON CONFLICT DO NOTHING
+    RETURNING id
+    """
+)
+
+_TOUCH = text(
+    """
+    UPDATE users SET last_login_at = now()
+    WHERE id = :id
+      AND (last_login_at IS NULL OR last_login_at < now() - make_interval(secs => :every))
+    """
+)
+
+
+def insert_owner(session: Session, user_id: str, email: str, name: str | None) -> bool:
+    """True when this call created the user."""
+    row = session.execute(_INSERT_OWNER, {"id": user_id, "email": email, "name": name})
+    return row.first() is not None
+
+
+def get(session: Session, user_id: str) -> User | None:
+    return session.get(User, user_id)
+
+
+def touch_login(session: Session, user_id: str) -> bool:
+    result = session.execute(_TOUCH, {"id": user_id, "every": LOGIN_TOUCH_SECONDS})
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def list_users(
+    session: Session, *, limit: int, after: tuple[datetime, str] | None
+) -> list[User]:
+    """All users, newest first, keyset on (created_at, id)."""
+    stmt = select(User)
+    if after is not None:
+        stmt = stmt.where(tuple_(User.created_at, User.id) < tuple_(*after))
+    return list(session.scalars(stmt.order_by(User.created_at.desc(), User.id.desc()).limit(limit)))

@@ -1,0 +1,96 @@
+"""Use cases of accounts. Functions take the session first and never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from hopsplane.accounts import repository as repo
+from hopsplane.accounts.rules import normalise_email, role_of
+from hopsplane.accounts.schemas import Account, Profile, SignIn, UserSummary
+from hopsplane.db.models import User
+from hopsplane.errors import Forbidden, Invalid, NotFound, Unauthorized
+from hopsplane.hooks import AccountHooks
+
+
+def sign_in(session: Session, hooks: AccountHooks, identity: SignIn) -> Account:
+    """The user behind a verified identity. The first request of a new subject creates an
+    account owner (and tells the hooks); every request refreshes ``last_login_at`` at most
+    once a minute."""
+    repo.touch_login(session, identity.sub)  # a no-op for a new subject
+    user = repo.get(session, identity.sub)
+    created = False
+    if user is None:
+        if not identity.email:
+            raise Unauthorized(
+                "the access token carries no email: add the Auth0 Action described in "
+                "docs/auth0.md so that tokens include the namespaced email claims"
+            )
+        try:
+            email = normalise_email(identity.email)
+        except Invalid as exc:
+            raise Unauthorized(f"the access token's email is unusable: {exc.message}") from exc
+        created = repo.insert_owner(session, identity.sub, email, identity.name)
+        user = repo.get(session, identity.sub)
+        if user is None:
+            raise Forbidden(
+                f"the email {email} already belongs to another sign-in identity; "
+                "sign in the way you signed up, or ask support to merge the identities"
+            )
+        if created:
+            hooks.account_created(session, user.id)
+    return Account(
+        user_id=user.id,
+        email=user.email,
+        account_owner_id=user.account_owner_id,
+        is_platform_admin=user.is_platform_admin,
+        created=created,
+    )
+
+
+def profile(session: Session, user_id: str, *, email_verified: bool) -> Profile:
+    user = repo.get(session, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id!r}")
+    return Profile(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        role=role_of(user.account_owner_id, user.is_platform_admin),
+        account_owner_id=user.account_owner_id,
+        account_id=user.account_owner_id or user.id,
+        is_platform_admin=user.is_platform_admin,
+        email_verified=email_verified,
+        hopsworks_username=user.hopsworks_username,
+        hopsworks_project_id=user.hopsworks_project_id,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+    )
+
+
+def summary(user: User) -> UserSummary:
+    return UserSummary(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        role=role_of(user.account_owner_id, user.is_platform_admin),
+        account_owner_id=user.account_owner_id,
+        hopsworks_project_id=user.hopsworks_project_id,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+    )
+
+
+def list_users(
+    session: Session, *, limit: int, after: tuple[datetime, str] | None = None
+) -> list[UserSummary]:
+    """Every user (platform admins only; the edge enforces it)."""
+    return [summary(u) for u in repo.list_users(session, limit=limit, after=after)]
+
+
+def get_user(session: Session, user_id: str) -> UserSummary:
+    user = repo.get(session, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id!r}")
+    return summary(user)

@@ -1,0 +1,59 @@
+"""The authenticator of the app (``app.state.authenticator``) when identity is configured:
+a Bearer access token (verified against the JWKS) or the browser's signed session cookie
+names the caller; the accounts service turns that into a user (creating an owner on the
+first request of a new subject)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from hopsplane.accounts import service as accounts
+from hopsplane.accounts.schemas import SignIn
+from hopsplane.api.deps import Principal
+from hopsplane.api.session_cookie import SESSION_COOKIE, CookieSigner
+from hopsplane.errors import Unauthorized
+from hopsplane.hooks import AccountHooks
+from hopsplane.integrations.auth0 import Identity, IdentityProvider
+
+
+class TokenAuthenticator:
+    def __init__(self, provider: IdentityProvider, sessions: CookieSigner) -> None:
+        self.provider = provider
+        self.sessions = sessions
+
+    def identify(self, request: Request) -> Identity:
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("send the access token as `Authorization: Bearer <token>`")
+            return self.provider.verifier.verify(token.strip())
+        data = self.sessions.loads(request.cookies.get(SESSION_COOKIE))
+        if data is not None and isinstance(data.get("sub"), str):
+            email = data.get("email")
+            name = data.get("name")
+            return Identity(
+                sub=data["sub"],
+                email=email if isinstance(email, str) else None,
+                email_verified=data.get("email_verified") is True,
+                name=name if isinstance(name, str) else None,
+            )
+        raise Unauthorized(
+            "sign in first: send `Authorization: Bearer <access token>` or sign in at /auth/login"
+        )
+
+    def __call__(self, request: Request, session: Session) -> Principal:
+        identity = self.identify(request)
+        hooks: AccountHooks = request.app.state.account_hooks
+        account = accounts.sign_in(
+            session, hooks,
+            SignIn(identity.sub, identity.email, identity.email_verified, identity.name),
+        )
+        return Principal(
+            user_id=account.user_id,
+            email=identity.email or account.email,
+            account_owner_id=account.account_owner_id,
+            is_platform_admin=account.is_platform_admin,
+            email_verified=identity.email_verified and identity.email is not None,
+        )

@@ -1,0 +1,150 @@
+"""Browser sign-in, server side: /auth/login → the identity provider's /authorize (code flow
+with PKCE) → /auth/callback (code exchanged for an access token, verified like any API
+token, session cookie set) and /auth/logout. Anonymous by design; the console only renders
+pages around them."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse
+
+from hopsplane.accounts import service as accounts
+from hopsplane.accounts.schemas import SignIn
+from hopsplane.api.deps import SessionDep
+from hopsplane.api.errors import error_responses
+from hopsplane.api.session_cookie import LOGIN_COOKIE, SESSION_COOKIE, CookieSigner
+from hopsplane.config import Settings
+from hopsplane.errors import Unauthorized, Unavailable
+from hopsplane.integrations.auth0 import AuthorizationCodeClient, IdentityProvider
+from hopsplane.integrations.auth0.oauth import new_code_verifier
+
+router = APIRouter(prefix="/auth", tags=["sign-in"])
+
+LOGIN_MAX_AGE = 600
+_REDIRECT: dict[int | str, dict[str, Any]] = {
+    302: {"description": "Redirect (to the identity provider or back to the console)."}
+}
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _web(request: Request) -> AuthorizationCodeClient:
+    provider: IdentityProvider | None = getattr(request.app.state, "identity", None)
+    if provider is None or provider.web is None:
+        raise Unavailable("browser sign-in is not configured on this server")
+    return provider.web
+
+
+def _callback_url(settings: Settings) -> str:
+    return settings.public_url.rstrip("/") + "/auth/callback"
+
+
+def _safe_return(path: str | None) -> str:
+    """Only a path on this site: no scheme, no host, no protocol-relative `//evil`."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path if path.isprintable() else "/"
+
+
+def _secure(settings: Settings) -> bool:
+    return settings.public_url.startswith("https://")
+
+
+@router.get(
+    "/login", status_code=302, response_class=RedirectResponse,
+    responses={**_REDIRECT, **error_responses(422, 503)},
+)
+def login(
+    request: Request, return_to: Annotated[str | None, Query(max_length=2048)] = None
+) -> RedirectResponse:
+    """Start signing in: redirect to the identity provider."""
+    web = _web(request)
+    settings = _settings(request)
+    state, verifier = secrets.token_urlsafe(32), new_code_verifier()
+    response = RedirectResponse(
+        web.authorize_url(redirect_uri=_callback_url(settings), state=state, verifier=verifier),
+        status_code=302,
+    )
+    signer = CookieSigner(settings.effective_secret_key, "login")
+    value = signer.dumps(
+        {"state": state, "verifier": verifier, "return_to": _safe_return(return_to)},
+        LOGIN_MAX_AGE,
+    )
+    response.set_cookie(
+        LOGIN_COOKIE, value, max_age=LOGIN_MAX_AGE, path="/auth", httponly=True,
+        samesite="lax", secure=_secure(settings),
+    )
+    return response
+
+
+@router.get(
+    "/callback", status_code=302, response_class=RedirectResponse,
+    responses={**_REDIRECT, **error_responses(401, 403, 422, 503)},
+)
+def callback(
+    request: Request,
+    session: SessionDep,
+    code: Annotated[str | None, Query(max_length=2048)] = None,
+    state: Annotated[str | None, Query(max_length=512)] = None,
+    error: Annotated[str | None, Query(max_length=256)] = None,
+    error_description: Annotated[str | None, Query(max_length=1024)] = None,
+) -> RedirectResponse:
+    """Where the identity provider sends the browser back: exchange the code, verify the
+    access token, create the user on first sign-in, set the session cookie."""
+    web = _web(request)
+    settings = _settings(request)
+    if error:
+        raise Unauthorized(f"sign-in was refused: {error_description or error}")
+    pending = CookieSigner(settings.effective_secret_key, "login").loads(
+        request.cookies.get(LOGIN_COOKIE)
+    )
+    if pending is None:
+        raise Unauthorized("the sign-in took too long or started elsewhere: sign in again")
+    if not code or not state or not hmac.compare_digest(str(pending.get("state")), state):
+        raise Unauthorized("the sign-in response does not match the request: sign in again")
+    tokens = web.exchange_code(
+        code=code, verifier=str(pending["verifier"]), redirect_uri=_callback_url(settings)
+    )
+    provider: IdentityProvider = request.app.state.identity
+    identity = provider.verifier.verify(tokens.access_token)
+    accounts.sign_in(
+        session, request.app.state.account_hooks,
+        SignIn(identity.sub, identity.email, identity.email_verified, identity.name),
+    )
+    max_age = settings.session_max_age_seconds
+    cookie = CookieSigner(settings.effective_secret_key, "session").dumps(
+        {"sub": identity.sub, "email": identity.email,
+         "email_verified": identity.email_verified, "name": identity.name},
+        max_age,
+    )
+    response = RedirectResponse(_safe_return(str(pending.get("return_to"))), status_code=302)
+    response.set_cookie(
+        SESSION_COOKIE, cookie, max_age=max_age, path="/", httponly=True, samesite="lax",
+        secure=_secure(settings),
+    )
+    response.delete_cookie(LOGIN_COOKIE, path="/auth")
+    return response
+
+
+@router.get(
+    "/logout", status_code=302, response_class=RedirectResponse,
+    responses={**_REDIRECT, **error_responses(422)},
+)
+def logout(request: Request) -> RedirectResponse:
+    """Forget the session cookie, then sign out at the identity provider too."""
+    settings = _settings(request)
+    provider: IdentityProvider | None = getattr(request.app.state, "identity", None)
+    home = settings.public_url.rstrip("/") + "/"
+    target = home
+    if provider is not None and provider.web is not None:
+        target = provider.web.logout_url(return_to=home)
+    response = RedirectResponse(target, status_code=302)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

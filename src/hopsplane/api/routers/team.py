@@ -1,0 +1,188 @@
+"""/v1/team (owners manage invites and members) and /v1/invites/accept (the invitee)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request, Response
+
+from hopsplane.api.deps import MemberDep, OwnerDep, Principal, SessionDep
+from hopsplane.api.errors import error_responses
+from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, encode_cursor
+from hopsplane.api.routers.admin_users import time_cursor
+from hopsplane.config import Settings
+from hopsplane.db.engine import Database
+from hopsplane.errors import Invalid
+from hopsplane.hooks import AccountHooks
+from hopsplane.ratelimits import service as ratelimits
+from hopsplane.teams import service as teams
+from hopsplane.teams.schemas import (
+    AcceptIn,
+    InviteIn,
+    InviteOut,
+    MemberOut,
+    Membership,
+    ProjectIn,
+    ResendIn,
+)
+
+router = APIRouter(prefix="/v1", tags=["teams"])
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=512)]
+
+
+def _ctx(request: Request) -> teams.InviteContext:
+    settings: Settings = request.app.state.settings
+    return teams.InviteContext(
+        mailer=request.app.state.mailer,
+        public_url=settings.public_url,
+        default_expiry_days=settings.invite_expiry_days,
+    )
+
+
+def _hooks(request: Request) -> AccountHooks:
+    hooks: AccountHooks = request.app.state.account_hooks
+    return hooks
+
+
+def _limit(request: Request, bucket: str, limit: int, what: str) -> None:
+    """Count the attempt in its own committed transaction, then refuse if over the limit."""
+    db: Database = request.app.state.database
+    with db.transaction() as s:
+        attempt = ratelimits.record(s, bucket)
+    ratelimits.enforce(attempt, limit=limit, what=what)
+
+
+def _limit_invites(request: Request, principal: Principal) -> None:
+    settings: Settings = request.app.state.settings
+    _limit(request, f"invite:send:{principal.account_id}",
+           settings.rate_limit_invites_per_hour, "invites sent")
+
+
+@router.get(
+    "/team/invites", response_model=Page[InviteOut],
+    responses=error_responses(401, 403, 422, 503),
+)
+def list_invites(
+    principal: OwnerDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[InviteOut]:
+    """Pending invites of your account (expired ones included, with status `expired`)."""
+    after = None
+    parsed = time_cursor(cursor)
+    if parsed is not None:
+        try:
+            after = (parsed[0], uuid.UUID(parsed[1]))
+        except ValueError as exc:
+            raise Invalid("cursor is not one this API returned") from exc
+    rows = teams.list_pending(session, principal.user_id, limit=limit, after=after)
+    last = rows[-1] if len(rows) == limit else None
+    return Page(
+        items=rows,
+        next_cursor=encode_cursor(last.created_at.isoformat(), str(last.id)) if last else None,
+    )
+
+
+@router.post(
+    "/team/invites", response_model=InviteOut, status_code=201,
+    responses={
+        200: {"model": InviteOut, "description": "The pending invite for that email."},
+        **error_responses(400, 401, 403, 409, 422, 429, 503),
+    },
+)
+def create_invite(
+    request: Request, response: Response, principal: OwnerDep, session: SessionDep,
+    body: InviteIn,
+) -> InviteOut:
+    """Invite an email to your team (201). The link goes by email (or to the log when SMTP
+    is not configured); the token is never returned. Idempotent: while an invite for that
+    email is pending, the same request answers 200 with it and sends nothing."""
+    _limit_invites(request, principal)
+    issued = teams.create_invite(
+        session, _ctx(request), principal.user_id, body.email, body.expires_in_days
+    )
+    if not issued.created:
+        response.status_code = 200
+    return issued.invite
+
+
+@router.post(
+    "/team/invites/{invite_id}/resend", response_model=InviteOut,
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429, 503),
+)
+def resend_invite(
+    request: Request, principal: OwnerDep, session: SessionDep, invite_id: uuid.UUID,
+    body: Annotated[ResendIn | None, Body()] = None,
+) -> InviteOut:
+    """Send the invite again with a new token (the old link stops working) and a new expiry."""
+    _limit_invites(request, principal)
+    days = body.expires_in_days if body else None
+    return teams.resend_invite(session, _ctx(request), principal.user_id, invite_id, days).invite
+
+
+@router.delete(
+    "/team/invites/{invite_id}", response_model=InviteOut,
+    responses=error_responses(401, 403, 404, 409, 422, 503),
+)
+def revoke_invite(principal: OwnerDep, session: SessionDep, invite_id: uuid.UUID) -> InviteOut:
+    """Revoke a pending invite: its link stops working (revoking twice is harmless)."""
+    return teams.revoke_invite(session, principal.user_id, invite_id)
+
+
+@router.get(
+    "/team/members", response_model=Page[MemberOut],
+    responses=error_responses(401, 403, 422, 503),
+)
+def list_members(
+    principal: OwnerDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[MemberOut]:
+    """The members of your account, newest first."""
+    rows = teams.list_members(session, principal.user_id, limit=limit, after=time_cursor(cursor))
+    last = rows[-1] if len(rows) == limit else None
+    return Page(
+        items=rows,
+        next_cursor=encode_cursor(last.created_at.isoformat(), last.id) if last else None,
+    )
+
+
+@router.delete(
+    "/team/members/{member_id}", response_model=MemberOut,
+    responses=error_responses(401, 403, 404, 422, 503),
+)
+def remove_member(
+    request: Request, principal: OwnerDep, session: SessionDep, member_id: str
+) -> MemberOut:
+    """Remove a member: they become the owner of a new, empty account."""
+    return teams.remove_member(session, _hooks(request), principal.user_id, member_id)
+
+
+@router.put(
+    "/team/members/{member_id}/project", response_model=MemberOut,
+    responses=error_responses(400, 401, 403, 404, 422, 503),
+)
+def assign_project(
+    request: Request, principal: OwnerDep, session: SessionDep, member_id: str, body: ProjectIn
+) -> MemberOut:
+    """Assign a Hopsworks project to a member."""
+    return teams.assign_project(
+        session, _hooks(request), principal.user_id, member_id, body.hopsworks_project_id
+    )
+
+
+@router.post(
+    "/invites/accept", response_model=Membership,
+    responses=error_responses(400, 401, 403, 404, 409, 410, 422, 429, 503),
+)
+def accept_invite(
+    request: Request, principal: MemberDep, session: SessionDep, body: AcceptIn
+) -> Membership:
+    """Join the account that invited you. Your verified email must be the invited one.
+    Unknown token: 404; used, revoked or expired: 410."""
+    settings: Settings = request.app.state.settings
+    _limit(request, f"invite:accept:{principal.user_id}",
+           settings.rate_limit_accepts_per_hour, "invite acceptance attempts")
+    return teams.accept_invite(
+        session, _hooks(request), principal.user_id, principal.email,
+        principal.email_verified, body.token,
+    )

@@ -1,0 +1,272 @@
+"""Use cases of teams. Functions take the session first and never commit.
+
+Invites: only the SHA-256 of a token is stored; the token itself exists only in the email
+(and in the return value of :func:`create_invite` / :func:`resend_invite`, which the API
+does not echo). One live invite per (account, email) is the database's rule (a partial
+unique index); expired ones are revoked first so that they do not block a new one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hopsplane.accounts.rules import normalise_email
+from hopsplane.db.models import TeamInvite, User
+from hopsplane.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from hopsplane.hooks import AccountHooks
+from hopsplane.integrations.email import Email, Mailer
+from hopsplane.teams import repository as repo
+from hopsplane.teams.rules import (
+    accept_link,
+    blockers,
+    expiry,
+    hash_token,
+    new_token,
+    plausible_token,
+)
+from hopsplane.teams.schemas import InviteOut, InviteStatus, MemberOut, Membership
+
+
+@dataclass(frozen=True, slots=True)
+class InviteContext:
+    """What sending an invite needs from the edge."""
+
+    mailer: Mailer
+    public_url: str
+    default_expiry_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedInvite:
+    invite: InviteOut
+    token: str | None  # for the email (and tests) only: never stored, never returned by the API
+    created: bool = True  # False: a live invite for that email existed and is returned as is
+
+
+def create_invite(
+    session: Session, ctx: InviteContext, owner_id: str, email: str,
+    expires_in_days: int | None = None,
+) -> IssuedInvite:
+    """Invite an email. Idempotent by (account, email): while an invite for that address is
+    pending, asking again returns it unchanged and sends nothing (use resend for that)."""
+    address = normalise_email(email)
+    owner = _owner(session, owner_id)
+    if owner.email.lower() == address:
+        raise Invalid("you cannot invite yourself")
+    if repo.member_exists(session, owner_id, address):
+        raise Conflict(f"{address} is already a member of this account")
+    repo.revoke_expired_live(session, owner_id, address)
+    now = repo.now(session)
+    existing = repo.live_invite(session, owner_id, address)
+    if existing is not None:  # a repeat (e.g. a retried request): the original, no new email
+        return IssuedInvite(invite_out(existing, now), None, created=False)
+    token = new_token()
+    expires_at = expiry(now, expires_in_days or ctx.default_expiry_days)
+    try:
+        with session.begin_nested():
+            invite = repo.insert_invite(session, owner_id, address, hash_token(token), expires_at)
+    except IntegrityError as exc:
+        if _constraint(exc) == "team_invites_one_live_per_email":
+            raise Conflict(  # only when a concurrent request made it first
+                f"{address} already has a pending invite: resend or revoke it instead"
+            ) from exc
+        raise
+    _send(ctx, owner, address, token, expires_at)
+    return IssuedInvite(invite_out(invite, now), token)
+
+
+def resend_invite(
+    session: Session, ctx: InviteContext, owner_id: str, invite_id: uuid.UUID,
+    expires_in_days: int | None = None,
+) -> IssuedInvite:
+    """A new token (the old link stops working) and a fresh expiry, sent again."""
+    owner = _owner(session, owner_id)
+    invite = _invite(session, owner_id, invite_id)
+    if invite.accepted_at is not None:
+        raise Conflict("this invite was already accepted")
+    if invite.revoked_at is not None:
+        raise Conflict("this invite was revoked: send a new one")
+    now = repo.now(session)
+    token = new_token()
+    invite.token_hash = hash_token(token)
+    invite.expires_at = expiry(now, expires_in_days or ctx.default_expiry_days)
+    session.flush()
+    _send(ctx, owner, invite.email, token, invite.expires_at)
+    return IssuedInvite(invite_out(invite, now), token)
+
+
+def revoke_invite(session: Session, owner_id: str, invite_id: uuid.UUID) -> InviteOut:
+    invite = _invite(session, owner_id, invite_id)
+    if invite.accepted_at is not None:
+        raise Conflict("this invite was already accepted: remove the member instead")
+    now = repo.now(session)
+    if invite.revoked_at is None:
+        invite.revoked_at = now
+        session.flush()
+    return invite_out(invite, now)
+
+
+def list_pending(
+    session: Session, owner_id: str, *, limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[InviteOut]:
+    now = repo.now(session)
+    rows = repo.list_pending(session, owner_id, limit=limit, after=after)
+    return [invite_out(i, now) for i in rows]
+
+
+def accept_invite(
+    session: Session, hooks: AccountHooks, user_id: str, email: str, email_verified: bool,
+    token: str,
+) -> Membership:
+    """Join the inviting account. The caller's verified email must be the invited one."""
+    invite = repo.invite_by_hash(session, hash_token(token)) if plausible_token(token) else None
+    if invite is None:
+        raise NotFound("this invite link is not valid: check that you copied all of it")
+    if invite.accepted_at is not None:
+        if invite.accepted_by == user_id and _is_member_of(session, user_id, invite):
+            return Membership(  # a repeat by the one who accepted it: the original outcome
+                account_owner_id=invite.account_owner_id, member_id=user_id,
+                invite_id=invite.id,
+            )
+        raise Gone("this invite was already used")
+    if invite.revoked_at is not None:
+        raise Gone("this invite was revoked by the account owner")
+    if invite.expires_at <= repo.now(session):
+        raise Gone("this invite has expired: ask the account owner to send it again")
+    if not email_verified:
+        raise Forbidden("verify your email address with the identity provider first")
+    if email.strip().lower() != invite.email.lower():
+        raise Forbidden("this invite was sent to a different email address than yours")
+    owner_id = invite.account_owner_id
+    if user_id == owner_id:
+        raise Conflict("you cannot join your own account")
+    user = repo.lock_user(session, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id!r}")
+    if user.account_owner_id == owner_id:
+        raise Conflict("you are already a member of this account")
+    if user.account_owner_id is not None:
+        raise Conflict(
+            "you are a member of another account: ask its owner to remove you first"
+        )
+    members, entries, usage_days = repo.ownership_counts(session, user_id)
+    reasons = blockers(members=members, ledger_entries=entries, usage_days=usage_days)
+    if reasons:
+        raise Conflict(
+            "you own an account of your own and joining would leave it behind: "
+            + "; ".join(reasons)
+            + ". Contact support to close or transfer it first."
+        )
+    repo.clear_owner_leftovers(session, user_id)
+    try:
+        with session.begin_nested():
+            repo.make_member(session, user, owner_id)
+    except IntegrityError as exc:  # the database's half: something appeared meanwhile
+        raise Conflict(
+            "your account gained credits, usage or members while joining: not joined"
+        ) from exc
+    repo.mark_accepted(session, invite, user_id)
+    hooks.member_joined(session, user_id, owner_id)
+    return Membership(account_owner_id=owner_id, member_id=user_id, invite_id=invite.id)
+
+
+def list_members(
+    session: Session, owner_id: str, *, limit: int, after: tuple[datetime, str] | None = None
+) -> list[MemberOut]:
+    return [member_out(u) for u in repo.list_members(session, owner_id, limit=limit, after=after)]
+
+
+def remove_member(
+    session: Session, hooks: AccountHooks, owner_id: str, member_id: str
+) -> MemberOut:
+    """The member leaves; they become the owner of a fresh, empty account."""
+    member = _member(session, owner_id, member_id)
+    repo.release_member(session, member)
+    hooks.member_removed(session, member_id, owner_id)
+    hooks.account_created(session, member_id)
+    return member_out(member)
+
+
+def assign_project(
+    session: Session, hooks: AccountHooks, owner_id: str, member_id: str, project_id: int
+) -> MemberOut:
+    member = _member(session, owner_id, member_id)
+    repo.set_project(session, member, project_id)
+    hooks.project_assigned(session, member_id, project_id)
+    return member_out(member)
+
+
+def invite_out(invite: TeamInvite, now: datetime) -> InviteOut:
+    if invite.accepted_at is not None:
+        status = InviteStatus.ACCEPTED
+    elif invite.revoked_at is not None:
+        status = InviteStatus.REVOKED
+    elif invite.expires_at <= now:
+        status = InviteStatus.EXPIRED
+    else:
+        status = InviteStatus.PENDING
+    return InviteOut(
+        id=invite.id, email=invite.email, status=status, created_at=invite.created_at,
+        expires_at=invite.expires_at, accepted_at=invite.accepted_at,
+        accepted_by=invite.accepted_by, revoked_at=invite.revoked_at,
+    )
+
+
+def member_out(user: User) -> MemberOut:
+    return MemberOut(
+        id=user.id, email=user.email, name=user.name,
+        hopsworks_username=user.hopsworks_username,
+        hopsworks_project_id=user.hopsworks_project_id,
+        created_at=user.created_at, last_login_at=user.last_login_at,
+    )
+
+
+def _owner(session: Session, owner_id: str) -> User:
+    owner = repo.lock_user(session, owner_id)
+    if owner is None or owner.account_owner_id is not None:
+        raise Forbidden("only an account owner may manage a team")
+    return owner
+
+
+def _invite(session: Session, owner_id: str, invite_id: uuid.UUID) -> TeamInvite:
+    invite = repo.get_invite(session, owner_id, invite_id)
+    if invite is None:
+        raise NotFound(f"no invite {invite_id} in this account")
+    return invite
+
+
+def _member(session: Session, owner_id: str, member_id: str) -> User:
+    member = repo.get_member(session, owner_id, member_id)
+    if member is None:
+        raise NotFound(f"no member {member_id!r} in this account")
+    return member
+
+
+def _send(ctx: InviteContext, owner: User, to: str, token: str, expires_at: datetime) -> None:
+    inviter = owner.name or owner.email
+    ctx.mailer.send(Email(
+        to=to,
+        subject=f"{inviter} invited you to their hopsplane account",
+        body=(
+            f"{inviter} invited you to join their team on hopsplane.\n\n"
+            f"Accept the invitation: {accept_link(ctx.public_url, token)}\n\n"
+            f"The link works once and expires on {expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC. "
+            "If you did not expect it, ignore this email."
+        ),
+    ))
+
+
+def _is_member_of(session: Session, user_id: str, invite: TeamInvite) -> bool:
+    user = repo.lock_user(session, user_id)
+    return user is not None and user.account_owner_id == invite.account_owner_id
+
+
+def _constraint(exc: IntegrityError) -> str | None:
+    name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    return name if isinstance(name, str) else None

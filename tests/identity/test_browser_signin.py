@@ -1,0 +1,135 @@
+"""Browser sign-in end to end: /auth/login → the local issuer's /authorize (real HTTP) →
+/auth/callback (code exchanged over real HTTP, PKCE checked by the issuer) → cookie."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+
+from hopsplane.api.session_cookie import SESSION_COOKIE
+from tests.identity.conftest import Api
+
+
+def start(api: Api, return_to: str = "/team") -> tuple[str, dict[str, str]]:
+    r = api.client.get("/auth/login", params={"return_to": return_to}, follow_redirects=False)
+    assert r.status_code == 302
+    location = r.headers["location"]
+    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    return location, query
+
+
+def authorize(location: str, email: str) -> dict[str, str]:
+    r = httpx.get(location + "&" + urlencode({"login_hint": email}), follow_redirects=False)
+    assert r.status_code == 302, r.text
+    back = urlsplit(r.headers["location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == "http://console.test/auth/callback"
+    return {k: v[0] for k, v in parse_qs(back.query).items()}
+
+
+def test_sign_in_with_pkce_sets_a_signed_http_only_cookie(api: Api) -> None:
+    location, query = start(api)
+    assert location.startswith(api.issuer.issuer + "authorize?")
+    assert query["code_challenge_method"] == "S256" and len(query["code_challenge"]) == 43
+    assert query["redirect_uri"] == "http://console.test/auth/callback"
+    assert query["audience"] == api.issuer.audience
+
+    back = authorize(location, "Ann@Example.com")
+    r = api.client.get("/auth/callback", params=back, follow_redirects=False)
+    assert r.status_code == 302, r.text
+    assert r.headers["location"] == "/team"
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE))
+    assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower() and "Path=/" in cookie
+    [exchange] = api.issuer.token_requests
+    assert len(exchange["code_verifier"]) >= 43  # the verifier went to the token endpoint
+
+    me = api.client.get("/v1/me")
+    assert me.status_code == 200
+    body = me.json()
+    assert body["email"] == "ann@example.com" and body["role"] == "owner"
+    assert api.hooks.events == [("account_created", body["id"])]
+
+
+def test_a_state_that_does_not_match_is_refused(api: Api) -> None:
+    location, _ = start(api)
+    back = authorize(location, "bob@example.com")
+    r = api.client.get("/auth/callback", params={**back, "state": "forged"},
+                       follow_redirects=False)
+    assert r.status_code == 401 and r.json()["error"] == "Unauthorized"
+    assert api.client.get("/v1/me").status_code == 401
+
+
+def test_a_code_works_once(api: Api) -> None:
+    location, _ = start(api)
+    back = authorize(location, "carl@example.com")
+    login_cookie = api.client.cookies["hopsplane_login"]
+    assert api.client.get("/auth/callback", params=back, follow_redirects=False).status_code == 302
+    assert "hopsplane_login" not in api.client.cookies  # the pending sign-in is forgotten
+    api.client.cookies.set("hopsplane_login", login_cookie, path="/auth")  # a replay
+    again = api.client.get("/auth/callback", params=back, follow_redirects=False)
+    assert again.status_code == 401 and "sign-in failed" in again.json()["detail"]
+
+
+def test_a_callback_without_the_login_cookie_is_refused(api: Api) -> None:
+    location, _ = start(api)
+    back = authorize(location, "dora@example.com")
+    api.client.cookies.clear()
+    r = api.client.get("/auth/callback", params=back, follow_redirects=False)
+    assert r.status_code == 401 and "sign in again" in r.json()["detail"]
+
+
+def test_the_token_endpoint_checks_the_pkce_verifier(api: Api) -> None:
+    location, _ = start(api)
+    back = authorize(location, "eve@example.com")
+    stolen = httpx.post(api.issuer.issuer + "oauth/token", data={
+        "grant_type": "authorization_code", "client_id": "hopsplane-dev-console",
+        "code": back["code"], "code_verifier": "x" * 64,
+        "redirect_uri": "http://console.test/auth/callback",
+    })
+    assert stolen.status_code == 403 and stolen.json()["error"] == "invalid_grant"
+
+
+def test_a_provider_error_is_shown_not_crashed_on(api: Api) -> None:
+    start(api)
+    r = api.client.get("/auth/callback", params={"error": "access_denied",
+                                                 "error_description": "user cancelled"},
+                       follow_redirects=False)
+    assert r.status_code == 401 and "user cancelled" in r.json()["detail"]
+
+
+def test_a_tampered_session_cookie_is_refused(api: Api) -> None:
+    location, _ = start(api)
+    api.client.get("/auth/callback", params=authorize(location, "fay@example.com"),
+                   follow_redirects=False)
+    value = api.client.cookies[SESSION_COOKIE]
+    body, mac = value.split(".")
+    api.client.cookies.clear()
+    api.client.cookies.set(SESSION_COOKIE, body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + mac)
+    assert api.client.get("/v1/me").status_code == 401
+
+
+def test_return_to_cannot_leave_the_site(api: Api) -> None:
+    for target in ("https://evil.example/", "//evil.example/x", "/\\evil"):
+        location, _ = start(api, return_to=target)
+        back = authorize(location, "gus@example.com")
+        r = api.client.get("/auth/callback", params=back, follow_redirects=False)
+        assert r.headers["location"] == "/", target
+
+
+def test_logout_forgets_the_session_and_signs_out_at_the_provider(api: Api) -> None:
+    location, _ = start(api)
+    api.client.get("/auth/callback", params=authorize(location, "hal@example.com"),
+                   follow_redirects=False)
+    assert api.client.get("/v1/me").status_code == 200
+    r = api.client.get("/auth/logout", follow_redirects=False)
+    assert r.status_code == 302
+    assert r.headers["location"].startswith(api.issuer.issuer + "v2/logout?")
+    assert api.client.get("/v1/me").status_code == 401
+
+
+def test_the_dev_issuer_hands_out_api_tokens_for_shell_use(api: Api) -> None:
+    r = httpx.post(api.issuer.issuer + "dev/token", data={"email": "Shell@Example.com"})
+    assert r.status_code == 200
+    me = api.client.get("/v1/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+    assert me.status_code == 200 and me.json()["email"] == "shell@example.com"
+    assert httpx.post(api.issuer.issuer + "dev/token", data={"email": "nope"}).status_code == 400

@@ -1,0 +1,231 @@
+"""Every route of the app, walked by five callers. The expected answer comes from the guard
+each route declares (MemberDep / OwnerDep / AdminDep), so routes added later are covered
+without touching this file; a route without a guard must be on the anonymous allowlist."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from starlette.routing import Route
+
+from hopsplane.api.app import create_app
+from hopsplane.api.deps import OwnerDep, require_admin, require_member, require_owner
+from hopsplane.db.engine import Database
+from hopsplane.teams.rules import hash_token
+from tests.identity.conftest import id_settings
+
+ANONYMOUS = {
+    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+    ("GET", "/auth/login"), ("GET", "/auth/callback"), ("GET", "/auth/logout"),
+    ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"), ("HEAD", "/openapi.json"), ("HEAD", "/docs"),
+    ("HEAD", "/docs/oauth2-redirect"), ("HEAD", "/redoc"),
+    ("POST", "/v1/stripe/webhook"),  # authenticated by the Stripe-Signature of its body
+}
+"""Routes anyone may call: health, metrics, the API description, the sign-in redirects.
+Signed webhooks (Stripe) belong here too, and nothing else."""
+
+GUARDS = {require_member: "member", require_owner: "owner", require_admin: "admin"}
+RANK = {"member": 1, "owner": 2, "admin": 3}
+CALLERS = ("anonymous", "member", "other_owner", "admin", "owner")  # owner last: it mutates
+DENIED = {401, 403}
+
+BODIES: dict[str, dict[str, Any]] = {
+    "/v1/team/invites": {"email": "walker@example.com"},
+    "/v1/team/members/{member_id}/project": {"hopsworks_project_id": 5},
+    "/v1/invites/accept": {"token": "t" * 43},
+}
+"""Valid bodies of routes that need one, so that a request reaches the resource lookup
+(an invalid body is refused with 422 before the handler can say 404)."""
+
+
+@dataclass
+class Endpoint:
+    path: str
+    methods: list[str]
+    route: APIRoute | None  # None: a plain Starlette route (docs, openapi.json)
+
+
+def endpoints(app: Any) -> list[Endpoint]:
+    """Every route with its full path, through included routers (FastAPI >= 0.13x keeps
+    them nested; older versions flatten them into app.routes)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: app.routes is already flat
+        return [
+            Endpoint(r.path, sorted(r.methods or []), r if isinstance(r, APIRoute) else None)
+            for r in app.routes if isinstance(r, Route)
+        ]
+    found = []
+    for ctx in iter_route_contexts(app.routes):
+        original = ctx.original_route
+        if ctx.path is None or not isinstance(original, Route):
+            continue
+        found.append(Endpoint(
+            ctx.path, sorted(ctx.methods or []),
+            original if isinstance(original, APIRoute) else None,
+        ))
+    return found
+
+
+def guard_of(dependant: Dependant) -> str | None:
+    found: list[str] = []
+
+    def walk(dep: Dependant) -> None:
+        if dep.call in GUARDS:
+            found.append(GUARDS[dep.call])  # type: ignore[index]
+        for sub in dep.dependencies:
+            walk(sub)
+
+    walk(dependant)
+    return max(found, key=RANK.__getitem__) if found else None
+
+
+@dataclass
+class World:
+    """Account A (owner, member with a project, a pending invite), owner B, an admin."""
+
+    tokens: dict[str, str]
+    params: dict[str, str]
+
+
+def build_world(db: Database, issue: Any) -> World:
+    tag = uuid.uuid4().hex[:8]
+    ids = {c: f"auth0|{c}-{tag}" for c in CALLERS if c != "anonymous"}
+    with db.transaction() as s:
+        for caller in ("owner", "other_owner", "admin"):
+            s.execute(text("INSERT INTO users (id, email, is_platform_admin) VALUES (:i, :e, :a)"),
+                      {"i": ids[caller], "e": f"{caller}-{tag}@example.com",
+                       "a": caller == "admin"})
+        s.execute(text("INSERT INTO users (id, email, account_owner_id, hopsworks_project_id) "
+                       "VALUES (:i, :e, :o, 3)"),
+                  {"i": ids["member"], "e": f"member-{tag}@example.com", "o": ids["owner"]})
+        invite = s.execute(text(
+            "INSERT INTO team_invites (account_owner_id, email, token_hash, expires_at) "
+            "VALUES (:o, :e, :h, now() + interval '7 days') RETURNING id"),
+            {"o": ids["owner"], "e": f"pending-{tag}@example.com",
+             "h": hash_token(uuid.uuid4().hex)}).scalar_one()
+    tokens = {c: issue(i, email=f"{c}-{tag}@example.com") for c, i in ids.items()}
+    params = {"invite_id": str(invite), "member_id": ids["member"], "user_id": ids["member"]}
+    return World(tokens, params)
+
+
+def fill(path: str, params: dict[str, str]) -> tuple[str, bool]:
+    """The path with A's resources in it; whether every parameter named one of them."""
+    names = re.findall(r"{(\w+)(?::\w+)?}", path)
+    known = bool(names) and all(n in params for n in names)
+    for n in names:
+        path = re.sub(r"{" + n + r"(?::\w+)?}", params.get(n, "unknown"), path)
+    return path, known
+
+
+def expected_ok(guard: str | None, caller: str) -> bool:
+    """May the caller pass the guard?"""
+    if guard is None:
+        return True
+    if caller == "anonymous":
+        return False
+    if guard == "admin":
+        return caller == "admin"
+    if guard == "owner":
+        return caller != "member"
+    return True
+
+
+def unguarded(app: Any) -> list[tuple[str, str]]:
+    return [
+        (m, e.path) for e in endpoints(app) for m in e.methods
+        if (e.route is None or guard_of(e.route.dependant) is None)
+        and (m, e.path) not in ANONYMOUS
+    ]
+
+
+def test_every_route_declares_a_guard_or_is_allowlisted(fresh_db: Database) -> None:
+    app = create_app(id_settings(), database=fresh_db)
+    assert {"/v1/me", "/healthz", "/v1/team/invites"} <= {e.path for e in endpoints(app)}
+    leaks = unguarded(app)
+    assert leaks == [], f"routes without a guard (declare MemberDep/OwnerDep/AdminDep): {leaks}"
+
+
+def test_the_walk_catches_a_route_added_without_a_guard(fresh_db: Database) -> None:
+    app = create_app(id_settings(), database=fresh_db)
+    router = APIRouter(prefix="/v1/new")
+
+    @router.get("/leak")
+    def leak() -> dict[str, str]:
+        return {}
+
+    @router.get("/guarded")
+    def guarded(p: OwnerDep) -> dict[str, str]:
+        return {}
+
+    app.include_router(router)
+    assert unguarded(app) == [("GET", "/v1/new/leak")]
+    by_path = {e.path: e for e in endpoints(app)}
+    route = by_path["/v1/new/guarded"].route
+    assert route is not None and guard_of(route.dependant) == "owner"
+
+
+def test_five_callers_get_what_the_guards_promise(fresh_db: Database) -> None:
+    app = create_app(id_settings(), database=fresh_db)
+    issuer = app.state.identity.dev_issuer
+    checked = 0
+    with TestClient(app) as client:
+        for endpoint in endpoints(app):
+            if endpoint.route is None:
+                continue
+            guard = guard_of(endpoint.route.dependant)
+            for method in endpoint.methods:
+                world = build_world(fresh_db, issuer.issue)
+                url, names_a_resource = fill(endpoint.path, world.params)
+                for caller in CALLERS:
+                    headers = (
+                        {} if caller == "anonymous"
+                        else {"Authorization": f"Bearer {world.tokens[caller]}"}
+                    )
+                    kwargs: dict[str, Any] = {"headers": headers, "follow_redirects": False}
+                    if method in ("POST", "PUT", "PATCH"):
+                        kwargs["json"] = BODIES.get(endpoint.path, {})
+                    r = client.request(method, url, **kwargs)
+                    where = f"{caller} {method} {endpoint.path} -> {r.status_code} {r.text[:200]}"
+                    unconfigured = r.status_code == 503 and "not configured" in r.text
+                    assert r.status_code < 500 or unconfigured, where  # e.g. no Stripe key
+                    assert "error" in r.json() if r.status_code >= 400 else True, where
+                    if guard is None:
+                        pass  # anonymous routes answer for themselves (a bad callback is 401)
+                    elif not expected_ok(guard, caller):
+                        want = 401 if caller == "anonymous" else 403
+                        assert r.status_code == want, where
+                    else:
+                        assert r.status_code not in DENIED, where
+                        body_ok = method in ("GET", "DELETE") or endpoint.path in BODIES
+                        if guard == "owner" and names_a_resource and body_ok:
+                            if caller in ("other_owner", "admin"):
+                                assert r.status_code == 404, where  # A's data stays A's
+                            if caller == "owner":
+                                assert r.status_code != 404, where
+                    checked += 1
+    assert checked >= 5 * 10
+
+
+def test_the_spec_says_how_to_authenticate_on_every_guarded_operation(fresh_db: Database) -> None:
+    spec = create_app(id_settings(), database=fresh_db).openapi()
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    me = spec["paths"]["/v1/me"]["get"]
+    assert {"bearerAuth": []} in me["security"]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            declared = set(op.get("responses", {}))
+            if "security" in op:
+                assert {"401", "403"} <= declared, (method, path)
+            if op.get("parameters") or op.get("requestBody"):
+                assert "422" in declared, (method, path)
