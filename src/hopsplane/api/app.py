@@ -13,7 +13,7 @@ from starlette.routing import Match
 
 from hopsplane import __version__
 from hopsplane.api.errors import install_error_handlers
-from hopsplane.api.routers import health
+from hopsplane.api.routers import health, usage
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.observability import Metrics
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_error_handlers(app)
     app.middleware("http")(_request_context)
     app.include_router(health.router)
+    app.include_router(usage.router)
     return app
 
 
