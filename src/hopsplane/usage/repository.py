@@ -41,11 +41,8 @@ _CREATE_INCOMING = text(
 
 # Adds the rows of a CTE named `counted` (account_owner_id, day, attributed_user_id,
 # source, compute_units, cpu_seconds, n) to usage_tracking, one row per (account, day).
-# Amounts may be negative (a corrected re-collection removes what it replaces).
-_FOLD = """
-folded AS (
-  INSERT INTO public.usage_tracking AS t
-      (account_owner_id, date, compute_units, user_breakdown, raw_metrics)
+_DAYS = """
+days AS (
   SELECT d.account_owner_id, d.day, d.units, d.breakdown, s.raw
   FROM (SELECT account_owner_id, day, sum(units) AS units,
                jsonb_object_agg(attributed_user_id, units) AS breakdown
@@ -62,12 +59,40 @@ folded AS (
                      sum(cpu_seconds) AS cpu, sum(n) AS n
               FROM counted GROUP BY 1, 2, 3) AS per_source
         GROUP BY 1, 2) AS s USING (account_owner_id, day)
+)"""
+
+# New usage: insert the day or add to it (the update re-reads the newest row under its lock).
+_FOLD = _DAYS + """, folded AS (
+  INSERT INTO public.usage_tracking AS t
+      (account_owner_id, date, compute_units, user_breakdown, raw_metrics)
+  SELECT account_owner_id, day, units, breakdown, raw FROM days
   ORDER BY 1, 2
   ON CONFLICT (account_owner_id, date) DO UPDATE SET
     compute_units = t.compute_units + EXCLUDED.compute_units,
     user_breakdown = hopsplane.jsonb_sum_merge(t.user_breakdown, EXCLUDED.user_breakdown),
     raw_metrics = hopsplane.usage_raw_merge(t.raw_metrics, EXCLUDED.raw_metrics),
     updated_at = now()
+  RETURNING 1
+)
+"""
+
+# Corrections (amounts may be negative) of days that exist: PostgreSQL checks an INSERT's
+# proposed row before ON CONFLICT, so a negative difference must be an UPDATE. The rows are
+# locked in key order first, like the insert above, so the two never deadlock.
+_FOLD_CORRECTION = _DAYS + """, locked AS (
+  SELECT t.id FROM public.usage_tracking t
+  JOIN days ON t.account_owner_id = days.account_owner_id AND t.date = days.day
+  ORDER BY t.account_owner_id, t.date
+  FOR UPDATE OF t
+), folded AS (
+  UPDATE public.usage_tracking t SET
+    compute_units = t.compute_units + days.units,
+    user_breakdown = hopsplane.jsonb_sum_merge(t.user_breakdown, days.breakdown),
+    raw_metrics = hopsplane.usage_raw_merge(t.raw_metrics, days.raw),
+    updated_at = now()
+  FROM days
+  WHERE t.account_owner_id = days.account_owner_id AND t.date = days.day
+    AND t.id IN (SELECT id FROM locked)
   RETURNING 1
 )
 """
@@ -235,7 +260,7 @@ WITH new AS (
          new.cpu_seconds - COALESCE(old.cpu_seconds, 0) AS cpu_seconds, 0 AS n
   FROM upd JOIN new USING (event_id) JOIN old USING (event_id)
   WHERE upd.status = 'folded'
-), {_FOLD}
+), {_FOLD_CORRECTION}
 SELECT (SELECT count(*) FROM upd) AS corrected
 """
 )
