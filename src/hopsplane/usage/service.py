@@ -200,6 +200,17 @@ def collect_cluster_day(
 PrometheusFactory = Callable[[str], PrometheusQuery]
 
 
+def prometheus_url(session: Session, cluster_id: uuid.UUID) -> str:
+    """The cluster's Prometheus base URL (``hopsworks_clusters.metadata['prometheus_url']``)."""
+    cluster = repo.cluster(session, cluster_id)
+    if cluster is None:
+        raise NotFound(f"no cluster {cluster_id}")
+    url = (cluster.metadata_ or {}).get("prometheus_url")
+    if not isinstance(url, str) or not url:
+        raise Invalid(f"cluster {cluster_id} has no metadata.prometheus_url")
+    return url
+
+
 def collect_all(
     database: Database, day: date, *, prometheus_for: PrometheusFactory | None = None
 ) -> list[CollectResult]:
