@@ -1,13 +1,22 @@
-"""SQL of usage metering. The only module that reads or writes usage events, ingestion
-tokens, and (for usage) usage_tracking.
+"""SQL of usage metering. The only module that reads or writes usage events, pending
+sums, ingestion tokens, and (for usage) usage_tracking.
 
-Everything is set-based: a batch is COPYed into a temporary table, then ONE statement
-resolves every event to its account (``hopsplane.usage_resolve``), inserts the new ones
-into ``hopsplane.usage_events`` (``ON CONFLICT DO NOTHING``: a repeated id is ignored) and
-adds them, grouped per (account, UTC day), to ``usage_tracking`` (``ON CONFLICT ... DO
-UPDATE`` adding to the row). The add is what makes concurrent writers exact: the update
-re-reads the newest row under its row lock. Rows are inserted in key order (events by id,
-days by account and date), so two writers never wait for each other in a cycle.
+Everything is set-based:
+
+1. a batch is COPYed into a temporary table; ONE statement resolves every event to its
+   account, inserts the new ones into ``hopsplane.usage_events`` (``ON CONFLICT DO
+   NOTHING``: a repeated id is ignored) and records their sums per (account, day, user,
+   source) in ``hopsplane.usage_pending``;
+2. :func:`fold_pending` (one folder at a time, by an advisory lock) deletes every pending
+   sum it can see, makes sure each touched (account, day) row of usage_tracking exists,
+   locks those rows in key order and rewrites each from its locked value plus the sums,
+   merging the JSON objects with one aggregation over all rows. ``compute_units`` is the
+   sum of the new breakdown, so the breakdown sums to it by construction.
+
+A pending sum is deleted in the transaction that adds it, so it is added exactly once.
+Corrections (a re-collected Prometheus day) record negative sums through the same path.
+Rows are always locked in the same order (events by id, days by account and date), so
+writers never wait for each other in a cycle.
 """
 
 from __future__ import annotations
@@ -16,9 +25,9 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import CursorResult, select, text
 from sqlalchemy.orm import Session
 
 from hopsplane.db.models import HopsworksCluster, UsageEvent, UsageIngestToken
@@ -29,73 +38,156 @@ _INCOMING_COLUMNS = (
     "compute_units, cpu_seconds"
 )
 
-_CREATE_INCOMING = text(
-    """
-    CREATE TEMP TABLE IF NOT EXISTS usage_incoming (
-      event_id text, source text, cluster_id uuid, account_id text, project_id integer,
-      namespace text, user_id text, occurred_at timestamptz, compute_units numeric,
-      cpu_seconds numeric
-    ) ON COMMIT DELETE ROWS
-    """
+_PREPARE = (
+    text(
+        """
+        CREATE TEMP TABLE IF NOT EXISTS usage_incoming (
+          event_id text, source text, cluster_id uuid, account_id text, project_id integer,
+          namespace text, user_id text, occurred_at timestamptz, compute_units numeric,
+          cpu_seconds numeric
+        ) ON COMMIT DELETE ROWS
+        """
+    ),
+    text(
+        """
+        CREATE TEMP TABLE IF NOT EXISTS usage_fold (
+          account_owner_id text, day date, attributed_user_id text, source text,
+          units numeric, cpu numeric, n bigint
+        ) ON COMMIT DELETE ROWS
+        """
+    ),
+    text("DELETE FROM usage_incoming"),
+    text("DELETE FROM usage_fold"),
+    # The statements are cheap, but their estimated cost crosses jit_above_cost and
+    # compiling them would take longer than running them.
+    text("SET LOCAL jit = off"),
 )
 
-# Adds the rows of a CTE named `counted` (account_owner_id, day, attributed_user_id,
-# source, compute_units, cpu_seconds, n) to usage_tracking, one row per (account, day).
-_DAYS = """
-days AS (
-  SELECT d.account_owner_id, d.day, d.units, d.breakdown, s.raw
-  FROM (SELECT account_owner_id, day, sum(units) AS units,
-               jsonb_object_agg(attributed_user_id, units) AS breakdown
-        FROM (SELECT account_owner_id, day, attributed_user_id, sum(compute_units) AS units
-              FROM counted GROUP BY 1, 2, 3) AS per_user
-        GROUP BY 1, 2) AS d
-  JOIN (SELECT account_owner_id, day, jsonb_build_object(
-               'units_by_source', jsonb_object_agg(source, units),
-               'cpu_seconds_by_source',
-                 COALESCE(jsonb_object_agg(source, cpu) FILTER (WHERE cpu IS NOT NULL),
-                          '{}'::jsonb),
-               'events_by_source', jsonb_object_agg(source, n)) AS raw
-        FROM (SELECT account_owner_id, day, source, sum(compute_units) AS units,
-                     sum(cpu_seconds) AS cpu, sum(n) AS n
-              FROM counted GROUP BY 1, 2, 3) AS per_source
-        GROUP BY 1, 2) AS s USING (account_owner_id, day)
-)"""
 
-# New usage: insert the day or add to it (the update re-reads the newest row under its lock).
-_FOLD = _DAYS + """, folded AS (
-  INSERT INTO public.usage_tracking AS t
-      (account_owner_id, date, compute_units, user_breakdown, raw_metrics)
-  SELECT account_owner_id, day, units, breakdown, raw FROM days
-  ORDER BY 1, 2
-  ON CONFLICT (account_owner_id, date) DO UPDATE SET
-    compute_units = t.compute_units + EXCLUDED.compute_units,
-    user_breakdown = hopsplane.jsonb_sum_merge(t.user_breakdown, EXCLUDED.user_breakdown),
-    raw_metrics = hopsplane.usage_raw_merge(t.raw_metrics, EXCLUDED.raw_metrics),
-    updated_at = now()
+def _prepare(session: Session) -> None:
+    for statement in _PREPARE:
+        session.execute(statement)
+
+
+# Records the rows of a CTE named `counted` (account_owner_id, day, attributed_user_id,
+# source, compute_units, cpu_seconds, n) as pending, summed per (account, day, user, source).
+_STAGE = """
+staged AS (
+  INSERT INTO hopsplane.usage_pending
+      (account_owner_id, day, attributed_user_id, source, units, cpu_seconds, events)
+  SELECT account_owner_id, day, attributed_user_id, source, sum(compute_units),
+         sum(cpu_seconds), sum(n)
+  FROM counted GROUP BY 1, 2, 3, 4
   RETURNING 1
 )
 """
 
-# Corrections (amounts may be negative) of days that exist: PostgreSQL checks an INSERT's
-# proposed row before ON CONFLICT, so a negative difference must be an UPDATE. The rows are
-# locked in key order first, like the insert above, so the two never deadlock.
-_FOLD_CORRECTION = _DAYS + """, locked AS (
-  SELECT t.id FROM public.usage_tracking t
-  JOIN days ON t.account_owner_id = days.account_owner_id AND t.date = days.day
+_FOLD_LOCK = "hashtextextended('usage-fold', 0)"
+
+# Takes every pending sum this transaction can see (deleting it: each is folded once), and
+# makes sure each touched day exists in usage_tracking (zero, ON CONFLICT DO NOTHING).
+_TAKE_PENDING = text(
+    """
+WITH taken AS (
+  DELETE FROM hopsplane.usage_pending
+  RETURNING account_owner_id, day, attributed_user_id, source, units, cpu_seconds, events
+), staged AS (
+  INSERT INTO usage_fold (account_owner_id, day, attributed_user_id, source, units, cpu, n)
+  SELECT account_owner_id, day, attributed_user_id, source, sum(units), sum(cpu_seconds),
+         sum(events)
+  FROM taken GROUP BY 1, 2, 3, 4
+  RETURNING 1
+), ensured AS (
+  INSERT INTO public.usage_tracking (account_owner_id, date)
+  SELECT DISTINCT account_owner_id, day FROM taken ORDER BY 1, 2
+  ON CONFLICT (account_owner_id, date) DO NOTHING
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM staged) AS staged
+"""
+)
+
+
+def oldest_pending_age_ms(session: Session) -> float | None:
+    """Age of the oldest committed pending sum (or this transaction's), None if none."""
+    age = session.execute(text(
+        "SELECT extract(epoch FROM clock_timestamp() - min(staged_at)) * 1000 "
+        "FROM hopsplane.usage_pending"
+    )).scalar()
+    return None if age is None else float(age)
+
+
+def fold_pending(session: Session, *, wait: bool) -> int | None:
+    """Add every pending sum to usage_tracking; the number of days changed, or None when
+    another transaction is folding and ``wait`` is False (it, or the next fold, will take
+    what this transaction staged)."""
+    _prepare(session)
+    if wait:
+        session.execute(text(f"SELECT pg_advisory_xact_lock({_FOLD_LOCK})"))
+    elif not session.execute(text(f"SELECT pg_try_advisory_xact_lock({_FOLD_LOCK})")).scalar():
+        return None
+    if not session.execute(_TAKE_PENDING).scalar_one():
+        return 0
+    return apply_fold(session)
+
+
+_APPLY_FOLD = text(
+    """
+WITH f AS (
+  SELECT * FROM usage_fold
+), locked AS (
+  SELECT t.id, t.account_owner_id, t.date, t.user_breakdown, t.raw_metrics
+  FROM public.usage_tracking t
+  WHERE (t.account_owner_id, t.date) IN (SELECT account_owner_id, day FROM f)
   ORDER BY t.account_owner_id, t.date
-  FOR UPDATE OF t
-), folded AS (
-  UPDATE public.usage_tracking t SET
-    compute_units = t.compute_units + days.units,
-    user_breakdown = hopsplane.jsonb_sum_merge(t.user_breakdown, days.breakdown),
-    raw_metrics = hopsplane.usage_raw_merge(t.raw_metrics, days.raw),
-    updated_at = now()
-  FROM days
-  WHERE t.account_owner_id = days.account_owner_id AND t.date = days.day
-    AND t.id IN (SELECT id FROM locked)
-  RETURNING 1
+  FOR UPDATE
+), entries AS (
+  SELECT l.id, 'b' AS part, e.key, e.value::numeric AS v
+  FROM locked l, jsonb_each_text(l.user_breakdown) e
+  UNION ALL
+  SELECT l.id, 'u', e.key, e.value::numeric
+  FROM locked l, jsonb_each_text(COALESCE(l.raw_metrics -> 'units_by_source', '{}')) e
+  UNION ALL
+  SELECT l.id, 'c', e.key, e.value::numeric
+  FROM locked l, jsonb_each_text(COALESCE(l.raw_metrics -> 'cpu_seconds_by_source', '{}')) e
+  UNION ALL
+  SELECT l.id, 'n', e.key, e.value::numeric
+  FROM locked l, jsonb_each_text(COALESCE(l.raw_metrics -> 'events_by_source', '{}')) e
+  UNION ALL
+  SELECT l.id, x.part, x.key, x.v
+  FROM f JOIN locked l ON l.account_owner_id = f.account_owner_id AND l.date = f.day
+  CROSS JOIN LATERAL (VALUES ('b', f.attributed_user_id, f.units), ('u', f.source, f.units),
+                             ('c', f.source, f.cpu), ('n', f.source, f.n)) AS x(part, key, v)
+  WHERE x.v IS NOT NULL
+), summed AS (
+  SELECT id, part, key, sum(v) AS v FROM entries GROUP BY 1, 2, 3 HAVING sum(v) <> 0
+), merged AS (
+  SELECT l.id, l.raw_metrics,
+         COALESCE(sum(s.v) FILTER (WHERE s.part = 'b'), 0) AS units,
+         COALESCE(jsonb_object_agg(s.key, s.v) FILTER (WHERE s.part = 'b'), '{}') AS breakdown,
+         COALESCE(jsonb_object_agg(s.key, s.v) FILTER (WHERE s.part = 'u'), '{}') AS u,
+         COALESCE(jsonb_object_agg(s.key, s.v) FILTER (WHERE s.part = 'c'), '{}') AS c,
+         COALESCE(jsonb_object_agg(s.key, s.v) FILTER (WHERE s.part = 'n'), '{}') AS n
+  FROM locked l LEFT JOIN summed s ON s.id = l.id
+  GROUP BY l.id, l.raw_metrics
 )
+UPDATE public.usage_tracking t
+SET compute_units = m.units, user_breakdown = m.breakdown,
+    raw_metrics = m.raw_metrics || jsonb_build_object(
+      'units_by_source', m.u, 'cpu_seconds_by_source', m.c, 'events_by_source', m.n),
+    updated_at = now()
+FROM merged m
+WHERE t.id = m.id
 """
+)
+
+
+def apply_fold(session: Session) -> int:
+    """Add what the last statement staged to usage_tracking; the number of days changed."""
+    result = session.execute(_APPLY_FOLD)
+    changed = cast(CursorResult[Any], result).rowcount
+    session.execute(text("DELETE FROM usage_fold"))
+    return int(changed)
 
 # Why an event cannot be attributed (NULL: it can). Columns of `r`: a resolved event.
 _PROBLEM = """
@@ -112,26 +204,51 @@ CASE
 END
 """
 
-_RESOLVED = """
-SELECT e.*, x.owner_id, x.candidates,
-       COALESCE(e.user_id, x.member_id, x.owner_id) AS attributed,
-       (e.user_id IS NULL OR EXISTS (
-          SELECT 1 FROM public.users u
-          WHERE u.id = e.user_id AND COALESCE(u.account_owner_id, u.id) = x.owner_id)) AS user_ok
-FROM {events} e
-CROSS JOIN LATERAL hopsplane.usage_resolve(e.account_id, e.project_id, e.namespace,
-                                           e.cluster_id) AS x
-"""
+# Resolves the events of the CTE `ev` (event_id, account_id, project_id, namespace,
+# cluster_id, user_id, ...) set-based: `resolved` has every column of `ev` plus owner_id,
+# candidates (how many accounts the event names), attributed (the user it is billed to)
+# and user_ok. An event names an account by a user id (owner, or member: billed to the
+# owner), a Hopsworks project id (users.hopsworks_project_id) or, for collected events,
+# a namespace (the owner's metadata.hopsworks_project_name, lowercased, '_' -> '-'). An
+# event with a cluster only matches accounts assigned to that cluster.
+_RESOLVE = """
+cand AS (
+  SELECT e.event_id, COALESCE(u.account_owner_id, u.id) AS owner_id,
+         CASE WHEN u.account_owner_id IS NOT NULL THEN u.id END AS member_id
+  FROM ev e JOIN public.users u ON u.id = e.account_id
+  UNION ALL
+  SELECT e.event_id, COALESCE(u.account_owner_id, u.id), NULL
+  FROM ev e JOIN public.users u ON u.hopsworks_project_id = e.project_id
+  UNION ALL
+  SELECT e.event_id, u.id, NULL
+  FROM ev e JOIN public.users u
+    ON u.account_owner_id IS NULL
+   AND replace(lower(u.metadata ->> 'hopsworks_project_name'), '_', '-') = e.namespace
+), res AS (
+  SELECT c.event_id, min(c.owner_id) AS owner_id, min(c.member_id) AS member_id,
+         count(DISTINCT c.owner_id) AS candidates
+  FROM cand c JOIN ev e USING (event_id)
+  WHERE e.cluster_id IS NULL OR EXISTS (
+    SELECT 1 FROM public.account_clusters ac
+    WHERE ac.account_owner_id = c.owner_id AND ac.hopsworks_cluster_id = e.cluster_id)
+  GROUP BY c.event_id
+), resolved AS (
+  SELECT e.*, r.owner_id, COALESCE(r.candidates, 0) AS candidates,
+         COALESCE(e.user_id, r.member_id, r.owner_id) AS attributed,
+         (e.user_id IS NULL OR EXISTS (
+            SELECT 1 FROM public.users u
+            WHERE u.id = e.user_id AND COALESCE(u.account_owner_id, u.id) = r.owner_id)
+         ) AS user_ok
+  FROM ev e LEFT JOIN res r USING (event_id)
+), checked AS (
+  SELECT r.*, """ + _PROBLEM + """ AS problem FROM resolved r
+)"""
 
 _INGEST = text(
     f"""
-WITH incoming AS (
+WITH ev AS (
   SELECT DISTINCT ON (event_id) * FROM usage_incoming ORDER BY event_id
-), resolved AS (
-  {_RESOLVED.format(events="incoming")}
-), checked AS (
-  SELECT r.*, {_PROBLEM} AS problem FROM resolved r
-), ins AS (
+), {_RESOLVE}, ins AS (
   INSERT INTO hopsplane.usage_events ({_INCOMING_COLUMNS}, status, problem,
                                       account_owner_id, attributed_user_id)
   SELECT {_INCOMING_COLUMNS},
@@ -146,18 +263,17 @@ WITH incoming AS (
   SELECT account_owner_id, day, attributed_user_id, source, compute_units, cpu_seconds,
          1 AS n
   FROM ins WHERE status = 'folded'
-), {_FOLD}
+), {_STAGE}
 SELECT (SELECT count(*) FROM ins) AS accepted,
        (SELECT count(*) FROM ins WHERE status = 'unmatched') AS unmatched,
-       (SELECT count(*) FROM folded) AS days
+       (SELECT count(*) FROM staged) AS staged
 """
 )
 
 
 def ingest(session: Session, events: Sequence[NewEvent]) -> tuple[int, int, int]:
-    """Store new events and fold them in: (accepted, unmatched, days updated)."""
-    session.execute(_CREATE_INCOMING)
-    session.execute(text("DELETE FROM usage_incoming"))
+    """Store new events and stage their sums as pending: (accepted, unmatched, staged)."""
+    _prepare(session)
     raw = session.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur, cur.copy(
@@ -165,19 +281,19 @@ def ingest(session: Session, events: Sequence[NewEvent]) -> tuple[int, int, int]
     ) as copy:
         for event in events:
             copy.write_row(event.row())
+    session.execute(text("ANALYZE usage_incoming"))  # row estimates for the plan below
     row = session.execute(_INGEST).one()
     session.execute(text("DELETE FROM usage_incoming"))
-    return int(row.accepted), int(row.unmatched), int(row.days)
+    return int(row.accepted), int(row.unmatched), int(row.staged)
 
 
 _REFOLD = text(
     f"""
-WITH resolved AS (
-  {_RESOLVED.format(events="(SELECT * FROM hopsplane.usage_events "
-                    "WHERE status = 'unmatched' ORDER BY event_id LIMIT :limit)")}
-), checked AS (
-  SELECT r.event_id, r.owner_id, r.attributed, {_PROBLEM} AS problem FROM resolved r
-), upd AS (
+WITH ev AS (
+  SELECT event_id, account_id, project_id, namespace, cluster_id, user_id
+  FROM hopsplane.usage_events
+  WHERE status = 'unmatched' ORDER BY event_id LIMIT :limit
+), {_RESOLVE}, upd AS (
   UPDATE hopsplane.usage_events e
   SET status = 'folded', problem = NULL, account_owner_id = c.owner_id,
       attributed_user_id = c.attributed, updated_at = now()
@@ -188,7 +304,7 @@ WITH resolved AS (
 ), counted AS (
   SELECT account_owner_id, day, attributed_user_id, source, compute_units, cpu_seconds,
          1 AS n FROM upd
-), {_FOLD}
+), {_STAGE}
 SELECT (SELECT count(*) FROM upd) AS folded
 """
 )
@@ -196,6 +312,7 @@ SELECT (SELECT count(*) FROM upd) AS folded
 
 def refold_unmatched(session: Session, *, limit: int) -> int:
     """Fold in the unmatched events (up to ``limit``) whose account is now known."""
+    _prepare(session)
     return int(session.execute(_REFOLD, {"limit": limit}).scalar_one())
 
 
@@ -260,7 +377,7 @@ WITH new AS (
          new.cpu_seconds - COALESCE(old.cpu_seconds, 0) AS cpu_seconds, 0 AS n
   FROM upd JOIN new USING (event_id) JOIN old USING (event_id)
   WHERE upd.status = 'folded'
-), {_FOLD_CORRECTION}
+), {_STAGE}
 SELECT (SELECT count(*) FROM upd) AS corrected
 """
 )
@@ -274,6 +391,7 @@ def correct_collected(
     if not corrections:
         return 0
     ids, cpu, units = zip(*corrections, strict=True)
+    _prepare(session)
     return int(session.execute(
         _CORRECT, {"ids": list(ids), "cpu": list(cpu), "units": list(units)}
     ).scalar_one())
