@@ -255,12 +255,17 @@ def collect_all(
         if not isinstance(url, str) or not url:
             results.append(CollectResult(cluster_id, day, error="no metadata.prometheus_url"))
             continue
+        client = factory(url)
         try:
             with database.transaction() as session:
-                results.append(collect_cluster_day(session, cluster_id, day, factory(url)))
+                results.append(collect_cluster_day(session, cluster_id, day, client))
         except AppError as exc:
             log.warning("usage collection failed", cluster=str(cluster_id), error=exc.message)
             results.append(CollectResult(cluster_id, day, error=exc.message))
+        finally:
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
     with database.transaction() as session:
         refold(session)
     return results
