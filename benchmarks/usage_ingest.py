@@ -8,10 +8,8 @@ What it does, on a database it creates and drops on the given server:
      encodes the batches before the clock starts;
   3. starts `hopsplane serve` (uvicorn) on 127.0.0.1 and posts the batches with N
      concurrent clients (real HTTP, `Authorization: Bearer <cluster token>`). Each request
-     stores the new events and folds every pending sum into usage_tracking before it
-     answers, unless another request is folding at that moment (then that one or a later
-     one takes them); the clock stops after a final sweep (`fold_pending`, what the
-     worker runs every minute), so the time is ingestion plus all the folding;
+     stores the new events AND folds them into usage_tracking before it answers, so the
+     time from the first request to the last answer is ingestion plus folding;
   4. checks the totals: every (account, day) of usage_tracking against the sum computed
      here with Decimal from the unique events, the breakdowns, and the event count;
   5. baseline, same run, same machine: COPY of the same events (duplicates included) into an
@@ -43,9 +41,7 @@ from hopsplane.config import normalise_database_url
 from hopsplane.crypto import SecretBox
 from hopsplane.db import migrate
 from hopsplane.db.embedded import replace_database
-from hopsplane.db.engine import Database
 from hopsplane.usage.rules import token_hash, units_from_cpu_seconds
-from hopsplane.usage.service import fold_pending
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,24 +76,15 @@ def main() -> None:
         port = free_port()
         server = start_server(url, port)
         server_cpu = cpu_seconds([server.pid])
-        elapsed, deferred = post_all(f"http://127.0.0.1:{port}", token, bodies, args.clients)
+        elapsed = post_all(f"http://127.0.0.1:{port}", token, bodies, args.clients)
         server_cpu = cpu_seconds([server.pid]) - server_cpu
         backends = [p for (p,) in psycopg.connect(args.server, autocommit=True).execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             (name,))]
         pg_cpu = cpu_seconds(backends)  # the pool's backends were started by this run
-        started = time.perf_counter()
-        db = Database(normalise_database_url(url))
-        with db.transaction() as session:  # what the worker does every minute
-            swept = fold_pending(session)
-        db.dispose()
-        sweep = time.perf_counter() - started
-        print(f"{deferred} of {len(bodies)} batches left their fold to a later one; the final "
-              f"sweep folded {swept} (account, day) rows in {sweep:.2f} s")
-        elapsed += sweep
         check_totals(url, expected, len(unique))
         api_rate = sent / elapsed
-        print(f"POST /v1/usage/events + final sweep, stored and folded: {elapsed:.2f} s, "
+        print(f"POST /v1/usage/events, stored and folded: {elapsed:.2f} s, "
               f"{api_rate:,.0f} events/s ({len(unique) / elapsed:,.0f} new events/s)")
 
         used = server_cpu + pg_cpu
@@ -205,11 +192,10 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start")
 
 
-def post_all(base: str, token: str, bodies: list[bytes], clients: int) -> tuple[float, int]:
+def post_all(base: str, token: str, bodies: list[bytes], clients: int) -> float:
     queue = list(enumerate(bodies))
     lock = threading.Lock()
     failures: list[str] = []
-    deferred: list[int] = []
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def client() -> None:
@@ -223,8 +209,6 @@ def post_all(base: str, token: str, bodies: list[bytes], clients: int) -> tuple[
                 if r.status_code != 200:
                     failures.append(f"{r.status_code} {r.text[:300]}")
                     return
-                if not r.json()["folded"]:
-                    deferred.append(1)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     started = time.perf_counter()
@@ -235,7 +219,7 @@ def post_all(base: str, token: str, bodies: list[bytes], clients: int) -> tuple[
     elapsed = time.perf_counter() - started
     if failures:
         raise SystemExit(f"requests failed: {failures[:3]}")
-    return elapsed, len(deferred)
+    return elapsed
 
 
 def cpu_seconds(pids: list[int]) -> float:

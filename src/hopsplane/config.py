@@ -90,12 +90,6 @@ class Settings(BaseSettings):
         description="Base URL where users reach the console (links in emails, redirects).",
     )
 
-    usage_fold_delay_ms: int = Field(
-        500, ge=0, le=60_000,
-        description="POST /v1/usage/events folds pending usage into usage_tracking only when "
-        "the oldest pending sum is this old (0: every request folds).",
-    )
-
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:

@@ -23,8 +23,7 @@ MEMBER = Principal("member", "m@x.io", account_owner_id="owner", is_platform_adm
 
 @pytest.fixture
 def client(fresh_db: Database, settings: Settings) -> Iterator[TestClient]:
-    every_request_folds = settings.model_copy(update={"usage_fold_delay_ms": 0})
-    with TestClient(create_app(every_request_folds, database=fresh_db)) as c:
+    with TestClient(create_app(settings, database=fresh_db)) as c:
         yield c
 
 
@@ -59,7 +58,7 @@ def test_admins_post_events_and_a_repeat_changes_nothing(
     r = client.post("/v1/usage/events", json=_batch(owner, "a", "b"))
     assert r.status_code == 200, r.text
     assert r.json() == {"received": 2, "accepted": 2, "duplicates": 0, "unmatched": 0,
-                        "folded": True, "days_updated": 1}
+                        "days_updated": 1}
     again = client.post("/v1/usage/events", json=_batch(owner, "a", "b"))
     assert again.json()["duplicates"] == 2
     assert _units(fresh_db, owner) == Decimal(3)
@@ -108,23 +107,6 @@ def test_bad_batches_are_422_and_store_nothing(client: TestClient, fresh_db: Dat
     too_many = _batch(owner, *[str(i) for i in range(5001)])
     assert client.post("/v1/usage/events", json=too_many).status_code == 422
     assert _units(fresh_db, owner) == 0
-
-
-def test_with_a_fold_delay_usage_is_folded_by_a_later_request_or_the_sweep(
-    fresh_db: Database, settings: Settings
-) -> None:
-    with fresh_db.transaction() as s:
-        owner = make_account(s)
-    app = create_app(settings.model_copy(update={"usage_fold_delay_ms": 60_000}),
-                     database=fresh_db)
-    with TestClient(app) as c:
-        _as(c, ADMIN)
-        r = c.post("/v1/usage/events", json=_batch(owner, "d1"))
-        assert r.json()["folded"] is False and r.json()["accepted"] == 1
-        assert _units(fresh_db, owner) == 0
-    with fresh_db.transaction() as s:
-        assert service.fold_pending(s) == 1
-    assert _units(fresh_db, owner) == Decimal("1.5")
 
 
 def test_unmatched_events_are_listed_page_by_page_and_refolded(

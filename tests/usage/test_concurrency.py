@@ -51,8 +51,6 @@ def test_concurrent_batches_with_shared_duplicates_fold_exactly(fresh_db: Databa
     for t in threads:
         t.join()
     assert not errors, errors
-    with fresh_db.transaction() as s:
-        service.fold_pending(s)  # what the worker does every minute
 
     expected: dict[str, Decimal] = {}
     seen: set[str] = set()
@@ -67,29 +65,9 @@ def test_concurrent_batches_with_shared_duplicates_fold_exactly(fresh_db: Databa
         got = dict(s.execute(text(
             "SELECT account_owner_id, sum(compute_units) FROM usage_tracking GROUP BY 1")).all())
         events = s.execute(text("SELECT count(*) FROM hopsplane.usage_events")).scalar_one()
-        pending = s.execute(text("SELECT count(*) FROM hopsplane.usage_pending")).scalar_one()
         bad = s.execute(text(
             "SELECT count(*) FROM usage_tracking WHERE "
             "hopsplane.breakdown_total(user_breakdown) <> compute_units")).scalar_one()
     assert events == len(seen)
     assert got == expected
     assert bad == 0
-    assert pending == 0
-
-
-def test_a_batch_arriving_during_a_fold_is_folded_by_the_next_one(fresh_db: Database) -> None:
-    with fresh_db.transaction() as s:
-        owner = make_account(s)
-    event = UsageEventIn(id="late", account_id=owner, compute_units="2",
-                         timestamp=datetime(2026, 11, 20, 8, tzinfo=UTC))
-    with fresh_db.transaction() as folding:  # another request, folding right now
-        folding.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('usage-fold', 0))"))
-        with fresh_db.transaction() as s:
-            result = service.ingest(s, [event], Submitter(admin_id="a"))
-        assert (result.accepted, result.folded, result.days_updated) == (1, False, 0)
-    with fresh_db.transaction() as s:
-        assert s.execute(text("SELECT count(*) FROM usage_tracking")).scalar_one() == 0
-        assert service.fold_pending(s) == 1
-        assert service.fold_pending(s) == 0
-    with fresh_db.transaction() as s:
-        assert s.execute(text("SELECT compute_units FROM usage_tracking")).scalar_one() == 2

@@ -110,14 +110,3 @@ def refold() -> None:
     with db.transaction() as session:
         result = service.refold(session)
     console.print(f"folded {result.folded} event(s); {result.still_unmatched} still unmatched")
-
-
-@app.command()
-@friendly
-def fold() -> None:
-    """Add every pending usage sum to usage_tracking now. POST /v1/usage/events folds by
-    itself while batches keep coming; the worker runs this every minute for the rest."""
-    db = open_database(load_settings())
-    with db.transaction() as session:
-        days = service.fold_pending(session)
-    console.print(f"{days} (account, day) row(s) of usage_tracking updated")

@@ -16,7 +16,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKeyConstraint,
-    Identity,
     Index,
     Integer,
     Numeric,
@@ -320,26 +319,6 @@ class UsageEvent(Base):
     revision: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
-
-
-class UsagePending(Base):
-    """Sums of stored events not yet added to usage_tracking (folded, then deleted)."""
-
-    __tablename__ = "usage_pending"
-    __table_args__ = (
-        Index("usage_pending_staged_at_idx", "staged_at"),
-        {"schema": MACHINERY_SCHEMA},
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    account_owner_id: Mapped[str] = mapped_column(Text)
-    day: Mapped[date] = mapped_column(Date)
-    attributed_user_id: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(Text)
-    units: Mapped[Decimal] = mapped_column(Numeric)
-    cpu_seconds: Mapped[Decimal | None] = mapped_column(Numeric)
-    events: Mapped[int] = mapped_column(BigInteger)
-    staged_at: Mapped[datetime] = mapped_column(server_default=func.clock_timestamp())
 
 
 class UsageIngestToken(Base):

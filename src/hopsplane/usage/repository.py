@@ -1,22 +1,23 @@
-"""SQL of usage metering. The only module that reads or writes usage events, pending
-sums, ingestion tokens, and (for usage) usage_tracking.
+"""SQL of usage metering. The only module that reads or writes usage events, ingestion
+tokens, and (for usage) usage_tracking.
 
 Everything is set-based:
 
 1. a batch is COPYed into a temporary table; ONE statement resolves every event to its
    account, inserts the new ones into ``hopsplane.usage_events`` (``ON CONFLICT DO
-   NOTHING``: a repeated id is ignored) and records their sums per (account, day, user,
-   source) in ``hopsplane.usage_pending``;
-2. :func:`fold_pending` (one folder at a time, by an advisory lock) deletes every pending
-   sum it can see, makes sure each touched (account, day) row of usage_tracking exists,
-   locks those rows in key order and rewrites each from its locked value plus the sums,
-   merging the JSON objects with one aggregation over all rows. ``compute_units`` is the
-   sum of the new breakdown, so the breakdown sums to it by construction.
+   NOTHING``: a repeated id is ignored) and stages their sums per (account, day, user,
+   source) in the temporary table ``usage_fold``. Concurrent batches do this side by side.
+2. :func:`_fold`, one transaction at a time (a transaction-scoped advisory lock, held to
+   commit), inserts the missing (account, day) rows of usage_tracking at zero, locks the
+   touched rows in key order and rewrites each from its locked value plus the staged
+   sums, merging the JSON objects with one aggregation over all rows (no per-row
+   function). ``compute_units`` is the sum of the new breakdown, so the breakdown sums to
+   it by construction.
 
-A pending sum is deleted in the transaction that adds it, so it is added exactly once.
-Corrections (a re-collected Prometheus day) record negative sums through the same path.
-Rows are always locked in the same order (events by id, days by account and date), so
-writers never wait for each other in a cycle.
+Only the folding section is serialised, so concurrent batches never wait on each other's
+usage_tracking row locks in a convoy, and never deadlock (events are inserted in id order,
+outside the section; every usage_tracking row lock is taken inside it). Corrections (a
+re-collected Prometheus day) stage negative amounts through the same path.
 """
 
 from __future__ import annotations
@@ -69,12 +70,11 @@ def _prepare(session: Session) -> None:
         session.execute(statement)
 
 
-# Records the rows of a CTE named `counted` (account_owner_id, day, attributed_user_id,
-# source, compute_units, cpu_seconds, n) as pending, summed per (account, day, user, source).
+# Stages the rows of a CTE named `counted` (account_owner_id, day, attributed_user_id,
+# source, compute_units, cpu_seconds, n), summed per (account, day, user, source).
 _STAGE = """
 staged AS (
-  INSERT INTO hopsplane.usage_pending
-      (account_owner_id, day, attributed_user_id, source, units, cpu_seconds, events)
+  INSERT INTO usage_fold (account_owner_id, day, attributed_user_id, source, units, cpu, n)
   SELECT account_owner_id, day, attributed_user_id, source, sum(compute_units),
          sum(cpu_seconds), sum(n)
   FROM counted GROUP BY 1, 2, 3, 4
@@ -82,53 +82,24 @@ staged AS (
 )
 """
 
-_FOLD_LOCK = "hashtextextended('usage-fold', 0)"
+_FOLD_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('usage-fold', 0))")
 
-# Takes every pending sum this transaction can see (deleting it: each is folded once), and
-# makes sure each touched day exists in usage_tracking (zero, ON CONFLICT DO NOTHING).
-_TAKE_PENDING = text(
+_ENSURE_DAYS = text(
     """
-WITH taken AS (
-  DELETE FROM hopsplane.usage_pending
-  RETURNING account_owner_id, day, attributed_user_id, source, units, cpu_seconds, events
-), staged AS (
-  INSERT INTO usage_fold (account_owner_id, day, attributed_user_id, source, units, cpu, n)
-  SELECT account_owner_id, day, attributed_user_id, source, sum(units), sum(cpu_seconds),
-         sum(events)
-  FROM taken GROUP BY 1, 2, 3, 4
-  RETURNING 1
-), ensured AS (
-  INSERT INTO public.usage_tracking (account_owner_id, date)
-  SELECT DISTINCT account_owner_id, day FROM taken ORDER BY 1, 2
-  ON CONFLICT (account_owner_id, date) DO NOTHING
-  RETURNING 1
-)
-SELECT (SELECT count(*) FROM staged) AS staged
-"""
+    INSERT INTO public.usage_tracking (account_owner_id, date)
+    SELECT DISTINCT account_owner_id, day FROM usage_fold ORDER BY 1, 2
+    ON CONFLICT (account_owner_id, date) DO NOTHING
+    """
 )
 
 
-def oldest_pending_age_ms(session: Session) -> float | None:
-    """Age of the oldest committed pending sum (or this transaction's), None if none."""
-    age = session.execute(text(
-        "SELECT extract(epoch FROM clock_timestamp() - min(staged_at)) * 1000 "
-        "FROM hopsplane.usage_pending"
-    )).scalar()
-    return None if age is None else float(age)
-
-
-def fold_pending(session: Session, *, wait: bool) -> int | None:
-    """Add every pending sum to usage_tracking; the number of days changed, or None when
-    another transaction is folding and ``wait`` is False (it, or the next fold, will take
-    what this transaction staged)."""
-    _prepare(session)
-    if wait:
-        session.execute(text(f"SELECT pg_advisory_xact_lock({_FOLD_LOCK})"))
-    elif not session.execute(text(f"SELECT pg_try_advisory_xact_lock({_FOLD_LOCK})")).scalar():
-        return None
-    if not session.execute(_TAKE_PENDING).scalar_one():
-        return 0
-    return apply_fold(session)
+def _fold(session: Session) -> int:
+    """Add what this transaction staged to usage_tracking; the number of days changed."""
+    session.execute(_FOLD_LOCK)
+    session.execute(_ENSURE_DAYS)
+    result = session.execute(_APPLY_FOLD)
+    session.execute(text("DELETE FROM usage_fold"))
+    return cast(CursorResult[Any], result).rowcount
 
 
 _APPLY_FOLD = text(
@@ -181,13 +152,6 @@ WHERE t.id = m.id
 """
 )
 
-
-def apply_fold(session: Session) -> int:
-    """Add what the last statement staged to usage_tracking; the number of days changed."""
-    result = session.execute(_APPLY_FOLD)
-    changed = cast(CursorResult[Any], result).rowcount
-    session.execute(text("DELETE FROM usage_fold"))
-    return int(changed)
 
 # Why an event cannot be attributed (NULL: it can). Columns of `r`: a resolved event.
 _PROBLEM = """
@@ -272,7 +236,7 @@ SELECT (SELECT count(*) FROM ins) AS accepted,
 
 
 def ingest(session: Session, events: Sequence[NewEvent]) -> tuple[int, int, int]:
-    """Store new events and stage their sums as pending: (accepted, unmatched, staged)."""
+    """Store new events and fold them in: (accepted, unmatched, days changed)."""
     _prepare(session)
     raw = session.connection().connection.driver_connection
     assert raw is not None
@@ -284,7 +248,8 @@ def ingest(session: Session, events: Sequence[NewEvent]) -> tuple[int, int, int]
     session.execute(text("ANALYZE usage_incoming"))  # row estimates for the plan below
     row = session.execute(_INGEST).one()
     session.execute(text("DELETE FROM usage_incoming"))
-    return int(row.accepted), int(row.unmatched), int(row.staged)
+    days = _fold(session) if row.staged else 0
+    return int(row.accepted), int(row.unmatched), days
 
 
 _REFOLD = text(
@@ -313,7 +278,10 @@ SELECT (SELECT count(*) FROM upd) AS folded
 def refold_unmatched(session: Session, *, limit: int) -> int:
     """Fold in the unmatched events (up to ``limit``) whose account is now known."""
     _prepare(session)
-    return int(session.execute(_REFOLD, {"limit": limit}).scalar_one())
+    folded = int(session.execute(_REFOLD, {"limit": limit}).scalar_one())
+    if folded:
+        _fold(session)
+    return folded
 
 
 def count_unmatched(session: Session) -> int:
@@ -392,9 +360,11 @@ def correct_collected(
         return 0
     ids, cpu, units = zip(*corrections, strict=True)
     _prepare(session)
-    return int(session.execute(
+    corrected = int(session.execute(
         _CORRECT, {"ids": list(ids), "cpu": list(cpu), "units": list(units)}
     ).scalar_one())
+    _fold(session)
+    return corrected
 
 
 # --- clusters and tokens -----------------------------------------------------------------

@@ -52,10 +52,6 @@ class IngestResult(BaseModel):
     unmatched: int = Field(
         description="New events whose account/project is unknown yet: kept, not billed."
     )
-    folded: bool = Field(
-        description="True: usage_tracking already holds these events. False: another request "
-        "was folding; it or the next fold (within a minute) adds them."
-    )
     days_updated: int = Field(description="(account, day) rows of usage_tracking changed.")
 
 

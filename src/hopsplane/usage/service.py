@@ -46,43 +46,23 @@ class Submitter:
         return rules.SOURCE_API if self.cluster_id is None else rules.agent_source(self.cluster_id)
 
 
-def ingest(
-    session: Session,
-    events: Iterable[UsageEventIn],
-    submitter: Submitter,
-    *,
-    fold_delay_ms: int = 0,
-) -> IngestResult:
+def ingest(session: Session, events: Iterable[UsageEventIn], submitter: Submitter) -> IngestResult:
     """Store a batch of events and fold the new ones into usage_tracking.
 
-    A repeated id (in the batch or from before) is ignored. The new events' sums are
-    staged as pending and folded in by the same transaction, unless another transaction
-    is folding at that moment: then that one, or the next fold (any later batch, or
-    :func:`fold_pending` run by the worker), takes them. So one folder at a time touches
-    usage_tracking, and concurrent batches never queue on its rows. With
-    ``fold_delay_ms``, a batch only folds when the oldest pending sum is at least that old,
-    so under load one fold covers many batches (the API uses
-    ``HOPSPLANE_USAGE_FOLD_DELAY_MS``). Events whose account or project
-    is not known (or, for a cluster agent, not assigned to its cluster) are kept as
-    'unmatched' and folded in by :func:`refold` once the mapping exists. The whole batch is
-    refused (nothing stored) if one event is invalid.
+    A repeated id (in the batch or from before) is ignored. Events whose account or
+    project is not known (or, for a cluster agent, not assigned to its cluster) are kept
+    as 'unmatched' and folded in by :func:`refold` once the mapping exists. The whole batch
+    is refused (nothing stored) if one event is invalid.
     """
     rows = [_validated(e, submitter, i) for i, e in enumerate(events)]
     if not rows:
         raise Invalid("a batch needs at least one event")
     if len(rows) > rules.MAX_BATCH:
         raise Invalid(f"at most {rules.MAX_BATCH} events per batch, got {len(rows)}")
-    accepted, unmatched, staged = repo.ingest(session, rows)
-    days: int | None = None
-    if staged:
-        oldest = repo.oldest_pending_age_ms(session) if fold_delay_ms else None
-        if oldest is None or oldest >= fold_delay_ms:
-            days = repo.fold_pending(session, wait=False)
-    else:
-        days = 0
+    accepted, unmatched, days = repo.ingest(session, rows)
     return IngestResult(
         received=len(rows), accepted=accepted, duplicates=len(rows) - accepted,
-        unmatched=unmatched, folded=days is not None, days_updated=days or 0,
+        unmatched=unmatched, days_updated=days,
     )
 
 
@@ -120,15 +100,7 @@ def refold(session: Session) -> RefoldResult:
         folded += done
         if done < REFOLD_CHUNK:
             break
-    repo.fold_pending(session, wait=True)
     return RefoldResult(folded=folded, still_unmatched=repo.count_unmatched(session))
-
-
-def fold_pending(session: Session) -> int:
-    """Fold every pending sum into usage_tracking now (waiting for a fold in progress);
-    the number of (account, day) rows changed. The worker runs it every minute so that a
-    batch whose fold was deferred is never left behind."""
-    return repo.fold_pending(session, wait=True) or 0
 
 
 def unmatched(
@@ -219,7 +191,6 @@ def collect_cluster_day(
         accepted, result.unmatched, _days = repo.ingest(session, fresh)
         result.new = accepted
     result.corrected = repo.correct_collected(session, corrections)
-    repo.fold_pending(session, wait=True)
     log.info("usage collected", cluster=str(cluster_id), day=day.isoformat(),
              namespaces=result.namespaces, new=result.new, corrected=result.corrected,
              unmatched=result.unmatched)

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from hopsplane.api.deps import AdminDep, SessionDep, current_principal, require_admin
 from hopsplane.api.errors import error_responses
 from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
-from hopsplane.config import Settings
 from hopsplane.errors import Unauthorized
 from hopsplane.usage import service
 from hopsplane.usage.rules import TOKEN_PREFIX
@@ -48,19 +47,13 @@ AdminOrClusterAgentDep = Annotated[Submitter, Depends(usage_submitter)]
     responses=error_responses(401, 403, 422),
 )
 def post_usage_events(
-    batch: UsageBatchIn, submitter: AdminOrClusterAgentDep, session: SessionDep,
-    request: Request,
+    batch: UsageBatchIn, submitter: AdminOrClusterAgentDep, session: SessionDep
 ) -> IngestResult:
     """Record a batch of usage events (up to 5,000). A repeated event id is accepted and
     ignored; events for unknown accounts or projects are kept and reported as unmatched.
-    One invalid event refuses the whole batch (nothing is stored). The events are added to
-    usage_tracking by this request or, under load, by a later one (``folded``): at most
-    HOPSPLANE_USAGE_FOLD_DELAY_MS later while batches keep coming, and at the worker's next
-    fold (`hopsplane usage fold`) otherwise."""
-    settings: Settings = request.app.state.settings
-    return service.ingest(
-        session, batch.events, submitter, fold_delay_ms=settings.usage_fold_delay_ms
-    )
+    One invalid event refuses the whole batch (nothing is stored). When it answers, the new
+    events are in usage_tracking."""
+    return service.ingest(session, batch.events, submitter)
 
 
 @router.get(

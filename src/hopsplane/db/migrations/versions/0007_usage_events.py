@@ -3,7 +3,6 @@
 - hopsplane.usage_events: every usage event ever received, by its unique id (a repeat is
   ignored), with what it resolved to (account owner and attributed user) or why it could
   not be resolved yet (status 'unmatched', kept and reported, folded in later).
-- hopsplane.usage_pending: sums of stored events not yet added to usage_tracking.
 - hopsplane.usage_ingest_tokens: the SHA-256 of each cluster's ingestion token.
 
 Revision ID: 0007
@@ -59,19 +58,6 @@ CREATE INDEX usage_events_unmatched_idx ON hopsplane.usage_events (event_id)
 CREATE INDEX usage_events_collected_idx ON hopsplane.usage_events (source, day)
   WHERE namespace IS NOT NULL;
 
-CREATE TABLE hopsplane.usage_pending (
-  id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  account_owner_id   TEXT NOT NULL,
-  day                DATE NOT NULL,
-  attributed_user_id TEXT NOT NULL,
-  source             TEXT NOT NULL,
-  units              NUMERIC NOT NULL,
-  cpu_seconds        NUMERIC,
-  events             BIGINT NOT NULL,
-  staged_at          TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
-);
-CREATE INDEX usage_pending_staged_at_idx ON hopsplane.usage_pending (staged_at);
-
 CREATE TABLE hopsplane.usage_ingest_tokens (
   cluster_id   UUID PRIMARY KEY REFERENCES public.hopsworks_clusters (id) ON DELETE CASCADE,
   token_sha256 TEXT NOT NULL,
@@ -83,7 +69,6 @@ CREATE TABLE hopsplane.usage_ingest_tokens (
 
 DOWNGRADE = """
 DROP TABLE hopsplane.usage_ingest_tokens;
-DROP TABLE hopsplane.usage_pending;
 DROP TABLE hopsplane.usage_events;
 """
 
