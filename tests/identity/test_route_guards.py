@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from hopsplane.api.app import create_app
 from hopsplane.api.deps import OwnerDep, require_admin, require_member, require_owner
+from hopsplane.api.routers.usage import usage_submitter
 from hopsplane.db.engine import Database
 from hopsplane.teams.rules import hash_token
 from tests.identity.conftest import id_settings
@@ -33,7 +34,11 @@ ANONYMOUS = {
 """Routes anyone may call: health, metrics, the API description, the sign-in redirects.
 Signed webhooks (Stripe) belong here too, and nothing else."""
 
-GUARDS = {require_member: "member", require_owner: "owner", require_admin: "admin"}
+GUARDS = {
+    require_member: "member", require_owner: "owner", require_admin: "admin",
+    # "platform admin or a cluster's ingestion token": to people, an admin-only route
+    usage_submitter: "admin",
+}
 RANK = {"member": 1, "owner": 2, "admin": 3}
 CALLERS = ("anonymous", "member", "other_owner", "admin", "owner")  # owner last: it mutates
 DENIED = {401, 403}

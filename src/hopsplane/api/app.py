@@ -25,6 +25,7 @@ from hopsplane.api.routers import (
     me,
     payments,
     team,
+    usage,
 )
 from hopsplane.api.session_cookie import CookieSigner
 from hopsplane.clusters.hooks import build_account_hooks
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(me.router)
     app.include_router(team.router)
     app.include_router(admin_users.router)
+    app.include_router(usage.router)
     return app
 
 

@@ -438,3 +438,68 @@ class RateLimitCounter(Base):
     bucket: Mapped[str] = mapped_column(Text)
     window_start: Mapped[datetime]
     hits: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+
+# --- issue 6: usage metering (revision 0007) -------------------------------------------
+
+
+class UsageEvent(Base):
+    """One usage event as received (hopsplane.usage_events). A repeated id is ignored; a
+    re-collected Prometheus day updates its event in place (``revision`` + 1)."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        Index(
+            "usage_events_unmatched_idx",
+            "event_id",
+            postgresql_where=text("status = 'unmatched'"),
+        ),
+        Index(
+            "usage_events_collected_idx",
+            "source",
+            "day",
+            postgresql_where=text("namespace IS NOT NULL"),
+        ),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    cluster_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    account_id: Mapped[str | None] = mapped_column(Text)
+    project_id: Mapped[int | None] = mapped_column(Integer)
+    namespace: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime]
+    day: Mapped[date] = mapped_column(
+        Date, Computed("(timezone('UTC', occurred_at))::date", persisted=True)
+    )
+    compute_units: Mapped[Decimal] = mapped_column(UNITS)
+    cpu_seconds: Mapped[Decimal | None] = mapped_column(Numeric)
+    status: Mapped[str] = mapped_column(Text)
+    problem: Mapped[str | None] = mapped_column(Text)
+    account_owner_id: Mapped[str | None] = mapped_column(Text)
+    attributed_user_id: Mapped[str | None] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class UsageIngestToken(Base):
+    """The SHA-256 of a cluster's usage ingestion token (never the token)."""
+
+    __tablename__ = "usage_ingest_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_sha256", name="usage_ingest_tokens_token_sha256_key"),
+        ForeignKeyConstraint(
+            ["cluster_id"],
+            ["hopsworks_clusters.id"],
+            name="usage_ingest_tokens_cluster_id_fkey",
+            ondelete="CASCADE",
+        ),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    cluster_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

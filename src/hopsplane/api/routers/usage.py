@@ -1,0 +1,83 @@
+"""Usage metering over HTTP: event ingestion (admins and cluster agents) and the admin's
+view of events that could not be attributed yet."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from hopsplane.api.deps import AdminDep, SessionDep, current_principal, require_admin
+from hopsplane.api.errors import error_responses
+from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from hopsplane.errors import Unauthorized
+from hopsplane.usage import service
+from hopsplane.usage.rules import TOKEN_PREFIX
+from hopsplane.usage.schemas import IngestResult, UnmatchedEventOut, UsageBatchIn
+from hopsplane.usage.service import Submitter
+
+router = APIRouter(prefix="/v1", tags=["usage"])
+
+
+def usage_submitter(request: Request, session: SessionDep) -> Submitter:
+    """Guard "platform admin or cluster agent".
+
+    ``Authorization: Bearer hpu_...`` is a cluster's ingestion token (issued with
+    ``hopsplane usage issue-token``; only its SHA-256 is stored): the caller is that
+    cluster's agent, and its events are stamped with its cluster. Anything else goes
+    through the app's authenticator and must be a platform admin.
+    """
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    credential = credential.strip()
+    if scheme.lower() == "bearer" and credential.startswith(TOKEN_PREFIX):
+        cluster_id = service.cluster_for_token(session, credential)
+        if cluster_id is None:
+            raise Unauthorized("unknown or replaced usage ingestion token")
+        return Submitter(cluster_id=cluster_id)
+    principal = require_admin(current_principal(request, session))
+    return Submitter(admin_id=principal.user_id)
+
+
+AdminOrClusterAgentDep = Annotated[Submitter, Depends(usage_submitter)]
+
+
+@router.post(
+    "/usage/events",
+    response_model=IngestResult,
+    responses=error_responses(401, 403, 422),
+)
+def post_usage_events(
+    batch: UsageBatchIn, submitter: AdminOrClusterAgentDep, session: SessionDep
+) -> IngestResult:
+    """Record a batch of usage events (up to 5,000). A repeated event id is accepted and
+    ignored; events for unknown accounts or projects are kept and reported as unmatched.
+    One invalid event refuses the whole batch (nothing is stored). When it answers, the new
+    events are in usage_tracking."""
+    return service.ingest(session, batch.events, submitter)
+
+
+@router.get(
+    "/admin/usage/unmatched",
+    response_model=Page[UnmatchedEventOut],
+    responses=error_responses(401, 403, 422),
+)
+def list_unmatched_usage(
+    _admin: AdminDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Page[UnmatchedEventOut]:
+    """Events kept but not billed yet (unknown account, project or namespace), by id."""
+    items = service.unmatched(session, limit=limit, after=cursor)
+    next_cursor = items[-1].event_id if len(items) == limit else None
+    return Page[UnmatchedEventOut](items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/admin/usage/refold",
+    responses=error_responses(401, 403),
+)
+def refold_usage(_admin: AdminDep, session: SessionDep) -> dict[str, int]:
+    """Fold in the unmatched events whose account can now be resolved."""
+    result = service.refold(session)
+    return {"folded": result.folded, "still_unmatched": result.still_unmatched}

@@ -1,0 +1,112 @@
+"""hopsplane usage: ingestion tokens, Prometheus collection, unmatched events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hopsplane.cli.common import console, fail, friendly, load_settings, open_database
+from hopsplane.integrations.prometheus import build_prometheus_client
+from hopsplane.usage import service
+from hopsplane.usage.schemas import CollectResult
+
+app = typer.Typer(
+    help="Usage metering: compute units per account and UTC day, from usage events "
+    "(POST /v1/usage/events) and from each cluster's Prometheus.",
+    no_args_is_help=True,
+)
+
+
+def _cluster_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return fail(f"{value!r} is not a cluster id (a UUID)")  # type: ignore[no-any-return]
+
+
+@app.command("issue-token")
+@friendly
+def issue_token(
+    cluster: Annotated[str, typer.Argument(help="Cluster id (UUID).")],
+) -> None:
+    """Print a new ingestion token for CLUSTER's usage agent, once. It replaces the
+    cluster's previous token; only its SHA-256 is stored. The agent sends it as
+    `Authorization: Bearer <token>` to POST /v1/usage/events."""
+    db = open_database(load_settings())
+    with db.transaction() as session:
+        token = service.issue_token(session, _cluster_id(cluster))
+    console.print(token, soft_wrap=True)
+
+
+@app.command()
+@friendly
+def collect(
+    day: Annotated[
+        str | None, typer.Option(help="UTC day, YYYY-MM-DD (default: yesterday, UTC).")
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="Only this cluster (default: every cluster not disabled).")
+    ] = None,
+) -> None:
+    """Ask each cluster's Prometheus (metadata.prometheus_url) for the CPU core-seconds of
+    every namespace on DAY and fold them in. Safe to repeat: the same answer changes
+    nothing, a different one replaces the day's collected usage."""
+    try:
+        when = date.fromisoformat(day) if day else datetime.now(UTC).date() - timedelta(days=1)
+    except ValueError:
+        fail(f"--day must be YYYY-MM-DD, got {day!r}")
+        return
+    db = open_database(load_settings())
+    if cluster is None:
+        results = service.collect_all(db, when)
+    else:
+        cluster_id = _cluster_id(cluster)
+        with db.transaction() as session:
+            client = build_prometheus_client(service.prometheus_url(session, cluster_id))
+            results = [service.collect_cluster_day(session, cluster_id, when, client)]
+    _show(results)
+    if any(r.error for r in results):
+        raise typer.Exit(1)
+
+
+def _show(results: list[CollectResult]) -> None:
+    table = Table("cluster", "day", "namespaces", "cpu seconds", "new", "corrected",
+                  "unchanged", "unmatched", "error")
+    for r in results:
+        table.add_row(str(r.cluster_id), r.day.isoformat(), str(r.namespaces),
+                      str(r.cpu_seconds), str(r.new), str(r.corrected), str(r.unchanged),
+                      str(r.unmatched), r.error or "")
+    console.print(table)
+
+
+@app.command()
+@friendly
+def unmatched(
+    limit: Annotated[int, typer.Option(help="How many, by event id.")] = 50,
+    after: Annotated[str | None, typer.Option(help="Only ids after this one.")] = None,
+) -> None:
+    """List events kept but not billed yet (unknown account, project or namespace)."""
+    db = open_database(load_settings())
+    with db.transaction() as session:
+        events = service.unmatched(session, limit=limit, after=after)
+    for e in events:  # one line each, so it can be grepped
+        console.print(
+            f"{e.event_id}\t{e.day.isoformat()}\t{e.compute_units} units\t{e.source}\t"
+            f"{e.problem}", soft_wrap=True, highlight=False,
+        )
+    console.print(f"{len(events)} shown")
+
+
+@app.command()
+@friendly
+def refold() -> None:
+    """Fold in the unmatched events whose account is now known (after a project or
+    cluster assignment was recorded). Safe to repeat."""
+    db = open_database(load_settings())
+    with db.transaction() as session:
+        result = service.refold(session)
+    console.print(f"folded {result.folded} event(s); {result.still_unmatched} still unmatched")

@@ -1,0 +1,1 @@
+"""Usage metering: raw usage events in, compute units per account and UTC day out."""

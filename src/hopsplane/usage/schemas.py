@@ -1,0 +1,125 @@
+"""Data shapes of usage metering, shared by the service, the API and the CLI."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from hopsplane.usage.rules import MAX_BATCH
+
+Quantity = StrictStr | StrictInt
+
+
+class UsageEventIn(BaseModel):
+    """One usage event. Give exactly one of ``account_id`` and ``project_id``, and exactly
+    one of ``compute_units`` and ``cpu_seconds`` (decimal strings or integers, never JSON
+    floats)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Unique id chosen by the sender; a repeat is ignored.")
+    account_id: str | None = Field(
+        None, description="A user id: an account owner, or a member (billed to their owner)."
+    )
+    project_id: int | None = Field(None, description="A Hopsworks project id.")
+    cluster_id: uuid.UUID | None = Field(
+        None, description="The cluster the usage ran on (a cluster agent's own, implicitly)."
+    )
+    timestamp: datetime = Field(description="When the usage happened (with a time zone).")
+    compute_units: Quantity | None = Field(None, description="Compute units, <= 4 decimals.")
+    cpu_seconds: Quantity | None = Field(
+        None, description="CPU core-seconds (1 CPU-hour = 10,000 units)."
+    )
+    user_id: str | None = Field(
+        None, description="The user (owner or member of the account) who used it."
+    )
+
+
+class UsageBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[UsageEventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class IngestResult(BaseModel):
+    received: int = Field(description="Events in the request.")
+    accepted: int = Field(description="New events stored.")
+    duplicates: int = Field(description="Events whose id was already known (ignored).")
+    unmatched: int = Field(
+        description="New events whose account/project is unknown yet: kept, not billed."
+    )
+    days_updated: int = Field(description="(account, day) rows of usage_tracking changed.")
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A validated event, ready to store (the repository's input row)."""
+
+    event_id: str
+    source: str
+    cluster_id: uuid.UUID | None
+    account_id: str | None
+    project_id: int | None
+    namespace: str | None
+    user_id: str | None
+    occurred_at: datetime
+    compute_units: Decimal
+    cpu_seconds: Decimal | None
+
+    def row(self) -> tuple[object, ...]:
+        return (
+            self.event_id, self.source, self.cluster_id, self.account_id, self.project_id,
+            self.namespace, self.user_id, self.occurred_at, self.compute_units, self.cpu_seconds,
+        )
+
+
+class UnmatchedEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    event_id: str
+    source: str
+    cluster_id: uuid.UUID | None
+    account_id: str | None
+    project_id: int | None
+    namespace: str | None
+    user_id: str | None
+    occurred_at: datetime
+    day: date
+    compute_units: Decimal
+    cpu_seconds: Decimal | None
+    problem: str | None
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefoldResult:
+    folded: int
+    still_unmatched: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCollected:
+    """A collected (Prometheus) event as stored."""
+
+    event_id: str
+    namespace: str
+    cpu_seconds: Decimal
+    compute_units: Decimal
+
+
+@dataclass(slots=True)
+class CollectResult:
+    cluster_id: uuid.UUID
+    day: date
+    namespaces: int = 0
+    new: int = 0
+    corrected: int = 0
+    unchanged: int = 0
+    ignored: list[str] = field(default_factory=list)
+    unmatched: int = 0
+    cpu_seconds: Decimal = Decimal(0)
+    error: str | None = None

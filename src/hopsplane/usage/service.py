@@ -1,0 +1,242 @@
+"""Use cases of usage metering. Functions take the session first and never commit
+(except :func:`collect_all`, an edge for the worker that opens one transaction per cluster).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import structlog
+from sqlalchemy.orm import Session
+
+from hopsplane.db.engine import Database
+from hopsplane.errors import AppError, Forbidden, Invalid, NotFound
+from hopsplane.integrations.prometheus import PrometheusQuery, build_prometheus_client
+from hopsplane.usage import repository as repo
+from hopsplane.usage import rules
+from hopsplane.usage.schemas import (
+    CollectResult,
+    IngestResult,
+    NewEvent,
+    RefoldResult,
+    UnmatchedEventOut,
+    UsageEventIn,
+)
+
+log = structlog.get_logger(__name__)
+
+MAX_PAGE = 500
+REFOLD_CHUNK = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Submitter:
+    """Who sends events: a platform admin (``cluster_id`` None) or a cluster's agent."""
+
+    cluster_id: uuid.UUID | None = None
+    admin_id: str | None = None
+
+    @property
+    def source(self) -> str:
+        return rules.SOURCE_API if self.cluster_id is None else rules.agent_source(self.cluster_id)
+
+
+def ingest(session: Session, events: Iterable[UsageEventIn], submitter: Submitter) -> IngestResult:
+    """Store a batch of events and fold the new ones into usage_tracking.
+
+    A repeated id (in the batch or from before) is ignored. Events whose account or
+    project is not known (or, for a cluster agent, not assigned to its cluster) are kept
+    as 'unmatched' and folded in by :func:`refold` once the mapping exists. The whole batch
+    is refused (nothing stored) if one event is invalid.
+    """
+    rows = [_validated(e, submitter, i) for i, e in enumerate(events)]
+    if not rows:
+        raise Invalid("a batch needs at least one event")
+    if len(rows) > rules.MAX_BATCH:
+        raise Invalid(f"at most {rules.MAX_BATCH} events per batch, got {len(rows)}")
+    accepted, unmatched, days = repo.ingest(session, rows)
+    return IngestResult(
+        received=len(rows), accepted=accepted, duplicates=len(rows) - accepted,
+        unmatched=unmatched, days_updated=days,
+    )
+
+
+def _validated(event: UsageEventIn, submitter: Submitter, index: int) -> NewEvent:
+    try:
+        event_id = rules.check_event_id(event.id)
+        if (event.account_id is None) == (event.project_id is None):
+            raise Invalid("give exactly one of account_id and project_id")
+        cluster_id = event.cluster_id
+        if submitter.cluster_id is not None:
+            if cluster_id is not None and cluster_id != submitter.cluster_id:
+                raise Forbidden(
+                    f"a cluster agent may only report usage of its own cluster "
+                    f"({submitter.cluster_id}), not {cluster_id}"
+                )
+            cluster_id = submitter.cluster_id
+        units, cpu_seconds = rules.event_units(event.compute_units, event.cpu_seconds)
+        occurred_at = rules.utc_timestamp(event.timestamp)
+    except AppError as exc:
+        exc.message = f"events[{index}] ({event.id!r}): {exc.message}"
+        raise
+    return NewEvent(
+        event_id=event_id, source=submitter.source, cluster_id=cluster_id,
+        account_id=event.account_id, project_id=event.project_id, namespace=None,
+        user_id=event.user_id, occurred_at=occurred_at, compute_units=units,
+        cpu_seconds=cpu_seconds,
+    )
+
+
+def refold(session: Session) -> RefoldResult:
+    """Fold in every unmatched event whose account can now be resolved."""
+    folded = 0
+    while True:
+        done = repo.refold_unmatched(session, limit=REFOLD_CHUNK)
+        folded += done
+        if done < REFOLD_CHUNK:
+            break
+    return RefoldResult(folded=folded, still_unmatched=repo.count_unmatched(session))
+
+
+def unmatched(
+    session: Session, *, limit: int = 50, after: str | None = None
+) -> list[UnmatchedEventOut]:
+    if not 1 <= limit <= MAX_PAGE:
+        raise Invalid(f"limit must be between 1 and {MAX_PAGE}")
+    return [
+        UnmatchedEventOut.model_validate(e)
+        for e in repo.list_unmatched(session, limit=limit, after=after)
+    ]
+
+
+# --- ingestion tokens -----------------------------------------------------------------------
+
+def issue_token(session: Session, cluster_id: uuid.UUID) -> str:
+    """A new ingestion token for a cluster's agent; it replaces the previous one. Only its
+    SHA-256 is stored: the caller shows the token once."""
+    if repo.cluster(session, cluster_id) is None:
+        raise NotFound(f"no cluster {cluster_id}")
+    token = rules.TOKEN_PREFIX + secrets.token_urlsafe(32)
+    repo.save_token(session, cluster_id, rules.token_hash(token))
+    return token
+
+
+def cluster_for_token(session: Session, token: str) -> uuid.UUID | None:
+    return repo.cluster_of_token(session, rules.token_hash(token))
+
+
+# --- the Prometheus collector ---------------------------------------------------------------
+
+def collect_cluster_day(
+    session: Session, cluster_id: uuid.UUID, day: date, prometheus: PrometheusQuery
+) -> CollectResult:
+    """Collect one cluster's CPU core-seconds per namespace for one UTC day.
+
+    Each namespace becomes the event ``prom:<cluster>:<namespace>:<day>``. Collecting again
+    changes nothing when Prometheus says the same; when it says something else, the stored
+    value is replaced (revision + 1) and the difference is folded in, so the day always
+    holds the latest collection. A namespace that disappeared from a non-empty answer is
+    replaced by zero; an empty answer changes nothing (Prometheus may have lost its data).
+    """
+    cluster = repo.cluster(session, cluster_id)
+    if cluster is None:
+        raise NotFound(f"no cluster {cluster_id}")
+    result = CollectResult(cluster_id=cluster_id, day=day)
+    repo.lock_collection(session, cluster_id, day)
+    samples = prometheus.query(rules.CPU_SECONDS_QUERY, rules.day_end(day))
+    ignored = rules.ignored_namespaces(dict(cluster.metadata_ or {}))
+    seconds: dict[str, Decimal] = {}
+    for sample in samples:
+        namespace = sample.labels.get("namespace")
+        if not namespace:
+            continue
+        if namespace in ignored:
+            result.ignored.append(namespace)
+            continue
+        if not sample.value.is_finite() or sample.value < 0:
+            raise Invalid(f"Prometheus gave {sample.value} CPU seconds for {namespace}")
+        seconds[namespace] = seconds.get(namespace, Decimal(0)) + sample.value
+    result.namespaces = len(seconds)
+    result.cpu_seconds = sum(seconds.values(), Decimal(0))
+    if not seconds:
+        return result
+
+    source = rules.prometheus_source(cluster_id)
+    stored = {e.namespace: e for e in repo.collected_events(session, source, day)}
+    fresh: list[NewEvent] = []
+    corrections: list[tuple[str, Decimal, Decimal]] = []
+    for namespace, cpu in sorted(seconds.items()):
+        units = rules.units_from_cpu_seconds(cpu)
+        before = stored.get(namespace)
+        if before is None:
+            fresh.append(NewEvent(
+                event_id=rules.collected_event_id(cluster_id, namespace, day), source=source,
+                cluster_id=cluster_id, account_id=None, project_id=None, namespace=namespace,
+                user_id=None, occurred_at=rules.day_start(day), compute_units=units,
+                cpu_seconds=cpu,
+            ))
+        elif before.cpu_seconds != cpu:
+            corrections.append((before.event_id, cpu, units))
+        else:
+            result.unchanged += 1
+    for namespace, before in stored.items():
+        if namespace not in seconds and before.cpu_seconds != 0:
+            corrections.append((before.event_id, Decimal(0), Decimal(0)))
+    if fresh:
+        accepted, result.unmatched, _days = repo.ingest(session, fresh)
+        result.new = accepted
+    result.corrected = repo.correct_collected(session, corrections)
+    log.info("usage collected", cluster=str(cluster_id), day=day.isoformat(),
+             namespaces=result.namespaces, new=result.new, corrected=result.corrected,
+             unmatched=result.unmatched)
+    return result
+
+
+PrometheusFactory = Callable[[str], PrometheusQuery]
+
+
+def prometheus_url(session: Session, cluster_id: uuid.UUID) -> str:
+    """The cluster's Prometheus base URL (``hopsworks_clusters.metadata['prometheus_url']``)."""
+    cluster = repo.cluster(session, cluster_id)
+    if cluster is None:
+        raise NotFound(f"no cluster {cluster_id}")
+    url = (cluster.metadata_ or {}).get("prometheus_url")
+    if not isinstance(url, str) or not url:
+        raise Invalid(f"cluster {cluster_id} has no metadata.prometheus_url")
+    return url
+
+
+def collect_all(
+    database: Database, day: date, *, prometheus_for: PrometheusFactory | None = None
+) -> list[CollectResult]:
+    """Collect ``day`` on every cluster that is not disabled and has a
+    ``metadata['prometheus_url']``, one transaction per cluster (a failing cluster is
+    reported in its result and does not stop the others), then refold the unmatched."""
+    factory = prometheus_for or build_prometheus_client
+    with database.transaction() as session:
+        clusters = repo.clusters_to_collect(session)
+    results: list[CollectResult] = []
+    for cluster_id, metadata in clusters:
+        url = metadata.get("prometheus_url")
+        if not isinstance(url, str) or not url:
+            results.append(CollectResult(cluster_id, day, error="no metadata.prometheus_url"))
+            continue
+        client = factory(url)
+        try:
+            with database.transaction() as session:
+                results.append(collect_cluster_day(session, cluster_id, day, client))
+        except AppError as exc:
+            log.warning("usage collection failed", cluster=str(cluster_id), error=exc.message)
+            results.append(CollectResult(cluster_id, day, error=exc.message))
+        finally:
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
+    with database.transaction() as session:
+        refold(session)
+    return results
