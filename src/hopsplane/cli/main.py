@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from hopsplane.cli import credits, db, secrets
+from hopsplane.cli import credits, db, legacy, secrets
 from hopsplane.cli.common import console, friendly, load_settings
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(credits.app, name="credits")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(legacy.app, name="legacy")
 
 
 @app.command()
