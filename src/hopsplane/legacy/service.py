@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Connection, create_engine, pool, text
+from sqlalchemy.exc import OperationalError
 
 from hopsplane.config import normalise_database_url
 from hopsplane.crypto import SecretBox
 from hopsplane.db import migrate as schema_migrate
-from hopsplane.errors import Conflict
+from hopsplane.errors import Conflict, Unavailable
 from hopsplane.legacy import backup, drop, transform, verify
 from hopsplane.legacy.ddl import (
     FINANCIAL_EXPECTED_EMPTY,
@@ -65,7 +66,8 @@ class PlanReport:
 
     @property
     def can_migrate(self) -> bool:
-        return self.state.kind == "legacy" and not self.blocking
+        """migrate would succeed: a clean legacy database, or a finished one (nothing to do)."""
+        return self.state.kind == "migrated" or (self.state.kind == "legacy" and not self.blocking)
 
 
 @dataclass
@@ -136,6 +138,24 @@ def plan(conn: Connection, allow_drop_nonempty: frozenset[str] = frozenset(),
     return report
 
 
+def _lock_all(conn: Connection, lock_timeout: str) -> None:
+    """ACCESS EXCLUSIVE on the 17 tables, giving up after lock_timeout (savepoint, so the
+    error is reported cleanly and nothing is half-locked)."""
+    tables = ", ".join(q("public", t) for t in LEGACY_TABLES)
+    try:
+        with conn.begin_nested():
+            conn.execute(text(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"))
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "55P03":
+            raise
+        others = other_connections(conn)
+        raise Unavailable(
+            f"could not lock the legacy tables within {lock_timeout}: another session holds "
+            "them. Stop the application and retry. Other connections: "
+            + ("; ".join(others) or "none visible")
+        ) from exc
+
+
 def _session_settings(conn: Connection, lock_timeout: str) -> None:
     conn.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": lock_timeout})
     conn.execute(text("SET LOCAL statement_timeout = 0"))
@@ -177,8 +197,7 @@ def migrate(
             )
     with step("lock"):
         _session_settings(conn, lock_timeout)
-        tables = ", ".join(q("public", t) for t in LEGACY_TABLES)
-        conn.execute(text(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"))
+        _lock_all(conn, lock_timeout)
     with step("plan"):
         report_plan = plan(conn, allow_drop_nonempty)
         if report_plan.blocking:
@@ -235,7 +254,7 @@ def verify_against_backup(conn: Connection, backup_dir: Path, box: SecretBox
         raise Conflict(f"the database is not a finished migration ({state.kind})")
     conn.execute(text(f'CREATE SCHEMA "{VERIFY_SCHEMA}"'))
     manifest = load_backup(conn, VERIFY_SCHEMA, backup_dir, constraints=False)
-    return manifest, verify.run_checks(conn, VERIFY_SCHEMA, box)
+    return manifest, verify.run_checks(conn, VERIFY_SCHEMA, box, only_legacy_entries=True)
 
 
 def restore(conn: Connection, backup_dir: Path) -> dict[str, int]:

@@ -26,8 +26,12 @@ class Check:
         return self.problems == 0
 
 
-def _checks(s: str) -> list[tuple[str, str]]:
-    """(name, SQL returning one text column per discrepancy)."""
+def _checks(s: str, only_legacy_entries: bool) -> list[tuple[str, str]]:
+    """(name, SQL returning one text column per discrepancy). During the migration every
+    ledger entry counts; afterwards (``hopsplane legacy verify``) only the entries the
+    migration wrote (keys ``legacy:...``), so later postings do not read as mismatches."""
+    ledger = ("(SELECT * FROM public.credits_ledger WHERE idempotency_key LIKE 'legacy:%')"
+              if only_legacy_entries else "public.credits_ledger")
     u, a, c = q(s, "users"), q(s, "user_hopsworks_assignments"), q(s, "user_credits")
     d, h = q(s, "usage_daily"), q(s, "hopsworks_clusters")
     return [
@@ -70,7 +74,7 @@ def _checks(s: str) -> list[tuple[str, str]]:
             FULL JOIN (
                 SELECT DISTINCT ON (account_owner_id) account_owner_id, balance,
                        sum(amount) OVER (PARTITION BY account_owner_id) AS total
-                FROM public.credits_ledger WHERE idempotency_key LIKE 'legacy:%'
+                FROM {ledger} l
                 ORDER BY account_owner_id, seq DESC) n ON n.account_owner_id = o.user_id
             WHERE coalesce(o.remaining, 0) <> coalesce(n.balance, 0)
                OR coalesce(n.balance, 0) <> coalesce(n.total, 0)"""),
@@ -81,7 +85,7 @@ def _checks(s: str) -> list[tuple[str, str]]:
                        sum(amount) FILTER (WHERE type = 'purchase') AS purchased,
                        sum(amount) FILTER (WHERE type = 'grant') AS granted,
                        -sum(amount) FILTER (WHERE type = 'usage') AS used
-                FROM public.credits_ledger WHERE idempotency_key LIKE 'legacy:%'
+                FROM {ledger} l
                 GROUP BY 1) n ON n.account_owner_id = o.user_id
             WHERE o.user_id IS NULL
                OR coalesce(o.total_purchased, 0) <> coalesce(n.purchased, 0)
@@ -102,10 +106,10 @@ def _checks(s: str) -> list[tuple[str, str]]:
     ]
 
 
-def run_checks(conn: Connection, s: str, box: SecretBox, *, max_examples: int = 5
-               ) -> list[Check]:
+def run_checks(conn: Connection, s: str, box: SecretBox, *, only_legacy_entries: bool = False,
+               max_examples: int = 5) -> list[Check]:
     results: list[Check] = []
-    for name, sql in _checks(s):
+    for name, sql in _checks(s, only_legacy_entries):
         n, examples = conn.execute(text(
             f"SELECT count(*), (array_agg(v))[1:{max_examples}] FROM ({sql}) AS x(v)"
         )).one()
