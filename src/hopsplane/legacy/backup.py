@@ -151,11 +151,23 @@ def write_backup(
             sql.Identifier(schema), sql.Identifier(table)
         )
         with path.open("wb") as fh, cur.copy(stmt) as copy:
+            # COPY OUT sends one message per row: gather rows into ~1 MB blocks so that
+            # hashing and writing cost one call per block, not per row.
+            block: list[bytes] = []
+            pending = 0
             for chunk in copy:
-                data = bytes(chunk)
-                fh.write(data)
-                digest.update(data)
-                size += len(data)
+                block.append(bytes(chunk))
+                pending += len(chunk)
+                if pending >= _CHUNK:
+                    data = b"".join(block)
+                    fh.write(data)
+                    digest.update(data)
+                    size += len(data)
+                    block, pending = [], 0
+            data = b"".join(block)
+            fh.write(data)
+            digest.update(data)
+            size += len(data)
             fh.flush()
             os.fsync(fh.fileno())
         files[table] = {

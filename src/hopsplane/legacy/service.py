@@ -24,7 +24,7 @@ from hopsplane.config import normalise_database_url
 from hopsplane.crypto import SecretBox
 from hopsplane.db import migrate as schema_migrate
 from hopsplane.errors import Conflict, Unavailable
-from hopsplane.legacy import backup, drop, transform, verify
+from hopsplane.legacy import backup, bulk, drop, transform, verify
 from hopsplane.legacy.ddl import (
     FINANCIAL_EXPECTED_EMPTY,
     FOLDED_INTO_USERS,
@@ -46,6 +46,9 @@ from hopsplane.legacy.restore import load_backup, restore_into_public
 StepHook = Callable[[str, Literal["start", "done"]], None]
 
 VERIFY_SCHEMA = "legacy_verify"
+BULK_TABLES = ("users", "account_clusters", "usage_tracking", "credits_ledger", "team_invites")
+"""New tables loaded with their keys deferred (hopsworks_clusters is small; team_invites
+stays empty)."""
 
 
 def _no_hook(name: str, phase: Literal["start", "done"]) -> None:
@@ -221,6 +224,9 @@ def migrate(
         _session_settings(conn, lock_timeout)
     moved: dict[str, int] = {}
     s = STAGING_SCHEMA
+    with step("drop keys"):
+        deferred = bulk.keys_deferred(conn, BULK_TABLES)
+        deferred.__enter__()
     with step("users"):
         moved["users"] = int(conn.execute(text(transform.users_sql(s))).rowcount)
     with step("hopsworks_clusters"):
@@ -228,11 +234,13 @@ def migrate(
     with step("account_clusters"):
         moved["account_clusters"] = int(
             conn.execute(text(transform.account_clusters_sql(s))).rowcount)
-        conn.execute(text(transform.CURRENT_USERS_SQL))
     with step("credits_ledger"):
         moved["credits_ledger"] = int(conn.execute(text(transform.ledger_sql(s))).rowcount)
     with step("usage_tracking"):
         moved["usage_tracking"] = int(conn.execute(text(transform.usage_sql(s))).rowcount)
+    with step("rebuild keys"):
+        deferred.__exit__(None, None, None)
+        conn.execute(text(transform.CURRENT_USERS_SQL))
     with step("verify"):
         checks = verify.run_checks(conn, s, box)
         verify.require_all(checks)
