@@ -12,8 +12,6 @@ afterwards sees exactly the schema of the migrations.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
@@ -51,19 +49,20 @@ def _keys(conn: Connection, tables: tuple[str, ...]) -> list[Key]:
     return [Key(*r) for r in constraints] + [Key(*r) for r in indexes]
 
 
-@contextmanager
-def keys_deferred(conn: Connection, tables: tuple[str, ...]) -> Iterator[list[Key]]:
-    """Drop the keys of ``tables`` (which must be empty), yield, re-create them."""
+def drop_keys(conn: Connection, tables: tuple[str, ...]) -> list[Key]:
+    """Drop the keys of ``tables`` (empty, freshly created); return them for create_keys."""
     keys = _keys(conn, tables)
-    # Foreign keys into these tables from other tables must go too while their targets'
-    # unique keys are away; _keys already lists every FK *of* these tables, and the six
-    # new tables only reference each other.
     for k in sorted(keys, key=lambda k: {"f": 0, "i": 1, "u": 2, "p": 3}[k.kind]):
         if k.kind == "i":
             conn.execute(text(f'DROP INDEX public."{k.name}"'))
         else:
             conn.execute(text(f'ALTER TABLE public."{k.table}" DROP CONSTRAINT "{k.name}"'))
-    yield keys
+    return keys
+
+
+def create_keys(conn: Connection, keys: list[Key]) -> None:
+    """Re-create what drop_keys dropped: unique keys and indexes first, foreign keys last
+    (each validated in one pass; a violation raises and the transaction rolls back)."""
     for k in sorted(keys, key=lambda k: {"p": 0, "u": 1, "i": 2, "f": 3}[k.kind]):
         if k.kind == "i":
             conn.execute(text(k.definition))

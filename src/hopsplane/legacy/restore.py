@@ -88,6 +88,7 @@ def load_backup(conn: Connection, schema: str, directory: Path,
     load_data(conn, schema, directory, manifest)
     if constraints:
         add_constraints(conn, schema, manifest["ddl"])
+    conn.execute(text("SET LOCAL search_path = public, pg_catalog"))
     check_counts(conn, schema, manifest)
     return manifest
 

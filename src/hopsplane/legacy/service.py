@@ -128,10 +128,10 @@ def actions() -> dict[str, str]:
     return out
 
 
-def plan(conn: Connection, allow_drop_nonempty: frozenset[str] = frozenset(),
-         schema: str = "public") -> PlanReport:
+def plan(conn: Connection, allow_drop_nonempty: frozenset[str] = frozenset()) -> PlanReport:
     """Read-only: state, row counts, actions and anomalies."""
-    state = detect_state(conn) if schema == "public" else State("legacy")
+    state = detect_state(conn)
+    schema = "public"
     report = PlanReport(state, other_connections=other_connections(conn))
     if state.kind != "legacy":
         return report
@@ -225,8 +225,7 @@ def migrate(
     moved: dict[str, int] = {}
     s = STAGING_SCHEMA
     with step("drop keys"):
-        deferred = bulk.keys_deferred(conn, BULK_TABLES)
-        deferred.__enter__()
+        keys = bulk.drop_keys(conn, BULK_TABLES)
     with step("users"):
         moved["users"] = int(conn.execute(text(transform.users_sql(s))).rowcount)
     with step("hopsworks_clusters"):
@@ -239,7 +238,7 @@ def migrate(
     with step("usage_tracking"):
         moved["usage_tracking"] = int(conn.execute(text(transform.usage_sql(s))).rowcount)
     with step("rebuild keys"):
-        deferred.__exit__(None, None, None)
+        bulk.create_keys(conn, keys)
         conn.execute(text(transform.CURRENT_USERS_SQL))
     with step("verify"):
         checks = verify.run_checks(conn, s, box)
