@@ -186,6 +186,8 @@ def _print_migration(report: service.MigrationReport) -> None:
     if report.plan:
         for a in report.plan.anomalies:
             console.print(f"[yellow]{a.code}[/yellow] in {a.table}: {a.count:,} — {a.detail}")
+        console.print("(`hopsplane legacy plan` lists the warnings: duplicates, collisions, "
+                      "overdrawn users, …)")
     table = Table(title="new tables")
     table.add_column("table")
     table.add_column("rows", justify="right")

@@ -228,10 +228,15 @@ def find_anomalies(
     counts: dict[str, int],
     allow_drop_nonempty: frozenset[str] = frozenset(),
     *,
+    blocking_only: bool = False,
     max_examples: int = 5,
 ) -> list[Anomaly]:
+    """Every anomaly (``plan``), or only those that stop the migration (``migrate``, which
+    runs under its locks and leaves the warnings to ``plan``: they cost full scans)."""
     found: list[Anomaly] = []
     for code, severity, table, detail, sql in _anomaly_queries(schema):
+        if blocking_only and severity != "blocking":
+            continue
         count_sql = f"SELECT count(*), (array_agg(v))[1:{max_examples}] FROM ({sql}) AS x(v)"
         n, examples = conn.execute(text(count_sql)).one()
         if n:
@@ -249,6 +254,8 @@ def find_anomalies(
                    else f"pass --allow-drop-nonempty {table} to retire it anyway "
                         "(it is in the backup either way)"),
             ))
+        elif blocking_only:
+            continue
         elif table in FOLDED_INTO_USERS:
             found.append(Anomaly(
                 "rows_in_unused_table", "warning", table, n,

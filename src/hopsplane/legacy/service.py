@@ -128,15 +128,18 @@ def actions() -> dict[str, str]:
     return out
 
 
-def plan(conn: Connection, allow_drop_nonempty: frozenset[str] = frozenset()) -> PlanReport:
-    """Read-only: state, row counts, actions and anomalies."""
+def plan(conn: Connection, allow_drop_nonempty: frozenset[str] = frozenset(),
+         *, blocking_only: bool = False) -> PlanReport:
+    """Read-only: state, row counts, actions and anomalies (only the blocking ones when
+    ``blocking_only``)."""
     state = detect_state(conn)
     schema = "public"
     report = PlanReport(state, other_connections=other_connections(conn))
     if state.kind != "legacy":
         return report
     report.counts = row_counts(conn, schema)
-    report.anomalies = find_anomalies(conn, schema, report.counts, allow_drop_nonempty)
+    report.anomalies = find_anomalies(conn, schema, report.counts, allow_drop_nonempty,
+                                      blocking_only=blocking_only)
     report.actions = actions()
     return report
 
@@ -202,7 +205,7 @@ def migrate(
         _session_settings(conn, lock_timeout)
         _lock_all(conn, lock_timeout)
     with step("plan"):
-        report_plan = plan(conn, allow_drop_nonempty)
+        report_plan = plan(conn, allow_drop_nonempty, blocking_only=True)
         if report_plan.blocking:
             raise Conflict(
                 "migration refused: " + "; ".join(
