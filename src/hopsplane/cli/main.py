@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from hopsplane.cli import billing, clusters, credits, db, secrets, stripe, usage, worker
+from hopsplane.cli import billing, clusters, credits, db, legacy, secrets, stripe, usage, worker
 from hopsplane.cli.common import console, friendly, load_settings
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(clusters.app, name="clusters")
 app.add_typer(worker.app, name="worker")
 app.add_typer(stripe.app, name="stripe")
 app.add_typer(usage.app, name="usage")
+app.add_typer(legacy.app, name="legacy")
 
 
 @app.command()

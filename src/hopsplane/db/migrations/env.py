@@ -45,8 +45,13 @@ def run_migrations_online() -> None:
 
 
 def _run(connection: Any) -> None:
+    # A caller that hands us a connection already inside a transaction (the legacy cleanup
+    # runs the upgrade in the middle of its own) owns that transaction: nothing here may
+    # commit behind its back, and alembic itself does not commit an external transaction.
+    external = connection.in_transaction()
     connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {MACHINERY_SCHEMA}"))
-    connection.commit()
+    if not external:
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
