@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine
@@ -85,6 +86,36 @@ def stripe_front(localstripe: LocalStripe) -> Iterator[StripeFront]:
     front = StripeFront(localstripe.url)
     yield front
     front.stop()
+
+
+class SmtpInbox:
+    """What a local SMTP server (aiosmtpd) received: (sender, recipients, raw message)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, envelope.rcpt_tos, envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[int, SmtpInbox]]:
+    """A real SMTP server on a free 127.0.0.1 port: (port, inbox)."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    inbox = SmtpInbox()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, inbox
+    finally:
+        controller.stop()
 
 
 _TEST_KEY = "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI="

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from hopsplane.api.app import create_app
 from hopsplane.db.engine import Database
+from tests.conftest import SmtpInbox
 from tests.identity.conftest import Api, id_settings
 
 
@@ -114,31 +111,10 @@ def test_failed_acceptance_attempts_count(fresh_db: Database) -> None:
         assert codes == [404, 404, 404, 429, 429]
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope.content)
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, _Inbox]]:
-    inbox = _Inbox()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
-
-
-def test_the_invite_email_goes_through_smtp(fresh_db: Database, smtp: tuple[int, _Inbox]) -> None:
-    port, inbox = smtp
+def test_the_invite_email_goes_through_smtp(
+    fresh_db: Database, smtp_server: tuple[int, SmtpInbox]
+) -> None:
+    port, inbox = smtp_server
     settings = id_settings(smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False)
     app = create_app(settings, database=fresh_db)
     with TestClient(app) as c:
@@ -146,7 +122,7 @@ def test_the_invite_email_goes_through_smtp(fresh_db: Database, smtp: tuple[int,
             "auth0|sender", email="sender@example.com")}
         assert c.post("/v1/team/invites", headers=headers,
                       json={"email": "friend@example.com"}).status_code == 201
-    [message] = inbox.messages
+    [(_sender, _rcpts, message)] = inbox.messages
     assert b"To: friend@example.com" in message
     assert b"http://console.test/invites/accept?token=" in message
 

@@ -1,41 +1,16 @@
 """The SMTP mailer against a real local SMTP server (aiosmtpd)."""
 
 import socket
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from hopsplane.config import Settings
 from hopsplane.errors import Unavailable
 from hopsplane.integrations.email import Email, LogMailer, SmtpMailer, build_mailer
+from tests.conftest import SmtpInbox
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((envelope.mail_from, envelope.rcpt_tos, envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[int, _Inbox]]:
-    inbox = _Inbox()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
-
-
-def test_smtp_mailer_delivers_to_a_real_server(smtp_server: tuple[int, _Inbox]) -> None:
+def test_smtp_mailer_delivers_to_a_real_server(smtp_server: tuple[int, SmtpInbox]) -> None:
     port, inbox = smtp_server
     mailer = build_mailer(Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False,
                                    smtp_from="ops@hopsplane.test", _env_file=None))  # type: ignore[call-arg]
