@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
@@ -11,6 +13,12 @@ from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from tests.payments.fakes import LocalStripe, StripeFront
 from tests.pg import PgServer
+
+# CI replays the same generated cases every run (a red CI is then a real, reproducible
+# failure, never the luck of the draw); locally every run explores new cases.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI") == "true":
+    hypothesis_settings.load_profile("ci")
 
 
 def pytest_report_header() -> str:

@@ -34,8 +34,8 @@ def parse_amount(value: object, *, field: str = "amount") -> Decimal:
         raise Invalid(f"{field} must be a number such as 12.50, got {value!r}") from exc
     if not amount.is_finite():
         raise Invalid(f"{field} must be a finite number")
+    if abs(amount) > MAX_AMOUNT:  # before quantize, which cannot hold huge numbers
+        raise Invalid(f"{field} is out of range (at most {MAX_AMOUNT})")
     if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
         raise Invalid(f"{field} must be in whole cents (at most two decimals), got {amount}")
-    if abs(amount) > MAX_AMOUNT:
-        raise Invalid(f"{field} is out of range (at most {MAX_AMOUNT})")
     return amount.quantize(CENT)

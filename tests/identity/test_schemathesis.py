@@ -35,6 +35,7 @@ def fuzz(
     ran = 0
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              derandomize=settings.default.derandomize,
               phases=[Phase.explicit, Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode, path_parameters=fixed or None))

@@ -32,7 +32,11 @@ def test_cost_is_never_more_than_half_a_cent_off(units: Decimal, price: Decimal)
     assert cost_of(units, price) == cost_of(units, price).quantize(Decimal("0.01"))
 
 
-@pytest.mark.parametrize("bad", [0.1, True, "abc", "1.001", "NaN", "Infinity", "1e20", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [0.1, True, "abc", "1.001", "NaN", "Infinity", "1e20", "", 129077251052067823196045312,
+     "1e-30", "-1e40"],
+)
 def test_parse_amount_refuses_floats_and_sub_cents(bad: object) -> None:
     with pytest.raises(Invalid):
         parse_amount(bad)
@@ -41,3 +45,12 @@ def test_parse_amount_refuses_floats_and_sub_cents(bad: object) -> None:
 @pytest.mark.parametrize(("raw", "expected"), [("12.5", "12.50"), (3, "3.00"), ("-0.01", "-0.01")])
 def test_parse_amount_accepts_exact_cents(raw: object, expected: str) -> None:
     assert parse_amount(raw) == Decimal(expected)
+
+
+@pytest.mark.parametrize("huge", ["1e40", 10**30, "129077251052067823196045312.5"])
+def test_usage_quantities_out_of_range_are_refused_not_crashed(huge: object) -> None:
+    from hopsplane.usage.rules import parse_quantity
+
+    for exact in (True, False):
+        with pytest.raises(Invalid, match="out of range"):
+            parse_quantity(huge, "compute_units", exact_units=exact)

@@ -58,10 +58,10 @@ def parse_quantity(value: object, field: str, *, exact_units: bool) -> Decimal:
         raise Invalid(f"{field} must be a number, got {value!r}") from exc
     if not number.is_finite() or number < 0:
         raise Invalid(f"{field} must be a finite number >= 0, got {value!r}")
+    if number > MAX_UNITS:  # before quantize, which cannot hold huge numbers
+        raise Invalid(f"{field} is out of range: {value!r}")
     if exact_units and number != number.quantize(UNIT_QUANTUM, rounding=ROUND_HALF_UP):
         raise Invalid(f"{field} has more than 4 decimals: {value!r}")
-    if number > MAX_UNITS:
-        raise Invalid(f"{field} is out of range: {value!r}")
     return number
 
 
