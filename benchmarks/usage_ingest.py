@@ -113,8 +113,9 @@ def seed(url: str, accounts: int) -> tuple[str, list[str], dict[str, str]]:
     token = "hpu_" + uuid.uuid4().hex + uuid.uuid4().hex
     with psycopg.connect(url) as conn:
         cluster = conn.execute(
-            "INSERT INTO hopsworks_clusters (name, api_url, api_key) VALUES "
-            "('bench', 'https://hw.example.com', %s) RETURNING id", (box.encrypt("k"),)
+            "INSERT INTO hopsworks_clusters (name, api_url, api_key, max_users) VALUES "
+            "('bench', 'https://hw.example.com', %s, %s) RETURNING id",
+            (box.encrypt("k"), accounts),
         ).fetchone()[0]  # type: ignore[index]
         users = "COPY users (id, email, account_owner_id) FROM STDIN"
         with conn.cursor() as cur, cur.copy(users) as cp:
