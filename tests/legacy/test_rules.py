@@ -255,3 +255,28 @@ def test_rerun_after_success_has_nothing_to_do(m: Migrated, tmp_path: Path) -> N
     report = run_migrate(m.url, tmp_path, m.box)
     assert report.outcome == "nothing to do"
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_overdrawn_legacy_accounts_are_suspended_like_any_other(
+    legacy_url: str, box: SecretBox, tmp_path: Path
+) -> None:
+    """The cleanup writes the ledger set-based, not through credits.post; the standing
+    rules must still hold: at or below zero is suspended, with the announcement pending."""
+    run_migrate(legacy_url, tmp_path / "b", box)
+    engine = create_engine(legacy_url)
+    try:
+        with engine.begin() as conn:
+            heads = conn.execute(text(
+                "SELECT DISTINCT ON (account_owner_id) account_owner_id, balance "
+                "FROM credits_ledger ORDER BY account_owner_id, seq DESC")).all()
+            standing = dict(conn.execute(text(
+                "SELECT account_owner_id, suspended FROM hopsplane.account_standing")).all())
+            pending = {r[0] for r in conn.execute(text(
+                "SELECT account_owner_id FROM hopsplane.balance_events "
+                "WHERE kind = 'suspended' AND dispatched_at IS NULL"))}
+    finally:
+        engine.dispose()
+    overdrawn = {a for a, b in heads if b <= 0}
+    assert overdrawn, "the generated legacy data has overdrawn users"
+    assert {a for a, s in standing.items() if s} == overdrawn
+    assert pending == overdrawn

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from hopsplane.credits.schemas import BalancePolicy
 from hopsplane.db.engine import Database
 from hopsplane.errors import Forbidden, Unauthorized
+from hopsplane.hooks import AccountHooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ AdminDep = Annotated[Principal, Depends(require_admin)]
 def balance_policy(request: Request) -> BalancePolicy:
     """The app's account hooks and low-balance thresholds, for routes that post credit."""
     settings = request.app.state.settings
-    hooks = getattr(request.app.state, "account_hooks", None)
+    hooks: AccountHooks | None = getattr(request.app.state, "account_hooks", None)
     return BalancePolicy(hooks=hooks, thresholds=settings.thresholds)
 
 

@@ -167,6 +167,7 @@ def migrate(
             report = service.migrate(
                 conn, backup_dir, box, keep_legacy=keep_legacy,
                 allow_drop_nonempty=allowed, lock_timeout=lock_timeout, on_step=hook,
+                thresholds=settings.thresholds,
             )
             if dry_run:
                 tx.rollback()

@@ -16,12 +16,6 @@ from sqlalchemy.orm import Session
 from hopsplane.credits.schemas import BalanceEvent, ChainBreak, LedgerEntryOut, Posting
 from hopsplane.db.models import LedgerEntry, User
 
-# Serialises postings to one account for the length of the transaction. A transaction
-# advisory lock writes nothing (a row lock would dirty the users row) and accounts whose
-# keys differ never wait for each other; a rare hash collision only serialises two
-# accounts, it never breaks anything (the chain is enforced by the table itself).
-_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('credits_ledger:' || :account, 0))")
-
 _INSERT_NEXT_SQL = """
     INSERT INTO credits_ledger AS l (
         account_owner_id, seq, prev_seq, prev_balance, amount, balance, type,
@@ -40,7 +34,8 @@ _INSERT_NEXT_SQL = """
 
 
 # Many accounts at once, always in the same (sorted) order so that two batches sharing
-# accounts cannot deadlock; the same key as _LOCK, so single postings queue with batches.
+# accounts cannot deadlock; the same key as _OWNER_AND_LOCK_SQL, so single postings
+# queue with batches.
 _LOCK_MANY = text(
     """
     SELECT count(pg_advisory_xact_lock(hashtextextended('credits_ledger:' || a, 0)))
@@ -146,6 +141,10 @@ _APPLY_STANDING = text(
 )
 
 
+# Serialises postings to one account for the length of the transaction. A transaction
+# advisory lock writes nothing (a row lock would dirty the users row) and accounts whose
+# keys differ never wait for each other; a rare hash collision only serialises two
+# accounts, it never breaks anything (the chain is enforced by the table itself).
 _OWNER_AND_LOCK_SQL = """
     SELECT account_owner_id,
            pg_advisory_xact_lock(hashtextextended('credits_ledger:' || id, 0)) AS locked
@@ -159,10 +158,6 @@ def account_owner_of(session: Session, account_id: str) -> tuple[bool, str | Non
         select(User.account_owner_id).where(User.id == account_id)
     ).one_or_none()
     return (False, None) if row is None else (True, row[0])
-
-
-def lock_account(session: Session, account_id: str) -> None:
-    session.execute(_LOCK, {"account": account_id})
 
 
 def _driver(session: Session) -> psycopg.Connection[Any]:
@@ -373,6 +368,19 @@ def apply_standing(
         BalanceEvent(r.id, r.account_owner_id, r.kind, r.threshold, r.balance, r.ledger_seq)
         for r in rows
     ]
+
+
+def accounts_at_or_below(session: Session, limit: Decimal) -> list[str]:
+    """Accounts whose current balance is at most ``limit`` (one pass over the heads)."""
+    rows = session.execute(
+        text(
+            "SELECT account_owner_id FROM (SELECT DISTINCT ON (account_owner_id) "
+            "account_owner_id, balance FROM credits_ledger "
+            "ORDER BY account_owner_id, seq DESC) AS heads WHERE balance <= :limit"
+        ),
+        {"limit": limit},
+    )
+    return [r[0] for r in rows]
 
 
 def standing(session: Session, account_id: str) -> tuple[bool, Decimal | None]:

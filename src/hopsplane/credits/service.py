@@ -238,6 +238,21 @@ def refund(
     )
 
 
+def refresh_standings(
+    session: Session, thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS
+) -> list[BalanceEvent]:
+    """Bring the standing of every account at or below a threshold up to date, for
+    balances that did not come through :func:`post` (the legacy cleanup writes its entries
+    set-based). Suspensions and notices are recorded unannounced: the next billing run (or
+    ``hopsplane billing dispatch``) announces them through the hooks."""
+    if not thresholds:
+        return []
+    accounts = repo.accounts_at_or_below(session, max(thresholds))
+    if not accounts:
+        return []
+    return repo.apply_standing(session, accounts, thresholds, announced=False)
+
+
 def standing(session: Session, account_owner_id: str) -> Standing:
     """Balance and standing (suspended, announced low-balance threshold) of an account."""
     _require_owner(session, account_owner_id)

@@ -14,13 +14,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Connection, create_engine, pool, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from hopsplane.config import normalise_database_url
+from hopsplane.credits import service as credits
+from hopsplane.credits.rules import DEFAULT_THRESHOLDS
 from hopsplane.crypto import SecretBox
 from hopsplane.db import migrate as schema_migrate
 from hopsplane.errors import Conflict, Unavailable
@@ -179,6 +183,7 @@ def migrate(
     allow_drop_nonempty: frozenset[str] = frozenset(),
     lock_timeout: str = "10s",
     on_step: StepHook = _no_hook,
+    thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
 ) -> MigrationReport:
     """Everything, inside the caller's transaction; raises (and changes nothing once the
     caller rolls back) on any refusal or mismatch."""
@@ -243,6 +248,10 @@ def migrate(
     with step("rebuild keys"):
         bulk.create_keys(conn, keys)
         conn.execute(text(transform.CURRENT_USERS_SQL))
+    # overdrawn legacy accounts are suspended like any other (announced by the next billing
+    # run), and low balances get their notice
+    with step("standing"), Session(bind=conn) as session:
+        credits.refresh_standings(session, thresholds)
     with step("verify"):
         checks = verify.run_checks(conn, s, box)
         verify.require_all(checks)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from hopsplane.api.deps import MemberDep, OwnerDep, SessionDep
@@ -21,7 +21,6 @@ from hopsplane.billing.schemas import UsageReport
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, Standing
 from hopsplane.errors import Invalid
-from hopsplane.hooks import AccountHooks, LoggingHooks
 
 router = APIRouter(prefix="/v1/account", tags=["account"])
 
@@ -29,12 +28,6 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Entries per page."
 Cursor = Annotated[
     str | None, Query(description="`next_cursor` of the previous page; omit for the newest.")
 ]
-
-
-def account_hooks(request: Request) -> AccountHooks:
-    """The AccountHooks of the app (``app.state.account_hooks``; logged by default)."""
-    hooks: AccountHooks = getattr(request.app.state, "account_hooks", None) or LoggingHooks()
-    return hooks
 
 
 def ledger_page(

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from hopsplane.api.deps import AdminDep, SessionDep
+from hopsplane.api.deps import AdminDep, PolicyDep, SessionDep
 from hopsplane.api.errors import error_responses
 from hopsplane.api.pagination import DEFAULT_LIMIT, Page
-from hopsplane.api.routers.account import Cursor, Limit, account_hooks, ledger_page
+from hopsplane.api.routers.account import Cursor, Limit, ledger_page
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import PriceOverrideOut, UsageReport
-from hopsplane.config import Settings
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, PostResult, Standing
-from hopsplane.hooks import AccountHooks
 
 router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
 
 AccountId = Annotated[str, Path(min_length=1, max_length=255, description="Owner's user id.")]
-Hooks = Annotated[AccountHooks, Depends(account_hooks)]
 Money = Annotated[
     StrictStr | StrictInt,
     Field(description="Dollars as a string (\"12.50\") or an integer; floats are refused."),
@@ -69,11 +65,6 @@ def _posted(result: PostResult, response: Response) -> PostedOut:
     )
 
 
-def _thresholds(request: Request) -> tuple[Decimal, ...]:
-    settings: Settings = request.app.state.settings
-    return settings.thresholds
-
-
 @router.get("/{account_id}/balance", response_model=Standing,
             responses=error_responses(401, 403, 404, 422))
 def balance(account_id: AccountId, admin: AdminDep, session: SessionDep) -> Standing:
@@ -106,13 +97,13 @@ def usage(
              responses=error_responses(401, 403, 404, 409, 422))
 def grant(
     account_id: AccountId, body: GrantIn, admin: AdminDep, session: SessionDep,
-    hooks: Hooks, request: Request, response: Response,
+    policy: PolicyDep, response: Response,
 ) -> PostedOut:
     """Free credit. 201 when posted, 200 with the original entry on a retry."""
     result = credits.grant(
         session, account_id, body.amount, reason=body.reason,
         idempotency_key=f"admin-grant:{body.idempotency_key}", granted_by=admin.user_id,
-        hooks=hooks, thresholds=_thresholds(request),
+        hooks=policy.hooks, thresholds=policy.thresholds,
     )
     return _posted(result, response)
 
@@ -121,13 +112,13 @@ def grant(
              responses=error_responses(401, 403, 404, 409, 422))
 def refund(
     account_id: AccountId, body: RefundIn, admin: AdminDep, session: SessionDep,
-    hooks: Hooks, request: Request, response: Response,
+    policy: PolicyDep, response: Response,
 ) -> PostedOut:
     """Reverse (part of) a purchase; 409 beyond what is left of it or below zero."""
     result = credits.refund(
         session, account_id, body.purchase_id, body.amount, reason=body.reason,
         idempotency_key=f"admin-refund:{body.idempotency_key}", refunded_by=admin.user_id,
-        hooks=hooks, thresholds=_thresholds(request),
+        hooks=policy.hooks, thresholds=policy.thresholds,
     )
     return _posted(result, response)
 
