@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -16,20 +15,14 @@ from sqlalchemy.orm import Session
 from hopsplane.credits.schemas import BalanceEvent, ChainBreak, LedgerEntryOut, Posting
 from hopsplane.db.models import LedgerEntry, User
 
-_INSERT_NEXT_SQL = """
-    INSERT INTO credits_ledger AS l (
-        account_owner_id, seq, prev_seq, prev_balance, amount, balance, type,
-        description, stripe_payment_intent_id, idempotency_key, refund_of)
-    SELECT %(account)s, COALESCE(h.seq, 0) + 1, h.seq, h.balance, %(amount)s,
-           COALESCE(h.balance, 0) + %(amount)s, %(type)s, %(description)s,
-           %(payment_intent)s, %(key)s, %(refund_of)s
-    FROM (SELECT 1) AS one
-    LEFT JOIN LATERAL (
-        SELECT seq, balance FROM credits_ledger
-        WHERE account_owner_id = %(account)s ORDER BY seq DESC LIMIT 1
-    ) AS h ON true
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING l.*
+# One posting, in one round trip: the owner check, the account's advisory lock and the
+# INSERT ... SELECT chained after the head, run on the server in that order (revision 0010
+# holds the function and says why it is safe).
+_POST_NEXT_SQL = """
+    SELECT account_found, member_of, entry_id, entry_seq, entry_amount, entry_balance,
+           entry_created_at
+    FROM hopsplane.post_next_entry(%(account)s, %(amount)s, %(type)s, %(description)s,
+                                   %(payment_intent)s, %(key)s, %(refund_of)s)
     """
 
 
@@ -176,8 +169,13 @@ def owner_and_lock(session: Session, account_id: str) -> tuple[bool, str | None]
     return (False, None) if row is None else (True, row[0])
 
 
-def insert_next(session: Session, posting: Posting) -> LedgerEntryOut | None:
-    """Append after the account's head; None when the idempotency key already exists."""
+def post_next(session: Session, posting: Posting) -> tuple[bool, str | None, LedgerEntryOut | None]:
+    """Append after the account's head under the account's lock, in one round trip.
+
+    Returns (exists, account_owner_id, entry): nothing is written for an unknown account
+    (exists False) or a team member (account_owner_id set); entry is None when the
+    idempotency key already exists. A refund's purchase check must run before, under the
+    lock taken by :func:`owner_and_lock` (the function takes it again; the lock stacks)."""
     params = {
         "account": posting.account_owner_id,
         "amount": posting.amount,
@@ -188,11 +186,22 @@ def insert_next(session: Session, posting: Posting) -> LedgerEntryOut | None:
         "refund_of": posting.refund_of,
     }
     try:
-        with _driver(session).cursor(row_factory=dict_row) as cur:
-            row = cur.execute(_INSERT_NEXT_SQL, params).fetchone()
+        row = _driver(session).execute(_POST_NEXT_SQL, params).fetchone()
     except psycopg.errors.IntegrityError as exc:
-        raise IntegrityError(_INSERT_NEXT_SQL, params, exc) from exc
-    return None if row is None else LedgerEntryOut.model_validate(row)
+        raise IntegrityError(_POST_NEXT_SQL, params, exc) from exc
+    assert row is not None  # the function returns exactly one row
+    found, member_of, entry_id, seq, amount, after, created_at = row
+    entry = None
+    if entry_id is not None:
+        entry = LedgerEntryOut(
+            id=entry_id, account_owner_id=posting.account_owner_id, seq=seq,
+            type=posting.entry_type, amount=amount, balance=after,
+            description=posting.description,
+            stripe_payment_intent_id=posting.stripe_payment_intent_id,
+            refund_of=posting.refund_of, idempotency_key=posting.idempotency_key,
+            created_at=created_at,
+        )
+    return bool(found), member_of, entry
 
 
 def find_by_key(session: Session, key: str) -> LedgerEntry | None:

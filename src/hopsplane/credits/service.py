@@ -58,18 +58,20 @@ def post(
     """
     amount = validate_posting(posting.entry_type, posting.amount, posting.idempotency_key)
     posting = _with_amount(posting, amount)
-    # one round trip: whether the account is an owner, and (if it exists) its lock
-    exists, owner = repo.owner_and_lock(session, posting.account_owner_id)
-    _refuse_non_owner(posting.account_owner_id, exists, owner)
     if posting.entry_type is EntryType.REFUND:
+        # a refund is checked against its purchase under the account's lock first
+        exists, owner = repo.owner_and_lock(session, posting.account_owner_id)
+        _refuse_non_owner(posting.account_owner_id, exists, owner)
         _check_refund(session, posting)
     elif posting.refund_of is not None:
         raise Invalid("only a refund may reference a purchase")
 
     try:
-        entry = repo.insert_next(session, posting)
+        # owner check, lock and insert in one round trip
+        exists, owner, entry = repo.post_next(session, posting)
     except IntegrityError as exc:
         raise _integrity_error(exc, posting) from exc
+    _refuse_non_owner(posting.account_owner_id, exists, owner)
     if entry is not None:
         events: tuple[BalanceEvent, ...] = ()
         if standing_may_change(entry.amount, entry.balance, thresholds):
