@@ -68,6 +68,12 @@ class TooManyRequests(AppError):
     status = 429
 
 
+class PayloadTooLarge(AppError):
+    """The request body is larger than this endpoint accepts."""
+
+    status = 413
+
+
 ALL_ERRORS: tuple[type[AppError], ...] = (
     Invalid,
     Unauthorized,
@@ -78,4 +84,5 @@ ALL_ERRORS: tuple[type[AppError], ...] = (
     PaymentRequired,
     Unavailable,
     TooManyRequests,
+    PayloadTooLarge,
 )

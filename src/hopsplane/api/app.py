@@ -35,6 +35,7 @@ from hopsplane.integrations.auth0 import build_identity
 from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.stripe import build_stripe
 from hopsplane.observability import Metrics
+from hopsplane.web import console
 
 log = structlog.get_logger("hopsplane.http")
 
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(team.router)
     app.include_router(admin_users.router)
     app.include_router(usage.router)
+    app.include_router(console.router)
+    app.state.html_errors = console.render_error
     return app
 
 

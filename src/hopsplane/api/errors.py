@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hopsplane.errors import AppError
+from hopsplane.errors import AppError, Invalid
 
 log = structlog.get_logger(__name__)
 
@@ -45,19 +46,35 @@ def _body(error: str, detail: str) -> dict[str, str]:
     return {"error": error, "detail": detail}
 
 
+HtmlErrors = Callable[[Request, AppError], Response | None]
+"""``app.state.html_errors``: renders an error as a page for the web console's paths (and
+returns None for every other path, which keeps the JSON error shape)."""
+
+
+def _as_html(request: Request, exc: AppError) -> Response | None:
+    render: HtmlErrors | None = getattr(request.app.state, "html_errors", None)
+    return render(request, exc) if render is not None else None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        page = _as_html(request, exc)
+        if page is not None:
+            return page
         retry = exc.context.get("retry_after")
         headers = {"Retry-After": str(retry)} if isinstance(retry, int) else None
         return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", ""))
+        page = _as_html(request, Invalid("; ".join(parts), status=422))
+        if page is not None:
+            return page
         return JSONResponse(_body("Invalid", "; ".join(parts)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Request, status
 
 from hopsplane.api.deps import OwnerDep, PolicyDep, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.errors import AppError, Unavailable
+from hopsplane.errors import PayloadTooLarge, Unavailable
 from hopsplane.integrations.stripe.types import StripeGateway
 from hopsplane.payments import service
 from hopsplane.payments.schemas import TopupIn, TopupOut, TopupStatusOut, WebhookAck
@@ -23,10 +23,6 @@ from hopsplane.payments.schemas import TopupIn, TopupOut, TopupStatusOut, Webhoo
 router = APIRouter(tags=["payments"])
 
 MAX_WEBHOOK_BYTES = 1_000_000
-
-
-class PayloadTooLarge(AppError):
-    status = 413
 
 
 def stripe_gateway(request: Request) -> StripeGateway:

@@ -33,7 +33,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
 
-def _ctx(request: Request) -> teams.InviteContext:
+def invite_context(request: Request) -> teams.InviteContext:
     settings: Settings = request.app.state.settings
     return teams.InviteContext(
         mailer=request.app.state.mailer,
@@ -55,7 +55,7 @@ def _limit(request: Request, bucket: str, limit: int, what: str) -> None:
     ratelimits.enforce(attempt, limit=limit, what=what)
 
 
-def _limit_invites(request: Request, principal: Principal) -> None:
+def limit_invites(request: Request, principal: Principal) -> None:
     settings: Settings = request.app.state.settings
     _limit(request, f"invite:send:{principal.account_id}",
            settings.rate_limit_invites_per_hour, "invites sent")
@@ -98,9 +98,9 @@ def create_invite(
     """Invite an email to your team (201). The link goes by email (or to the log when SMTP
     is not configured); the token is never returned. Idempotent: while an invite for that
     email is pending, the same request answers 200 with it and sends nothing."""
-    _limit_invites(request, principal)
+    limit_invites(request, principal)
     issued = teams.create_invite(
-        session, _ctx(request), principal.user_id, body.email, body.expires_in_days
+        session, invite_context(request), principal.user_id, body.email, body.expires_in_days
     )
     if not issued.created:
         response.status_code = 200
@@ -116,9 +116,10 @@ def resend_invite(
     body: Annotated[ResendIn | None, Body()] = None,
 ) -> InviteOut:
     """Send the invite again with a new token (the old link stops working) and a new expiry."""
-    _limit_invites(request, principal)
+    limit_invites(request, principal)
     days = body.expires_in_days if body else None
-    return teams.resend_invite(session, _ctx(request), principal.user_id, invite_id, days).invite
+    ctx = invite_context(request)
+    return teams.resend_invite(session, ctx, principal.user_id, invite_id, days).invite
 
 
 @router.delete(

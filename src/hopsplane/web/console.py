@@ -1,0 +1,222 @@
+"""The web console: server-rendered pages for customers, calling the same services as the API.
+
+Who may see what is decided by the API's own guards (MemberDep, OwnerDep), so the route walk
+of the API covers these pages too. Sign-in is the browser flow of /auth (session cookie).
+Pages: ``/console`` (profile, balance, buy credits), ``/console/ledger`` (owner),
+``/console/usage`` (everyone; a member sees their own share), ``/console/team`` (owner:
+members, pending invites, invite and revoke).
+
+Forms post ``application/x-www-form-urlencoded`` with a CSRF token bound to the caller's
+session (HMAC of the session cookie under the secret key), on top of the cookie's
+SameSite=Lax. A refused form re-renders its page with the reason and the 4xx status, and
+changes nothing: the service call runs in a savepoint that is rolled back on error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from hopsplane.accounts import service as accounts
+from hopsplane.api.deps import MemberDep, OwnerDep, Principal, SessionDep
+from hopsplane.api.routers.account import ledger_page
+from hopsplane.api.routers.team import invite_context, limit_invites
+from hopsplane.api.session_cookie import SESSION_COOKIE
+from hopsplane.billing import service as billing
+from hopsplane.config import Settings
+from hopsplane.credits import service as credits
+from hopsplane.errors import AppError, Forbidden, Invalid, PayloadTooLarge
+from hopsplane.payments import service as payments
+from hopsplane.teams import service as teams
+
+router = APIRouter(include_in_schema=False, tags=["console"])
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+MAX_FORM_BYTES = 16 * 1024
+USAGE_DEFAULT_DAYS = 30
+TEAM_PAGE = 200
+
+NOTICES = {
+    "invited": "Invite sent.",
+    "already-invited": "That address already has a pending invite; nothing was sent again.",
+    "revoked": "Invite revoked: its link no longer works.",
+}
+"""Messages a redirect may ask for by name (never text from the query string)."""
+
+T = TypeVar("T")
+
+
+def is_console(request: Request) -> bool:
+    return request.url.path == "/console" or request.url.path.startswith("/console/")
+
+
+def csrf_for(settings: Settings, credentials: str) -> str:
+    key = hashlib.sha256(f"hopsplane:csrf:{settings.effective_secret_key}".encode()).digest()
+    return hmac.new(key, credentials.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_token(request: Request) -> str:
+    """Bound to the caller's credentials: the session cookie (browsers), else the bearer
+    header (a script, which no other site can make a browser send)."""
+    proof = request.cookies.get(SESSION_COOKIE) or request.headers.get("authorization", "")
+    return csrf_for(request.app.state.settings, proof)
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The posted form (urlencoded), one value per field, with the CSRF token checked."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise PayloadTooLarge(f"a console form is at most {MAX_FORM_BYTES} bytes")
+    try:
+        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError as exc:
+        raise Invalid("the form is not UTF-8") from exc
+    fields = {k: v[-1] for k, v in parsed.items()}
+    if not hmac.compare_digest(fields.get("csrf", ""), csrf_token(request)):
+        raise Forbidden("the form expired or came from another site: reload the page and retry")
+    return fields
+
+
+FormDep = Annotated[dict[str, str], Depends(form_fields)]
+
+
+def render(
+    request: Request, template: str, principal: Principal | None, status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, template,
+        {"principal": principal, "csrf": csrf_token(request), "error": None, **context},
+        status_code=status_code,
+    )
+
+
+def render_error(request: Request, exc: AppError) -> HTMLResponse | None:
+    """The console's page for an error raised before a page could render (not signed in,
+    wrong role, bad query): the same status as the API would give, in HTML. None outside
+    the console (the API keeps its JSON errors). Installed as ``app.state.html_errors``."""
+    if not is_console(request):
+        return None
+    principal = getattr(request.state, "principal", None)
+    return render(request, "error.html", principal, exc.status, title=exc.__class__.__name__,
+                  message=exc.message, status=exc.status)
+
+
+def _attempt(session: Session, action: Callable[[], T]) -> T:
+    """Run a service call in a savepoint: on a refusal, nothing it wrote stays."""
+    with session.begin_nested():
+        return action()
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    return RedirectResponse("/console", status_code=302)
+
+
+@router.get("/console")
+def home(request: Request, principal: MemberDep, session: SessionDep) -> HTMLResponse:
+    profile = accounts.profile(session, principal.user_id, email_verified=principal.email_verified)
+    standing = credits.standing(session, principal.account_id) if principal.is_owner else None
+    stripe = getattr(request.app.state, "stripe", None)
+    return render(request, "home.html", principal, profile=profile, standing=standing,
+                  can_buy=principal.is_owner and stripe is not None,
+                  topup=stripe.config if stripe is not None else None)
+
+
+@router.post("/console/topup")
+def topup(
+    request: Request, principal: OwnerDep, session: SessionDep, form: FormDep
+) -> Response:
+    """Start a Stripe Checkout for the amount typed in, and send the browser there."""
+    stripe = getattr(request.app.state, "stripe", None)
+    if stripe is None:
+        raise Invalid("buying credits is not configured on this server")
+    try:
+        out = _attempt(session, lambda: payments.start_topup(
+            session, stripe, principal.account_id, form.get("amount", "").strip()))
+    except AppError as exc:
+        profile = accounts.profile(session, principal.user_id,
+                                   email_verified=principal.email_verified)
+        return render(request, "home.html", principal, exc.status, error=exc.message,
+                      profile=profile, standing=credits.standing(session, principal.account_id),
+                      can_buy=True, topup=stripe.config)
+    return RedirectResponse(out.url, status_code=303)
+
+
+@router.get("/console/ledger")
+def ledger(
+    request: Request, principal: OwnerDep, session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+) -> HTMLResponse:
+    page = ledger_page(session, principal.account_id, 50, cursor)
+    return render(request, "ledger.html", principal, page=page,
+                  standing=credits.standing(session, principal.account_id))
+
+
+@router.get("/console/usage")
+def usage(
+    request: Request, principal: MemberDep, session: SessionDep,
+    date_from: Annotated[date | None, Query(alias="from")] = None,
+    date_to: Annotated[date | None, Query(alias="to")] = None,
+) -> HTMLResponse:
+    last = date_to or date.today()
+    first = date_from or last - timedelta(days=USAGE_DEFAULT_DAYS - 1)
+    member = None if principal.is_owner else principal.user_id
+    report = billing.usage_report(session, principal.account_id, first, last, member_id=member)
+    return render(request, "usage.html", principal, report=report)
+
+
+def _team(request: Request, principal: Principal, session: Session, status_code: int = 200,
+          error: str | None = None, email: str = "") -> HTMLResponse:
+    notice = NOTICES.get(request.query_params.get("notice", ""))
+    return render(
+        request, "team.html", principal, status_code, error=error, notice=notice,
+        email=email,
+        members=teams.list_members(session, principal.user_id, limit=TEAM_PAGE),
+        invites=teams.list_pending(session, principal.user_id, limit=TEAM_PAGE),
+    )
+
+
+@router.get("/console/team")
+def team(request: Request, principal: OwnerDep, session: SessionDep) -> HTMLResponse:
+    return _team(request, principal, session)
+
+
+@router.post("/console/team/invites")
+def invite(
+    request: Request, principal: OwnerDep, session: SessionDep, form: FormDep
+) -> Response:
+    email = form.get("email", "").strip()
+    try:
+        if not email:
+            raise Invalid("type the email address to invite")
+        limit_invites(request, principal)
+        issued = _attempt(session, lambda: teams.create_invite(
+            session, invite_context(request), principal.user_id, email))
+    except AppError as exc:
+        return _team(request, principal, session, exc.status, error=exc.message, email=email)
+    notice = "invited" if issued.created else "already-invited"
+    return RedirectResponse(f"/console/team?notice={notice}", status_code=303)
+
+
+@router.post("/console/team/invites/{invite_id}/revoke")
+def revoke(
+    request: Request, principal: OwnerDep, session: SessionDep, form: FormDep,
+    invite_id: uuid.UUID,
+) -> Response:
+    try:
+        _attempt(session, lambda: teams.revoke_invite(session, principal.user_id, invite_id))
+    except AppError as exc:
+        return _team(request, principal, session, exc.status, error=exc.message)
+    return RedirectResponse("/console/team?notice=revoked", status_code=303)

@@ -1,0 +1,173 @@
+"""The web console: pages render what the services hold, guards match the API's, forms need
+their CSRF token, and a refused form shows why and changes nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from hopsplane.api.app import create_app
+from hopsplane.credits import service as credits
+from hopsplane.db.engine import Database
+from tests.identity.conftest import Api, id_settings
+from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, StripeFront
+
+
+@pytest.fixture
+def web(fresh_db: Database, stripe_front: StripeFront) -> Iterator[Api]:
+    settings = id_settings(
+        stripe_secret_key=TEST_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
+        stripe_api_base=stripe_front.url, stripe_min_topup=Decimal("5.00"),
+        stripe_max_topup=Decimal("5000.00"),
+    )
+    app = create_app(settings, database=fresh_db)
+    with TestClient(app) as client:
+        yield Api(app, client)
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+def invites_of(db: Database, owner: str) -> list[str]:
+    with db.transaction() as s:
+        return list(s.execute(text(
+            "SELECT email FROM team_invites WHERE account_owner_id = :o ORDER BY email"
+        ), {"o": owner}).scalars())
+
+
+def test_anonymous_gets_a_sign_in_page_not_json(web: Api) -> None:
+    r = web.client.get("/console")
+    assert r.status_code == 401
+    assert r.headers["content-type"].startswith("text/html")
+    assert 'href="/auth/login?return_to=/console"' in r.text
+    # the API keeps its JSON error shape
+    api = web.client.get("/v1/me")
+    assert api.status_code == 401 and api.json()["error"] == "Unauthorized"
+    # / leads to the console
+    root = web.client.get("/", follow_redirects=False)
+    assert root.status_code == 302 and root.headers["location"] == "/console"
+
+
+def test_owner_sees_balance_and_ledger(web: Api) -> None:
+    owner, headers = web.new_user()
+    with web.db.transaction() as s:
+        credits.grant(s, owner, "25.50", reason="welcome <b>credit</b>", idempotency_key="g1")
+    home = web.client.get("/console", headers=headers)
+    assert home.status_code == 200
+    assert '<strong id="balance">25.50</strong>' in home.text
+    assert "Buy credits" in home.text
+    ledger = web.client.get("/console/ledger", headers=headers)
+    assert ledger.status_code == 200
+    # descriptions are escaped, never rendered as markup
+    assert "welcome &lt;b&gt;credit&lt;/b&gt;" in ledger.text and "<b>credit" not in ledger.text
+    assert ">25.50<" in ledger.text
+
+
+def test_member_pages_follow_the_api_guards(web: Api) -> None:
+    owner, _ = web.new_user()
+    member, member_headers = web.new_user()
+    with web.db.transaction() as s:
+        s.execute(text("UPDATE users SET account_owner_id = :o WHERE id = :m"),
+                  {"o": owner, "m": member})
+    assert web.client.get("/console", headers=member_headers).status_code == 200
+    for path in ("/console/ledger", "/console/team"):
+        r = web.client.get(path, headers=member_headers)
+        assert r.status_code == 403, path
+        assert "only the account owner" in r.text
+    # the member's navigation has no owner pages
+    home = web.client.get("/console", headers=member_headers).text
+    assert "/console/ledger" not in home and "Buy credits" not in home
+
+
+def test_usage_page_shows_days_and_breakdown_and_refuses_bad_dates(web: Api) -> None:
+    owner, headers = web.new_user()
+    with web.db.transaction() as s:
+        s.execute(text(
+            "INSERT INTO usage_tracking (account_owner_id, date, compute_units, user_breakdown) "
+            "VALUES (:o, :d, 12345, jsonb_build_object(CAST(:o AS text), 12345))"
+        ), {"o": owner, "d": date(2026, 11, 20)})
+    r = web.client.get("/console/usage", params={"from": "2026-11-01", "to": "2026-11-24"},
+                       headers=headers)
+    assert r.status_code == 200
+    assert "2026-11-20" in r.text and f"{owner}: 12345" in r.text
+    bad = web.client.get("/console/usage", params={"from": "2026-13-01"}, headers=headers)
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+    backwards = web.client.get("/console/usage", params={"from": "2026-11-24", "to": "2026-11-01"},
+                               headers=headers)
+    assert backwards.status_code == 422
+    assert "must not be before" in backwards.text
+
+
+def test_invite_and_revoke_through_forms(web: Api) -> None:
+    owner, headers = web.new_user()
+    page = web.client.get("/console/team", headers=headers)
+    token = csrf_of(page.text)
+    r = web.client.post("/console/team/invites", data={"csrf": token, "email": "Dee@Example.com"},
+                        headers=headers, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/console/team?notice=invited"
+    assert invites_of(web.db, owner) == ["dee@example.com"]
+    assert "dee@example.com" in web.mailer.sent[-1].to
+    page = web.client.get("/console/team?notice=invited", headers=headers)
+    assert "Invite sent." in page.text and "dee@example.com" in page.text
+    invite_id = re.search(r"/console/team/invites/([0-9a-f-]{36})/revoke", page.text)
+    assert invite_id
+    r = web.client.post(f"/console/team/invites/{invite_id.group(1)}/revoke",
+                        data={"csrf": token}, headers=headers, follow_redirects=False)
+    assert r.status_code == 303
+    with web.db.transaction() as s:
+        revoked = s.execute(text("SELECT revoked_at IS NOT NULL FROM team_invites "
+                                 "WHERE account_owner_id = :o"), {"o": owner}).scalar_one()
+    assert revoked
+
+
+def test_a_form_without_its_token_is_refused_and_changes_nothing(web: Api) -> None:
+    owner, headers = web.new_user()
+    for data in ({"email": "eve@example.com"}, {"email": "eve@example.com", "csrf": "0" * 64}):
+        r = web.client.post("/console/team/invites", data=data, headers=headers)
+        assert r.status_code == 403 and "reload the page" in r.text
+    # a token made for someone else's credentials does not work either
+    _, other_headers = web.new_user()
+    other_token = csrf_of(web.client.get("/console/team", headers=other_headers).text)
+    r = web.client.post("/console/team/invites", data={"csrf": other_token,
+                        "email": "eve@example.com"}, headers=headers)
+    assert r.status_code == 403
+    assert invites_of(web.db, owner) == []
+    assert web.mailer.sent == []
+
+
+def test_a_refused_invite_shows_why_and_changes_nothing(web: Api) -> None:
+    owner, headers = web.new_user(email="own@example.com")
+    token = csrf_of(web.client.get("/console/team", headers=headers).text)
+    for email, reason in (("not-an-email", "email"), ("own@example.com", "yourself"),
+                          ("", "type the email")):
+        r = web.client.post("/console/team/invites", data={"csrf": token, "email": email},
+                            headers=headers)
+        assert 400 <= r.status_code < 500, (email, r.status_code)
+        assert r.headers["content-type"].startswith("text/html")
+        assert reason in r.text, (email, r.text[:500])
+        assert 'role="alert"' in r.text
+    assert invites_of(web.db, owner) == []
+
+
+def test_buy_credits_sends_the_browser_to_stripe_checkout(web: Api) -> None:
+    owner, headers = web.new_user()
+    token = csrf_of(web.client.get("/console", headers=headers).text)
+    r = web.client.post("/console/topup", data={"csrf": token, "amount": "20"},
+                        headers=headers, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert r.headers["location"].startswith("http")
+    too_small = web.client.post("/console/topup", data={"csrf": token, "amount": "1"},
+                                headers=headers)
+    assert too_small.status_code == 422
+    assert 'role="alert"' in too_small.text
+    with web.db.transaction() as s:
+        assert credits.balance(s, owner) == Decimal("0.00")  # paid only when Stripe says so
