@@ -10,6 +10,8 @@ Creates a scratch database on the server (dropped at the end), migrates it, and 
    1,000 accounts and all on one hot account;
 2. in the same run, the bare PostgreSQL ceiling: the same N processes each doing a plain
    single-row INSERT per transaction (psycopg, no ORM) into an unconstrained table;
+   and, as a reference, the posting's own SQL from bare psycopg (no service around it),
+   which shows how much of the gap the ledger's constraints take on the server;
 3. the billing run (`hopsplane billing run`) over one day of usage of 100,000 accounts.
 
 Clients are processes (not threads), so the Python side is not serialised by the GIL.
@@ -60,6 +62,27 @@ def _bare_client(url: str, seconds: float, barrier: object, client: int) -> int:
         return n
 
 
+def _sql_client(url: str, seconds: float, barrier: object, client: int) -> int:
+    """The posting's own SQL without the service: the same function call as
+    credits.service.post makes, from psycopg, one transaction each. What the schema's
+    guarantees cost on the server, with the least Python around it."""
+    rng = random.Random(client)
+    prefix = uuid.uuid4().hex[:8]
+    with psycopg.connect(url) as conn:
+        barrier.wait()  # type: ignore[attr-defined]
+        end = time.perf_counter() + seconds
+        n = 0
+        while time.perf_counter() < end:
+            conn.execute(
+                "SELECT * FROM hopsplane.post_next_entry(%s, %s, 'grant', NULL, NULL, %s, NULL)",
+                (f"bench|{rng.randrange(SPREAD_ACCOUNTS):04d}", Decimal("1.00"),
+                 f"s:{prefix}:{n}"),
+            ).fetchone()
+            conn.commit()
+            n += 1
+        return n
+
+
 def _service_client(url: str, seconds: float, barrier: object, client: int, hot: bool) -> int:
     from hopsplane.credits import service
     from hopsplane.credits.rules import EntryType
@@ -89,6 +112,8 @@ def _client(kind: str, url: str, seconds: float, barrier: object, client: int,
             results: object) -> None:
     if kind == "bare":
         n = _bare_client(url, seconds, barrier, client)
+    elif kind == "sql":
+        n = _sql_client(url, seconds, barrier, client)
     else:
         n = _service_client(url, seconds, barrier, client, kind == "hot")
     results.put(n)  # type: ignore[attr-defined]
@@ -140,19 +165,22 @@ def bench_postings(url: str, clients: list[int], seconds: float) -> None:
     print(f"\npostings/s, {seconds:.0f} s per cell, client processes; "
           f"spread = {SPREAD_ACCOUNTS} funded accounts, hot = one account; "
           f"service = credits.service.post (grant of $1, one transaction each)")
+    print("posting SQL alone = the same server-side posting (hopsplane.post_next_entry) from "
+          "bare psycopg, spread: the floor the schema's constraints set, without the service")
     print(f"{'clients':>7} | {'bare INSERT ceiling':>19} | {'service spread':>14} | "
-          f"{'% of ceiling':>12} | {'service hot':>11}")
-    print("-" * 76)
+          f"{'% of ceiling':>12} | {'service hot':>11} | {'posting SQL alone':>17} | "
+          f"{'% of ceiling':>12}")
+    print("-" * 111)
     for n in clients:
         # interleaved and best of two: the machine is shared, so a cell measured alone
-        # can land in someone else's burst; both sides get the same treatment
-        cells: dict[str, float] = {"bare": 0.0, "spread": 0.0, "hot": 0.0}
+        # can land in someone else's burst; every column gets the same treatment
+        cells: dict[str, float] = {"bare": 0.0, "spread": 0.0, "hot": 0.0, "sql": 0.0}
         for _ in range(2):
             for kind in cells:
                 cells[kind] = max(cells[kind], _measure(kind, url, n, seconds))
-        bare, spread, hot = cells["bare"], cells["spread"], cells["hot"]
+        bare, spread, hot, alone = cells["bare"], cells["spread"], cells["hot"], cells["sql"]
         print(f"{n:>7} | {bare:>19.0f} | {spread:>14.0f} | {100 * spread / bare:>11.0f}% | "
-              f"{hot:>11.0f}", flush=True)
+              f"{hot:>11.0f} | {alone:>17.0f} | {100 * alone / bare:>11.0f}%", flush=True)
     _verify(url)
 
 
