@@ -53,6 +53,7 @@ BODIES: dict[str, dict[str, Any]] = {
 FORMS: dict[str, dict[str, str]] = {
     "/console/team/invites": {"email": "walker@example.com"},
     "/console/topup": {"amount": "20"},
+    "/console/invites/accept": {"token": "t" * 43},
 }
 """Console forms (urlencoded, without their CSRF token: a guard must answer first)."""
 """Valid bodies of routes that need one, so that a request reaches the resource lookup

@@ -49,7 +49,7 @@ def test_blockers_say_why() -> None:
 
 
 def test_accept_link_points_at_the_console() -> None:
-    assert accept_link("https://app.example/", "t") == "https://app.example/invites/accept?token=t"
+    assert accept_link("https://app.example/", "t") == "https://app.example/console/invites/accept?token=t"
 
 
 def test_roles_and_emails() -> None:

@@ -124,7 +124,7 @@ def test_the_invite_email_goes_through_smtp(
                       json={"email": "friend@example.com"}).status_code == 201
     [(_sender, _rcpts, message)] = inbox.messages
     assert b"To: friend@example.com" in message
-    assert b"http://console.test/invites/accept?token=" in message
+    assert b"http://console.test/console/invites/accept?token=" in message
 
 
 def test_metrics_label_routes_by_template_not_by_url(api: Api) -> None:

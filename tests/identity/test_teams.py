@@ -60,7 +60,7 @@ def test_an_invite_stores_only_the_hash_and_mails_the_link(
     assert row == hash_token(issued.token) and issued.token not in row
     [mail] = mailer.sent
     assert mail.to == "zoe@example.com"
-    assert f"https://console.test/invites/accept?token={issued.token}" in mail.body
+    assert f"https://console.test/console/invites/accept?token={issued.token}" in mail.body
     days = (issued.invite.expires_at - issued.invite.created_at).days
     assert days == 7
 

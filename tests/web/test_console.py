@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from urllib.parse import unquote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +17,7 @@ from hopsplane.api.app import create_app
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
 from tests.identity.conftest import Api, id_settings
+from tests.identity.test_browser_signin import authorize, start
 from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, StripeFront
 
 
@@ -171,3 +173,49 @@ def test_buy_credits_sends_the_browser_to_stripe_checkout(web: Api) -> None:
     assert 'role="alert"' in too_small.text
     with web.db.transaction() as s:
         assert credits.balance(s, owner) == Decimal("0.00")  # paid only when Stripe says so
+
+
+def test_the_invite_email_link_leads_through_sign_in_to_joining(web: Api) -> None:
+    owner, headers = web.new_user()
+    token = csrf_of(web.client.get("/console/team", headers=headers).text)
+    web.client.post("/console/team/invites", data={"csrf": token, "email": "fay@example.com"},
+                    headers=headers)
+    link = re.search(r"http://console\.test(/console/invites/accept\?token=\S+)",
+                     web.mailer.sent[-1].body)
+    assert link, web.mailer.sent[-1].body
+    path = link.group(1)
+    # not signed in yet: a sign-in page that comes back to this very link
+    anonymous = web.client.get(path)
+    assert anonymous.status_code == 401
+    back = re.search(r'href="/auth/login\?return_to=([^"]+)"', anonymous.text)
+    assert back and unquote(back.group(1)) == path
+
+    # the browser signs in (real code flow with PKCE, session cookie) and lands on the link
+    location, _ = start(web, return_to=unquote(back.group(1)))
+    callback = web.client.get("/auth/callback", params=authorize(location, "fay@example.com"),
+                              follow_redirects=False)
+    assert callback.status_code == 302 and callback.headers["location"] == path
+    page = web.client.get(path)  # the cookie, no header
+    assert page.status_code == 200 and "Accept the invite" in page.text
+    invite_token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert invite_token and path.endswith(invite_token.group(1))
+    r = web.client.post("/console/invites/accept", follow_redirects=False,
+                        data={"csrf": csrf_of(page.text), "token": invite_token.group(1)})
+    assert r.status_code == 303 and r.headers["location"] == "/console?notice=joined"
+    with web.db.transaction() as s:
+        joined = s.execute(text("SELECT account_owner_id FROM users "
+                                "WHERE email = 'fay@example.com'")).scalar_one()
+    assert joined == owner
+    home = web.client.get("/console?notice=joined")
+    assert "You joined the team" in home.text and "Buy credits" not in home.text
+
+
+def test_a_bad_invite_token_is_explained_and_changes_nothing(web: Api) -> None:
+    user, headers = web.new_user()
+    page = web.client.get("/console/invites/accept?token=" + "x" * 43, headers=headers)
+    r = web.client.post("/console/invites/accept", headers=headers,
+                        data={"csrf": csrf_of(page.text), "token": "x" * 43})
+    assert r.status_code == 404 and "not valid" in r.text and 'role="alert"' in r.text
+    with web.db.transaction() as s:
+        assert s.execute(text("SELECT account_owner_id FROM users WHERE id = :u"),
+                         {"u": user}).scalar_one() is None

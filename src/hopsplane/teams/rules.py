@@ -35,7 +35,8 @@ def plausible_token(token: str) -> bool:
 
 
 def accept_link(public_url: str, token: str) -> str:
-    return f"{public_url.rstrip('/')}/invites/accept?token={token}"
+    """The console page that accepts an invite (signing the invitee in first)."""
+    return f"{public_url.rstrip('/')}/console/invites/accept?token={token}"
 
 
 def blockers(*, members: int, ledger_entries: int, usage_days: int) -> list[str]:

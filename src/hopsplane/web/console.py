@@ -4,7 +4,8 @@ Who may see what is decided by the API's own guards (MemberDep, OwnerDep), so th
 of the API covers these pages too. Sign-in is the browser flow of /auth (session cookie).
 Pages: ``/console`` (profile, balance, buy credits), ``/console/ledger`` (owner),
 ``/console/usage`` (everyone; a member sees their own share), ``/console/team`` (owner:
-members, pending invites, invite and revoke).
+members, pending invites, invite and revoke), ``/console/invites/accept`` (the page the
+invite email links to).
 
 Forms post ``application/x-www-form-urlencoded`` with a CSRF token bound to the caller's
 session (HMAC of the session cookie under the secret key), on top of the cookie's
@@ -31,7 +32,12 @@ from sqlalchemy.orm import Session
 from hopsplane.accounts import service as accounts
 from hopsplane.api.deps import MemberDep, OwnerDep, Principal, SessionDep
 from hopsplane.api.routers.account import ledger_page
-from hopsplane.api.routers.team import invite_context, limit_invites
+from hopsplane.api.routers.team import (
+    account_hooks,
+    invite_context,
+    limit_accepts,
+    limit_invites,
+)
 from hopsplane.api.session_cookie import SESSION_COOKIE
 from hopsplane.billing import service as billing
 from hopsplane.config import Settings
@@ -51,6 +57,7 @@ NOTICES = {
     "invited": "Invite sent.",
     "already-invited": "That address already has a pending invite; nothing was sent again.",
     "revoked": "Invite revoked: its link no longer works.",
+    "joined": "You joined the team: this is now the account you work in.",
 }
 """Messages a redirect may ask for by name (never text from the query string)."""
 
@@ -131,7 +138,8 @@ def home(request: Request, principal: MemberDep, session: SessionDep) -> HTMLRes
     stripe = getattr(request.app.state, "stripe", None)
     return render(request, "home.html", principal, profile=profile, standing=standing,
                   can_buy=principal.is_owner and stripe is not None,
-                  topup=stripe.config if stripe is not None else None)
+                  topup=stripe.config if stripe is not None else None,
+                  notice=NOTICES.get(request.query_params.get("notice", "")))
 
 
 @router.post("/console/topup")
@@ -220,3 +228,29 @@ def revoke(
     except AppError as exc:
         return _team(request, principal, session, exc.status, error=exc.message)
     return RedirectResponse("/console/team?notice=revoked", status_code=303)
+
+
+@router.get("/console/invites/accept")
+def accept_page(
+    request: Request, principal: MemberDep,
+    token: Annotated[str, Query(max_length=128)] = "",
+) -> HTMLResponse:
+    """Where the invite email leads (after signing in, if needed): what joining means, and
+    the button that does it."""
+    return render(request, "accept.html", principal, token=token)
+
+
+@router.post("/console/invites/accept")
+def accept(
+    request: Request, principal: MemberDep, session: SessionDep, form: FormDep
+) -> Response:
+    token = form.get("token", "")
+    try:
+        limit_accepts(request, principal)
+        _attempt(session, lambda: teams.accept_invite(
+            session, account_hooks(request), principal.user_id, principal.email,
+            principal.email_verified, token))
+    except AppError as exc:
+        return render(request, "accept.html", principal, exc.status, error=exc.message,
+                      token=token)
+    return RedirectResponse("/console?notice=joined", status_code=303)

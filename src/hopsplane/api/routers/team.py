@@ -42,7 +42,7 @@ def invite_context(request: Request) -> teams.InviteContext:
     )
 
 
-def _hooks(request: Request) -> AccountHooks:
+def account_hooks(request: Request) -> AccountHooks:
     hooks: AccountHooks = request.app.state.account_hooks
     return hooks
 
@@ -53,6 +53,12 @@ def _limit(request: Request, bucket: str, limit: int, what: str) -> None:
     with db.transaction() as s:
         attempt = ratelimits.record(s, bucket)
     ratelimits.enforce(attempt, limit=limit, what=what)
+
+
+def limit_accepts(request: Request, principal: Principal) -> None:
+    settings: Settings = request.app.state.settings
+    _limit(request, f"invite:accept:{principal.user_id}",
+           settings.rate_limit_accepts_per_hour, "invite acceptance attempts")
 
 
 def limit_invites(request: Request, principal: Principal) -> None:
@@ -155,7 +161,7 @@ def remove_member(
     request: Request, principal: OwnerDep, session: SessionDep, member_id: str
 ) -> MemberOut:
     """Remove a member: they become the owner of a new, empty account."""
-    return teams.remove_member(session, _hooks(request), principal.user_id, member_id)
+    return teams.remove_member(session, account_hooks(request), principal.user_id, member_id)
 
 
 @router.put(
@@ -167,7 +173,7 @@ def assign_project(
 ) -> MemberOut:
     """Assign a Hopsworks project to a member."""
     return teams.assign_project(
-        session, _hooks(request), principal.user_id, member_id, body.hopsworks_project_id
+        session, account_hooks(request), principal.user_id, member_id, body.hopsworks_project_id
     )
 
 
@@ -180,10 +186,8 @@ def accept_invite(
 ) -> Membership:
     """Join the account that invited you. Your verified email must be the invited one.
     Unknown token: 404; used, revoked or expired: 410."""
-    settings: Settings = request.app.state.settings
-    _limit(request, f"invite:accept:{principal.user_id}",
-           settings.rate_limit_accepts_per_hour, "invite acceptance attempts")
+    limit_accepts(request, principal)
     return teams.accept_invite(
-        session, _hooks(request), principal.user_id, principal.email,
+        session, account_hooks(request), principal.user_id, principal.email,
         principal.email_verified, body.token,
     )
