@@ -26,6 +26,7 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -47,40 +48,40 @@ def _settings() -> Settings:
     return Settings(environment="development", db_pool_size=1, db_max_overflow=0)
 
 
-def _bare_client(url: str, seconds: float, barrier: object, client: int) -> int:
+def _psycopg_client(
+    url: str, seconds: float, barrier: object, statement: str,
+    params: Callable[[int], tuple[object, ...]],
+) -> int:
+    """One statement and a commit per transaction, on a bare psycopg connection."""
     with psycopg.connect(url) as conn:
         barrier.wait()  # type: ignore[attr-defined]
         end = time.perf_counter() + seconds
         n = 0
         while time.perf_counter() < end:
-            conn.execute(
-                "INSERT INTO bench_bare (account, amount) VALUES (%s, %s)",
-                (f"c{client}", Decimal("1.00")),
-            )
+            conn.execute(statement, params(n))
             conn.commit()
             n += 1
         return n
+
+
+def _bare_client(url: str, seconds: float, barrier: object, client: int) -> int:
+    return _psycopg_client(url, seconds, barrier,
+                           "INSERT INTO bench_bare (account, amount) VALUES (%s, %s)",
+                           lambda n: (f"c{client}", Decimal("1.00")))
 
 
 def _sql_client(url: str, seconds: float, barrier: object, client: int) -> int:
     """The posting's own SQL without the service: the same function call as
-    credits.service.post makes, from psycopg, one transaction each. What the schema's
-    guarantees cost on the server, with the least Python around it."""
+    credits.service.post makes, one transaction each. What the schema's guarantees cost
+    on the server, with the least Python around it."""
     rng = random.Random(client)
     prefix = uuid.uuid4().hex[:8]
-    with psycopg.connect(url) as conn:
-        barrier.wait()  # type: ignore[attr-defined]
-        end = time.perf_counter() + seconds
-        n = 0
-        while time.perf_counter() < end:
-            conn.execute(
-                "SELECT * FROM hopsplane.post_next_entry(%s, %s, 'grant', NULL, NULL, %s, NULL)",
-                (f"bench|{rng.randrange(SPREAD_ACCOUNTS):04d}", Decimal("1.00"),
-                 f"s:{prefix}:{n}"),
-            ).fetchone()
-            conn.commit()
-            n += 1
-        return n
+    return _psycopg_client(
+        url, seconds, barrier,
+        "SELECT * FROM hopsplane.post_next_entry(%s, %s, 'grant', NULL, NULL, %s, NULL)",
+        lambda n: (f"bench|{rng.randrange(SPREAD_ACCOUNTS):04d}", Decimal("1.00"),
+                   f"s:{prefix}:{n}"),
+    )
 
 
 def _service_client(url: str, seconds: float, barrier: object, client: int, hot: bool) -> int:
