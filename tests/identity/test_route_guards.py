@@ -54,6 +54,7 @@ FORMS: dict[str, dict[str, str]] = {
     "/console/team/invites": {"email": "walker@example.com"},
     "/console/topup": {"amount": "20"},
     "/console/invites/accept": {"token": "t" * 43},
+    "/console/admin/accounts/{account_id}/grant": {"amount": "1", "reason": "walk", "key": "k"},
 }
 """Console forms (urlencoded, without their CSRF token: a guard must answer first)."""
 """Valid bodies of routes that need one, so that a request reaches the resource lookup

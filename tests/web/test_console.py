@@ -219,3 +219,63 @@ def test_a_bad_invite_token_is_explained_and_changes_nothing(web: Api) -> None:
     with web.db.transaction() as s:
         assert s.execute(text("SELECT account_owner_id FROM users WHERE id = :u"),
                          {"u": user}).scalar_one() is None
+
+
+def ledger_count(db: Database, account: str) -> int:
+    with db.transaction() as s:
+        return int(s.execute(text("SELECT count(*) FROM credits_ledger "
+                                  "WHERE account_owner_id = :a"), {"a": account}).scalar_one())
+
+
+def test_admin_pages_are_for_platform_admins_only(web: Api) -> None:
+    _, owner_headers = web.new_user()
+    r = web.client.get("/console/admin", headers=owner_headers)
+    assert r.status_code == 403 and "only platform admins" in r.text
+    _, admin_headers = web.new_user(admin=True)
+    page = web.client.get("/console/admin", headers=admin_headers)
+    assert page.status_code == 200 and "No clusters registered" in page.text
+
+
+def test_admin_finds_an_account_and_grants_once_per_form(web: Api) -> None:
+    owner, _ = web.new_user(email="gus@example.com")
+    member, member_headers = web.new_user()
+    with web.db.transaction() as s:
+        s.execute(text("UPDATE users SET account_owner_id = :o WHERE id = :m"),
+                  {"o": owner, "m": member})
+    _, admin_headers = web.new_user(admin=True)
+    found = web.client.get("/console/admin/find", params={"q": "GUS@example.com"},
+                           headers=admin_headers, follow_redirects=False)
+    assert found.status_code == 303
+    account_path = found.headers["location"]
+    assert unquote(account_path) == f"/console/admin/accounts/{owner}"
+    # looking up a member leads to their owner's account
+    via_member = web.client.get("/console/admin/find", params={"q": member},
+                                headers=admin_headers, follow_redirects=False)
+    assert via_member.headers["location"] == account_path
+    missing = web.client.get("/console/admin/find", params={"q": "nobody@example.com"},
+                             headers=admin_headers)
+    assert missing.status_code == 404 and "nobody@example.com" in missing.text
+
+    page = web.client.get(account_path, headers=admin_headers)
+    fields = {"csrf": csrf_of(page.text),
+              "key": re.search(r'name="key" value="([0-9a-f]{32})"', page.text).group(1),  # type: ignore[union-attr]
+              "amount": "12.50", "reason": "support ticket 42"}
+    grant_path = account_path + "/grant"
+    no_reason = web.client.post(grant_path, data={**fields, "reason": " "},
+                                headers=admin_headers)
+    assert no_reason.status_code == 422 and "reason" in no_reason.text
+    assert ledger_count(web.db, owner) == 0
+    for _ in range(2):  # the same form twice: one grant
+        r = web.client.post(grant_path, data=fields, headers=admin_headers,
+                            follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].endswith("?notice=granted")
+    assert ledger_count(web.db, owner) == 1
+    with web.db.transaction() as s:
+        assert credits.balance(s, owner) == Decimal("12.50")
+    # the same key with another amount is refused, not applied
+    other = web.client.post(grant_path, data={**fields, "amount": "99"}, headers=admin_headers)
+    assert other.status_code == 409 and ledger_count(web.db, owner) == 1
+    shown = web.client.get(account_path + "?notice=granted", headers=admin_headers)
+    assert '<strong id="balance">12.50</strong>' in shown.text and "support ticket 42" in shown.text
+    # a member asking for the admin pages is refused
+    assert web.client.get(account_path, headers=member_headers).status_code == 403

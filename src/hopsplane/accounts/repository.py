@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts.rules import LOGIN_TOUCH_SECONDS
@@ -39,6 +39,14 @@ def insert_owner(session: Session, user_id: str, email: str, name: str | None) -
 
 def get(session: Session, user_id: str) -> User | None:
     return session.get(User, user_id)
+
+
+def get_by_email(session: Session, email: str) -> User | None:
+    """Emails are unique case-insensitively in practice (stored lower-cased at sign-in);
+    the lookup uses the lower(email) index."""
+    return session.scalars(
+        select(User).where(func.lower(User.email) == email.strip().lower()).limit(1)
+    ).first()
 
 
 def touch_login(session: Session, user_id: str) -> bool:

@@ -89,6 +89,18 @@ def list_users(
     return [summary(u) for u in repo.list_users(session, limit=limit, after=after)]
 
 
+def find_user(session: Session, id_or_email: str) -> UserSummary:
+    """A user by Auth0 id or by email (what an operator has at hand)."""
+    wanted = id_or_email.strip()
+    if not wanted:
+        raise Invalid("type a user id or an email address")
+    user = repo.get_by_email(session, wanted) if "@" in wanted and "|" not in wanted else None
+    user = user or repo.get(session, wanted)
+    if user is None:
+        raise NotFound(f"no user with id or email {wanted!r}")
+    return summary(user)
+
+
 def get_user(session: Session, user_id: str) -> UserSummary:
     user = repo.get(session, user_id)
     if user is None:

@@ -5,7 +5,8 @@ of the API covers these pages too. Sign-in is the browser flow of /auth (session
 Pages: ``/console`` (profile, balance, buy credits), ``/console/ledger`` (owner),
 ``/console/usage`` (everyone; a member sees their own share), ``/console/team`` (owner:
 members, pending invites, invite and revoke), ``/console/invites/accept`` (the page the
-invite email links to).
+invite email links to), and for platform admins ``/console/admin`` (clusters and their
+capacity, any account by id or email, grants with a reason).
 
 Forms post ``application/x-www-form-urlencoded`` with a CSRF token bound to the caller's
 session (HMAC of the session cookie under the secret key), on top of the cookie's
@@ -22,15 +23,16 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
-from hopsplane.api.deps import MemberDep, OwnerDep, Principal, SessionDep
+from hopsplane.api.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
 from hopsplane.api.routers.account import ledger_page
 from hopsplane.api.routers.team import (
     account_hooks,
@@ -40,9 +42,10 @@ from hopsplane.api.routers.team import (
 )
 from hopsplane.api.session_cookie import SESSION_COOKIE
 from hopsplane.billing import service as billing
+from hopsplane.clusters import service as clusters
 from hopsplane.config import Settings
 from hopsplane.credits import service as credits
-from hopsplane.errors import AppError, Forbidden, Invalid, PayloadTooLarge
+from hopsplane.errors import AppError, Forbidden, Invalid, NotFound, PayloadTooLarge
 from hopsplane.payments import service as payments
 from hopsplane.teams import service as teams
 
@@ -52,12 +55,14 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 MAX_FORM_BYTES = 16 * 1024
 USAGE_DEFAULT_DAYS = 30
 TEAM_PAGE = 200
+ADMIN_CLUSTERS = 200
 
 NOTICES = {
     "invited": "Invite sent.",
     "already-invited": "That address already has a pending invite; nothing was sent again.",
     "revoked": "Invite revoked: its link no longer works.",
     "joined": "You joined the team: this is now the account you work in.",
+    "granted": "Credit granted (a repeated form grants once).",
 }
 """Messages a redirect may ask for by name (never text from the query string)."""
 
@@ -254,3 +259,77 @@ def accept(
         return render(request, "accept.html", principal, exc.status, error=exc.message,
                       token=token)
     return RedirectResponse("/console?notice=joined", status_code=303)
+
+
+# --- platform admins ----------------------------------------------------------------------
+
+
+@router.get("/console/admin")
+def admin_home(request: Request, admin: AdminDep, session: SessionDep) -> HTMLResponse:
+    """Clusters and their capacity, and a lookup of any account."""
+    rows, more = clusters.list_clusters(session, limit=ADMIN_CLUSTERS)
+    return render(request, "admin.html", admin, clusters=rows, more=more is not None)
+
+
+@router.get("/console/admin/find")
+def admin_find(
+    request: Request, admin: AdminDep, session: SessionDep,
+    q: Annotated[str, Query(max_length=320)] = "",
+) -> Response:
+    try:
+        user = accounts.find_user(session, q)
+    except AppError as exc:
+        rows, more = clusters.list_clusters(session, limit=ADMIN_CLUSTERS)
+        return render(request, "admin.html", admin, exc.status, error=exc.message,
+                      clusters=rows, more=more is not None, q=q)
+    account = user.account_owner_id or user.id
+    return RedirectResponse(f"/console/admin/accounts/{quote(account, safe='')}",
+                            status_code=303)
+
+
+def _admin_account(
+    request: Request, admin: Principal, session: Session, account_id: str,
+    status_code: int = 200, error: str | None = None, form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    user = accounts.get_user(session, account_id)
+    if user.account_owner_id is not None:
+        raise NotFound(f"{account_id!r} is a team member: look up their owner "
+                       f"{user.account_owner_id!r}")
+    return render(
+        request, "admin_account.html", admin, status_code, error=error, user=user,
+        standing=credits.standing(session, account_id),
+        ledger=ledger_page(session, account_id, 20, None),
+        assignment=clusters.assignment(session, account_id),
+        notice=NOTICES.get(request.query_params.get("notice", "")),
+        form=form or {}, grant_key=uuid.uuid4().hex,
+    )
+
+
+@router.get("/console/admin/accounts/{account_id}")
+def admin_account(
+    request: Request, admin: AdminDep, session: SessionDep,
+    account_id: Annotated[str, PathParam(min_length=1, max_length=255)],
+) -> HTMLResponse:
+    return _admin_account(request, admin, session, account_id)
+
+
+@router.post("/console/admin/accounts/{account_id}/grant")
+def admin_grant(
+    request: Request, admin: AdminDep, session: SessionDep, form: FormDep,
+    policy: PolicyDep, account_id: Annotated[str, PathParam(min_length=1, max_length=255)],
+) -> Response:
+    """Free credit with a reason. The form carries an idempotency key made when the page
+    was rendered, so submitting it twice (a double click, a resent POST) grants once."""
+    try:
+        key = form.get("key", "")
+        if not key or len(key) > 64:
+            raise Invalid("the form has no grant key: reload the page and retry")
+        _attempt(session, lambda: credits.grant(
+            session, account_id, form.get("amount", "").strip(),
+            reason=form.get("reason", ""), idempotency_key=f"console-grant:{key}",
+            granted_by=admin.user_id, hooks=policy.hooks, thresholds=policy.thresholds))
+    except AppError as exc:
+        return _admin_account(request, admin, session, account_id, exc.status,
+                              error=exc.message, form=form)
+    return RedirectResponse(
+        f"/console/admin/accounts/{quote(account_id, safe='')}?notice=granted", status_code=303)
