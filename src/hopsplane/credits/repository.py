@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from hopsplane.credits.schemas import BalanceEvent, ChainBreak, LedgerEntryOut, Posting
@@ -162,10 +162,23 @@ def _driver(session: Session) -> psycopg.Connection[Any]:
     return conn
 
 
+def _fetch_one(session: Session, statement: str, params: dict[str, Any]) -> Any:
+    """One row of a statement run on the session's psycopg connection, with psycopg's
+    errors raised as SQLAlchemy's (what the callers and the API's handlers expect): a
+    constraint refusal as IntegrityError, a value PostgreSQL cannot hold (a NUL in text)
+    as DataError."""
+    try:
+        return _driver(session).execute(statement, params).fetchone()
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(statement, params, exc) from exc
+    except psycopg.DataError as exc:
+        raise DataError(statement, params, exc) from exc
+
+
 def owner_and_lock(session: Session, account_id: str) -> tuple[bool, str | None]:
     """(exists, account_owner_id) of a user, taking the account's ledger lock when the
     user exists: the owner check and the lock in one round trip."""
-    row = _driver(session).execute(_OWNER_AND_LOCK_SQL, {"account": account_id}).fetchone()
+    row = _fetch_one(session, _OWNER_AND_LOCK_SQL, {"account": account_id})
     return (False, None) if row is None else (True, row[0])
 
 
@@ -185,10 +198,7 @@ def post_next(session: Session, posting: Posting) -> tuple[bool, str | None, Led
         "key": posting.idempotency_key,
         "refund_of": posting.refund_of,
     }
-    try:
-        row = _driver(session).execute(_POST_NEXT_SQL, params).fetchone()
-    except psycopg.errors.IntegrityError as exc:
-        raise IntegrityError(_POST_NEXT_SQL, params, exc) from exc
+    row = _fetch_one(session, _POST_NEXT_SQL, params)
     assert row is not None  # the function returns exactly one row
     found, member_of, entry_id, seq, amount, after, created_at = row
     entry = None
