@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -121,10 +122,20 @@ def test_logout_forgets_the_session_and_signs_out_at_the_provider(api: Api) -> N
     api.client.get("/auth/callback", params=authorize(location, "hal@example.com"),
                    follow_redirects=False)
     assert api.client.get("/v1/me").status_code == 200
-    r = api.client.get("/auth/logout", follow_redirects=False)
-    assert r.status_code == 302
+    # another site's form (no token) cannot sign the user out, nor can a GET
+    assert api.client.post("/auth/logout", follow_redirects=False).status_code == 403
+    assert api.client.get("/auth/logout", follow_redirects=False).status_code == 405
+    assert api.client.get("/v1/me").status_code == 200
+    page = api.client.get("/console")
+    token = re.search(r'action="/auth/logout"><input type="hidden" name="csrf" value="(\w+)"',
+                      page.text)
+    assert token, page.text
+    r = api.client.post("/auth/logout", data={"csrf": token.group(1)}, follow_redirects=False)
+    assert r.status_code == 303
     assert r.headers["location"].startswith(api.issuer.issuer + "v2/logout?")
     assert api.client.get("/v1/me").status_code == 401
+    # signed out already: nothing to forget, no token needed
+    assert api.client.post("/auth/logout", follow_redirects=False).status_code == 303
 
 
 def test_the_dev_issuer_hands_out_api_tokens_for_shell_use(api: Api) -> None:

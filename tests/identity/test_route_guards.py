@@ -18,15 +18,15 @@ from starlette.routing import Route
 
 from hopsplane.api.app import create_app
 from hopsplane.api.deps import OwnerDep, require_admin, require_member, require_owner
+from hopsplane.api.forms import csrf_for
 from hopsplane.api.routers.usage import usage_submitter
 from hopsplane.db.engine import Database
 from hopsplane.teams.rules import hash_token
-from hopsplane.web.console import csrf_for
 from tests.identity.conftest import id_settings
 
 ANONYMOUS = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
-    ("GET", "/auth/login"), ("GET", "/auth/callback"), ("GET", "/auth/logout"),
+    ("GET", "/auth/login"), ("GET", "/auth/callback"), ("POST", "/auth/logout"),
     ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"), ("HEAD", "/openapi.json"), ("HEAD", "/docs"),
     ("HEAD", "/docs/oauth2-redirect"), ("HEAD", "/redoc"),

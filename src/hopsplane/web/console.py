@@ -16,16 +16,14 @@ changes nothing: the service call runs in a savepoint that is rolled back on err
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -33,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
 from hopsplane.api.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
+from hopsplane.api.forms import FormDep, csrf_token
 from hopsplane.api.routers.account import ledger_page
 from hopsplane.api.routers.team import (
     account_hooks,
@@ -40,19 +39,16 @@ from hopsplane.api.routers.team import (
     limit_accepts,
     limit_invites,
 )
-from hopsplane.api.session_cookie import SESSION_COOKIE
 from hopsplane.billing import service as billing
 from hopsplane.clusters import service as clusters
-from hopsplane.config import Settings
 from hopsplane.credits import service as credits
-from hopsplane.errors import AppError, Forbidden, Invalid, NotFound, PayloadTooLarge
+from hopsplane.errors import AppError, Invalid, NotFound
 from hopsplane.payments import service as payments
 from hopsplane.teams import service as teams
 
 router = APIRouter(include_in_schema=False, tags=["console"])
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
-MAX_FORM_BYTES = 16 * 1024
 USAGE_DEFAULT_DAYS = 30
 TEAM_PAGE = 200
 ADMIN_CLUSTERS = 200
@@ -73,34 +69,6 @@ def is_console(request: Request) -> bool:
     return request.url.path == "/console" or request.url.path.startswith("/console/")
 
 
-def csrf_for(settings: Settings, credentials: str) -> str:
-    key = hashlib.sha256(f"hopsplane:csrf:{settings.effective_secret_key}".encode()).digest()
-    return hmac.new(key, credentials.encode(), hashlib.sha256).hexdigest()
-
-
-def csrf_token(request: Request) -> str:
-    """Bound to the caller's credentials: the session cookie (browsers), else the bearer
-    header (a script, which no other site can make a browser send)."""
-    proof = request.cookies.get(SESSION_COOKIE) or request.headers.get("authorization", "")
-    return csrf_for(request.app.state.settings, proof)
-
-
-async def form_fields(request: Request) -> dict[str, str]:
-    """The posted form (urlencoded), one value per field, with the CSRF token checked."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise PayloadTooLarge(f"a console form is at most {MAX_FORM_BYTES} bytes")
-    try:
-        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError as exc:
-        raise Invalid("the form is not UTF-8") from exc
-    fields = {k: v[-1] for k, v in parsed.items()}
-    if not hmac.compare_digest(fields.get("csrf", ""), csrf_token(request)):
-        raise Forbidden("the form expired or came from another site: reload the page and retry")
-    return fields
-
-
-FormDep = Annotated[dict[str, str], Depends(form_fields)]
 
 
 def render(

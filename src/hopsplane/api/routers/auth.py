@@ -1,6 +1,6 @@
 """Browser sign-in, server side: /auth/login → the identity provider's /authorize (code flow
 with PKCE) → /auth/callback (code exchanged for an access token, verified like any API
-token, session cookie set) and /auth/logout. Anonymous by design; the console only renders
+token, session cookie set) and POST /auth/logout. Anonymous by design; the console only renders
 pages around them."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from hopsplane.accounts import service as accounts
 from hopsplane.accounts.schemas import SignIn
 from hopsplane.api.deps import SessionDep
 from hopsplane.api.errors import error_responses
+from hopsplane.api.forms import check_csrf, read_form
 from hopsplane.api.session_cookie import LOGIN_COOKIE, SESSION_COOKIE, CookieSigner
 from hopsplane.config import Settings
 from hopsplane.errors import Unauthorized, Unavailable
@@ -133,18 +134,24 @@ def callback(
     return response
 
 
-@router.get(
-    "/logout", status_code=302, response_class=RedirectResponse,
-    responses={**_REDIRECT, **error_responses(422)},
+@router.post(
+    "/logout", status_code=303, response_class=RedirectResponse,
+    responses={303: {"description": "Redirect to the identity provider's sign-out."},
+               **error_responses(403, 413, 422)},
 )
-def logout(request: Request) -> RedirectResponse:
-    """Forget the session cookie, then sign out at the identity provider too."""
+async def logout(request: Request) -> RedirectResponse:
+    """Forget the session cookie, then sign out at the identity provider too. A POST (the
+    console's "sign out" button) with the form's CSRF token when a session cookie is
+    present, so another site cannot sign people out; without a cookie there is nothing to
+    forget and no token is needed."""
+    if request.cookies.get(SESSION_COOKIE):
+        check_csrf(request, await read_form(request))
     settings = _settings(request)
     provider: IdentityProvider | None = getattr(request.app.state, "identity", None)
     home = settings.public_url.rstrip("/") + "/"
     target = home
     if provider is not None and provider.web is not None:
         target = provider.web.logout_url(return_to=home)
-    response = RedirectResponse(target, status_code=302)
+    response = RedirectResponse(target, status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
