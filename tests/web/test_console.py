@@ -101,6 +101,9 @@ def test_usage_page_shows_days_and_breakdown_and_refuses_bad_dates(web: Api) -> 
                        headers=headers)
     assert r.status_code == 200
     assert "2026-11-20" in r.text and f"{owner}: 12345" in r.text
+    # the first days of the calendar: the default window is cut short, not an overflow
+    assert web.client.get("/console/usage", params={"to": "0001-01-05"},
+                          headers=headers).status_code == 200
     bad = web.client.get("/console/usage", params={"from": "2026-13-01"}, headers=headers)
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
     backwards = web.client.get("/console/usage", params={"from": "2026-11-24", "to": "2026-11-01"},

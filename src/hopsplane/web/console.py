@@ -152,7 +152,8 @@ def usage(
     date_to: Annotated[date | None, Query(alias="to")] = None,
 ) -> HTMLResponse:
     last = date_to or date.today()
-    first = date_from or last - timedelta(days=USAGE_DEFAULT_DAYS - 1)
+    first = date_from or max(date.min, last - timedelta(days=min(
+        USAGE_DEFAULT_DAYS - 1, (last - date.min).days)))
     member = None if principal.is_owner else principal.user_id
     report = billing.usage_report(session, principal.account_id, first, last, member_id=member)
     return render(request, "usage.html", principal, report=report)
