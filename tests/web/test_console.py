@@ -4,33 +4,16 @@ their CSRF token, and a refused form shows why and changes nothing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from urllib.parse import unquote
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from hopsplane.api.app import create_app
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
-from tests.identity.conftest import Api, id_settings
+from tests.identity.conftest import Api
 from tests.identity.test_browser_signin import authorize, start
-from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, StripeFront
-
-
-@pytest.fixture
-def web(fresh_db: Database, stripe_front: StripeFront) -> Iterator[Api]:
-    settings = id_settings(
-        stripe_secret_key=TEST_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
-        stripe_api_base=stripe_front.url, stripe_min_topup=Decimal("5.00"),
-        stripe_max_topup=Decimal("5000.00"),
-    )
-    app = create_app(settings, database=fresh_db)
-    with TestClient(app) as client:
-        yield Api(app, client)
 
 
 def csrf_of(page: str) -> str:

@@ -78,7 +78,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(_body("Invalid", "; ".join(parts)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400 and "parsing the body" in str(exc.detail):
             # A body that is not JSON fails validation like any other bad body: one status
             # (422) for every malformed input, declared on every operation that takes one.
@@ -86,6 +86,9 @@ def install_error_handlers(app: FastAPI) -> None:
                 _body("Invalid", "the request body is not valid JSON"), status_code=422
             )
         name = _STATUS_NAMES.get(exc.status_code, "HTTPError")
+        page = _as_html(request, AppError(str(exc.detail), status=exc.status_code))
+        if page is not None:
+            return page
         return JSONResponse(
             _body(name, str(exc.detail)),
             status_code=exc.status_code,
@@ -93,10 +96,13 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(DataError)
-    async def _data(request: Request, exc: DataError) -> JSONResponse:
+    async def _data(request: Request, exc: DataError) -> Response:
         # The database refused a value (a NUL character in text, a number out of range):
         # the input was bad and the transaction is rolled back, so nothing changed.
         reason = str(getattr(exc.orig, "args", [""])[0] or "a value was refused").split("\n")[0]
+        page = _as_html(request, Invalid(f"invalid value: {reason}"))
+        if page is not None:
+            return page
         return JSONResponse(_body("Invalid", f"invalid value: {reason}"), status_code=422)
 
     @app.exception_handler(Exception)

@@ -36,7 +36,7 @@ def ledger_page(
     """Newest first; the cursor is the sequence number below which the next page starts."""
     before: int | None = None
     if cursor is not None:
-        if not (cursor.isascii() and cursor.isdigit()) or int(cursor) < 1:
+        if not (cursor.isascii() and cursor.isdigit()) or not 1 <= int(cursor) < 2**63:
             raise Invalid("cursor must be a `next_cursor` returned by a previous page")
         before = int(cursor)
     items = credits.history(session, account_id, limit=limit, before_seq=before)
