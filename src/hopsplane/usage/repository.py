@@ -50,13 +50,13 @@ _PREPARE = """
 CREATE TEMP TABLE IF NOT EXISTS usage_incoming (
   event_id text, source text, cluster_id uuid, account_id text, project_id integer,
   namespace text, user_id text, occurred_at timestamptz, compute_units numeric,
-  cpu_seconds numeric
+  cpu_seconds numeric, batch integer
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS usage_ready (
   event_id text, source text, cluster_id uuid, account_id text, project_id integer,
   namespace text, user_id text, occurred_at timestamptz, compute_units numeric,
   cpu_seconds numeric, status text, problem text, account_owner_id text,
-  attributed_user_id text
+  attributed_user_id text, batch integer
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS usage_fold (
   account_owner_id text, day date, attributed_user_id text, source text,
@@ -196,14 +196,19 @@ CASE
 END
 """
 
-# Resolves the events of the CTE `ev` (event_id, account_id, project_id, namespace,
-# cluster_id, user_id, ...) set-based: `resolved` has every column of `ev` plus owner_id,
-# candidates (how many accounts the event names), attributed (the user it is billed to)
-# and user_ok. An event names an account by a user id (owner, or member: billed to the
-# owner), a Hopsworks project id (users.hopsworks_project_id) or, for collected events,
-# a namespace (the owner's metadata.hopsworks_project_name, lowercased, '_' -> '-'). An
-# event with a cluster only matches accounts assigned to that cluster.
-_RESOLVE = """
+# Resolves the events of the CTE `ev` (with the columns `ev_columns`: event_id,
+# account_id, project_id, namespace, cluster_id, user_id, ...) set-based: `resolved` has
+# those columns plus owner_id, candidates (how many accounts the event names), attributed
+# (the user it is billed to) and user_ok. An event names an account by a user id (owner, or
+# member: billed to the owner), a Hopsworks project id (users.hopsworks_project_id) or, for
+# collected events, a namespace (the owner's metadata.hopsworks_project_name, lowercased,
+# '_' -> '-'). An event with a cluster only matches accounts assigned to that cluster.
+# The candidates are grouped back onto the events by all of the events' columns, not
+# joined back by id after grouping: the planner cannot estimate the grouped rows, and
+# took a nested loop between the batch and itself (quadratic in the batch size).
+def _resolve(ev_columns: str) -> str:
+    grouped = ", ".join(f"e.{c.strip()}" for c in ev_columns.split(","))
+    return f"""
 cand AS (
   SELECT e.event_id, COALESCE(u.account_owner_id, u.id) AS owner_id,
          CASE WHEN u.account_owner_id IS NOT NULL THEN u.id END AS member_id
@@ -217,62 +222,65 @@ cand AS (
     ON u.account_owner_id IS NULL
    AND replace(lower(u.metadata ->> 'hopsworks_project_name'), '_', '-') = e.namespace
 ), res AS (
-  SELECT c.event_id, min(c.owner_id) AS owner_id, min(c.member_id) AS member_id,
+  SELECT {grouped}, min(c.owner_id) AS owner_id, min(c.member_id) AS member_id,
          count(DISTINCT c.owner_id) AS candidates
-  FROM cand c JOIN ev e USING (event_id)
-  WHERE e.cluster_id IS NULL OR EXISTS (
-    SELECT 1 FROM public.account_clusters ac
-    WHERE ac.account_owner_id = c.owner_id AND ac.hopsworks_cluster_id = e.cluster_id)
-  GROUP BY c.event_id
+  FROM ev e LEFT JOIN cand c ON c.event_id = e.event_id AND (
+    e.cluster_id IS NULL OR EXISTS (
+      SELECT 1 FROM public.account_clusters ac
+      WHERE ac.account_owner_id = c.owner_id AND ac.hopsworks_cluster_id = e.cluster_id))
+  GROUP BY {grouped}
 ), resolved AS (
-  SELECT e.*, r.owner_id, COALESCE(r.candidates, 0) AS candidates,
-         COALESCE(e.user_id, r.member_id, r.owner_id) AS attributed,
-         (e.user_id IS NULL OR EXISTS (
+  SELECT r.*, COALESCE(r.user_id, r.member_id, r.owner_id) AS attributed,
+         (r.user_id IS NULL OR EXISTS (
             SELECT 1 FROM public.users u
-            WHERE u.id = e.user_id AND COALESCE(u.account_owner_id, u.id) = r.owner_id)
+            WHERE u.id = r.user_id AND COALESCE(u.account_owner_id, u.id) = r.owner_id)
          ) AS user_ok
-  FROM ev e LEFT JOIN res r USING (event_id)
+  FROM res r
 ), checked AS (
-  SELECT r.*, """ + _PROBLEM + """ AS problem FROM resolved r
+  SELECT r.*, {_PROBLEM} AS problem FROM resolved r
 )"""
 
-# Outside the lock: resolve the batch (each id once) into usage_ready.
-_RESOLVE_BATCH = text(
+# Outside the lock: resolve the batches (each id once, from the first batch that has it)
+# into usage_ready.
+_RESOLVE_BATCHES = text(
     f"""
 WITH ev AS (
-  SELECT DISTINCT ON (event_id) * FROM usage_incoming ORDER BY event_id
-), {_RESOLVE}
-INSERT INTO usage_ready ({_READY_COLUMNS})
+  SELECT DISTINCT ON (event_id) * FROM usage_incoming ORDER BY event_id, batch
+), {_resolve(_INCOMING_COLUMNS + ", batch")}
+INSERT INTO usage_ready ({_READY_COLUMNS}, batch)
 SELECT {_INCOMING_COLUMNS},
        CASE WHEN problem IS NULL THEN 'folded' ELSE 'unmatched' END, problem,
        CASE WHEN problem IS NULL THEN owner_id END,
-       CASE WHEN problem IS NULL THEN attributed END
+       CASE WHEN problem IS NULL THEN attributed END,
+       batch
 FROM checked
 """
 )
 
-# Under the lock: store the new events, stage their sums, fold them in. Answers
-# (accepted, unmatched, staged) and then the number of days changed.
+# Under the lock: store the new events, stage their sums, fold them in. Answers per batch
+# with new events (batch, accepted, unmatched, days its new events touched).
 _STORE_AND_FOLD = f"""
 {_FOLD_LOCK};
 WITH ins AS (
   INSERT INTO hopsplane.usage_events ({_READY_COLUMNS})
   SELECT {_READY_COLUMNS} FROM usage_ready ORDER BY event_id
   ON CONFLICT (event_id) DO NOTHING
-  RETURNING account_owner_id, day, attributed_user_id, source, compute_units, cpu_seconds,
-            status
+  RETURNING event_id, account_owner_id, day, attributed_user_id, source, compute_units,
+            cpu_seconds, status
 ), counted AS (
   SELECT account_owner_id, day, attributed_user_id, source, compute_units, cpu_seconds,
          1 AS n
   FROM ins WHERE status = 'folded'
 ), {_STAGE}
-SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ins WHERE status = 'unmatched'),
-       (SELECT count(*) FROM staged);
+SELECT r.batch, count(*), count(*) FILTER (WHERE i.status = 'unmatched'),
+       count(DISTINCT (i.account_owner_id, i.day)) FILTER (WHERE i.status = 'folded'),
+       (SELECT count(*) FROM staged)
+FROM ins i JOIN usage_ready r USING (event_id)
+GROUP BY r.batch;
 SET LOCAL enable_seqscan = off;
 {_ENSURE_DAYS};
 {_ROUNDS};
 SET LOCAL enable_seqscan = on;
-SELECT count(*) FROM (SELECT DISTINCT account_owner_id, day FROM usage_fold) d;
 DELETE FROM usage_fold;
 DELETE FROM usage_ready
 """
@@ -280,19 +288,30 @@ DELETE FROM usage_ready
 
 def ingest(session: Session, events: Sequence[NewEvent]) -> tuple[int, int, int]:
     """Store new events and fold them in: (accepted, unmatched, days changed)."""
+    return ingest_batches(session, [events])[0]
+
+
+def ingest_batches(
+    session: Session, batches: Sequence[Sequence[NewEvent]]
+) -> list[tuple[int, int, int]]:
+    """Store the new events of several batches and fold them in, all at once: for each
+    batch (accepted, unmatched, days its new events changed). An id in several batches
+    counts as new in the first one only."""
     _prepare(session)
     raw = session.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur, cur.copy(
-        f"COPY usage_incoming ({_INCOMING_COLUMNS}) FROM STDIN"
+        f"COPY usage_incoming ({_INCOMING_COLUMNS}, batch) FROM STDIN"
     ) as copy:
-        for event in events:
-            copy.write_row(event.row())
+        for index, events in enumerate(batches):
+            for event in events:
+                copy.write_row((*event.row(), index))
     session.execute(text("ANALYZE usage_incoming"))  # row estimates for the plan below
-    session.execute(_RESOLVE_BATCH)
-    stored, folded = _script(session, _STORE_AND_FOLD)
-    accepted, unmatched, _staged = stored[0]
-    return int(accepted), int(unmatched), int(folded[0][0])
+    session.execute(_RESOLVE_BATCHES)
+    results = [(0, 0, 0)] * len(batches)
+    for batch, accepted, unmatched, days, _staged in _script(session, _STORE_AND_FOLD)[0]:
+        results[batch] = (int(accepted), int(unmatched), int(days))
+    return results
 
 
 _REFOLD = text(
@@ -301,7 +320,7 @@ WITH ev AS (
   SELECT event_id, account_id, project_id, namespace, cluster_id, user_id
   FROM hopsplane.usage_events
   WHERE status = 'unmatched' ORDER BY event_id LIMIT :limit
-), {_RESOLVE}, upd AS (
+), {_resolve("event_id, account_id, project_id, namespace, cluster_id, user_id")}, upd AS (
   UPDATE hopsplane.usage_events e
   SET status = 'folded', problem = NULL, account_owner_id = c.owner_id,
       attributed_user_id = c.attributed, updated_at = now()

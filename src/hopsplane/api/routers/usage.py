@@ -12,6 +12,7 @@ from hopsplane.api.errors import error_responses
 from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from hopsplane.errors import Unauthorized
 from hopsplane.usage import service
+from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.usage.rules import TOKEN_PREFIX
 from hopsplane.usage.schemas import IngestResult, UnmatchedEventOut, UsageBatchIn
 from hopsplane.usage.service import Submitter
@@ -47,13 +48,15 @@ AdminOrClusterAgentDep = Annotated[Submitter, Depends(usage_submitter)]
     responses=error_responses(401, 403, 422),
 )
 def post_usage_events(
-    batch: UsageBatchIn, submitter: AdminOrClusterAgentDep, session: SessionDep
+    request: Request, batch: UsageBatchIn, submitter: AdminOrClusterAgentDep
 ) -> IngestResult:
     """Record a batch of usage events (up to 5,000). A repeated event id is accepted and
     ignored; events for unknown accounts or projects are kept and reported as unmatched.
     One invalid event refuses the whole batch (nothing is stored). When it answers, the new
-    events are in usage_tracking."""
-    return service.ingest(session, batch.events, submitter)
+    events are in usage_tracking (committed). Batches that arrive at the same time are
+    stored and folded together, each answered with its own counts."""
+    combiner: BatchCombiner = request.app.state.usage_combiner
+    return service.ingest_grouped(combiner, batch.events, submitter)
 
 
 @router.get(
