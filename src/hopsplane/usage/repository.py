@@ -50,7 +50,7 @@ _PREPARE = """
 CREATE TEMP TABLE IF NOT EXISTS usage_incoming (
   event_id text, source text, cluster_id uuid, account_id text, project_id integer,
   namespace text, user_id text, occurred_at timestamptz, compute_units numeric,
-  cpu_seconds numeric, batch integer
+  cpu_seconds numeric, batch integer, seq integer
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS usage_ready (
   event_id text, source text, cluster_id uuid, account_id text, project_id integer,
@@ -240,12 +240,13 @@ cand AS (
   SELECT r.*, {_PROBLEM} AS problem FROM resolved r
 )"""
 
-# Outside the lock: resolve the batches (each id once, from the first batch that has it)
-# into usage_ready.
+# Outside the lock: resolve the batches into usage_ready, each id once: its first copy (in
+# the first batch that has it, the first in that batch).
 _RESOLVE_BATCHES = text(
     f"""
 WITH ev AS (
-  SELECT DISTINCT ON (event_id) * FROM usage_incoming ORDER BY event_id, batch
+  SELECT DISTINCT ON (event_id) {_INCOMING_COLUMNS}, batch FROM usage_incoming
+  ORDER BY event_id, seq
 ), {_resolve(_INCOMING_COLUMNS + ", batch")}
 INSERT INTO usage_ready ({_READY_COLUMNS}, batch)
 SELECT {_INCOMING_COLUMNS},
@@ -301,11 +302,13 @@ def ingest_batches(
     raw = session.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur, cur.copy(
-        f"COPY usage_incoming ({_INCOMING_COLUMNS}, batch) FROM STDIN"
+        f"COPY usage_incoming ({_INCOMING_COLUMNS}, batch, seq) FROM STDIN"
     ) as copy:
+        seq = 0
         for index, events in enumerate(batches):
             for event in events:
-                copy.write_row((*event.row(), index))
+                copy.write_row((*event.row(), index, seq))
+                seq += 1
     session.execute(text("ANALYZE usage_incoming"))  # row estimates for the plan below
     session.execute(_RESOLVE_BATCHES)
     results = [(0, 0, 0)] * len(batches)
