@@ -3,9 +3,10 @@ tokens, and (for usage) usage_tracking.
 
 Everything is set-based, and the part that is serialised is kept short:
 
-1. side by side with other batches: a batch is COPYed into a temporary table and ONE
-   statement resolves every event to its account (or says why it cannot) into a second
-   temporary table, ``usage_ready``;
+1. side by side with other transactions: the batch (or the batches of a group, see
+   :mod:`hopsplane.usage.combiner`) is COPYed into a temporary table and ONE statement
+   resolves every event to its account (or says why it cannot) into a second temporary
+   table, ``usage_ready`` (each id once: its first copy);
 2. one transaction at a time (a transaction-scoped advisory lock, held to commit), in ONE
    round trip to the server (:func:`_script`): the new events are inserted into
    ``hopsplane.usage_events`` in id order (``ON CONFLICT DO NOTHING``: a repeated id is
