@@ -1,6 +1,9 @@
 """A local HTTP server that answers like the Hopsworks admin REST API (the parts hopsplane
 uses): real HTTP on 127.0.0.1, ApiKey authentication, JSON error bodies with errorCode,
-409 on existing users and projects, and injectable outages (503) for retry tests."""
+409 on existing users and projects, and injectable outages (503) for retry tests. Shapes
+as in the Hopsworks sources of 3.2 to 4.0 (see docs/hopsworks.md): createas by owner
+username answering 200 with no body, the project list as {"items", "count"}, members
+not added reported in fieldErrors of a 200."""
 
 from __future__ import annotations
 
@@ -20,6 +23,10 @@ class State:
     api_key: str
     users: dict[int, dict[str, Any]] = field(default_factory=dict)
     projects: dict[int, dict[str, Any]] = field(default_factory=dict)
+    old_project_list: bool = False  # answer GET /admin/projects like Hopsworks < 3.2
+    # how a member that was not added is reported: "fieldErrors" of a 200 (3.x), or
+    # "exception": 400 FAILED_TO_ADD_MEMBER (150081) with the reason in usrMsg (newest main)
+    members_failure: str = "fieldErrors"
     outage: int = 0  # answer the next N requests with 503
     outage_after: str | None = None  # path: once it succeeds, go down (outage = 1000)
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -51,8 +58,8 @@ class FakeHopsworks:
             self.state.outage = n
 
 
-def _error(code: int, message: str) -> dict[str, Any]:
-    return {"errorCode": code, "errorMsg": message, "usrMsg": message}
+def _error(code: int, message: str, user_message: str | None = None) -> dict[str, Any]:
+    return {"errorCode": code, "errorMsg": message, "usrMsg": user_message or message}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -120,7 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
             user["status"] = (body or {}).get("status", user["status"])
             return 200, user
         if method == "POST" and path == "/admin/projects/createas":
-            owner = s.user_by_email((body or {}).get("owner") or "")
+            # the owner is a username (findByUsername); 200 with no body (Hopsworks >= 3.2)
+            wanted = (body or {}).get("owner") or ""
+            owner = next((u for u in s.users.values() if u["username"] == wanted), None)
             if owner is None:
                 return 400, _error(160001, "User does not exist.")
             name = body.get("projectName")
@@ -129,22 +138,36 @@ class _Handler(BaseHTTPRequestHandler):
             pid = 100 + len(s.projects) + 1
             s.projects[pid] = {"id": pid, "name": name, "owner": owner["email"],
                                "members": {owner["email"]}}
-            return 201, {"successMessage": "Project created"}
-        if method == "GET" and path == "/admin/projects":
-            return 200, [{"id": p["id"], "projectName": p["name"], "projectOwner": p["owner"]}
-                         for p in s.projects.values()]
+            return 200, None
+        if method == "GET" and path == "/admin/projects" and s.old_project_list:
+            return 200, [{"projectId": p["id"], "projectName": p["name"],
+                          "projectOwner": p["owner"]} for p in s.projects.values()]
+        if method == "GET" and path == "/admin/projects":  # ProjectsAdminBuilder
+            items = [{"href": f"/admin/projects/{p['id']}", "id": p["id"], "name": p["name"],
+                      "creator": {"email": p["owner"]}} for p in s.projects.values()]
+            return 200, {"href": "/admin/projects", "count": len(items), "items": items}
         m = re.fullmatch(r"/project/(\d+)/projectMembers(?:/(.+))?", path)
         if m:
             project = s.projects.get(int(m.group(1)))
             if project is None:
                 return 404, _error(150004, "Project wasn't found.")
-            if method == "POST":
+            if method == "POST":  # 200 even for members not added; fieldErrors say why
+                failed = []
                 for team in (body or {}).get("projectTeam", []):
                     email = team["projectTeamPK"]["teamMember"]
                     if s.user_by_email(email) is None:
-                        return 400, _error(160001, "User does not exist.")
-                    project["members"].add(email)
-                return 200, {"successMessage": "Members added"}
+                        failed.append(f"{email} was not found in the system.")
+                    elif email in project["members"]:
+                        failed.append(f"{email} is already a member in this project.")
+                    else:
+                        project["members"].add(email)
+                answer: dict[str, Any] = {"successMessage": "Member added."}
+                if failed and s.members_failure == "exception":
+                    return 400, _error(150081, "Failed to add member.",
+                                       f"Failed to add a member. Member {failed[0]} was not added.")
+                if failed:
+                    answer["fieldErrors"] = failed
+                return 200, answer
             if method == "DELETE" and m.group(2):
                 email = unquote(m.group(2))
                 if email not in project["members"]:

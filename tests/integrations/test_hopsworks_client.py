@@ -40,13 +40,13 @@ def test_registers_a_user_and_an_existing_user_is_success(
 
 
 def test_creates_a_project_once_and_adds_members(client: HopsworksClient, hw: FakeHopsworks) -> None:
-    client.create_user("owner@example.com", "O", "W")
+    owner = client.create_user("owner@example.com", "O", "W")
     client.create_user("member@example.com", "M", "E")
-    project = client.create_project("hp_abc", "owner@example.com", "d")
-    assert client.create_project("hp_abc", "owner@example.com", "d") == project
+    project = client.create_project("hp_abc", owner.username, "d")  # createas takes a username
+    assert client.create_project("hp_abc", owner.username, "d") == project
     assert [p.name for p in client.list_projects()] == ["hp_abc"]
     client.add_member(project.id, "member@example.com")
-    client.add_member(project.id, "member@example.com")
+    client.add_member(project.id, "member@example.com")  # "already a member": success
     assert hw.state.projects[project.id]["members"] == {"owner@example.com", "member@example.com"}
     client.remove_member(project.id, "member@example.com")
     client.remove_member(project.id, "member@example.com")  # gone already: success
@@ -93,9 +93,27 @@ def test_client_errors_are_not_retried_and_carry_the_error_code(
     client: HopsworksClient, hw: FakeHopsworks
 ) -> None:
     with pytest.raises(HopsworksRejected) as info:
-        client.create_project("hp_x", "unknown@example.com", "d")
+        client.create_project("hp_x", "unknown", "d")
     assert info.value.http_status == 400 and info.value.error_code == 160001
     assert len(hw.state.requests) == 1
+
+
+def test_a_member_hopsworks_did_not_add_is_an_error_though_it_answers_200(
+    client: HopsworksClient, hw: FakeHopsworks
+) -> None:
+    owner = client.create_user("owner@example.com", "O", "W")
+    project = client.create_project("hp_abc", owner.username, "d")
+    with pytest.raises(HopsworksRejected, match="was not found in the system"):
+        client.add_member(project.id, "nobody@example.com")
+    assert hw.state.projects[project.id]["members"] == {"owner@example.com"}
+
+
+def test_reads_the_project_list_of_older_releases(client: HopsworksClient, hw: FakeHopsworks) -> None:
+    # Hopsworks < 3.2 (ProjectsAdmin) answered a bare list of ProjectAdminInfoDTO
+    hw.state.old_project_list = True
+    owner = client.create_user("owner@example.com", "O", "W")
+    project = client.create_project("hp_old", owner.username, "d")
+    assert client.list_projects() == [project]
 
 
 def test_a_wrong_key_is_rejected_and_the_key_is_never_shown(hw: FakeHopsworks) -> None:
@@ -117,3 +135,20 @@ def test_the_request_carries_the_apikey_header_and_base_path() -> None:
     assert c.list_projects() == []
     assert seen[0].headers["Authorization"] == "ApiKey k1"
     assert str(seen[0].url) == "https://hw.example.com/hopsworks-api/api/admin/projects"
+
+
+def test_members_as_the_newest_sources_report_them_400_failed_to_add(
+    client: HopsworksClient, hw: FakeHopsworks
+) -> None:
+    # newest ProjectMembersService: a member not added is a ProjectException
+    # FAILED_TO_ADD_MEMBER (150081, HTTP 400) with the reason in usrMsg
+    hw.state.members_failure = "exception"
+    owner = client.create_user("owner@example.com", "O", "W")
+    client.create_user("member@example.com", "M", "E")
+    project = client.create_project("hp_new", owner.username, "d")
+    client.add_member(project.id, "member@example.com")
+    client.add_member(project.id, "member@example.com")  # "already a member": success
+    assert hw.state.projects[project.id]["members"] == {"owner@example.com", "member@example.com"}
+    with pytest.raises(HopsworksRejected, match="was not found in the system") as info:
+        client.add_member(project.id, "nobody@example.com")
+    assert info.value.error_code == 150081 and info.value.http_status == 400

@@ -3,15 +3,24 @@ must come out exact (real threads, real PostgreSQL, committed transactions)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from hopsplane.db.engine import Database
+from hopsplane.usage import combiner as combiner_module
+from hopsplane.usage import repository as repo
 from hopsplane.usage import service
-from hopsplane.usage.schemas import UsageEventIn
+from hopsplane.usage.combiner import BatchCombiner
+from hopsplane.usage.schemas import NewEvent, UsageEventIn
 from hopsplane.usage.service import Submitter
 from tests.usage.conftest import make_account
 
@@ -71,3 +80,134 @@ def test_concurrent_batches_with_shared_duplicates_fold_exactly(fresh_db: Databa
     assert events == len(seen)
     assert got == expected
     assert bad == 0
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+@contextmanager
+def _fold_lock_held(db: Database) -> Iterator[Callable[[], bool]]:
+    """Hold the fold lock from another session; yields 'is someone waiting for it'."""
+    with db.engine.connect() as holder, db.engine.connect() as watcher:
+        holder.execute(text("SELECT pg_advisory_lock(hashtextextended('usage-fold', 0))"))
+        holder.commit()
+
+        def waiting() -> bool:
+            n = watcher.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'")).scalar_one()
+            watcher.rollback()
+            return bool(n)
+
+        try:
+            yield waiting
+        finally:
+            holder.execute(text("SELECT pg_advisory_unlock(hashtextextended('usage-fold', 0))"))
+            holder.commit()
+
+
+def _grouped_batches(
+    fresh_db: Database, monkeypatch: pytest.MonkeyPatch, batches: list[list[NewEvent]]
+) -> tuple[list[tuple[int, int, int] | BaseException], list[int]]:
+    """Submit the batches to one combiner while the fold lock is held, so that all but the
+    first queue behind it and are taken together; (result or error per batch, group sizes)."""
+    sizes: list[int] = []
+    real = repo.ingest_batches
+
+    def recording(session: Session, group: Sequence[Sequence[NewEvent]]) -> list[tuple[int, int, int]]:
+        sizes.append(len(group))
+        return real(session, group)
+
+    monkeypatch.setattr(combiner_module.repo, "ingest_batches", recording)
+    combiner = BatchCombiner(lambda: fresh_db)
+    results: list[tuple[int, int, int] | BaseException] = [RuntimeError("not run")] * len(batches)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = combiner.ingest(batches[i])
+        except BaseException as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(batches))]
+    with _fold_lock_held(fresh_db) as someone_waits:
+        threads[0].start()
+        _wait_for(someone_waits, "the first batch to wait for the fold lock")
+        for t in threads[1:]:
+            t.start()
+        _wait_for(lambda: len(combiner._queue) == len(batches) - 1, "the others to queue")
+    for t in threads:
+        t.join()
+    return results, sizes
+
+
+def test_batches_arriving_together_are_folded_together_and_exactly(
+    fresh_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with fresh_db.transaction() as s:
+        owners = [make_account(s) for _ in range(3)]
+        members = [make_account(s, owner=o) for o in owners]
+    people = owners + members
+    at = datetime(2026, 11, 20, 8, tzinfo=UTC)
+
+    def batch(worker: int) -> list[NewEvent]:
+        # ids shared by every batch (only the first batch queued may count them), ids of
+        # this batch alone, and ids repeated inside the batch
+        ids = [f"s-{i}" for i in range(20)] + [f"w{worker}-{i}" for i in range(20)]
+        ids += ids[:5]
+        return service.validated_batch([UsageEventIn(
+            id=key, account_id=people[(worker + n) % len(people)], compute_units=f"{n % 7}.{worker}",
+            timestamp=at + timedelta(days=n % 2)) for n, key in enumerate(ids)],
+            Submitter(admin_id="a"))
+
+    batches = [batch(w) for w in range(6)]
+    results, sizes = _grouped_batches(fresh_db, monkeypatch, batches)
+    assert all(isinstance(r, tuple) for r in results), results
+    assert max(sizes) > 1  # the queued batches were taken together
+    accepted = [r[0] for r in results if isinstance(r, tuple)]
+    # the shared ids count once, in the first batch that has them
+    assert accepted[0] == 40 and accepted[1:] == [20] * 5
+
+    expected: dict[tuple[str, str], Decimal] = {}
+    seen: set[str] = set()
+    for rows in batches:
+        for row in rows:
+            if row.event_id not in seen:
+                seen.add(row.event_id)
+                owner = owners[people.index(row.account_id or "") % 3]
+                key = (owner, row.occurred_at.date().isoformat())
+                expected[key] = expected.get(key, Decimal(0)) + row.compute_units
+    with fresh_db.transaction() as s:
+        got = {(a, d.isoformat()): u for a, d, u in s.execute(text(
+            "SELECT account_owner_id, date, compute_units FROM usage_tracking")).all()}
+        events = s.execute(text("SELECT count(*) FROM hopsplane.usage_events")).scalar_one()
+        bad = s.execute(text(
+            "SELECT count(*) FROM usage_tracking WHERE "
+            "hopsplane.breakdown_total(user_breakdown) <> compute_units")).scalar_one()
+    assert events == len(seen) == sum(accepted)
+    assert got == expected
+    assert bad == 0
+
+
+def test_a_batch_that_fails_in_a_group_fails_alone(
+    fresh_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with fresh_db.transaction() as s:
+        owner = make_account(s)
+    good = [service.validated_batch([UsageEventIn(
+        id=f"g{w}-{i}", account_id=owner, compute_units="1",
+        timestamp=datetime(2026, 11, 20, tzinfo=UTC)) for i in range(3)], Submitter(admin_id="a"))
+        for w in range(3)]
+    # past validation, but refused by the database (usage_events_id_length)
+    bad = [dataclasses.replace(good[0][0], event_id="x" * 300)]
+    results, sizes = _grouped_batches(fresh_db, monkeypatch, [good[0], good[1], bad, good[2]])
+    assert max(sizes) > 1
+    assert [r if isinstance(r, tuple) else "error" for r in results] == [
+        (3, 0, 1), (3, 0, 1), "error", (3, 0, 1)]
+    assert "usage_events_id_length" in str(results[2])
+    with fresh_db.transaction() as s:
+        assert s.execute(text("SELECT compute_units FROM usage_tracking")).scalar_one() == 9
+        assert s.execute(text("SELECT count(*) FROM hopsplane.usage_events")).scalar_one() == 9

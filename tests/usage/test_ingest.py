@@ -209,3 +209,41 @@ def test_a_cluster_agent_reports_only_for_its_own_cluster(session: Session) -> N
     assert row is not None and row.raw_metrics["units_by_source"] == {f"agent:{cluster}": 1}
     with pytest.raises(Forbidden, match="its own cluster"):
         service.ingest(session, [event(account_id=here, cluster_id=other)], agent)
+
+
+def test_several_users_and_sources_on_one_day_are_added_entry_by_entry(session: Session) -> None:
+    # A day row that already has usage (another source, extra keys) gets a batch naming the
+    # owner, two members and a user at 0 units: every breakdown entry and every per-source
+    # sum is added to, nothing else in the row changes, and a zero adds no key.
+    owner = make_account(session)
+    first, second = make_account(session, owner=owner), make_account(session, owner=owner)
+    session.execute(text(
+        "INSERT INTO usage_tracking (account_owner_id, date, compute_units, user_breakdown, "
+        "raw_metrics) VALUES (:o, '2026-11-20', 10, jsonb_build_object(CAST(:f AS text), 10), "
+        "'{\"legacy\": true, \"units_by_source\": {\"legacy\": 10}}')"), {"o": owner, "f": first})
+    result = service.ingest(session, [
+        event(account_id=owner, compute_units="1.25"),
+        event(account_id=first, compute_units="2"),
+        event(account_id=second, cpu_seconds="36"),  # 100 units
+        event(account_id=owner, user_id=second, compute_units="0.0001"),
+        event(account_id=first, compute_units="0"),
+    ], ADMIN)
+    assert (result.accepted, result.days_updated) == (5, 1)
+    row = day_row(session, owner)
+    assert row is not None
+    assert row.compute_units == Decimal("113.2501")
+    assert {k: Decimal(str(v)) for k, v in row.user_breakdown.items()} == {
+        owner: Decimal("1.25"), first: Decimal("12"), second: Decimal("100.0001")}
+    assert row.raw_metrics["legacy"] is True
+    assert {k: Decimal(str(v)) for k, v in row.raw_metrics["units_by_source"].items()} == {
+        "legacy": Decimal(10), "api": Decimal("103.2501")}
+    assert row.raw_metrics["events_by_source"] == {"api": 5}
+    assert row.raw_metrics["cpu_seconds_by_source"] == {"api": 36}
+
+
+def test_a_zero_event_on_a_new_day_leaves_an_empty_breakdown(session: Session) -> None:
+    owner = make_account(session)
+    service.ingest(session, [event(account_id=owner, compute_units="0")], ADMIN)
+    row = day_row(session, owner)
+    assert row is not None and row.compute_units == 0 and row.user_breakdown == {}
+    assert row.raw_metrics["events_by_source"] == {"api": 1}

@@ -35,6 +35,7 @@ from hopsplane.integrations.auth0 import build_identity
 from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.stripe import build_stripe
 from hopsplane.observability import Metrics
+from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.web import console
 
 log = structlog.get_logger("hopsplane.http")
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.stripe = build_stripe(settings)  # None when Stripe is not configured
     if database is not None:
         app.state.database = database
+    # Group commit of usage batches; it finds the database when the first batch comes.
+    app.state.usage_combiner = BatchCombiner(lambda: app.state.database)
 
     # Identity and mail. Tests replace app.state.account_hooks (cluster placement and
     # Hopsworks provisioning) with recording hooks after create_app().

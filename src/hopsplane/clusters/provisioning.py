@@ -61,7 +61,7 @@ def provision_owner(session: Session, args: dict[str, Any], ctx: JobContext) -> 
         hw_user = client.create_user(owner.email, first, last)
         repo.save_hopsworks_user(session, owner.id, hw_user.username, cluster_id, hw_user.id)
         project = client.create_project(
-            project_name_for(owner.id), owner.email, f"hopsplane account {owner.id}"
+            project_name_for(owner.id), hw_user.username, f"hopsplane account {owner.id}"
         )
         repo.save_project(session, owner.id, project.id, project.name)
         if _suspended(owner):

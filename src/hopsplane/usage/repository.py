@@ -1,23 +1,29 @@
 """SQL of usage metering. The only module that reads or writes usage events, ingestion
 tokens, and (for usage) usage_tracking.
 
-Everything is set-based:
+Everything is set-based, and the part that is serialised is kept short:
 
-1. a batch is COPYed into a temporary table; ONE statement resolves every event to its
-   account, inserts the new ones into ``hopsplane.usage_events`` (``ON CONFLICT DO
-   NOTHING``: a repeated id is ignored) and stages their sums per (account, day, user,
-   source) in the temporary table ``usage_fold``. Concurrent batches do this side by side.
-2. :func:`_fold`, one transaction at a time (a transaction-scoped advisory lock, held to
-   commit), inserts the missing (account, day) rows of usage_tracking at zero, locks the
-   touched rows in key order and rewrites each from its locked value plus the staged
-   sums, merging the JSON objects with one aggregation over all rows (no per-row
-   function). ``compute_units`` is the sum of the new breakdown, so the breakdown sums to
-   it by construction.
+1. side by side with other transactions: the batch (or the batches of a group, see
+   :mod:`hopsplane.usage.combiner`) is COPYed into a temporary table and ONE statement
+   resolves every event to its account (or says why it cannot) into a second temporary
+   table, ``usage_ready`` (each id once: its first copy);
+2. one transaction at a time (a transaction-scoped advisory lock, held to commit), in ONE
+   round trip to the server (:func:`_script`): the new events are inserted into
+   ``hopsplane.usage_events`` in id order (``ON CONFLICT DO NOTHING``: a repeated id is
+   ignored), their sums per (account, day, user, source) staged in ``usage_fold``, the
+   missing (account, day) rows of usage_tracking inserted at zero, and the staged sums
+   added to the day rows by plain UPDATEs (:data:`_ROUNDS`), each adding one (user,
+   source) sum per row, so a row changes at most once per statement and no JSON is taken
+   apart: ``hopsplane.jsonb_add_number`` (revision 0008) is inlined into the UPDATE.
+   ``compute_units`` and the user's breakdown entry get the same amount, so the breakdown
+   keeps summing to the units (the CHECK verifies it).
 
-Only the folding section is serialised, so concurrent batches never wait on each other's
-usage_tracking row locks in a convoy, and never deadlock (events are inserted in id order,
-outside the section; every usage_tracking row lock is taken inside it). Corrections (a
-re-collected Prometheus day) stage negative amounts through the same path.
+Taking the lock before the events are inserted matters: two batches that share a new id
+would otherwise have the second wait on the first's row in the unique index until the first
+commits, and the batches queued behind it form a convoy holding index entries. Every writer
+of usage_events rows (ingest, refold, corrections) takes the lock before writing them, so
+nobody waits on an event row while holding what the lock holder needs: no deadlocks.
+Corrections (a re-collected Prometheus day) stage negative amounts through the same path.
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from hopsplane.db.models import HopsworksCluster, UsageEvent, UsageIngestToken
@@ -39,35 +45,53 @@ _INCOMING_COLUMNS = (
     "compute_units, cpu_seconds"
 )
 
-_PREPARE = (
-    text(
-        """
-        CREATE TEMP TABLE IF NOT EXISTS usage_incoming (
-          event_id text, source text, cluster_id uuid, account_id text, project_id integer,
-          namespace text, user_id text, occurred_at timestamptz, compute_units numeric,
-          cpu_seconds numeric
-        ) ON COMMIT DELETE ROWS
-        """
-    ),
-    text(
-        """
-        CREATE TEMP TABLE IF NOT EXISTS usage_fold (
-          account_owner_id text, day date, attributed_user_id text, source text,
-          units numeric, cpu numeric, n bigint
-        ) ON COMMIT DELETE ROWS
-        """
-    ),
-    text("DELETE FROM usage_incoming"),
-    text("DELETE FROM usage_fold"),
-    # The statements are cheap, but their estimated cost crosses jit_above_cost and
-    # compiling them would take longer than running them.
-    text("SET LOCAL jit = off"),
-)
+_READY_COLUMNS = f"{_INCOMING_COLUMNS}, status, problem, account_owner_id, attributed_user_id"
+
+_PREPARE = """
+CREATE TEMP TABLE IF NOT EXISTS usage_incoming (
+  event_id text, source text, cluster_id uuid, account_id text, project_id integer,
+  namespace text, user_id text, occurred_at timestamptz, compute_units numeric,
+  cpu_seconds numeric, batch integer, seq integer
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS usage_ready (
+  event_id text, source text, cluster_id uuid, account_id text, project_id integer,
+  namespace text, user_id text, occurred_at timestamptz, compute_units numeric,
+  cpu_seconds numeric, status text, problem text, account_owner_id text,
+  attributed_user_id text, batch integer
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS usage_fold (
+  account_owner_id text, day date, attributed_user_id text, source text,
+  units numeric, cpu numeric, n bigint
+) ON COMMIT DELETE ROWS;
+DELETE FROM usage_incoming;
+DELETE FROM usage_ready;
+DELETE FROM usage_fold;
+-- The statements are cheap, but their estimated cost crosses jit_above_cost and
+-- compiling them would take longer than running them.
+SET LOCAL jit = off
+"""
+
+
+def _script(session: Session, script: str) -> list[list[tuple[Any, ...]]]:
+    """Run several statements (no parameters) in one round trip; the rows of each statement
+    that returns rows, in order. Used for the serialised section, so that it does not wait
+    for this process between its statements (in a busy server, a thread waits for the
+    interpreter lock after every round trip)."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    results: list[list[tuple[Any, ...]]] = []
+    with raw.cursor() as cur:
+        cur.execute(script.encode())
+        while True:
+            if cur.description is not None:
+                results.append(cur.fetchall())
+            if not cur.nextset():
+                break
+    return results
 
 
 def _prepare(session: Session) -> None:
-    for statement in _PREPARE:
-        session.execute(statement)
+    _script(session, _PREPARE)
 
 
 # Stages the rows of a CTE named `counted` (account_owner_id, day, attributed_user_id,
@@ -82,79 +106,80 @@ staged AS (
 )
 """
 
-_FOLD_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('usage-fold', 0))")
-
-_ENSURE_DAYS = text(
-    """
-    INSERT INTO public.usage_tracking (account_owner_id, date)
-    SELECT DISTINCT account_owner_id, day FROM usage_fold ORDER BY 1, 2
-    ON CONFLICT (account_owner_id, date) DO NOTHING
-    """
+_FOLD_LOCK = (
+    "DO $lock$ BEGIN PERFORM pg_advisory_xact_lock(hashtextextended('usage-fold', 0)); END $lock$"
 )
+
+_ENSURE_DAYS = """
+INSERT INTO public.usage_tracking (account_owner_id, date)
+SELECT DISTINCT f.account_owner_id, f.day FROM usage_fold f
+WHERE NOT EXISTS (SELECT 1 FROM public.usage_tracking t
+                  WHERE t.account_owner_id = f.account_owner_id AND t.date = f.day)
+ORDER BY 1, 2
+ON CONFLICT (account_owner_id, date) DO NOTHING
+"""
+
+# The fold proper: every (account, day) with at least `r` staged (user, source) sums gets
+# its `r`-th one added, for r = 1, 2, ... until no row has one; so each UPDATE changes a row
+# at most once and every change is a plain expression (hopsplane.jsonb_add_number is
+# inlined): no JSON is taken apart and aggregated again. A batch from one submitter has one
+# source, so most rows need one round, a member's usage a second. The breakdown entry and
+# compute_units get the same amount, so the breakdown CHECK keeps holding. A DO block, so
+# that the rounds run without a round trip each.
+_ROUNDS = """
+DO $fold$
+DECLARE
+  r integer := 1;
+  changed integer;
+BEGIN
+  LOOP
+    UPDATE public.usage_tracking t
+    SET compute_units = t.compute_units + f.units,
+        user_breakdown =
+          hopsplane.jsonb_add_number(t.user_breakdown, f.attributed_user_id, f.units),
+        raw_metrics = t.raw_metrics || jsonb_build_object(
+          'units_by_source',
+          hopsplane.jsonb_add_number(t.raw_metrics -> 'units_by_source', f.source, f.units),
+          'cpu_seconds_by_source',
+          hopsplane.jsonb_add_number(t.raw_metrics -> 'cpu_seconds_by_source', f.source,
+                                     f.cpu),
+          'events_by_source',
+          hopsplane.jsonb_add_number(t.raw_metrics -> 'events_by_source', f.source, f.n)),
+        updated_at = now()
+    FROM (
+      SELECT g.*, row_number() OVER (PARTITION BY account_owner_id, day
+                                     ORDER BY attributed_user_id, source) AS round
+      FROM (SELECT account_owner_id, day, attributed_user_id, source, sum(units) AS units,
+                   sum(cpu) AS cpu, sum(n) AS n
+            FROM usage_fold GROUP BY 1, 2, 3, 4) g
+    ) f
+    WHERE f.round = r AND t.account_owner_id = f.account_owner_id AND t.date = f.day;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    EXIT WHEN changed = 0;
+    r := r + 1;
+  END LOOP;
+END
+$fold$
+"""
+
+# Adds what this transaction staged to usage_tracking (under the lock, taken earlier in the
+# transaction or here) and answers the number of days changed. The day rows
+# are reached through their indexes: the rows are rewritten by every fold, and until
+# autovacuum catches up a sequential scan would read every dead version too.
+_FOLD = f"""
+{_FOLD_LOCK};
+SET LOCAL enable_seqscan = off;
+{_ENSURE_DAYS};
+{_ROUNDS};
+SET LOCAL enable_seqscan = on;
+SELECT count(*) FROM (SELECT DISTINCT account_owner_id, day FROM usage_fold) d;
+DELETE FROM usage_fold
+"""
 
 
 def _fold(session: Session) -> int:
     """Add what this transaction staged to usage_tracking; the number of days changed."""
-    session.execute(_FOLD_LOCK)
-    session.execute(_ENSURE_DAYS)
-    # Reach the day rows through their indexes: the rows are rewritten by every fold, and
-    # until autovacuum catches up a sequential scan would read every dead version too.
-    session.execute(text("SET LOCAL enable_seqscan = off"))
-    result = session.execute(_APPLY_FOLD)
-    session.execute(text("SET LOCAL enable_seqscan = on"))
-    session.execute(text("DELETE FROM usage_fold"))
-    return cast(CursorResult[Any], result).rowcount
-
-
-_APPLY_FOLD = text(
-    """
-WITH f AS (
-  SELECT * FROM usage_fold
-), locked AS (
-  SELECT t.id, t.account_owner_id, t.date, t.user_breakdown, t.raw_metrics
-  FROM public.usage_tracking t
-  WHERE (t.account_owner_id, t.date) IN (SELECT account_owner_id, day FROM f)
-  ORDER BY t.account_owner_id, t.date
-  FOR UPDATE
-), entries AS (
-  SELECT l.id, 'b' AS part, e.key, e.value::numeric AS v
-  FROM locked l, jsonb_each_text(l.user_breakdown) e
-  UNION ALL
-  SELECT l.id, 'u', e.key, e.value::numeric
-  FROM locked l, jsonb_each_text(COALESCE(l.raw_metrics -> 'units_by_source', '{}')) e
-  UNION ALL
-  SELECT l.id, 'c', e.key, e.value::numeric
-  FROM locked l, jsonb_each_text(COALESCE(l.raw_metrics -> 'cpu_seconds_by_source', '{}')) e
-  UNION ALL
-  SELECT l.id, 'n', e.key, e.value::numeric
-  FROM locked l, jsonb_each_text(COALESCE(l.raw_metrics -> 'events_by_source', '{}')) e
-  UNION ALL
-  SELECT l.id, x.part, x.key, x.v
-  FROM f JOIN locked l ON l.account_owner_id = f.account_owner_id AND l.date = f.day
-  CROSS JOIN LATERAL (VALUES ('b', f.attributed_user_id, f.units), ('u', f.source, f.units),
-                             ('c', f.source, f.cpu), ('n', f.source, f.n)) AS x(part, key, v)
-  WHERE x.v IS NOT NULL
-), summed AS (
-  SELECT id, part, key, sum(v) AS v FROM entries GROUP BY 1, 2, 3 HAVING sum(v) <> 0
-), merged AS (
-  SELECT l.id, l.raw_metrics,
-         COALESCE(sum(s.v) FILTER (WHERE s.part = 'b'), 0) AS units,
-         COALESCE(jsonb_object_agg(s.key, s.v) FILTER (WHERE s.part = 'b'), '{}') AS breakdown,
-         COALESCE(jsonb_object_agg(s.key, s.v) FILTER (WHERE s.part = 'u'), '{}') AS u,
-         COALESCE(jsonb_object_agg(s.key, s.v) FILTER (WHERE s.part = 'c'), '{}') AS c,
-         COALESCE(jsonb_object_agg(s.key, s.v) FILTER (WHERE s.part = 'n'), '{}') AS n
-  FROM locked l LEFT JOIN summed s ON s.id = l.id
-  GROUP BY l.id, l.raw_metrics
-)
-UPDATE public.usage_tracking t
-SET compute_units = m.units, user_breakdown = m.breakdown,
-    raw_metrics = m.raw_metrics || jsonb_build_object(
-      'units_by_source', m.u, 'cpu_seconds_by_source', m.c, 'events_by_source', m.n),
-    updated_at = now()
-FROM merged m
-WHERE t.id = m.id
-"""
-)
+    return int(_script(session, _FOLD)[0][0][0])
 
 
 # Why an event cannot be attributed (NULL: it can). Columns of `r`: a resolved event.
@@ -172,14 +197,19 @@ CASE
 END
 """
 
-# Resolves the events of the CTE `ev` (event_id, account_id, project_id, namespace,
-# cluster_id, user_id, ...) set-based: `resolved` has every column of `ev` plus owner_id,
-# candidates (how many accounts the event names), attributed (the user it is billed to)
-# and user_ok. An event names an account by a user id (owner, or member: billed to the
-# owner), a Hopsworks project id (users.hopsworks_project_id) or, for collected events,
-# a namespace (the owner's metadata.hopsworks_project_name, lowercased, '_' -> '-'). An
-# event with a cluster only matches accounts assigned to that cluster.
-_RESOLVE = """
+# Resolves the events of the CTE `ev` (with the columns `ev_columns`: event_id,
+# account_id, project_id, namespace, cluster_id, user_id, ...) set-based: `resolved` has
+# those columns plus owner_id, candidates (how many accounts the event names), attributed
+# (the user it is billed to) and user_ok. An event names an account by a user id (owner, or
+# member: billed to the owner), a Hopsworks project id (users.hopsworks_project_id) or, for
+# collected events, a namespace (the owner's metadata.hopsworks_project_name, lowercased,
+# '_' -> '-'). An event with a cluster only matches accounts assigned to that cluster.
+# The candidates are grouped back onto the events by all of the events' columns, not
+# joined back by id after grouping: the planner cannot estimate the grouped rows, and
+# took a nested loop between the batch and itself (quadratic in the batch size).
+def _resolve(ev_columns: str) -> str:
+    grouped = ", ".join(f"e.{c.strip()}" for c in ev_columns.split(","))
+    return f"""
 cand AS (
   SELECT e.event_id, COALESCE(u.account_owner_id, u.id) AS owner_id,
          CASE WHEN u.account_owner_id IS NOT NULL THEN u.id END AS member_id
@@ -193,67 +223,99 @@ cand AS (
     ON u.account_owner_id IS NULL
    AND replace(lower(u.metadata ->> 'hopsworks_project_name'), '_', '-') = e.namespace
 ), res AS (
-  SELECT c.event_id, min(c.owner_id) AS owner_id, min(c.member_id) AS member_id,
+  SELECT {grouped}, min(c.owner_id) AS owner_id, min(c.member_id) AS member_id,
          count(DISTINCT c.owner_id) AS candidates
-  FROM cand c JOIN ev e USING (event_id)
-  WHERE e.cluster_id IS NULL OR EXISTS (
-    SELECT 1 FROM public.account_clusters ac
-    WHERE ac.account_owner_id = c.owner_id AND ac.hopsworks_cluster_id = e.cluster_id)
-  GROUP BY c.event_id
+  FROM ev e LEFT JOIN cand c ON c.event_id = e.event_id AND (
+    e.cluster_id IS NULL OR EXISTS (
+      SELECT 1 FROM public.account_clusters ac
+      WHERE ac.account_owner_id = c.owner_id AND ac.hopsworks_cluster_id = e.cluster_id))
+  GROUP BY {grouped}
 ), resolved AS (
-  SELECT e.*, r.owner_id, COALESCE(r.candidates, 0) AS candidates,
-         COALESCE(e.user_id, r.member_id, r.owner_id) AS attributed,
-         (e.user_id IS NULL OR EXISTS (
+  SELECT r.*, COALESCE(r.user_id, r.member_id, r.owner_id) AS attributed,
+         (r.user_id IS NULL OR EXISTS (
             SELECT 1 FROM public.users u
-            WHERE u.id = e.user_id AND COALESCE(u.account_owner_id, u.id) = r.owner_id)
+            WHERE u.id = r.user_id AND COALESCE(u.account_owner_id, u.id) = r.owner_id)
          ) AS user_ok
-  FROM ev e LEFT JOIN res r USING (event_id)
+  FROM res r
 ), checked AS (
-  SELECT r.*, """ + _PROBLEM + """ AS problem FROM resolved r
+  SELECT r.*, {_PROBLEM} AS problem FROM resolved r
 )"""
 
-_INGEST = text(
+# Outside the lock: resolve the batches into usage_ready, each id once: its first copy (in
+# the first batch that has it, the first in that batch).
+_RESOLVE_BATCHES = text(
     f"""
 WITH ev AS (
-  SELECT DISTINCT ON (event_id) * FROM usage_incoming ORDER BY event_id
-), {_RESOLVE}, ins AS (
-  INSERT INTO hopsplane.usage_events ({_INCOMING_COLUMNS}, status, problem,
-                                      account_owner_id, attributed_user_id)
-  SELECT {_INCOMING_COLUMNS},
-         CASE WHEN problem IS NULL THEN 'folded' ELSE 'unmatched' END, problem,
-         CASE WHEN problem IS NULL THEN owner_id END,
-         CASE WHEN problem IS NULL THEN attributed END
-  FROM checked ORDER BY event_id
+  SELECT DISTINCT ON (event_id) {_INCOMING_COLUMNS}, batch FROM usage_incoming
+  ORDER BY event_id, seq
+), {_resolve(_INCOMING_COLUMNS + ", batch")}
+INSERT INTO usage_ready ({_READY_COLUMNS}, batch)
+SELECT {_INCOMING_COLUMNS},
+       CASE WHEN problem IS NULL THEN 'folded' ELSE 'unmatched' END, problem,
+       CASE WHEN problem IS NULL THEN owner_id END,
+       CASE WHEN problem IS NULL THEN attributed END,
+       batch
+FROM checked
+"""
+)
+
+# Under the lock: store the new events, stage their sums, fold them in. Answers per batch
+# with new events (batch, accepted, unmatched, days its new events touched).
+_STORE_AND_FOLD = f"""
+{_FOLD_LOCK};
+WITH ins AS (
+  INSERT INTO hopsplane.usage_events ({_READY_COLUMNS})
+  SELECT {_READY_COLUMNS} FROM usage_ready ORDER BY event_id
   ON CONFLICT (event_id) DO NOTHING
-  RETURNING account_owner_id, day, attributed_user_id, source, compute_units, cpu_seconds,
-            status
+  RETURNING event_id, account_owner_id, day, attributed_user_id, source, compute_units,
+            cpu_seconds, status
 ), counted AS (
   SELECT account_owner_id, day, attributed_user_id, source, compute_units, cpu_seconds,
          1 AS n
   FROM ins WHERE status = 'folded'
 ), {_STAGE}
-SELECT (SELECT count(*) FROM ins) AS accepted,
-       (SELECT count(*) FROM ins WHERE status = 'unmatched') AS unmatched,
-       (SELECT count(*) FROM staged) AS staged
+SELECT r.batch, count(*), count(*) FILTER (WHERE i.status = 'unmatched'),
+       count(DISTINCT (i.account_owner_id, i.day)) FILTER (WHERE i.status = 'folded'),
+       (SELECT count(*) FROM staged)
+FROM ins i JOIN usage_ready r USING (event_id)
+GROUP BY r.batch;
+SET LOCAL enable_seqscan = off;
+{_ENSURE_DAYS};
+{_ROUNDS};
+SET LOCAL enable_seqscan = on;
+DELETE FROM usage_fold;
+DELETE FROM usage_ready
 """
-)
 
 
 def ingest(session: Session, events: Sequence[NewEvent]) -> tuple[int, int, int]:
     """Store new events and fold them in: (accepted, unmatched, days changed)."""
+    return ingest_batches(session, [events])[0]
+
+
+def ingest_batches(
+    session: Session, batches: Sequence[Sequence[NewEvent]]
+) -> list[tuple[int, int, int]]:
+    """Store the new events of several batches and fold them in, all at once: for each
+    batch (accepted, unmatched, days its new events changed). An id in several batches
+    counts as new in the first one only."""
     _prepare(session)
     raw = session.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur, cur.copy(
-        f"COPY usage_incoming ({_INCOMING_COLUMNS}) FROM STDIN"
+        f"COPY usage_incoming ({_INCOMING_COLUMNS}, batch, seq) FROM STDIN"
     ) as copy:
-        for event in events:
-            copy.write_row(event.row())
+        seq = 0
+        for index, events in enumerate(batches):
+            for event in events:
+                copy.write_row((*event.row(), index, seq))
+                seq += 1
     session.execute(text("ANALYZE usage_incoming"))  # row estimates for the plan below
-    row = session.execute(_INGEST).one()
-    session.execute(text("DELETE FROM usage_incoming"))
-    days = _fold(session) if row.staged else 0
-    return int(row.accepted), int(row.unmatched), days
+    session.execute(_RESOLVE_BATCHES)
+    results = [(0, 0, 0)] * len(batches)
+    for batch, accepted, unmatched, days, _staged in _script(session, _STORE_AND_FOLD)[0]:
+        results[batch] = (int(accepted), int(unmatched), int(days))
+    return results
 
 
 _REFOLD = text(
@@ -262,7 +324,7 @@ WITH ev AS (
   SELECT event_id, account_id, project_id, namespace, cluster_id, user_id
   FROM hopsplane.usage_events
   WHERE status = 'unmatched' ORDER BY event_id LIMIT :limit
-), {_RESOLVE}, upd AS (
+), {_resolve("event_id, account_id, project_id, namespace, cluster_id, user_id")}, upd AS (
   UPDATE hopsplane.usage_events e
   SET status = 'folded', problem = NULL, account_owner_id = c.owner_id,
       attributed_user_id = c.attributed, updated_at = now()
@@ -282,6 +344,7 @@ SELECT (SELECT count(*) FROM upd) AS folded
 def refold_unmatched(session: Session, *, limit: int) -> int:
     """Fold in the unmatched events (up to ``limit``) whose account is now known."""
     _prepare(session)
+    _script(session, _FOLD_LOCK)  # before writing event rows (see the module docstring)
     folded = int(session.execute(_REFOLD, {"limit": limit}).scalar_one())
     if folded:
         _fold(session)
@@ -364,6 +427,7 @@ def correct_collected(
         return 0
     ids, cpu, units = zip(*corrections, strict=True)
     _prepare(session)
+    _script(session, _FOLD_LOCK)  # before writing event rows (see the module docstring)
     corrected = int(session.execute(
         _CORRECT, {"ids": list(ids), "cpu": list(cpu), "units": list(units)}
     ).scalar_one())

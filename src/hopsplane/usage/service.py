@@ -19,6 +19,7 @@ from hopsplane.errors import AppError, Forbidden, Invalid, NotFound
 from hopsplane.integrations.prometheus import PrometheusQuery, build_prometheus_client
 from hopsplane.usage import repository as repo
 from hopsplane.usage import rules
+from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.usage.schemas import (
     CollectResult,
     IngestResult,
@@ -54,19 +55,40 @@ def ingest(session: Session, events: Iterable[UsageEventIn], submitter: Submitte
     as 'unmatched' and folded in by :func:`refold` once the mapping exists. The whole batch
     is refused (nothing stored) if one event is invalid.
     """
-    rows = [_validated(e, submitter, i) for i, e in enumerate(events)]
+    rows = validated_batch(events, submitter)
+    accepted, unmatched, days = repo.ingest(session, rows)
+    return _result(len(rows), accepted, unmatched, days)
+
+
+def ingest_grouped(
+    combiner: BatchCombiner, events: Iterable[UsageEventIn], submitter: Submitter
+) -> IngestResult:
+    """:func:`ingest` through the process's group commit (the API): the batch is stored and
+    folded, committed, together with the batches that arrived with it."""
+    rows = validated_batch(events, submitter)
+    accepted, unmatched, days = combiner.ingest(rows)
+    return _result(len(rows), accepted, unmatched, days)
+
+
+def validated_batch(events: Iterable[UsageEventIn], submitter: Submitter) -> list[NewEvent]:
+    """The rows to store for a batch, or Invalid/Forbidden naming the first bad event."""
+    source = submitter.source
+    rows = [_validated(e, submitter, source, i) for i, e in enumerate(events)]
     if not rows:
         raise Invalid("a batch needs at least one event")
     if len(rows) > rules.MAX_BATCH:
         raise Invalid(f"at most {rules.MAX_BATCH} events per batch, got {len(rows)}")
-    accepted, unmatched, days = repo.ingest(session, rows)
+    return rows
+
+
+def _result(received: int, accepted: int, unmatched: int, days: int) -> IngestResult:
     return IngestResult(
-        received=len(rows), accepted=accepted, duplicates=len(rows) - accepted,
+        received=received, accepted=accepted, duplicates=received - accepted,
         unmatched=unmatched, days_updated=days,
     )
 
 
-def _validated(event: UsageEventIn, submitter: Submitter, index: int) -> NewEvent:
+def _validated(event: UsageEventIn, submitter: Submitter, source: str, index: int) -> NewEvent:
     try:
         event_id = rules.check_event_id(event.id)
         if (event.account_id is None) == (event.project_id is None):
@@ -85,7 +107,7 @@ def _validated(event: UsageEventIn, submitter: Submitter, index: int) -> NewEven
         exc.message = f"events[{index}] ({event.id!r}): {exc.message}"
         raise
     return NewEvent(
-        event_id=event_id, source=submitter.source, cluster_id=cluster_id,
+        event_id=event_id, source=source, cluster_id=cluster_id,
         account_id=event.account_id, project_id=event.project_id, namespace=None,
         user_id=event.user_id, occurred_at=occurred_at, compute_units=units,
         cpu_seconds=cpu_seconds,

@@ -7,11 +7,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from hopsplane.api.deps import AdminDep, SessionDep, current_principal, require_admin
+from hopsplane.api.deps import (
+    AdminDep,
+    SessionDep,
+    current_principal,
+    database,
+    require_admin,
+)
 from hopsplane.api.errors import error_responses
 from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from hopsplane.db.engine import Database
 from hopsplane.errors import Unauthorized
 from hopsplane.usage import service
+from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.usage.rules import TOKEN_PREFIX
 from hopsplane.usage.schemas import IngestResult, UnmatchedEventOut, UsageBatchIn
 from hopsplane.usage.service import Submitter
@@ -19,23 +27,28 @@ from hopsplane.usage.service import Submitter
 router = APIRouter(prefix="/v1", tags=["usage"])
 
 
-def usage_submitter(request: Request, session: SessionDep) -> Submitter:
+def usage_submitter(request: Request, db: Annotated[Database, Depends(database)]) -> Submitter:
     """Guard "platform admin or cluster agent".
 
     ``Authorization: Bearer hpu_...`` is a cluster's ingestion token (issued with
     ``hopsplane usage issue-token``; only its SHA-256 is stored): the caller is that
     cluster's agent, and its events are stamped with its cluster. Anything else goes
     through the app's authenticator and must be a platform admin.
+
+    It looks the caller up in a short transaction of its own, ended before the batch is
+    handed to the group commit: a request waiting for its group holds no connection (else
+    enough waiting requests would take every connection of the pool from the group).
     """
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    credential = credential.strip()
-    if scheme.lower() == "bearer" and credential.startswith(TOKEN_PREFIX):
-        cluster_id = service.cluster_for_token(session, credential)
-        if cluster_id is None:
-            raise Unauthorized("unknown or replaced usage ingestion token")
-        return Submitter(cluster_id=cluster_id)
-    principal = require_admin(current_principal(request, session))
-    return Submitter(admin_id=principal.user_id)
+    with db.transaction() as session:
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        credential = credential.strip()
+        if scheme.lower() == "bearer" and credential.startswith(TOKEN_PREFIX):
+            cluster_id = service.cluster_for_token(session, credential)
+            if cluster_id is None:
+                raise Unauthorized("unknown or replaced usage ingestion token")
+            return Submitter(cluster_id=cluster_id)
+        principal = require_admin(current_principal(request, session))
+        return Submitter(admin_id=principal.user_id)
 
 
 AdminOrClusterAgentDep = Annotated[Submitter, Depends(usage_submitter)]
@@ -47,13 +60,15 @@ AdminOrClusterAgentDep = Annotated[Submitter, Depends(usage_submitter)]
     responses=error_responses(401, 403, 422),
 )
 def post_usage_events(
-    batch: UsageBatchIn, submitter: AdminOrClusterAgentDep, session: SessionDep
+    request: Request, batch: UsageBatchIn, submitter: AdminOrClusterAgentDep
 ) -> IngestResult:
     """Record a batch of usage events (up to 5,000). A repeated event id is accepted and
     ignored; events for unknown accounts or projects are kept and reported as unmatched.
     One invalid event refuses the whole batch (nothing is stored). When it answers, the new
-    events are in usage_tracking."""
-    return service.ingest(session, batch.events, submitter)
+    events are in usage_tracking (committed). Batches that arrive at the same time are
+    stored and folded together, each answered with its own counts."""
+    combiner: BatchCombiner = request.app.state.usage_combiner
+    return service.ingest_grouped(combiner, batch.events, submitter)
 
 
 @router.get(

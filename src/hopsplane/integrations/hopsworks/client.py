@@ -29,7 +29,9 @@ log = structlog.get_logger(__name__)
 API_PREFIX = "/hopsworks-api/api"
 USER_EXISTS = 160003
 PROJECT_EXISTS = 150001
-ALREADY_MEMBER = 150034  # TEAM_MEMBER_ALREADY_EXISTS in older RESTCodes; 409 is also accepted
+ALREADY_MEMBER = 150024  # RESTCodes.ProjectErrorCode.TEAM_MEMBER_ALREADY_EXISTS; 409 too
+FAILED_TO_ADD_MEMBER = 150081  # newest ProjectMembersService: a member not added, reason in usrMsg
+_ALREADY_MEMBER_TEXT = "already a member"
 ACTIVATED = "ACTIVATED_ACCOUNT"
 DEACTIVATED = "DEACTIVATED_ACCOUNT"
 DEFAULT_MEMBER_ROLE = "Data scientist"
@@ -68,7 +70,9 @@ class HopsworksApi(Protocol):
     def create_user(self, email: str, first_name: str, last_name: str) -> HopsworksUser: ...
     def find_user(self, email: str) -> HopsworksUser | None: ...
     def list_users(self) -> list[HopsworksUser]: ...
-    def create_project(self, name: str, owner_email: str, description: str) -> HopsworksProject: ...
+    def create_project(
+        self, name: str, owner_username: str, description: str
+    ) -> HopsworksProject: ...
     def list_projects(self) -> list[HopsworksProject]: ...
     def add_member(self, project_id: int, email: str, role: str = DEFAULT_MEMBER_ROLE) -> None: ...
     def remove_member(self, project_id: int, email: str) -> None: ...
@@ -151,46 +155,56 @@ class HopsworksClient:
 
     # -- projects ------------------------------------------------------------------------
 
-    def create_project(self, name: str, owner_email: str, description: str) -> HopsworksProject:
-        """Create ``name`` owned by ``owner_email``; an existing project of that name is
-        success (names are derived from the account, so the same name means ours)."""
+    def create_project(
+        self, name: str, owner_username: str, description: str
+    ) -> HopsworksProject:
+        """Create ``name`` owned by the Hopsworks user ``owner_username`` (``createas``
+        looks the owner up by username since Hopsworks 3.0); an existing project of that
+        name is success (names are derived from the account, so the same name means ours).
+        Hopsworks answers without the project's id (201 with a message up to 3.1, 200 with
+        no body since 3.2), so it is read from the project list."""
         body = {
             "projectName": name,
-            "owner": owner_email,
+            "owner": owner_username,
             "description": description,
             "services": [],
         }
         response = self._request(
             "POST", "/admin/projects/createas", json=body, exists_codes={PROJECT_EXISTS}
         )
-        if response is not None:
+        if response is not None and response.content:
             created = _json(response)
             pid = created.get("id", created.get("projectId"))
             if pid is not None:
-                return HopsworksProject(int(pid), str(created.get("projectName", name)))
+                return HopsworksProject(int(pid), str(created.get("name", name)))
         for project in self.list_projects():
             if project.name == name:
                 return project
         raise HopsworksRejected(
             f"project {name} was created but Hopsworks does not list it",
-            http_status=201,
+            http_status=response.status_code if response is not None else 409,
             error_code=None,
         )
 
     def list_projects(self) -> list[HopsworksProject]:
+        """Every project: ``{"items": [{"id", "name", ...}], "count"}`` since Hopsworks 3.2
+        (``ProjectsAdminResource``), a bare list of ``{"projectId", "projectName", ...}``
+        before."""
         response = self._request("GET", "/admin/projects")
         assert response is not None
         data = response.json()
         items = data.get("items", []) if isinstance(data, dict) else data
         return [
             HopsworksProject(
-                int(i.get("id", i.get("projectId"))), str(i.get("projectName", i.get("name")))
+                int(i.get("id", i.get("projectId"))), str(i.get("name", i.get("projectName")))
             )
             for i in items or []
         ]
 
     def add_member(self, project_id: int, email: str, role: str = DEFAULT_MEMBER_ROLE) -> None:
-        """Add ``email`` to the project; an existing membership is success."""
+        """Add ``email`` to the project; an existing membership is success. Hopsworks
+        answers 200 even when a member could not be added, and says why in ``fieldErrors``
+        ("... is already a member in this project.", "... was not found in the system.")."""
         body = {
             "projectTeam": [
                 {
@@ -199,12 +213,29 @@ class HopsworksClient:
                 }
             ]
         }
-        self._request(
-            "POST",
-            f"/project/{int(project_id)}/projectMembers",
-            json=body,
-            exists_codes={ALREADY_MEMBER},
-        )
+        try:
+            response = self._request(
+                "POST",
+                f"/project/{int(project_id)}/projectMembers",
+                json=body,
+                exists_codes={ALREADY_MEMBER},
+            )
+        except HopsworksRejected as exc:
+            # the newest sources answer 400 FAILED_TO_ADD_MEMBER instead of a 200 with
+            # fieldErrors; "already a member" is still success
+            if exc.error_code == FAILED_TO_ADD_MEMBER and _ALREADY_MEMBER_TEXT in exc.message:
+                return
+            raise
+        if response is None or not response.content:
+            return
+        errors = _json(response).get("fieldErrors") or []
+        failed = [str(e) for e in errors if _ALREADY_MEMBER_TEXT not in str(e)]
+        if failed:
+            raise HopsworksRejected(
+                f"Hopsworks did not add {email} to project {project_id}: {'; '.join(failed)}",
+                http_status=response.status_code,
+                error_code=None,
+            )
 
     def remove_member(self, project_id: int, email: str) -> None:
         """Remove ``email`` from the project; not a member (404) is success."""
