@@ -140,3 +140,26 @@ def test_billed_amount_cannot_go_negative(fresh_db: Database) -> None:
         upsert_usage(s, a, D1, "1")
     with pytest.raises(IntegrityError), fresh_db.transaction() as s:
         s.execute(text("UPDATE usage_tracking SET billed_amount = -1"))
+
+
+def test_a_day_row_being_folded_is_skipped_not_waited_for(fresh_db: Database) -> None:
+    """A transaction holding a usage row (as a usage fold does) neither blocks the run nor
+    loses the charge: the run charges the other rows, and the next one charges that row."""
+    with fresh_db.transaction() as s:
+        a = make_user(s)
+        post(s, a, "purchase", "100.00")
+        upsert_usage(s, a, D1, "10000")  # 1.00
+        upsert_usage(s, a, D2, "20000")  # 2.00
+    holder = fresh_db.sessions()
+    holder.begin()
+    holder.execute(text("SELECT 1 FROM usage_tracking WHERE account_owner_id = :a "
+                        "AND date = :d FOR UPDATE"), {"a": a, "d": D2})
+    try:
+        first = _run(fresh_db)  # with FOR UPDATE (no SKIP LOCKED) this waits forever
+        assert (first.postings, first.amount, first.failures) == (1, Decimal("1.00"), [])
+    finally:
+        holder.rollback()
+        holder.close()
+    second = _run(fresh_db)
+    assert (second.postings, second.amount) == (1, Decimal("2.00"))
+    assert _debits(fresh_db, a) == [Decimal("-1.00"), Decimal("-2.00")]

@@ -43,8 +43,13 @@ def take_pending_charges(
 ) -> list[PendingCharge]:
     """Mark the batch's rows with something left to charge as charged (billed_amount :=
     total_cost) and return them with what was charged before, in one statement. The rows
-    stay locked until commit, so a concurrent run or a late-usage upsert waits; the caller
-    posts the debits in the same transaction (a failure rolls the marks back)."""
+    stay locked until commit, so a late-usage fold of the same row waits; the caller posts
+    the debits in the same transaction (a failure rolls the marks back).
+
+    Rows another transaction holds right now (a usage fold, another billing run) are
+    skipped, not waited for: they are charged by the next run. Billing therefore never
+    waits on a row lock and cannot close a deadlock cycle with the folds, which lock the
+    day rows in their own order."""
     rows = session.execute(
         text(
             """
@@ -53,7 +58,7 @@ def take_pending_charges(
                 SELECT id, billed_amount FROM usage_tracking
                 WHERE account_owner_id = ANY(CAST(:accounts AS text[])) AND date <= :through
                   AND total_cost > billed_amount
-                FOR UPDATE
+                FOR UPDATE SKIP LOCKED
             ) AS p
             WHERE u.id = p.id
             RETURNING u.id, u.account_owner_id, u.date, u.compute_units, u.total_cost,
