@@ -222,7 +222,7 @@ def migrate(
     with step("backup"):
         manifest = backup.write_backup(conn, "public", LEGACY_TABLES, backup_dir)
     with step("check backup"):
-        backup.check_backup(conn, "public", backup_dir, manifest)
+        backup.check_backup(conn, "public", backup_dir, manifest, report_plan.counts)
     with step("stage"):
         conn.execute(text(f'CREATE SCHEMA "{STAGING_SCHEMA}"'))
         for table in LEGACY_TABLES:
@@ -239,15 +239,24 @@ def migrate(
     with step("hopsworks_clusters"):
         moved["hopsworks_clusters"] = transform.move_clusters(conn, s, box)
     with step("account_clusters"):
-        moved["account_clusters"] = int(
-            conn.execute(text(transform.account_clusters_sql(s))).rowcount)
+        with bulk.triggers_disabled(conn, "account_clusters",
+                                    transform.BULK_TRIGGERS["account_clusters"]):
+            moved["account_clusters"] = int(
+                conn.execute(text(transform.account_clusters_sql(s))).rowcount)
+            with bulk.triggers_disabled(conn, "hopsworks_clusters",
+                                        "hopsworks_clusters_current_users_derived"):
+                conn.execute(text(transform.CURRENT_USERS_SQL))
     with step("credits_ledger"):
         moved["credits_ledger"] = int(conn.execute(text(transform.ledger_sql(s))).rowcount)
     with step("usage_tracking"):
-        moved["usage_tracking"] = int(conn.execute(text(transform.usage_sql(s))).rowcount)
+        with bulk.triggers_disabled(conn, "usage_tracking",
+                                    transform.BULK_TRIGGERS["usage_tracking"]):
+            with bulk.packed(conn, "usage_tracking"):
+                moved["usage_tracking"] = sum(
+                    int(conn.execute(text(sql)).rowcount) for sql in transform.usage_sql(s))
+            conn.execute(text(transform.PRICE_OVERRIDES_SQL))
     with step("rebuild keys"):
         bulk.create_keys(conn, keys)
-        conn.execute(text(transform.CURRENT_USERS_SQL))
     # overdrawn legacy accounts are suspended like any other (announced by the next billing
     # run), and low balances get their notice
     with step("standing"), Session(bind=conn) as session:
