@@ -152,22 +152,19 @@ def write_backup(
         )
         with path.open("wb") as fh, cur.copy(stmt) as copy:
             # COPY OUT sends one message per row: gather rows into ~1 MB blocks so that
-            # hashing and writing cost one call per block, not per row.
-            block: list[bytes] = []
-            pending = 0
+            # hashing and writing cost one call per block, not per row. The hash is taken
+            # from the very bytes written, so the file need not be read back.
+            block = bytearray()
             for chunk in copy:
-                block.append(bytes(chunk))
-                pending += len(chunk)
-                if pending >= _CHUNK:
-                    data = b"".join(block)
-                    fh.write(data)
-                    digest.update(data)
-                    size += len(data)
-                    block, pending = [], 0
-            data = b"".join(block)
-            fh.write(data)
-            digest.update(data)
-            size += len(data)
+                block += chunk
+                if len(block) >= _CHUNK:
+                    fh.write(block)
+                    digest.update(block)
+                    size += len(block)
+                    block = bytearray()
+            fh.write(block)
+            digest.update(block)
+            size += len(block)
             fh.flush()
             os.fsync(fh.fileno())
         files[table] = {

@@ -51,6 +51,8 @@ def _merge_metadata(original: str, legacy: str) -> str:
 
 
 def users_sql(s: str) -> str:
+    other = (f"SELECT 1 FROM {q(s, 'user_hopsworks_assignments')} o "
+             "WHERE o.user_id = a.user_id AND o.ctid <> a.ctid")
     legacy = (
         "jsonb_strip_nulls(jsonb_build_object("
         "'updated_at', u.updated_at, 'role', u.role, 'status', u.status, "
@@ -68,22 +70,24 @@ def users_sql(s: str) -> str:
     SELECT u.id, u.email, coalesce(u.name, p.full_name),
            coalesce(u.created_at, u.updated_at, p.created_at, {EPOCH}),
            u.last_login_at, NULL, u.stripe_customer_id, u.stripe_test_customer_id,
-           u.hopsworks_username, fp.project_id,
+           u.hopsworks_username, ag.project_id,
            coalesce(u.is_admin, false) OR coalesce(u.role = 'admin', false),
            {_merge_metadata("u.metadata", legacy)}
     FROM {q(s, "users")} u
     LEFT JOIN {q(s, "user_profiles")} p ON p.user_id = u.id
     LEFT JOIN {q(s, "user_pricing_overrides")} o ON o.user_id = u.id
     LEFT JOIN (
-        SELECT DISTINCT ON (user_id) user_id, project_id
-        FROM {q(s, "user_hopsworks_assignments")}
-        WHERE project_id IS NOT NULL
-        ORDER BY user_id, coalesce(assigned_at, created_at) NULLS LAST, created_at NULLS LAST,
-                 id
-    ) fp ON fp.user_id = u.id
-    LEFT JOIN (
-        SELECT a.user_id, jsonb_agg(to_jsonb(a) - 'user_id' ORDER BY a.created_at, a.id) AS rows
-        FROM {q(s, "user_hopsworks_assignments")} a GROUP BY a.user_id
+        -- users with one assignment (nearly all): no aggregate, no per-user sort
+        SELECT a.user_id, jsonb_build_array(to_jsonb(a) - 'user_id') AS rows, a.project_id
+        FROM {q(s, "user_hopsworks_assignments")} a WHERE NOT EXISTS ({other})
+        UNION ALL
+        -- several: the project of the earliest assignment that has one
+        SELECT a.user_id, jsonb_agg(to_jsonb(a) - 'user_id' ORDER BY a.created_at, a.id),
+               (array_agg(a.project_id ORDER BY coalesce(a.assigned_at, a.created_at) NULLS LAST,
+                                                a.created_at NULLS LAST, a.id)
+                  FILTER (WHERE a.project_id IS NOT NULL))[1]
+        FROM {q(s, "user_hopsworks_assignments")} a WHERE EXISTS ({other})
+        GROUP BY a.user_id
     ) ag ON ag.user_id = u.id
     """
 
@@ -103,34 +107,34 @@ def account_clusters_sql(s: str) -> str:
 
 
 def ledger_sql(s: str) -> str:
+    """At most three entries per user in a fixed order (purchase, grant, usage; zero ones
+    skipped), so seq and the running balance follow from the row itself: no window
+    function, no sort. seq = 1 + the non-zero entries before it; balance = the sum of the
+    amounts up to it (a skipped entry adds 0)."""
     return f"""
     INSERT INTO public.credits_ledger (
         account_owner_id, seq, prev_seq, prev_balance, amount, balance, type, description,
         created_at, idempotency_key)
-    SELECT user_id, seq,
-           CASE WHEN seq > 1 THEN seq - 1 END,
-           CASE WHEN seq > 1 THEN balance - amount END,
-           amount, balance, type, description, created_at,
-           'legacy:' || user_id || ':' || type
+    SELECT c.user_id, v.seq,
+           CASE WHEN v.seq > 1 THEN v.seq - 1 END,
+           CASE WHEN v.seq > 1 THEN v.balance - v.amount END,
+           v.amount, v.balance, v.type, v.description,
+           coalesce(c.updated_at, nu.created_at),
+           'legacy:' || c.user_id || ':' || v.type
     FROM (
-        SELECT e.*,
-               row_number() OVER w AS seq,
-               sum(e.amount) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS balance
-        FROM (
-            SELECT c.user_id, v.ord, v.type, v.amount, v.description,
-                   coalesce(c.updated_at, nu.created_at) AS created_at
-            FROM {q(s, "user_credits")} c
-            JOIN public.users nu ON nu.id = c.user_id
-            CROSS JOIN LATERAL (VALUES
-                (1, 'purchase', coalesce(c.total_purchased, 0),
-                 'legacy balance: total purchased'),
-                (2, 'grant', coalesce(c.free_credits, 0), 'legacy balance: free credits'),
-                (3, 'usage', -coalesce(c.total_used, 0), 'legacy balance: total used')
-            ) AS v(ord, type, amount, description)
-            WHERE v.amount <> 0
-        ) e
-        WINDOW w AS (PARTITION BY e.user_id ORDER BY e.ord)
-    ) x
+        SELECT user_id, updated_at,
+               coalesce(total_purchased, 0) AS p, coalesce(free_credits, 0) AS g,
+               coalesce(total_used, 0) AS u
+        FROM {q(s, "user_credits")}
+    ) c
+    JOIN public.users nu ON nu.id = c.user_id
+    CROSS JOIN LATERAL (VALUES
+        (1, 'purchase', c.p, c.p, 'legacy balance: total purchased'),
+        (1 + (c.p <> 0)::int, 'grant', c.g, c.p + c.g, 'legacy balance: free credits'),
+        (1 + (c.p <> 0)::int + (c.g <> 0)::int, 'usage', -c.u, c.p + c.g - c.u,
+         'legacy balance: total used')
+    ) AS v(seq, type, amount, balance, description)
+    WHERE v.amount <> 0
     """
 
 
@@ -140,13 +144,14 @@ def _usage_insert(select: str) -> str:
         account_owner_id, date, compute_units, user_breakdown, raw_metrics, created_at,
         updated_at)
     SELECT g.user_id, g.date, g.units,
-           jsonb_build_object(g.user_id, g.units),
+           jsonb_build_object(g.user_id, g.units) AS user_breakdown,
            jsonb_build_object(
                'source', 'legacy usage_daily',
                'gpu_hours', g.gpu_hours, 'storage_gb', g.storage_gb,
                'api_calls', g.api_calls, 'legacy_total_cost', g.total_cost,
-               'per_cluster', g.rows),
-           coalesce(g.first_at, g.date::timestamptz), coalesce(g.last_at, g.date::timestamptz)
+               'per_cluster', g.rows) AS raw_metrics,
+           coalesce(g.first_at, g.date::timestamptz) AS created_at,
+           coalesce(g.last_at, g.date::timestamptz) AS updated_at
     FROM ({select}) AS g
     """
 
@@ -208,6 +213,8 @@ BULK_TRIGGERS: dict[str, str] = {
     # looks up hopsplane.price_overrides once per usage row
     "usage_tracking": "usage_tracking_price_override",
 }
+
+CURRENT_USERS_GUARD = "hopsworks_clusters_current_users_derived"
 
 # What account_clusters_count would have done: current_users = the assigned accounts.
 # The guard trigger refuses direct writes of current_users, so it is disabled around this
