@@ -66,6 +66,35 @@ def test_usage_breakdown_must_sum_to_the_units(session: Session) -> None:
            "usage_tracking_breakdown_sums", o=owner)
 
 
+_BREAKDOWN_CASES = [
+    None, '{}', '{"a": 5}', '{"a": "7.25"}', '{"a": null}', '{"a": -3.5}', '{"a": 1e3}',
+    '{"a": 1, "b": 2.5}', '{"a": null, "b": 4}', '{"a": "1", "b": "2", "c": 3.0001}',
+    '[1, 2]', '[]', '3', '"x"', 'null', 'true',
+]
+
+
+@pytest.mark.parametrize("value", _BREAKDOWN_CASES)
+def test_breakdown_total_is_the_sum_of_the_values(session: Session, value: str | None) -> None:
+    """Revision 0009 gave breakdown_total an inlinable body; it must answer exactly what the
+    plain sum over jsonb_each_text (the 0001 body) answers, NULL for non-objects."""
+    got, want = session.execute(text(
+        "SELECT hopsplane.breakdown_total(CAST(:v AS jsonb)), "
+        "CASE WHEN jsonb_typeof(CAST(:v AS jsonb)) = 'object' THEN (SELECT COALESCE("
+        "sum(value::numeric), 0) FROM jsonb_each_text(CAST(:v AS jsonb))) END"),
+        {"v": value}).one()
+    assert got == want
+    if want is not None:
+        assert str(got) == str(want)  # same scale too
+
+
+@pytest.mark.parametrize("value", ['{"a": true}', '{"a": "x"}', '{"a": [1]}',
+                                   '{"a": 1, "b": {"c": 1}}'])
+def test_breakdown_total_refuses_values_that_are_not_numbers(session: Session,
+                                                             value: str) -> None:
+    _fails(session, "SELECT hopsplane.breakdown_total(CAST(:v AS jsonb))",
+           "invalid input syntax for type numeric", v=value)
+
+
 def test_usage_volume_beyond_the_plans_overflow_and_cost_rounding(session: Session) -> None:
     owner = make_user(session)
     # 10,000 CPU-hours in a day = 100,000,000 units: the plan's DECIMAL(10,4) stops at 999,999.

@@ -239,6 +239,45 @@ def test_clusters_keep_ids_with_encrypted_secrets_mapped_status_and_true_counts(
     assert sorted(n["status"] for n in new.values()) == ["active", "draining"]
 
 
+def test_the_bulk_load_leaves_the_triggers_on_and_the_fillfactor_as_the_schema_says(
+    m: Migrated,
+) -> None:
+    """The load switches two row triggers off and packs usage_tracking; afterwards both
+    triggers are enabled and work, and the table's fillfactor is the one of revision 0007."""
+    engine = create_engine(m.url)
+    try:
+        with engine.connect() as conn, conn.begin() as tx:
+            disabled = conn.execute(text(
+                "SELECT tgrelid::regclass || '.' || tgname FROM pg_trigger "
+                "WHERE NOT tgisinternal AND tgenabled <> 'O'")).scalars().all()
+            assert disabled == []
+            options = conn.execute(text(
+                "SELECT reloptions FROM pg_class WHERE oid = 'public.usage_tracking'::regclass"
+            )).scalar_one()
+            assert options == ["fillfactor=40"]
+            # the counting trigger: a new account on a cluster raises its current_users
+            cluster, before = conn.execute(text(
+                "SELECT id, current_users FROM hopsworks_clusters ORDER BY name LIMIT 1")).one()
+            conn.execute(text("INSERT INTO users (id, email) VALUES ('auth0|new', 'n@x.io')"))
+            conn.execute(text("INSERT INTO account_clusters (account_owner_id, "
+                              "hopsworks_cluster_id) VALUES ('auth0|new', :c)"), {"c": cluster})
+            after = conn.execute(text("SELECT current_users FROM hopsworks_clusters "
+                                      "WHERE id = :c"), {"c": cluster}).scalar_one()
+            assert after == before + 1
+            # the price trigger: a usage row written after an override takes its price
+            conn.execute(text("INSERT INTO hopsplane.price_overrides (account_owner_id, "
+                              "effective_from, unit_price, reason) "
+                              "VALUES ('auth0|new', '2020-01-01', 0.00005, 'test')"))
+            price = conn.execute(text(
+                "INSERT INTO usage_tracking (account_owner_id, date, compute_units, "
+                "user_breakdown) VALUES ('auth0|new', '2026-01-01', 10, '{\"auth0|new\": 10}') "
+                "RETURNING unit_price")).scalar_one()
+            assert price == Decimal("0.000050")
+            tx.rollback()
+    finally:
+        engine.dispose()
+
+
 def test_report_says_what_was_verified_and_dropped(m: Migrated) -> None:
     assert m.report.outcome == "migrated"
     assert all(c.ok for c in m.report.checks) and len(m.report.checks) >= 8

@@ -152,22 +152,19 @@ def write_backup(
         )
         with path.open("wb") as fh, cur.copy(stmt) as copy:
             # COPY OUT sends one message per row: gather rows into ~1 MB blocks so that
-            # hashing and writing cost one call per block, not per row.
-            block: list[bytes] = []
-            pending = 0
+            # hashing and writing cost one call per block, not per row. The hash is taken
+            # from the very bytes written, so the file need not be read back.
+            block = bytearray()
             for chunk in copy:
-                block.append(bytes(chunk))
-                pending += len(chunk)
-                if pending >= _CHUNK:
-                    data = b"".join(block)
-                    fh.write(data)
-                    digest.update(data)
-                    size += len(data)
-                    block, pending = [], 0
-            data = b"".join(block)
-            fh.write(data)
-            digest.update(data)
-            size += len(data)
+                block += chunk
+                if len(block) >= _CHUNK:
+                    fh.write(block)
+                    digest.update(block)
+                    size += len(block)
+                    block = bytearray()
+            fh.write(block)
+            digest.update(block)
+            size += len(block)
             fh.flush()
             os.fsync(fh.fileno())
         files[table] = {
@@ -231,12 +228,27 @@ def check_files(directory: Path, manifest: dict[str, Any]) -> None:
         raise Conflict("the backup is damaged: " + "; ".join(problems))
 
 
-def check_backup(conn: Connection, schema: str, directory: Path,
-                 manifest: dict[str, Any]) -> None:
-    """Before anything changes: the files are intact and hold as many rows as the tables
-    (counted again in the same transaction, under the migration's locks)."""
-    check_files(directory, manifest)
-    counts = row_counts(conn, schema, tuple(manifest["tables"]))
+def check_backup(conn: Connection, schema: str, directory: Path, manifest: dict[str, Any],
+                 counts: dict[str, int] | None = None) -> None:
+    """Before anything changes: the manifest on disk is the one just written, every file is
+    there with the size written (its SHA-256 was computed from the very bytes written, so
+    the file is not read again; ``restore`` re-hashes before using it), and each file holds
+    as many rows as the table. ``counts``: the tables' row counts taken in the same
+    transaction under the migration's locks (counted here when not given)."""
+    if read_manifest(directory) != json.loads(json.dumps(manifest, default=str)):
+        raise Conflict(f"the backup is damaged: {MANIFEST} is not the manifest just written")
+    problems = []
+    for table, entry in manifest["tables"].items():
+        path = directory / entry["file"]
+        if not path.exists():
+            problems.append(f"{table}: {path.name} is missing")
+        elif path.stat().st_size != entry["bytes"]:
+            problems.append(f"{table}: {path.name} has {path.stat().st_size} bytes, "
+                            f"{entry['bytes']} were written")
+    if problems:
+        raise Conflict("the backup is damaged: " + "; ".join(problems))
+    if counts is None or not set(manifest["tables"]) <= set(counts):
+        counts = row_counts(conn, schema, tuple(manifest["tables"]))
     wrong = [
         f"{t}: {counts[t]} rows in the table, {e['rows']} in the backup"
         for t, e in manifest["tables"].items() if counts[t] != e["rows"]

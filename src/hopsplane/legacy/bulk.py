@@ -5,13 +5,21 @@ and one b-tree insertion per row and key (random UUIDs make the latter cache-hos
 Inside the migration transaction the keys are therefore dropped before the load and
 re-created after it from their exact catalog definitions (same names, same SQL): building
 an index from sorted data and validating a foreign key with one anti-join are each a single
-pass. CHECK constraints and triggers stay in place during the load. If the data violates a
-key, re-creating it fails and the whole transaction rolls back; ``hopsplane db check``
+pass. CHECK constraints stay in place during the load. If the data violates a key,
+re-creating it fails and the whole transaction rolls back; ``hopsplane db check``
 afterwards sees exactly the schema of the migrations.
+
+Two row triggers do per row what one statement does for the whole load
+(``triggers_disabled``: the caller runs that statement before the trigger is enabled
+again, in the same transaction, so nobody ever sees the table without it), and
+``packed`` loads a table whose fillfactor keeps free space for updates with full pages
+(the rows written later still get the free space).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
@@ -81,3 +89,31 @@ def create_keys(conn: Connection, keys: list[Key]) -> None:
 def _qualified(table: str) -> str:
     """``hopsplane.jobs`` stays as it is; a bare name is a table in public."""
     return table if "." in table else f'public."{table}"'
+
+
+@contextmanager
+def triggers_disabled(conn: Connection, table: str, *triggers: str) -> Iterator[None]:
+    """``ALTER TABLE public.<table> DISABLE TRIGGER`` for the block, enabled again after it
+    (when the block raises, the transaction rolls back and the triggers were never off)."""
+    for t in triggers:
+        conn.execute(text(f'ALTER TABLE public."{table}" DISABLE TRIGGER "{t}"'))
+    yield
+    for t in triggers:
+        conn.execute(text(f'ALTER TABLE public."{table}" ENABLE TRIGGER "{t}"'))
+
+
+@contextmanager
+def packed(conn: Connection, table: str) -> Iterator[None]:
+    """Fill the pages written in the block completely, then restore the table's fillfactor
+    (it applies to pages written from then on)."""
+    before = conn.execute(text(
+        "SELECT option_value FROM pg_class c, pg_options_to_table(c.reloptions) "
+        "WHERE c.oid = CAST(:t AS regclass) AND option_name = 'fillfactor'"
+    ), {"t": f'public."{table}"'}).scalar()
+    conn.execute(text(f'ALTER TABLE public."{table}" SET (fillfactor = 100)'))
+    yield
+    if before is None:
+        conn.execute(text(f'ALTER TABLE public."{table}" RESET (fillfactor)'))
+    else:
+        conn.execute(text(
+            f'ALTER TABLE public."{table}" SET (fillfactor = {int(before)})'))

@@ -222,7 +222,7 @@ def migrate(
     with step("backup"):
         manifest = backup.write_backup(conn, "public", LEGACY_TABLES, backup_dir)
     with step("check backup"):
-        backup.check_backup(conn, "public", backup_dir, manifest)
+        backup.check_backup(conn, "public", backup_dir, manifest, report_plan.counts)
     with step("stage"):
         conn.execute(text(f'CREATE SCHEMA "{STAGING_SCHEMA}"'))
         for table in LEGACY_TABLES:
@@ -239,15 +239,13 @@ def migrate(
     with step("hopsworks_clusters"):
         moved["hopsworks_clusters"] = transform.move_clusters(conn, s, box)
     with step("account_clusters"):
-        moved["account_clusters"] = int(
-            conn.execute(text(transform.account_clusters_sql(s))).rowcount)
+        moved["account_clusters"] = _load_account_clusters(conn, s)
     with step("credits_ledger"):
         moved["credits_ledger"] = int(conn.execute(text(transform.ledger_sql(s))).rowcount)
     with step("usage_tracking"):
-        moved["usage_tracking"] = int(conn.execute(text(transform.usage_sql(s))).rowcount)
+        moved["usage_tracking"] = _load_usage(conn, s)
     with step("rebuild keys"):
         bulk.create_keys(conn, keys)
-        conn.execute(text(transform.CURRENT_USERS_SQL))
     # overdrawn legacy accounts are suspended like any other (announced by the next billing
     # run), and low balances get their notice
     with step("standing"), Session(bind=conn) as session:
@@ -262,6 +260,30 @@ def migrate(
         "migrated", plan=report_plan, moved=moved, counts_after=after, checks=checks,
         retired=retired, timings=timings, backup_dir=backup_dir,
     )
+
+
+def _load_account_clusters(conn: Connection, s: str) -> int:
+    """Without the per-row counting trigger; current_users set once from the loaded rows
+    (with its guard off for that one statement); both triggers on again afterwards."""
+    with bulk.triggers_disabled(conn, "account_clusters",
+                                transform.BULK_TRIGGERS["account_clusters"]):
+        n = int(conn.execute(text(transform.account_clusters_sql(s))).rowcount)
+        with bulk.triggers_disabled(conn, "hopsworks_clusters",
+                                    transform.CURRENT_USERS_GUARD):
+            conn.execute(text(transform.CURRENT_USERS_SQL))
+    return n
+
+
+def _load_usage(conn: Connection, s: str) -> int:
+    """Without the per-row price-override trigger (its effect applied once, set-based), in
+    full pages (the legacy days are history; the table's fillfactor is restored for the
+    rows written later)."""
+    with bulk.triggers_disabled(conn, "usage_tracking",
+                                transform.BULK_TRIGGERS["usage_tracking"]):
+        with bulk.packed(conn, "usage_tracking"):
+            n = sum(int(conn.execute(text(sql)).rowcount) for sql in transform.usage_sql(s))
+        conn.execute(text(transform.PRICE_OVERRIDES_SQL))
+    return n
 
 
 def verify_against_backup(conn: Connection, backup_dir: Path, box: SecretBox
