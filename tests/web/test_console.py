@@ -238,6 +238,9 @@ def test_admin_finds_an_account_and_grants_once_per_form(web: Api) -> None:
     via_member = web.client.get("/console/admin/find", params={"q": member},
                                 headers=admin_headers, follow_redirects=False)
     assert via_member.headers["location"] == account_path
+    # a member has no account page of their own: the ledger's owner rule answers, as in the API
+    member_page = web.client.get(f"/console/admin/accounts/{member}", headers=admin_headers)
+    assert member_page.status_code == 422 and "team member" in member_page.text
     missing = web.client.get("/console/admin/find", params={"q": "nobody@example.com"},
                              headers=admin_headers)
     assert missing.status_code == 404 and "nobody@example.com" in missing.text

@@ -42,7 +42,7 @@ from hopsplane.api.routers.team import (
 from hopsplane.billing import service as billing
 from hopsplane.clusters import service as clusters
 from hopsplane.credits import service as credits
-from hopsplane.errors import AppError, Invalid, NotFound
+from hopsplane.errors import AppError, Invalid
 from hopsplane.payments import service as payments
 from hopsplane.teams import service as teams
 
@@ -236,8 +236,14 @@ def accept(
 @router.get("/console/admin")
 def admin_home(request: Request, admin: AdminDep, session: SessionDep) -> HTMLResponse:
     """Clusters and their capacity, and a lookup of any account."""
+    return _admin_home(request, admin, session)
+
+
+def _admin_home(request: Request, admin: Principal, session: Session, status_code: int = 200,
+                error: str | None = None, q: str = "") -> HTMLResponse:
     rows, more = clusters.list_clusters(session, limit=ADMIN_CLUSTERS)
-    return render(request, "admin.html", admin, clusters=rows, more=more is not None)
+    return render(request, "admin.html", admin, status_code, error=error, q=q,
+                  clusters=rows, more=more is not None)
 
 
 @router.get("/console/admin/find")
@@ -248,9 +254,7 @@ def admin_find(
     try:
         user = accounts.find_user(session, q)
     except AppError as exc:
-        rows, more = clusters.list_clusters(session, limit=ADMIN_CLUSTERS)
-        return render(request, "admin.html", admin, exc.status, error=exc.message,
-                      clusters=rows, more=more is not None, q=q)
+        return _admin_home(request, admin, session, exc.status, error=exc.message, q=q)
     account = user.account_owner_id or user.id
     return RedirectResponse(f"/console/admin/accounts/{quote(account, safe='')}",
                             status_code=303)
@@ -260,13 +264,10 @@ def _admin_account(
     request: Request, admin: Principal, session: Session, account_id: str,
     status_code: int = 200, error: str | None = None, form: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    user = accounts.get_user(session, account_id)
-    if user.account_owner_id is not None:
-        raise NotFound(f"{account_id!r} is a team member: look up their owner "
-                       f"{user.account_owner_id!r}")
+    standing = credits.standing(session, account_id)  # owners only, as in the API
     return render(
-        request, "admin_account.html", admin, status_code, error=error, user=user,
-        standing=credits.standing(session, account_id),
+        request, "admin_account.html", admin, status_code, error=error,
+        user=accounts.get_user(session, account_id), standing=standing,
         ledger=ledger_page(session, account_id, 20, None),
         assignment=clusters.assignment(session, account_id),
         notice=NOTICES.get(request.query_params.get("notice", "")),
