@@ -110,21 +110,28 @@ def capture_ddl(conn: Connection, schema: str, tables: tuple[str, ...]) -> dict[
     return out
 
 
+def column_definitions(spec: dict[str, Any]) -> list[str]:
+    """``"name" type [DEFAULT …] [NOT NULL]`` of each captured column of a table (for the
+    manifest's readable DDL and for ``restore``'s CREATE TABLE alike)."""
+    cols = []
+    for c in spec["columns"]:
+        col = f'"{c["name"]}" {c["type"]}'
+        if c["default"] is not None:
+            col += f" DEFAULT {c['default']}"
+        if c["not_null"]:
+            col += " NOT NULL"
+        cols.append(col)
+    return cols
+
+
 def ddl_text(ddl: dict[str, Any]) -> str:
     """The captured DDL as readable SQL (stored in the manifest for humans)."""
     lines: list[str] = []
     for table, spec in ddl.items():
         for s in spec["sequences"]:
             lines.append(f'CREATE SEQUENCE "{s["name"]}";')
-        cols = []
-        for c in spec["columns"]:
-            col = f'  "{c["name"]}" {c["type"]}'
-            if c["default"] is not None:
-                col += f" DEFAULT {c['default']}"
-            if c["not_null"]:
-                col += " NOT NULL"
-            cols.append(col)
-        lines.append(f'CREATE TABLE "{table}" (\n' + ",\n".join(cols) + "\n);")
+        cols = ",\n".join(f"  {c}" for c in column_definitions(spec))
+        lines.append(f'CREATE TABLE "{table}" (\n{cols}\n);')
     for table, spec in ddl.items():
         for k in spec["constraints"]:
             lines.append(f'ALTER TABLE "{table}" ADD CONSTRAINT "{k["name"]}" {k["definition"]};')

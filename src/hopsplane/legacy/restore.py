@@ -11,7 +11,7 @@ from psycopg import sql
 from sqlalchemy import Connection, text
 
 from hopsplane.errors import Conflict
-from hopsplane.legacy.backup import check_files, driver, read_manifest
+from hopsplane.legacy.backup import check_files, column_definitions, driver, read_manifest
 from hopsplane.legacy.inspect import q, row_counts, tables_in
 
 _CHUNK = 1 << 20
@@ -24,15 +24,8 @@ def create_tables(conn: Connection, schema: str, ddl: dict[str, Any]) -> None:
         for s in spec["sequences"]:
             conn.execute(text(f'CREATE SEQUENCE "{schema}"."{s["name"]}"'))
     for table, spec in ddl.items():
-        cols = []
-        for c in spec["columns"]:
-            col = f'"{c["name"]}" {c["type"]}'
-            if c["default"] is not None:
-                col += f" DEFAULT {c['default']}"
-            if c["not_null"]:
-                col += " NOT NULL"
-            cols.append(col)
-        conn.execute(text(f"CREATE TABLE {q(schema, table)} ({', '.join(cols)})"))
+        cols = ", ".join(column_definitions(spec))
+        conn.execute(text(f"CREATE TABLE {q(schema, table)} ({cols})"))
 
 
 def load_data(conn: Connection, schema: str, directory: Path, manifest: dict[str, Any]) -> None:
