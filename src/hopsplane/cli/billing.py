@@ -10,7 +10,14 @@ import typer
 from hopsplane.billing import service
 from hopsplane.billing.rules import today_utc
 from hopsplane.billing.run import run_billing
-from hopsplane.cli.common import console, err_console, friendly, load_settings, open_database
+from hopsplane.cli.common import (
+    console,
+    database,
+    err_console,
+    friendly,
+    load_settings,
+    transaction,
+)
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.errors import Invalid
 from hopsplane.integrations.email import build_mailer
@@ -53,8 +60,7 @@ def run(
     accounts failed (they are listed; the others were charged)."""
     settings = load_settings()
     day = _day(through, "--through") or today_utc()
-    db = open_database(settings)
-    with console.status("billing...") as status:
+    with database(settings) as db, console.status("billing...") as status:
         report = run_billing(
             db, day,
             hooks=build_account_hooks(settings),
@@ -84,16 +90,16 @@ def dispatch() -> None:
     """Announce pending balance events: suspensions/resumptions to the account hooks and
     low-balance notices by email (SMTP, or the log when unconfigured)."""
     settings = load_settings()
-    db = open_database(settings)
     hooks, mailer = build_account_hooks(settings), build_mailer(settings)
     total_hooks = total_sent = 0
-    while True:
-        with db.transaction() as s:
-            hooked, sent, claimed = service.dispatch_events(
-                s, hooks, mailer, public_url=settings.public_url)
-        total_hooks, total_sent = total_hooks + hooked, total_sent + sent
-        if claimed == 0 or hooked + sent == 0:
-            break
+    with database(settings) as db:
+        while True:
+            with db.transaction() as s:
+                hooked, sent, claimed = service.dispatch_events(
+                    s, hooks, mailer, public_url=settings.public_url)
+            total_hooks, total_sent = total_hooks + hooked, total_sent + sent
+            if claimed == 0 or hooked + sent == 0:
+                break
     console.print(f"{total_hooks} suspensions/resumptions announced, {total_sent} notices sent")
 
 
@@ -111,8 +117,7 @@ def set_price(
     charged cannot be repriced."""
     day = _day(effective_from, "--from")
     assert day is not None
-    db = open_database(load_settings())
-    with db.transaction() as s:
+    with transaction(load_settings()) as s:
         o = service.set_price_override(s, account, day, unit_price, reason=reason,
                                        set_by="cli")
     console.print(f"{o.account_owner_id}: {o.unit_price} per unit from {o.effective_from}")

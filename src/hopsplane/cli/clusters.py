@@ -11,7 +11,7 @@ import typer
 from pydantic import BaseModel, SecretStr, ValidationError
 from rich.table import Table
 
-from hopsplane.cli.common import console, friendly, load_settings, open_database
+from hopsplane.cli.common import console, friendly, load_settings, transaction
 from hopsplane.clusters import service
 from hopsplane.clusters.rules import ClusterStatus
 from hopsplane.clusters.schemas import ClusterCreate, ClusterOut, ClusterUpdate
@@ -89,14 +89,10 @@ def add(
         prometheus_url=prometheus_url,
     )
     settings = load_settings()
-    db = open_database(settings)
-    try:
-        with db.transaction() as session:
-            out = service.register_cluster(
-                session, SecretBox(settings.effective_encryption_keys), data
-            )
-    finally:
-        db.dispose()
+    with transaction(settings) as session:
+        out = service.register_cluster(
+            session, SecretBox(settings.effective_encryption_keys), data
+        )
     _show([out])
 
 
@@ -104,18 +100,14 @@ def add(
 @friendly
 def list_() -> None:
     """Every cluster with its capacity (accounts assigned / max)."""
-    db = open_database(load_settings())
     found: list[ClusterOut] = []
-    try:
-        with db.transaction() as session:
-            cursor: str | None = None
-            while True:
-                page, cursor = service.list_clusters(session, limit=500, cursor=cursor)
-                found.extend(page)
-                if cursor is None:
-                    break
-    finally:
-        db.dispose()
+    with transaction(load_settings()) as session:
+        cursor: str | None = None
+        while True:
+            page, cursor = service.list_clusters(session, limit=500, cursor=cursor)
+            found.extend(page)
+            if cursor is None:
+                break
     _show(found)
 
 
@@ -143,24 +135,16 @@ def update(
         prometheus_url=prometheus_url,
     )
     settings = load_settings()
-    db = open_database(settings)
-    try:
-        with db.transaction() as session:
-            out = service.update_cluster(
-                session, SecretBox(settings.effective_encryption_keys), cluster, data
-            )
-    finally:
-        db.dispose()
+    with transaction(settings) as session:
+        out = service.update_cluster(
+            session, SecretBox(settings.effective_encryption_keys), cluster, data
+        )
     _show([out])
 
 
 def _set_status(cluster: uuid.UUID, status: ClusterStatus) -> None:
-    db = open_database(load_settings())
-    try:
-        with db.transaction() as session:
-            out = service.set_status(session, cluster, status)
-    finally:
-        db.dispose()
+    with transaction(load_settings()) as session:
+        out = service.set_status(session, cluster, status)
     _show([out])
 
 
@@ -197,15 +181,11 @@ def assign(
 ) -> None:
     """Place an account automatically, or move it to CLUSTER by hand."""
     who = by or f"cli:{getpass.getuser()}"
-    db = open_database(load_settings())
-    try:
-        with db.transaction() as session:
-            if cluster is None:
-                out = service.assign_account(session, account, assigned_by=who)
-            else:
-                out = service.move_account(session, account, cluster, assigned_by=who)
-    finally:
-        db.dispose()
+    with transaction(load_settings()) as session:
+        if cluster is None:
+            out = service.assign_account(session, account, assigned_by=who)
+        else:
+            out = service.move_account(session, account, cluster, assigned_by=who)
     console.print(
         f"{out.account_owner_id} → cluster {out.hopsworks_cluster_id} "
         f"(assigned by {out.assigned_by or 'automatic placement'})"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy.orm import Session
 
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database, resolve_database_url
@@ -39,8 +41,21 @@ def database_url(settings: Settings) -> str:
     return resolve_database_url(settings)
 
 
-def open_database(settings: Settings) -> Database:
-    return Database(resolve_database_url(settings), settings)
+@contextmanager
+def database(settings: Settings) -> Iterator[Database]:
+    """The configured database for the length of a command, its pool closed afterwards."""
+    db = Database(resolve_database_url(settings), settings)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+@contextmanager
+def transaction(settings: Settings) -> Iterator[Session]:
+    """One transaction on the configured database (what most commands need)."""
+    with database(settings) as db, db.transaction() as session:
+        yield session
 
 
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:

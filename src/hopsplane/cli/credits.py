@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hopsplane.cli.common import console, err_console, friendly, load_settings, open_database
+from hopsplane.cli.common import console, err_console, friendly, load_settings, transaction
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.credits import service
 from hopsplane.credits.schemas import PostResult
@@ -50,8 +50,7 @@ def grant(
     """Give an account free credit (goodwill, trial, correction). A grant that brings a
     suspended account above zero lifts the suspension."""
     settings = load_settings()
-    db = open_database(settings)
-    with db.transaction() as session:
+    with transaction(settings) as session:
         result = service.grant(
             session, account, amount, reason=reason,
             idempotency_key=key or f"cli-grant:{uuid.uuid4()}",
@@ -78,8 +77,7 @@ def refund(
     except ValueError:
         raise Invalid(f"purchase must be an entry id (a UUID), got {purchase!r}") from None
     settings = load_settings()
-    db = open_database(settings)
-    with db.transaction() as session:
+    with transaction(settings) as session:
         result = service.refund(
             session, account, purchase_id, amount, reason=reason,
             idempotency_key=key or f"cli-refund:{uuid.uuid4()}",
@@ -92,8 +90,7 @@ def refund(
 @friendly
 def balance(account: Annotated[str, typer.Argument(help="Account owner's user id.")]) -> None:
     """Print an account's current balance."""
-    db = open_database(load_settings())
-    with db.transaction() as session:
+    with transaction(load_settings()) as session:
         console.print(f"{account}: {service.balance(session, account)}")
 
 
@@ -105,8 +102,7 @@ def history(
     before: Annotated[int | None, typer.Option(help="Only entries before this sequence.")] = None,
 ) -> None:
     """List an account's ledger entries, newest first, with the running balance."""
-    db = open_database(load_settings())
-    with db.transaction() as session:
+    with transaction(load_settings()) as session:
         entries = service.history(session, account, limit=limit, before_seq=before)
     table = Table("seq", "when (UTC)", "type", "amount", "balance", "description")
     for e in entries:
@@ -125,8 +121,7 @@ def verify(
     ] = None,
 ) -> None:
     """Check every running-balance chain; exit 1 and list the breaks if any is broken."""
-    db = open_database(load_settings())
-    with db.transaction() as session:
+    with transaction(load_settings()) as session:
         report = service.verify(session, account)
     if report.ok:
         console.print(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hopsplane.cli.common import console, friendly, load_settings, open_database
+from hopsplane.cli.common import console, friendly, load_settings, transaction
 from hopsplane.crypto import SecretBox
 
 app = typer.Typer(help="Encryption keys for secrets stored in the database.", no_args_is_help=True)
@@ -27,10 +27,6 @@ def rotate() -> None:
 
     settings = load_settings()
     box = SecretBox(settings.effective_encryption_keys)
-    db = open_database(settings)
-    try:
-        with db.transaction() as session:
-            n = clusters.rotate_secrets(session, box)
-    finally:
-        db.dispose()
+    with transaction(settings) as session:
+        n = clusters.rotate_secrets(session, box)
     console.print(f"re-encrypted the secrets of {n} cluster(s) under the first key")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hopsplane.cli.common import console, err_console, fail, friendly, load_settings, open_database
+from hopsplane.cli.common import console, err_console, fail, friendly, load_settings, transaction
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.credits.schemas import BalancePolicy
 from hopsplane.integrations.stripe import build_stripe
@@ -46,13 +46,9 @@ def reconcile(
     start = since.replace(tzinfo=UTC) if since is not None else None
     if start is not None and start.date() > date.today():
         fail(f"--since {start.date()} is in the future")
-    db = open_database(settings)
-    try:
-        with db.transaction() as session:
-            policy = BalancePolicy(build_account_hooks(settings), settings.thresholds)
-            report = run_reconcile(session, gateway, since=start, fix=fix, policy=policy)
-    finally:
-        db.dispose()
+    with transaction(settings) as session:
+        policy = BalancePolicy(build_account_hooks(settings), settings.thresholds)
+        report = run_reconcile(session, gateway, since=start, fix=fix, policy=policy)
     console.print(
         f"{report.charges_seen} charges read from Stripe ({gateway.mode} mode), "
         f"{report.payments_checked} top-up payments compared with the ledger"

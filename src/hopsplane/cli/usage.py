@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hopsplane.cli.common import console, fail, friendly, load_settings, open_database
+from hopsplane.cli.common import console, database, fail, friendly, load_settings, transaction
 from hopsplane.integrations.prometheus import build_prometheus_client
 from hopsplane.usage import service
 from hopsplane.usage.schemas import CollectResult
@@ -36,8 +36,7 @@ def issue_token(
     """Print a new ingestion token for CLUSTER's usage agent, once. It replaces the
     cluster's previous token; only its SHA-256 is stored. The agent sends it as
     `Authorization: Bearer <token>` to POST /v1/usage/events."""
-    db = open_database(load_settings())
-    with db.transaction() as session:
+    with transaction(load_settings()) as session:
         token = service.issue_token(session, _cluster_id(cluster))
     console.print(token, soft_wrap=True)
 
@@ -60,14 +59,14 @@ def collect(
     except ValueError:
         fail(f"--day must be YYYY-MM-DD, got {day!r}")
         return
-    db = open_database(load_settings())
-    if cluster is None:
-        results = service.collect_all(db, when)
-    else:
-        cluster_id = _cluster_id(cluster)
-        with db.transaction() as session:
-            client = build_prometheus_client(service.prometheus_url(session, cluster_id))
-            results = [service.collect_cluster_day(session, cluster_id, when, client)]
+    with database(load_settings()) as db:
+        if cluster is None:
+            results = service.collect_all(db, when)
+        else:
+            cluster_id = _cluster_id(cluster)
+            with db.transaction() as session:
+                client = build_prometheus_client(service.prometheus_url(session, cluster_id))
+                results = [service.collect_cluster_day(session, cluster_id, when, client)]
     _show(results)
     if any(r.error for r in results):
         raise typer.Exit(1)
@@ -90,8 +89,7 @@ def unmatched(
     after: Annotated[str | None, typer.Option(help="Only ids after this one.")] = None,
 ) -> None:
     """List events kept but not billed yet (unknown account, project or namespace)."""
-    db = open_database(load_settings())
-    with db.transaction() as session:
+    with transaction(load_settings()) as session:
         events = service.unmatched(session, limit=limit, after=after)
     for e in events:  # one line each, so it can be grepped
         console.print(
@@ -106,7 +104,6 @@ def unmatched(
 def refold() -> None:
     """Fold in the unmatched events whose account is now known (after a project or
     cluster assignment was recorded). Safe to repeat."""
-    db = open_database(load_settings())
-    with db.transaction() as session:
+    with transaction(load_settings()) as session:
         result = service.refold(session)
     console.print(f"folded {result.folded} event(s); {result.still_unmatched} still unmatched")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hopsplane.cli.common import console, friendly, load_settings, open_database
+from hopsplane.cli.common import console, database, friendly, load_settings, transaction
 from hopsplane.worker import schedule, service
 from hopsplane.worker.runner import Worker
 
@@ -35,15 +35,14 @@ def run(
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings()
-    db = open_database(settings)
-    worker = Worker(
-        db,
-        schedule.handlers(),
-        schedule.periodic_tasks(),
-        services=schedule.services(settings, db),
-        poll_interval=settings.worker_poll_interval_seconds,
-    )
-    try:
+    with database(settings) as db:
+        worker = Worker(
+            db,
+            schedule.handlers(),
+            schedule.periodic_tasks(),
+            services=schedule.services(settings, db),
+            poll_interval=settings.worker_poll_interval_seconds,
+        )
         if once:
             worker.tick()
             console.print(f"ran {worker.run_pending()} job(s)")
@@ -61,20 +60,14 @@ def run(
         while any(t.is_alive() for t in threads):
             for t in threads:
                 t.join(timeout=0.5)
-    finally:
-        db.dispose()
 
 
 @app.command()
 @friendly
 def status() -> None:
     """Jobs by task and state, with the next due time and the last error."""
-    db = open_database(load_settings())
-    try:
-        with db.transaction() as session:
-            rows = service.counts(session)
-    finally:
-        db.dispose()
+    with transaction(load_settings()) as session:
+        rows = service.counts(session)
     table = Table("task", "status", "jobs", "next run (UTC)", "last error")
     for r in rows:
         table.add_row(
@@ -93,10 +86,6 @@ def retry_failed(
     task: Annotated[str | None, typer.Option(help="Only jobs of this task.")] = None,
 ) -> None:
     """Queue every failed job again (after fixing what made it fail)."""
-    db = open_database(load_settings())
-    try:
-        with db.transaction() as session:
-            n = service.retry_failed(session, task)
-    finally:
-        db.dispose()
+    with transaction(load_settings()) as session:
+        n = service.retry_failed(session, task)
     console.print(f"{n} job(s) queued again")
