@@ -87,6 +87,12 @@ def test_members_and_unknown_accounts_hold_no_entries(session: Session) -> None:
         post(session, member, "grant", "1.00")
     with pytest.raises(NotFound):
         post(session, "auth0|nobody", "grant", "1.00")
+    # both refusals came from the posting function's answer, not from a database error:
+    # the transaction is still usable and nothing was written for either
+    assert post(session, owner, "grant", "1.00").entry.balance == Decimal("1.00")
+    assert session.execute(text(
+        "SELECT count(*) FROM credits_ledger WHERE account_owner_id IN (:m, 'auth0|nobody')"
+    ), {"m": member}).scalar_one() == 0
 
 
 def test_history_is_newest_first_and_paginates(session: Session) -> None:
