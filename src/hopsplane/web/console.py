@@ -33,6 +33,7 @@ from hopsplane.accounts import service as accounts
 from hopsplane.api.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
 from hopsplane.api.forms import FormDep, csrf_token
 from hopsplane.api.routers.account import ledger_page
+from hopsplane.api.routers.payments import GatewayDep
 from hopsplane.api.routers.team import (
     account_hooks,
     invite_context,
@@ -43,6 +44,7 @@ from hopsplane.billing import service as billing
 from hopsplane.clusters import service as clusters
 from hopsplane.credits import service as credits
 from hopsplane.errors import AppError, Invalid
+from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.payments import service as payments
 from hopsplane.teams import service as teams
 
@@ -67,8 +69,6 @@ T = TypeVar("T")
 
 def is_console(request: Request) -> bool:
     return request.url.path == "/console" or request.url.path.startswith("/console/")
-
-
 
 
 def render(
@@ -106,32 +106,31 @@ def root() -> RedirectResponse:
 
 @router.get("/console")
 def home(request: Request, principal: MemberDep, session: SessionDep) -> HTMLResponse:
+    return _home(request, principal, session)
+
+
+def _home(request: Request, principal: Principal, session: Session, status_code: int = 200,
+          error: str | None = None) -> HTMLResponse:
     profile = accounts.profile(session, principal.user_id, email_verified=principal.email_verified)
     standing = credits.standing(session, principal.account_id) if principal.is_owner else None
-    stripe = getattr(request.app.state, "stripe", None)
-    return render(request, "home.html", principal, profile=profile, standing=standing,
-                  can_buy=principal.is_owner and stripe is not None,
+    stripe: StripeGateway | None = getattr(request.app.state, "stripe", None)
+    return render(request, "home.html", principal, status_code, error=error, profile=profile,
+                  standing=standing, can_buy=principal.is_owner and stripe is not None,
                   topup=stripe.config if stripe is not None else None,
                   notice=NOTICES.get(request.query_params.get("notice", "")))
 
 
 @router.post("/console/topup")
 def topup(
-    request: Request, principal: OwnerDep, session: SessionDep, form: FormDep
+    request: Request, principal: OwnerDep, session: SessionDep, gateway: GatewayDep,
+    form: FormDep,
 ) -> Response:
     """Start a Stripe Checkout for the amount typed in, and send the browser there."""
-    stripe = getattr(request.app.state, "stripe", None)
-    if stripe is None:
-        raise Invalid("buying credits is not configured on this server")
     try:
         out = _attempt(session, lambda: payments.start_topup(
-            session, stripe, principal.account_id, form.get("amount", "").strip()))
+            session, gateway, principal.account_id, form.get("amount", "").strip()))
     except AppError as exc:
-        profile = accounts.profile(session, principal.user_id,
-                                   email_verified=principal.email_verified)
-        return render(request, "home.html", principal, exc.status, error=exc.message,
-                      profile=profile, standing=credits.standing(session, principal.account_id),
-                      can_buy=True, topup=stripe.config)
+        return _home(request, principal, session, exc.status, error=exc.message)
     return RedirectResponse(out.url, status_code=303)
 
 
