@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
+
+from hopsplane.errors import Invalid
 
 T = TypeVar("T")
 
 MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
 
 
 class Page(BaseModel, Generic[T]):
@@ -17,28 +25,17 @@ class Page(BaseModel, Generic[T]):
         None, description="Pass as `cursor` to get the next page; null on the last page."
     )
 
-DEFAULT_LIMIT = 50
 
-
-# --- issue 5: keyset cursors ---
+# --- keyset cursors ---
 
 
 def encode_cursor(*parts: str) -> str:
     """An opaque cursor over a keyset (e.g. created_at and id of the last row)."""
-    import base64
-    import json
-
     return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).rstrip(b"=").decode()
 
 
 def decode_cursor(cursor: str, size: int) -> list[str]:
     """The parts of a cursor made by :func:`encode_cursor`; Invalid when it is not one."""
-    import base64
-    import binascii
-    import json
-
-    from hopsplane.errors import Invalid
-
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         parts = json.loads(raw)
@@ -49,3 +46,37 @@ def decode_cursor(cursor: str, size: int) -> list[str]:
     ):
         raise Invalid("cursor is not one this API returned")
     return parts
+
+
+def time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """(created_at, id) of the row a newest-first page ended on, from its cursor."""
+    if cursor is None:
+        return None
+    stamp, key = decode_cursor(cursor, 2)
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError as exc:
+        raise Invalid("cursor is not one this API returned") from exc
+    if when.tzinfo is None:
+        raise Invalid("cursor is not one this API returned")
+    return when, key
+
+
+class _Stamped(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def id(self) -> object: ...
+
+
+S = TypeVar("S", bound=_Stamped)
+
+
+def time_page(rows: Sequence[S], limit: int) -> Page[S]:
+    """A newest-first page of rows keyed by (created_at, id): a full page carries the
+    cursor of its last row (what :func:`time_cursor` reads back)."""
+    last = rows[-1] if len(rows) == limit else None
+    return Page(
+        items=list(rows),
+        next_cursor=encode_cursor(last.created_at.isoformat(), str(last.id)) if last else None,
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,26 +10,12 @@ from hopsplane.accounts import service as accounts
 from hopsplane.accounts.schemas import UserSummary
 from hopsplane.api.deps import AdminDep, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
-from hopsplane.errors import Invalid
+from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=512)]
-
-
-def time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    if cursor is None:
-        return None
-    stamp, key = decode_cursor(cursor, 2)
-    try:
-        when = datetime.fromisoformat(stamp)
-    except ValueError as exc:
-        raise Invalid("cursor is not one this API returned") from exc
-    if when.tzinfo is None:
-        raise Invalid("cursor is not one this API returned")
-    return when, key
 
 
 @router.get(
@@ -40,12 +25,7 @@ def list_users(
     principal: AdminDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[UserSummary]:
     """Every user of the platform, newest first."""
-    rows = accounts.list_users(session, limit=limit, after=time_cursor(cursor))
-    last = rows[-1] if len(rows) == limit else None
-    return Page(
-        items=rows,
-        next_cursor=encode_cursor(last.created_at.isoformat(), last.id) if last else None,
-    )
+    return time_page(accounts.list_users(session, limit=limit, after=time_cursor(cursor)), limit)
 
 
 @router.get(

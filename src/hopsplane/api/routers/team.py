@@ -9,8 +9,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from hopsplane.api.deps import MemberDep, OwnerDep, Principal, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, encode_cursor
-from hopsplane.api.routers.admin_users import time_cursor
+from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
@@ -82,12 +81,8 @@ def list_invites(
             after = (parsed[0], uuid.UUID(parsed[1]))
         except ValueError as exc:
             raise Invalid("cursor is not one this API returned") from exc
-    rows = teams.list_pending(session, principal.user_id, limit=limit, after=after)
-    last = rows[-1] if len(rows) == limit else None
-    return Page(
-        items=rows,
-        next_cursor=encode_cursor(last.created_at.isoformat(), str(last.id)) if last else None,
-    )
+    return time_page(teams.list_pending(session, principal.user_id, limit=limit, after=after),
+                     limit)
 
 
 @router.post(
@@ -146,11 +141,7 @@ def list_members(
 ) -> Page[MemberOut]:
     """The members of your account, newest first."""
     rows = teams.list_members(session, principal.user_id, limit=limit, after=time_cursor(cursor))
-    last = rows[-1] if len(rows) == limit else None
-    return Page(
-        items=rows,
-        next_cursor=encode_cursor(last.created_at.isoformat(), last.id) if last else None,
-    )
+    return time_page(rows, limit)
 
 
 @router.delete(
