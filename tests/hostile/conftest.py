@@ -1,0 +1,3 @@
+"""The app as an outsider meets it: the local Auth0 issuer, a local Stripe, real tokens."""
+
+from tests.web.conftest import web  # noqa: F401 - the console/API fixture, shared
