@@ -49,6 +49,16 @@ def sign_in(session: Session, hooks: AccountHooks, identity: SignIn) -> Account:
     )
 
 
+def is_address_of(account: Account, email: str | None) -> bool:
+    """Whether ``email`` (a token's claim) is the account's stored address, normalised."""
+    if not email:
+        return False
+    try:
+        return normalise_email(email) == account.email
+    except Invalid:
+        return False
+
+
 def profile(session: Session, user_id: str, *, email_verified: bool) -> Profile:
     user = repo.get(session, user_id)
     if user is None:

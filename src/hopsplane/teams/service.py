@@ -56,7 +56,7 @@ def create_invite(
     pending, asking again returns it unchanged and sends nothing (use resend for that)."""
     address = normalise_email(email)
     owner = _owner(session, owner_id)
-    if owner.email.lower() == address:
+    if _same_address(owner.email, address):
         raise Invalid("you cannot invite yourself")
     if repo.member_exists(session, owner_id, address):
         raise Conflict(f"{address} is already a member of this account")
@@ -124,7 +124,9 @@ def accept_invite(
     session: Session, hooks: AccountHooks, user_id: str, email: str, email_verified: bool,
     token: str,
 ) -> Membership:
-    """Join the inviting account. The caller's verified email must be the invited one."""
+    """Join the inviting account. ``email`` is the signed-in user's stored address and
+    ``email_verified`` whether the current sign-in vouches for exactly that address; it
+    must be the invited one after normalisation (NFKC, trimmed, case-folded)."""
     invite = repo.invite_by_hash(session, hash_token(token)) if plausible_token(token) else None
     if invite is None:
         raise NotFound("this invite link is not valid: check that you copied all of it")
@@ -141,7 +143,7 @@ def accept_invite(
         raise Gone("this invite has expired: ask the account owner to send it again")
     if not email_verified:
         raise Forbidden("verify your email address with the identity provider first")
-    if email.strip().lower() != invite.email.lower():
+    if not _same_address(email, invite.email):
         raise Forbidden("this invite was sent to a different email address than yours")
     owner_id = invite.account_owner_id
     if user_id == owner_id:
@@ -260,6 +262,13 @@ def _send(ctx: InviteContext, owner: User, to: str, token: str, expires_at: date
             "If you did not expect it, ignore this email."
         ),
     ))
+
+
+def _same_address(a: str, b: str) -> bool:
+    try:
+        return normalise_email(a) == normalise_email(b)
+    except Invalid:
+        return False
 
 
 def _is_member_of(session: Session, user_id: str, invite: TeamInvite) -> bool:
