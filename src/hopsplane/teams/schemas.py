@@ -43,6 +43,11 @@ class InviteOut(BaseModel):
     accepted_at: datetime | None
     accepted_by: str | None
     revoked_at: datetime | None
+    accept_link: str | None = Field(
+        None, description="Only when the server cannot send email (development without "
+        "SMTP), on the answer that made the link: give it to the invitee yourself. Never "
+        "stored, never logged, never listed."
+    )
 
 
 class AcceptIn(BaseModel):

@@ -14,6 +14,7 @@ from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
 from hopsplane.hooks import AccountHooks
+from hopsplane.integrations.email import Mailer
 from hopsplane.ratelimits import service as ratelimits
 from hopsplane.teams import service as teams
 from hopsplane.teams.schemas import (
@@ -34,10 +35,12 @@ Cursor = Annotated[str | None, Query(max_length=512)]
 
 def invite_context(request: Request) -> teams.InviteContext:
     settings: Settings = request.app.state.settings
+    mailer: Mailer = request.app.state.mailer
     return teams.InviteContext(
-        mailer=request.app.state.mailer,
+        mailer=mailer,
         public_url=settings.public_url,
         default_expiry_days=settings.invite_expiry_days,
+        show_link=settings.environment == "development" and not mailer.delivers,
     )
 
 
@@ -96,9 +99,10 @@ def create_invite(
     request: Request, response: Response, principal: OwnerDep, session: SessionDep,
     body: InviteIn,
 ) -> InviteOut:
-    """Invite an email to your team (201). The link goes by email (or to the log when SMTP
-    is not configured); the token is never returned. Idempotent: while an invite for that
-    email is pending, the same request answers 200 with it and sends nothing."""
+    """Invite an email to your team (201). The link goes by email and is never logged;
+    only in development without SMTP does the answer carry it (`accept_link`) for you to
+    pass on; elsewhere without SMTP invites are refused (503). Idempotent: while an invite
+    for that email is pending, the same request answers 200 with it and sends nothing."""
     limit_invites(request, principal)
     issued = teams.create_invite(
         session, invite_context(request), principal.user_id, body.email, body.expires_in_days
