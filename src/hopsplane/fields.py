@@ -33,6 +33,10 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200), *_NO
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500), *_NO_NUL]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=512), *_NO_NUL]
 Url = Annotated[str, StringConstraints(max_length=2048), *_NO_NUL]
+EmailText = Annotated[str, StringConstraints(min_length=3, max_length=254), *_NO_NUL]
+"""An email address as typed; ``accounts.rules.normalise_email`` checks and normalises it."""
+CursorText = Annotated[str, StringConstraints(min_length=1, max_length=600), *_NO_NUL]
+"""A page cursor as returned by a list (opaque to the caller)."""
 
 Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX)]

@@ -17,12 +17,12 @@ from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import PriceOverrideOut, UsageReport
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, PostResult, Standing
-from hopsplane.fields import Reason, ShortText
+from hopsplane.fields import Identifier, Reason, ShortText
 from hopsplane.money import Amount
 
 router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
 
-AccountId = Annotated[str, Path(min_length=1, max_length=255, description="Owner's user id.")]
+AccountId = Annotated[Identifier, Path(description="Owner's user id.")]
 Key = Annotated[
     ShortText,
     Field(description="Idempotency key: a retry with the same key returns the original."),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from hopsplane.api.deps import MemberDep, OwnerDep, Principal, SessionDep
 from hopsplane.api.errors import error_responses
@@ -13,6 +13,7 @@ from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
+from hopsplane.fields import CursorText, Identifier
 from hopsplane.hooks import AccountHooks
 from hopsplane.integrations.email import Mailer
 from hopsplane.ratelimits import service as ratelimits
@@ -30,7 +31,8 @@ from hopsplane.teams.schemas import (
 router = APIRouter(prefix="/v1", tags=["teams"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=512)]
+Cursor = Annotated[CursorText | None, Query()]
+MemberId = Annotated[Identifier, Path(description="The member's user id.")]
 
 
 def invite_context(request: Request) -> teams.InviteContext:
@@ -153,7 +155,7 @@ def list_members(
     responses=error_responses(401, 403, 404, 422, 503),
 )
 def remove_member(
-    request: Request, principal: OwnerDep, session: SessionDep, member_id: str
+    request: Request, principal: OwnerDep, session: SessionDep, member_id: MemberId
 ) -> MemberOut:
     """Remove a member: they become the owner of a new, empty account."""
     return teams.remove_member(session, account_hooks(request), principal.user_id, member_id)
@@ -164,7 +166,8 @@ def remove_member(
     responses=error_responses(400, 401, 403, 404, 422, 503),
 )
 def assign_project(
-    request: Request, principal: OwnerDep, session: SessionDep, member_id: str, body: ProjectIn
+    request: Request, principal: OwnerDep, session: SessionDep, member_id: MemberId,
+    body: ProjectIn
 ) -> MemberOut:
     """Assign a Hopsworks project to a member."""
     return teams.assign_project(

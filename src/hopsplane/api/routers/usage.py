@@ -18,6 +18,7 @@ from hopsplane.api.errors import error_responses
 from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from hopsplane.db.engine import Database
 from hopsplane.errors import Unauthorized
+from hopsplane.fields import CursorText
 from hopsplane.usage import service
 from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.usage.rules import TOKEN_PREFIX, unmatched_cursor
@@ -81,7 +82,7 @@ def list_unmatched_usage(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[
-        str | None, Query(max_length=600, description="next_cursor of the previous page")
+        CursorText | None, Query(description="next_cursor of the previous page")
     ] = None,
 ) -> Page[UnmatchedEventOut]:
     """Events kept but not billed yet (unknown account, project or namespace), by source
