@@ -88,3 +88,21 @@ def test_the_cli_refuses_hostile_amounts(
     get_settings.cache_clear()
     with web.db.transaction() as s:
         assert credits.balance(s, owner) == Decimal("50.00")
+
+
+def test_a_balance_at_its_limit_refuses_a_grant_with_422_and_keeps_it(web: Api) -> None:
+    owner, _, admin_headers, _ = _admin_and_owner(web)  # holds a purchase of 50.00
+    with web.db.transaction() as s:
+        for i in range(99):
+            post(s, owner, "grant", "999999999999.99", key=f"big{i}")
+        post(s, owner, "grant", "999999999950.00", key="almost")
+        top = credits.balance(s, owner)
+    assert top == Decimal("99999999999999.01")
+    r = web.client.post(f"/v1/admin/accounts/{owner}/grants", headers=admin_headers,
+                        json={"amount": "1.00", "reason": "r", "idempotency_key": "over"})
+    assert r.status_code == 422 and r.json()["error"] == "Invalid", r.text
+    fits = web.client.post(f"/v1/admin/accounts/{owner}/grants", headers=admin_headers,
+                           json={"amount": "0.98", "reason": "r", "idempotency_key": "fits"})
+    assert fits.status_code == 201, fits.text
+    with web.db.transaction() as s:
+        assert credits.balance(s, owner) == Decimal("99999999999999.99")
