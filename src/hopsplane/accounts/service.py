@@ -104,7 +104,12 @@ def find_user(session: Session, id_or_email: str) -> UserSummary:
     wanted = id_or_email.strip()
     if not wanted:
         raise Invalid("type a user id or an email address")
-    user = repo.get_by_email(session, wanted) if "@" in wanted and "|" not in wanted else None
+    user = None
+    if "@" in wanted and "|" not in wanted:
+        try:  # stored addresses are normalised: look up the normalised form
+            user = repo.get_by_email(session, normalise_email(wanted))
+        except Invalid:
+            user = repo.get_by_email(session, wanted)
     user = user or repo.get(session, wanted)
     if user is None:
         raise NotFound(f"no user with id or email {wanted!r}")
