@@ -5,7 +5,7 @@ strings and integers are a 422, and a disabled cluster's agent is refused."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,11 +14,15 @@ from sqlalchemy import text
 
 from hopsplane.api.app import create_app
 from hopsplane.api.deps import Principal
+from hopsplane.billing.run import run_billing
 from hopsplane.config import Settings
+from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
+from hopsplane.integrations.email import LogMailer
 from hopsplane.usage import repository, service
 from hopsplane.usage.rules import MAX_DAY_UNITS, MAX_EVENT_CPU_SECONDS, MAX_EVENT_UNITS
 from hopsplane.usage.service import Submitter
+from tests.identity.conftest import RecordingHooks
 from tests.usage.conftest import event, make_account, make_cluster
 
 ADMIN = Principal("admin", "a@x.io", account_owner_id=None, is_platform_admin=True)
@@ -68,17 +72,23 @@ def test_two_agents_with_the_same_id_scheme_both_bill_their_accounts(
 ) -> None:
     (a, agent_x), (b, agent_y) = _agents(fresh_db)
     same = "job-42:2026-11-15"
-    assert _post(client, agent_x, _ev(same, a, compute_units="7.5"))[1]["accepted"] == 1
-    status, body = _post(client, agent_y, _ev(same, b, compute_units="2.25"))
+    assert _post(client, agent_x, _ev(same, a, compute_units="75000"))[1]["accepted"] == 1
+    status, body = _post(client, agent_y, _ev(same, b, compute_units="22500"))
     assert status == 200 and body["accepted"] == 1 and body["duplicates"] == 0, body
     # the admin API is a source of its own too
-    assert _post(client, None, _ev(same, b, compute_units="1"))[1]["accepted"] == 1
+    assert _post(client, None, _ev(same, b, compute_units="10000"))[1]["accepted"] == 1
     # a repeat from the same source is still a duplicate
     for token, account in ((agent_x, a), (agent_y, b), (None, b)):
         again = _post(client, token, _ev(same, account, compute_units="1000"))[1]
         assert again["accepted"] == 0 and again["duplicates"] == 1
-    assert _day_units(fresh_db, a) == Decimal("7.5")
-    assert _day_units(fresh_db, b) == Decimal("3.25")
+    assert _day_units(fresh_db, a) == Decimal(75000)
+    assert _day_units(fresh_db, b) == Decimal(32500)
+    # and both are billed exactly, at the default 0.0001 per unit
+    report = run_billing(fresh_db, date(2026, 11, 15), hooks=RecordingHooks(), mailer=LogMailer())
+    assert report.ok and report.amount == Decimal("10.75"), report
+    with fresh_db.transaction() as s:
+        assert [e.amount for e in credits.history(s, a) if e.type == "usage"] == [Decimal("-7.50")]
+        assert [e.amount for e in credits.history(s, b) if e.type == "usage"] == [Decimal("-3.25")]
 
 
 def test_one_group_commit_keeps_the_same_id_of_two_sources_apart(fresh_db: Database) -> None:
