@@ -12,7 +12,6 @@ the captured lines for each of them.
 
 from __future__ import annotations
 
-import logging
 import secrets
 import sys
 import tempfile
@@ -83,7 +82,6 @@ def start(configured_secrets: list[str]) -> Path:
     SecretBox.encrypt = encrypt  # type: ignore[method-assign]
     for secret in configured_secrets:
         remember(secret)
-    logging.getLogger(__name__).info("secret watch started")
     return _log_file
 
 
