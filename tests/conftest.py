@@ -21,6 +21,35 @@ if os.environ.get("CI") == "true":
     hypothesis_settings.load_profile("ci")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from tests import secret_watch
+    from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET
+
+    secret_watch.start([TEST_KEY, WEBHOOK_SECRET, _TEST_KEY, "x" * 40, "s" * 40])
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The log grep of the whole run (issue 17): a token or secret that the suite created
+    and that reached a log line fails the run, naming where the lines are."""
+    from tests import secret_watch
+
+    watched, found = secret_watch.leaks()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if found:
+        shown = ", ".join(f"{s[:6]}...({len(s)} chars)" for s in found[:10])
+        if reporter is not None:
+            reporter.write_line(
+                f"SECRETS IN LOGS: {len(found)} of {watched} tokens/secrets created by the "
+                f"suite were written to a log line ({shown}); see {secret_watch.log_file()}",
+                red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        secret_watch.discard()
+        if reporter is not None:
+            reporter.write_line(f"secret watch: none of {watched} tokens and secrets created "
+                                "by the suite reached a log line")
+
+
 def pytest_report_header() -> str:
     import os
 

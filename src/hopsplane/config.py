@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     )
 
     smtp_host: str | None = Field(
-        None, description="SMTP server for outgoing email. Unset: emails are logged, not sent."
+        None, description="SMTP server for outgoing email. Unset: development keeps emails "
+        "in memory (never logging their bodies) and shows invite links to the inviting owner; "
+        "other environments refuse invites (503) and keep notices pending."
     )
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
     smtp_username: str | None = Field(None, description="SMTP login (optional).")

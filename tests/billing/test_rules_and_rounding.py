@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from hopsplane.billing import service as billing
-from hopsplane.billing.rules import parse_unit_price, usage_key
+from hopsplane.billing.rules import MAX_UNIT_PRICE, parse_unit_price, usage_key
 from hopsplane.credits.rules import notice_level, parse_thresholds, standing_may_change
 from hopsplane.errors import Invalid
 from hopsplane.money import cost_of
@@ -44,7 +44,7 @@ def test_usage_keys_name_the_cumulative_charge() -> None:
     assert usage_key("a", date(2026, 1, 2), Decimal("1.23")) == "usage:a:2026-01-02:123"
 
 
-@pytest.mark.parametrize("bad", [0.1, "-0.0001", "0.0000001", "x", "1e9"])
+@pytest.mark.parametrize("bad", [0.1, "-0.0001", "0.0000001", "x", "1e9", "0.01", "1e999999999", "9" * 100])
 def test_unit_prices_are_exact_and_bounded(bad: object) -> None:
     with pytest.raises(Invalid):
         parse_unit_price(bad)
@@ -54,7 +54,7 @@ def test_unit_prices_are_exact_and_bounded(bad: object) -> None:
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     units=st.decimals(min_value=0, max_value=10**9, places=4, allow_nan=False),
-    price=st.decimals(min_value=0, max_value=1, places=6, allow_nan=False),
+    price=st.decimals(min_value=0, max_value=MAX_UNIT_PRICE, places=6, allow_nan=False),
 )
 def test_sql_total_cost_equals_cost_of(session: Session, units: Decimal, price: Decimal) -> None:
     """The generated column and hopsplane.money.cost_of round the same way, also with a

@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from hopsplane.api.app import create_app
 from hopsplane.db.engine import Database
+from hopsplane.integrations.email import LogMailer
 from tests.identity.conftest import id_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -53,6 +54,7 @@ def served(fresh_db: Database) -> Iterator[str]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     app = create_app(id_settings(public_url=base), database=fresh_db)
+    app.state.mailer = LogMailer()  # no SMTP here; outside development invites need one
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -56,7 +56,8 @@ def test_an_owner_gets_a_checkout_session_for_their_account(
     assert _customer_columns(fresh_db, owner) == (None, test)
 
 
-@pytest.mark.parametrize("amount", ["4.99", "5000.01", "0", "-10", "12.345", "ten", 12.5, None])
+@pytest.mark.parametrize("amount", ["4.99", "5000.01", "0", "-10", "12.345", "ten", 12.5, None,
+                                    "1e999999999", "NaN", "Infinity", "5E+2"])
 def test_bad_amounts_are_refused_and_nothing_is_created(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront, amount: object
 ) -> None:
@@ -124,7 +125,9 @@ def test_the_success_redirect_refuses_another_accounts_session(
     stripe_front.pay(sid)
     act_as(app_client, bob)
     r = app_client.get(f"/v1/account/topups/{sid}/complete")
-    assert r.status_code == 403
+    # 404 as for a session that does not exist: whether it exists is not told
+    assert r.status_code == 404 and r.json() == {
+        "error": "NotFound", "detail": f"no checkout session {sid!r}"}
     assert app_client.get("/v1/account/topups/cs_test_unknown/complete").status_code == 404
     assert app_client.get("/v1/account/topups/not-a-session/complete").status_code == 404
     assert balance(fresh_db, alice) == 0 and balance(fresh_db, bob) == 0

@@ -49,6 +49,16 @@ def sign_in(session: Session, hooks: AccountHooks, identity: SignIn) -> Account:
     )
 
 
+def is_address_of(account: Account, email: str | None) -> bool:
+    """Whether ``email`` (a token's claim) is the account's stored address, normalised."""
+    if not email:
+        return False
+    try:
+        return normalise_email(email) == account.email
+    except Invalid:
+        return False
+
+
 def profile(session: Session, user_id: str, *, email_verified: bool) -> Profile:
     user = repo.get(session, user_id)
     if user is None:
@@ -94,7 +104,12 @@ def find_user(session: Session, id_or_email: str) -> UserSummary:
     wanted = id_or_email.strip()
     if not wanted:
         raise Invalid("type a user id or an email address")
-    user = repo.get_by_email(session, wanted) if "@" in wanted and "|" not in wanted else None
+    user = None
+    if "@" in wanted and "|" not in wanted:
+        try:  # stored addresses are normalised: look up the normalised form
+            user = repo.get_by_email(session, normalise_email(wanted))
+        except Invalid:
+            user = repo.get_by_email(session, wanted)
     user = user or repo.get(session, wanted)
     if user is None:
         raise NotFound(f"no user with id or email {wanted!r}")

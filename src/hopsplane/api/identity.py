@@ -18,6 +18,10 @@ from hopsplane.integrations.auth0 import Identity, IdentityProvider
 
 
 class TokenAuthenticator:
+    """The principal's email is the one stored for the user; the token's claim only says
+    whether that address is verified, and only when the claim names that same address (a
+    token whose email claim differs vouches for nothing here)."""
+
     def __init__(self, provider: IdentityProvider, sessions: CookieSigner) -> None:
         self.provider = provider
         self.sessions = sessions
@@ -52,8 +56,9 @@ class TokenAuthenticator:
         )
         return Principal(
             user_id=account.user_id,
-            email=identity.email or account.email,
+            email=account.email,
             account_owner_id=account.account_owner_id,
             is_platform_admin=account.is_platform_admin,
-            email_verified=identity.email_verified and identity.email is not None,
+            email_verified=identity.email_verified
+            and accounts.is_address_of(account, identity.email),
         )

@@ -9,7 +9,10 @@ from hopsplane.errors import Invalid
 from hopsplane.money import CENT
 
 DEFAULT_UNIT_PRICE = Decimal("0.0001")
-MAX_UNIT_PRICE = Decimal("999999.999999")  # NUMERIC(12,6)
+MAX_UNIT_PRICE = Decimal("0.009999")
+"""The column (NUMERIC(12,6)) holds more; this is what keeps a day's cost within one ledger
+amount: the fullest day (usage.rules.MAX_DAY_UNITS, 10^14 units) at this price costs
+999,899,999,999.99, below a ledger entry's 999,999,999,999.99 (docs/schema.md)."""
 
 
 def today_utc() -> date:
@@ -38,8 +41,11 @@ def usage_description(day: date, units: Decimal, total: Decimal, billed_before: 
 def parse_unit_price(value: object) -> Decimal:
     if isinstance(value, float | bool):
         raise Invalid("unit_price must be a decimal string, not a float")
+    text = str(value).strip()
+    if len(text) > 40:
+        raise Invalid("unit_price must be a number such as 0.0001")
     try:
-        price = Decimal(str(value).strip())
+        price = Decimal(text)
     except ArithmeticError as exc:
         raise Invalid(f"unit_price must be a number such as 0.0001, got {value!r}") from exc
     if not price.is_finite() or price < 0 or price > MAX_UNIT_PRICE:

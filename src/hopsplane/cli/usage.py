@@ -85,15 +85,17 @@ def _show(results: list[CollectResult]) -> None:
 @app.command()
 @friendly
 def unmatched(
-    limit: Annotated[int, typer.Option(help="How many, by event id.")] = 50,
-    after: Annotated[str | None, typer.Option(help="Only ids after this one.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, by source and event id.")] = 50,
+    after: Annotated[str | None, typer.Option(
+        help="Only events after this one: 'SOURCE ID', as the last line's first two columns "
+        "(an id is unique within its source).")] = None,
 ) -> None:
     """List events kept but not billed yet (unknown account, project or namespace)."""
     with transaction(load_settings()) as session:
         events = service.unmatched(session, limit=limit, after=after)
     for e in events:  # one line each, so it can be grepped
         console.print(
-            f"{e.event_id}\t{e.day.isoformat()}\t{e.compute_units} units\t{e.source}\t"
+            f"{e.source}\t{e.event_id}\t{e.day.isoformat()}\t{e.compute_units} units\t"
             f"{e.problem}", soft_wrap=True, highlight=False,
         )
     console.print(f"{len(events)} shown")

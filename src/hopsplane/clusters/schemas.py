@@ -8,30 +8,32 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from hopsplane.fields import Identifier, ShortText, Url
+
 
 class ClusterCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    api_url: str = Field(
+    name: ShortText
+    api_url: Url = Field(
         description="Base URL of the Hopsworks cluster, e.g. https://hw.example.com"
     )
     api_key: SecretStr = Field(description="Hopsworks API key (admin scope). Stored encrypted.")
     max_users: int = Field(100, ge=0, le=1_000_000, description="Accounts the cluster may hold.")
     kubeconfig: SecretStr | None = Field(None, description="Stored encrypted, never returned.")
-    prometheus_url: str | None = Field(None, description="Prometheus HTTP API base URL.")
+    prometheus_url: Url | None = Field(None, description="Prometheus HTTP API base URL.")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class ClusterUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    api_url: str | None = None
+    name: ShortText | None = None
+    api_url: Url | None = None
     api_key: SecretStr | None = None
     max_users: int | None = Field(None, ge=0, le=1_000_000)
     kubeconfig: SecretStr | None = None
-    prometheus_url: str | None = Field(None, description="Empty string removes it.")
+    prometheus_url: Url | None = Field(None, description="Empty string removes it.")
 
 
 class ClusterOut(BaseModel):
@@ -52,7 +54,7 @@ class ClusterOut(BaseModel):
 class AssignmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    account_owner_id: str = Field(min_length=1)
+    account_owner_id: Identifier
 
 
 class AssignmentOut(BaseModel):

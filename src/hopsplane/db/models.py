@@ -444,13 +444,17 @@ class RateLimitCounter(Base):
 
 
 class UsageEvent(Base):
-    """One usage event as received (hopsplane.usage_events). A repeated id is ignored; a
-    re-collected Prometheus day updates its event in place (``revision`` + 1)."""
+    """One usage event as received (hopsplane.usage_events), identified by its source and
+    its id (revision 0013). An id repeated by the same source is ignored; the same id from
+    two sources is two events. A re-collected Prometheus day updates its event in place
+    (``revision`` + 1)."""
 
     __tablename__ = "usage_events"
     __table_args__ = (
+        PrimaryKeyConstraint("source", "event_id", name="usage_events_pkey"),
         Index(
             "usage_events_unmatched_idx",
+            "source",
             "event_id",
             postgresql_where=text("status = 'unmatched'"),
         ),
@@ -463,7 +467,7 @@ class UsageEvent(Base):
         {"schema": MACHINERY_SCHEMA},
     )
 
-    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_id: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(Text)
     cluster_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     account_id: Mapped[str | None] = mapped_column(Text)

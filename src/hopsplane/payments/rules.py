@@ -45,11 +45,8 @@ def from_minor(minor: int, currency: str) -> Decimal:
 
 
 def validate_topup(raw: object, minimum: Decimal, maximum: Decimal, currency: str) -> Decimal:
-    amount = parse_amount(raw)
-    if not minimum <= amount <= maximum:
-        raise Invalid(
-            f"a top-up must be between {minimum} and {maximum} {currency.upper()}, got {amount}"
-        )
+    """The configured range is checked by the parser, before anything else is done."""
+    amount = parse_amount(raw, minimum=minimum, maximum=maximum)
     to_minor(amount, currency)
     return amount
 

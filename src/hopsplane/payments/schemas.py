@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from hopsplane.credits.schemas import LedgerEntryOut
+from hopsplane.money import Amount
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +42,10 @@ class EventOutcome:
 class TopupIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: Annotated[
-        StrictStr | StrictInt,
-        Field(description="Amount to buy, in currency units: a decimal string such as "
-              "\"50.00\" or an integer. Floats are refused.", examples=["50.00"]),
-    ]
+    amount: Amount = Field(
+        description="Amount to buy, in currency units (within HOPSPLANE_MIN_TOPUP and "
+        "HOPSPLANE_MAX_TOPUP): a decimal string such as \"50.00\" or an integer."
+    )
 
 
 class TopupOut(BaseModel):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from hopsplane.credits import service as credits
 from hopsplane.credits.rules import EntryType
 from hopsplane.credits.schemas import BalancePolicy, LedgerEntryOut, Posting
-from hopsplane.errors import AppError, Forbidden, Invalid, NotFound, Unavailable
+from hopsplane.errors import AppError, Invalid, NotFound, Unavailable
 from hopsplane.integrations.stripe.parse import checkout_session_from
 from hopsplane.integrations.stripe.types import (
     ACCOUNT_METADATA_KEY,
@@ -134,8 +134,8 @@ def complete_topup(
         raise NotFound(f"no checkout session {session_id!r}")
     checkout = gateway.retrieve_checkout_session(session_id)
     owner = rules.account_from(checkout.metadata, checkout.client_reference_id)
-    if owner != account_id:
-        raise Forbidden("this checkout session belongs to another account")
+    if owner != account_id:  # the same answer as an unknown session: existence is not told
+        raise NotFound(f"no checkout session {session_id!r}")
     payment = rules.payment_from_checkout(checkout, gateway.config.currency)
     credited = fulfil_payment(session, payment, policy) if payment else None
     return TopupStatusOut(

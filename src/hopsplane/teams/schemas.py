@@ -8,7 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hopsplane.teams.rules import MAX_EXPIRY_DAYS, MAX_PROJECT_ID
+from hopsplane.fields import EmailText, PositiveInt32, Token
+from hopsplane.teams.rules import MAX_EXPIRY_DAYS
 
 
 class InviteStatus(StrEnum):
@@ -21,7 +22,7 @@ class InviteStatus(StrEnum):
 class InviteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str = Field(min_length=3, max_length=254, description="Who to invite.")
+    email: EmailText = Field(description="Who to invite.")
     expires_in_days: int | None = Field(
         None, ge=1, le=MAX_EXPIRY_DAYS,
         description="Lifetime of the invite (default HOPSPLANE_INVITE_EXPIRY_DAYS).",
@@ -43,12 +44,17 @@ class InviteOut(BaseModel):
     accepted_at: datetime | None
     accepted_by: str | None
     revoked_at: datetime | None
+    accept_link: str | None = Field(
+        None, description="Only when the server cannot send email (development without "
+        "SMTP), on the answer that made the link: give it to the invitee yourself. Never "
+        "stored, never logged, never listed."
+    )
 
 
 class AcceptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    token: str = Field(min_length=1, max_length=512, description="The token from the invite link.")
+    token: Token = Field(description="The token from the invite link.")
 
 
 class MemberOut(BaseModel):
@@ -70,4 +76,4 @@ class Membership(BaseModel):
 class ProjectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    hopsworks_project_id: int = Field(ge=1, le=MAX_PROJECT_ID)
+    hopsworks_project_id: PositiveInt32

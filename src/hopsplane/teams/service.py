@@ -1,9 +1,11 @@
 """Use cases of teams. Functions take the session first and never commit.
 
 Invites: only the SHA-256 of a token is stored; the token itself exists only in the email
-(and in the return value of :func:`create_invite` / :func:`resend_invite`, which the API
-does not echo). One live invite per (account, email) is the database's rule (a partial
-unique index); expired ones are revoked first so that they do not block a new one.
+(and in the return value of :func:`create_invite` / :func:`resend_invite`). When the server
+cannot send email in development, the link is handed to the inviting owner in the answer
+(``accept_link``) instead; it is never logged. One live invite per (account, email) is the
+database's rule (a partial unique index); expired ones are revoked first so that they do
+not block a new one.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class InviteContext:
     mailer: Mailer
     public_url: str
     default_expiry_days: int
+    show_link: bool = False
+    """Development without SMTP: the answer carries the link for the owner to pass on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,7 @@ def create_invite(
     pending, asking again returns it unchanged and sends nothing (use resend for that)."""
     address = normalise_email(email)
     owner = _owner(session, owner_id)
-    if owner.email.lower() == address:
+    if _same_address(owner.email, address):
         raise Invalid("you cannot invite yourself")
     if repo.member_exists(session, owner_id, address):
         raise Conflict(f"{address} is already a member of this account")
@@ -76,8 +80,8 @@ def create_invite(
                 f"{address} already has a pending invite: resend or revoke it instead"
             ) from exc
         raise
-    _send(ctx, owner, address, token, expires_at)
-    return IssuedInvite(invite_out(invite, now), token)
+    link = _send(ctx, owner, address, token, expires_at)
+    return IssuedInvite(invite_out(invite, now, link), token)
 
 
 def resend_invite(
@@ -96,8 +100,8 @@ def resend_invite(
     invite.token_hash = hash_token(token)
     invite.expires_at = expiry(now, expires_in_days or ctx.default_expiry_days)
     session.flush()
-    _send(ctx, owner, invite.email, token, invite.expires_at)
-    return IssuedInvite(invite_out(invite, now), token)
+    link = _send(ctx, owner, invite.email, token, invite.expires_at)
+    return IssuedInvite(invite_out(invite, now, link), token)
 
 
 def revoke_invite(session: Session, owner_id: str, invite_id: uuid.UUID) -> InviteOut:
@@ -124,7 +128,9 @@ def accept_invite(
     session: Session, hooks: AccountHooks, user_id: str, email: str, email_verified: bool,
     token: str,
 ) -> Membership:
-    """Join the inviting account. The caller's verified email must be the invited one."""
+    """Join the inviting account. ``email`` is the signed-in user's stored address and
+    ``email_verified`` whether the current sign-in vouches for exactly that address; it
+    must be the invited one after normalisation (NFKC, trimmed, case-folded)."""
     invite = repo.invite_by_hash(session, hash_token(token)) if plausible_token(token) else None
     if invite is None:
         raise NotFound("this invite link is not valid: check that you copied all of it")
@@ -141,7 +147,7 @@ def accept_invite(
         raise Gone("this invite has expired: ask the account owner to send it again")
     if not email_verified:
         raise Forbidden("verify your email address with the identity provider first")
-    if email.strip().lower() != invite.email.lower():
+    if not _same_address(email, invite.email):
         raise Forbidden("this invite was sent to a different email address than yours")
     owner_id = invite.account_owner_id
     if user_id == owner_id:
@@ -202,7 +208,7 @@ def assign_project(
     return member_out(member)
 
 
-def invite_out(invite: TeamInvite, now: datetime) -> InviteOut:
+def invite_out(invite: TeamInvite, now: datetime, link: str | None = None) -> InviteOut:
     if invite.accepted_at is not None:
         status = InviteStatus.ACCEPTED
     elif invite.revoked_at is not None:
@@ -214,7 +220,7 @@ def invite_out(invite: TeamInvite, now: datetime) -> InviteOut:
     return InviteOut(
         id=invite.id, email=invite.email, status=status, created_at=invite.created_at,
         expires_at=invite.expires_at, accepted_at=invite.accepted_at,
-        accepted_by=invite.accepted_by, revoked_at=invite.revoked_at,
+        accepted_by=invite.accepted_by, revoked_at=invite.revoked_at, accept_link=link,
     )
 
 
@@ -248,18 +254,32 @@ def _member(session: Session, owner_id: str, member_id: str) -> User:
     return member
 
 
-def _send(ctx: InviteContext, owner: User, to: str, token: str, expires_at: datetime) -> None:
+def _send(
+    ctx: InviteContext, owner: User, to: str, token: str, expires_at: datetime
+) -> str | None:
+    """Email the link; returns it only when ``ctx.show_link`` (development without SMTP),
+    for the inviting owner to pass on. A mailer that refuses (no SMTP outside
+    development) raises Unavailable, and the invite is rolled back."""
     inviter = owner.name or owner.email
+    link = accept_link(ctx.public_url, token)
     ctx.mailer.send(Email(
         to=to,
         subject=f"{inviter} invited you to their hopsplane account",
         body=(
             f"{inviter} invited you to join their team on hopsplane.\n\n"
-            f"Accept the invitation: {accept_link(ctx.public_url, token)}\n\n"
+            f"Accept the invitation: {link}\n\n"
             f"The link works once and expires on {expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC. "
             "If you did not expect it, ignore this email."
         ),
     ))
+    return link if ctx.show_link else None
+
+
+def _same_address(a: str, b: str) -> bool:
+    try:
+        return normalise_email(a) == normalise_email(b)
+    except Invalid:
+        return False
 
 
 def _is_member_of(session: Session, user_id: str, invite: TeamInvite) -> bool:

@@ -34,10 +34,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+import psycopg
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
 from hopsplane.db.models import HopsworksCluster, UsageEvent, UsageIngestToken
+from hopsplane.errors import Invalid
+from hopsplane.usage.rules import MAX_DAY_UNITS
 from hopsplane.usage.schemas import NewEvent, StoredCollected
 
 _INCOMING_COLUMNS = (
@@ -211,21 +214,21 @@ def _resolve(ev_columns: str) -> str:
     grouped = ", ".join(f"e.{c.strip()}" for c in ev_columns.split(","))
     return f"""
 cand AS (
-  SELECT e.event_id, COALESCE(u.account_owner_id, u.id) AS owner_id,
+  SELECT e.source, e.event_id, COALESCE(u.account_owner_id, u.id) AS owner_id,
          CASE WHEN u.account_owner_id IS NOT NULL THEN u.id END AS member_id
   FROM ev e JOIN public.users u ON u.id = e.account_id
   UNION ALL
-  SELECT e.event_id, COALESCE(u.account_owner_id, u.id), NULL
+  SELECT e.source, e.event_id, COALESCE(u.account_owner_id, u.id), NULL
   FROM ev e JOIN public.users u ON u.hopsworks_project_id = e.project_id
   UNION ALL
-  SELECT e.event_id, u.id, NULL
+  SELECT e.source, e.event_id, u.id, NULL
   FROM ev e JOIN public.users u
     ON u.account_owner_id IS NULL
    AND replace(lower(u.metadata ->> 'hopsworks_project_name'), '_', '-') = e.namespace
 ), res AS (
   SELECT {grouped}, min(c.owner_id) AS owner_id, min(c.member_id) AS member_id,
          count(DISTINCT c.owner_id) AS candidates
-  FROM ev e LEFT JOIN cand c ON c.event_id = e.event_id AND (
+  FROM ev e LEFT JOIN cand c ON c.event_id = e.event_id AND c.source = e.source AND (
     e.cluster_id IS NULL OR EXISTS (
       SELECT 1 FROM public.account_clusters ac
       WHERE ac.account_owner_id = c.owner_id AND ac.hopsworks_cluster_id = e.cluster_id))
@@ -246,8 +249,8 @@ cand AS (
 _RESOLVE_BATCHES = text(
     f"""
 WITH ev AS (
-  SELECT DISTINCT ON (event_id) {_INCOMING_COLUMNS}, batch FROM usage_incoming
-  ORDER BY event_id, seq
+  SELECT DISTINCT ON (source, event_id) {_INCOMING_COLUMNS}, batch FROM usage_incoming
+  ORDER BY source, event_id, seq
 ), {_resolve(_INCOMING_COLUMNS + ", batch")}
 INSERT INTO usage_ready ({_READY_COLUMNS}, batch)
 SELECT {_INCOMING_COLUMNS},
@@ -265,8 +268,8 @@ _STORE_AND_FOLD = f"""
 {_FOLD_LOCK};
 WITH ins AS (
   INSERT INTO hopsplane.usage_events ({_READY_COLUMNS})
-  SELECT {_READY_COLUMNS} FROM usage_ready ORDER BY event_id
-  ON CONFLICT (event_id) DO NOTHING
+  SELECT {_READY_COLUMNS} FROM usage_ready ORDER BY source, event_id
+  ON CONFLICT (source, event_id) DO NOTHING
   RETURNING event_id, account_owner_id, day, attributed_user_id, source, compute_units,
             cpu_seconds, status
 ), counted AS (
@@ -277,7 +280,7 @@ WITH ins AS (
 SELECT r.batch, count(*), count(*) FILTER (WHERE i.status = 'unmatched'),
        count(DISTINCT (i.account_owner_id, i.day)) FILTER (WHERE i.status = 'folded'),
        (SELECT count(*) FROM staged)
-FROM ins i JOIN usage_ready r USING (event_id)
+FROM ins i JOIN usage_ready r USING (source, event_id)
 GROUP BY r.batch;
 SET LOCAL enable_seqscan = off;
 {_ENSURE_DAYS};
@@ -313,7 +316,14 @@ def ingest_batches(
     session.execute(text("ANALYZE usage_incoming"))  # row estimates for the plan below
     session.execute(_RESOLVE_BATCHES)
     results = [(0, 0, 0)] * len(batches)
-    for batch, accepted, unmatched, days, _staged in _script(session, _STORE_AND_FOLD)[0]:
+    try:
+        stored = _script(session, _STORE_AND_FOLD)[0]
+    except psycopg.errors.NumericValueOutOfRange as exc:  # the transaction is rolled back
+        raise Invalid(
+            f"this batch would take an account's day past what a day holds ({MAX_DAY_UNITS:,f} "
+            "units, or a cost of 99,999,999,999,999.99): nothing was stored"
+        ) from exc
+    for batch, accepted, unmatched, days, _staged in stored:
         results[batch] = (int(accepted), int(unmatched), int(days))
     return results
 
@@ -321,15 +331,16 @@ def ingest_batches(
 _REFOLD = text(
     f"""
 WITH ev AS (
-  SELECT event_id, account_id, project_id, namespace, cluster_id, user_id
+  SELECT source, event_id, account_id, project_id, namespace, cluster_id, user_id
   FROM hopsplane.usage_events
-  WHERE status = 'unmatched' ORDER BY event_id LIMIT :limit
-), {_resolve("event_id, account_id, project_id, namespace, cluster_id, user_id")}, upd AS (
+  WHERE status = 'unmatched' ORDER BY source, event_id LIMIT :limit
+), {_resolve("source, event_id, account_id, project_id, namespace, cluster_id, user_id")}, upd AS (
   UPDATE hopsplane.usage_events e
   SET status = 'folded', problem = NULL, account_owner_id = c.owner_id,
       attributed_user_id = c.attributed, updated_at = now()
   FROM checked c
-  WHERE e.event_id = c.event_id AND c.problem IS NULL AND e.status = 'unmatched'
+  WHERE e.source = c.source AND e.event_id = c.event_id AND c.problem IS NULL
+    AND e.status = 'unmatched'
   RETURNING e.account_owner_id, e.day, e.attributed_user_id, e.source, e.compute_units,
             e.cpu_seconds
 ), counted AS (
@@ -357,11 +368,15 @@ def count_unmatched(session: Session) -> int:
     ).scalar_one())
 
 
-def list_unmatched(session: Session, *, limit: int, after: str | None) -> list[UsageEvent]:
+def list_unmatched(
+    session: Session, *, limit: int, after: tuple[str, str] | None
+) -> list[UsageEvent]:
+    """By (source, event id), after the (source, event id) ``after``."""
     stmt = select(UsageEvent).where(UsageEvent.status == "unmatched")
     if after is not None:
-        stmt = stmt.where(UsageEvent.event_id > after)
-    return list(session.scalars(stmt.order_by(UsageEvent.event_id).limit(limit)))
+        stmt = stmt.where(tuple_(UsageEvent.source, UsageEvent.event_id) > tuple_(*after))
+    order = (UsageEvent.source, UsageEvent.event_id)
+    return list(session.scalars(stmt.order_by(*order).limit(limit)))
 
 
 # --- collected (Prometheus) events ---------------------------------------------------------
@@ -399,12 +414,12 @@ WITH new AS (
          AS n(event_id, cpu_seconds, compute_units)
 ), old AS (
   SELECT e.event_id, e.cpu_seconds, e.compute_units
-  FROM hopsplane.usage_events e JOIN new USING (event_id)
+  FROM hopsplane.usage_events e JOIN new USING (event_id) WHERE e.source = :source
 ), upd AS (
   UPDATE hopsplane.usage_events e
   SET cpu_seconds = new.cpu_seconds, compute_units = new.compute_units,
       revision = e.revision + 1, updated_at = now()
-  FROM new WHERE e.event_id = new.event_id
+  FROM new WHERE e.source = :source AND e.event_id = new.event_id
   RETURNING e.event_id, e.status, e.account_owner_id, e.day, e.attributed_user_id, e.source
 ), counted AS (
   SELECT upd.account_owner_id, upd.day, upd.attributed_user_id, upd.source,
@@ -419,17 +434,19 @@ SELECT (SELECT count(*) FROM upd) AS corrected
 
 
 def correct_collected(
-    session: Session, corrections: Sequence[tuple[str, Decimal, Decimal]]
+    session: Session, corrections: Sequence[tuple[str, Decimal, Decimal]], *, source: str
 ) -> int:
-    """Replace the values of stored collected events (locked by :func:`collected_events`
-    in this transaction) and fold the difference in: (event_id, cpu_seconds, units)."""
+    """Replace the values of stored collected events of ``source`` (locked by
+    :func:`collected_events` in this transaction) and fold the difference in:
+    (event_id, cpu_seconds, units)."""
     if not corrections:
         return 0
     ids, cpu, units = zip(*corrections, strict=True)
     _prepare(session)
     _script(session, _FOLD_LOCK)  # before writing event rows (see the module docstring)
     corrected = int(session.execute(
-        _CORRECT, {"ids": list(ids), "cpu": list(cpu), "units": list(units)}
+        _CORRECT,
+        {"ids": list(ids), "cpu": list(cpu), "units": list(units), "source": source},
     ).scalar_one())
     _fold(session)
     return corrected
@@ -461,7 +478,11 @@ def save_token(session: Session, cluster_id: uuid.UUID, digest: str) -> None:
     )
 
 
-def cluster_of_token(session: Session, digest: str) -> uuid.UUID | None:
-    return session.scalars(
-        select(UsageIngestToken.cluster_id).where(UsageIngestToken.token_sha256 == digest)
+def cluster_of_token(session: Session, digest: str) -> tuple[uuid.UUID, str] | None:
+    """The cluster whose token has this digest, and the cluster's status."""
+    row = session.execute(
+        select(UsageIngestToken.cluster_id, HopsworksCluster.status)
+        .join(HopsworksCluster, HopsworksCluster.id == UsageIngestToken.cluster_id)
+        .where(UsageIngestToken.token_sha256 == digest)
     ).one_or_none()
+    return None if row is None else (row[0], row[1])

@@ -13,7 +13,16 @@ UNITS_PER_CPU_HOUR = Decimal(10_000)
 """The plan: 1 CPU-hour = 10,000 compute units."""
 SECONDS_PER_HOUR = Decimal(3600)
 UNIT_QUANTUM = Decimal("0.0001")  # usage_tracking.compute_units is NUMERIC(18,4)
-MAX_UNITS = Decimal("99999999999999.9999")
+MAX_DAY_UNITS = Decimal("99999999999999.9999")
+"""What one (account, day) of usage_tracking holds: compute_units is NUMERIC(18,4)."""
+EVENTS_PER_DAY = 1_000_000
+"""Events of the largest size that one account-day is guaranteed to hold (one every 86 ms)."""
+MAX_EVENT_UNITS = Decimal(100_000_000)
+"""The most one event may carry: MAX_DAY_UNITS / EVENTS_PER_DAY, rounded down to a whole
+number (10,000 CPU-hours). So no run of valid events can fill a day before 999,999 of the
+largest have arrived; an event that would take a day past MAX_DAY_UNITS is refused (422)."""
+MAX_EVENT_CPU_SECONDS = MAX_EVENT_UNITS * SECONDS_PER_HOUR / UNITS_PER_CPU_HOUR
+"""36,000,000 CPU core-seconds: the seconds that make MAX_EVENT_UNITS."""
 MAX_BATCH = 5000
 MAX_ID_LENGTH = 255
 
@@ -58,8 +67,9 @@ def parse_quantity(value: object, field: str, *, exact_units: bool) -> Decimal:
         raise Invalid(f"{field} must be a number, got {value!r}") from exc
     if not number.is_finite() or number < 0:
         raise Invalid(f"{field} must be a finite number >= 0, got {value!r}")
-    if number > MAX_UNITS:  # before quantize, which cannot hold huge numbers
-        raise Invalid(f"{field} is out of range: {value!r}")
+    limit = MAX_EVENT_UNITS if exact_units else MAX_EVENT_CPU_SECONDS
+    if number > limit:  # before quantize, which cannot hold huge numbers
+        raise Invalid(f"{field} is out of range (at most {limit:,f} per event): {value!r}")
     if exact_units and number != number.quantize(UNIT_QUANTUM, rounding=ROUND_HALF_UP):
         raise Invalid(f"{field} has more than 4 decimals: {value!r}")
     return number
@@ -83,6 +93,19 @@ def check_event_id(event_id: str, *, collected: bool = False) -> str:
     if not collected and event_id.startswith(RESERVED_ID_PREFIX):
         raise Invalid(f"event ids starting with {RESERVED_ID_PREFIX!r} are reserved: {event_id!r}")
     return event_id
+
+
+def unmatched_cursor(source: str, event_id: str) -> str:
+    """A page position in the unmatched events: an id is unique within its source only.
+    Sources (``api``, ``agent:<cluster>``, ``prometheus:<cluster>``) hold no space."""
+    return f"{source} {event_id}"
+
+
+def parse_unmatched_cursor(cursor: str) -> tuple[str, str]:
+    source, sep, event_id = cursor.partition(" ")
+    if not sep or not source or not event_id or "\x00" in cursor:
+        raise Invalid("cursor must be a `next_cursor` returned by a previous page")
+    return source, event_id
 
 
 def utc_timestamp(value: datetime) -> datetime:

@@ -6,12 +6,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
-from hopsplane.usage.rules import MAX_BATCH
+from hopsplane.fields import Identifier, PositiveInt32
+from hopsplane.usage.rules import MAX_BATCH, MAX_EVENT_CPU_SECONDS, MAX_EVENT_UNITS
 
-Quantity = StrictStr | StrictInt
+Quantity = Annotated[StrictStr, StringConstraints(max_length=64)] | StrictInt
 
 
 class UsageEventIn(BaseModel):
@@ -21,20 +23,27 @@ class UsageEventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="Unique id chosen by the sender; a repeat is ignored.")
-    account_id: str | None = Field(
+    id: Identifier = Field(
+        description="Id chosen by the sender, unique among the sender's events (a cluster's "
+        "agent, or the admin API): the sender's repeat is ignored; the same id from another "
+        "sender is another event."
+    )
+    account_id: Identifier | None = Field(
         None, description="A user id: an account owner, or a member (billed to their owner)."
     )
-    project_id: int | None = Field(None, description="A Hopsworks project id.")
+    project_id: PositiveInt32 | None = Field(None, description="A Hopsworks project id.")
     cluster_id: uuid.UUID | None = Field(
         None, description="The cluster the usage ran on (a cluster agent's own, implicitly)."
     )
     timestamp: datetime = Field(description="When the usage happened (with a time zone).")
-    compute_units: Quantity | None = Field(None, description="Compute units, <= 4 decimals.")
-    cpu_seconds: Quantity | None = Field(
-        None, description="CPU core-seconds (1 CPU-hour = 10,000 units)."
+    compute_units: Quantity | None = Field(
+        None, description=f"Compute units, 0 to {MAX_EVENT_UNITS:,}, at most 4 decimals."
     )
-    user_id: str | None = Field(
+    cpu_seconds: Quantity | None = Field(
+        None, description=f"CPU core-seconds, 0 to {MAX_EVENT_CPU_SECONDS:,} "
+        "(1 CPU-hour = 10,000 units)."
+    )
+    user_id: Identifier | None = Field(
         None, description="The user (owner or member of the account) who used it."
     )
 

@@ -128,11 +128,14 @@ def refold(session: Session) -> RefoldResult:
 def unmatched(
     session: Session, *, limit: int = 50, after: str | None = None
 ) -> list[UnmatchedEventOut]:
+    """Unmatched events by (source, id); ``after`` is :func:`rules.unmatched_cursor` of
+    the last event of the previous page."""
     if not 1 <= limit <= MAX_PAGE:
         raise Invalid(f"limit must be between 1 and {MAX_PAGE}")
+    position = None if after is None else rules.parse_unmatched_cursor(after)
     return [
         UnmatchedEventOut.model_validate(e)
-        for e in repo.list_unmatched(session, limit=limit, after=after)
+        for e in repo.list_unmatched(session, limit=limit, after=position)
     ]
 
 
@@ -149,7 +152,15 @@ def issue_token(session: Session, cluster_id: uuid.UUID) -> str:
 
 
 def cluster_for_token(session: Session, token: str) -> uuid.UUID | None:
-    return repo.cluster_of_token(session, rules.token_hash(token))
+    """The cluster whose agent holds ``token`` (None: no such token). A disabled cluster's
+    agent is refused (Forbidden) while it stays disabled; activating it restores the token."""
+    found = repo.cluster_of_token(session, rules.token_hash(token))
+    if found is None:
+        return None
+    cluster_id, status = found
+    if status == "disabled":
+        raise Forbidden(f"cluster {cluster_id} is disabled: its agent may not report usage")
+    return cluster_id
 
 
 # --- the Prometheus collector ---------------------------------------------------------------
@@ -212,7 +223,7 @@ def collect_cluster_day(
     if fresh:
         accepted, result.unmatched, _days = repo.ingest(session, fresh)
         result.new = accepted
-    result.corrected = repo.correct_collected(session, corrections)
+    result.corrected = repo.correct_collected(session, corrections, source=source)
     log.info("usage collected", cluster=str(cluster_id), day=day.isoformat(),
              namespaces=result.namespaces, new=result.new, corrected=result.corrected,
              unmatched=result.unmatched)

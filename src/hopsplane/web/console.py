@@ -159,11 +159,12 @@ def usage(
 
 
 def _team(request: Request, principal: Principal, session: Session, status_code: int = 200,
-          error: str | None = None, email: str = "") -> HTMLResponse:
+          error: str | None = None, email: str = "",
+          accept_link: str | None = None) -> HTMLResponse:
     notice = NOTICES.get(request.query_params.get("notice", ""))
     return render(
         request, "team.html", principal, status_code, error=error, notice=notice,
-        email=email,
+        email=email, accept_link=accept_link,
         members=teams.list_members(session, principal.user_id, limit=TEAM_PAGE),
         invites=teams.list_pending(session, principal.user_id, limit=TEAM_PAGE),
     )
@@ -187,6 +188,8 @@ def invite(
             session, invite_context(request), principal.user_id, email))
     except AppError as exc:
         return _team(request, principal, session, exc.status, error=exc.message, email=email)
+    if issued.invite.accept_link:  # development without SMTP: the owner passes it on
+        return _team(request, principal, session, 201, accept_link=issued.invite.accept_link)
     notice = "invited" if issued.created else "already-invited"
     return RedirectResponse(f"/console/team?notice={notice}", status_code=303)
 

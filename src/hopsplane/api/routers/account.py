@@ -21,12 +21,13 @@ from hopsplane.billing.schemas import UsageReport
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, Standing
 from hopsplane.errors import Invalid
+from hopsplane.fields import CursorText
 
 router = APIRouter(prefix="/v1/account", tags=["account"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Entries per page.")]
 Cursor = Annotated[
-    str | None, Query(description="`next_cursor` of the previous page; omit for the newest.")
+    CursorText | None, Query(description="`next_cursor` of the previous page; omit for the newest.")
 ]
 
 

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictStr, StringConstraints
 
 from hopsplane.api.deps import AdminDep, PolicyDep, SessionDep
 from hopsplane.api.errors import error_responses
@@ -17,39 +17,39 @@ from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import PriceOverrideOut, UsageReport
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, PostResult, Standing
+from hopsplane.fields import Identifier, Reason, ShortText
+from hopsplane.money import Amount
 
 router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
 
-AccountId = Annotated[str, Path(min_length=1, max_length=255, description="Owner's user id.")]
-Money = Annotated[
-    StrictStr | StrictInt,
-    Field(description="Dollars as a string (\"12.50\") or an integer; floats are refused."),
-]
+AccountId = Annotated[Identifier, Path(description="Owner's user id.")]
 Key = Annotated[
-    str,
-    Field(min_length=1, max_length=200,
-          description="Idempotency key: a retry with the same key returns the original."),
+    ShortText,
+    Field(description="Idempotency key: a retry with the same key returns the original."),
 ]
-Reason = Annotated[str, Field(min_length=1, max_length=500, description="Why (kept).")]
+Why = Annotated[Reason, Field(description="Why (kept).")]
 
 
 class GrantIn(BaseModel):
-    amount: Money
-    reason: Reason
+    amount: Amount
+    reason: Why
     idempotency_key: Key
 
 
 class RefundIn(BaseModel):
     purchase_id: uuid.UUID = Field(description="The purchase entry being reversed.")
-    amount: Money = Field(description="Dollars going back, positive (the entry is negative).")
-    reason: Reason
+    amount: Amount = Field(description="Dollars going back, positive (the entry is negative).")
+    reason: Why
     idempotency_key: Key
 
 
 class PriceOverrideIn(BaseModel):
     effective_from: date
-    unit_price: StrictStr = Field(description="Dollars per compute unit, e.g. \"0.00008\".")
-    reason: Reason
+    unit_price: Annotated[StrictStr, StringConstraints(max_length=40)] = Field(
+        description="Dollars per compute unit, e.g. \"0.00008\" (0 to 0.009999, at most six "
+        "decimals)."
+    )
+    reason: Why
 
 
 class PostedOut(BaseModel):

@@ -11,11 +11,12 @@ from hopsplane.accounts.schemas import UserSummary
 from hopsplane.api.deps import AdminDep, SessionDep
 from hopsplane.api.errors import error_responses
 from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
+from hopsplane.fields import CursorText
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=512)]
+Cursor = Annotated[CursorText | None, Query()]
 
 
 @router.get(

@@ -23,6 +23,7 @@ from hopsplane.clusters.schemas import (
 )
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
+from hopsplane.fields import CursorText
 
 router = APIRouter(prefix="/v1/admin/clusters", tags=["clusters"])
 
@@ -55,7 +56,7 @@ def list_clusters(
     session: SessionDep,
     admin: AdminDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: str | None = None,
+    cursor: Annotated[CursorText | None, Query()] = None,
 ) -> Page[ClusterOut]:
     """Clusters by name, with their capacity (never their secrets)."""
     items, next_cursor = service.list_clusters(session, limit=limit, cursor=cursor)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Request, status
 
 from hopsplane.api.deps import OwnerDep, PolicyDep, SessionDep
 from hopsplane.api.errors import error_responses
 from hopsplane.errors import PayloadTooLarge, Unavailable
+from hopsplane.fields import Identifier
 from hopsplane.integrations.stripe.types import StripeGateway
 from hopsplane.payments import service
 from hopsplane.payments.schemas import TopupIn, TopupOut, TopupStatusOut, WebhookAck
@@ -79,7 +80,7 @@ def create_topup(
     summary="Success redirect of a top-up: credit it now if it is paid",
 )
 def complete_topup(
-    session_id: str,
+    session_id: Annotated[Identifier, Path(description="The Checkout Session id (cs_...).")],
     principal: OwnerDep,
     session: SessionDep,
     gateway: GatewayDep,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from hopsplane.api.deps import MemberDep, OwnerDep, Principal, SessionDep
 from hopsplane.api.errors import error_responses
@@ -13,7 +13,9 @@ from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
+from hopsplane.fields import CursorText, Identifier
 from hopsplane.hooks import AccountHooks
+from hopsplane.integrations.email import Mailer
 from hopsplane.ratelimits import service as ratelimits
 from hopsplane.teams import service as teams
 from hopsplane.teams.schemas import (
@@ -29,15 +31,18 @@ from hopsplane.teams.schemas import (
 router = APIRouter(prefix="/v1", tags=["teams"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=512)]
+Cursor = Annotated[CursorText | None, Query()]
+MemberId = Annotated[Identifier, Path(description="The member's user id.")]
 
 
 def invite_context(request: Request) -> teams.InviteContext:
     settings: Settings = request.app.state.settings
+    mailer: Mailer = request.app.state.mailer
     return teams.InviteContext(
-        mailer=request.app.state.mailer,
+        mailer=mailer,
         public_url=settings.public_url,
         default_expiry_days=settings.invite_expiry_days,
+        show_link=settings.environment == "development" and not mailer.delivers,
     )
 
 
@@ -96,9 +101,10 @@ def create_invite(
     request: Request, response: Response, principal: OwnerDep, session: SessionDep,
     body: InviteIn,
 ) -> InviteOut:
-    """Invite an email to your team (201). The link goes by email (or to the log when SMTP
-    is not configured); the token is never returned. Idempotent: while an invite for that
-    email is pending, the same request answers 200 with it and sends nothing."""
+    """Invite an email to your team (201). The link goes by email and is never logged;
+    only in development without SMTP does the answer carry it (`accept_link`) for you to
+    pass on; elsewhere without SMTP invites are refused (503). Idempotent: while an invite
+    for that email is pending, the same request answers 200 with it and sends nothing."""
     limit_invites(request, principal)
     issued = teams.create_invite(
         session, invite_context(request), principal.user_id, body.email, body.expires_in_days
@@ -149,7 +155,7 @@ def list_members(
     responses=error_responses(401, 403, 404, 422, 503),
 )
 def remove_member(
-    request: Request, principal: OwnerDep, session: SessionDep, member_id: str
+    request: Request, principal: OwnerDep, session: SessionDep, member_id: MemberId
 ) -> MemberOut:
     """Remove a member: they become the owner of a new, empty account."""
     return teams.remove_member(session, account_hooks(request), principal.user_id, member_id)
@@ -160,7 +166,8 @@ def remove_member(
     responses=error_responses(400, 401, 403, 404, 422, 503),
 )
 def assign_project(
-    request: Request, principal: OwnerDep, session: SessionDep, member_id: str, body: ProjectIn
+    request: Request, principal: OwnerDep, session: SessionDep, member_id: MemberId,
+    body: ProjectIn
 ) -> MemberOut:
     """Assign a Hopsworks project to a member."""
     return teams.assign_project(

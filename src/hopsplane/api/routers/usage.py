@@ -18,9 +18,10 @@ from hopsplane.api.errors import error_responses
 from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from hopsplane.db.engine import Database
 from hopsplane.errors import Unauthorized
+from hopsplane.fields import CursorText
 from hopsplane.usage import service
 from hopsplane.usage.combiner import BatchCombiner
-from hopsplane.usage.rules import TOKEN_PREFIX
+from hopsplane.usage.rules import TOKEN_PREFIX, unmatched_cursor
 from hopsplane.usage.schemas import IngestResult, UnmatchedEventOut, UsageBatchIn
 from hopsplane.usage.service import Submitter
 
@@ -80,11 +81,15 @@ def list_unmatched_usage(
     _admin: AdminDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        CursorText | None, Query(description="next_cursor of the previous page")
+    ] = None,
 ) -> Page[UnmatchedEventOut]:
-    """Events kept but not billed yet (unknown account, project or namespace), by id."""
+    """Events kept but not billed yet (unknown account, project or namespace), by source
+    and id."""
     items = service.unmatched(session, limit=limit, after=cursor)
-    next_cursor = items[-1].event_id if len(items) == limit else None
+    last = items[-1] if len(items) == limit else None
+    next_cursor = unmatched_cursor(last.source, last.event_id) if last else None
     return Page[UnmatchedEventOut](items=items, next_cursor=next_cursor)
 
 

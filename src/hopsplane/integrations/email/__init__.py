@@ -1,4 +1,6 @@
-"""Outgoing email: SMTP when configured, otherwise the message is logged (development).
+"""Outgoing email: SMTP when configured. Without SMTP, development keeps the messages in
+memory (:class:`LogMailer`: the log gets who and what about, never the body, which may hold
+an invite link) and every other environment refuses to send (:class:`RefusingMailer`).
 
 Build one with :func:`build_mailer` at start-up and pass it to the services that notify.
 """
@@ -27,22 +29,44 @@ class Email:
 
 
 class Mailer(Protocol):
+    delivers: bool
+    """False when messages do not reach the recipient (development without SMTP): a flow
+    whose email carries a link (an invite) shows the link to its sender instead."""
+
     def send(self, message: Email) -> None: ...
 
 
 class LogMailer:
-    """Development fallback: writes the message to the log instead of sending it."""
+    """Development without SMTP: keeps the messages (``sent``) and logs that one was not
+    sent, without its body: bodies may hold live links (invite tokens)."""
+
+    delivers = False
 
     def __init__(self) -> None:
         self.sent: list[Email] = []
 
     def send(self, message: Email) -> None:
         self.sent.append(message)
-        log.info("email (not sent: SMTP not configured)", to=message.to,
-                 subject=message.subject, body=message.body)
+        log.info("email not sent: SMTP is not configured (development)", to=message.to,
+                 subject=message.subject)
+
+
+class RefusingMailer:
+    """Outside development without SMTP: nothing can be sent, and nothing is pretended.
+    Invites answer 503 saying so; low-balance notices stay pending until SMTP is set."""
+
+    delivers = False
+
+    def send(self, message: Email) -> None:
+        raise Unavailable(
+            "email is not configured on this server (HOPSPLANE_SMTP_HOST): nothing can be "
+            "sent", retry_after=3600,
+        )
 
 
 class SmtpMailer:
+    delivers = True
+
     def __init__(
         self,
         host: str,
@@ -79,7 +103,7 @@ class SmtpMailer:
 
 def build_mailer(settings: Settings) -> Mailer:
     if not settings.smtp_host:
-        return LogMailer()
+        return LogMailer() if settings.environment == "development" else RefusingMailer()
     return SmtpMailer(
         settings.smtp_host,
         settings.smtp_port,
