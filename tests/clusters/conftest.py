@@ -26,8 +26,10 @@ def hw() -> Iterator[FakeHopsworks]:
 def add_cluster(
     session: Session, box: SecretBox, name: str, max_users: int = 10,
     api_url: str = "https://hw.example.com", api_key: str = "hw-secret-key",
+    auth_api_key: str | None = "hw-auth-key",
 ) -> ClusterOut:
     return service.register_cluster(
         session, box,
-        ClusterCreate(name=name, api_url=api_url, api_key=SecretStr(api_key), max_users=max_users),
+        ClusterCreate(name=name, api_url=api_url, api_key=SecretStr(api_key), max_users=max_users,
+                      auth_api_key=SecretStr(auth_api_key) if auth_api_key else None),
     )

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import text
 
 from hopsplane.clusters.hooks import ClusterHooks
-from hopsplane.clusters.rules import namespace_of, project_name_for
+from hopsplane.clusters.rules import project_name_for
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.db.models import User
-from hopsplane.integrations.hopsworks import HopsworksApi, HopsworksClient
+from hopsplane.integrations.hopsworks import HopsworksApi, HopsworksClient, namespace_of
 from hopsplane.worker import schedule
 from hopsplane.worker.runner import Worker
 from tests.clusters.conftest import add_cluster
@@ -41,8 +41,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def worker(fresh_db: Database, box: SecretBox, clock: Clock) -> Iterator[Worker]:
-    def factory(url: str, key: str) -> HopsworksApi:
-        return HopsworksClient(url, key, timeout=5, retries=1, backoff=0)
+    def factory(url: str, key: str, auth_key: str | None) -> HopsworksApi:
+        return HopsworksClient(url, key, auth_key, timeout=5, retries=1, backoff=0)
 
     yield Worker(fresh_db, schedule.handlers(), schedule.periodic_tasks(),
                  services={"box": box, "hopsworks": factory}, clock=clock)
@@ -81,8 +81,10 @@ def test_owner_then_member_then_suspension_and_resumption(
     name = project_name_for(owner)
     assert o.metadata_["hopsworks_project_name"] == name
     assert namespace_of(name) == name.replace("_", "-")
+    assert o.metadata_["hopsworks_namespace"] == namespace_of(name)
     project = hw.state.projects[o.hopsworks_project_id]
     assert project["name"] == name and project["owner"] == o.email
+    assert {"FEATURESTORE", "JOBS", "JUPYTER"} <= set(project["services"])
 
     with fresh_db.transaction() as s:
         member = make_user(s, owner=owner)
@@ -92,7 +94,9 @@ def test_owner_then_member_then_suspension_and_resumption(
     worker.run_pending()
     m = _user(fresh_db, member)
     assert m.hopsworks_username
-    assert m.email in project["members"]
+    assert project["members"][m.email] == "Data scientist"
+    assert m.metadata_["hopsworks_member_of"] == str(o.hopsworks_project_id)
+    assert hw.state.signing_keys == set()  # the owner's signing key was deleted
 
     with fresh_db.transaction() as s:
         hooks.account_suspended(s, owner)
@@ -199,7 +203,7 @@ def test_reconcile_requeues_what_ran_out_of_attempts(
     assert _user(fresh_db, owner).hopsworks_project_id is not None
 
 
-def test_project_assigned_adds_the_member_to_that_project(
+def test_a_joining_member_lands_in_the_owners_project_and_project_assigned_is_idempotent(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker
 ) -> None:
     with fresh_db.transaction() as s:
@@ -210,12 +214,13 @@ def test_project_assigned_adds_the_member_to_that_project(
     assert project_id is not None
     with fresh_db.transaction() as s:
         member = make_user(s, owner=owner)
-        hooks.member_joined(s, member, owner)  # no project yet: a user only
+        hooks.member_joined(s, member, owner)
     worker.run_pending()
     email = _user(fresh_db, member).email
-    assert email not in hw.state.projects[project_id]["members"]
+    assert hw.state.projects[project_id]["members"][email] == "Data scientist"
     with fresh_db.transaction() as s:
         hooks.project_assigned(s, member, project_id)
     worker.run_pending()
     assert email in hw.state.projects[project_id]["members"]
     assert len([u for u in hw.state.users.values() if u["email"] == email]) == 1
+    assert {j.status for j in _jobs(fresh_db)} == {"done"}

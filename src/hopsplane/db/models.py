@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    CheckConstraint,
     Boolean,
+    CheckConstraint,
     Computed,
     Date,
     DateTime,
