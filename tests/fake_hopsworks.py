@@ -123,6 +123,8 @@ class State:
     members_failure: str = "exception"
     outage: int = 0  # answer the next N requests with 503
     outage_after: str | None = None  # path: once it succeeds, go down (outage = 1000)
+    refuse: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    # "METHOD route" -> (status, error body): a call Hopsworks refuses (after authentication)
     requests: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -236,7 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
             if denied is not None:
                 self._send(*denied)
                 return
-            status, answer = self._route(method, route, query, body, principal)
+            refused = self.state.refuse.get(f"{method} {route}")
+            status, answer = refused or self._route(method, route, query, body, principal)
             if status < 300 and self.state.outage_after == f"{method} {path}":
                 self.state.outage, self.state.outage_after = 1000, None
             self._send(status, answer)
