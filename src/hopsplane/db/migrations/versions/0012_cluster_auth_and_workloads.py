@@ -25,7 +25,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 UPGRADE = r"""
-ALTER TABLE hopsworks_clusters ADD COLUMN auth_api_key TEXT;
+ALTER TABLE hopsworks_clusters ADD COLUMN auth_api_key TEXT,
+  ADD CONSTRAINT hopsworks_clusters_auth_api_key_encrypted
+    CHECK (auth_api_key IS NULL OR auth_api_key LIKE 'gAAAAA%');
 
 CREATE TABLE hopsplane.stopped_workloads (
   id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
