@@ -5,6 +5,7 @@ and users, recorded, shown after resumption; nothing restarted automatically."""
 import json
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import text
 
 from hopsplane.clusters import service
@@ -39,7 +40,8 @@ def _stopped(db: Database) -> list[tuple[str, str, str | None]]:
 
 
 def test_suspension_deactivates_then_stops_and_records_what_ran_and_resumption_restarts_nothing(
-    fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker
+    fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker,
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
     owner, member = _account(fresh_db, box, hw, worker)
     o, m = user(fresh_db, owner), user(fresh_db, member)
@@ -89,6 +91,11 @@ def test_suspension_deactivates_then_stops_and_records_what_ran_and_resumption_r
     assert {w.name for w in shown} == {f"etl #{etl}", f"train #{train}", "fraud",
                                       f"Jupyter of {m.hopsworks_username}"}
     assert {j.status for j in jobs(fresh_db)} == {"done"}
+    # neither key nor any token reached the logs
+    logged = capsys.readouterr().out + caplog.text
+    assert hw.state.tokens and "owner provisioned" in logged
+    for secret in (hw.state.api_key, hw.state.auth_api_key, *hw.state.tokens):
+        assert secret not in logged
 
 
 def test_a_workload_that_will_not_stop_leaves_the_others_stopped_and_is_tried_again(

@@ -88,6 +88,17 @@ def test_the_admin_key_cannot_manage_members_as_a_real_cluster_refuses_it(
     assert set(hw.state.projects[project.id]["members"]) == {"owner@example.com"}
 
 
+def test_each_key_opens_only_its_own_endpoints(hw: FakeHopsworks) -> None:
+    auth_only = HopsworksClient(hw.url, hw.state.auth_api_key, retries=0)
+    with pytest.raises(HopsworksRejected) as info:
+        auth_only.list_users()  # UsersAdminResource: ADMIN or ADMINISTER_USERS
+    assert (info.value.http_status, info.value.error_code) == (403, 320004)
+    with pytest.raises(HopsworksRejected) as info:
+        auth_only.create_project("hp_x", "nobody", "d")  # ProjectsAdminResource: ADMIN
+    assert (info.value.http_status, info.value.error_code) == (403, 320004)
+    assert auth_only.version() == (3, 8, 0)  # /variables/versions needs no key at all
+
+
 def test_the_owner_adds_changes_and_removes_members_and_the_key_is_always_deleted(
     client: HopsworksClient, hw: FakeHopsworks
 ) -> None:
