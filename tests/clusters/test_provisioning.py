@@ -6,12 +6,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
+from hopsplane.clusters import repository as repo
 from hopsplane.clusters.hooks import ClusterHooks
 from hopsplane.clusters.rules import project_name_for
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
-from hopsplane.integrations.hopsworks import namespace_of
+from hopsplane.integrations.hopsworks import HopsworksClient, namespace_of
 from hopsplane.worker.runner import Worker
 from tests.clusters.conftest import Clock, add_cluster, jobs, signup, user
 from tests.factories import make_user
@@ -176,3 +177,31 @@ def test_a_joining_member_lands_in_the_owners_project_and_project_assigned_is_id
     assert email in hw.state.projects[project_id]["members"]
     assert len([u for u in hw.state.users.values() if u["email"] == email]) == 1
     assert {j.status for j in jobs(fresh_db)} == {"done"}
+
+
+def test_a_member_assigned_to_another_project_of_the_owner_moves_there(
+    fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker
+) -> None:
+    with fresh_db.transaction() as s:
+        add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
+    owner = signup(fresh_db)
+    worker.run_pending()
+    o = user(fresh_db, owner)
+    first = int(o.hopsworks_project_id or 0)
+    admin = HopsworksClient(hw.url, hw.state.api_key, retries=0)
+    second = admin.create_project("hp_second", str(o.hopsworks_username), "d").id
+    with fresh_db.transaction() as s:
+        member = make_user(s, owner=owner)
+        hooks.member_joined(s, member, owner)
+    worker.run_pending()
+    email = user(fresh_db, member).email
+    with fresh_db.transaction() as s:  # as teams.assign_project does
+        s.execute(text("UPDATE users SET hopsworks_project_id = :p WHERE id = :m"),
+                  {"p": second, "m": member})
+        hooks.project_assigned(s, member, second)
+    worker.run_pending()
+    assert email in hw.state.projects[second]["members"]
+    assert email not in hw.state.projects[first]["members"]
+    assert user(fresh_db, member).metadata_["hopsworks_member_of"] == str(second)
+    with fresh_db.transaction() as s:  # the owner's assignment stands: reconcile has no work
+        assert repo.unprovisioned(s) == []

@@ -146,8 +146,9 @@ def provision_owner(session: Session, args: dict[str, Any], ctx: JobContext) -> 
 
 
 def _provision_member(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
-    """A Hopsworks user for the member, added to the owner's project as a Data scientist by
-    the owner (``POST /project/{id}/projectMembers`` with the owner's token)."""
+    """A Hopsworks user for the member, added to the owner's project (or the project the
+    owner assigned) as a Data scientist by the owner (``POST /project/{id}/projectMembers``
+    with the owner's token); a member moved to another project leaves the previous one."""
     member = repo.get_user(session, str(args["user_id"]))
     if member is None or member.account_owner_id is None:
         return
@@ -156,7 +157,8 @@ def _provision_member(session: Session, args: dict[str, Any], ctx: JobContext) -
     if owner is None or placed is None:
         raise Unavailable(f"account {member.account_owner_id} has no cluster yet")
     cluster_id = placed.hopsworks_cluster_id
-    project_id = args.get("project_id", owner.hopsworks_project_id)
+    project_id = (args.get("project_id") or member.hopsworks_project_id
+                  or owner.hopsworks_project_id)
     with _client(session, ctx, cluster_id) as client:
         first, last = split_name(member.name, member.email)
         hw_user = client.create_user(member.email, first, last)
@@ -164,8 +166,11 @@ def _provision_member(session: Session, args: dict[str, Any], ctx: JobContext) -
         if _suspended(owner):
             client.set_user_active(hw_user.id, False)
         if project_id is not None and owner.hopsworks_username:
+            before = (member.metadata_ or {}).get(MEMBER_OF_KEY)
             with _as_user(client, owner.hopsworks_username) as as_owner:
                 as_owner.add_member(int(project_id), member.email)
+                if before and str(before) != str(project_id):  # moved to another project
+                    as_owner.remove_member(int(before), member.email)
             repo.merge_user_metadata(session, member.id, {MEMBER_OF_KEY: str(project_id)})
             service.clear_operator_error(session, cluster_id)
     log.info("member provisioned", account=owner.id, member=member.id, project=project_id)

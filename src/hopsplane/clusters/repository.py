@@ -254,8 +254,8 @@ def save_project(
 
 def unprovisioned(session: Session) -> list[tuple[str, bool]]:
     """(user id, is member) of users on a cluster whose Hopsworks side is not complete:
-    owners without a user or project, members without a user or not yet in their owner's
-    project. Clusters with an operator error are left alone until an operator fixes them."""
+    owners without a user or project, members without a user or not yet in their project
+    (the one the owner assigned, else the owner's). Clusters with an operator error are left alone until an operator fixes them."""
     rows = session.execute(
         text(
             "SELECT u.id, u.is_member FROM users u JOIN account_clusters a "
@@ -269,7 +269,7 @@ def unprovisioned(session: Session) -> list[tuple[str, bool]]:
             "OR (NOT u.is_member AND u.hopsworks_project_id IS NULL) "
             "OR (u.is_member AND o.hopsworks_project_id IS NOT NULL "
             "    AND u.metadata->>'hopsworks_member_of' IS DISTINCT FROM "
-            "        CAST(o.hopsworks_project_id AS text))"
+            "        CAST(COALESCE(u.hopsworks_project_id, o.hopsworks_project_id) AS text))"
             ") ORDER BY u.id"
         )
     )
