@@ -255,7 +255,8 @@ def save_project(
 def unprovisioned(session: Session) -> list[tuple[str, bool]]:
     """(user id, is member) of users on a cluster whose Hopsworks side is not complete:
     owners without a user or project, members without a user or not yet in their project
-    (the one the owner assigned, else the owner's). Clusters with an operator error are left alone until an operator fixes them."""
+    (the one the owner assigned, else the owner's). Clusters with an operator error are
+    left alone until an operator fixes them."""
     rows = session.execute(
         text(
             "SELECT u.id, u.is_member FROM users u JOIN account_clusters a "
