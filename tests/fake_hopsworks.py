@@ -1,14 +1,48 @@
-"""A local HTTP server that answers like the Hopsworks admin REST API (the parts hopsplane
-uses): real HTTP on 127.0.0.1, ApiKey authentication, JSON error bodies with errorCode,
-409 on existing users and projects, and injectable outages (503) for retry tests. Shapes
-as in the Hopsworks sources of 3.2 to 4.0 (see docs/hopsworks.md): createas by owner
-username answering 200 with no body, the project list as {"items", "count"}, members
-not added reported in fieldErrors of a 200."""
+"""A local HTTP server that answers like the Hopsworks REST API (the parts hopsplane uses),
+including the authentication model a real cluster enforces. Paths below are under
+``hopsworks-api/src/main/java/io/hops/hopsworks/`` of logicalclocks/hopsworks (v3.7.0,
+branch-3.8 and master 2b1cb50ee agree on every rule here unless said otherwise):
+
+- ``@ApiKeyRequired`` scopes per endpoint: ``api/admin/UsersAdminResource.java:84`` (ADMIN or
+  ADMINISTER_USERS; :281 adds ADMINISTER_USERS_REGISTER for POST /admin/users),
+  ``api/admin/projects/ProjectsAdminResource.java:75`` (ADMIN only),
+  ``api/jwt/JWTResource.java:71,106`` (AUTH only, since v3.7.0; before, /jwt took a JWT
+  only). A key without an accepted scope: 403 KEY_SCOPE_CONTROL_EXCEPTION (320004,
+  ``hopsworks-api-auth/.../api/auth/key/ApiKeyFilter.java:122-131``).
+- JWT-only endpoints: an ``ApiKey`` header where the method has no ``@ApiKeyRequired`` is
+  401 "Authorization method not supported." errorCode 200003 (``api/filter/AuthFilter.java:83-90``);
+  a ``Bearer`` token where the method has no ``@JWTRequired`` is the same 401
+  (``ApiKeyFilter.java:64-72``). ``api/project/ProjectMembersService.java:122-212`` and
+  ``api/jupyter/JupyterService.java:377-391`` are JWT-only.
+- Tokens: ``POST /jwt`` signs a token of ``subject`` under a new signing key ``keyName``
+  with the role HOPS_USER (``api/jwt/JWTHelper.java:261-282``); a missing field answers 200
+  with no body (:263-267); ``DELETE /jwt/key/{keyName}`` deletes the key, after which the
+  token no longer verifies (401, ``hopsworks-jwt/.../filter/JWTFilter.java:81-96``). The
+  token's roles and audience are checked against ``@JWTRequired`` (JWTFilter.java:108-129:
+  403 200014).
+- ``api/filter/ProjectAuthFilter.java:91-146``: project not found 404 (150004); a caller
+  with no role in the project 403 NO_ROLE_FOUND (160000), admins included; a role not
+  allowed 403 PROJECT_ROLE_FORBIDDEN (150068).
+- ``createas`` answers 200 with no body (ProjectsAdminResource.java:217-218); unknown
+  services are refused (``hopsworks-common/.../project/ProjectController.java:368-373``:
+  ProjectServiceEnum.valueOf -> IllegalArgumentException -> 400 120001).
+- Members (``ProjectMembersService.java``): add (DATA_OWNER) throws FAILED_TO_ADD_MEMBER 400
+  150081 with the reason in usrMsg (:161-172; 3.x before 3.7 answered 200 with
+  ``fieldErrors``: ``members_failure = "fieldErrors"``); change role (DATA_OWNER, form
+  ``role``; the owner's role 403 150014, :185-203); remove (DATA_OWNER or DATA_SCIENTIST;
+  not a member 404 150023, :212-238).
+- Workloads: jobs and executions (``api/jobs/JobsResource.java:112-133``,
+  ``api/jobs/executions/ExecutionsResource.java:94-159``), Jupyter (``JupyterService.java``
+  stop: the caller's own server only, else 404 100033), serving
+  (``api/serving/ServingService.java:109-160, 259-298``).
+- ``GET /variables/versions`` needs no authentication (``api/util/VariablesService.java:176-188``).
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,29 +50,102 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 PREFIX = "/hopsworks-api/api"
+ADMIN_SCOPES = frozenset({"ADMIN", "ADMINISTER_USERS", "PROJECT"})
+SERVICES = frozenset({"KAFKA", "HISTORY", "DELA", "JUPYTER", "JOBS", "HIVE", "SERVING",
+                      "RSTUDIO", "AIRFLOW", "PYTHON", "FEATURESTORE"})
+RUNNING = frozenset({"INITIALIZING", "NEW", "NEW_SAVING", "GENERATING_SECURITY_MATERIAL",
+                     "SUBMITTED", "ACCEPTED", "STARTING_APP_MASTER", "RUNNING",
+                     "AGGREGATING_LOGS", "CONVERTING_NOTEBOOK"})
+OWNER, SCIENTIST = "Data owner", "Data scientist"
+ADMIN_USER = "admin"  # the HOPS_ADMIN user whose keys the cluster holds
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The authentication annotations of an endpoint."""
+
+    api_scopes: frozenset[str] | None = None  # @ApiKeyRequired acceptedScopes
+    jwt_roles: frozenset[str] | None = None  # @JWTRequired allowedUserRoles
+    jwt_audiences: frozenset[str] = frozenset({"api"})
+    project_roles: frozenset[str] | None = None  # @AllowedProjectRoles
+
+
+_USERS_ADMIN = Rule(frozenset({"ADMIN", "ADMINISTER_USERS"}), frozenset({"HOPS_ADMIN"}))
+_PROJECTS_ADMIN = Rule(frozenset({"ADMIN"}), frozenset({"HOPS_ADMIN"}))
+_JWT_AUTH = Rule(frozenset({"AUTH"}), frozenset({"AGENT"}), frozenset({"services"}))
+_ANY_MEMBER = frozenset({OWNER, SCIENTIST})
+_USER_ROLES = frozenset({"HOPS_ADMIN", "HOPS_USER"})
+ROUTES: list[tuple[str, str, Rule]] = [
+    ("GET", r"/variables/versions", Rule()),
+    ("POST", r"/admin/users", Rule(frozenset({"ADMIN", "ADMINISTER_USERS",
+                                               "ADMINISTER_USERS_REGISTER"}),
+                                    frozenset({"HOPS_ADMIN"}))),
+    ("GET", r"/admin/users", _USERS_ADMIN),
+    ("PUT", r"/admin/users/\d+", _USERS_ADMIN),
+    ("POST", r"/admin/projects/createas", _PROJECTS_ADMIN),
+    ("GET", r"/admin/projects", _PROJECTS_ADMIN),
+    ("POST", r"/jwt", _JWT_AUTH),
+    ("DELETE", r"/jwt/key/[^/]+", _JWT_AUTH),
+    ("POST", r"/project/\d+/projectMembers",
+     Rule(None, _USER_ROLES | {"HOPS_SERVICE_USER"}, project_roles=frozenset({OWNER}))),
+    ("POST", r"/project/\d+/projectMembers/[^/]+",
+     Rule(None, _USER_ROLES | {"HOPS_SERVICE_USER"}, project_roles=frozenset({OWNER}))),
+    ("DELETE", r"/project/\d+/projectMembers/[^/]+",
+     Rule(None, _USER_ROLES | {"HOPS_SERVICE_USER"}, project_roles=_ANY_MEMBER)),
+    ("GET", r"/project/\d+/jobs", Rule(frozenset({"JOB"}), _USER_ROLES,
+                                       frozenset({"api", "job"}), _ANY_MEMBER)),
+    ("GET", r"/project/\d+/jobs/[^/]+/executions",
+     Rule(frozenset({"JOB"}), _USER_ROLES, frozenset({"api", "job"}), _ANY_MEMBER)),
+    ("PUT", r"/project/\d+/jobs/[^/]+/executions/\d+/status",
+     Rule(frozenset({"JOB"}), _USER_ROLES, frozenset({"api", "job"}), _ANY_MEMBER)),
+    ("GET", r"/project/\d+/jupyter/stop", Rule(None, _USER_ROLES, project_roles=_ANY_MEMBER)),
+    ("GET", r"/project/\d+/serving", Rule(frozenset({"SERVING"}), _USER_ROLES,
+                                          frozenset({"api", "job"}), _ANY_MEMBER)),
+    ("POST", r"/project/\d+/serving/\d+", Rule(frozenset({"SERVING"}), _USER_ROLES,
+                                               frozenset({"api", "job"}), frozenset({OWNER}))),
+]
 
 
 @dataclass
 class State:
     api_key: str
+    auth_api_key: str
+    version: str = "3.8.0"
+    api_keys: dict[str, frozenset[str]] = field(default_factory=dict)
+    signing_keys: set[str] = field(default_factory=set)
+    tokens: dict[str, tuple[str, frozenset[str], str]] = field(default_factory=dict)
     users: dict[int, dict[str, Any]] = field(default_factory=dict)
     projects: dict[int, dict[str, Any]] = field(default_factory=dict)
     old_project_list: bool = False  # answer GET /admin/projects like Hopsworks < 3.2
-    # how a member that was not added is reported: "fieldErrors" of a 200 (3.x), or
-    # "exception": 400 FAILED_TO_ADD_MEMBER (150081) with the reason in usrMsg (newest main)
-    members_failure: str = "fieldErrors"
+    namespace_key: str | None = None  # the admin list's namespace field (4.x); None: absent
+    # how a member that was not added is reported: "exception" 400 FAILED_TO_ADD_MEMBER
+    # (150081, v3.7.0 and later), or "fieldErrors" of a 200 (3.x before 3.7)
+    members_failure: str = "exception"
     outage: int = 0  # answer the next N requests with 503
     outage_after: str | None = None  # path: once it succeeds, go down (outage = 1000)
+    refuse: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    # "METHOD route" -> (status, error body): a call Hopsworks refuses (after authentication)
     requests: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def user_by_email(self, email: str) -> dict[str, Any] | None:
         return next((u for u in self.users.values() if u["email"].lower() == email.lower()), None)
 
+    def user_by_name(self, username: str) -> dict[str, Any] | None:
+        if username == ADMIN_USER:  # the keys' owner (kept out of `users` to keep counts simple)
+            return {"id": 10000, "username": ADMIN_USER, "email": "admin@hopsworks.ai"}
+        return next((u for u in self.users.values() if u["username"] == username), None)
+
+    def jwt_with_api_keys(self) -> bool:
+        major_minor = tuple(int(p) for p in self.version.split("-")[0].split(".")[:2])
+        return major_minor >= (3, 7)
+
 
 class FakeHopsworks:
-    def __init__(self, api_key: str = "hw-secret-key") -> None:
-        self.state = State(api_key=api_key)
+    def __init__(self, api_key: str = "hw-secret-key", auth_api_key: str = "hw-auth-key",
+                 version: str = "3.8.0") -> None:
+        self.state = State(api_key=api_key, auth_api_key=auth_api_key, version=version)
+        self.state.api_keys = {api_key: ADMIN_SCOPES, auth_api_key: frozenset({"AUTH"})}
         handler = type("Handler", (_Handler,), {"state": self.state})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -57,9 +164,33 @@ class FakeHopsworks:
         with self.state.lock:
             self.state.outage = n
 
+    # -- what customers do on the cluster (for the suspension tests) --------------------------
+
+    def run_job(self, project_id: int, job: str, username: str, state: str = "RUNNING") -> int:
+        with self.state.lock:
+            executions = self.state.projects[project_id]["jobs"].setdefault(job, [])
+            eid = 500 + sum(len(v) for p in self.state.projects.values()
+                            for v in p["jobs"].values())
+            executions.append({"id": eid, "state": state, "user": {"username": username}})
+            return eid
+
+    def start_jupyter(self, project_id: int, username: str) -> None:
+        with self.state.lock:
+            self.state.projects[project_id]["jupyter"].add(username)
+
+    def deploy(self, project_id: int, name: str, creator: str, status: str = "Running") -> int:
+        with self.state.lock:
+            sid = 700 + sum(len(p["servings"]) for p in self.state.projects.values())
+            self.state.projects[project_id]["servings"][sid] = {
+                "id": sid, "name": name, "status": status, "creator": creator}
+            return sid
+
 
 def _error(code: int, message: str, user_message: str | None = None) -> dict[str, Any]:
     return {"errorCode": code, "errorMsg": message, "usrMsg": user_message or message}
+
+
+_UNSUPPORTED = (401, _error(200003, "Authorization method not supported."))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -78,7 +209,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length)) if length else None
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return None
+        if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        return json.loads(raw)
 
     def _dispatch(self, method: str) -> None:
         parts = urlsplit(self.path)
@@ -90,19 +226,79 @@ class _Handler(BaseHTTPRequestHandler):
                 self.state.outage -= 1
                 self._send(503, _error(120000, "Service unavailable"))
                 return
-            if self.headers.get("Authorization") != f"ApiKey {self.state.api_key}":
-                self._send(401, _error(200003, "Authorization header not set or invalid"))
-                return
             if not path.startswith(PREFIX):
                 self._send(404, _error(0, "not found"))
                 return
-            status, answer = self._route(method, path[len(PREFIX):], query, body)
+            route = path[len(PREFIX):]
+            rule = next((r for m, p, r in ROUTES if m == method and re.fullmatch(p, route)), None)
+            if rule is None:
+                self._send(404, _error(0, f"no route {method} {route}"))
+                return
+            denied, principal = self._authenticate(route, rule)
+            if denied is not None:
+                self._send(*denied)
+                return
+            refused = self.state.refuse.get(f"{method} {route}")
+            status, answer = refused or self._route(method, route, query, body, principal)
             if status < 300 and self.state.outage_after == f"{method} {path}":
                 self.state.outage, self.state.outage_after = 1000, None
             self._send(status, answer)
 
-    def _route(self, method: str, path: str, q: dict[str, str], body: Any) -> tuple[int, Any]:
+    def _authenticate(self, route: str, rule: Rule) -> tuple[tuple[int, Any] | None, str | None]:
         s = self.state
+        api_scopes = rule.api_scopes
+        if route.startswith("/jwt") and not s.jwt_with_api_keys():
+            api_scopes = None  # before v3.7.0: @JWTRequired only
+        if api_scopes is None and rule.jwt_roles is None:
+            return None, None  # e.g. /variables/versions
+        header = self.headers.get("Authorization")
+        if header is None:
+            return (401, _error(200003, "Authorization header not set.")), None
+        if header.startswith("ApiKey "):
+            if api_scopes is None:
+                return _UNSUPPORTED, None
+            scopes = s.api_keys.get(header[len("ApiKey "):].strip())
+            if scopes is None:
+                return (401, _error(320002, "Api key not found")), None
+            if not scopes & api_scopes:
+                return (403, _error(320004, "No valid scope found for this invocation")), None
+            principal = ADMIN_USER
+        elif header.startswith("Bearer "):
+            if rule.jwt_roles is None:
+                return _UNSUPPORTED, None
+            token = s.tokens.get(header[len("Bearer "):].strip())
+            if token is None or token[2] not in s.signing_keys:
+                return (401, _error(200003, "Invalidated token.")), None
+            subject, audiences, _key = token
+            if "HOPS_USER" not in rule.jwt_roles:  # tokens of /jwt carry HOPS_USER only
+                return (403, _error(200014, "Client not authorized for this invocation.")), None
+            if not audiences & rule.jwt_audiences:
+                return (403, _error(200014, "Token not issued for this recipient.")), None
+            principal = subject
+        else:
+            return (401, _error(200003, "Invalidated token.")), None
+        if rule.project_roles is None:
+            return None, principal
+        project = s.projects.get(int(route.split("/")[2]))
+        if project is None:
+            return (404, _error(150004, "Project wasn't found.")), None
+        user = s.user_by_name(principal)
+        if user is None:
+            return (401, _error(200003, "Unauthorized invocation")), None
+        role = project["members"].get(user["email"])
+        if role is None:
+            return (403, _error(160000, "No valid role found for this user")), None
+        if role not in rule.project_roles:
+            return (403, _error(150068, "Your project role does not allow to perform this "
+                                        "action.")), None
+        return None, principal
+
+    def _route(self, method: str, path: str, q: dict[str, str], body: Any,
+               principal: str | None) -> tuple[int, Any]:
+        s = self.state
+        if path == "/variables/versions":
+            return 200, [{"software": "hopsworks", "version": s.version},
+                         {"software": "kafka", "version": "2.8.1"}]
         if method == "POST" and path == "/admin/users":
             if q.get("accountType") != "M_ACCOUNT_TYPE" or not q.get("email"):
                 return 400, _error(160014, "Invalid account type or email")
@@ -127,54 +323,141 @@ class _Handler(BaseHTTPRequestHandler):
             user["status"] = (body or {}).get("status", user["status"])
             return 200, user
         if method == "POST" and path == "/admin/projects/createas":
-            # the owner is a username (findByUsername); 200 with no body (Hopsworks >= 3.2)
-            wanted = (body or {}).get("owner") or ""
-            owner = next((u for u in s.users.values() if u["username"] == wanted), None)
-            if owner is None:
-                return 400, _error(160001, "User does not exist.")
-            name = body.get("projectName")
-            if any(p["name"] == name for p in s.projects.values()):
-                return 409, _error(150001, "Project with the same name already exists.")
-            pid = 100 + len(s.projects) + 1
-            s.projects[pid] = {"id": pid, "name": name, "owner": owner["email"],
-                               "members": {owner["email"]}}
-            return 200, None
+            return self._createas(body or {})
         if method == "GET" and path == "/admin/projects" and s.old_project_list:
             return 200, [{"projectId": p["id"], "projectName": p["name"],
                           "projectOwner": p["owner"]} for p in s.projects.values()]
         if method == "GET" and path == "/admin/projects":  # ProjectsAdminBuilder
-            items = [{"href": f"/admin/projects/{p['id']}", "id": p["id"], "name": p["name"],
-                      "creator": {"email": p["owner"]}} for p in s.projects.values()]
+            items = []
+            for p in s.projects.values():
+                item = {"href": f"/admin/projects/{p['id']}", "id": p["id"], "name": p["name"],
+                        "creator": {"email": p["owner"]}}
+                if s.namespace_key:
+                    item[s.namespace_key] = p["namespace"]
+                items.append(item)
             return 200, {"href": "/admin/projects", "count": len(items), "items": items}
-        m = re.fullmatch(r"/project/(\d+)/projectMembers(?:/(.+))?", path)
+        if path == "/jwt":
+            body = body or {}
+            if not body.get("keyName") or not body.get("audiences") or not body.get("subject"):
+                return 200, None  # JWTHelper.createToken returns null
+            if body["keyName"] in s.signing_keys:
+                return 409, _error(200015, "A signing key with the same name already exists.")
+            s.signing_keys.add(body["keyName"])
+            token = secrets.token_urlsafe(24)
+            s.tokens[token] = (body["subject"], frozenset(str(body["audiences"]).split(",")),
+                               body["keyName"])
+            return 200, {"token": token, "expiresAt": "2100-01-01T00:00:00Z", "expLeeway": 60}
+        m = re.fullmatch(r"/jwt/key/([^/]+)", path)
         if m:
-            project = s.projects.get(int(m.group(1)))
-            if project is None:
-                return 404, _error(150004, "Project wasn't found.")
-            if method == "POST":  # 200 even for members not added; fieldErrors say why
-                failed = []
-                for team in (body or {}).get("projectTeam", []):
-                    email = team["projectTeamPK"]["teamMember"]
-                    if s.user_by_email(email) is None:
-                        failed.append(f"{email} was not found in the system.")
-                    elif email in project["members"]:
-                        failed.append(f"{email} is already a member in this project.")
-                    else:
-                        project["members"].add(email)
-                answer: dict[str, Any] = {"successMessage": "Member added."}
-                if failed and s.members_failure == "exception":
-                    return 400, _error(150081, "Failed to add member.",
-                                       f"Failed to add a member. Member {failed[0]} was not added.")
-                if failed:
-                    answer["fieldErrors"] = failed
-                return 200, answer
-            if method == "DELETE" and m.group(2):
-                email = unquote(m.group(2))
-                if email not in project["members"]:
-                    return 404, _error(150006, "Team member not found")
-                project["members"].discard(email)
-                return 200, {"successMessage": "Member removed"}
-        return 404, _error(0, f"no route {method} {path}")
+            s.signing_keys.discard(unquote(m.group(1)))
+            return 200, None
+        project = s.projects[int(path.split("/")[2])]
+        m = re.fullmatch(r"/project/\d+/projectMembers(?:/(.+))?", path)
+        if m:
+            return self._members(method, project, unquote(m.group(1) or ""), body, principal)
+        return self._workloads(method, path, project, q, principal)
+
+    def _createas(self, body: dict[str, Any]) -> tuple[int, Any]:
+        s = self.state
+        owner = s.user_by_name(body.get("owner") or "")  # findByUsername
+        if owner is None:
+            return 400, _error(160001, "User does not exist.")
+        services = [str(x).upper() for x in body.get("services") or []]
+        unknown = [x for x in services if x not in SERVICES]
+        if unknown:
+            return 400, _error(120001, "An argument was not provided or it was malformed.",
+                               f"No enum constant ProjectServiceEnum.{unknown[0]}")
+        name = body.get("projectName")
+        if any(p["name"] == name for p in s.projects.values()):
+            return 409, _error(150001, "Project with the same name already exists.")
+        pid = 100 + len(s.projects) + 1
+        s.projects[pid] = {"id": pid, "name": name, "owner": owner["email"],
+                           "namespace": str(name).lower().replace("_", "-"),
+                           "services": services, "members": {owner["email"]: OWNER},
+                           "jobs": {}, "jupyter": set(), "servings": {}}
+        return 200, None
+
+    def _members(self, method: str, project: dict[str, Any], email: str, body: Any,
+                 principal: str | None) -> tuple[int, Any]:
+        s = self.state
+        if method == "POST" and not email:
+            failed = []
+            for team in (body or {}).get("projectTeam", []):
+                who = team["projectTeamPK"]["teamMember"]
+                role = team.get("teamRole") if team.get("teamRole") in (OWNER, SCIENTIST) \
+                    else SCIENTIST
+                if s.user_by_email(who) is None:
+                    failed.append(f"{who} was not found in the system.")
+                elif who in project["members"]:
+                    failed.append(f"{who} is already a member in this project.")
+                else:
+                    project["members"][who] = role
+            if failed and s.members_failure == "exception":
+                return 400, _error(150081, "Failed to add member.",
+                                   f"Failed to add a member. Member {failed[0]} was not added.")
+            answer: dict[str, Any] = {"successMessage": "Member added."}
+            if failed:
+                answer["fieldErrors"] = failed
+            return 200, answer
+        if method == "POST":
+            role = (body or {}).get("role")
+            if role not in (OWNER, SCIENTIST):
+                return 400, _error(120001, "An argument was not provided or it was malformed.",
+                                   "Role was not provided.")
+            if email == project["owner"]:
+                return 403, _error(150014, "Changing the role of the project owner is not "
+                                           "allowed.")
+            if email not in project["members"]:
+                return 404, _error(150023, "The selected user is not a team member in this "
+                                           "project.")
+            project["members"][email] = role
+            return 200, {"successMessage": "Role updated successfully."}
+        if email not in project["members"]:
+            return 404, _error(150023, "The selected user is not a team member in this project.")
+        caller = s.user_by_name(principal or "")
+        if caller and project["members"].get(caller["email"]) == SCIENTIST \
+                and caller["email"] != email:
+            return 403, _error(150012, "Your project role does not allow to remove other "
+                                       "members from this project.")
+        del project["members"][email]
+        return 200, {"successMessage": "Member removed from team."}
+
+    def _workloads(self, method: str, path: str, project: dict[str, Any], q: dict[str, str],
+                   principal: str | None) -> tuple[int, Any]:
+        offset, limit = int(q.get("offset", 0)), int(q.get("limit", 100))
+        if re.fullmatch(r"/project/\d+/jobs", path):
+            jobs = [{"name": n} for n in sorted(project["jobs"])]
+            return 200, {"items": jobs[offset:offset + limit], "count": len(jobs)}
+        m = re.fullmatch(r"/project/\d+/jobs/([^/]+)/executions(?:/(\d+)/status)?", path)
+        if m:
+            executions = project["jobs"].get(unquote(m.group(1)))
+            if executions is None:
+                return 404, _error(130009, "Job not found.")
+            if m.group(2):
+                execution = next((e for e in executions if e["id"] == int(m.group(2))), None)
+                if execution is None:
+                    return 404, _error(130007, "Execution not found.")
+                execution["state"] = "KILLED"
+                return 202, execution
+            wanted = q.get("filter_by", "")
+            states = set(wanted.split(":", 1)[1].upper().split(",")) if wanted else None
+            found = [e for e in executions if states is None or e["state"] in states]
+            return 200, {"items": found[offset:offset + limit], "count": len(found)}
+        if path.endswith("/jupyter/stop"):
+            if principal not in project["jupyter"]:
+                return 404, _error(100033, "Could not find any Jupyter notebook servers for "
+                                           "this project.")
+            project["jupyter"].discard(principal)
+            return 200, None
+        if re.fullmatch(r"/project/\d+/serving", path):
+            return 200, list(project["servings"].values())
+        serving = project["servings"].get(int(path.rsplit("/", 1)[1]))
+        if serving is None:
+            return 404, _error(240000, "Serving instance not found")
+        if q.get("action") not in ("START", "STOP"):
+            return 400, _error(120001, "An argument was not provided or it was malformed.")
+        serving["status"] = "Stopped" if q["action"] == "STOP" else "Starting"
+        return 200, None
 
     def do_GET(self) -> None:
         self._dispatch("GET")

@@ -22,6 +22,7 @@ BODY = {
     "name": "eu-1",
     "api_url": "https://eu-1.hopsworks.example.com/",
     "api_key": "super-secret-api-key",
+    "auth_api_key": "super-secret-auth-key",
     "max_users": 2,
     "kubeconfig": "apiVersion: v1\nclusters: []\n",
     "prometheus_url": "http://prometheus.eu-1:9090",
@@ -49,20 +50,30 @@ def test_register_list_and_secrets_never_come_back(
     assert out["api_url"] == "https://eu-1.hopsworks.example.com"
     assert out["prometheus_url"] == "http://prometheus.eu-1:9090"
     assert out["has_kubeconfig"] is True and out["status"] == "active"
+    assert out["has_auth_api_key"] is True and "FEATURESTORE" in out["project_services"]
     assert (out["current_users"], out["free_capacity"]) == (0, 2)
     listed = client.get("/v1/admin/clusters").json()
     assert [c["id"] for c in listed["items"]] == [out["id"]] and listed["next_cursor"] is None
     for response in (r, client.get(f"/v1/admin/clusters/{out['id']}"),
                      client.get("/v1/admin/clusters")):
         assert "super-secret-api-key" not in response.text
+        assert "super-secret-auth-key" not in response.text
         assert "apiVersion" not in response.text
     with fresh_db.transaction() as s:
-        key, kube, meta = s.execute(
-            text("SELECT api_key, kubeconfig, metadata FROM hopsworks_clusters")
+        key, kube, auth, meta = s.execute(
+            text("SELECT api_key, kubeconfig, auth_api_key, metadata FROM hopsworks_clusters")
         ).one()
     box = SecretBox(settings.effective_encryption_keys)
     assert box.decrypt(key) == "super-secret-api-key" and box.decrypt(kube).startswith("apiVersion")
-    assert meta == {"prometheus_url": "http://prometheus.eu-1:9090"}
+    assert box.decrypt(auth) == "super-secret-auth-key" and "super-secret" not in auth
+    assert meta == {"prometheus_url": "http://prometheus.eu-1:9090", "project_services": [
+        "JOBS", "KAFKA", "JUPYTER", "HIVE", "SERVING", "FEATURESTORE", "AIRFLOW"]}
+    r = client.patch(f"/v1/admin/clusters/{out['id']}",
+                     json={"auth_api_key": "next-auth-key", "project_services": ["jobs", "JUPYTER"]})
+    assert r.status_code == 200 and r.json()["project_services"] == ["JOBS", "JUPYTER"]
+    assert "next-auth-key" not in r.text
+    bad = client.patch(f"/v1/admin/clusters/{out['id']}", json={"project_services": ["NOTEBOOK"]})
+    assert bad.status_code == 422 and "NOTEBOOK" in bad.json()["detail"]
 
 
 def test_update_drain_disable_activate(client: TestClient) -> None:

@@ -30,11 +30,19 @@ def _one(url: str, sql: str) -> object:
 
 def test_add_list_update_drain_assign(env: str, tmp_path: object) -> None:
     r = runner.invoke(app, ["clusters", "add", "eu-1", "--api-url", "https://eu-1.example.com",
-                            "--max-users", "3"], input="the-api-key\n")
+                            "--max-users", "3"], input="the-api-key\nthe-auth-key\n")
     assert r.exit_code == 0, r.output
-    assert "the-api-key" not in r.output
+    assert "the-api-key" not in r.output and "the-auth-key" not in r.output
     cid = str(_one(env, "SELECT id FROM hopsworks_clusters"))
     assert str(_one(env, "SELECT api_key FROM hopsworks_clusters")).startswith("gAAAAA")
+    box = SecretBox([DEV_ENCRYPTION_KEY])
+    assert box.decrypt(str(_one(env, "SELECT auth_api_key FROM hopsworks_clusters"))) == "the-auth-key"
+    r = runner.invoke(app, ["clusters", "update", cid, "--prompt-auth-api-key",
+                            "--project-services", "JOBS,FEATURESTORE"], input="auth-2\n")
+    assert r.exit_code == 0 and "auth-2" not in r.output, r.output
+    assert box.decrypt(str(_one(env, "SELECT auth_api_key FROM hopsworks_clusters"))) == "auth-2"
+    assert _one(env, "SELECT metadata->'project_services' FROM hopsworks_clusters") == [
+        "JOBS", "FEATURESTORE"]
     r = runner.invoke(app, ["clusters", "update", cid, "--prometheus-url", "http://prom:9090"])
     assert r.exit_code == 0, r.output
     assert _one(env, "SELECT metadata->>'prometheus_url' FROM hopsworks_clusters") == "http://prom:9090"
@@ -42,7 +50,8 @@ def test_add_list_update_drain_assign(env: str, tmp_path: object) -> None:
     r = runner.invoke(app, ["clusters", "assign", "u1"])
     assert r.exit_code == 0 and "assigned by cli:" in r.output, r.output
     r = runner.invoke(app, ["clusters", "add", "eu-2", "--api-url", "https://eu-2.example.com",
-                            "--max-users", "1", "--api-key", "k2"])
+                            "--max-users", "1", "--api-key", "k2"],
+                       env={"HOPSPLANE_CLUSTER_AUTH_API_KEY": "auth-from-env"})
     assert r.exit_code == 0, r.output
     cid2 = str(_one(env, "SELECT id FROM hopsworks_clusters WHERE name = 'eu-2'"))
     r = runner.invoke(app, ["clusters", "assign", "u1", cid2, "--by", "ops|jane"])
@@ -57,7 +66,8 @@ def test_add_list_update_drain_assign(env: str, tmp_path: object) -> None:
 
 
 def test_bad_input_is_a_message(env: str) -> None:
-    r = runner.invoke(app, ["clusters", "add", "x", "--api-url", "not-a-url", "--api-key", "k"])
+    r = runner.invoke(app, ["clusters", "add", "x", "--api-url", "not-a-url", "--api-key", "k",
+                            "--auth-api-key", "a"])
     assert r.exit_code == 1 and "api_url must be an http(s) URL" in r.output
     r = runner.invoke(app, ["clusters", "drain", "00000000-0000-0000-0000-000000000000"])
     assert r.exit_code == 1 and "NotFound" in r.output
@@ -72,7 +82,8 @@ def test_secrets_rotate_reencrypts_under_the_first_key(
     kube = Path(str(tmp_path)) / "kubeconfig"
     kube.write_text("apiVersion: v1\n")
     r = runner.invoke(app, ["clusters", "add", "eu-1", "--api-url", "https://eu-1.example.com",
-                            "--api-key", "k-123", "--kubeconfig", str(kube)])
+                            "--api-key", "k-123", "--kubeconfig", str(kube)],
+                       env={"HOPSPLANE_CLUSTER_AUTH_API_KEY": "auth-123"})
     assert r.exit_code == 0, r.output
     new_key = SecretBox.generate_key()
     monkeypatch.setenv("HOPSPLANE_ENCRYPTION_KEYS", f"{new_key},{DEV_ENCRYPTION_KEY}")
@@ -82,6 +93,7 @@ def test_secrets_rotate_reencrypts_under_the_first_key(
     only_new = SecretBox([new_key])
     assert only_new.decrypt(str(_one(env, "SELECT api_key FROM hopsworks_clusters"))) == "k-123"
     assert only_new.decrypt(str(_one(env, "SELECT kubeconfig FROM hopsworks_clusters"))) == "apiVersion: v1\n"
+    assert only_new.decrypt(str(_one(env, "SELECT auth_api_key FROM hopsworks_clusters"))) == "auth-123"
     # A key set that cannot read the secrets refuses and changes nothing.
     before = _one(env, "SELECT api_key FROM hopsworks_clusters")
     monkeypatch.setenv("HOPSPLANE_ENCRYPTION_KEYS", SecretBox.generate_key())

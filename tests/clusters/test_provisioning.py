@@ -1,71 +1,24 @@
 """Provisioning end to end: the hooks record work in the caller's transaction, the worker
 runs it against a local server that answers like Hopsworks, outages delay and lose nothing."""
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
 
+from hopsplane.clusters import repository as repo
 from hopsplane.clusters.hooks import ClusterHooks
-from hopsplane.clusters.rules import namespace_of, project_name_for
+from hopsplane.clusters.rules import project_name_for
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
-from hopsplane.db.models import User
-from hopsplane.integrations.hopsworks import HopsworksApi, HopsworksClient
-from hopsplane.worker import schedule
+from hopsplane.integrations.hopsworks import HopsworksClient, namespace_of
 from hopsplane.worker.runner import Worker
-from tests.clusters.conftest import add_cluster
+from tests.clusters.conftest import Clock, add_cluster, jobs, signup, user
 from tests.factories import make_user
 from tests.fake_hopsworks import FakeHopsworks
 
 hooks = ClusterHooks()
-
-
-class Clock:
-    """Real time plus an offset the test moves forward (to make retries due)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def worker(fresh_db: Database, box: SecretBox, clock: Clock) -> Iterator[Worker]:
-    def factory(url: str, key: str) -> HopsworksApi:
-        return HopsworksClient(url, key, timeout=5, retries=1, backoff=0)
-
-    yield Worker(fresh_db, schedule.handlers(), schedule.periodic_tasks(),
-                 services={"box": box, "hopsworks": factory}, clock=clock)
-
-
-def _user(db: Database, user_id: str) -> User:
-    with db.transaction() as s:
-        user = s.get(User, user_id)
-        assert user is not None
-        return user
-
-
-def _jobs(db: Database) -> list[Any]:
-    with db.transaction() as s:
-        return list(s.execute(text(
-            "SELECT task, status, attempts, last_error FROM hopsplane.jobs ORDER BY id")))
-
-
-def _signup(db: Database, **kwargs: Any) -> str:
-    with db.transaction() as s:
-        owner = make_user(s, **kwargs)
-        hooks.account_created(s, owner)
-    return owner
 
 
 def test_owner_then_member_then_suspension_and_resumption(
@@ -73,16 +26,18 @@ def test_owner_then_member_then_suspension_and_resumption(
 ) -> None:
     with fresh_db.transaction() as s:
         add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
-    owner = _signup(fresh_db)
+    owner = signup(fresh_db)
     assert worker.run_pending() == 1
 
-    o = _user(fresh_db, owner)
+    o = user(fresh_db, owner)
     assert o.hopsworks_username and o.hopsworks_project_id
     name = project_name_for(owner)
     assert o.metadata_["hopsworks_project_name"] == name
     assert namespace_of(name) == name.replace("_", "-")
+    assert o.metadata_["hopsworks_namespace"] == namespace_of(name)
     project = hw.state.projects[o.hopsworks_project_id]
     assert project["name"] == name and project["owner"] == o.email
+    assert {"FEATURESTORE", "JOBS", "JUPYTER"} <= set(project["services"])
 
     with fresh_db.transaction() as s:
         member = make_user(s, owner=owner)
@@ -90,9 +45,11 @@ def test_owner_then_member_then_suspension_and_resumption(
                   {"p": o.hopsworks_project_id, "m": member})
         hooks.member_joined(s, member, owner)
     worker.run_pending()
-    m = _user(fresh_db, member)
+    m = user(fresh_db, member)
     assert m.hopsworks_username
-    assert m.email in project["members"]
+    assert project["members"][m.email] == "Data scientist"
+    assert m.metadata_["hopsworks_member_of"] == str(o.hopsworks_project_id)
+    assert hw.state.signing_keys == set()  # the owner's signing key was deleted
 
     with fresh_db.transaction() as s:
         hooks.account_suspended(s, owner)
@@ -102,7 +59,7 @@ def test_owner_then_member_then_suspension_and_resumption(
         hooks.account_resumed(s, owner)
     worker.run_pending()
     assert {u["status"] for u in hw.state.users.values()} == {"ACTIVATED_ACCOUNT"}
-    assert {j.status for j in _jobs(fresh_db)} == {"done"}
+    assert {j.status for j in jobs(fresh_db)} == {"done"}
 
     with fresh_db.transaction() as s:
         hooks.member_removed(s, member, owner)
@@ -116,23 +73,23 @@ def test_a_hopsworks_outage_delays_provisioning_and_loses_nothing(
     with fresh_db.transaction() as s:
         add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
     hw.fail_next(1000)
-    owner = _signup(fresh_db)
+    owner = signup(fresh_db)
     worker.run_pending()
     worker.run_pending()  # not due again yet: nothing runs
-    [job] = _jobs(fresh_db)
+    [job] = jobs(fresh_db)
     assert (job.status, job.attempts) == ("queued", 1)
     assert "HopsworksUnavailable" in job.last_error
-    assert _user(fresh_db, owner).hopsworks_username is None
+    assert user(fresh_db, owner).hopsworks_username is None
 
     clock.offset += timedelta(seconds=6)
     worker.run_pending()
-    assert _jobs(fresh_db)[0].attempts == 2
+    assert jobs(fresh_db)[0].attempts == 2
     hw.fail_next(0)  # Hopsworks is back
     clock.offset += timedelta(minutes=1)
     assert worker.run_pending() == 1
-    [job] = _jobs(fresh_db)
+    [job] = jobs(fresh_db)
     assert (job.status, job.attempts) == ("done", 3)
-    o = _user(fresh_db, owner)
+    o = user(fresh_db, owner)
     assert o.hopsworks_username and o.hopsworks_project_id
     assert len(hw.state.users) == 1 and len(hw.state.projects) == 1
 
@@ -144,30 +101,30 @@ def test_a_retry_after_a_half_done_attempt_creates_nothing_twice(
     existing user (409) and finishes the job."""
     with fresh_db.transaction() as s:
         add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
-    owner = _signup(fresh_db)
+    owner = signup(fresh_db)
     hw.state.outage_after = "POST /hopsworks-api/api/admin/users"
     worker.run_pending()
     assert len(hw.state.users) == 1 and not hw.state.projects
-    assert _user(fresh_db, owner).hopsworks_username is None  # rolled back with the job
+    assert user(fresh_db, owner).hopsworks_username is None  # rolled back with the job
     hw.fail_next(0)
     clock.offset += timedelta(minutes=1)
     worker.run_pending()
     assert len(hw.state.users) == 1 and len(hw.state.projects) == 1
-    assert _user(fresh_db, owner).hopsworks_project_id is not None
+    assert user(fresh_db, owner).hopsworks_project_id is not None
 
 
 def test_sign_up_without_capacity_succeeds_and_is_placed_later(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock
 ) -> None:
-    owner = _signup(fresh_db)  # no cluster at all
-    assert [(j.task, j.status) for j in _jobs(fresh_db)] == [("clusters.place_account", "queued")]
+    owner = signup(fresh_db)  # no cluster at all
+    assert [(j.task, j.status) for j in jobs(fresh_db)] == [("clusters.place_account", "queued")]
     worker.run_pending()
-    assert _jobs(fresh_db)[0].status == "queued"  # retried later
+    assert jobs(fresh_db)[0].status == "queued"  # retried later
     with fresh_db.transaction() as s:
         add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
     clock.offset += timedelta(minutes=5)
     worker.run_pending()
-    assert _user(fresh_db, owner).hopsworks_project_id is not None
+    assert user(fresh_db, owner).hopsworks_project_id is not None
 
 
 def test_hooks_are_undone_with_the_callers_transaction(fresh_db: Database, box: SecretBox) -> None:
@@ -190,32 +147,61 @@ def test_reconcile_requeues_what_ran_out_of_attempts(
 ) -> None:
     with fresh_db.transaction() as s:
         add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
-    owner = _signup(fresh_db)
+    owner = signup(fresh_db)
     with fresh_db.transaction() as s:
         s.execute(text("UPDATE hopsplane.jobs SET status = 'failed', finished_at = now()"))
     clock.offset += timedelta(minutes=20)
     worker.tick()  # the periodic reconcile slot
     worker.run_pending()
-    assert _user(fresh_db, owner).hopsworks_project_id is not None
+    assert user(fresh_db, owner).hopsworks_project_id is not None
 
 
-def test_project_assigned_adds_the_member_to_that_project(
+def test_a_joining_member_lands_in_the_owners_project_and_project_assigned_is_idempotent(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker
 ) -> None:
     with fresh_db.transaction() as s:
         add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
-    owner = _signup(fresh_db)
+    owner = signup(fresh_db)
     worker.run_pending()
-    project_id = _user(fresh_db, owner).hopsworks_project_id
+    project_id = user(fresh_db, owner).hopsworks_project_id
     assert project_id is not None
     with fresh_db.transaction() as s:
         member = make_user(s, owner=owner)
-        hooks.member_joined(s, member, owner)  # no project yet: a user only
+        hooks.member_joined(s, member, owner)
     worker.run_pending()
-    email = _user(fresh_db, member).email
-    assert email not in hw.state.projects[project_id]["members"]
+    email = user(fresh_db, member).email
+    assert hw.state.projects[project_id]["members"][email] == "Data scientist"
     with fresh_db.transaction() as s:
         hooks.project_assigned(s, member, project_id)
     worker.run_pending()
     assert email in hw.state.projects[project_id]["members"]
     assert len([u for u in hw.state.users.values() if u["email"] == email]) == 1
+    assert {j.status for j in jobs(fresh_db)} == {"done"}
+
+
+def test_a_member_assigned_to_another_project_of_the_owner_moves_there(
+    fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker
+) -> None:
+    with fresh_db.transaction() as s:
+        add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
+    owner = signup(fresh_db)
+    worker.run_pending()
+    o = user(fresh_db, owner)
+    first = int(o.hopsworks_project_id or 0)
+    admin = HopsworksClient(hw.url, hw.state.api_key, retries=0)
+    second = admin.create_project("hp_second", str(o.hopsworks_username), "d").id
+    with fresh_db.transaction() as s:
+        member = make_user(s, owner=owner)
+        hooks.member_joined(s, member, owner)
+    worker.run_pending()
+    email = user(fresh_db, member).email
+    with fresh_db.transaction() as s:  # as teams.assign_project does
+        s.execute(text("UPDATE users SET hopsworks_project_id = :p WHERE id = :m"),
+                  {"p": second, "m": member})
+        hooks.project_assigned(s, member, second)
+    worker.run_pending()
+    assert email in hw.state.projects[second]["members"]
+    assert email not in hw.state.projects[first]["members"]
+    assert user(fresh_db, member).metadata_["hopsworks_member_of"] == str(second)
+    with fresh_db.transaction() as s:  # the owner's assignment stands: reconcile has no work
+        assert repo.unprovisioned(s) == []

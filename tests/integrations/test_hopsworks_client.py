@@ -6,7 +6,9 @@ import httpx
 import pytest
 
 from hopsplane.integrations.hopsworks import (
+    DEFAULT_PROJECT_SERVICES,
     HopsworksClient,
+    HopsworksMisconfigured,
     HopsworksRejected,
     HopsworksUnavailable,
 )
@@ -22,7 +24,8 @@ def hw() -> Iterator[FakeHopsworks]:
 
 @pytest.fixture
 def client(hw: FakeHopsworks) -> Iterator[HopsworksClient]:
-    c = HopsworksClient(hw.url, hw.state.api_key, timeout=5, retries=2, backoff=0)
+    c = HopsworksClient(hw.url, hw.state.api_key, hw.state.auth_api_key, timeout=5, retries=2,
+                        backoff=0)
     yield c
     c.close()
 
@@ -39,18 +42,140 @@ def test_registers_a_user_and_an_existing_user_is_success(
     assert client.find_user("nobody@example.com") is None
 
 
-def test_creates_a_project_once_and_adds_members(client: HopsworksClient, hw: FakeHopsworks) -> None:
+def test_creates_a_project_once_with_the_clients_services_and_reads_it_back(
+    client: HopsworksClient, hw: FakeHopsworks
+) -> None:
     owner = client.create_user("owner@example.com", "O", "W")
-    client.create_user("member@example.com", "M", "E")
     project = client.create_project("hp_abc", owner.username, "d")  # createas takes a username
     assert client.create_project("hp_abc", owner.username, "d") == project
     assert [p.name for p in client.list_projects()] == ["hp_abc"]
-    client.add_member(project.id, "member@example.com")
-    client.add_member(project.id, "member@example.com")  # "already a member": success
-    assert hw.state.projects[project.id]["members"] == {"owner@example.com", "member@example.com"}
-    client.remove_member(project.id, "member@example.com")
-    client.remove_member(project.id, "member@example.com")  # gone already: success
-    assert hw.state.projects[project.id]["members"] == {"owner@example.com"}
+    assert hw.state.projects[project.id]["services"] == list(DEFAULT_PROJECT_SERVICES)
+    assert "FEATURESTORE" in hw.state.projects[project.id]["services"]
+    assert project.namespace == "hp-abc"  # 3.x says no namespace: derived as Hopsworks does
+    with pytest.raises(HopsworksRejected) as info:
+        client.create_project("hp_bad", owner.username, "d", ["JOBS", "NOTEBOOKS"])
+    assert (info.value.http_status, info.value.error_code) == (400, 120001)
+
+
+def test_reads_the_namespace_a_4x_cluster_lists(client: HopsworksClient, hw: FakeHopsworks) -> None:
+    hw.state.namespace_key = "namespace"
+    owner = client.create_user("owner@example.com", "O", "W")
+    hw.state.version = "4.2.0"
+    project = client.create_project("Hp_Abc", owner.username, "d")
+    hw.state.projects[project.id]["namespace"] = "custom-ns"
+    assert client.list_projects()[0].namespace == "custom-ns"
+    assert client.version() == (4, 2, 0)
+
+
+def test_the_admin_key_cannot_manage_members_as_a_real_cluster_refuses_it(
+    client: HopsworksClient, hw: FakeHopsworks
+) -> None:
+    """Today's bug: members were added with the admin API key. ProjectMembersService is
+    JWT-only (401 200003), and a token of someone outside the project is refused by
+    ProjectAuthFilter (403 160000), admins included."""
+    owner = client.create_user("owner@example.com", "O", "W")
+    client.create_user("member@example.com", "M", "E")
+    project = client.create_project("hp_abc", owner.username, "d")
+    body = {"projectTeam": [{"projectTeamPK": {"projectId": project.id,
+                                               "teamMember": "member@example.com"},
+                             "teamRole": "Data scientist"}]}
+    with pytest.raises(HopsworksRejected) as info:
+        client._request("POST", f"/project/{project.id}/projectMembers", json=body)
+    assert (info.value.http_status, info.value.error_code) == (401, 200003)
+    with client.acting_as("admin") as as_admin, pytest.raises(HopsworksRejected) as info:
+        as_admin.add_member(project.id, "member@example.com")
+    assert (info.value.http_status, info.value.error_code) == (403, 160000)
+    assert set(hw.state.projects[project.id]["members"]) == {"owner@example.com"}
+
+
+def test_each_key_opens_only_its_own_endpoints(hw: FakeHopsworks) -> None:
+    auth_only = HopsworksClient(hw.url, hw.state.auth_api_key, retries=0)
+    with pytest.raises(HopsworksRejected) as info:
+        auth_only.list_users()  # UsersAdminResource: ADMIN or ADMINISTER_USERS
+    assert (info.value.http_status, info.value.error_code) == (403, 320004)
+    with pytest.raises(HopsworksRejected) as info:
+        auth_only.create_project("hp_x", "nobody", "d")  # ProjectsAdminResource: ADMIN
+    assert (info.value.http_status, info.value.error_code) == (403, 320004)
+    assert auth_only.version() == (3, 8, 0)  # /variables/versions needs no key at all
+
+
+def test_the_owner_adds_changes_and_removes_members_and_the_key_is_always_deleted(
+    client: HopsworksClient, hw: FakeHopsworks
+) -> None:
+    owner = client.create_user("owner@example.com", "O", "W")
+    client.create_user("member@example.com", "M", "E")
+    project = client.create_project("hp_abc", owner.username, "d")
+    members = hw.state.projects[project.id]["members"]
+    with client.acting_as(owner.username) as as_owner:
+        assert hw.state.signing_keys  # a key exists while the session is open
+        as_owner.add_member(project.id, "member@example.com")
+        as_owner.add_member(project.id, "member@example.com")  # 400 150081 "already": success
+        assert members["member@example.com"] == "Data scientist"
+        as_owner.change_role(project.id, "member@example.com", "Data owner")
+        assert members["member@example.com"] == "Data owner"
+        as_owner.remove_member(project.id, "member@example.com")
+        as_owner.remove_member(project.id, "member@example.com")  # 404 150023: success
+        with pytest.raises(HopsworksRejected, match="was not found in the system") as info:
+            as_owner.add_member(project.id, "nobody@example.com")
+        assert (info.value.http_status, info.value.error_code) == (400, 150081)
+    assert members == {"owner@example.com": "Data owner"}
+    assert hw.state.signing_keys == set()
+    with pytest.raises(RuntimeError), client.acting_as(owner.username):
+        raise RuntimeError("the call in between failed")
+    assert hw.state.signing_keys == set()
+    deletes = [r for r in hw.state.requests if r[0] == "DELETE" and "/jwt/key/" in r[1]]
+    assert len(deletes) == 2
+
+
+def test_a_token_is_dead_once_its_signing_key_is_deleted(
+    client: HopsworksClient, hw: FakeHopsworks
+) -> None:
+    owner = client.create_user("owner@example.com", "O", "W")
+    project = client.create_project("hp_abc", owner.username, "d")
+    with client.acting_as(owner.username) as as_owner:
+        pass
+    with pytest.raises(HopsworksRejected) as info:
+        as_owner.remove_member(project.id, "x@example.com")
+    assert info.value.http_status == 401
+
+
+def test_a_cluster_that_cannot_sign_tokens_is_misconfigured(hw: FakeHopsworks) -> None:
+    owner = "someone"
+    no_auth = HopsworksClient(hw.url, hw.state.api_key, None, retries=0)
+    with pytest.raises(HopsworksMisconfigured, match="no AUTH API key"), no_auth.acting_as(owner):
+        pass
+    admin_as_auth = HopsworksClient(hw.url, hw.state.api_key, hw.state.api_key, retries=0)
+    with pytest.raises(HopsworksMisconfigured, match="AUTH scope"), admin_as_auth.acting_as(owner):
+        pass  # the admin key lacks AUTH: 403 320004
+    hw.state.version = "3.5.0"
+    old = HopsworksClient(hw.url, hw.state.api_key, hw.state.auth_api_key, retries=0)
+    assert old.version() == (3, 5, 0)
+    with pytest.raises(HopsworksMisconfigured), old.acting_as(owner):
+        pass  # /jwt is JWT-only before 3.7: 401 "Authorization method not supported."
+    assert hw.state.signing_keys == set()
+
+
+def test_the_owner_finds_and_stops_running_workloads(
+    client: HopsworksClient, hw: FakeHopsworks
+) -> None:
+    owner = client.create_user("owner@example.com", "O", "W")
+    project = client.create_project("hp_abc", owner.username, "d")
+    running = hw.run_job(project.id, "etl", owner.username)
+    hw.run_job(project.id, "etl", owner.username, state="FINISHED")
+    serving = hw.deploy(project.id, "fraud", owner.username)
+    hw.deploy(project.id, "old", owner.username, status="Stopped")
+    hw.start_jupyter(project.id, owner.username)
+    with client.acting_as(owner.username) as as_owner:
+        [execution] = as_owner.running_executions(project.id)
+        assert (execution.ref, execution.job) == (str(running), "etl")
+        as_owner.stop_execution(project.id, "etl", execution.ref)
+        assert as_owner.running_executions(project.id) == []
+        [deployment] = as_owner.running_deployments(project.id)
+        assert deployment.ref == str(serving)
+        as_owner.stop_deployment(project.id, deployment.ref)
+        assert as_owner.running_deployments(project.id) == []
+        assert as_owner.stop_own_jupyter(project.id) is True
+        assert as_owner.stop_own_jupyter(project.id) is False  # 404 100033: none running
 
 
 def test_deactivates_and_reactivates(client: HopsworksClient, hw: FakeHopsworks) -> None:
@@ -98,14 +223,20 @@ def test_client_errors_are_not_retried_and_carry_the_error_code(
     assert len(hw.state.requests) == 1
 
 
-def test_a_member_hopsworks_did_not_add_is_an_error_though_it_answers_200(
+def test_a_member_3x_did_not_add_is_an_error_though_it_answers_200(
     client: HopsworksClient, hw: FakeHopsworks
 ) -> None:
+    hw.state.members_failure = "fieldErrors"  # 3.x before 3.7
     owner = client.create_user("owner@example.com", "O", "W")
+    client.create_user("member@example.com", "M", "E")
     project = client.create_project("hp_abc", owner.username, "d")
-    with pytest.raises(HopsworksRejected, match="was not found in the system"):
-        client.add_member(project.id, "nobody@example.com")
-    assert hw.state.projects[project.id]["members"] == {"owner@example.com"}
+    with client.acting_as(owner.username) as as_owner:
+        as_owner.add_member(project.id, "member@example.com")
+        as_owner.add_member(project.id, "member@example.com")  # fieldErrors "already": success
+        with pytest.raises(HopsworksRejected, match="was not found in the system"):
+            as_owner.add_member(project.id, "nobody@example.com")
+    assert set(hw.state.projects[project.id]["members"]) == {"owner@example.com",
+                                                            "member@example.com"}
 
 
 def test_reads_the_project_list_of_older_releases(client: HopsworksClient, hw: FakeHopsworks) -> None:
@@ -135,20 +266,3 @@ def test_the_request_carries_the_apikey_header_and_base_path() -> None:
     assert c.list_projects() == []
     assert seen[0].headers["Authorization"] == "ApiKey k1"
     assert str(seen[0].url) == "https://hw.example.com/hopsworks-api/api/admin/projects"
-
-
-def test_members_as_the_newest_sources_report_them_400_failed_to_add(
-    client: HopsworksClient, hw: FakeHopsworks
-) -> None:
-    # newest ProjectMembersService: a member not added is a ProjectException
-    # FAILED_TO_ADD_MEMBER (150081, HTTP 400) with the reason in usrMsg
-    hw.state.members_failure = "exception"
-    owner = client.create_user("owner@example.com", "O", "W")
-    client.create_user("member@example.com", "M", "E")
-    project = client.create_project("hp_new", owner.username, "d")
-    client.add_member(project.id, "member@example.com")
-    client.add_member(project.id, "member@example.com")  # "already a member": success
-    assert hw.state.projects[project.id]["members"] == {"owner@example.com", "member@example.com"}
-    with pytest.raises(HopsworksRejected, match="was not found in the system") as info:
-        client.add_member(project.id, "nobody@example.com")
-    assert info.value.error_code == 150081 and info.value.http_status == 400

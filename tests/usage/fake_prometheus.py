@@ -15,23 +15,34 @@ from urllib.parse import parse_qs, urlparse
 @dataclass
 class FakePrometheus:
     url: str = ""
-    # namespace -> value string, answered for every query
+    # namespace -> value string, answered for every query but kube_pod_labels ones
     values: dict[str, str] = field(default_factory=dict)
+    # (labels, value) series answered instead of `values` when given
+    series: list[tuple[dict[str, str], str]] = field(default_factory=list)
+    # the answer to queries of kube_pod_labels: pod label sets
+    pod_labels: list[dict[str, str]] = field(default_factory=list)
     error: tuple[int, str, str] | None = None  # (HTTP status, errorType, error)
     raw_body: bytes | None = None
     queries: list[dict[str, str]] = field(default_factory=list)
 
-    def answer(self) -> tuple[int, bytes]:
+    def answer(self, query: str = "") -> tuple[int, bytes]:
         if self.raw_body is not None:
             return 200, self.raw_body
         if self.error is not None:
             status, kind, message = self.error
             return status, json.dumps(
                 {"status": "error", "errorType": kind, "error": message}).encode()
-        result: list[dict[str, Any]] = [
-            {"metric": {"namespace": ns}, "value": [1795219200, value]}
-            for ns, value in self.values.items()
-        ]
+        if "kube_pod_labels" in query:
+            result: list[dict[str, Any]] = [
+                {"metric": {"__name__": "kube_pod_labels", **labels}, "value": [1795219200, "1"]}
+                for labels in self.pod_labels
+            ]
+        elif self.series:
+            result = [{"metric": labels, "value": [1795219200, value]}
+                      for labels, value in self.series]
+        else:
+            result = [{"metric": {"namespace": ns}, "value": [1795219200, value]}
+                      for ns, value in self.values.items()]
         return 200, json.dumps(
             {"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
 
@@ -47,8 +58,9 @@ def fake_prometheus() -> Iterator[FakePrometheus]:
                 self.send_response(404)
                 self.end_headers()
                 return
-            fake.queries.append({k: v[0] for k, v in parse_qs(parsed.query).items()})
-            status, body = fake.answer()
+            query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+            fake.queries.append(query)
+            status, body = fake.answer(query.get("query", ""))
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

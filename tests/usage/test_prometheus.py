@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from hopsplane.db.engine import Database
 from hopsplane.integrations.prometheus import HttpPrometheusClient, PrometheusError
-from hopsplane.usage import rules, service
+from hopsplane.usage import attribution, rules, service
 from tests.usage.conftest import day_row, make_account, make_cluster, units
 from tests.usage.fake_prometheus import FakePrometheus, fake_prometheus
 
@@ -76,12 +76,14 @@ def test_collecting_a_day_folds_cpu_seconds_per_namespace(
     result = service.collect_cluster_day(session, cluster, DAY, HttpPrometheusClient(prom.url))
     assert (result.namespaces, result.new, result.unmatched) == (2, 2, 0)
     assert result.ignored == ["kube-system"]
-    assert prom.queries == [{"query": rules.CPU_SECONDS_QUERY, "time": "1795219200.000"}]
+    assert prom.queries == [
+        {"query": attribution.CPU_BY_POD_QUERY, "time": "1795219200.000"},
+        {"query": attribution.POD_LABELS_QUERY, "time": "1795219200.000"}]
     assert units(session, alice) == Decimal(10000)
     assert units(session, bob) == Decimal("4.1667")
     row = day_row(session, alice)
-    assert row is not None
-    assert row.raw_metrics["cpu_seconds_by_source"] == {f"prometheus:{cluster}": 3600}
+    assert row is not None  # no pod names a user: the owner's, marked as unattributed
+    assert row.raw_metrics["cpu_seconds_by_source"] == {f"prometheus:{cluster}:unattributed": 3600}
     assert row.user_breakdown == {alice: 10000}
 
 
@@ -102,7 +104,7 @@ def test_collecting_twice_changes_nothing_and_a_correction_replaces_the_day(
     assert units(session, alice) == Decimal(2000) and units(session, bob) == Decimal(0)
     row = day_row(session, alice)
     assert row is not None and row.user_breakdown == {alice: 2000}
-    assert row.raw_metrics["events_by_source"] == {f"prometheus:{cluster}": 1}
+    assert row.raw_metrics["events_by_source"] == {f"prometheus:{cluster}:unattributed": 1}
     revision = session.execute(text(
         "SELECT revision FROM hopsplane.usage_events WHERE event_id = :i"),
         {"i": rules.collected_event_id(cluster, "alice-lab", DAY)}).scalar_one()  # type: ignore[arg-type]
@@ -154,3 +156,53 @@ def test_collect_all_builds_clients_from_cluster_metadata(
     assert results[no_prometheus].error == "no metadata.prometheus_url"
     with fresh_db.transaction() as s:
         assert units(s, alice) == Decimal(100)
+
+
+def test_pods_are_attributed_to_their_hopsworks_users_and_the_rest_stays_with_the_owner(
+    session: Session, prom: FakePrometheus
+) -> None:
+    cluster = make_cluster(session, {"prometheus_url": prom.url})
+    owner = make_account(session, cluster=cluster, project_id=11, project_name="Lab_One")
+    member = make_account(session, owner=owner)
+    former = make_account(session, cluster=cluster, project_id=12, project_name="other")
+    session.execute(text("UPDATE users SET hopsworks_username = CASE id WHEN :o THEN 'own10000' "
+                         "WHEN :m THEN 'mem10001' ELSE 'for10002' END, metadata = metadata || "
+                         "CASE id WHEN :o THEN '{\"hopsworks_namespace\": \"lab-one\"}'::jsonb "
+                         "ELSE '{}'::jsonb END"),
+                    {"o": owner, "m": member})
+    ns = "lab-one"
+    prom.series = [
+        ({"namespace": ns, "pod": f"{ns}--mem10001-5d8f7b9c4-x2x9q"}, "7200"),  # Jupyter
+        ({"namespace": ns, "pod": "etl-run-1-driver"}, "1800"),  # a job pod, labelled
+        ({"namespace": ns, "pod": "etl-run-2-driver"}, "360"),  # a former member's job
+        ({"namespace": ns, "pod": "mysterious-pod"}, "36"),  # nothing names a user
+    ]
+    prom.pod_labels = [
+        {"namespace": ns, "pod": "etl-run-1-driver", "label_spark": f"{ns}--own10000"},
+        {"namespace": ns, "pod": "etl-run-2-driver", "label_python": f"{ns}--for10002"},
+    ]
+    client = HttpPrometheusClient(prom.url)
+    result = service.collect_cluster_day(session, cluster, DAY, client)
+    assert (result.new, result.unmatched) == (3, 0)
+    row = day_row(session, owner)
+    assert row is not None
+    assert row.user_breakdown == {member: 20000, owner: 5000 + 1000 + 100}
+    assert row.raw_metrics["cpu_seconds_by_source"] == {
+        f"prometheus:{cluster}": 9000, f"prometheus:{cluster}:unattributed": 396}
+    assert units(session, former) == 0
+    again = service.collect_cluster_day(session, cluster, DAY, client)
+    assert (again.new, again.corrected, again.unchanged) == (0, 0, 3)
+    prom.pod_labels = []  # the label is gone: the owner's job is unattributed now
+    service.collect_cluster_day(session, cluster, DAY, client)
+    row = day_row(session, owner)
+    assert row is not None and row.user_breakdown == {member: 20000, owner: 6100}
+    assert row.raw_metrics["cpu_seconds_by_source"] == {
+        f"prometheus:{cluster}": 7200, f"prometheus:{cluster}:unattributed": 2196}
+
+
+def test_username_of_reads_labels_then_jupyter_pod_names() -> None:
+    assert attribution.username_of("p", "p--ann1-7c9d-abcde", None) == "ann1"
+    assert attribution.username_of("p", "x", {"label_flink": "p--bob2"}) == "bob2"
+    assert attribution.username_of("p", "x", {"label_flink": "q--bob2"}) is None
+    assert attribution.username_of("p", "p--ann1", None) is None  # not a deployment's pod
+    assert attribution.username_of("p", "pp--ann1-7c9d-abcde", None) is None

@@ -34,7 +34,25 @@ ApiKeyOpt = Annotated[
     typer.Option(
         envvar="HOPSPLANE_CLUSTER_API_KEY",
         show_envvar=True,
-        help="Hopsworks API key (admin scope). Prompted for when omitted on add.",
+        help="Admin API key of a HOPS_ADMIN user (scopes ADMIN, ADMINISTER_USERS, PROJECT). "
+        "Prompted for when omitted on add.",
+    ),
+]
+AuthApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="HOPSPLANE_CLUSTER_AUTH_API_KEY",
+        show_envvar=True,
+        help="A second API key of a HOPS_ADMIN user with only the AUTH scope (signs tokens of "
+        "project owners: it can act as any user). Prompted for when omitted on add; prefer "
+        "the prompt or the environment variable to the command line.",
+    ),
+]
+ServicesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Services of new projects, comma-separated ProjectServiceEnum names "
+        "(default: JOBS,KAFKA,JUPYTER,HIVE,SERVING,FEATURESTORE,AIRFLOW)."
     ),
 ]
 KubeconfigOpt = Annotated[
@@ -44,7 +62,8 @@ KubeconfigOpt = Annotated[
 
 
 def _show(clusters: list[ClusterOut]) -> None:
-    table = Table("id", "name", "status", "accounts", "free", "api url", "prometheus")
+    table = Table("id", "name", "status", "accounts", "free", "api url", "prometheus",
+                  "auth key", "operator error")
     for c in clusters:
         table.add_row(
             str(c.id),
@@ -54,8 +73,14 @@ def _show(clusters: list[ClusterOut]) -> None:
             str(c.free_capacity),
             c.api_url,
             c.prometheus_url or "",
+            "set" if c.has_auth_api_key else "MISSING",
+            c.operator_error or "",
         )
     console.print(table)
+
+
+def _services(value: str | None) -> list[str] | None:
+    return None if value is None else [v for v in value.split(",") if v.strip()]
 
 
 def _parse(model: type[M], **values: Any) -> M:
@@ -73,17 +98,23 @@ def add(
     name: Annotated[str, typer.Argument(help="A name operators recognise.")],
     api_url: Annotated[str, typer.Option(help="Base URL, e.g. https://hopsworks.example.com")],
     api_key: ApiKeyOpt = None,
+    auth_api_key: AuthApiKeyOpt = None,
     max_users: Annotated[int, typer.Option(help="Accounts the cluster may hold.")] = 100,
     kubeconfig: KubeconfigOpt = None,
     prometheus_url: Annotated[str | None, typer.Option(help="Prometheus HTTP API URL.")] = None,
+    project_services: ServicesOpt = None,
 ) -> None:
-    """Register a cluster (active: new accounts may be placed on it)."""
-    key = api_key or typer.prompt("Hopsworks API key", hide_input=True)
+    """Register a cluster (active: new accounts may be placed on it). Both API keys are
+    stored encrypted and never shown; docs/hopsworks.md says how to create them."""
+    key = api_key or typer.prompt("Hopsworks admin API key", hide_input=True)
+    auth_key = auth_api_key or typer.prompt("Hopsworks AUTH-scope API key", hide_input=True)
     data = _parse(
         ClusterCreate,
         name=name,
         api_url=api_url,
         api_key=SecretStr(key),
+        auth_api_key=SecretStr(auth_key),
+        project_services=_services(project_services),
         max_users=max_users,
         kubeconfig=SecretStr(kubeconfig.read_text()) if kubeconfig else None,
         prometheus_url=prometheus_url,
@@ -118,18 +149,29 @@ def update(
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
     api_url: Annotated[str | None, typer.Option(help="New base URL.")] = None,
     api_key: ApiKeyOpt = None,
+    auth_api_key: AuthApiKeyOpt = None,
+    prompt_auth_api_key: Annotated[
+        bool, typer.Option(help="Prompt for a new AUTH-scope API key.")
+    ] = False,
     max_users: Annotated[int | None, typer.Option(help="New capacity (not below current).")] = None,
     kubeconfig: KubeconfigOpt = None,
     prometheus_url: Annotated[
         str | None, typer.Option(help="Prometheus HTTP API URL; '' removes it.")
     ] = None,
+    project_services: ServicesOpt = None,
 ) -> None:
-    """Change a cluster's name, URL, API key, capacity, kubeconfig or Prometheus URL."""
+    """Change a cluster's name, URL, API keys, capacity, kubeconfig, Prometheus URL or
+    project services. A new URL or key clears the cluster's operator error, so that
+    provisioning tries again."""
+    if prompt_auth_api_key and not auth_api_key:
+        auth_api_key = typer.prompt("Hopsworks AUTH-scope API key", hide_input=True)
     data = _parse(
         ClusterUpdate,
         name=name,
         api_url=api_url,
         api_key=SecretStr(api_key) if api_key else None,
+        auth_api_key=SecretStr(auth_api_key) if auth_api_key else None,
+        project_services=_services(project_services),
         max_users=max_users,
         kubeconfig=SecretStr(kubeconfig.read_text()) if kubeconfig else None,
         prometheus_url=prometheus_url,

@@ -20,9 +20,10 @@ def generate_key() -> None:
 @app.command()
 @friendly
 def rotate() -> None:
-    """Re-encrypt every stored secret (cluster API keys, kubeconfigs) under the first key
-    of HOPSPLANE_ENCRYPTION_KEYS. Rotation: prepend a new key, run this, then remove the
-    old key. All or nothing: a secret no configured key can decrypt changes nothing."""
+    """Re-encrypt every stored secret (both API keys of each cluster, kubeconfigs) under
+    the first key of HOPSPLANE_ENCRYPTION_KEYS. Rotation: prepend a new key, run this, then
+    remove the old key. All or nothing: a secret no configured key can decrypt changes
+    nothing."""
     from hopsplane.clusters import service as clusters
 
     settings = load_settings()

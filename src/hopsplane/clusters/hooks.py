@@ -5,12 +5,14 @@ and a commit hands the work to `hopsplane worker`."""
 
 from __future__ import annotations
 
+import uuid
+
 import structlog
 from sqlalchemy.orm import Session
 
 from hopsplane.clusters import repository as repo
 from hopsplane.clusters import service, tasks
-from hopsplane.clusters.rules import SUSPENDED_KEY
+from hopsplane.clusters.rules import SUSPENDED_KEY, SUSPENSION_KEY
 from hopsplane.config import Settings
 from hopsplane.errors import Unavailable
 from hopsplane.hooks import AccountHooks
@@ -49,7 +51,11 @@ class ClusterHooks:
         )
 
     def account_suspended(self, session: Session, owner_id: str) -> None:
-        repo.merge_user_metadata(session, owner_id, {SUSPENDED_KEY: True})
+        """The suspension ladder: a status sync deactivates the Hopsworks users, then queues
+        the stop of the account's workloads (recorded under this suspension's id)."""
+        repo.merge_user_metadata(
+            session, owner_id, {SUSPENDED_KEY: True, SUSPENSION_KEY: str(uuid.uuid4())}
+        )
         tasks.enqueue_status_sync(session, owner_id)
 
     def account_resumed(self, session: Session, owner_id: str) -> None:

@@ -6,15 +6,23 @@ retried any number of times, and jobs of one account are serialised by their loc
 A Hopsworks outage makes the job fail; the queue retries it with backoff and the periodic
 ``clusters.reconcile`` re-enqueues anything still unprovisioned, so nothing is lost.
 
+What only a project member may do (members, jobs, Jupyter, deployments) is done with a
+short-lived token of the project's owner (or, for a Jupyter server, of its user), signed
+with the cluster's AUTH key (:meth:`HopsworksClient.acting_as`). A cluster that cannot sign
+tokens (no AUTH key, a key without the AUTH scope, Hopsworks older than 3.7) is an operator
+error: it is recorded on the cluster, the job ends, and reconcile leaves the cluster alone
+until `hopsplane clusters update` fixes it.
+
 Handlers need two services in the worker's context: ``box`` (SecretBox, to decrypt the
-cluster's API key) and ``hopsworks`` (a HopsworksClientFactory).
+cluster's API keys) and ``hopsworks`` (a HopsworksClientFactory).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -22,14 +30,34 @@ from sqlalchemy.orm import Session
 
 from hopsplane.clusters import repository as repo
 from hopsplane.clusters import service, tasks
-from hopsplane.clusters.rules import CLUSTER_KEY, SUSPENDED_KEY, project_name_for, split_name
+from hopsplane.clusters.rules import (
+    CLUSTER_KEY,
+    MEMBER_OF_KEY,
+    SUSPENDED_KEY,
+    SUSPENSION_KEY,
+    project_name_for,
+    project_services,
+    split_name,
+)
 from hopsplane.crypto import SecretBox
 from hopsplane.db.models import User
 from hopsplane.errors import Unavailable
-from hopsplane.integrations.hopsworks import HopsworksApi, HopsworksClientFactory
+from hopsplane.integrations.hopsworks import (
+    JWT_SINCE,
+    HopsworksApi,
+    HopsworksClientFactory,
+    HopsworksMisconfigured,
+    HopsworksRejected,
+    HopsworksUnavailable,
+    OwnerSession,
+    Workload,
+)
+from hopsplane.worker.rules import backoff
 from hopsplane.worker.schemas import Handler, JobContext
 
 log = structlog.get_logger(__name__)
+
+MAX_STOP_ROUNDS = 10
 
 
 @contextmanager
@@ -37,11 +65,54 @@ def _client(session: Session, ctx: JobContext, cluster_id: uuid.UUID) -> Iterato
     box: SecretBox = ctx.services["box"]
     factory: HopsworksClientFactory = ctx.services["hopsworks"]
     conn = service.connection(session, box, cluster_id)
-    client = factory(conn.api_url, conn.api_key.get_secret_value())
+    auth = conn.auth_api_key.get_secret_value() if conn.auth_api_key else None
+    client = factory(conn.api_url, conn.api_key.get_secret_value(), auth)
     try:
         yield client
     finally:
         client.close()
+
+
+@contextmanager
+def _as_user(client: HopsworksApi, username: str) -> Iterator[OwnerSession]:
+    """A session of ``username``, after checking that the cluster can sign tokens with an
+    API key at all (``/jwt`` takes one since Hopsworks 3.7)."""
+    version = client.version()
+    if version is not None and version < JWT_SINCE:
+        raise HopsworksMisconfigured(
+            f"Hopsworks {'.'.join(map(str, version))} cannot sign user tokens with an API key "
+            "(POST /jwt takes an AUTH-scope key since 3.7): upgrade the cluster"
+        )
+    with client.acting_as(username) as user_session:
+        yield user_session
+
+
+def _operator_errors(handler: Handler) -> Handler:
+    """Run ``handler``; a HopsworksMisconfigured ends the job and is recorded on the cluster
+    of the account (retrying cannot fix it)."""
+
+    def run(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+        cluster = _cluster_of(session, args)
+        try:
+            with session.begin_nested():
+                handler(session, args, ctx)
+        except HopsworksMisconfigured as exc:
+            if cluster is None:
+                raise
+            service.report_operator_error(session, cluster, exc.message)
+            log.error("hopsworks cluster needs an operator", cluster=str(cluster),
+                      error=exc.message)
+
+    run.__doc__ = handler.__doc__
+    return run
+
+
+def _cluster_of(session: Session, args: dict[str, Any]) -> uuid.UUID | None:
+    user = repo.get_user(session, str(args.get("owner_id") or args["user_id"]))
+    if user is None:
+        return None
+    placed = repo.assignment_of(session, user.account_owner_id or user.id)
+    return None if placed is None else placed.hopsworks_cluster_id
 
 
 def _suspended(owner: User) -> bool:
@@ -56,26 +127,28 @@ def provision_owner(session: Session, args: dict[str, Any], ctx: JobContext) -> 
     if placed is None:
         return  # placement pending: place_account provisions once it succeeds
     cluster_id = placed.hopsworks_cluster_id
+    cluster = service.get_cluster(session, cluster_id)
     with _client(session, ctx, cluster_id) as client:
         first, last = split_name(owner.name, owner.email)
         hw_user = client.create_user(owner.email, first, last)
         repo.save_hopsworks_user(session, owner.id, hw_user.username, cluster_id, hw_user.id)
         project = client.create_project(
-            project_name_for(owner.id), hw_user.username, f"hopsplane account {owner.id}"
+            project_name_for(owner.id), hw_user.username, f"hopsplane account {owner.id}",
+            project_services(cluster.metadata),
         )
-        repo.save_project(session, owner.id, project.id, project.name)
+        repo.save_project(session, owner.id, project.id, project.name, project.namespace)
         if _suspended(owner):
             client.set_user_active(hw_user.id, False)
-    log.info(
-        "owner provisioned",
-        account=owner.id,
-        cluster=str(cluster_id),
-        username=hw_user.username,
-        project=project.name,
-    )
+    for member in repo.members_of(session, owner.id):  # members who joined before the project
+        tasks.enqueue_member_provisioning(session, member.id, owner.id)
+    log.info("owner provisioned", account=owner.id, cluster=str(cluster_id),
+             username=hw_user.username, project=project.name, namespace=project.namespace)
 
 
-def provision_member(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+def _provision_member(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+    """A Hopsworks user for the member, added to the owner's project (or the project the
+    owner assigned) as a Data scientist by the owner (``POST /project/{id}/projectMembers``
+    with the owner's token); a member moved to another project leaves the previous one."""
     member = repo.get_user(session, str(args["user_id"]))
     if member is None or member.account_owner_id is None:
         return
@@ -84,25 +157,29 @@ def provision_member(session: Session, args: dict[str, Any], ctx: JobContext) ->
     if owner is None or placed is None:
         raise Unavailable(f"account {member.account_owner_id} has no cluster yet")
     cluster_id = placed.hopsworks_cluster_id
+    project_id = (args.get("project_id") or member.hopsworks_project_id
+                  or owner.hopsworks_project_id)
     with _client(session, ctx, cluster_id) as client:
         first, last = split_name(member.name, member.email)
         hw_user = client.create_user(member.email, first, last)
         repo.save_hopsworks_user(session, member.id, hw_user.username, cluster_id, hw_user.id)
-        project_id = args.get("project_id", member.hopsworks_project_id)
-        if project_id is not None:
-            client.add_member(int(project_id), member.email)
         if _suspended(owner):
             client.set_user_active(hw_user.id, False)
-    log.info(
-        "member provisioned",
-        account=owner.id,
-        member=member.id,
-        project=project_id,
-    )
+        if project_id is not None and owner.hopsworks_username:
+            before = (member.metadata_ or {}).get(MEMBER_OF_KEY)
+            with _as_user(client, owner.hopsworks_username) as as_owner:
+                as_owner.add_member(int(project_id), member.email)
+                if before and str(before) != str(project_id):  # moved to another project
+                    as_owner.remove_member(int(before), member.email)
+            repo.merge_user_metadata(session, member.id, {MEMBER_OF_KEY: str(project_id)})
+            service.clear_operator_error(session, cluster_id)
+    log.info("member provisioned", account=owner.id, member=member.id, project=project_id)
 
 
 def sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
-    """Deactivate (suspended) or reactivate every provisioned Hopsworks user of an account."""
+    """Deactivate (suspended) or reactivate every provisioned Hopsworks user of an account.
+    After a deactivation, queue the next step of the suspension: stopping the account's
+    running workloads (a resumption restarts nothing: the owner sees what was stopped)."""
     owner = repo.get_user(session, str(args["user_id"]))
     if owner is None:
         return
@@ -111,17 +188,69 @@ def sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext)
         return
     active = not _suspended(owner)
     cluster = str(placed.hopsworks_cluster_id)
-    users = [owner, *repo.members_of(session, owner.id)]
-    on_cluster = [
-        u
-        for u in users
-        if (u.metadata_ or {}).get(CLUSTER_KEY) == cluster
-        and (u.metadata_ or {}).get("hopsworks_user_id") is not None
-    ]
+    on_cluster = [u for u in _hopsworks_users(session, owner) if _on(u, cluster)]
     with _client(session, ctx, placed.hopsworks_cluster_id) as client:
         for user in on_cluster:
             client.set_user_active(int(user.metadata_["hopsworks_user_id"]), active)
+    suspension = (owner.metadata_ or {}).get(SUSPENSION_KEY)
+    if not active and suspension and owner.hopsworks_project_id is not None:
+        tasks.enqueue_workload_stop(session, owner.id, str(suspension))
     log.info("account status synced", account=owner.id, active=active, users=len(on_cluster))
+
+
+def _stop_workloads(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+    """Acting as the owner, stop the running job executions and model deployments of the
+    account's project, and, acting as each user, their Jupyter server; record each. A
+    workload that fails to stop does not undo the others: they are recorded and a
+    follow-up job (``round`` + 1, after a backoff) tries the rest, up to MAX_STOP_ROUNDS."""
+    owner = repo.get_user(session, str(args["user_id"]))
+    placed = repo.assignment_of(session, str(args["user_id"]))
+    if owner is None or placed is None or owner.hopsworks_project_id is None:
+        return
+    if not _suspended(owner) or (owner.metadata_ or {}).get(SUSPENSION_KEY) != args["suspension"]:
+        return  # resumed (or suspended again: that suspension has its own job)
+    if not owner.hopsworks_username:
+        return
+    project, cluster = int(owner.hopsworks_project_id), placed.hopsworks_cluster_id
+    stopped: list[Workload] = []
+    failures: list[str] = []
+
+    def attempt(workload: Workload, stop: Callable[..., object], *stop_args: object) -> None:
+        try:
+            if stop(*stop_args) is not False:
+                stopped.append(workload)
+        except (HopsworksRejected, HopsworksUnavailable) as exc:
+            failures.append(f"{workload.kind} {workload.name}: {exc.message}")
+
+    with _client(session, ctx, cluster) as client:
+        with _as_user(client, owner.hopsworks_username) as as_owner:
+            for w in as_owner.running_executions(project):
+                attempt(w, as_owner.stop_execution, project, str(w.job), w.ref)
+            for w in as_owner.running_deployments(project):
+                attempt(w, as_owner.stop_deployment, project, w.ref)
+        for user in _hopsworks_users(session, owner):
+            if not _on(user, str(cluster)) or not user.hopsworks_username:
+                continue
+            name = user.hopsworks_username
+            with _as_user(client, name) as as_user:
+                attempt(Workload("jupyter", name, f"Jupyter of {name}", name),
+                        as_user.stop_own_jupyter, project)
+    repo.record_stopped(session, [
+        {"account_owner_id": owner.id, "cluster_id": cluster, "project_id": project,
+         "suspension": args["suspension"], "kind": w.kind, "ref": w.ref, "name": w.name,
+         "hopsworks_user": w.hopsworks_user}
+        for w in stopped
+    ])
+    service.clear_operator_error(session, cluster)
+    round_ = int(args.get("round", 1))
+    if failures:
+        if round_ >= MAX_STOP_ROUNDS:
+            raise HopsworksUnavailable("could not stop: " + "; ".join(failures))
+        tasks.enqueue_workload_stop(session, owner.id, str(args["suspension"]), round_ + 1,
+                                    run_at=datetime.now(UTC) + backoff(round_))
+        log.warning("some workloads did not stop; a follow-up job tries again",
+                    account=owner.id, failures=failures)
+    log.info("workloads stopped", account=owner.id, stopped=len(stopped))
 
 
 def place_account(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
@@ -129,13 +258,21 @@ def place_account(session: Session, args: dict[str, Any], ctx: JobContext) -> No
     service.assign_account(session, str(args["user_id"]))
 
 
-def remove_member(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+def _remove_member(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+    """Remove a former member from the owner's project, as the owner."""
     project_id = args.get("project_id")
+    owner = repo.get_user(session, str(args["owner_id"]))
     placed = repo.assignment_of(session, str(args["owner_id"]))
-    if project_id is None or placed is None:
+    if project_id is None or placed is None or owner is None or not owner.hopsworks_username:
         return
-    with _client(session, ctx, placed.hopsworks_cluster_id) as client:
-        client.remove_member(int(project_id), str(args["email"]))
+    with (
+        _client(session, ctx, placed.hopsworks_cluster_id) as client,
+        _as_user(client, owner.hopsworks_username) as as_owner,
+    ):
+        as_owner.remove_member(int(project_id), str(args["email"]))
+    member = repo.get_user(session, str(args["user_id"]))
+    if member is not None and member.account_owner_id != owner.id:
+        repo.merge_user_metadata(session, member.id, {MEMBER_OF_KEY: None})
 
 
 def reconcile(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
@@ -151,10 +288,24 @@ def reconcile(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
             tasks.enqueue_owner_provisioning(session, user_id)
 
 
+def _hopsworks_users(session: Session, owner: User) -> list[User]:
+    return [owner, *repo.members_of(session, owner.id)]
+
+
+def _on(user: User, cluster: str) -> bool:
+    metadata = user.metadata_ or {}
+    return metadata.get(CLUSTER_KEY) == cluster and metadata.get("hopsworks_user_id") is not None
+
+
+provision_member = _operator_errors(_provision_member)
+stop_workloads = _operator_errors(_stop_workloads)
+remove_member = _operator_errors(_remove_member)
+
 HANDLERS: dict[str, Handler] = {
     tasks.PROVISION_OWNER: provision_owner,
     tasks.PROVISION_MEMBER: provision_member,
     tasks.SYNC_ACCOUNT_STATUS: sync_account_status,
+    tasks.STOP_WORKLOADS: stop_workloads,
     tasks.PLACE_ACCOUNT: place_account,
     tasks.REMOVE_MEMBER: remove_member,
     tasks.RECONCILE: reconcile,

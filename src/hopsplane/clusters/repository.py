@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy.orm import Session
 
-from hopsplane.db.models import AccountCluster, HopsworksCluster, User
+from hopsplane.db.models import AccountCluster, HopsworksCluster, StoppedWorkload, User
 
 
 def insert_cluster(session: Session, **values: Any) -> HopsworksCluster:
@@ -131,19 +131,73 @@ def count_drift(session: Session) -> list[tuple[uuid.UUID, int, int]]:
     return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
 
-def all_secrets_for_update(session: Session) -> list[tuple[uuid.UUID, str, str | None]]:
+def all_secrets_for_update(
+    session: Session,
+) -> list[tuple[uuid.UUID, str, str | None, str | None]]:
+    """(id, api_key, kubeconfig, auth_api_key) ciphertexts of every cluster, locked."""
     rows = session.execute(
-        text("SELECT id, api_key, kubeconfig FROM hopsworks_clusters ORDER BY id FOR UPDATE")
+        text(
+            "SELECT id, api_key, kubeconfig, auth_api_key FROM hopsworks_clusters "
+            "ORDER BY id FOR UPDATE"
+        )
     )
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 def store_secrets(
-    session: Session, cluster_id: uuid.UUID, api_key: str, kubeconfig: str | None
+    session: Session, cluster_id: uuid.UUID, api_key: str, kubeconfig: str | None,
+    auth_api_key: str | None,
 ) -> None:
     session.execute(
-        text("UPDATE hopsworks_clusters SET api_key = :k, kubeconfig = :c WHERE id = :id"),
-        {"k": api_key, "c": kubeconfig, "id": cluster_id},
+        text(
+            "UPDATE hopsworks_clusters SET api_key = :k, kubeconfig = :c, auth_api_key = :a "
+            "WHERE id = :id"
+        ),
+        {"k": api_key, "c": kubeconfig, "a": auth_api_key, "id": cluster_id},
+    )
+
+
+def merge_cluster_metadata(
+    session: Session, cluster_id: uuid.UUID, values: dict[str, Any], drop: tuple[str, ...] = ()
+) -> None:
+    """Set ``values`` and remove the keys ``drop`` in a cluster's metadata."""
+    session.execute(
+        text(
+            "UPDATE hopsworks_clusters SET metadata = (metadata - CAST(:drop AS text[])) "
+            "|| CAST(:v AS jsonb) WHERE id = :id"
+        ),
+        {"v": _json(values), "drop": list(drop), "id": cluster_id},
+    )
+
+
+# -- what suspensions stopped ---------------------------------------------------------------
+
+def record_stopped(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Record stopped workloads; a workload already recorded for the suspension is skipped."""
+    if not rows:
+        return 0
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        text(
+            "INSERT INTO hopsplane.stopped_workloads (account_owner_id, cluster_id, "
+            "project_id, suspension, kind, ref, name, hopsworks_user) VALUES (:account_owner_id, "
+            ":cluster_id, :project_id, :suspension, :kind, :ref, :name, :hopsworks_user) "
+            "ON CONFLICT ON CONSTRAINT stopped_workloads_once DO NOTHING"
+        ),
+        rows,
+    )
+    return int(result.rowcount or 0)
+
+
+def stopped_workloads(
+    session: Session, account_owner_id: str, *, limit: int
+) -> list[StoppedWorkload]:
+    return list(
+        session.scalars(
+            select(StoppedWorkload)
+            .where(StoppedWorkload.account_owner_id == account_owner_id)
+            .order_by(StoppedWorkload.stopped_at.desc(), StoppedWorkload.id.desc())
+            .limit(limit)
+        )
     )
 
 
@@ -185,28 +239,39 @@ def save_hopsworks_user(
     )
 
 
-def save_project(session: Session, user_id: str, project_id: int, project_name: str) -> None:
+def save_project(
+    session: Session, user_id: str, project_id: int, project_name: str, namespace: str
+) -> None:
     session.execute(
         text(
             "UPDATE users SET hopsworks_project_id = :p, metadata = metadata || "
-            "jsonb_build_object('hopsworks_project_name', CAST(:n AS text)) WHERE id = :id"
+            "jsonb_build_object('hopsworks_project_name', CAST(:n AS text), "
+            "'hopsworks_namespace', CAST(:ns AS text)) WHERE id = :id"
         ),
-        {"p": project_id, "n": project_name, "id": user_id},
+        {"p": project_id, "n": project_name, "ns": namespace, "id": user_id},
     )
 
 
 def unprovisioned(session: Session) -> list[tuple[str, bool]]:
     """(user id, is member) of users on a cluster whose Hopsworks side is not complete:
-    owners without a user or project, members without a user."""
+    owners without a user or project, members without a user or not yet in their project
+    (the one the owner assigned, else the owner's). Clusters with an operator error are
+    left alone until an operator fixes them."""
     rows = session.execute(
         text(
             "SELECT u.id, u.is_member FROM users u JOIN account_clusters a "
             "ON a.account_owner_id = COALESCE(u.account_owner_id, u.id) "
-            "WHERE u.hopsworks_username IS NULL "
+            "JOIN hopsworks_clusters c ON c.id = a.hopsworks_cluster_id "
+            "LEFT JOIN users o ON o.id = u.account_owner_id "
+            "WHERE c.metadata->>'operator_error' IS NULL AND ("
+            "u.hopsworks_username IS NULL "
             "OR u.metadata->>'hopsworks_cluster_id' IS DISTINCT FROM "
             "   CAST(a.hopsworks_cluster_id AS text) "
             "OR (NOT u.is_member AND u.hopsworks_project_id IS NULL) "
-            "ORDER BY u.id"
+            "OR (u.is_member AND o.hopsworks_project_id IS NOT NULL "
+            "    AND u.metadata->>'hopsworks_member_of' IS DISTINCT FROM "
+            "        CAST(COALESCE(u.hopsworks_project_id, o.hopsworks_project_id) AS text))"
+            ") ORDER BY u.id"
         )
     )
     return [(r[0], bool(r[1])) for r in rows]

@@ -8,11 +8,17 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from hopsplane.errors import Invalid
+from hopsplane.integrations.hopsworks import DEFAULT_PROJECT_SERVICES, PROJECT_SERVICES
 
 PROMETHEUS_URL_KEY = "prometheus_url"
 PROJECT_NAME_KEY = "hopsworks_project_name"
+NAMESPACE_KEY = "hopsworks_namespace"  # users.metadata: the project's Kubernetes namespace
+MEMBER_OF_KEY = "hopsworks_member_of"  # users.metadata: the project a member was added to
 CLUSTER_KEY = "hopsworks_cluster_id"
 SUSPENDED_KEY = "hopsworks_suspended"
+SUSPENSION_KEY = "hopsworks_suspension"  # users.metadata: id of the current suspension
+PROJECT_SERVICES_KEY = "project_services"  # hopsworks_clusters.metadata
+OPERATOR_ERROR_KEY = "operator_error"  # hopsworks_clusters.metadata: what an operator must fix
 MAX_NAME = 200
 
 
@@ -68,11 +74,6 @@ def project_name_for(account_owner_id: str) -> str:
     return f"hp_{digest}"
 
 
-def namespace_of(project_name: str) -> str:
-    """Kubernetes namespace Hopsworks gives a project: lower case, '_' becomes '-'."""
-    return project_name.lower().replace("_", "-")
-
-
 _NAME_SPLIT = re.compile(r"\s+")
 
 
@@ -82,3 +83,25 @@ def split_name(full_name: str | None, email: str) -> tuple[str, str]:
     if parts and parts[0]:
         return parts[0], parts[1] if len(parts) > 1 else "-"
     return email.split("@", 1)[0] or "user", "-"
+
+
+def validate_services(services: list[str] | None) -> list[str]:
+    """Services of the projects created on a cluster: names of Hopsworks' ProjectServiceEnum
+    (upper case, each once); None means the Python client's list."""
+    if services is None:
+        return list(DEFAULT_PROJECT_SERVICES)
+    wanted = [s.strip().upper() for s in services if s.strip()]
+    unknown = sorted(set(wanted) - PROJECT_SERVICES)
+    if unknown:
+        raise Invalid(
+            f"unknown Hopsworks project services {', '.join(unknown)}; valid: "
+            f"{', '.join(sorted(PROJECT_SERVICES))}"
+        )
+    return list(dict.fromkeys(wanted))
+
+
+def project_services(cluster_metadata: dict[str, object]) -> list[str]:
+    configured = cluster_metadata.get(PROJECT_SERVICES_KEY)
+    if isinstance(configured, list) and all(isinstance(s, str) for s in configured):
+        return list(configured)
+    return list(DEFAULT_PROJECT_SERVICES)

@@ -18,7 +18,19 @@ class ClusterCreate(BaseModel):
     api_url: Url = Field(
         description="Base URL of the Hopsworks cluster, e.g. https://hw.example.com"
     )
-    api_key: SecretStr = Field(description="Hopsworks API key (admin scope). Stored encrypted.")
+    api_key: SecretStr = Field(
+        description="Hopsworks API key of a HOPS_ADMIN user with the scopes ADMIN, "
+        "ADMINISTER_USERS and PROJECT. Stored encrypted, never returned."
+    )
+    auth_api_key: SecretStr | None = Field(
+        None,
+        description="A second API key of a HOPS_ADMIN user with only the AUTH scope: it signs "
+        "tokens of project owners (it can act as any user). Stored encrypted, never returned.",
+    )
+    project_services: list[str] | None = Field(
+        None, description="Services of new projects (ProjectServiceEnum names); default: "
+        "JOBS, KAFKA, JUPYTER, HIVE, SERVING, FEATURESTORE, AIRFLOW."
+    )
     max_users: int = Field(100, ge=0, le=1_000_000, description="Accounts the cluster may hold.")
     kubeconfig: SecretStr | None = Field(None, description="Stored encrypted, never returned.")
     prometheus_url: Url | None = Field(None, description="Prometheus HTTP API base URL.")
@@ -31,6 +43,8 @@ class ClusterUpdate(BaseModel):
     name: ShortText | None = None
     api_url: Url | None = None
     api_key: SecretStr | None = None
+    auth_api_key: SecretStr | None = None
+    project_services: list[str] | None = None
     max_users: int | None = Field(None, ge=0, le=1_000_000)
     kubeconfig: SecretStr | None = None
     prometheus_url: Url | None = Field(None, description="Empty string removes it.")
@@ -47,6 +61,11 @@ class ClusterOut(BaseModel):
     current_users: int
     free_capacity: int
     has_kubeconfig: bool
+    has_auth_api_key: bool
+    project_services: list[str]
+    operator_error: str | None = Field(
+        None, description="What an operator must fix before provisioning can go on."
+    )
     prometheus_url: str | None
     metadata: dict[str, Any]
 
@@ -72,3 +91,16 @@ class ClusterSecrets(BaseModel):
     id: uuid.UUID
     api_url: str
     api_key: SecretStr
+    auth_api_key: SecretStr | None
+
+
+class StoppedWorkloadOut(BaseModel):
+    """Something a suspension stopped; restart it in Hopsworks once the account is back."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str = Field(description="job_execution, jupyter or deployment")
+    name: str
+    hopsworks_user: str | None
+    project_id: int
+    stopped_at: datetime

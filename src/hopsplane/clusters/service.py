@@ -7,18 +7,23 @@ import json
 import uuid
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hopsplane.clusters import repository as repo
 from hopsplane.clusters import tasks
 from hopsplane.clusters.rules import (
+    OPERATOR_ERROR_KEY,
+    PROJECT_SERVICES_KEY,
     PROMETHEUS_URL_KEY,
     ClusterStatus,
+    project_services,
     validate_http_url,
     validate_max_users,
     validate_name,
     validate_secret,
+    validate_services,
 )
 from hopsplane.clusters.schemas import (
     AssignmentOut,
@@ -26,6 +31,7 @@ from hopsplane.clusters.schemas import (
     ClusterOut,
     ClusterSecrets,
     ClusterUpdate,
+    StoppedWorkloadOut,
 )
 from hopsplane.crypto import SecretBox
 from hopsplane.db.models import HopsworksCluster
@@ -45,6 +51,9 @@ def to_out(cluster: HopsworksCluster) -> ClusterOut:
         current_users=cluster.current_users,
         free_capacity=max(cluster.max_users - cluster.current_users, 0),
         has_kubeconfig=cluster.kubeconfig is not None,
+        has_auth_api_key=cluster.auth_api_key is not None,
+        project_services=project_services(metadata),
+        operator_error=metadata.get(OPERATOR_ERROR_KEY),
         prometheus_url=metadata.get(PROMETHEUS_URL_KEY),
         metadata=metadata,
     )
@@ -52,14 +61,17 @@ def to_out(cluster: HopsworksCluster) -> ClusterOut:
 
 def register_cluster(session: Session, box: SecretBox, data: ClusterCreate) -> ClusterOut:
     metadata: dict[str, Any] = dict(data.metadata)
+    metadata.pop(OPERATOR_ERROR_KEY, None)
     if data.prometheus_url:
         metadata[PROMETHEUS_URL_KEY] = validate_http_url(data.prometheus_url, "prometheus_url")
+    metadata[PROJECT_SERVICES_KEY] = validate_services(data.project_services)
     kubeconfig = data.kubeconfig.get_secret_value() if data.kubeconfig else None
     cluster = repo.insert_cluster(
         session,
         name=validate_name(data.name),
         api_url=validate_http_url(data.api_url, "api_url"),
         api_key=box.encrypt(validate_secret(data.api_key.get_secret_value(), "api_key")),
+        auth_api_key=_encrypted_key(box, data.auth_api_key),
         kubeconfig=box.encrypt(validate_secret(kubeconfig, "kubeconfig", strip=False))
         if kubeconfig
         else None,
@@ -97,6 +109,8 @@ def update_cluster(
         values["api_url"] = validate_http_url(data.api_url, "api_url")
     if data.api_key is not None:
         values["api_key"] = box.encrypt(validate_secret(data.api_key.get_secret_value(), "api_key"))
+    if data.auth_api_key is not None:
+        values["auth_api_key"] = _encrypted_key(box, data.auth_api_key)
     if data.kubeconfig is not None:
         values["kubeconfig"] = box.encrypt(
             validate_secret(data.kubeconfig.get_secret_value(), "kubeconfig", strip=False)
@@ -109,15 +123,20 @@ def update_cluster(
                 f"cannot go below that (drain it and move accounts away first)"
             )
         values["max_users"] = max_users
+    metadata = dict(cluster.metadata_ or {})
     if data.prometheus_url is not None:
-        metadata = dict(cluster.metadata_ or {})
         if data.prometheus_url.strip():
             metadata[PROMETHEUS_URL_KEY] = validate_http_url(data.prometheus_url, "prometheus_url")
         else:
             metadata.pop(PROMETHEUS_URL_KEY, None)
-        values["metadata_"] = metadata
-    if not values:
+    if data.project_services is not None:
+        metadata[PROJECT_SERVICES_KEY] = validate_services(data.project_services)
+    if not values and data.prometheus_url is None and data.project_services is None:
         raise Invalid("nothing to update")
+    # a change of URL or keys is what an operator does to fix an operator error: try again
+    if {"api_url", "api_key", "auth_api_key"} & values.keys():
+        metadata.pop(OPERATOR_ERROR_KEY, None)
+    values["metadata_"] = metadata
     return to_out(repo.update_cluster(session, cluster, **values))
 
 
@@ -196,31 +215,59 @@ def assignment(session: Session, account_owner_id: str) -> AssignmentOut | None:
 
 def connection(session: Session, box: SecretBox, cluster_id: uuid.UUID) -> ClusterSecrets:
     """Decrypted connection details of a cluster, for the worker (never rendered)."""
-    from pydantic import SecretStr
-
     cluster = _require(session, cluster_id)
+    auth = cluster.auth_api_key
     return ClusterSecrets(
-        id=cluster.id, api_url=cluster.api_url, api_key=SecretStr(box.decrypt(cluster.api_key))
+        id=cluster.id, api_url=cluster.api_url, api_key=SecretStr(box.decrypt(cluster.api_key)),
+        auth_api_key=SecretStr(box.decrypt(auth)) if auth is not None else None,
     )
 
 
 def rotate_secrets(session: Session, box: SecretBox) -> int:
-    """Re-encrypt every stored cluster secret under the first configured key. Returns how
-    many clusters were rewritten. Fails (and changes nothing) if any secret cannot be
-    decrypted with the configured keys."""
+    """Re-encrypt every stored cluster secret (both API keys, the kubeconfig) under the
+    first configured key. Returns how many clusters were rewritten. Fails (and changes
+    nothing) if any secret cannot be decrypted with the configured keys."""
     rows = repo.all_secrets_for_update(session)
-    for cluster_id, api_key, kubeconfig in rows:
+    for cluster_id, api_key, kubeconfig, auth_api_key in rows:
         repo.store_secrets(
             session,
             cluster_id,
             box.rotate(api_key),
             box.rotate(kubeconfig) if kubeconfig is not None else None,
+            box.rotate(auth_api_key) if auth_api_key is not None else None,
         )
     return len(rows)
 
 
+def report_operator_error(session: Session, cluster_id: uuid.UUID, message: str) -> None:
+    """Record what an operator must fix on the cluster (shown with the cluster); provisioning
+    of its accounts waits until a `clusters update` clears it."""
+    repo.merge_cluster_metadata(session, cluster_id, {OPERATOR_ERROR_KEY: message})
+
+
+def clear_operator_error(session: Session, cluster_id: uuid.UUID) -> None:
+    repo.merge_cluster_metadata(session, cluster_id, {}, drop=(OPERATOR_ERROR_KEY,))
+
+
+MAX_STOPPED = 200
+
+
+def stopped_workloads(session: Session, account_owner_id: str) -> list[StoppedWorkloadOut]:
+    """What suspensions of the account stopped, newest first (the owner restarts by hand)."""
+    return [
+        StoppedWorkloadOut.model_validate(r)
+        for r in repo.stopped_workloads(session, account_owner_id, limit=MAX_STOPPED)
+    ]
+
+
 def count_drift(session: Session) -> list[tuple[uuid.UUID, int, int]]:
     return repo.count_drift(session)
+
+
+def _encrypted_key(box: SecretBox, key: SecretStr | None) -> str | None:
+    if key is None:
+        return None
+    return box.encrypt(validate_secret(key.get_secret_value(), "auth_api_key"))
 
 
 def _require(session: Session, cluster_id: uuid.UUID, *, lock: bool = False) -> HopsworksCluster:

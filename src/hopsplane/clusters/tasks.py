@@ -3,6 +3,8 @@ transaction). The handlers live in :mod:`hopsplane.clusters.provisioning`."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.orm import Session
 
 from hopsplane.worker.service import enqueue, enqueue_unless_queued
@@ -13,6 +15,7 @@ SYNC_ACCOUNT_STATUS = "clusters.sync_account_status"
 PLACE_ACCOUNT = "clusters.place_account"
 REMOVE_MEMBER = "clusters.remove_member"
 RECONCILE = "clusters.reconcile"
+STOP_WORKLOADS = "clusters.stop_workloads"
 
 
 def account_lock(account_owner_id: str) -> str:
@@ -65,4 +68,19 @@ def enqueue_member_removal(
         REMOVE_MEMBER,
         {"user_id": member_id, "owner_id": owner_id, "email": email, "project_id": project_id},
         lock_key=account_lock(owner_id),
+    )
+
+
+def enqueue_workload_stop(
+    session: Session, owner_id: str, suspension: str, round_: int = 1,
+    run_at: datetime | None = None,
+) -> None:
+    """Second step of a suspension: stop what the account runs on its cluster. ``round_``
+    counts the follow-ups a partly failed stop queued (see provisioning.stop_workloads)."""
+    enqueue(
+        session,
+        STOP_WORKLOADS,
+        {"user_id": owner_id, "suspension": suspension, "round": round_},
+        lock_key=account_lock(owner_id),
+        run_at=run_at,
     )

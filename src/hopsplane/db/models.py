@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Computed,
     Date,
     DateTime,
@@ -107,6 +108,7 @@ class HopsworksCluster(Base):
     status: Mapped[str] = mapped_column(Text, server_default=text("'active'"))
     kubeconfig: Mapped[str | None] = mapped_column(Text)  # Fernet ciphertext
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=_EMPTY_JSON)
+    auth_api_key: Mapped[str | None] = mapped_column(Text)  # Fernet ciphertext (revision 0012)
 
 
 class AccountCluster(Base):
@@ -507,3 +509,44 @@ class UsageIngestToken(Base):
     cluster_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     token_sha256: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+# --- issue 12: what a suspension stopped (revision 0012) ---------------------------------
+
+
+class StoppedWorkload(Base):
+    """A job execution, Jupyter server or model deployment that a suspension stopped."""
+
+    __tablename__ = "stopped_workloads"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["account_owner_id"], ["users.id"],
+            name="stopped_workloads_account_owner_id_fkey", ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["cluster_id"], ["hopsworks_clusters.id"],
+            name="stopped_workloads_cluster_id_fkey", ondelete="CASCADE",
+        ),
+        CheckConstraint(
+            "kind IN ('job_execution', 'jupyter', 'deployment')", name="stopped_workloads_kind"
+        ),
+        UniqueConstraint(
+            "account_owner_id", "suspension", "kind", "ref", name="stopped_workloads_once"
+        ),
+        Index(
+            "stopped_workloads_account_idx",
+            "account_owner_id", text("stopped_at DESC"), text("id DESC"),
+        ),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    account_owner_id: Mapped[str] = mapped_column(Text)
+    cluster_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    project_id: Mapped[int] = mapped_column(Integer)
+    suspension: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    ref: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    hopsworks_user: Mapped[str | None] = mapped_column(Text)
+    stopped_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -205,8 +205,9 @@ END
 # those columns plus owner_id, candidates (how many accounts the event names), attributed
 # (the user it is billed to) and user_ok. An event names an account by a user id (owner, or
 # member: billed to the owner), a Hopsworks project id (users.hopsworks_project_id) or, for
-# collected events, a namespace (the owner's metadata.hopsworks_project_name, lowercased,
-# '_' -> '-'). An event with a cluster only matches accounts assigned to that cluster.
+# collected events, a namespace (the owner's metadata.hopsworks_namespace, as Hopsworks
+# named it, or else its hopsworks_project_name lowercased, '_' -> '-'). An event with a
+# cluster only matches accounts assigned to that cluster.
 # The candidates are grouped back onto the events by all of the events' columns, not
 # joined back by id after grouping: the planner cannot estimate the grouped rows, and
 # took a nested loop between the batch and itself (quadratic in the batch size).
@@ -224,7 +225,8 @@ cand AS (
   SELECT e.source, e.event_id, u.id, NULL
   FROM ev e JOIN public.users u
     ON u.account_owner_id IS NULL
-   AND replace(lower(u.metadata ->> 'hopsworks_project_name'), '_', '-') = e.namespace
+   AND COALESCE(u.metadata ->> 'hopsworks_namespace',
+                replace(lower(u.metadata ->> 'hopsworks_project_name'), '_', '-')) = e.namespace
 ), res AS (
   SELECT {grouped}, min(c.owner_id) AS owner_id, min(c.member_id) AS member_id,
          count(DISTINCT c.owner_id) AS candidates
@@ -450,6 +452,31 @@ def correct_collected(
     ).scalar_one())
     _fold(session)
     return corrected
+
+
+_HOPSWORKS_USERS = text(
+    """
+SELECT COALESCE(o.metadata ->> 'hopsworks_namespace',
+                replace(lower(o.metadata ->> 'hopsworks_project_name'), '_', '-')),
+       u.hopsworks_username, u.id
+FROM public.account_clusters a
+JOIN public.users o ON o.id = a.account_owner_id
+JOIN public.users u ON u.id = o.id OR u.account_owner_id = o.id
+WHERE a.hopsworks_cluster_id = :cluster AND u.hopsworks_username IS NOT NULL
+  AND (o.metadata ? 'hopsworks_namespace' OR o.metadata ? 'hopsworks_project_name')
+"""
+)
+
+
+def hopsworks_users_by_namespace(
+    session: Session, cluster_id: uuid.UUID
+) -> dict[str, dict[str, str]]:
+    """For the accounts on a cluster: namespace -> {Hopsworks username: user id} of the
+    owner and the members (whom a pod's CPU may be attributed to)."""
+    found: dict[str, dict[str, str]] = {}
+    for namespace, username, user_id in session.execute(_HOPSWORKS_USERS, {"cluster": cluster_id}):
+        found.setdefault(namespace, {})[username] = user_id
+    return found
 
 
 # --- clusters and tokens -----------------------------------------------------------------

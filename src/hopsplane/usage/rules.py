@@ -30,9 +30,6 @@ SOURCE_API = "api"
 RESERVED_ID_PREFIX = "prom:"
 """Ids of collected events; nobody else may use them."""
 
-CPU_SECONDS_QUERY = (
-    'sum by (namespace) (increase(container_cpu_usage_seconds_total{container!="",image!=""}[1d]))'
-)
 SYSTEM_NAMESPACES = frozenset({
     "kube-system", "kube-public", "kube-node-lease", "default", "monitoring",
     "ingress-nginx", "cert-manager", "hopsworks",

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from hopsplane.db.engine import Database
 from hopsplane.errors import AppError, Forbidden, Invalid, NotFound
 from hopsplane.integrations.prometheus import PrometheusQuery, build_prometheus_client
+from hopsplane.usage import attribution, rules
 from hopsplane.usage import repository as repo
-from hopsplane.usage import rules
 from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.usage.schemas import (
     CollectResult,
@@ -168,12 +168,16 @@ def cluster_for_token(session: Session, token: str) -> uuid.UUID | None:
 def collect_cluster_day(
     session: Session, cluster_id: uuid.UUID, day: date, prometheus: PrometheusQuery
 ) -> CollectResult:
-    """Collect one cluster's CPU core-seconds per namespace for one UTC day.
+    """Collect one cluster's CPU core-seconds per namespace and Hopsworks user for one UTC
+    day (:mod:`hopsplane.usage.attribution`).
 
-    Each namespace becomes the event ``prom:<cluster>:<namespace>:<day>``. Collecting again
+    A user's share of a namespace becomes the event
+    ``prom:<cluster>:<namespace>:<day>:user:<user id>`` (source ``prometheus:<cluster>``);
+    what no user could be found for, ``prom:<cluster>:<namespace>:<day>`` (source
+    ``prometheus:<cluster>:unattributed``), billed to the account owner. Collecting again
     changes nothing when Prometheus says the same; when it says something else, the stored
     value is replaced (revision + 1) and the difference is folded in, so the day always
-    holds the latest collection. A namespace that disappeared from a non-empty answer is
+    holds the latest collection. An event that disappeared from a non-empty answer is
     replaced by zero; an empty answer changes nothing (Prometheus may have lost its data).
     """
     cluster = repo.cluster(session, cluster_id)
@@ -181,45 +185,64 @@ def collect_cluster_day(
         raise NotFound(f"no cluster {cluster_id}")
     result = CollectResult(cluster_id=cluster_id, day=day)
     repo.lock_collection(session, cluster_id, day)
-    samples = prometheus.query(rules.CPU_SECONDS_QUERY, rules.day_end(day))
+    at = rules.day_end(day)
     ignored = rules.ignored_namespaces(dict(cluster.metadata_ or {}))
-    seconds: dict[str, Decimal] = {}
-    for sample in samples:
+    cpu_by_pod: list[tuple[str, str, Decimal]] = []
+    skipped: set[str] = set()
+    for sample in prometheus.query(attribution.CPU_BY_POD_QUERY, at):
         namespace = sample.labels.get("namespace")
         if not namespace:
             continue
         if namespace in ignored:
-            result.ignored.append(namespace)
+            skipped.add(namespace)
             continue
         if not sample.value.is_finite() or sample.value < 0:
             raise Invalid(f"Prometheus gave {sample.value} CPU seconds for {namespace}")
-        seconds[namespace] = seconds.get(namespace, Decimal(0)) + sample.value
-    result.namespaces = len(seconds)
-    result.cpu_seconds = sum(seconds.values(), Decimal(0))
-    if not seconds:
+        cpu_by_pod.append((namespace, sample.labels.get("pod", ""), sample.value))
+    result.ignored = sorted(skipped)
+    if not cpu_by_pod:
         return result
+    pod_labels = {
+        (s.labels.get("namespace", ""), s.labels.get("pod", "")): s.labels
+        for s in prometheus.query(attribution.POD_LABELS_QUERY, at)
+    }
+    split = attribution.split_by_user(
+        cpu_by_pod, pod_labels, repo.hopsworks_users_by_namespace(session, cluster_id)
+    )
+    result.namespaces = len(split)
+    result.cpu_seconds = sum((cpu for _ns, _pod, cpu in cpu_by_pod), Decimal(0))
 
     source = rules.prometheus_source(cluster_id)
-    stored = {e.namespace: e for e in repo.collected_events(session, source, day)}
+    unattributed = attribution.unattributed_source(cluster_id)
+    wanted: dict[str, tuple[str, str, str | None, Decimal]] = {}
+    for namespace, per_user in sorted(split.items()):
+        for user_id, cpu in per_user.items():
+            if user_id is None:
+                event = rules.collected_event_id(cluster_id, namespace, day)
+                wanted[event] = (unattributed, namespace, None, cpu)
+            else:
+                event = attribution.user_event_id(cluster_id, namespace, day, user_id)
+                wanted[event] = (source, namespace, user_id, cpu)
+    stored = {e.event_id: e for src in (source, unattributed)
+              for e in repo.collected_events(session, src, day)}
     fresh: list[NewEvent] = []
     corrections: list[tuple[str, Decimal, Decimal]] = []
-    for namespace, cpu in sorted(seconds.items()):
+    for event_id, (event_source, namespace, user_id, cpu) in sorted(wanted.items()):
         units = rules.units_from_cpu_seconds(cpu)
-        before = stored.get(namespace)
+        before = stored.get(event_id)
         if before is None:
             fresh.append(NewEvent(
-                event_id=rules.collected_event_id(cluster_id, namespace, day), source=source,
-                cluster_id=cluster_id, account_id=None, project_id=None, namespace=namespace,
-                user_id=None, occurred_at=rules.day_start(day), compute_units=units,
-                cpu_seconds=cpu,
+                event_id=event_id, source=event_source, cluster_id=cluster_id,
+                account_id=None, project_id=None, namespace=namespace, user_id=user_id,
+                occurred_at=rules.day_start(day), compute_units=units, cpu_seconds=cpu,
             ))
         elif before.cpu_seconds != cpu:
-            corrections.append((before.event_id, cpu, units))
+            corrections.append((event_id, cpu, units))
         else:
             result.unchanged += 1
-    for namespace, before in stored.items():
-        if namespace not in seconds and before.cpu_seconds != 0:
-            corrections.append((before.event_id, Decimal(0), Decimal(0)))
+    for event_id, before in stored.items():
+        if event_id not in wanted and before.cpu_seconds != 0:
+            corrections.append((event_id, Decimal(0), Decimal(0)))
     if fresh:
         accepted, result.unmatched, _days = repo.ingest(session, fresh)
         result.new = accepted

@@ -27,6 +27,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
@@ -42,7 +43,9 @@ from hopsplane.api.routers.team import (
 )
 from hopsplane.billing import service as billing
 from hopsplane.clusters import service as clusters
+from hopsplane.clusters.schemas import ClusterCreate, ClusterUpdate
 from hopsplane.credits import service as credits
+from hopsplane.crypto import SecretBox
 from hopsplane.errors import AppError, Invalid
 from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.payments import service as payments
@@ -61,6 +64,7 @@ NOTICES = {
     "revoked": "Invite revoked: its link no longer works.",
     "joined": "You joined the team: this is now the account you work in.",
     "granted": "Credit granted (a repeated form grants once).",
+    "cluster-saved": "Cluster saved; its keys are stored encrypted and never shown again.",
 }
 """Messages a redirect may ask for by name (never text from the query string)."""
 
@@ -113,9 +117,12 @@ def _home(request: Request, principal: Principal, session: Session, status_code:
           error: str | None = None) -> HTMLResponse:
     profile = accounts.profile(session, principal.user_id, email_verified=principal.email_verified)
     standing = credits.standing(session, principal.account_id) if principal.is_owner else None
+    stopped = clusters.stopped_workloads(session, principal.account_id) \
+        if principal.is_owner else []
     stripe: StripeGateway | None = getattr(request.app.state, "stripe", None)
     return render(request, "home.html", principal, status_code, error=error, profile=profile,
-                  standing=standing, can_buy=principal.is_owner and stripe is not None,
+                  standing=standing, stopped=stopped,
+                  can_buy=principal.is_owner and stripe is not None,
                   topup=stripe.config if stripe is not None else None,
                   notice=NOTICES.get(request.query_params.get("notice", "")))
 
@@ -245,7 +252,8 @@ def _admin_home(request: Request, admin: Principal, session: Session, status_cod
                 error: str | None = None, q: str = "") -> HTMLResponse:
     rows, more = clusters.list_clusters(session, limit=ADMIN_CLUSTERS)
     return render(request, "admin.html", admin, status_code, error=error, q=q,
-                  clusters=rows, more=more is not None)
+                  clusters=rows, more=more is not None,
+                  notice=NOTICES.get(request.query_params.get("notice", "")))
 
 
 @router.get("/console/admin/find")
@@ -305,3 +313,52 @@ def admin_grant(
                               error=exc.message, form=form)
     return RedirectResponse(
         f"/console/admin/accounts/{quote(account_id, safe='')}?notice=granted", status_code=303)
+
+
+def _secret(form: dict[str, str], name: str) -> str | None:
+    return form.get(name, "").strip() or None
+
+
+@router.post("/console/admin/clusters")
+def admin_register_cluster(
+    request: Request, admin: AdminDep, session: SessionDep, form: FormDep
+) -> Response:
+    """Register a cluster with its two API keys (admin scopes, and AUTH only)."""
+    box = SecretBox(request.app.state.settings.effective_encryption_keys)
+    try:
+        data = ClusterCreate.model_validate({
+            "name": form.get("name", ""), "api_url": form.get("api_url", ""),
+            "api_key": form.get("api_key", ""), "auth_api_key": _secret(form, "auth_api_key"),
+            "max_users": form.get("max_users") or 100,
+        })
+        _attempt(session, lambda: clusters.register_cluster(session, box, data))
+    except ValidationError as exc:
+        return _admin_home(request, admin, session, 422, error=_first_error(exc))
+    except AppError as exc:
+        return _admin_home(request, admin, session, exc.status, error=exc.message)
+    return RedirectResponse("/console/admin?notice=cluster-saved", status_code=303)
+
+
+@router.post("/console/admin/clusters/{cluster_id}/keys")
+def admin_cluster_keys(
+    request: Request, admin: AdminDep, session: SessionDep, form: FormDep,
+    cluster_id: uuid.UUID,
+) -> Response:
+    """Replace a cluster's admin key, its AUTH key, or both (an empty field keeps it)."""
+    box = SecretBox(request.app.state.settings.effective_encryption_keys)
+    try:
+        data = ClusterUpdate.model_validate({"api_key": _secret(form, "api_key"),
+                                             "auth_api_key": _secret(form, "auth_api_key")})
+        if data.api_key is None and data.auth_api_key is None:
+            raise Invalid("give a new admin API key, a new AUTH API key, or both")
+        _attempt(session, lambda: clusters.update_cluster(session, box, cluster_id, data))
+    except ValidationError as exc:
+        return _admin_home(request, admin, session, 422, error=_first_error(exc))
+    except AppError as exc:
+        return _admin_home(request, admin, session, exc.status, error=exc.message)
+    return RedirectResponse("/console/admin?notice=cluster-saved", status_code=303)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return f"{'.'.join(map(str, error['loc']))}: {error['msg']}"

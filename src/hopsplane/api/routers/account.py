@@ -18,6 +18,8 @@ from hopsplane.api.errors import error_responses
 from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import UsageReport
+from hopsplane.clusters import service as clusters
+from hopsplane.clusters.schemas import StoppedWorkloadOut
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, Standing
 from hopsplane.errors import Invalid
@@ -73,3 +75,14 @@ def usage(
     return billing.usage_report(
         session, principal.account_id, date_from, date_to, member_id=member
     )
+
+
+@router.get(
+    "/stopped-workloads",
+    response_model=list[StoppedWorkloadOut],
+    responses=error_responses(401, 403),
+)
+def stopped_workloads(principal: OwnerDep, session: SessionDep) -> list[StoppedWorkloadOut]:
+    """The job executions, Jupyter servers and model deployments that suspensions of the
+    account stopped, newest first. Nothing restarts by itself after a resumption."""
+    return clusters.stopped_workloads(session, principal.account_id)

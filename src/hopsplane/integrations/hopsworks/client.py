@@ -1,7 +1,11 @@
-"""A thin typed client of the Hopsworks admin REST API.
+"""A thin typed client of the Hopsworks REST API.
 
-Base URL ``<api_url>/hopsworks-api/api``, header ``Authorization: ApiKey <key>`` (an API key
-of a HOPS_ADMIN user with the ADMIN scope). Every call has a timeout; connection errors,
+Base URL ``<api_url>/hopsworks-api/api``. Two credentials per cluster: the admin API key
+(``Authorization: ApiKey <key>``, a HOPS_ADMIN user's key with the scopes ADMIN,
+ADMINISTER_USERS and PROJECT) for ``/admin/...``, and an API key with only the AUTH scope
+that signs short-lived tokens of project owners (``POST /jwt``) for the endpoints that
+accept nothing but a JWT of a project member (:mod:`hopsplane.integrations.hopsworks.owner`).
+Every call has a timeout; connection errors,
 timeouts, 429 and 5xx answers are retried with exponential backoff; "already exists"
 answers (HTTP 409, or Hopsworks error codes USER_EXISTS 160003 / PROJECT_EXISTS 150001) are
 success, so every operation can be repeated safely. The API key is never logged.
@@ -13,16 +17,22 @@ was verified and what was not.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import structlog
 
 from hopsplane.config import Settings
 from hopsplane.errors import AppError, Unavailable
+
+if TYPE_CHECKING:
+    from hopsplane.integrations.hopsworks.owner import OwnerSession
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +45,19 @@ _ALREADY_MEMBER_TEXT = "already a member"
 ACTIVATED = "ACTIVATED_ACCOUNT"
 DEACTIVATED = "DEACTIVATED_ACCOUNT"
 DEFAULT_MEMBER_ROLE = "Data scientist"
+DEFAULT_PROJECT_SERVICES = (
+    "JOBS", "KAFKA", "JUPYTER", "HIVE", "SERVING", "FEATURESTORE", "AIRFLOW",
+)
+"""What the Python client sends at project creation (hopsworks-api, constants.SERVICES,
+branch-3.4 to branch-4.6)."""
+PROJECT_SERVICES = frozenset({
+    "KAFKA", "HISTORY", "DELA", "JUPYTER", "JOBS", "HIVE", "SERVING", "RSTUDIO", "AIRFLOW",
+    "PYTHON", "FEATURESTORE",
+})
+"""ProjectServiceEnum (the same in v3.7.0, branch-3.8 and master): anything else makes
+``createas`` fail with IllegalArgumentException."""
+JWT_SINCE = (3, 7)
+"""POST /jwt takes an API key with the AUTH scope since v3.7.0 (JWTResource)."""
 
 
 class HopsworksUnavailable(Unavailable):
@@ -52,6 +75,14 @@ class HopsworksRejected(AppError):
         self.error_code = error_code
 
 
+class HopsworksMisconfigured(AppError):
+    """The cluster cannot do what provisioning needs until an operator acts: no AUTH key,
+    a key without the AUTH scope, or a Hopsworks older than 3.7 (no API-key ``/jwt``).
+    Retrying does not help; provisioning reports it on the cluster instead."""
+
+    status = 503
+
+
 @dataclass(frozen=True, slots=True)
 class HopsworksUser:
     id: int
@@ -64,24 +95,33 @@ class HopsworksUser:
 class HopsworksProject:
     id: int
     name: str
+    namespace: str
+
+
+def namespace_of(project_name: str) -> str:
+    """The Kubernetes namespace Hopsworks derives from a project name: lower case, '_'
+    becomes '-' (hopsworks-IT project_helper.rb get_kube_project_namespace)."""
+    return project_name.lower().replace("_", "-")
 
 
 class HopsworksApi(Protocol):
+    def version(self) -> tuple[int, ...] | None: ...
     def create_user(self, email: str, first_name: str, last_name: str) -> HopsworksUser: ...
     def find_user(self, email: str) -> HopsworksUser | None: ...
     def list_users(self) -> list[HopsworksUser]: ...
     def create_project(
-        self, name: str, owner_username: str, description: str
+        self, name: str, owner_username: str, description: str,
+        services: Sequence[str] = DEFAULT_PROJECT_SERVICES,
     ) -> HopsworksProject: ...
     def list_projects(self) -> list[HopsworksProject]: ...
-    def add_member(self, project_id: int, email: str, role: str = DEFAULT_MEMBER_ROLE) -> None: ...
-    def remove_member(self, project_id: int, email: str) -> None: ...
     def set_user_active(self, user_id: int, active: bool) -> None: ...
+    def acting_as(self, username: str) -> contextlib.AbstractContextManager[OwnerSession]: ...
     def close(self) -> None: ...
 
 
-HopsworksClientFactory = Callable[[str, str], HopsworksApi]
-"""(api_url, api_key) -> client; built once from settings, called per cluster."""
+HopsworksClientFactory = Callable[[str, str, "str | None"], HopsworksApi]
+"""(api_url, admin api_key, AUTH api_key or None) -> client; built once from settings,
+called per cluster."""
 
 
 class HopsworksClient:
@@ -89,6 +129,7 @@ class HopsworksClient:
         self,
         api_url: str,
         api_key: str,
+        auth_api_key: str | None = None,
         *,
         timeout: float = 10.0,
         retries: int = 3,
@@ -99,6 +140,7 @@ class HopsworksClient:
         self.base_url = api_url.rstrip("/") + API_PREFIX
         self.retries = max(0, retries)
         self.backoff = max(0.0, backoff)
+        self._auth_header = f"ApiKey {auth_api_key}" if auth_api_key else None
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"ApiKey {api_key}", "Accept": "application/json"},
@@ -112,6 +154,20 @@ class HopsworksClient:
 
     def close(self) -> None:
         self._http.close()
+
+    # -- version ---------------------------------------------------------------------------
+
+    def version(self) -> tuple[int, ...] | None:
+        """The Hopsworks version (``GET /variables/versions``, no authentication: a list of
+        ``{"software", "version"}``, one of them "hopsworks"), as numbers ("3.7.0" ->
+        (3, 7, 0); "4.0.0-SNAPSHOT" -> (4, 0, 0)); None when it does not say."""
+        response = self._request("GET", "/variables/versions")
+        assert response is not None
+        data = response.json()
+        for item in data if isinstance(data, list) else []:
+            if isinstance(item, dict) and item.get("software") == "hopsworks":
+                return parse_version(str(item.get("version", "")))
+        return None
 
     # -- users ---------------------------------------------------------------------------
 
@@ -156,18 +212,21 @@ class HopsworksClient:
     # -- projects ------------------------------------------------------------------------
 
     def create_project(
-        self, name: str, owner_username: str, description: str
+        self, name: str, owner_username: str, description: str,
+        services: Sequence[str] = DEFAULT_PROJECT_SERVICES,
     ) -> HopsworksProject:
         """Create ``name`` owned by the Hopsworks user ``owner_username`` (``createas``
-        looks the owner up by username since Hopsworks 3.0); an existing project of that
-        name is success (names are derived from the account, so the same name means ours).
-        Hopsworks answers without the project's id (201 with a message up to 3.1, 200 with
-        no body since 3.2), so it is read from the project list."""
+        looks the owner up by username since Hopsworks 3.0) with ``services`` (names of
+        ProjectServiceEnum; an empty list makes a project without feature store, jobs or
+        Jupyter); an existing project of that name is success (names are derived from the
+        account, so the same name means ours). Hopsworks answers without the project's id
+        (201 with a message up to 3.1, 200 with no body since 3.2), so it is read from the
+        project list."""
         body = {
             "projectName": name,
             "owner": owner_username,
             "description": description,
-            "services": [],
+            "services": list(services),
         }
         response = self._request(
             "POST", "/admin/projects/createas", json=body, exists_codes={PROJECT_EXISTS}
@@ -176,7 +235,7 @@ class HopsworksClient:
             created = _json(response)
             pid = created.get("id", created.get("projectId"))
             if pid is not None:
-                return HopsworksProject(int(pid), str(created.get("name", name)))
+                return _project({**created, "name": created.get("name", name)})
         for project in self.list_projects():
             if project.name == name:
                 return project
@@ -194,54 +253,50 @@ class HopsworksClient:
         assert response is not None
         data = response.json()
         items = data.get("items", []) if isinstance(data, dict) else data
-        return [
-            HopsworksProject(
-                int(i.get("id", i.get("projectId"))), str(i.get("name", i.get("projectName")))
-            )
-            for i in items or []
-        ]
+        return [_project(i) for i in items or []]
 
-    def add_member(self, project_id: int, email: str, role: str = DEFAULT_MEMBER_ROLE) -> None:
-        """Add ``email`` to the project; an existing membership is success. Hopsworks
-        answers 200 even when a member could not be added, and says why in ``fieldErrors``
-        ("... is already a member in this project.", "... was not found in the system.")."""
-        body = {
-            "projectTeam": [
-                {
-                    "projectTeamPK": {"projectId": int(project_id), "teamMember": email},
-                    "teamRole": role,
-                }
-            ]
-        }
+    # -- acting as a user (the AUTH key) -------------------------------------------------
+
+    @contextmanager
+    def acting_as(self, username: str) -> Iterator[OwnerSession]:
+        """A session of the Hopsworks user ``username`` for the endpoints that take only a
+        JWT of a project member (members, jobs, Jupyter, serving): ``POST /jwt`` with the
+        AUTH key signs a token for them under a new signing key, which is deleted
+        (``DELETE /jwt/key/{keyName}``, killing the token) when the block ends, whatever
+        happened inside it."""
+        from hopsplane.integrations.hopsworks.owner import OwnerSession
+
+        if self._auth_header is None:
+            raise HopsworksMisconfigured(
+                "the cluster has no AUTH API key (`hopsplane clusters update --auth-api-key`)"
+            )
+        key_name = f"hopsplane-{uuid.uuid4().hex}"
+        body = {"subject": username, "audiences": "api", "keyName": key_name,
+                "renewable": False}
         try:
-            response = self._request(
-                "POST",
-                f"/project/{int(project_id)}/projectMembers",
-                json=body,
-                exists_codes={ALREADY_MEMBER},
-            )
-        except HopsworksRejected as exc:
-            # the newest sources answer 400 FAILED_TO_ADD_MEMBER instead of a 200 with
-            # fieldErrors; "already a member" is still success
-            if exc.error_code == FAILED_TO_ADD_MEMBER and _ALREADY_MEMBER_TEXT in exc.message:
-                return
-            raise
-        if response is None or not response.content:
-            return
-        errors = _json(response).get("fieldErrors") or []
-        failed = [str(e) for e in errors if _ALREADY_MEMBER_TEXT not in str(e)]
-        if failed:
-            raise HopsworksRejected(
-                f"Hopsworks did not add {email} to project {project_id}: {'; '.join(failed)}",
-                http_status=response.status_code,
-                error_code=None,
-            )
-
-    def remove_member(self, project_id: int, email: str) -> None:
-        """Remove ``email`` from the project; not a member (404) is success."""
-        self._request(
-            "DELETE", f"/project/{int(project_id)}/projectMembers/{email}", missing_ok=True
-        )
+            try:
+                response = self._request("POST", "/jwt", json=body, auth=self._auth_header)
+            except HopsworksRejected as exc:
+                if exc.http_status in (401, 403):
+                    raise HopsworksMisconfigured(
+                        f"Hopsworks refused the AUTH API key at POST /jwt ({exc.message}); "
+                        "it needs the AUTH scope of a HOPS_ADMIN user, on Hopsworks 3.7 or later"
+                    ) from exc
+                raise
+            token = _json(response).get("token") if response is not None else None
+            if not token:
+                raise HopsworksRejected(
+                    "Hopsworks answered POST /jwt without a token", http_status=200,
+                    error_code=None,
+                )
+            yield OwnerSession(self, f"Bearer {token}", username)
+        finally:
+            try:
+                self._request("DELETE", f"/jwt/key/{key_name}", auth=self._auth_header,
+                              missing_ok=True)
+            except (HopsworksRejected, HopsworksUnavailable) as exc:
+                log.error("hopsworks signing key left behind", key_name=key_name,
+                          error=type(exc).__name__)
 
     # -- transport -----------------------------------------------------------------------
 
@@ -266,16 +321,23 @@ class HopsworksClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        data: Mapping[str, str] | None = None,
         exists_codes: frozenset[int] | set[int] = frozenset(),
         missing_ok: bool = False,
+        missing_codes: frozenset[int] | set[int] = frozenset(),
+        auth: str | None = None,
     ) -> httpx.Response | None:
-        """The response, or None when it said "already exists" / "not there" (success)."""
+        """The response, or None when it said "already exists" / "not there" (success).
+        ``auth`` replaces the admin key's Authorization header (the AUTH key, a token)."""
+        headers = {"Authorization": auth} if auth is not None else None
         last: str = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
             try:
-                response = self._http.request(method, path, params=params, json=json)
+                response = self._http.request(
+                    method, path, params=params, json=json, data=data, headers=headers
+                )
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}"
                 log.warning(
@@ -301,7 +363,7 @@ class HopsworksClient:
             code = _error_code(response)
             if response.status_code == 409 or (code is not None and code in exists_codes):
                 return None
-            if missing_ok and response.status_code == 404:
+            if missing_ok and (response.status_code == 404 or code in missing_codes):
                 return None
             raise HopsworksRejected(
                 f"Hopsworks refused {method} {path}: HTTP {response.status_code}"
@@ -322,6 +384,27 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    numbers: list[int] = []
+    for part in text.split("-", 1)[0].split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers) or None
+
+
+def _project(item: Mapping[str, Any]) -> HopsworksProject:
+    """A project of the admin list (``id``/``name`` since 3.2, ``projectId``/``projectName``
+    before). Its namespace as Hopsworks says (``namespace``, or ``projectNamespace`` as the
+    4.x Python clients read it) or, when it does not, derived as Hopsworks derives it."""
+    name = str(item.get("name", item.get("projectName")))
+    namespace = item.get("namespace") or item.get("projectNamespace")
+    return HopsworksProject(
+        int(item.get("id", item.get("projectId"))), name,
+        str(namespace) if namespace else namespace_of(name),
+    )
 
 
 def _user(item: Mapping[str, Any]) -> HopsworksUser:
@@ -348,10 +431,11 @@ def _error_message(response: httpx.Response) -> str:
 
 
 def build_client_factory(settings: Settings) -> HopsworksClientFactory:
-    def factory(api_url: str, api_key: str) -> HopsworksApi:
+    def factory(api_url: str, api_key: str, auth_api_key: str | None) -> HopsworksApi:
         return HopsworksClient(
             api_url,
             api_key,
+            auth_api_key,
             timeout=settings.hopsworks_timeout_seconds,
             retries=settings.hopsworks_retries,
             backoff=settings.hopsworks_retry_backoff_seconds,
