@@ -223,30 +223,35 @@ def collect_cluster_day(
             else:
                 event = attribution.user_event_id(cluster_id, namespace, day, user_id)
                 wanted[event] = (source, namespace, user_id, cpu)
-    stored = {e.event_id: e for src in (source, unattributed)
+    # Event ids are unique per source (revision 0013): keep each stored event's source
+    # so that a correction is applied to the row of that source.
+    stored = {e.event_id: (src, e) for src in (source, unattributed)
               for e in repo.collected_events(session, src, day)}
     fresh: list[NewEvent] = []
-    corrections: list[tuple[str, Decimal, Decimal]] = []
+    corrections: dict[str, list[tuple[str, Decimal, Decimal]]] = {}
     for event_id, (event_source, namespace, user_id, cpu) in sorted(wanted.items()):
         units = rules.units_from_cpu_seconds(cpu)
-        before = stored.get(event_id)
-        if before is None:
+        found = stored.get(event_id)
+        if found is None:
             fresh.append(NewEvent(
                 event_id=event_id, source=event_source, cluster_id=cluster_id,
                 account_id=None, project_id=None, namespace=namespace, user_id=user_id,
                 occurred_at=rules.day_start(day), compute_units=units, cpu_seconds=cpu,
             ))
-        elif before.cpu_seconds != cpu:
-            corrections.append((event_id, cpu, units))
+        elif found[1].cpu_seconds != cpu:
+            corrections.setdefault(found[0], []).append((event_id, cpu, units))
         else:
             result.unchanged += 1
-    for event_id, before in stored.items():
+    for event_id, (stored_source, before) in stored.items():
         if event_id not in wanted and before.cpu_seconds != 0:
-            corrections.append((event_id, Decimal(0), Decimal(0)))
+            corrections.setdefault(stored_source, []).append((event_id, Decimal(0), Decimal(0)))
     if fresh:
         accepted, result.unmatched, _days = repo.ingest(session, fresh)
         result.new = accepted
-    result.corrected = repo.correct_collected(session, corrections, source=source)
+    result.corrected = sum(
+        repo.correct_collected(session, rows, source=src)
+        for src, rows in sorted(corrections.items())
+    )
     log.info("usage collected", cluster=str(cluster_id), day=day.isoformat(),
              namespaces=result.namespaces, new=result.new, corrected=result.corrected,
              unmatched=result.unmatched)

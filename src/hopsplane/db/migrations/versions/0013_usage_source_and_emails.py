@@ -15,7 +15,7 @@
   reported.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-11-30
 """
 
@@ -29,7 +29,7 @@ from hopsplane.accounts.rules import normalise_email
 from hopsplane.errors import Invalid
 
 revision: str = "0013"
-down_revision: str | None = "0010"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
