@@ -53,7 +53,7 @@ def test_guards_refuse_everyone_until_identity_is_configured(
 ) -> None:
     from fastapi import APIRouter
 
-    from hopsplane.api.deps import AdminDep, MemberDep, OwnerDep, Principal
+    from hopsplane.http.deps import AdminDep, MemberDep, OwnerDep, Principal
 
     app = create_app(settings, database=fresh_db)
     router = APIRouter()

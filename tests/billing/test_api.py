@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hopsplane.api.app import create_app
-from hopsplane.api.deps import Principal
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.http.deps import Principal
 from tests.billing.conftest import upsert_usage
 from tests.factories import make_user, post
 

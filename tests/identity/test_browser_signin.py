@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from hopsplane.api.session_cookie import SESSION_COOKIE
+from hopsplane.http.session_cookie import SESSION_COOKIE
 from tests.identity.conftest import Api
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hopsplane.accounts.rules import Role, normalise_email, role_of
-from hopsplane.api.session_cookie import CookieSigner
 from hopsplane.errors import Invalid
+from hopsplane.http.session_cookie import CookieSigner
 from hopsplane.integrations.auth0.oauth import code_challenge, new_code_verifier
 from hopsplane.teams.rules import (
     accept_link,

@@ -5,9 +5,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hopsplane.api.app import create_app
-from hopsplane.api.deps import Principal
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.http.deps import Principal
 from hopsplane.integrations.stripe import StripeApi, build_stripe
 from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, StripeFront
 

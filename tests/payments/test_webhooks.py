@@ -184,7 +184,7 @@ def test_webhooks_answer_503_when_stripe_is_not_configured(
 
 
 def _owner(owner: str):  # type: ignore[no-untyped-def]
-    from hopsplane.api.deps import Principal
+    from hopsplane.http.deps import Principal
 
     p = Principal(owner, "o@example.com", account_owner_id=None, is_platform_admin=False)
     return lambda _req, _s: p

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from hopsplane.api.app import create_app
-from hopsplane.api.deps import Principal
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.http.deps import Principal
 from hopsplane.usage import service
 from tests.usage.conftest import make_account, make_cluster
 

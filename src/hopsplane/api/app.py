@@ -14,7 +14,6 @@ from starlette.routing import Match
 
 from hopsplane import __version__
 from hopsplane.api.errors import install_error_handlers
-from hopsplane.api.identity import TokenAuthenticator
 from hopsplane.api.routers import (
     account,
     admin_credits,
@@ -27,10 +26,11 @@ from hopsplane.api.routers import (
     team,
     usage,
 )
-from hopsplane.api.session_cookie import CookieSigner
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.http.identity import TokenAuthenticator
+from hopsplane.http.session_cookie import CookieSigner
 from hopsplane.integrations.auth0 import build_identity
 from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.stripe import build_stripe

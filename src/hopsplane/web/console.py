@@ -30,8 +30,6 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
-from hopsplane.api.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
-from hopsplane.api.forms import FormDep, csrf_token
 from hopsplane.api.routers.account import ledger_page
 from hopsplane.api.routers.payments import GatewayDep
 from hopsplane.api.routers.team import (
@@ -44,6 +42,8 @@ from hopsplane.billing import service as billing
 from hopsplane.clusters import service as clusters
 from hopsplane.credits import service as credits
 from hopsplane.errors import AppError, Invalid
+from hopsplane.http.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
+from hopsplane.http.forms import FormDep, csrf_token
 from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.payments import service as payments
 from hopsplane.teams import service as teams

@@ -13,14 +13,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from hopsplane.api.deps import MemberDep, OwnerDep, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import UsageReport
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, Standing
 from hopsplane.errors import Invalid
+from hopsplane.http.deps import MemberDep, OwnerDep, SessionDep
+from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 router = APIRouter(prefix="/v1/account", tags=["account"])
 

@@ -9,14 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from hopsplane.api.deps import AdminDep, PolicyDep, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, Page
 from hopsplane.api.routers.account import Cursor, Limit, ledger_page
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import PriceOverrideOut, UsageReport
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, PostResult, Standing
+from hopsplane.http.deps import AdminDep, PolicyDep, SessionDep
+from hopsplane.http.pagination import DEFAULT_LIMIT, Page
 
 router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
 

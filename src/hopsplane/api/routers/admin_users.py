@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 
 from hopsplane.accounts import service as accounts
 from hopsplane.accounts.schemas import UserSummary
-from hopsplane.api.deps import AdminDep, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
+from hopsplane.http.deps import AdminDep, SessionDep
+from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

@@ -14,12 +14,12 @@ from fastapi.responses import RedirectResponse
 
 from hopsplane.accounts import service as accounts
 from hopsplane.accounts.schemas import SignIn
-from hopsplane.api.deps import SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.forms import check_csrf, read_form
-from hopsplane.api.session_cookie import LOGIN_COOKIE, SESSION_COOKIE, CookieSigner
 from hopsplane.config import Settings
 from hopsplane.errors import Unauthorized, Unavailable
+from hopsplane.http.deps import SessionDep
+from hopsplane.http.forms import check_csrf, read_form
+from hopsplane.http.session_cookie import LOGIN_COOKIE, SESSION_COOKIE, CookieSigner
 from hopsplane.integrations.auth0 import AuthorizationCodeClient, IdentityProvider
 from hopsplane.integrations.auth0.oauth import new_code_verifier
 

@@ -13,9 +13,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, status
 
-from hopsplane.api.deps import OwnerDep, PolicyDep, SessionDep
 from hopsplane.api.errors import error_responses
 from hopsplane.errors import PayloadTooLarge, Unavailable
+from hopsplane.http.deps import OwnerDep, PolicyDep, SessionDep
 from hopsplane.integrations.stripe.types import StripeGateway
 from hopsplane.payments import service
 from hopsplane.payments.schemas import TopupIn, TopupOut, TopupStatusOut, WebhookAck

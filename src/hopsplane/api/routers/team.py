@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from hopsplane.api.deps import MemberDep, OwnerDep, Principal, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
 from hopsplane.hooks import AccountHooks
+from hopsplane.http.deps import MemberDep, OwnerDep, Principal, SessionDep
+from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
 from hopsplane.ratelimits import service as ratelimits
 from hopsplane.teams import service as teams
 from hopsplane.teams.schemas import (

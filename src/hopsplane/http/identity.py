@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
 from hopsplane.accounts.schemas import SignIn
-from hopsplane.api.deps import Principal
-from hopsplane.api.session_cookie import SESSION_COOKIE, CookieSigner
 from hopsplane.errors import Unauthorized
 from hopsplane.hooks import AccountHooks
+from hopsplane.http.deps import Principal
+from hopsplane.http.session_cookie import SESSION_COOKIE, CookieSigner
 from hopsplane.integrations.auth0 import Identity, IdentityProvider
 
 
