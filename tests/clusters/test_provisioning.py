@@ -10,12 +10,12 @@ from sqlalchemy import text
 
 from hopsplane.clusters.hooks import ClusterHooks
 from hopsplane.clusters.rules import namespace_of, project_name_for
+from hopsplane.composition import jobs as schedule
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.db.models import User
 from hopsplane.integrations.hopsworks import HopsworksApi, HopsworksClient
-from hopsplane.worker import schedule
 from hopsplane.worker.runner import Worker
 from tests.clusters.conftest import add_cluster
 from tests.factories import make_user

@@ -5,8 +5,8 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from hopsplane.cli.main import app
+from hopsplane.composition import jobs as schedule
 from hopsplane.config import get_settings
-from hopsplane.worker import schedule
 
 runner = CliRunner()
 
