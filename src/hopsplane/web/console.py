@@ -30,20 +30,20 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
-from hopsplane.api.routers.account import ledger_page
-from hopsplane.api.routers.payments import GatewayDep
-from hopsplane.api.routers.team import (
-    account_hooks,
-    invite_context,
-    limit_accepts,
-    limit_invites,
-)
 from hopsplane.billing import service as billing
 from hopsplane.clusters import service as clusters
 from hopsplane.credits import service as credits
 from hopsplane.errors import AppError, Invalid
 from hopsplane.http.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
 from hopsplane.http.forms import FormDep, csrf_token
+from hopsplane.http.pagination import ledger_page
+from hopsplane.http.state import (
+    GatewayDep,
+    account_hooks,
+    invite_context,
+    limit_accepts,
+    limit_invites,
+)
 from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.payments import service as payments
 from hopsplane.teams import service as teams

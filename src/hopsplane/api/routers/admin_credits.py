@@ -10,13 +10,13 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from hopsplane.api.errors import error_responses
-from hopsplane.api.routers.account import Cursor, Limit, ledger_page
+from hopsplane.api.routers.account import Cursor, Limit
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import PriceOverrideOut, UsageReport
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, PostResult, Standing
 from hopsplane.http.deps import AdminDep, PolicyDep, SessionDep
-from hopsplane.http.pagination import DEFAULT_LIMIT, Page
+from hopsplane.http.pagination import DEFAULT_LIMIT, Page, ledger_page
 
 router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
 
