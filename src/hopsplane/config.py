@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hopsplane.errors import AppError
+from hopsplane.money import parse_amount
 
 # Development-only placeholders. They make a bare `hopsplane serve` work on a laptop and
 # are refused in production (see Settings.refuse_placeholders_in_production).
@@ -28,6 +29,13 @@ Environment = Literal["development", "test", "production"]
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("hopsplane", appauthor=False))
+
+
+def parse_thresholds(value: str) -> tuple[Decimal, ...]:
+    """"10,1,0" -> (10.00, 1.00, 0.00), highest first; whole cents, no duplicates."""
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    amounts = sorted({parse_amount(p, field="threshold") for p in parts}, reverse=True)
+    return tuple(amounts)
 
 
 class Settings(BaseSettings):
@@ -121,8 +129,6 @@ class Settings(BaseSettings):
     @field_validator("balance_thresholds")
     @classmethod
     def _valid_thresholds(cls, value: str) -> str:
-        from hopsplane.credits.rules import parse_thresholds
-
         try:
             if not parse_thresholds(value):
                 raise ValueError("at least one threshold is needed, e.g. 10,1,0")
@@ -132,8 +138,6 @@ class Settings(BaseSettings):
 
     @property
     def thresholds(self) -> tuple[Decimal, ...]:
-        from hopsplane.credits.rules import parse_thresholds
-
         return parse_thresholds(self.balance_thresholds)
 
     # Stripe (issue 7): buying credits. Unset secret key: top-ups and webhooks answer 503.

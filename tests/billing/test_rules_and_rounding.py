@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from hopsplane.billing import service as billing
 from hopsplane.billing.rules import parse_unit_price, usage_key
-from hopsplane.credits.rules import notice_level, parse_thresholds, standing_may_change
+from hopsplane.config import parse_thresholds
+from hopsplane.credits.rules import notice_level, standing_may_change
 from hopsplane.errors import Invalid
 from hopsplane.money import cost_of
 from tests.billing.conftest import upsert_usage, usage_row
