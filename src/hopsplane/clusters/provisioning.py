@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -27,9 +28,11 @@ from hopsplane.crypto import SecretBox
 from hopsplane.db.models import User
 from hopsplane.errors import Unavailable
 from hopsplane.integrations.hopsworks import HopsworksApi, HopsworksClientFactory
-from hopsplane.worker.schemas import Handler, JobContext
+from hopsplane.worker.schemas import JobContext, Task
 
 log = structlog.get_logger(__name__)
+
+RECONCILE_EVERY = timedelta(minutes=15)
 
 
 @contextmanager
@@ -151,11 +154,13 @@ def reconcile(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
             tasks.enqueue_owner_provisioning(session, user_id)
 
 
-HANDLERS: dict[str, Handler] = {
-    tasks.PROVISION_OWNER: provision_owner,
-    tasks.PROVISION_MEMBER: provision_member,
-    tasks.SYNC_ACCOUNT_STATUS: sync_account_status,
-    tasks.PLACE_ACCOUNT: place_account,
-    tasks.REMOVE_MEMBER: remove_member,
-    tasks.RECONCILE: reconcile,
-}
+TASKS: tuple[Task, ...] = (
+    Task(tasks.PROVISION_OWNER, provision_owner),
+    Task(tasks.PROVISION_MEMBER, provision_member),
+    Task(tasks.SYNC_ACCOUNT_STATUS, sync_account_status),
+    Task(tasks.PLACE_ACCOUNT, place_account),
+    Task(tasks.REMOVE_MEMBER, remove_member),
+    Task(tasks.RECONCILE, reconcile, every=RECONCILE_EVERY, slot="clusters-reconcile"),
+)
+"""The clusters domain's jobs; the names and how they are enqueued are in
+:mod:`hopsplane.clusters.tasks`."""
