@@ -38,6 +38,9 @@ class RecordingHooks:
     def project_assigned(self, session: Session, member_id: str, project_id: int) -> None:
         self.events.append(("project_assigned", member_id, str(project_id)))
 
+    def account_closing(self, session: Session, owner_id: str) -> None:
+        self.events.append(("account_closing", owner_id))
+
     def account_suspended(self, session: Session, owner_id: str) -> None:
         self.events.append(("account_suspended", owner_id))
 

@@ -48,6 +48,9 @@ class ClusterHooks:
             session, member_id, member.account_owner_id if member else None, project_id
         )
 
+    def account_closing(self, session: Session, owner_id: str) -> None:
+        repo.delete_assignment(session, owner_id)
+
     def account_suspended(self, session: Session, owner_id: str) -> None:
         repo.merge_user_metadata(session, owner_id, {SUSPENDED_KEY: True})
         tasks.enqueue_status_sync(session, owner_id)

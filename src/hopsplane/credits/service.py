@@ -393,3 +393,8 @@ def _integrity_error(exc: IntegrityError, posting: Posting) -> Exception:
     if message is None:
         return exc  # not a user mistake: let it surface as a bug
     return Conflict(f"{message} (account {posting.account_owner_id!r})")
+
+
+def entry_count(session: Session, account_owner_id: str) -> int:
+    """How many ledger entries the account has (a non-empty ledger is something of value)."""
+    return repo.entry_count(session, account_owner_id)

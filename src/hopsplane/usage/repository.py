@@ -465,3 +465,10 @@ def cluster_of_token(session: Session, digest: str) -> uuid.UUID | None:
     return session.scalars(
         select(UsageIngestToken.cluster_id).where(UsageIngestToken.token_sha256 == digest)
     ).one_or_none()
+
+
+def day_count(session: Session, account_id: str) -> int:
+    value = session.execute(
+        text("SELECT count(*) FROM usage_tracking WHERE account_owner_id = :a"), {"a": account_id}
+    ).scalar_one()
+    return int(value)
