@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from hopsplane.billing.run import run_billing
 from hopsplane.credits import service as credits
+from hopsplane.credits.origins import AdminRefund
 from hopsplane.credits.rules import DEFAULT_THRESHOLDS, EntryType, notice_level
 from hopsplane.credits.schemas import Posting
 from hopsplane.db.engine import Database
@@ -89,7 +90,7 @@ class Billing(RuleBasedStateMachine):
             with self.db.transaction() as s:
                 try:
                     credits.refund(s, self.account, pid, "0.01", reason="too much",
-                                   idempotency_key=uuid.uuid4().hex)
+                                   origin=AdminRefund(uuid.uuid4().hex))
                     raise AssertionError("a refund beyond the balance was accepted")
                 except Conflict:
                     pass
@@ -97,7 +98,7 @@ class Billing(RuleBasedStateMachine):
         amount = Decimal(data.draw(st.integers(1, int(allowed * 100)))) / 100
         with self.db.transaction() as s:
             r = credits.refund(s, self.account, pid, amount, reason="asked",
-                               idempotency_key=uuid.uuid4().hex, hooks=self.hooks)
+                               origin=AdminRefund(uuid.uuid4().hex), hooks=self.hooks)
         self._moved(r.entry.balance)
         self.purchases[pid] -= amount
         self.refunded += amount

@@ -11,6 +11,7 @@ from urllib.parse import unquote
 from sqlalchemy import text
 
 from hopsplane.credits import service as credits
+from hopsplane.credits.origins import AdminGrant
 from hopsplane.db.engine import Database
 from tests.identity.conftest import Api
 from tests.identity.test_browser_signin import authorize, start
@@ -45,7 +46,7 @@ def test_anonymous_gets_a_sign_in_page_not_json(web: Api) -> None:
 def test_owner_sees_balance_and_ledger(web: Api) -> None:
     owner, headers = web.new_user()
     with web.db.transaction() as s:
-        credits.grant(s, owner, "25.50", reason="welcome <b>credit</b>", idempotency_key="g1")
+        credits.grant(s, owner, "25.50", reason="welcome <b>credit</b>", origin=AdminGrant("g1"))
     home = web.client.get("/console", headers=headers)
     assert home.status_code == 200
     assert '<strong id="balance">25.50</strong>' in home.text

@@ -10,9 +10,12 @@ from decimal import Decimal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hopsplane.credits import origins
 from hopsplane.credits import repository as repo
+from hopsplane.credits.origins import GrantOrigin, Origin, RefundOrigin
 from hopsplane.credits.rules import (
     DEFAULT_THRESHOLDS,
+    MAX_KEY_LENGTH,
     EntryType,
     standing_may_change,
     validate_posting,
@@ -30,8 +33,38 @@ from hopsplane.credits.schemas import (
 from hopsplane.db.models import LedgerEntry
 from hopsplane.errors import Conflict, Invalid, NotFound
 from hopsplane.hooks import AccountHooks
+from hopsplane.money import CENT
 
 MAX_PAGE = 500
+
+
+def ledger_key(origin: Origin) -> str:
+    """The ledger's idempotency key of a posting from ``origin``: the one place keys are
+    made. Every key starts with its origin's prefix (:data:`origins.PREFIXES`, a prefix-free
+    set), so keys of two origins never meet, whatever a person supplied."""
+    prefix = origins.PREFIXES[type(origin)]
+    match origin:
+        case origins.StripePurchase(payment_intent_id=intent):
+            rest = intent
+        case origins.StripeRefund(payment_intent_id=intent, cumulative_refunded_minor=minor):
+            rest = f"{intent}:{minor}"
+        case origins.UsageCharge(account_owner_id=account, day=day, charged_total=total):
+            rest = f"{account}:{day.isoformat()}:{int((total / CENT).to_integral_value())}"
+        case origins.LegacyBalance(user_id=user, kind=kind):
+            rest = f"{user}:{kind}"
+        case (
+            origins.OperatorGrant(key=supplied)
+            | origins.OperatorRefund(key=supplied)
+            | origins.AdminGrant(key=supplied)
+            | origins.AdminRefund(key=supplied)
+        ):
+            if not supplied or supplied != supplied.strip():
+                raise Invalid("the idempotency key must be non-empty, without outer spaces")
+            rest = supplied
+    key = prefix + rest
+    if len(key) > MAX_KEY_LENGTH:
+        raise Invalid(f"the idempotency key is longer than {MAX_KEY_LENGTH - len(prefix)}")
+    return key
 
 
 def post(
@@ -183,13 +216,14 @@ def grant(
     amount: object,
     *,
     reason: str,
-    idempotency_key: str,
+    origin: GrantOrigin,
     granted_by: str | None = None,
     hooks: AccountHooks | None = None,
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
 ) -> PostResult:
     """A platform grant (free credit). The reason is required and kept in the entry."""
     text_reason = _reason(reason)
+    idempotency_key = ledger_key(origin)
     by = f" (by {granted_by})" if granted_by else ""
     return post(
         session,
@@ -212,7 +246,7 @@ def refund(
     amount: object,
     *,
     reason: str,
-    idempotency_key: str,
+    origin: RefundOrigin,
     refunded_by: str | None = None,
     hooks: AccountHooks | None = None,
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
@@ -220,6 +254,7 @@ def refund(
     """Refund (part of) a purchase. ``amount`` is what goes back to the customer, given
     as a positive number; the entry is negative. The reason is required."""
     text_reason = _reason(reason)
+    idempotency_key = ledger_key(origin)
     value = validate_posting(EntryType.GRANT, amount, idempotency_key)  # positive cents
     purchase = repo.find_by_id(session, purchase_id)
     intent = purchase.stripe_payment_intent_id if purchase is not None else None

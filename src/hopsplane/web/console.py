@@ -33,6 +33,7 @@ from hopsplane.accounts import service as accounts
 from hopsplane.billing import service as billing
 from hopsplane.clusters import service as clusters
 from hopsplane.credits import service as credits
+from hopsplane.credits.origins import AdminGrant
 from hopsplane.errors import AppError, Invalid
 from hopsplane.http.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
 from hopsplane.http.forms import FormDep, csrf_token
@@ -295,7 +296,7 @@ def admin_grant(
             raise Invalid("the form has no grant key: reload the page and retry")
         _attempt(session, lambda: credits.grant(
             session, account_id, form.get("amount", "").strip(),
-            reason=form.get("reason", ""), idempotency_key=f"console-grant:{key}",
+            reason=form.get("reason", ""), origin=AdminGrant(key),
             granted_by=admin.user_id, hooks=policy.hooks, thresholds=policy.thresholds))
     except AppError as exc:
         return _admin_account(request, admin, session, account_id, exc.status,

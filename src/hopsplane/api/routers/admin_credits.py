@@ -14,6 +14,7 @@ from hopsplane.api.routers.account import Cursor, Limit
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import PriceOverrideOut, UsageReport
 from hopsplane.credits import service as credits
+from hopsplane.credits.origins import AdminGrant, AdminRefund
 from hopsplane.credits.schemas import LedgerEntryOut, PostResult, Standing
 from hopsplane.http.deps import AdminDep, PolicyDep, SessionDep
 from hopsplane.http.pagination import DEFAULT_LIMIT, Page, ledger_page
@@ -102,7 +103,7 @@ def grant(
     """Free credit. 201 when posted, 200 with the original entry on a retry."""
     result = credits.grant(
         session, account_id, body.amount, reason=body.reason,
-        idempotency_key=f"admin-grant:{body.idempotency_key}", granted_by=admin.user_id,
+        origin=AdminGrant(body.idempotency_key), granted_by=admin.user_id,
         hooks=policy.hooks, thresholds=policy.thresholds,
     )
     return _posted(result, response)
@@ -117,7 +118,7 @@ def refund(
     """Reverse (part of) a purchase; 409 beyond what is left of it or below zero."""
     result = credits.refund(
         session, account_id, body.purchase_id, body.amount, reason=body.reason,
-        idempotency_key=f"admin-refund:{body.idempotency_key}", refunded_by=admin.user_id,
+        origin=AdminRefund(body.idempotency_key), refunded_by=admin.user_id,
         hooks=policy.hooks, thresholds=policy.thresholds,
     )
     return _posted(result, response)
