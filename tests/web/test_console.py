@@ -35,6 +35,8 @@ def test_anonymous_gets_a_sign_in_page_not_json(web: Api) -> None:
     assert r.status_code == 401
     assert r.headers["content-type"].startswith("text/html")
     assert 'href="/auth/login?return_to=/console"' in r.text
+    # the page's words come from the error's code, not from its class name
+    assert "<h1>Please sign in</h1>" in r.text and 'data-code="unauthorized"' in r.text
     # the API keeps its JSON error shape
     api = web.client.get("/v1/me")
     assert api.status_code == 401 and api.json()["error"] == "Unauthorized"
@@ -218,6 +220,7 @@ def test_admin_pages_are_for_platform_admins_only(web: Api) -> None:
     _, owner_headers = web.new_user()
     r = web.client.get("/console/admin", headers=owner_headers)
     assert r.status_code == 403 and "only platform admins" in r.text
+    assert "<h1>Not allowed</h1>" in r.text
     _, admin_headers = web.new_user(admin=True)
     page = web.client.get("/console/admin", headers=admin_headers)
     assert page.status_code == 200 and "No clusters registered" in page.text

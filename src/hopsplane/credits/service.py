@@ -37,6 +37,12 @@ from hopsplane.money import CENT
 
 MAX_PAGE = 500
 
+# Precise error codes of the ledger's refusals (409), documented on the routes that post.
+KEY_REUSED = "idempotency_key_reused"
+REFUND_EXCEEDS_PURCHASE = "refund_exceeds_purchase"
+INSUFFICIENT_BALANCE = "insufficient_balance"
+CONFLICT_CODES = (KEY_REUSED, REFUND_EXCEEDS_PURCHASE, INSUFFICIENT_BALANCE)
+
 
 def ledger_key(origin: Origin) -> str:
     """The ledger's idempotency key of a posting from ``origin``: the one place keys are
@@ -126,7 +132,8 @@ def post(
             f"idempotency key {posting.idempotency_key!r} was already used for a "
             f"{original.type} of {original.amount} on account {original.account_owner_id}; "
             f"refusing a {posting.entry_type} of {posting.amount} "
-            f"on account {posting.account_owner_id}"
+            f"on account {posting.account_owner_id}",
+            code=KEY_REUSED,
         )
     return PostResult(LedgerEntryOut.model_validate(original), created=False)
 
@@ -182,7 +189,8 @@ def post_many(
             original = originals.get(p.idempotency_key)
             if original is None or not _same_posting(original, p):
                 raise Conflict(
-                    f"idempotency key {p.idempotency_key!r} was already used for another entry"
+                    f"idempotency key {p.idempotency_key!r} was already used for another entry",
+                    code=KEY_REUSED,
                 )
     touched = sorted({
         account for account, amount, after in inserted.values()
@@ -389,12 +397,14 @@ def _check_refund(session: Session, posting: Posting) -> None:
     left = purchase.amount + repo.refunded_so_far(session, purchase.id)
     if -posting.amount > left:
         raise Conflict(
-            f"refund of {-posting.amount} exceeds what is left of purchase {purchase.id} ({left})"
+            f"refund of {-posting.amount} exceeds what is left of purchase {purchase.id} ({left})",
+            code=REFUND_EXCEEDS_PURCHASE,
         )
     current = repo.balance(session, posting.account_owner_id)
     if would_overdraw(posting.entry_type, posting.amount, current):
         raise Conflict(
-            f"refund of {-posting.amount} would take the balance ({current}) below zero"
+            f"refund of {-posting.amount} would take the balance ({current}) below zero",
+            code=INSUFFICIENT_BALANCE,
         )
 
 

@@ -48,6 +48,7 @@ from hopsplane.http.state import (
 from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.payments import service as payments
 from hopsplane.teams import service as teams
+from hopsplane.web.messages import message_for, title_for
 
 router = APIRouter(include_in_schema=False, tags=["console"])
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -90,8 +91,8 @@ def render_error(request: Request, exc: AppError) -> HTMLResponse | None:
     if not is_console(request):
         return None
     principal = getattr(request.state, "principal", None)
-    return render(request, "error.html", principal, exc.status, title=exc.__class__.__name__,
-                  message=exc.message, status=exc.status)
+    return render(request, "error.html", principal, exc.status, title=title_for(exc),
+                  message=exc.message, status=exc.status, code=exc.code)
 
 
 def _attempt(session: Session, action: Callable[[], T]) -> T:
@@ -131,7 +132,7 @@ def topup(
         out = _attempt(session, lambda: payments.start_topup(
             session, gateway, principal.account_id, form.get("amount", "").strip()))
     except AppError as exc:
-        return _home(request, principal, session, exc.status, error=exc.message)
+        return _home(request, principal, session, exc.status, error=message_for(exc))
     return RedirectResponse(out.url, status_code=303)
 
 
@@ -187,7 +188,7 @@ def invite(
         issued = _attempt(session, lambda: teams.create_invite(
             session, invite_context(request), principal.user_id, email))
     except AppError as exc:
-        return _team(request, principal, session, exc.status, error=exc.message, email=email)
+        return _team(request, principal, session, exc.status, error=message_for(exc), email=email)
     notice = "invited" if issued.created else "already-invited"
     return RedirectResponse(f"/console/team?notice={notice}", status_code=303)
 
@@ -200,7 +201,7 @@ def revoke(
     try:
         _attempt(session, lambda: teams.revoke_invite(session, principal.user_id, invite_id))
     except AppError as exc:
-        return _team(request, principal, session, exc.status, error=exc.message)
+        return _team(request, principal, session, exc.status, error=message_for(exc))
     return RedirectResponse("/console/team?notice=revoked", status_code=303)
 
 
@@ -225,7 +226,7 @@ def accept(
             session, account_hooks(request), principal.user_id, principal.email,
             principal.email_verified, token))
     except AppError as exc:
-        return render(request, "accept.html", principal, exc.status, error=exc.message,
+        return render(request, "accept.html", principal, exc.status, error=message_for(exc),
                       token=token)
     return RedirectResponse("/console?notice=joined", status_code=303)
 
@@ -254,7 +255,7 @@ def admin_find(
     try:
         user = accounts.find_user(session, q)
     except AppError as exc:
-        return _admin_home(request, admin, session, exc.status, error=exc.message, q=q)
+        return _admin_home(request, admin, session, exc.status, error=message_for(exc), q=q)
     account = user.account_owner_id or user.id
     return RedirectResponse(f"/console/admin/accounts/{quote(account, safe='')}",
                             status_code=303)
@@ -300,6 +301,6 @@ def admin_grant(
             granted_by=admin.user_id, hooks=policy.hooks, thresholds=policy.thresholds))
     except AppError as exc:
         return _admin_account(request, admin, session, account_id, exc.status,
-                              error=exc.message, form=form)
+                              error=message_for(exc), form=form)
     return RedirectResponse(
         f"/console/admin/accounts/{quote(account_id, safe='')}?notice=granted", status_code=303)

@@ -95,7 +95,8 @@ def usage(
 
 
 @router.post("/{account_id}/grants", response_model=PostedOut, status_code=201,
-             responses=error_responses(401, 403, 404, 409, 422))
+             responses=error_responses(401, 403, 404, 409, 422,
+                                       codes={409: (credits.KEY_REUSED,)}))
 def grant(
     account_id: AccountId, body: GrantIn, admin: AdminDep, session: SessionDep,
     policy: PolicyDep, response: Response,
@@ -110,7 +111,8 @@ def grant(
 
 
 @router.post("/{account_id}/refunds", response_model=PostedOut, status_code=201,
-             responses=error_responses(401, 403, 404, 409, 422))
+             responses=error_responses(401, 403, 404, 409, 422,
+                                       codes={409: credits.CONFLICT_CODES}))
 def refund(
     account_id: AccountId, body: RefundIn, admin: AdminDep, session: SessionDep,
     policy: PolicyDep, response: Response,
