@@ -65,7 +65,10 @@ class Settings(BaseSettings):
         "hopsplane", description="Database created inside the embedded server."
     )
     secret_key: SecretStr | None = Field(
-        None, description="Signs session cookies. Required outside development."
+        None,
+        description="Signs session cookies and form tokens. Required outside development. "
+        "Comma-separated to rotate: the first signs, all are accepted, so adding a new key "
+        "in front signs nobody out.",
     )
     encryption_keys: SecretStr | None = Field(
         None,
@@ -267,10 +270,10 @@ class Settings(BaseSettings):
         if self.environment == "development":
             return self
         problems = []
-        secret = self.secret_key.get_secret_value() if self.secret_key else ""
-        if not secret:
+        secrets = self.effective_secret_keys if self.secret_key else []
+        if not secrets:
             problems.append("HOPSPLANE_SECRET_KEY is not set")
-        elif secret == DEV_SECRET_KEY or len(secret) < 32:
+        elif any(s == DEV_SECRET_KEY or len(s) < 32 for s in secrets):
             problems.append("HOPSPLANE_SECRET_KEY is a placeholder or shorter than 32 characters")
         keys = self.encryption_keys.get_secret_value() if self.encryption_keys else ""
         if not keys:
@@ -285,10 +288,23 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def effective_secret_key(self) -> str:
+    def effective_secret_keys(self) -> list[str]:
+        """The signing keys, newest first: the first signs, all verify."""
         if self.secret_key is not None:
-            return self.secret_key.get_secret_value()
-        return DEV_SECRET_KEY
+            keys = [k.strip() for k in self.secret_key.get_secret_value().split(",")]
+            if any(keys):
+                return [k for k in keys if k]
+        return [DEV_SECRET_KEY]
+
+    @property
+    def effective_secret_key(self) -> str:
+        """The key that signs now (the first of the list)."""
+        return self.effective_secret_keys[0]
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry ``Secure`` everywhere but in development over plain http."""
+        return self.environment != "development" or self.public_url.startswith("https://")
 
     @property
     def effective_encryption_keys(self) -> list[str]:

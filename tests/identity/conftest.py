@@ -109,5 +109,7 @@ class Api:
 @pytest.fixture
 def api(fresh_db: Database) -> Iterator[Api]:
     app = create_app(id_settings(), database=fresh_db)
-    with TestClient(app) as client:
+    # https: outside development the session cookies are Secure, and a client keeps
+    # them only for https.
+    with TestClient(app, base_url="https://testserver") as client:
         yield Api(app, client)

@@ -22,5 +22,7 @@ def web(fresh_db: Database, stripe_front: StripeFront) -> Iterator[Api]:
         stripe_max_topup=Decimal("5000.00"),
     )
     app = create_app(settings, database=fresh_db)
-    with TestClient(app) as client:
+    # https: outside development the session cookies are Secure, and a client keeps
+    # them only for https.
+    with TestClient(app, base_url="https://testserver") as client:
         yield Api(app, client)

@@ -3,6 +3,8 @@ their CSRF token, and a refused form shows why and changes nothing."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from datetime import date
 from decimal import Decimal
@@ -272,3 +274,19 @@ def test_admin_finds_an_account_and_grants_once_per_form(web: Api) -> None:
     assert '<strong id="balance">12.50</strong>' in shown.text and "support ticket 42" in shown.text
     # a member asking for the admin pages is refused
     assert web.client.get(account_path, headers=member_headers).status_code == 403
+
+
+def test_console_pages_carry_the_security_headers(web: Api) -> None:
+    _, headers = web.new_user()
+    for r in (web.client.get("/console", headers=headers), web.client.get("/console")):
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert "script-src" not in csp  # no scripts at all: default-src 'none' covers them
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["referrer-policy"] == "same-origin"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        # the one inline stylesheet is allowed by its hash, and it is the one served
+        style = r.text.split("<style>", 1)[1].split("</style>", 1)[0]
+        digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+        assert f"style-src 'sha256-{digest}'" in csp
+    assert "content-security-policy" not in web.client.get("/v1/me", headers=headers).headers

@@ -30,13 +30,14 @@ from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.http.identity import TokenAuthenticator
-from hopsplane.http.session_cookie import CookieSigner
+from hopsplane.http.session_cookie import session_signer
 from hopsplane.integrations.auth0 import build_identity
 from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.stripe import build_stripe
 from hopsplane.observability import Metrics
 from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.web import console
+from hopsplane.web.security import install_security_headers
 
 log = structlog.get_logger("hopsplane.http")
 
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.identity = build_identity(settings)
     if app.state.identity is not None:
         app.state.authenticator = TokenAuthenticator(
-            app.state.identity, CookieSigner(settings.effective_secret_key, "session")
+            app.state.identity, session_signer(settings)
         )
 
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(admin_users.router)
     app.include_router(usage.router)
     app.include_router(console.router)
+    install_security_headers(app)
     app.state.html_errors = console.render_error
     return app
 

@@ -10,8 +10,8 @@ per slot, whatever the number of workers. The worker package claims, leases and 
 and knows no domain.
 
 Registered: Hopsworks provisioning (retried jobs) and cluster reconciliation (clusters),
-usage collection from every cluster's Prometheus (usage), the billing run (billing), job
-pruning (the queue itself).
+usage collection from every cluster's Prometheus (usage), the billing run (billing), the
+pruning of ended browser sessions (sessions) and of finished jobs (the queue itself).
 """
 
 from __future__ import annotations
@@ -26,13 +26,17 @@ from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.hopsworks import build_client_factory
+from hopsplane.sessions import tasks as session_tasks
 from hopsplane.usage import tasks as usage_tasks
 from hopsplane.worker import service as queue
 from hopsplane.worker.schemas import Handler, PeriodicTask, Task
 
 
 def tasks() -> tuple[Task, ...]:
-    declared = (*queue.TASKS, *provisioning.TASKS, *usage_tasks.TASKS, *billing_tasks.TASKS)
+    declared = (
+        *queue.TASKS, *provisioning.TASKS, *usage_tasks.TASKS, *billing_tasks.TASKS,
+        *session_tasks.TASKS,
+    )
     names = [t.name for t in declared]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
@@ -49,9 +48,11 @@ from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.payments import service as payments
 from hopsplane.teams import service as teams
 from hopsplane.web.messages import message_for, title_for
+from hopsplane.web.security import CONSOLE_CSS, TEMPLATES
 
 router = APIRouter(include_in_schema=False, tags=["console"])
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates = Jinja2Templates(directory=TEMPLATES)
+templates.env.globals["console_css"] = CONSOLE_CSS
 
 USAGE_DEFAULT_DAYS = 30
 TEAM_PAGE = 200
