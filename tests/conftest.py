@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -10,7 +9,9 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
 from hopsplane.config import Settings
+from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
+from tests.fake_smtp import SmtpInbox
 from tests.payments.fakes import LocalStripe, StripeFront
 from tests.pg import PgServer
 
@@ -74,6 +75,11 @@ def settings() -> Settings:
 
 
 @pytest.fixture
+def box(settings: Settings) -> SecretBox:
+    return SecretBox(settings.effective_encryption_keys)
+
+
+@pytest.fixture
 def fresh_db(fresh_url: str, settings: Settings) -> Iterator[Database]:
     db = Database(fresh_url, settings)
     yield db
@@ -94,17 +100,6 @@ def stripe_front(localstripe: LocalStripe) -> Iterator[StripeFront]:
     front = StripeFront(localstripe.url)
     yield front
     front.stop()
-
-
-class SmtpInbox:
-    """What a local SMTP server (aiosmtpd) received: (sender, recipients, raw message)."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((envelope.mail_from, envelope.rcpt_tos, envelope.content))
-        return "250 OK"
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from hopsplane.api.app import create_app
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.http.deps import Principal
-from tests.billing.conftest import upsert_usage
-from tests.factories import make_user, post
+from tests.factories import make_user, post, upsert_usage
 
 D1, D2 = date(2026, 11, 20), date(2026, 11, 21)
 

@@ -23,9 +23,7 @@ from hopsplane.db.engine import Database
 from hopsplane.errors import Conflict
 from hopsplane.integrations.email import LogMailer
 from hopsplane.money import cost_of
-from tests.billing.conftest import upsert_usage
-from tests.billing.test_billing_run import RecordingHooks
-from tests.factories import make_user
+from tests.factories import RecordingHooks, make_user, upsert_usage
 
 DAY0 = date(2026, 11, 1)
 PRICE = Decimal("0.0001")
@@ -147,7 +145,8 @@ class Billing(RuleBasedStateMachine):
                 "WHERE account_owner_id = :a AND kind = 'low_balance'"), {"a": self.account}
             ).scalar_one()
             assert notices == self.notices
-        calls = [kind for kind, who in self.hooks.calls if who == self.account]
+        calls = [kind.removeprefix("account_") for kind, *who in self.hooks.events
+                 if who == [self.account]]
         assert calls == ["suspended", "resumed"] * (len(calls) // 2) + (
             ["suspended"] if len(calls) % 2 else [])
         assert (len(calls) % 2 == 1) == standing.suspended

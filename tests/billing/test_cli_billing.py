@@ -15,8 +15,7 @@ from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
 from hopsplane.payments.schemas import Payment
 from hopsplane.payments.service import fulfil_payment
-from tests.billing.conftest import upsert_usage
-from tests.factories import make_user, post
+from tests.factories import make_user, post, upsert_usage
 
 runner = CliRunner()
 

@@ -18,8 +18,7 @@ from hopsplane.credits.rules import notice_level, standing_may_change
 from hopsplane.credits.service import ledger_key
 from hopsplane.errors import Invalid
 from hopsplane.money import cost_of
-from tests.billing.conftest import upsert_usage, usage_row
-from tests.factories import make_user
+from tests.factories import make_user, upsert_usage, usage_row
 
 T = (Decimal("10.00"), Decimal("1.00"), Decimal("0.00"))
 

@@ -17,8 +17,7 @@ from hopsplane.db.engine import Database
 from hopsplane.db.models import User
 from hopsplane.integrations.hopsworks import HopsworksApi, HopsworksClient
 from hopsplane.worker.runner import Worker
-from tests.clusters.conftest import add_cluster
-from tests.factories import make_user
+from tests.factories import add_cluster, make_user
 from tests.fake_hopsworks import FakeHopsworks
 
 hooks = ClusterHooks()

@@ -13,7 +13,8 @@ from hopsplane.accounts import service as accounts
 from hopsplane.accounts.schemas import SignIn
 from hopsplane.db.engine import Database
 from hopsplane.errors import Forbidden, Unauthorized
-from tests.identity.conftest import Api, RecordingHooks
+from tests.apps import Api
+from tests.factories import RecordingHooks
 
 
 def sub() -> str:

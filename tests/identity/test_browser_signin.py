@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from fastapi.testclient import TestClient
@@ -12,23 +11,7 @@ from fastapi.testclient import TestClient
 from hopsplane.api.app import create_app
 from hopsplane.db.engine import Database
 from hopsplane.http.session_cookie import SESSION_COOKIE
-from tests.identity.conftest import Api, id_settings
-
-
-def start(api: Api, return_to: str = "/team") -> tuple[str, dict[str, str]]:
-    r = api.client.get("/auth/login", params={"return_to": return_to}, follow_redirects=False)
-    assert r.status_code == 302
-    location = r.headers["location"]
-    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-    return location, query
-
-
-def authorize(location: str, email: str) -> dict[str, str]:
-    r = httpx.get(location + "&" + urlencode({"login_hint": email}), follow_redirects=False)
-    assert r.status_code == 302, r.text
-    back = urlsplit(r.headers["location"])
-    assert f"{back.scheme}://{back.netloc}{back.path}" == "http://console.test/auth/callback"
-    return {k: v[0] for k, v in parse_qs(back.query).items()}
+from tests.apps import Api, authorize, id_settings, signed_in, start
 
 
 def test_sign_in_with_pkce_sets_a_signed_http_only_cookie(api: Api) -> None:
@@ -150,11 +133,11 @@ def test_the_dev_issuer_hands_out_api_tokens_for_shell_use(api: Api) -> None:
     assert httpx.post(api.issuer.issuer + "dev/token", data={"email": "nope"}).status_code == 400
 
 
-def signed_in(api: Api, email: str) -> str:
-    """Sign in through the browser flow; returns the session cookie's value."""
-    location, _ = start(api)
-    api.client.get("/auth/callback", params=authorize(location, email), follow_redirects=False)
-    return api.client.cookies[SESSION_COOKIE]
+def me_with(client: TestClient, cookie: str) -> httpx.Response:
+    """/v1/me as a browser holding only this session cookie."""
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, cookie)
+    return client.get("/v1/me")
 
 
 def test_a_copy_of_the_cookie_is_worthless_after_sign_out(api: Api) -> None:
@@ -176,7 +159,7 @@ def test_an_admin_signs_a_user_out_everywhere(api: Api) -> None:
     api.client.cookies.clear()
     second = signed_in(api, "jo@example.com")  # another browser
     api.client.cookies.clear()
-    me = api.client.get("/v1/me", cookies={SESSION_COOKIE: first})
+    me = me_with(api.client, first)
     assert me.status_code == 200
     user_id = me.json()["id"]
     # someone who is not a platform admin cannot
@@ -186,10 +169,9 @@ def test_an_admin_signs_a_user_out_everywhere(api: Api) -> None:
     r = api.client.post(f"/v1/admin/users/{user_id}/sessions/revoke", headers=admin)
     assert r.status_code == 200 and r.json() == {"revoked": 2}
     for cookie in (first, second):
-        assert api.client.get("/v1/me", cookies={SESSION_COOKIE: cookie}).status_code == 401
+        assert me_with(api.client, cookie).status_code == 401
     # the user can sign in again
-    assert api.client.get("/v1/me", cookies={
-        SESSION_COOKIE: signed_in(api, "jo@example.com")}).status_code == 200
+    assert me_with(api.client, signed_in(api, "jo@example.com")).status_code == 200
     unknown = api.client.post("/v1/admin/users/nobody/sessions/revoke", headers=admin)
     assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
 
@@ -202,8 +184,8 @@ def test_a_new_signing_key_in_front_signs_nobody_out(fresh_db: Database) -> None
         cookie = signed_in(first, "kim@example.com")
     after = create_app(id_settings(secret_key=f"{new},{old}"), database=fresh_db)
     with TestClient(after, base_url="https://testserver") as client:
-        assert client.get("/v1/me", cookies={SESSION_COOKIE: cookie}).status_code == 200
+        assert me_with(client, cookie).status_code == 200
     dropped = create_app(id_settings(secret_key=new), database=fresh_db)
     with TestClient(dropped, base_url="https://testserver") as client:
-        assert client.get("/v1/me", cookies={SESSION_COOKIE: cookie}).status_code == 401
+        assert me_with(client, cookie).status_code == 401
 

@@ -22,7 +22,7 @@ from hopsplane.db.engine import Database
 from hopsplane.http.deps import OwnerDep, require_admin, require_member, require_owner
 from hopsplane.http.forms import csrf_for
 from hopsplane.teams.rules import hash_token
-from tests.identity.conftest import id_settings
+from tests.apps import id_settings
 
 ANONYMOUS = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),

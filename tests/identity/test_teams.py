@@ -16,8 +16,7 @@ from hopsplane.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from hopsplane.integrations.email import LogMailer
 from hopsplane.teams import service as teams
 from hopsplane.teams.rules import hash_token
-from tests.factories import make_user, post
-from tests.identity.conftest import RecordingHooks
+from tests.factories import RecordingHooks, make_user, post
 
 
 @pytest.fixture

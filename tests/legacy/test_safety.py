@@ -20,7 +20,8 @@ from hopsplane.errors import Conflict, Unavailable
 from hopsplane.legacy import service
 from hopsplane.legacy.ddl import ARCHIVE_SCHEMA, RETIRED
 from hopsplane.legacy.inspect import detect_state, tables_in
-from tests.legacy.conftest import execute, make_legacy, run_migrate, scalar, snapshot
+from tests.factories import make_legacy
+from tests.legacy.helpers import execute, run_migrate, scalar, snapshot
 from tests.pg import PgServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,10 @@ def test_development_runs_with_placeholders(monkeypatch: pytest.MonkeyPatch) -> 
         (DEV_SECRET_KEY, SecretBox.generate_key(), "placeholder"),
         ("s" * 40, DEV_ENCRYPTION_KEY, "development placeholder key"),
         ("s" * 40, None, "HOPSPLANE_ENCRYPTION_KEYS is not set"),
+        (f"{'n' * 40},{DEV_SECRET_KEY}", SecretBox.generate_key(), "placeholder"),
     ],
+    # ids without the generated keys: every xdist worker must collect the same names
+    ids=["no-secret", "placeholder-secret", "placeholder-fernet", "no-fernet", "rotation"],
 )
 def test_production_refuses_placeholder_or_missing_secrets(
     secret: str | None, keys: str | None, complaint: str

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from hopsplane.cli.main import app
 from hopsplane.config import get_settings
 from hopsplane.db.engine import Database
-from tests.usage.conftest import make_account, make_cluster
+from tests.factories import make_cluster, make_user
 from tests.usage.fake_prometheus import FakePrometheus, fake_prometheus
 
 runner = CliRunner()
@@ -63,7 +63,7 @@ def test_collect_unmatched_and_refold(env: str, prom: FakePrometheus) -> None:
     db = Database(env)
     with db.transaction() as s:
         cluster = make_cluster(s, {"prometheus_url": prom.url})
-        owner = make_account(s, cluster=cluster, project_id=3, project_name="Team_A")
+        owner = make_user(s, cluster=cluster, project_id=3, project_name="Team_A")
     prom.values = {"team-a": "36", "stray": "3.6"}
     r = runner.invoke(app, ["usage", "collect", "--day", "2026-11-20", "--cluster", str(cluster)])
     assert r.exit_code == 0, r.output
@@ -72,7 +72,7 @@ def test_collect_unmatched_and_refold(env: str, prom: FakePrometheus) -> None:
     assert "unknown namespace stray" in u.output and "1 shown" in u.output
 
     with db.transaction() as s:
-        stray = make_account(s, cluster=cluster, project_id=4, project_name="stray")
+        stray = make_user(s, cluster=cluster, project_id=4, project_name="stray")
     assert "folded 1 event(s); 0 still unmatched" in runner.invoke(app, ["usage", "refold"]).output
     assert _scalar(env, f"SELECT compute_units FROM usage_tracking WHERE account_owner_id = '{stray}'") == Decimal(10)
 

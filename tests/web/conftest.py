@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from hopsplane.api.app import create_app
 from hopsplane.db.engine import Database
-from tests.identity.conftest import Api, id_settings
+from tests.apps import Api, id_settings
 from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, StripeFront
 
 

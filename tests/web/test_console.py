@@ -15,14 +15,7 @@ from sqlalchemy import text
 from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant
 from hopsplane.db.engine import Database
-from tests.identity.conftest import Api
-from tests.identity.test_browser_signin import authorize, start
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
+from tests.apps import Api, authorize, csrf_of, start
 
 
 def invites_of(db: Database, owner: str) -> list[str]:

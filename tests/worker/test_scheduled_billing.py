@@ -13,8 +13,7 @@ from hopsplane.config import Settings
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
 from hopsplane.worker.runner import Worker
-from tests.billing.conftest import upsert_usage
-from tests.factories import make_user, post
+from tests.factories import make_user, post, upsert_usage
 
 
 def test_a_worker_tick_bills_usage_and_a_second_slot_charges_nothing_twice(

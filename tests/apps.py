@@ -1,0 +1,121 @@
+"""Apps under test: settings with the local development issuer, and :class:`Api`, a
+TestClient that acts as people holding real access tokens. Imported by fixtures and tests
+(never a conftest or another test module)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from hopsplane.config import Settings
+from hopsplane.db.engine import Database
+from hopsplane.http.deps import Principal
+from hopsplane.http.session_cookie import SESSION_COOKIE
+from hopsplane.integrations.auth0 import LocalIssuer
+from hopsplane.integrations.email import LogMailer
+from tests.factories import RecordingHooks
+
+
+def id_settings(**overrides: object) -> Settings:
+    base: dict[str, object] = {
+        "environment": "test",
+        "secret_key": "s" * 40,
+        "encryption_keys": "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI=",
+        "auth_dev_issuer": True,
+        "public_url": "http://console.test",
+        "_env_file": None,
+    }
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+class Api:
+    """A TestClient plus helpers to act as someone with a real access token."""
+
+    def __init__(self, app: FastAPI, client: TestClient) -> None:
+        self.app, self.client = app, client
+        self.hooks = RecordingHooks()
+        app.state.account_hooks = self.hooks
+        self.mailer = LogMailer()
+        app.state.mailer = self.mailer
+
+    @property
+    def issuer(self) -> LocalIssuer:
+        issuer = self.app.state.identity.dev_issuer
+        assert issuer is not None
+        return issuer
+
+    @property
+    def db(self) -> Database:
+        db: Database = self.app.state.database
+        return db
+
+    def token(self, sub: str, email: str | None = None, verified: bool = True) -> str:
+        return self.issuer.issue(sub, email=email or f"{sub.split('|')[-1]}@example.com",
+                                 email_verified=verified)
+
+    def auth(self, sub: str, email: str | None = None, verified: bool = True) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(sub, email, verified)}"}
+
+    def new_user(self, *, admin: bool = False, email: str | None = None) -> tuple[str, dict[str, str]]:
+        """A user created by their first request; returns (id, headers)."""
+        sub = f"auth0|{uuid.uuid4().hex[:12]}"
+        headers = self.auth(sub, email)
+        r = self.client.get("/v1/me", headers=headers)
+        assert r.status_code == 200, r.text
+        if admin:
+            with self.db.transaction() as s:
+                s.execute(text("UPDATE users SET is_platform_admin = true WHERE id = :id"),
+                          {"id": sub})
+        return sub, headers
+
+    def last_token(self) -> str:
+        body = self.mailer.sent[-1].body
+        return body.split("token=")[1].split()[0]
+
+
+def act_as(client: TestClient, user_id: str, owner: str | None = None) -> None:
+    """Make every request of ``client`` come from ``user_id`` (no token needed)."""
+    principal = Principal(user_id, f"{user_id}@example.com", account_owner_id=owner,
+                          is_platform_admin=False)
+    client.app.state.authenticator = lambda _req, _s: principal  # type: ignore[attr-defined]
+
+
+# --- the browser sign-in, step by step ---
+
+
+def start(api: Api, return_to: str = "/team") -> tuple[str, dict[str, str]]:
+    r = api.client.get("/auth/login", params={"return_to": return_to}, follow_redirects=False)
+    assert r.status_code == 302
+    location = r.headers["location"]
+    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    return location, query
+
+
+def authorize(location: str, email: str) -> dict[str, str]:
+    r = httpx.get(location + "&" + urlencode({"login_hint": email}), follow_redirects=False)
+    assert r.status_code == 302, r.text
+    back = urlsplit(r.headers["location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == "http://console.test/auth/callback"
+    return {k: v[0] for k, v in parse_qs(back.query).items()}
+
+
+def signed_in(api: Api, email: str) -> str:
+    """Sign in through the browser flow (a browser with no cookies yet); returns the session
+    cookie's value, which the client keeps."""
+    api.client.cookies.clear()
+    location, _ = start(api)
+    api.client.get("/auth/callback", params=authorize(location, email), follow_redirects=False)
+    return api.client.cookies[SESSION_COOKIE]
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
