@@ -42,31 +42,35 @@ class UsageCharge:
 
 
 @dataclass(frozen=True, slots=True)
-class OperatorGrant:
+class SuppliedKey:
+    """An origin whose key a person (or their client) chose. Two origins with the same
+    ``key`` are still different origins: equality includes the class."""
+
+    key: str
+
+
+class OperatorGrant(SuppliedKey):
     """A grant made with the CLI; ``key`` is the operator's ``--key`` (or a fresh one)."""
 
-    key: str
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class OperatorRefund:
+class OperatorRefund(SuppliedKey):
     """A refund made with the CLI; ``key`` is the operator's ``--key`` (or a fresh one)."""
 
-    key: str
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class AdminGrant:
+class AdminGrant(SuppliedKey):
     """A grant by a platform admin through the API or the console (the client's key)."""
 
-    key: str
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class AdminRefund:
+class AdminRefund(SuppliedKey):
     """A refund by a platform admin through the API (the client's key)."""
 
-    key: str
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)

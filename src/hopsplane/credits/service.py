@@ -58,12 +58,7 @@ def ledger_key(origin: Origin) -> str:
             rest = f"{account}:{day.isoformat()}:{int((total / CENT).to_integral_value())}"
         case origins.LegacyBalance(user_id=user, kind=kind):
             rest = f"{user}:{kind}"
-        case (
-            origins.OperatorGrant(key=supplied)
-            | origins.OperatorRefund(key=supplied)
-            | origins.AdminGrant(key=supplied)
-            | origins.AdminRefund(key=supplied)
-        ):
+        case origins.SuppliedKey(key=supplied):
             if not supplied or supplied != supplied.strip():
                 raise Invalid("the idempotency key must be non-empty, without outer spaces")
             rest = supplied

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import ColumnElement, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from hopsplane.db.models import WebSession
@@ -37,18 +37,18 @@ def live(session: Session, token_sha256: str) -> WebSession | None:
 
 
 def revoke(session: Session, token_sha256: str) -> int:
-    result = session.execute(
-        update(WebSession)
-        .where(WebSession.token_sha256 == token_sha256, WebSession.revoked_at.is_(None))
-        .values(revoked_at=text("now()"))
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return _revoke(session, WebSession.token_sha256 == token_sha256)
 
 
 def revoke_user(session: Session, user_id: str) -> int:
+    return _revoke(session, WebSession.user_id == user_id)
+
+
+def _revoke(session: Session, which: ColumnElement[bool]) -> int:
+    """Revoke the live sessions ``which`` selects; returns how many."""
     result = session.execute(
         update(WebSession)
-        .where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
+        .where(which, WebSession.revoked_at.is_(None))
         .values(revoked_at=text("now()"))
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
