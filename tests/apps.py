@@ -19,14 +19,14 @@ from hopsplane.http.deps import Principal
 from hopsplane.http.session_cookie import SESSION_COOKIE
 from hopsplane.integrations.auth0 import LocalIssuer
 from hopsplane.integrations.email import LogMailer
-from tests.factories import RecordingHooks
+from tests.factories import TEST_ENCRYPTION_KEY, RecordingHooks
 
 
 def id_settings(**overrides: object) -> Settings:
     base: dict[str, object] = {
         "environment": "test",
         "secret_key": "s" * 40,
-        "encryption_keys": "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI=",
+        "encryption_keys": TEST_ENCRYPTION_KEY,
         "auth_dev_issuer": True,
         "public_url": "http://console.test",
         "_env_file": None,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
+from tests.factories import TEST_ENCRYPTION_KEY
 from tests.fake_smtp import SmtpInbox
 from tests.payments.fakes import LocalStripe, StripeFront
 from tests.pg import PgServer
@@ -71,7 +72,19 @@ def fresh_url(pg: PgServer) -> str:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(environment="test", secret_key="x" * 40, encryption_keys=_TEST_KEY)
+    return Settings(environment="test", secret_key="x" * 40, encryption_keys=TEST_ENCRYPTION_KEY)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, fresh_url: str) -> Iterator[str]:
+    """The environment of an operator running the CLI against this test's own database."""
+    from hopsplane.config import get_settings
+
+    monkeypatch.setenv("HOPSPLANE_DATABASE_URL", fresh_url)
+    monkeypatch.setenv("HOPSPLANE_ENVIRONMENT", "development")
+    get_settings.cache_clear()
+    yield fresh_url
+    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -121,4 +134,3 @@ def smtp_server() -> Iterator[tuple[int, SmtpInbox]]:
         controller.stop()
 
 
-_TEST_KEY = "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI="

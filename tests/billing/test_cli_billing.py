@@ -10,7 +10,6 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from hopsplane.cli.main import app
-from hopsplane.config import get_settings
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
 from hopsplane.payments.schemas import Payment
@@ -21,10 +20,7 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, fresh_db: Database) -> Database:
-    monkeypatch.setenv("HOPSPLANE_DATABASE_URL", fresh_db.url)
-    monkeypatch.setenv("HOPSPLANE_ENVIRONMENT", "development")
-    get_settings.cache_clear()
+def env(env: str, fresh_db: Database) -> Database:
     return fresh_db
 
 

@@ -13,19 +13,17 @@ from typer.testing import CliRunner
 from hopsplane.cli.main import app
 from hopsplane.config import get_settings
 from hopsplane.db.engine import Database
-from tests.factories import make_cluster, make_user
+from tests.factories import TEST_ENCRYPTION_KEY, make_cluster, make_user
 from tests.usage.fake_prometheus import FakePrometheus, fake_prometheus
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, fresh_url: str) -> str:
-    monkeypatch.setenv("HOPSPLANE_DATABASE_URL", fresh_url)
-    monkeypatch.setenv("HOPSPLANE_ENVIRONMENT", "development")
-    monkeypatch.setenv("HOPSPLANE_ENCRYPTION_KEYS", "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI=")
+def env(env: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("HOPSPLANE_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
     get_settings.cache_clear()
-    return fresh_url
+    return env
 
 
 @pytest.fixture
