@@ -8,14 +8,15 @@ import hashlib
 import re
 from datetime import date
 from decimal import Decimal
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from sqlalchemy import text
 
 from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant
 from hopsplane.db.engine import Database
-from tests.apps import Api, authorize, csrf_of, start
+from hopsplane.http.session_cookie import SESSION_COOKIE
+from tests.apps import Api, authorize, csrf_of, signed_in, start
 
 
 def invites_of(db: Database, owner: str) -> list[str]:
@@ -283,3 +284,24 @@ def test_console_pages_carry_the_security_headers(web: Api) -> None:
         digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
         assert f"style-src 'sha256-{digest}'" in csp
     assert "content-security-policy" not in web.client.get("/v1/me", headers=headers).headers
+
+
+def test_an_admin_signs_a_user_out_everywhere_from_the_console(web: Api) -> None:
+    cookie = signed_in(web, "lou@example.com")
+    user_id = web.client.get("/v1/me").json()["id"]
+    web.client.cookies.clear()
+    _, admin_headers = web.new_user(admin=True)
+    account_path = f"/console/admin/accounts/{quote(user_id, safe='')}"
+    page = web.client.get(account_path, headers=admin_headers)
+    assert "Sign out everywhere" in page.text
+    forged = web.client.post(account_path + "/sign-out", data={"csrf": "0" * 64},
+                             headers=admin_headers)
+    assert forged.status_code == 403
+    web.client.cookies.set(SESSION_COOKIE, cookie)
+    assert web.client.get("/v1/me").status_code == 200  # the refused form revoked nothing
+    web.client.cookies.clear()
+    r = web.client.post(account_path + "/sign-out", data={"csrf": csrf_of(page.text)},
+                        headers=admin_headers, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("?notice=signed-out")
+    web.client.cookies.set(SESSION_COOKIE, cookie)
+    assert web.client.get("/v1/me").status_code == 401

@@ -46,6 +46,7 @@ from hopsplane.http.state import (
 )
 from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.payments import service as payments
+from hopsplane.sessions import service as web_sessions
 from hopsplane.teams import service as teams
 from hopsplane.web.messages import message_for, title_for
 from hopsplane.web.security import CONSOLE_CSS, TEMPLATES
@@ -64,6 +65,7 @@ NOTICES = {
     "revoked": "Invite revoked: its link no longer works.",
     "joined": "You joined the team: this is now the account you work in.",
     "granted": "Credit granted (a repeated form grants once).",
+    "signed-out": "Signed out everywhere: every browser session of this user was revoked.",
 }
 """Messages a redirect may ask for by name (never text from the query string)."""
 
@@ -305,3 +307,20 @@ def admin_grant(
                               error=message_for(exc), form=form)
     return RedirectResponse(
         f"/console/admin/accounts/{quote(account_id, safe='')}?notice=granted", status_code=303)
+
+
+@router.post("/console/admin/accounts/{account_id}/sign-out")
+def admin_sign_out_everywhere(
+    request: Request, admin: AdminDep, session: SessionDep, form: FormDep,
+    account_id: Annotated[str, PathParam(min_length=1, max_length=255)],
+) -> Response:
+    """Sign the user out everywhere: every browser session of theirs is revoked."""
+    try:
+        accounts.get_user(session, account_id)
+        web_sessions.end_all(session, account_id)
+    except AppError as exc:
+        return _admin_account(request, admin, session, account_id, exc.status,
+                              error=message_for(exc))
+    return RedirectResponse(
+        f"/console/admin/accounts/{quote(account_id, safe='')}?notice=signed-out",
+        status_code=303)
