@@ -145,3 +145,4 @@ def test_a_body_that_is_not_json_is_invalid_input(fresh_db: Database, settings: 
         assert r.json() == {"error": "Invalid", "code": "invalid",
                             "detail": "the request body is not valid JSON"}
         assert c.post("/t/things", json={"name": "x"}).json() == {"name": "x"}
+

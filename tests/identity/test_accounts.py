@@ -97,3 +97,15 @@ def test_me_over_http_with_a_bearer_token(api: Api) -> None:
     r = api.client.get("/v1/me", headers={"Authorization": "Bearer not-a-jwt"})
     assert r.status_code == 401 and "malformed" in r.json()["detail"]
     assert api.client.get("/v1/me").status_code == 401
+
+
+def test_a_query_parameter_given_twice_is_refused_not_guessed(api: Api) -> None:
+    _, headers = api.new_user()
+    r = api.client.get("/v1/account/ledger", params=[("cursor", "9"), ("cursor", "x")],
+                       headers=headers)
+    assert r.status_code == 422 and r.json()["code"] == "invalid" and "cursor" in r.json()["detail"]
+    once = api.client.get("/v1/account/ledger", params={"cursor": "9"}, headers=headers)
+    assert once.status_code == 200
+    page = api.client.get("/console/ledger", params=[("cursor", "1"), ("cursor", "2")],
+                          headers=headers)
+    assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")

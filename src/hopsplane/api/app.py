@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from starlette.routing import Match
 
 from hopsplane import __version__
@@ -30,6 +30,7 @@ from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.http.identity import TokenAuthenticator
+from hopsplane.http.query import single_query_values
 from hopsplane.http.session_cookie import session_signer
 from hopsplane.integrations.auth0 import build_identity
 from hopsplane.integrations.email import build_mailer
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     install_error_handlers(app)
+    app.router.dependencies.append(Depends(single_query_values))  # before the routers
     app.middleware("http")(_request_context)
     app.include_router(health.router)
     app.include_router(clusters.router)
