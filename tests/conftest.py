@@ -2,16 +2,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from decimal import Decimal
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
+from hopsplane.api.app import create_app
 from hopsplane.config import Settings
+from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
-from tests.payments.fakes import LocalStripe, StripeFront
+from tests.apps import Api, id_settings
+from tests.factories import TEST_ENCRYPTION_KEY
+from tests.fake_smtp import SmtpInbox
+from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, LocalStripe, StripeFront
 from tests.pg import PgServer
 
 # CI replays the same generated cases every run (a red CI is then a real, reproducible
@@ -23,9 +29,8 @@ if os.environ.get("CI") == "true":
 
 def pytest_configure(config: pytest.Config) -> None:
     from tests import secret_watch
-    from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET
 
-    secret_watch.start([TEST_KEY, WEBHOOK_SECRET, _TEST_KEY, "x" * 40, "s" * 40])
+    secret_watch.start([TEST_KEY, WEBHOOK_SECRET, TEST_ENCRYPTION_KEY, "x" * 40, "s" * 40])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -99,7 +104,24 @@ def fresh_url(pg: PgServer) -> str:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(environment="test", secret_key="x" * 40, encryption_keys=_TEST_KEY)
+    return Settings(environment="test", secret_key="x" * 40, encryption_keys=TEST_ENCRYPTION_KEY)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, fresh_url: str) -> Iterator[str]:
+    """The environment of an operator running the CLI against this test's own database."""
+    from hopsplane.config import get_settings
+
+    monkeypatch.setenv("HOPSPLANE_DATABASE_URL", fresh_url)
+    monkeypatch.setenv("HOPSPLANE_ENVIRONMENT", "development")
+    get_settings.cache_clear()
+    yield fresh_url
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def box(settings: Settings) -> SecretBox:
+    return SecretBox(settings.effective_encryption_keys)
 
 
 @pytest.fixture
@@ -125,17 +147,6 @@ def stripe_front(localstripe: LocalStripe) -> Iterator[StripeFront]:
     front.stop()
 
 
-class SmtpInbox:
-    """What a local SMTP server (aiosmtpd) received: (sender, recipients, raw message)."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((envelope.mail_from, envelope.rcpt_tos, envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[int, SmtpInbox]]:
     """A real SMTP server on a free 127.0.0.1 port: (port, inbox)."""
@@ -155,4 +166,27 @@ def smtp_server() -> Iterator[tuple[int, SmtpInbox]]:
         controller.stop()
 
 
-_TEST_KEY = "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI="
+
+
+@pytest.fixture
+def api(fresh_db: Database) -> Iterator[Api]:
+    """The app whose identity is the local development issuer (real RSA keys, real JWKS
+    over HTTP), with callers holding real access tokens."""
+    app = create_app(id_settings(), database=fresh_db)
+    # https: outside development the session cookies are Secure, and a client keeps
+    # them only for https.
+    with TestClient(app, base_url="https://testserver") as client:
+        yield Api(app, client)
+
+
+@pytest.fixture
+def web(fresh_db: Database, stripe_front: StripeFront) -> Iterator[Api]:
+    """The console and API with the local issuer and a local Stripe."""
+    settings = id_settings(
+        stripe_secret_key=TEST_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
+        stripe_api_base=stripe_front.url, stripe_min_topup=Decimal("5.00"),
+        stripe_max_topup=Decimal("5000.00"),
+    )
+    app = create_app(settings, database=fresh_db)
+    with TestClient(app, base_url="https://testserver") as client:
+        yield Api(app, client)

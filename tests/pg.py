@@ -29,11 +29,22 @@ class PgServer:
             pgdata = Path(tempfile.mkdtemp(prefix="hopsplane-test-pg-")) / "pgdata"
             self.admin_url = start_embedded(pgdata, delete_on_exit=True)
             self.kind = "embedded"
+            self._throwaway_settings()
         self.run_id = uuid.uuid4().hex[:10]
         self.created: list[str] = []
         self.template = self._name("tmpl")
         self._create(self.template)
         migrate.upgrade(self.url(self.template))
+
+    def _throwaway_settings(self) -> None:
+        """The embedded server of a test run is deleted at exit: nothing on it needs to
+        survive a crash, so it skips flushing to disk (fsync, full-page writes, waiting for
+        commits to reach the disk). What a transaction sees, locks and constraints are
+        unchanged. Never done to a configured server."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for name in ("fsync", "full_page_writes", "synchronous_commit"):
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(name)))
+            conn.execute("SELECT pg_reload_conf()")
 
     def _name(self, what: str) -> str:
         return f"hsp_{self.run_id}_{what}"

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hopsplane.errors import AppError
+from hopsplane.money import parse_amount
 
 # Development-only placeholders. They make a bare `hopsplane serve` work on a laptop and
 # are refused in production (see Settings.refuse_placeholders_in_production).
@@ -28,6 +29,13 @@ Environment = Literal["development", "test", "production"]
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("hopsplane", appauthor=False))
+
+
+def parse_thresholds(value: str) -> tuple[Decimal, ...]:
+    """"10,1,0" -> (10.00, 1.00, 0.00), highest first; whole cents, no duplicates."""
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    amounts = sorted({parse_amount(p, field="threshold") for p in parts}, reverse=True)
+    return tuple(amounts)
 
 
 class Settings(BaseSettings):
@@ -57,7 +65,10 @@ class Settings(BaseSettings):
         "hopsplane", description="Database created inside the embedded server."
     )
     secret_key: SecretStr | None = Field(
-        None, description="Signs session cookies. Required outside development."
+        None,
+        description="Signs session cookies and form tokens. Required outside development. "
+        "Comma-separated to rotate: the first signs, all are accepted, so adding a new key "
+        "in front signs nobody out.",
     )
     encryption_keys: SecretStr | None = Field(
         None,
@@ -123,8 +134,6 @@ class Settings(BaseSettings):
     @field_validator("balance_thresholds")
     @classmethod
     def _valid_thresholds(cls, value: str) -> str:
-        from hopsplane.credits.rules import parse_thresholds
-
         try:
             if not parse_thresholds(value):
                 raise ValueError("at least one threshold is needed, e.g. 10,1,0")
@@ -134,8 +143,6 @@ class Settings(BaseSettings):
 
     @property
     def thresholds(self) -> tuple[Decimal, ...]:
-        from hopsplane.credits.rules import parse_thresholds
-
         return parse_thresholds(self.balance_thresholds)
 
     # Stripe (issue 7): buying credits. Unset secret key: top-ups and webhooks answer 503.
@@ -265,10 +272,10 @@ class Settings(BaseSettings):
         if self.environment == "development":
             return self
         problems = []
-        secret = self.secret_key.get_secret_value() if self.secret_key else ""
-        if not secret:
+        secrets = self.effective_secret_keys if self.secret_key else []
+        if not secrets:
             problems.append("HOPSPLANE_SECRET_KEY is not set")
-        elif secret == DEV_SECRET_KEY or len(secret) < 32:
+        elif any(s == DEV_SECRET_KEY or len(s) < 32 for s in secrets):
             problems.append("HOPSPLANE_SECRET_KEY is a placeholder or shorter than 32 characters")
         keys = self.encryption_keys.get_secret_value() if self.encryption_keys else ""
         if not keys:
@@ -283,10 +290,23 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def effective_secret_key(self) -> str:
+    def effective_secret_keys(self) -> list[str]:
+        """The signing keys, newest first: the first signs, all verify."""
         if self.secret_key is not None:
-            return self.secret_key.get_secret_value()
-        return DEV_SECRET_KEY
+            keys = [k.strip() for k in self.secret_key.get_secret_value().split(",")]
+            if any(keys):
+                return [k for k in keys if k]
+        return [DEV_SECRET_KEY]
+
+    @property
+    def effective_secret_key(self) -> str:
+        """The key that signs now (the first of the list)."""
+        return self.effective_secret_keys[0]
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry ``Secure`` everywhere but in development over plain http."""
+        return self.environment != "development" or self.public_url.startswith("https://")
 
     @property
     def effective_encryption_keys(self) -> list[str]:

@@ -30,6 +30,10 @@ class AccountHooks(Protocol):
     def project_assigned(self, session: Session, member_id: str, project_id: int) -> None:
         """The owner assigned a Hopsworks project to a member."""
 
+    def account_closing(self, session: Session, owner_id: str) -> None:
+        """An owner with nothing of value (no members, credit or usage) is about to join
+        another account: release what was set up for their own (its cluster assignment)."""
+
     def account_suspended(self, session: Session, owner_id: str) -> None:
         """The balance fell to or below zero: the account's Hopsworks users must stop."""
 
@@ -51,6 +55,9 @@ class LoggingHooks:
 
     def project_assigned(self, session: Session, member_id: str, project_id: int) -> None:
         log.info("project assigned", member=member_id, project=project_id)
+
+    def account_closing(self, session: Session, owner_id: str) -> None:
+        log.info("account closing", account=owner_id)
 
     def account_suspended(self, session: Session, owner_id: str) -> None:
         log.info("account suspended", account=owner_id)

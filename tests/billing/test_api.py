@@ -10,11 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hopsplane.api.app import create_app
-from hopsplane.api.deps import Principal
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
-from tests.billing.conftest import upsert_usage
-from tests.factories import make_user, post
+from hopsplane.http.deps import Principal
+from tests.factories import make_user, post, upsert_usage
 
 D1, D2 = date(2026, 11, 20), date(2026, 11, 21)
 

@@ -21,8 +21,7 @@ from hopsplane.credits.rules import EntryType
 from hopsplane.credits.schemas import Posting
 from hopsplane.db.engine import Database
 from hopsplane.integrations.email import LogMailer
-from tests.billing.conftest import upsert_usage
-from tests.factories import make_user
+from tests.factories import make_user, upsert_usage
 
 DAY0 = date(2026, 11, 1)
 DAYS = 4

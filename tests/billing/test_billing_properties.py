@@ -16,15 +16,14 @@ from sqlalchemy import text
 
 from hopsplane.billing.run import run_billing
 from hopsplane.credits import service as credits
+from hopsplane.credits.origins import AdminRefund
 from hopsplane.credits.rules import DEFAULT_THRESHOLDS, EntryType, notice_level
 from hopsplane.credits.schemas import Posting
 from hopsplane.db.engine import Database
 from hopsplane.errors import Conflict
 from hopsplane.integrations.email import LogMailer
 from hopsplane.money import cost_of
-from tests.billing.conftest import upsert_usage
-from tests.billing.test_billing_run import RecordingHooks
-from tests.factories import make_user
+from tests.factories import RecordingHooks, make_user, upsert_usage
 
 DAY0 = date(2026, 11, 1)
 PRICE = Decimal("0.0001")
@@ -89,7 +88,7 @@ class Billing(RuleBasedStateMachine):
             with self.db.transaction() as s:
                 try:
                     credits.refund(s, self.account, pid, "0.01", reason="too much",
-                                   idempotency_key=uuid.uuid4().hex)
+                                   origin=AdminRefund(uuid.uuid4().hex))
                     raise AssertionError("a refund beyond the balance was accepted")
                 except Conflict:
                     pass
@@ -97,7 +96,7 @@ class Billing(RuleBasedStateMachine):
         amount = Decimal(data.draw(st.integers(1, int(allowed * 100)))) / 100
         with self.db.transaction() as s:
             r = credits.refund(s, self.account, pid, amount, reason="asked",
-                               idempotency_key=uuid.uuid4().hex, hooks=self.hooks)
+                               origin=AdminRefund(uuid.uuid4().hex), hooks=self.hooks)
         self._moved(r.entry.balance)
         self.purchases[pid] -= amount
         self.refunded += amount
@@ -146,7 +145,8 @@ class Billing(RuleBasedStateMachine):
                 "WHERE account_owner_id = :a AND kind = 'low_balance'"), {"a": self.account}
             ).scalar_one()
             assert notices == self.notices
-        calls = [kind for kind, who in self.hooks.calls if who == self.account]
+        calls = [kind.removeprefix("account_") for kind, *who in self.hooks.events
+                 if who == [self.account]]
         assert calls == ["suspended", "resumed"] * (len(calls) // 2) + (
             ["suspended"] if len(calls) % 2 else [])
         assert (len(calls) % 2 == 1) == standing.suspended

@@ -13,23 +13,10 @@ from hopsplane.billing.run import run_billing
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
 from hopsplane.errors import Conflict
-from hopsplane.hooks import LoggingHooks
 from hopsplane.integrations.email import LogMailer
-from tests.billing.conftest import upsert_usage, usage_row
-from tests.factories import make_user, post
+from tests.factories import RecordingHooks, make_user, post, upsert_usage, usage_row
 
 D1, D2, D3 = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
-
-
-class RecordingHooks(LoggingHooks):
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def account_suspended(self, session, owner_id):  # type: ignore[no-untyped-def]
-        self.calls.append(("suspended", owner_id))
-
-    def account_resumed(self, session, owner_id):  # type: ignore[no-untyped-def]
-        self.calls.append(("resumed", owner_id))
 
 
 def _run(db: Database, through: date = D3, **kw: object):  # type: ignore[no-untyped-def]
@@ -105,15 +92,15 @@ def test_notices_suspension_and_resumption_through_the_run(fresh_db: Database) -
     with fresh_db.transaction() as s:
         upsert_usage(s, a, D2, "80000")  # 8.00 -> balance -1: suspended
     _run(fresh_db, hooks=hooks, mailer=mailer)
-    assert hooks.calls == [("suspended", a)]
+    assert hooks.events == [("account_suspended", a)]
     assert len(mailer.sent) == 2  # the $0 threshold (crossing 1 and 0 at once: one notice)
     with fresh_db.transaction() as s:  # a purchase through post() without hooks
         post(s, a, "purchase", "20.00")
         assert not credits.standing(s, a).suspended
     _run(fresh_db, hooks=hooks, mailer=mailer)  # the run announces what post() recorded
-    assert hooks.calls == [("suspended", a), ("resumed", a)]
+    assert hooks.events == [("account_suspended", a), ("account_resumed", a)]
     _run(fresh_db, hooks=hooks, mailer=mailer)
-    assert hooks.calls == [("suspended", a), ("resumed", a)]
+    assert hooks.events == [("account_suspended", a), ("account_resumed", a)]
 
 
 def test_price_override_applies_from_its_date(fresh_db: Database) -> None:

@@ -3,27 +3,41 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from hopsplane.cli.main import app
-from hopsplane.config import get_settings
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
-from tests.billing.conftest import upsert_usage
-from tests.factories import make_user, post
+from hopsplane.payments.schemas import Payment
+from hopsplane.payments.service import fulfil_payment
+from tests.factories import make_user, post, upsert_usage
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, fresh_db: Database) -> Database:
-    monkeypatch.setenv("HOPSPLANE_DATABASE_URL", fresh_db.url)
-    monkeypatch.setenv("HOPSPLANE_ENVIRONMENT", "development")
-    get_settings.cache_clear()
+def env(env: str, fresh_db: Database) -> Database:
     return fresh_db
+
+
+def test_an_operator_key_naming_a_stripe_payment_cannot_stop_that_payment(env: Database) -> None:
+    """`credits grant ... --key stripe:purchase:pi_123` once made the later webhook for
+    pi_123 a Conflict, and the customer's payment was never credited."""
+    with env.transaction() as s:
+        owner = make_user(s)
+    g = runner.invoke(app, ["credits", "grant", owner, "5.00", "-r", "goodwill",
+                            "--key", "stripe:purchase:pi_123"])
+    assert g.exit_code == 0, g.output
+    with env.transaction() as s:
+        paid = fulfil_payment(s, Payment(owner, "pi_123", Decimal("20.00"), "usd"))
+        assert paid.created and paid.entry.type == "purchase"
+        assert credits.balance(s, owner) == Decimal("25.00")
+        keys = sorted(e.idempotency_key for e in credits.history(s, owner))
+    assert keys == ["operator:grant:stripe:purchase:pi_123", "stripe:purchase:pi_123"]
 
 
 def test_grant_and_refund_need_a_reason_and_record_it(env: Database) -> None:

@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from hopsplane.billing import service as billing
-from hopsplane.billing.rules import MAX_UNIT_PRICE, parse_unit_price, usage_key
-from hopsplane.credits.rules import notice_level, parse_thresholds, standing_may_change
+from hopsplane.billing.rules import MAX_UNIT_PRICE, parse_unit_price
+from hopsplane.config import parse_thresholds
+from hopsplane.credits.origins import UsageCharge
+from hopsplane.credits.rules import notice_level, standing_may_change
+from hopsplane.credits.service import ledger_key
 from hopsplane.errors import Invalid
 from hopsplane.money import cost_of
-from tests.billing.conftest import upsert_usage, usage_row
-from tests.factories import make_user
+from tests.factories import make_user, upsert_usage, usage_row
 
 T = (Decimal("10.00"), Decimal("1.00"), Decimal("0.00"))
 
@@ -41,7 +43,8 @@ def test_standing_can_only_change_near_the_thresholds() -> None:
 
 
 def test_usage_keys_name_the_cumulative_charge() -> None:
-    assert usage_key("a", date(2026, 1, 2), Decimal("1.23")) == "usage:a:2026-01-02:123"
+    key = ledger_key(UsageCharge("a", date(2026, 1, 2), Decimal("1.23")))
+    assert key == "usage:a:2026-01-02:123"
 
 
 @pytest.mark.parametrize("bad", [0.1, "-0.0001", "0.0000001", "x", "1e9", "0.01", "1e999999999", "9" * 100])

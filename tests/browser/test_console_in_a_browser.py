@@ -23,7 +23,7 @@ from sqlalchemy import text
 from hopsplane.api.app import create_app
 from hopsplane.db.engine import Database
 from hopsplane.integrations.email import LogMailer
-from tests.identity.conftest import id_settings
+from tests.apps import id_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

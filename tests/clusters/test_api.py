@@ -7,11 +7,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from hopsplane.api.app import create_app
-from hopsplane.api.deps import Principal
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.errors import Unauthorized
+from hopsplane.http.deps import Principal
 from tests.factories import make_user
 
 ADMIN = Principal("admin|1", "a@x.io", account_owner_id=None, is_platform_admin=True)

@@ -15,8 +15,7 @@ from hopsplane.clusters.rules import ClusterStatus
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.errors import Conflict, Invalid, NotFound, Unavailable
-from tests.clusters.conftest import add_cluster
-from tests.factories import make_user
+from tests.factories import add_cluster, make_user
 
 
 def _count(session: Session, cluster_id: uuid.UUID) -> int:

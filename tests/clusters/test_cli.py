@@ -12,12 +12,10 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, fresh_url: str) -> str:
-    monkeypatch.setenv("HOPSPLANE_DATABASE_URL", fresh_url)
-    monkeypatch.setenv("HOPSPLANE_ENVIRONMENT", "development")
+def env(env: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.delenv("HOPSPLANE_ENCRYPTION_KEYS", raising=False)
     get_settings.cache_clear()
-    return fresh_url
+    return env
 
 
 def _one(url: str, sql: str) -> object:

@@ -14,8 +14,7 @@ from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.integrations.hopsworks import HopsworksClient, namespace_of
 from hopsplane.worker.runner import Worker
-from tests.clusters.conftest import Clock, add_cluster, jobs, signup, user
-from tests.factories import make_user
+from tests.factories import Clock, add_cluster, jobs, make_user, signup, user
 from tests.fake_hopsworks import FakeHopsworks
 
 hooks = ClusterHooks()

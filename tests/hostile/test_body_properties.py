@@ -18,8 +18,8 @@ from hopsplane.usage.rules import (
     MAX_EVENT_UNITS,
     units_from_cpu_seconds,
 )
+from tests.apps import Api
 from tests.factories import post
-from tests.identity.conftest import Api
 
 PROPERTY = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,

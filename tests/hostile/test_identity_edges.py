@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 from hopsplane.accounts.rules import normalise_email
 from hopsplane.db import migrate
 from hopsplane.errors import Invalid
-from tests.identity.conftest import Api
+from tests.apps import Api
 from tests.pg import PgServer
 
 ROMAN_M = "\u216f"  # ROMAN NUMERAL ONE THOUSAND: NFKC makes it "M"

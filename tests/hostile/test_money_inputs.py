@@ -14,9 +14,8 @@ from typer.testing import CliRunner
 from hopsplane.cli.main import app as cli
 from hopsplane.config import get_settings
 from hopsplane.credits import service as credits
+from tests.apps import Api, csrf_of
 from tests.factories import post
-from tests.identity.conftest import Api
-from tests.web.test_console import csrf_of
 
 HOSTILE = ["1e999999999", "1e1000000", "-1e999999999", "NaN", "-Infinity", "Infinity", "sNaN",
            "1E+2", "12.345", "1000000000000", "9" * 5000, "0x10", "1_000", "٣", 1.5, True,

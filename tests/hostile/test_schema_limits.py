@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.identity.conftest import Api
+from tests.apps import Api
 
 NUL = "a\x00b"
 

@@ -15,7 +15,7 @@ from hopsplane.api.app import create_app
 from hopsplane.db.engine import Database
 from hopsplane.integrations.email import build_mailer
 from tests import secret_watch
-from tests.identity.conftest import Api, id_settings
+from tests.apps import Api, id_settings
 
 
 def _api(db: Database, environment: str) -> Iterator[Api]:

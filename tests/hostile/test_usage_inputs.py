@@ -13,17 +13,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from hopsplane.api.app import create_app
-from hopsplane.api.deps import Principal
 from hopsplane.billing.run import run_billing
 from hopsplane.config import Settings
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
+from hopsplane.http.deps import Principal
 from hopsplane.integrations.email import LogMailer
 from hopsplane.usage import repository, service
 from hopsplane.usage.rules import MAX_DAY_UNITS, MAX_EVENT_CPU_SECONDS, MAX_EVENT_UNITS
 from hopsplane.usage.service import Submitter
-from tests.identity.conftest import RecordingHooks
-from tests.usage.conftest import event, make_account, make_cluster
+from tests.factories import RecordingHooks, event, make_cluster, make_user
 
 ADMIN = Principal("admin", "a@x.io", account_owner_id=None, is_platform_admin=True)
 DAY = "2026-11-15"
@@ -63,7 +62,7 @@ def _agents(db: Database) -> tuple[tuple[str, str], tuple[str, str]]:
     """Two clusters, an account on each, and each cluster's agent token."""
     with db.transaction() as s:
         x, y = make_cluster(s), make_cluster(s)
-        a, b = make_account(s, cluster=x), make_account(s, cluster=y)
+        a, b = make_user(s, cluster=x), make_user(s, cluster=y)
         return (a, service.issue_token(s, x)), (b, service.issue_token(s, y))
 
 
@@ -109,7 +108,7 @@ def test_one_group_commit_keeps_the_same_id_of_two_sources_apart(fresh_db: Datab
 
 def test_the_largest_event_cannot_block_its_day(client: TestClient, fresh_db: Database) -> None:
     with fresh_db.transaction() as s:
-        owner = make_account(s)
+        owner = make_user(s)
     old_limit = "99999999999999.9999"
     status, body = _post(client, None, _ev("huge", owner, compute_units=old_limit))
     assert status == 422 and "out of range" in body["detail"], body
@@ -125,7 +124,7 @@ def test_a_full_day_refuses_with_422_and_changes_nothing(
     """A day that already holds 999,998 of the largest events (set directly: posting them
     would take a while) still takes the 999,999th; past MAX_DAY_UNITS it answers 422."""
     with fresh_db.transaction() as s:
-        owner = make_account(s)
+        owner = make_user(s)
     assert _post(client, None, _ev("first", owner))[0] == 200
     full = MAX_EVENT_UNITS * 999_998
     with fresh_db.transaction() as s:
@@ -155,7 +154,7 @@ def test_bad_usage_inputs_are_422_and_store_nothing(
     client: TestClient, fresh_db: Database, field: str, value: object
 ) -> None:
     with fresh_db.transaction() as s:
-        owner = make_account(s)
+        owner = make_user(s)
     body = _ev("ok", owner)
     if field in ("cpu_seconds",):
         body.pop("compute_units")
@@ -170,7 +169,7 @@ def test_bad_usage_inputs_are_422_and_store_nothing(
 
 def test_the_largest_cpu_seconds_are_accepted(client: TestClient, fresh_db: Database) -> None:
     with fresh_db.transaction() as s:
-        owner = make_account(s)
+        owner = make_user(s)
     body = _ev("cpu", owner, cpu_seconds=f"{MAX_EVENT_CPU_SECONDS}")
     assert _post(client, None, body)[0] == 200
     assert _day_units(fresh_db, owner) == MAX_EVENT_UNITS

@@ -13,7 +13,8 @@ from hopsplane.accounts import service as accounts
 from hopsplane.accounts.schemas import SignIn
 from hopsplane.db.engine import Database
 from hopsplane.errors import Forbidden, Unauthorized
-from tests.identity.conftest import Api, RecordingHooks
+from tests.apps import Api
+from tests.factories import RecordingHooks
 
 
 def sub() -> str:
@@ -96,3 +97,15 @@ def test_me_over_http_with_a_bearer_token(api: Api) -> None:
     r = api.client.get("/v1/me", headers={"Authorization": "Bearer not-a-jwt"})
     assert r.status_code == 401 and "malformed" in r.json()["detail"]
     assert api.client.get("/v1/me").status_code == 401
+
+
+def test_a_query_parameter_given_twice_is_refused_not_guessed(api: Api) -> None:
+    _, headers = api.new_user()
+    r = api.client.get("/v1/account/ledger", params=[("cursor", "9"), ("cursor", "x")],
+                       headers=headers)
+    assert r.status_code == 422 and r.json()["code"] == "invalid" and "cursor" in r.json()["detail"]
+    once = api.client.get("/v1/account/ledger", params={"cursor": "9"}, headers=headers)
+    assert once.status_code == 200
+    page = api.client.get("/console/ledger", params=[("cursor", "1"), ("cursor", "2")],
+                          headers=headers)
+    assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")

@@ -4,28 +4,14 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+from fastapi.testclient import TestClient
 
-from hopsplane.api.session_cookie import SESSION_COOKIE
-from tests.identity.conftest import Api
-
-
-def start(api: Api, return_to: str = "/team") -> tuple[str, dict[str, str]]:
-    r = api.client.get("/auth/login", params={"return_to": return_to}, follow_redirects=False)
-    assert r.status_code == 302
-    location = r.headers["location"]
-    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-    return location, query
-
-
-def authorize(location: str, email: str) -> dict[str, str]:
-    r = httpx.get(location + "&" + urlencode({"login_hint": email}), follow_redirects=False)
-    assert r.status_code == 302, r.text
-    back = urlsplit(r.headers["location"])
-    assert f"{back.scheme}://{back.netloc}{back.path}" == "http://console.test/auth/callback"
-    return {k: v[0] for k, v in parse_qs(back.query).items()}
+from hopsplane.api.app import create_app
+from hopsplane.db.engine import Database
+from hopsplane.http.session_cookie import SESSION_COOKIE
+from tests.apps import Api, authorize, id_settings, signed_in, start
 
 
 def test_sign_in_with_pkce_sets_a_signed_http_only_cookie(api: Api) -> None:
@@ -41,6 +27,7 @@ def test_sign_in_with_pkce_sets_a_signed_http_only_cookie(api: Api) -> None:
     assert r.headers["location"] == "/team"
     cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE))
     assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower() and "Path=/" in cookie
+    assert "Secure" in cookie  # outside development, whatever the public URL
     [exchange] = api.issuer.token_requests
     assert len(exchange["code_verifier"]) >= 43  # the verifier went to the token endpoint
 
@@ -103,9 +90,9 @@ def test_a_tampered_session_cookie_is_refused(api: Api) -> None:
     api.client.get("/auth/callback", params=authorize(location, "fay@example.com"),
                    follow_redirects=False)
     value = api.client.cookies[SESSION_COOKIE]
-    body, mac = value.split(".")
+    assert api.client.get("/v1/me").status_code == 200
     api.client.cookies.clear()
-    api.client.cookies.set(SESSION_COOKIE, body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + mac)
+    api.client.cookies.set(SESSION_COOKIE, value[:-2] + ("AA" if value[-2:] != "AA" else "BB"))
     assert api.client.get("/v1/me").status_code == 401
 
 
@@ -144,3 +131,61 @@ def test_the_dev_issuer_hands_out_api_tokens_for_shell_use(api: Api) -> None:
     me = api.client.get("/v1/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
     assert me.status_code == 200 and me.json()["email"] == "shell@example.com"
     assert httpx.post(api.issuer.issuer + "dev/token", data={"email": "nope"}).status_code == 400
+
+
+def me_with(client: TestClient, cookie: str) -> httpx.Response:
+    """/v1/me as a browser holding only this session cookie."""
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, cookie)
+    return client.get("/v1/me")
+
+
+def test_a_copy_of_the_cookie_is_worthless_after_sign_out(api: Api) -> None:
+    copied = signed_in(api, "ivy@example.com")
+    page = api.client.get("/console")
+    token = re.search(r'name="csrf" value="(\w+)"', page.text)
+    assert token
+    r = api.client.post("/auth/logout", data={"csrf": token.group(1)}, follow_redirects=False)
+    assert r.status_code == 303
+    api.client.cookies.clear()
+    api.client.cookies.set(SESSION_COOKIE, copied)  # the cookie, kept by someone else
+    assert api.client.get("/v1/me").status_code == 401
+    assert api.client.get("/console").status_code == 401
+
+
+def test_an_admin_signs_a_user_out_everywhere(api: Api) -> None:
+    _, admin = api.new_user(admin=True)
+    first = signed_in(api, "jo@example.com")
+    api.client.cookies.clear()
+    second = signed_in(api, "jo@example.com")  # another browser
+    api.client.cookies.clear()
+    me = me_with(api.client, first)
+    assert me.status_code == 200
+    user_id = me.json()["id"]
+    # someone who is not a platform admin cannot
+    r = api.client.post(f"/v1/admin/users/{user_id}/sessions/revoke",
+                        headers=api.auth(user_id, "jo@example.com"))
+    assert r.status_code == 403
+    r = api.client.post(f"/v1/admin/users/{user_id}/sessions/revoke", headers=admin)
+    assert r.status_code == 200 and r.json() == {"revoked": 2}
+    for cookie in (first, second):
+        assert me_with(api.client, cookie).status_code == 401
+    # the user can sign in again
+    assert me_with(api.client, signed_in(api, "jo@example.com")).status_code == 200
+    unknown = api.client.post("/v1/admin/users/nobody/sessions/revoke", headers=admin)
+    assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+
+
+def test_a_new_signing_key_in_front_signs_nobody_out(fresh_db: Database) -> None:
+    old, new = "o" * 40, "n" * 40
+    before = create_app(id_settings(secret_key=old), database=fresh_db)
+    with TestClient(before, base_url="https://testserver") as client:
+        first = Api(before, client)
+        cookie = signed_in(first, "kim@example.com")
+    after = create_app(id_settings(secret_key=f"{new},{old}"), database=fresh_db)
+    with TestClient(after, base_url="https://testserver") as client:
+        assert me_with(client, cookie).status_code == 200
+    dropped = create_app(id_settings(secret_key=new), database=fresh_db)
+    with TestClient(dropped, base_url="https://testserver") as client:
+        assert me_with(client, cookie).status_code == 401
+

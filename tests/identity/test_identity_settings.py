@@ -3,6 +3,7 @@ from pydantic import ValidationError
 
 from hopsplane.config import Settings
 from hopsplane.integrations.auth0 import build_identity
+from tests.factories import TEST_ENCRYPTION_KEY
 
 
 def make(**kw: object) -> Settings:
@@ -17,7 +18,7 @@ def test_the_dev_issuer_refuses_to_run_next_to_auth0() -> None:
 def test_the_dev_issuer_is_refused_in_production() -> None:
     with pytest.raises(ValidationError, match="refused in production"):
         make(environment="production", auth_dev_issuer=True, secret_key="k" * 40,
-             encryption_keys="dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI=")
+             encryption_keys=TEST_ENCRYPTION_KEY)
 
 
 def test_auth0_needs_domain_and_audience() -> None:

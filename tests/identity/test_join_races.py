@@ -18,7 +18,7 @@ from hopsplane.db.engine import Database
 from hopsplane.errors import AppError
 from hopsplane.integrations.email import LogMailer
 from hopsplane.teams import service as teams
-from tests.identity.conftest import RecordingHooks
+from tests.factories import RecordingHooks
 
 
 def race_once(db: Database, ctx: teams.InviteContext) -> tuple[str, str]:

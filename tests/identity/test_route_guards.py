@@ -17,12 +17,12 @@ from sqlalchemy import text
 from starlette.routing import Route
 
 from hopsplane.api.app import create_app
-from hopsplane.api.deps import OwnerDep, require_admin, require_member, require_owner
-from hopsplane.api.forms import csrf_for
 from hopsplane.api.routers.usage import usage_submitter
 from hopsplane.db.engine import Database
+from hopsplane.http.deps import OwnerDep, require_admin, require_member, require_owner
+from hopsplane.http.forms import csrf_for
 from hopsplane.teams.rules import hash_token
-from tests.identity.conftest import id_settings
+from tests.apps import id_settings
 
 ANONYMOUS = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),

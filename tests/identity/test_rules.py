@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hopsplane.accounts.rules import Role, normalise_email, role_of
-from hopsplane.api.session_cookie import CookieSigner
 from hopsplane.errors import Invalid
+from hopsplane.http.session_cookie import CookieSigner
 from hopsplane.integrations.auth0.oauth import code_challenge, new_code_verifier
 from hopsplane.teams.rules import (
     accept_link,
@@ -70,11 +70,22 @@ def test_pkce_challenge_is_rfc7636_s256() -> None:
 
 
 def test_cookies_are_signed_per_purpose_and_expire() -> None:
-    session, login = CookieSigner("k" * 40, "session"), CookieSigner("k" * 40, "login")
-    value = session.dumps({"sub": "a"}, 60)
-    assert session.loads(value)["sub"] == "a"  # type: ignore[index]
+    keys = ["k" * 40]
+    session, login = CookieSigner(keys, "session", 60), CookieSigner(keys, "login", 60)
+    value = session.dumps({"sub": "a"})
+    assert session.loads(value) == {"sub": "a"}
     assert login.loads(value) is None  # a login cookie cannot pass for a session
-    assert CookieSigner("other" * 8, "session").loads(value) is None
-    assert session.loads(session.dumps({"sub": "a"}, -1)) is None
+    assert CookieSigner(["other" * 8], "session", 60).loads(value) is None
+    assert CookieSigner(keys, "session", -1).loads(value) is None  # too old
     for junk in (None, "", "a.b.c", "x" * 5000, "abc.def"):
         assert session.loads(junk) is None
+
+
+def test_the_first_key_signs_and_every_key_verifies() -> None:
+    old, new = "o" * 40, "n" * 40
+    by_old = CookieSigner([old], "session", 60).dumps({"s": 1})
+    rotated = CookieSigner([new, old], "session", 60)
+    assert rotated.loads(by_old) == {"s": 1}  # rotation signs nobody out
+    by_new = rotated.dumps({"s": 2})
+    assert CookieSigner([new], "session", 60).loads(by_new) == {"s": 2}
+    assert CookieSigner([old], "session", 60).loads(by_new) is None

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from hopsplane.api.app import create_app
 from hopsplane.db.engine import Database
-from tests.identity.conftest import Api, id_settings
+from tests.apps import Api, id_settings
 from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, StripeFront
 
 EXAMPLES = 20  # per operation, caller and mode: 40 operations x 2 x 2 x 20 ≈ 3,000 cases

@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 
 from hopsplane.api.app import create_app
 from hopsplane.db.engine import Database
-from tests.conftest import SmtpInbox
-from tests.identity.conftest import Api, id_settings
+from tests.apps import Api, id_settings
+from tests.fake_smtp import SmtpInbox
 
 
 def test_invite_accept_assign_remove_over_http(api: Api) -> None:

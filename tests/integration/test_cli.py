@@ -5,19 +5,10 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from hopsplane.cli.main import app
-from hopsplane.config import get_settings
 from hopsplane.db import migrate
 from tests.pg import PgServer
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, fresh_url: str) -> str:
-    monkeypatch.setenv("HOPSPLANE_DATABASE_URL", fresh_url)
-    monkeypatch.setenv("HOPSPLANE_ENVIRONMENT", "development")
-    get_settings.cache_clear()
-    return fresh_url
 
 
 def _seed(url: str) -> None:

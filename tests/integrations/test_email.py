@@ -7,7 +7,7 @@ import pytest
 from hopsplane.config import Settings
 from hopsplane.errors import Unavailable
 from hopsplane.integrations.email import Email, LogMailer, SmtpMailer, build_mailer
-from tests.conftest import SmtpInbox
+from tests.fake_smtp import SmtpInbox
 
 
 def test_smtp_mailer_delivers_to_a_real_server(smtp_server: tuple[int, SmtpInbox]) -> None:

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from hopsplane.cli.main import app
 from hopsplane.legacy.ddl import LEGACY_TABLES
-from tests.legacy.conftest import execute, snapshot
+from tests.legacy.helpers import execute, snapshot
 from tests.pg import PgServer
 
 runner = CliRunner()

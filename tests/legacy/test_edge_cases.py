@@ -9,7 +9,8 @@ from sqlalchemy import create_engine, text
 
 from hopsplane.crypto import SecretBox
 from hopsplane.legacy.transform import STATUS_MAP
-from tests.legacy.conftest import execute, make_legacy, run_migrate
+from tests.factories import make_legacy
+from tests.legacy.helpers import execute, run_migrate
 from tests.pg import PgServer
 
 

@@ -20,10 +20,11 @@ from hopsplane.legacy.backup import file_sha256
 from hopsplane.legacy.ddl import LEGACY_TABLES
 from hopsplane.legacy.generate import sizes
 from hopsplane.legacy.inspect import tables_in
-from tests.legacy.conftest import make_legacy, run_migrate, snapshot
+from tests.factories import TEST_ENCRYPTION_KEY, make_legacy
+from tests.legacy.helpers import run_migrate, snapshot
 from tests.pg import PgServer
 
-_KEY = "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI="
+_KEY = TEST_ENCRYPTION_KEY
 
 
 @dataclass

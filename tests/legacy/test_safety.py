@@ -20,7 +20,8 @@ from hopsplane.errors import Conflict, Unavailable
 from hopsplane.legacy import service
 from hopsplane.legacy.ddl import ARCHIVE_SCHEMA, RETIRED
 from hopsplane.legacy.inspect import detect_state, tables_in
-from tests.legacy.conftest import execute, make_legacy, run_migrate, scalar, snapshot
+from tests.factories import TEST_ENCRYPTION_KEY, make_legacy
+from tests.legacy.helpers import execute, run_migrate, scalar, snapshot
 from tests.pg import PgServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +76,7 @@ def test_a_kill_in_the_middle_leaves_the_legacy_database_and_a_rerun_finishes(
 
 
 def _key() -> str:
-    return "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI="
+    return TEST_ENCRYPTION_KEY
 
 
 def test_a_failure_after_the_data_move_rolls_everything_back(

@@ -5,7 +5,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hopsplane.api.app import create_app
-from hopsplane.api.deps import Principal
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.integrations.stripe import StripeApi, build_stripe
@@ -38,9 +37,3 @@ def app_client(fresh_db: Database, stripe_settings: Settings) -> Iterator[TestCl
     """The app as `hopsplane serve` builds it: the Stripe client comes from the settings."""
     with TestClient(create_app(stripe_settings, database=fresh_db)) as c:
         yield c
-
-
-def act_as(client: TestClient, user_id: str, owner: str | None = None) -> None:
-    principal = Principal(user_id, f"{user_id}@example.com", account_owner_id=owner,
-                          is_platform_admin=False)
-    client.app.state.authenticator = lambda _req, _s: principal  # type: ignore[attr-defined]

@@ -10,22 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from hopsplane.db.engine import Database
-from hopsplane.db.models import User
-from tests.payments.fakes import sign, stripe_event
-
-
-def make_owner(db: Database) -> str:
-    uid = f"auth0|{uuid.uuid4().hex[:12]}"
-    with db.transaction() as s:
-        s.add(User(id=uid, email=f"{uid[6:]}@example.com"))
-    return uid
-
-
-def make_member(db: Database, owner: str) -> str:
-    uid = f"auth0|{uuid.uuid4().hex[:12]}"
-    with db.transaction() as s:
-        s.add(User(id=uid, email=f"{uid[6:]}@example.com", account_owner_id=owner))
-    return uid
+from tests.apps import act_as
+from tests.factories import committed_user
+from tests.payments.fakes import StripeFront, sign, stripe_event
 
 
 def deliver(client: TestClient, event: dict[str, Any], **sign_kwargs: Any) -> Any:
@@ -71,3 +58,18 @@ def stored_events(db: Database) -> dict[str, tuple[str, str | None]]:
 def count(db: Database, sql: str) -> int:
     with db.transaction() as s:
         return int(s.execute(text(sql)).scalar_one())
+
+
+def paid_through_checkout(
+    client: TestClient, db: Database, front: StripeFront, *, owner: str | None, amount: str
+) -> tuple[str, str, str]:
+    """Top up through the API, pay on 'Stripe', deliver checkout.session.completed."""
+    owner = owner or committed_user(db)
+    act_as(client, owner)
+    topup = client.post("/v1/account/topups", json={"amount": amount})
+    assert topup.status_code == 201, topup.json()
+    paid = front.pay(topup.json()["session_id"])
+    r = deliver(client, checkout_event("checkout.session.completed", paid))
+    assert r.json()["status"] == "processed"
+    charge = front.charge_of(paid["payment_intent"])
+    return owner, paid["payment_intent"], charge["id"]

@@ -14,8 +14,9 @@ from sqlalchemy import text
 
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
+from tests.factories import committed_user
 from tests.payments.fakes import sign
-from tests.payments.helpers import checkout_event, make_owner, paid_session
+from tests.payments.helpers import checkout_event, paid_session
 
 PURCHASES = 1000
 ACCOUNTS = 40
@@ -27,7 +28,7 @@ def test_a_thousand_purchases_delivered_three_times_in_any_order_credit_once_eac
     app_client: TestClient, fresh_db: Database
 ) -> None:
     rng = random.Random(7)
-    owners = [make_owner(fresh_db) for _ in range(ACCOUNTS)]
+    owners = [committed_user(fresh_db) for _ in range(ACCOUNTS)]
     expected: dict[str, Decimal] = {o: Decimal("0.00") for o in owners}
     deliveries: list[tuple[bytes, str]] = []
     for i in range(PURCHASES):

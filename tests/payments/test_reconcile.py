@@ -12,8 +12,9 @@ from hopsplane.config import get_settings
 from hopsplane.db.engine import Database
 from hopsplane.integrations.stripe import CheckoutRequest, StripeApi
 from hopsplane.payments.reconcile import reconcile
+from tests.factories import committed_user
 from tests.payments.fakes import TEST_KEY, LocalStripe, StripeFront, stripe_event
-from tests.payments.helpers import deliver, ledger, make_owner
+from tests.payments.helpers import deliver, ledger
 
 runner = CliRunner()
 
@@ -36,7 +37,7 @@ def _pay(gateway: StripeApi, front: StripeFront, owner: str, cents: int) -> str:
 def test_reconcile_lists_then_fixes_missing_purchases_and_refunds(
     fresh_db: Database, gateway: StripeApi, stripe_front: StripeFront
 ) -> None:
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     pi_a = _pay(gateway, stripe_front, owner, 4000)
     pi_b = _pay(gateway, stripe_front, owner, 1500)
     stripe_front.refund(pi_a, 1000)
@@ -73,7 +74,7 @@ def test_a_late_webhook_after_a_fix_credits_nothing_more(
     from fastapi.testclient import TestClient
 
     assert isinstance(app_client, TestClient)
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     pi = _pay(gateway, stripe_front, owner, 2000)
     with fresh_db.transaction() as s:
         assert reconcile(s, gateway, since=None, fix=True).ok
@@ -87,7 +88,7 @@ def test_the_cli_lists_exits_1_then_fixes(
     monkeypatch: pytest.MonkeyPatch, fresh_url: str, fresh_db: Database, gateway: StripeApi,
     stripe_front: StripeFront,
 ) -> None:
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     pi = _pay(gateway, stripe_front, owner, 3300)
     for name, value in {
         "HOPSPLANE_DATABASE_URL": fresh_url, "HOPSPLANE_ENVIRONMENT": "development",
@@ -118,9 +119,9 @@ def test_the_cli_lists_exits_1_then_fixes(
 def test_credits_that_stripe_never_received_are_listed_and_never_fixed(
     fresh_db: Database, gateway: StripeApi, stripe_front: StripeFront
 ) -> None:
-    from tests.factories import post
+    from tests.factories import committed_user, post
 
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     pi_ok = _pay(gateway, stripe_front, owner, 1200)
     with fresh_db.transaction() as s:
         post(s, owner, "purchase", "12.00", key=f"stripe:purchase:{pi_ok}",

@@ -13,8 +13,7 @@ from hopsplane.integrations.stripe import ChargeState, StripeApi, parse_event
 from hopsplane.payments import service
 from hopsplane.payments.schemas import EventOutcome
 from tests.payments.fakes import StripeFront, sign, stripe_event
-from tests.payments.helpers import ledger
-from tests.payments.test_webhooks import _paid_through_checkout
+from tests.payments.helpers import ledger, paid_through_checkout
 
 
 class PausingGateway:
@@ -54,7 +53,7 @@ def _someone_waits_on_an_advisory_lock(db: Database) -> bool:
 def test_a_refund_read_before_a_newer_one_still_refunds_the_total_once(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront, gateway: StripeApi
 ) -> None:
-    owner, pi, _ = _paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
+    owner, pi, _ = paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
                                           amount="60.00")
     first = stripe_event("charge.refunded", stripe_front.refund(pi, 3000))
     pausing = PausingGateway(gateway)

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hopsplane.credits.origins import StripeRefund
+from hopsplane.credits.service import ledger_key
 from hopsplane.errors import Invalid
 from hopsplane.integrations.stripe import CheckoutSession, PaymentIntentState, mode_of_key
 from hopsplane.payments import rules
@@ -76,4 +78,4 @@ def test_refunds_owe_the_cumulative_difference() -> None:
     assert rules.refund_due(5000, Decimal("30.00"), "usd") == Decimal("20.00")
     assert rules.refund_due(3000, Decimal("30.00"), "usd") == 0
     assert rules.refund_due(1000, Decimal("30.00"), "usd") == Decimal("-20.00")
-    assert rules.refund_key("pi_1", 5000) != rules.refund_key("pi_1", 3000)
+    assert ledger_key(StripeRefund("pi_1", 5000)) != ledger_key(StripeRefund("pi_1", 3000))

@@ -10,15 +10,14 @@ from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.integrations.stripe import StripeApi, config_from_settings
 from hopsplane.payments import service
-from tests.payments.conftest import act_as
+from tests.apps import act_as
+from tests.factories import committed_user
 from tests.payments.fakes import StripeFront
 from tests.payments.helpers import (
     balance,
     checkout_event,
     deliver,
     ledger,
-    make_member,
-    make_owner,
 )
 
 
@@ -32,7 +31,7 @@ def _customer_columns(db: Database, account: str) -> tuple[str | None, str | Non
 def test_an_owner_gets_a_checkout_session_for_their_account(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront
 ) -> None:
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     act_as(app_client, owner)
     r = app_client.post("/v1/account/topups", json={"amount": "50.00"})
     assert r.status_code == 201, r.json()
@@ -61,7 +60,7 @@ def test_an_owner_gets_a_checkout_session_for_their_account(
 def test_bad_amounts_are_refused_and_nothing_is_created(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront, amount: object
 ) -> None:
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     act_as(app_client, owner)
     before = len(stripe_front.checkout_requests)
     r = app_client.post("/v1/account/topups", json={"amount": amount})
@@ -71,8 +70,8 @@ def test_bad_amounts_are_refused_and_nothing_is_created(
 
 
 def test_members_cannot_top_up(app_client: TestClient, fresh_db: Database) -> None:
-    owner = make_owner(fresh_db)
-    member = make_member(fresh_db, owner)
+    owner = committed_user(fresh_db)
+    member = committed_user(fresh_db, owner=owner)
     act_as(app_client, member, owner=owner)
     r = app_client.post("/v1/account/topups", json={"amount": "50.00"})
     assert r.status_code == 403 and r.json()["error"] == "Forbidden"
@@ -85,9 +84,9 @@ def test_members_cannot_top_up(app_client: TestClient, fresh_db: Database) -> No
 def test_a_suspended_account_with_a_negative_balance_can_top_up(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront
 ) -> None:
-    from tests.factories import post
+    from tests.factories import committed_user, post
 
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     with fresh_db.transaction() as s:
         post(s, owner, "usage", "-30.00")
     act_as(app_client, owner)
@@ -101,7 +100,7 @@ def test_a_suspended_account_with_a_negative_balance_can_top_up(
 def test_the_success_redirect_credits_once_and_the_webhook_then_changes_nothing(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront
 ) -> None:
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     act_as(app_client, owner)
     sid = app_client.post("/v1/account/topups", json={"amount": "75.00"}).json()["session_id"]
     early = app_client.get(f"/v1/account/topups/{sid}/complete")
@@ -119,7 +118,7 @@ def test_the_success_redirect_credits_once_and_the_webhook_then_changes_nothing(
 def test_the_success_redirect_refuses_another_accounts_session(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront
 ) -> None:
-    alice, bob = make_owner(fresh_db), make_owner(fresh_db)
+    alice, bob = committed_user(fresh_db), committed_user(fresh_db)
     act_as(app_client, alice)
     sid = app_client.post("/v1/account/topups", json={"amount": "10.00"}).json()["session_id"]
     stripe_front.pay(sid)
@@ -141,7 +140,7 @@ def test_live_keys_use_the_live_customer_column(
     config = config_from_settings(live_settings)
     assert config.mode == "live"
     live = StripeApi("sk_live_local", None, config, api_base=stripe_front.url)
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     with fresh_db.transaction() as s:
         customer = service.ensure_customer(s, live, owner)
     assert _customer_columns(fresh_db, owner) == (customer, None)
@@ -151,6 +150,6 @@ def test_topups_answer_503_without_stripe(fresh_db: Database, settings: Settings
     from hopsplane.api.app import create_app
 
     with TestClient(create_app(settings, database=fresh_db)) as c:
-        act_as(c, make_owner(fresh_db))
+        act_as(c, committed_user(fresh_db))
         r = c.post("/v1/account/topups", json={"amount": "50.00"})
     assert r.status_code == 503 and r.json()["error"] == "Unavailable"

@@ -6,6 +6,8 @@ from decimal import Decimal
 from fastapi.testclient import TestClient
 
 from hopsplane.db.engine import Database
+from tests.apps import act_as
+from tests.factories import RecordingHooks, committed_user, post
 from tests.payments.fakes import StripeFront, stripe_event
 from tests.payments.helpers import (
     balance,
@@ -13,9 +15,8 @@ from tests.payments.helpers import (
     count,
     deliver,
     ledger,
-    make_member,
-    make_owner,
     paid_session,
+    paid_through_checkout,
     stored_events,
 )
 
@@ -23,7 +24,7 @@ from tests.payments.helpers import (
 def test_a_purchase_is_credited_once_however_often_it_arrives(
     app_client: TestClient, fresh_db: Database
 ) -> None:
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     cs = paid_session(owner, "pi_once", 2500)
     completed = checkout_event("checkout.session.completed", cs)
     for _ in range(3):
@@ -41,7 +42,7 @@ def test_a_purchase_is_credited_once_however_often_it_arrives(
 def test_an_async_payment_is_credited_when_it_succeeds_not_when_the_session_completes(
     app_client: TestClient, fresh_db: Database
 ) -> None:
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     unpaid = paid_session(owner, "pi_sepa", 4000, status="unpaid")
     r = deliver(app_client, checkout_event("checkout.session.completed", unpaid))
     assert r.json()["status"] == "ignored" and balance(fresh_db, owner) == 0
@@ -54,7 +55,7 @@ def test_an_async_payment_is_credited_when_it_succeeds_not_when_the_session_comp
 def test_forged_stale_and_wrong_mode_events_are_refused_and_change_nothing(
     app_client: TestClient, fresh_db: Database
 ) -> None:
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     event = checkout_event("checkout.session.completed", paid_session(owner, "pi_x", 9900))
     forged = deliver(app_client, event, secret="whsec_attacker")
     stale = deliver(app_client, event, timestamp=int(time.time()) - 301)
@@ -75,7 +76,7 @@ def test_forged_stale_and_wrong_mode_events_are_refused_and_change_nothing(
 def test_a_tampered_body_fails_the_signature(app_client: TestClient, fresh_db: Database) -> None:
     from tests.payments.fakes import sign
 
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     event = checkout_event("checkout.session.completed", paid_session(owner, "pi_t", 1000))
     body, header = sign(event)
     tampered = body.replace(b"1000", b"9000")
@@ -96,8 +97,8 @@ def test_unknown_events_are_acknowledged_and_recorded(
 def test_events_that_cannot_be_credited_are_recorded_as_failed_and_acknowledged(
     app_client: TestClient, fresh_db: Database
 ) -> None:
-    owner = make_owner(fresh_db)
-    member = make_member(fresh_db, owner)
+    owner = committed_user(fresh_db)
+    member = committed_user(fresh_db, owner=owner)
     nobody = checkout_event("checkout.session.completed", paid_session("auth0|ghost", "pi_g", 500))
     to_member = checkout_event("checkout.session.completed", paid_session(member, "pi_m", 500))
     euro = checkout_event("checkout.session.completed",
@@ -114,7 +115,7 @@ def test_events_that_cannot_be_credited_are_recorded_as_failed_and_acknowledged(
 def test_refunds_post_the_refunded_difference(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront
 ) -> None:
-    owner, pi, charge_id = _paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
+    owner, pi, charge_id = paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
                                                   amount="100.00")
     charge = stripe_front.refund(pi, 3000)
     assert charge["amount_refunded"] == 3000
@@ -138,8 +139,8 @@ def test_refunds_post_the_refunded_difference(
 def test_a_refund_delivered_before_its_purchase_ends_with_the_right_balance(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront
 ) -> None:
-    owner = make_owner(fresh_db)
-    app_client.app.state.authenticator = _owner(owner)  # type: ignore[attr-defined]
+    owner = committed_user(fresh_db)
+    act_as(app_client, owner)
     topup = app_client.post("/v1/account/topups", json={"amount": "80.00"}).json()
     paid = stripe_front.pay(topup["session_id"])
     charge = stripe_front.refund(paid["payment_intent"], 2500)
@@ -160,9 +161,7 @@ def test_a_refund_delivered_before_its_purchase_ends_with_the_right_balance(
 def test_a_refund_the_balance_cannot_cover_is_recorded_as_failed(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront
 ) -> None:
-    from tests.factories import post
-
-    owner, pi, _ = _paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
+    owner, pi, _ = paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
                                           amount="20.00")
     with fresh_db.transaction() as s:
         post(s, owner, "usage", "-15.00")
@@ -183,34 +182,12 @@ def test_webhooks_answer_503_when_stripe_is_not_configured(
     assert r.status_code == 503 and r.json()["error"] == "Unavailable"
 
 
-def _owner(owner: str):  # type: ignore[no-untyped-def]
-    from hopsplane.api.deps import Principal
-
-    p = Principal(owner, "o@example.com", account_owner_id=None, is_platform_admin=False)
-    return lambda _req, _s: p
-
-
-def _paid_through_checkout(
-    client: TestClient, db: Database, front: StripeFront, *, owner: str | None, amount: str
-) -> tuple[str, str, str]:
-    """Top up through the API, pay on 'Stripe', deliver checkout.session.completed."""
-    owner = owner or make_owner(db)
-    client.app.state.authenticator = _owner(owner)  # type: ignore[attr-defined]
-    topup = client.post("/v1/account/topups", json={"amount": amount})
-    assert topup.status_code == 201, topup.json()
-    paid = front.pay(topup.json()["session_id"])
-    r = deliver(client, checkout_event("checkout.session.completed", paid))
-    assert r.json()["status"] == "processed"
-    charge = front.charge_of(paid["payment_intent"])
-    return owner, paid["payment_intent"], charge["id"]
-
-
 def test_concurrent_refund_events_refund_the_cumulative_amount_once(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront
 ) -> None:
     import threading
 
-    owner, pi, charge_id = _paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
+    owner, pi, charge_id = paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
                                                   amount="60.00")
     stripe_front.refund(pi, 3000)
     charge = stripe_front.refund(pi, 2000)
@@ -272,7 +249,7 @@ def test_when_stripe_is_unreachable_the_event_is_not_stored_and_stripe_retries(
     from hopsplane.integrations.stripe import StripeApi, config_from_settings
     from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, free_port
 
-    owner, pi, _ = _paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
+    owner, pi, _ = paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
                                           amount="30.00")
     charge = stripe_front.refund(pi, 1000)
     event = stripe_event("charge.refunded", charge)
@@ -294,26 +271,16 @@ def test_a_purchase_that_lifts_a_suspension_announces_the_resumption_at_once(
 ) -> None:
     """The account hooks hear of the resumption inside the webhook's own transaction, so the
     account's Hopsworks users are queued for reactivation without waiting for a billing run."""
-    from hopsplane.hooks import LoggingHooks
-    from tests.factories import post
-
-    class Recording(LoggingHooks):
-        def __init__(self) -> None:
-            self.calls: list[tuple[str, str]] = []
-
-        def account_resumed(self, session, owner_id):  # type: ignore[no-untyped-def]
-            self.calls.append(("resumed", owner_id))
-
-    hooks = Recording()
+    hooks = RecordingHooks()
     app_client.app.state.account_hooks = hooks  # type: ignore[attr-defined]
-    owner = make_owner(fresh_db)
+    owner = committed_user(fresh_db)
     with fresh_db.transaction() as s:
         post(s, owner, "usage", "-5.00")  # at or below zero: suspended
     r = deliver(app_client, checkout_event("checkout.session.completed",
                                            paid_session(owner, "pi_resume", 1000)))
     assert r.json()["status"] == "processed"
     assert balance(fresh_db, owner) == Decimal("5.00")
-    assert hooks.calls == [("resumed", owner)]
+    assert hooks.events == [("account_resumed", owner)]
     r = deliver(app_client, checkout_event("checkout.session.async_payment_succeeded",
                                            paid_session(owner, "pi_resume", 1000)))
-    assert hooks.calls == [("resumed", owner)]  # a repeat announces nothing
+    assert hooks.events == [("account_resumed", owner)]  # a repeat announces nothing

@@ -20,7 +20,10 @@ def test_development_runs_with_placeholders(monkeypatch: pytest.MonkeyPatch) -> 
         (DEV_SECRET_KEY, SecretBox.generate_key(), "placeholder"),
         ("s" * 40, DEV_ENCRYPTION_KEY, "development placeholder key"),
         ("s" * 40, None, "HOPSPLANE_ENCRYPTION_KEYS is not set"),
+        (f"{'n' * 40},{DEV_SECRET_KEY}", SecretBox.generate_key(), "placeholder"),
     ],
+    # ids without the generated keys: every xdist worker must collect the same names
+    ids=["no-secret", "placeholder-secret", "placeholder-fernet", "no-fernet", "rotation"],
 )
 def test_production_refuses_placeholder_or_missing_secrets(
     secret: str | None, keys: str | None, complaint: str
@@ -64,3 +67,19 @@ def test_bad_keys_say_what_to_do() -> None:
     with pytest.raises(Invalid, match="generate-key"):
         SecretBox(["not-a-key"])
     assert "redacted" in repr(SecretBox([SecretBox.generate_key()]))
+
+
+def test_cookies_are_secure_everywhere_but_in_development_over_http() -> None:
+    dev = Settings(_env_file=None, environment="development")  # type: ignore[call-arg]
+    assert not dev.secure_cookies
+    assert Settings(_env_file=None, environment="development",  # type: ignore[call-arg]
+                    public_url="https://console.example").secure_cookies
+    assert Settings(_env_file=None, environment="test",  # type: ignore[call-arg]
+                    secret_key="s" * 40).secure_cookies
+
+
+def test_the_first_secret_key_signs_and_all_are_kept() -> None:
+    s = Settings(_env_file=None, environment="test",  # type: ignore[call-arg]
+                 secret_key=f" {'n' * 40} , {'o' * 40} ,")
+    assert s.effective_secret_keys == ["n" * 40, "o" * 40]
+    assert s.effective_secret_key == "n" * 40

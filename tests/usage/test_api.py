@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from hopsplane.api.app import create_app
-from hopsplane.api.deps import Principal
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.http.deps import Principal
 from hopsplane.usage import service
-from tests.usage.conftest import make_account, make_cluster
+from tests.factories import make_cluster, make_user
 
 ADMIN = Principal("admin", "a@x.io", account_owner_id=None, is_platform_admin=True)
 OWNER = Principal("owner", "o@x.io", account_owner_id=None, is_platform_admin=False)
@@ -53,7 +53,7 @@ def test_admins_post_events_and_a_repeat_changes_nothing(
     client: TestClient, fresh_db: Database
 ) -> None:
     with fresh_db.transaction() as s:
-        owner = make_account(s)
+        owner = make_user(s)
     _as(client, ADMIN)
     r = client.post("/v1/usage/events", json=_batch(owner, "a", "b"))
     assert r.status_code == 200, r.text
@@ -67,7 +67,7 @@ def test_admins_post_events_and_a_repeat_changes_nothing(
 def test_only_admins_and_cluster_agents_may_post(client: TestClient, fresh_db: Database) -> None:
     with fresh_db.transaction() as s:
         cluster = make_cluster(s)
-        owner = make_account(s, cluster=cluster)
+        owner = make_user(s, cluster=cluster)
         token = service.issue_token(s, cluster)
     body = _batch(owner, "e1")
     _as(client, None)
@@ -95,7 +95,7 @@ def test_only_admins_and_cluster_agents_may_post(client: TestClient, fresh_db: D
 
 def test_bad_batches_are_422_and_store_nothing(client: TestClient, fresh_db: Database) -> None:
     with fresh_db.transaction() as s:
-        owner = make_account(s)
+        owner = make_user(s)
     _as(client, ADMIN)
     float_units = client.post("/v1/usage/events", json=_batch(owner, "f", units=1.5))
     assert float_units.status_code == 422 and float_units.json()["error"] == "Invalid"

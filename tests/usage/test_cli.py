@@ -13,19 +13,17 @@ from typer.testing import CliRunner
 from hopsplane.cli.main import app
 from hopsplane.config import get_settings
 from hopsplane.db.engine import Database
-from tests.usage.conftest import make_account, make_cluster
+from tests.factories import TEST_ENCRYPTION_KEY, make_cluster, make_user
 from tests.usage.fake_prometheus import FakePrometheus, fake_prometheus
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, fresh_url: str) -> str:
-    monkeypatch.setenv("HOPSPLANE_DATABASE_URL", fresh_url)
-    monkeypatch.setenv("HOPSPLANE_ENVIRONMENT", "development")
-    monkeypatch.setenv("HOPSPLANE_ENCRYPTION_KEYS", "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI=")
+def env(env: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("HOPSPLANE_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
     get_settings.cache_clear()
-    return fresh_url
+    return env
 
 
 @pytest.fixture
@@ -63,7 +61,7 @@ def test_collect_unmatched_and_refold(env: str, prom: FakePrometheus) -> None:
     db = Database(env)
     with db.transaction() as s:
         cluster = make_cluster(s, {"prometheus_url": prom.url})
-        owner = make_account(s, cluster=cluster, project_id=3, project_name="Team_A")
+        owner = make_user(s, cluster=cluster, project_id=3, project_name="Team_A")
     prom.values = {"team-a": "36", "stray": "3.6"}
     r = runner.invoke(app, ["usage", "collect", "--day", "2026-11-20", "--cluster", str(cluster)])
     assert r.exit_code == 0, r.output
@@ -72,7 +70,7 @@ def test_collect_unmatched_and_refold(env: str, prom: FakePrometheus) -> None:
     assert "unknown namespace stray" in u.output and "1 shown" in u.output
 
     with db.transaction() as s:
-        stray = make_account(s, cluster=cluster, project_id=4, project_name="stray")
+        stray = make_user(s, cluster=cluster, project_id=4, project_name="stray")
     assert "folded 1 event(s); 0 still unmatched" in runner.invoke(app, ["usage", "refold"]).output
     assert _scalar(env, f"SELECT compute_units FROM usage_tracking WHERE account_owner_id = '{stray}'") == Decimal(10)
 

@@ -22,13 +22,13 @@ from hopsplane.usage import service
 from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.usage.schemas import NewEvent, UsageEventIn
 from hopsplane.usage.service import Submitter
-from tests.usage.conftest import make_account
+from tests.factories import make_user
 
 
 def test_concurrent_batches_with_shared_duplicates_fold_exactly(fresh_db: Database) -> None:
     with fresh_db.transaction() as s:
-        owners = [make_account(s) for _ in range(3)]
-        members = [make_account(s, owner=o) for o in owners]
+        owners = [make_user(s) for _ in range(3)]
+        members = [make_user(s, owner=o) for o in owners]
     people = owners + members
 
     def batch(worker: int, round_: int) -> list[UsageEventIn]:
@@ -148,8 +148,8 @@ def test_batches_arriving_together_are_folded_together_and_exactly(
     fresh_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with fresh_db.transaction() as s:
-        owners = [make_account(s) for _ in range(3)]
-        members = [make_account(s, owner=o) for o in owners]
+        owners = [make_user(s) for _ in range(3)]
+        members = [make_user(s, owner=o) for o in owners]
     people = owners + members
     at = datetime(2026, 11, 20, 8, tzinfo=UTC)
 
@@ -196,7 +196,7 @@ def test_a_batch_that_fails_in_a_group_fails_alone(
     fresh_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with fresh_db.transaction() as s:
-        owner = make_account(s)
+        owner = make_user(s)
     good = [service.validated_batch([UsageEventIn(
         id=f"g{w}-{i}", account_id=owner, compute_units="1",
         timestamp=datetime(2026, 11, 20, tzinfo=UTC)) for i in range(3)], Submitter(admin_id="a"))

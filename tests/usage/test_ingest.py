@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from hopsplane.errors import Forbidden, Invalid
 from hopsplane.usage import service
 from hopsplane.usage.service import Submitter
-from tests.usage.conftest import day_row, event, make_account, make_cluster, units
+from tests.factories import day_row, event, make_cluster, make_user, units
 
 ADMIN = Submitter(admin_id="admin")
 
@@ -21,7 +21,7 @@ ADMIN = Submitter(admin_id="admin")
 def test_an_owners_events_are_summed_per_day_with_the_owner_in_the_breakdown(
     session: Session,
 ) -> None:
-    owner = make_account(session)
+    owner = make_user(session)
     result = service.ingest(
         session, [event(account_id=owner, compute_units="2.5"),
                   event(account_id=owner, compute_units=3)], ADMIN
@@ -39,8 +39,8 @@ def test_an_owners_events_are_summed_per_day_with_the_owner_in_the_breakdown(
 def test_a_members_usage_goes_to_the_owner_with_the_member_in_the_breakdown(
     session: Session,
 ) -> None:
-    owner = make_account(session)
-    member = make_account(session, owner=owner)
+    owner = make_user(session)
+    member = make_user(session, owner=owner)
     service.ingest(session, [
         event(account_id=member, compute_units="4"),
         event(account_id=owner, user_id=member, compute_units="1"),
@@ -54,7 +54,7 @@ def test_a_members_usage_goes_to_the_owner_with_the_member_in_the_breakdown(
 
 
 def test_cpu_seconds_become_units_at_10000_per_cpu_hour(session: Session) -> None:
-    owner = make_account(session)
+    owner = make_user(session)
     service.ingest(session, [event(account_id=owner, cpu_seconds="3600"),
                              event(account_id=owner, cpu_seconds=1)], ADMIN)
     row = day_row(session, owner)
@@ -65,7 +65,7 @@ def test_cpu_seconds_become_units_at_10000_per_cpu_hour(session: Session) -> Non
 
 
 def test_a_repeated_event_id_is_accepted_and_ignored(session: Session) -> None:
-    owner = make_account(session)
+    owner = make_user(session)
     first = service.ingest(session, [event("e1", account_id=owner, compute_units="7"),
                                      event("e1", account_id=owner, compute_units="7")], ADMIN)
     again = service.ingest(session, [event("e1", account_id=owner, compute_units="7"),
@@ -76,7 +76,7 @@ def test_a_repeated_event_id_is_accepted_and_ignored(session: Session) -> None:
 
 
 def test_days_are_utc_days(session: Session) -> None:
-    owner = make_account(session)
+    owner = make_user(session)
     plus_two = timezone(timedelta(hours=2))
     service.ingest(session, [
         event(account_id=owner, timestamp=datetime(2026, 11, 20, 23, 59, 59, tzinfo=UTC)),
@@ -106,8 +106,8 @@ def test_unknown_accounts_are_kept_reported_and_folded_in_later(session: Session
 
 def test_projects_resolve_to_their_account(session: Session) -> None:
     project = 900_000 + uuid.uuid4().int % 99_999
-    owner = make_account(session, project_id=project)
-    member = make_account(session, owner=owner, project_id=project)
+    owner = make_user(session, project_id=project)
+    member = make_user(session, owner=owner, project_id=project)
     result = service.ingest(session, [
         event(project_id=project, compute_units="2"),
         event(project_id=project, user_id=member, compute_units="3"),
@@ -125,15 +125,15 @@ def test_projects_resolve_to_their_account(session: Session) -> None:
 
 def test_a_project_claimed_by_two_accounts_is_not_guessed(session: Session) -> None:
     project = 800_000 + uuid.uuid4().int % 99_999
-    make_account(session, project_id=project)
-    make_account(session, project_id=project)
+    make_user(session, project_id=project)
+    make_user(session, project_id=project)
     result = service.ingest(session, [event(project_id=project)], ADMIN)
     assert result.unmatched == 1
     assert service.unmatched(session)[0].problem == f"project {project} belongs to 2 accounts"
 
 
 def test_existing_usage_of_the_day_is_added_to(session: Session) -> None:
-    owner = make_account(session)
+    owner = make_user(session)
     session.execute(text(
         "INSERT INTO usage_tracking (account_owner_id, date, compute_units, user_breakdown, "
         "raw_metrics) VALUES (:o, '2026-11-20', 100, jsonb_build_object(CAST(:o AS text), 100), "
@@ -162,7 +162,7 @@ def test_existing_usage_of_the_day_is_added_to(session: Session) -> None:
 def test_one_invalid_event_refuses_the_batch(
     session: Session, fields: dict[str, object], message: str
 ) -> None:
-    owner = make_account(session)
+    owner = make_user(session)
     good = event(account_id=owner)
     bad = _bad_event(owner, fields)
     with pytest.raises(Invalid, match=message) as info:
@@ -188,15 +188,15 @@ def _bad_event(owner: str, fields: dict[str, object]):  # type: ignore[no-untype
 
 
 def test_reserved_ids_are_refused(session: Session) -> None:
-    owner = make_account(session)
+    owner = make_user(session)
     with pytest.raises(Invalid, match="reserved"):
         service.ingest(session, [event("prom:x:y:2026-11-20", account_id=owner)], ADMIN)
 
 
 def test_a_cluster_agent_reports_only_for_its_own_cluster(session: Session) -> None:
     cluster, other = make_cluster(session), make_cluster(session)
-    here = make_account(session, cluster=cluster)
-    there = make_account(session, cluster=other)
+    here = make_user(session, cluster=cluster)
+    there = make_user(session, cluster=other)
     agent = Submitter(cluster_id=cluster)
     result = service.ingest(session, [event(account_id=here, compute_units="1"),
                                       event("x", account_id=there, compute_units="1")], agent)
@@ -215,8 +215,8 @@ def test_several_users_and_sources_on_one_day_are_added_entry_by_entry(session: 
     # A day row that already has usage (another source, extra keys) gets a batch naming the
     # owner, two members and a user at 0 units: every breakdown entry and every per-source
     # sum is added to, nothing else in the row changes, and a zero adds no key.
-    owner = make_account(session)
-    first, second = make_account(session, owner=owner), make_account(session, owner=owner)
+    owner = make_user(session)
+    first, second = make_user(session, owner=owner), make_user(session, owner=owner)
     session.execute(text(
         "INSERT INTO usage_tracking (account_owner_id, date, compute_units, user_breakdown, "
         "raw_metrics) VALUES (:o, '2026-11-20', 10, jsonb_build_object(CAST(:f AS text), 10), "
@@ -242,7 +242,7 @@ def test_several_users_and_sources_on_one_day_are_added_entry_by_entry(session: 
 
 
 def test_a_zero_event_on_a_new_day_leaves_an_empty_breakdown(session: Session) -> None:
-    owner = make_account(session)
+    owner = make_user(session)
     service.ingest(session, [event(account_id=owner, compute_units="0")], ADMIN)
     row = day_row(session, owner)
     assert row is not None and row.compute_units == 0 and row.user_breakdown == {}

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from hopsplane.db.engine import Database
 from hopsplane.integrations.prometheus import HttpPrometheusClient, PrometheusError
 from hopsplane.usage import attribution, rules, service
-from tests.usage.conftest import day_row, make_account, make_cluster, units
+from tests.factories import day_row, make_cluster, make_user, units
 from tests.usage.fake_prometheus import FakePrometheus, fake_prometheus
 
 DAY = date(2026, 11, 20)
@@ -63,8 +63,8 @@ def test_the_client_reports_an_unreachable_server() -> None:
 
 def _setup(session: Session, prom: FakePrometheus) -> tuple[object, str, str]:
     cluster = make_cluster(session, {"prometheus_url": prom.url})
-    alice = make_account(session, cluster=cluster, project_id=11, project_name="Alice_Lab")
-    bob = make_account(session, cluster=cluster, project_id=12, project_name="bob")
+    alice = make_user(session, cluster=cluster, project_id=11, project_name="Alice_Lab")
+    bob = make_user(session, cluster=cluster, project_id=12, project_name="bob")
     return cluster, alice, bob
 
 
@@ -139,7 +139,7 @@ def test_unknown_namespaces_are_kept_and_fold_in_once_the_project_is_known(
     assert result.unmatched == 1
     [lost] = service.unmatched(session)
     assert lost.problem == f"unknown namespace carol-project on cluster {cluster}"
-    carol = make_account(session, cluster=cluster, project_id=13, project_name="Carol_Project")
+    carol = make_user(session, cluster=cluster, project_id=13, project_name="Carol_Project")
     assert service.refold(session).folded == 1
     assert units(session, carol) == Decimal(20000)
 
@@ -162,9 +162,9 @@ def test_pods_are_attributed_to_their_hopsworks_users_and_the_rest_stays_with_th
     session: Session, prom: FakePrometheus
 ) -> None:
     cluster = make_cluster(session, {"prometheus_url": prom.url})
-    owner = make_account(session, cluster=cluster, project_id=11, project_name="Lab_One")
-    member = make_account(session, owner=owner)
-    former = make_account(session, cluster=cluster, project_id=12, project_name="other")
+    owner = make_user(session, cluster=cluster, project_id=11, project_name="Lab_One")
+    member = make_user(session, owner=owner)
+    former = make_user(session, cluster=cluster, project_id=12, project_name="other")
     session.execute(text("UPDATE users SET hopsworks_username = CASE id WHEN :o THEN 'own10000' "
                          "WHEN :m THEN 'mem10001' ELSE 'for10002' END, metadata = metadata || "
                          "CASE id WHEN :o THEN '{\"hopsworks_namespace\": \"lab-one\"}'::jsonb "

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from hopsplane.integrations.prometheus import HttpPrometheusClient
 from hopsplane.usage import rules, service
-from tests.usage.conftest import day_row, make_account, make_cluster
+from tests.factories import day_row, make_cluster, make_user
 
 DAY = date(2026, 11, 20)
 STEP = 60  # seconds between samples
@@ -128,9 +128,9 @@ def test_the_collector_against_a_real_prometheus_folds_each_users_cpu(
     session: Session, prometheus_url: str
 ) -> None:
     cluster = make_cluster(session, {"prometheus_url": prometheus_url})
-    owner = make_account(session, cluster=cluster, project_id=11, project_name="Lab_One")
-    member = make_account(session, owner=owner)
-    other = make_account(session, cluster=cluster, project_id=12, project_name="other")
+    owner = make_user(session, cluster=cluster, project_id=11, project_name="Lab_One")
+    member = make_user(session, owner=owner)
+    other = make_user(session, cluster=cluster, project_id=12, project_name="other")
     session.execute(text(
         "UPDATE users SET hopsworks_username = CASE id WHEN :o THEN 'own10000' "
         "WHEN :m THEN 'mem10001' ELSE 'own20000' END WHERE id IN (:o, :m, :x)"),

@@ -3,23 +3,20 @@ their CSRF token, and a refused form shows why and changes nothing."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from datetime import date
 from decimal import Decimal
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from sqlalchemy import text
 
 from hopsplane.credits import service as credits
+from hopsplane.credits.origins import AdminGrant
 from hopsplane.db.engine import Database
-from tests.identity.conftest import Api
-from tests.identity.test_browser_signin import authorize, start
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
+from hopsplane.http.session_cookie import SESSION_COOKIE
+from tests.apps import Api, authorize, csrf_of, signed_in, start
 
 
 def invites_of(db: Database, owner: str) -> list[str]:
@@ -34,6 +31,8 @@ def test_anonymous_gets_a_sign_in_page_not_json(web: Api) -> None:
     assert r.status_code == 401
     assert r.headers["content-type"].startswith("text/html")
     assert 'href="/auth/login?return_to=/console"' in r.text
+    # the page's words come from the error's code, not from its class name
+    assert "<h1>Please sign in</h1>" in r.text and 'data-code="unauthorized"' in r.text
     # the API keeps its JSON error shape
     api = web.client.get("/v1/me")
     assert api.status_code == 401 and api.json()["error"] == "Unauthorized"
@@ -45,7 +44,7 @@ def test_anonymous_gets_a_sign_in_page_not_json(web: Api) -> None:
 def test_owner_sees_balance_and_ledger(web: Api) -> None:
     owner, headers = web.new_user()
     with web.db.transaction() as s:
-        credits.grant(s, owner, "25.50", reason="welcome <b>credit</b>", idempotency_key="g1")
+        credits.grant(s, owner, "25.50", reason="welcome <b>credit</b>", origin=AdminGrant("g1"))
     home = web.client.get("/console", headers=headers)
     assert home.status_code == 200
     assert '<strong id="balance">25.50</strong>' in home.text
@@ -217,6 +216,7 @@ def test_admin_pages_are_for_platform_admins_only(web: Api) -> None:
     _, owner_headers = web.new_user()
     r = web.client.get("/console/admin", headers=owner_headers)
     assert r.status_code == 403 and "only platform admins" in r.text
+    assert "<h1>Not allowed</h1>" in r.text
     _, admin_headers = web.new_user(admin=True)
     page = web.client.get("/console/admin", headers=admin_headers)
     assert page.status_code == 200 and "No clusters registered" in page.text
@@ -268,3 +268,40 @@ def test_admin_finds_an_account_and_grants_once_per_form(web: Api) -> None:
     assert '<strong id="balance">12.50</strong>' in shown.text and "support ticket 42" in shown.text
     # a member asking for the admin pages is refused
     assert web.client.get(account_path, headers=member_headers).status_code == 403
+
+
+def test_console_pages_carry_the_security_headers(web: Api) -> None:
+    _, headers = web.new_user()
+    for r in (web.client.get("/console", headers=headers), web.client.get("/console")):
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert "script-src" not in csp  # no scripts at all: default-src 'none' covers them
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["referrer-policy"] == "same-origin"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        # the one inline stylesheet is allowed by its hash, and it is the one served
+        style = r.text.split("<style>", 1)[1].split("</style>", 1)[0]
+        digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+        assert f"style-src 'sha256-{digest}'" in csp
+    assert "content-security-policy" not in web.client.get("/v1/me", headers=headers).headers
+
+
+def test_an_admin_signs_a_user_out_everywhere_from_the_console(web: Api) -> None:
+    cookie = signed_in(web, "lou@example.com")
+    user_id = web.client.get("/v1/me").json()["id"]
+    web.client.cookies.clear()
+    _, admin_headers = web.new_user(admin=True)
+    account_path = f"/console/admin/accounts/{quote(user_id, safe='')}"
+    page = web.client.get(account_path, headers=admin_headers)
+    assert "Sign out everywhere" in page.text
+    forged = web.client.post(account_path + "/sign-out", data={"csrf": "0" * 64},
+                             headers=admin_headers)
+    assert forged.status_code == 403
+    web.client.cookies.set(SESSION_COOKIE, cookie)
+    assert web.client.get("/v1/me").status_code == 200  # the refused form revoked nothing
+    web.client.cookies.clear()
+    r = web.client.post(account_path + "/sign-out", data={"csrf": csrf_of(page.text)},
+                        headers=admin_headers, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("?notice=signed-out")
+    web.client.cookies.set(SESSION_COOKIE, cookie)
+    assert web.client.get("/v1/me").status_code == 401

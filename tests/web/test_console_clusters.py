@@ -8,8 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from hopsplane.crypto import SecretBox
-from tests.identity.conftest import Api
-from tests.web.test_console import csrf_of
+from tests.apps import Api, csrf_of
 
 
 def test_admin_registers_a_cluster_with_both_keys_and_replaces_the_auth_key(web: Api) -> None:

@@ -8,8 +8,7 @@ from urllib.parse import urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.identity.conftest import Api
-from tests.web.test_console import csrf_of
+from tests.apps import Api, csrf_of
 
 PAGES = {  # path: the fields it reads (each one present or absent, with any value)
     "GET /console": ["notice"],

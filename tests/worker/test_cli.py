@@ -1,22 +1,12 @@
 """`hopsplane worker --once` / `status` / `retry-failed`, in-process."""
 
-import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from hopsplane.cli.main import app
-from hopsplane.config import get_settings
-from hopsplane.worker import schedule
+from hopsplane.composition import jobs as schedule
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, fresh_url: str) -> str:
-    monkeypatch.setenv("HOPSPLANE_DATABASE_URL", fresh_url)
-    monkeypatch.setenv("HOPSPLANE_ENVIRONMENT", "development")
-    get_settings.cache_clear()
-    return fresh_url
 
 
 def _rows(url: str, sql: str) -> list[tuple[object, ...]]:

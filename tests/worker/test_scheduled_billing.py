@@ -8,13 +8,12 @@ from decimal import Decimal
 from sqlalchemy import text
 
 from hopsplane.billing.rules import today_utc
+from hopsplane.composition import jobs as schedule
 from hopsplane.config import Settings
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
-from hopsplane.worker import schedule
 from hopsplane.worker.runner import Worker
-from tests.billing.conftest import upsert_usage
-from tests.factories import make_user, post
+from tests.factories import make_user, post, upsert_usage
 
 
 def test_a_worker_tick_bills_usage_and_a_second_slot_charges_nothing_twice(

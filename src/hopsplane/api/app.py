@@ -9,12 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from starlette.routing import Match
 
 from hopsplane import __version__
 from hopsplane.api.errors import install_error_handlers
-from hopsplane.api.identity import TokenAuthenticator
 from hopsplane.api.routers import (
     account,
     admin_credits,
@@ -27,16 +26,19 @@ from hopsplane.api.routers import (
     team,
     usage,
 )
-from hopsplane.api.session_cookie import CookieSigner
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.http.identity import TokenAuthenticator
+from hopsplane.http.query import single_query_values
+from hopsplane.http.session_cookie import session_signer
 from hopsplane.integrations.auth0 import build_identity
 from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.stripe import build_stripe
 from hopsplane.observability import Metrics
 from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.web import console
+from hopsplane.web.security import install_security_headers
 
 log = structlog.get_logger("hopsplane.http")
 
@@ -78,11 +80,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.identity = build_identity(settings)
     if app.state.identity is not None:
         app.state.authenticator = TokenAuthenticator(
-            app.state.identity, CookieSigner(settings.effective_secret_key, "session")
+            app.state.identity, session_signer(settings)
         )
 
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     install_error_handlers(app)
+    app.router.dependencies.append(Depends(single_query_values))  # before the routers
     app.middleware("http")(_request_context)
     app.include_router(health.router)
     app.include_router(clusters.router)
@@ -95,6 +98,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(admin_users.router)
     app.include_router(usage.router)
     app.include_router(console.router)
+    install_security_headers(app)
     app.state.html_errors = console.render_error
     return app
 

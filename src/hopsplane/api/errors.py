@@ -1,19 +1,20 @@
-"""One error shape for every response: {"error": "ClassName", "detail": "..."}."""
+"""One error shape for every response: {"error": "ClassName", "code": "stable_code",
+"detail": "..."}. Clients match on ``code``; the detail is for people."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hopsplane.errors import AppError, Invalid
+from hopsplane.errors import ALL_ERRORS, AppError, Invalid, code_of
 
 log = structlog.get_logger(__name__)
 
@@ -32,18 +33,44 @@ _STATUS_NAMES = {
 }
 
 
+_DEFAULT_CODES = {cls.status: cls.code for cls in ALL_ERRORS}
+
+
+def status_code_of(status: int) -> str:
+    """The code of an error that only has an HTTP status (a framework 404 or 405)."""
+    return _DEFAULT_CODES.get(status) or code_of(_STATUS_NAMES.get(status, "HTTPError"))
+
+
 class ErrorBody(BaseModel):
-    error: str
-    detail: str
+    error: str = Field(description="The error's class, e.g. `NotFound`.")
+    code: str = Field(
+        description="Stable machine code to match on, e.g. `not_found` or a more precise "
+        "one a route documents (`insufficient_balance`); the detail may change, this not."
+    )
+    detail: str = Field(description="What went wrong, in English, for people.")
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI declarations of the error responses a route can give."""
-    return {s: {"model": ErrorBody, "description": _STATUS_NAMES.get(s, "Error")} for s in statuses}
+def error_responses(
+    *statuses: int, codes: Mapping[int, Sequence[str]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the error responses a route can give: per status, the
+    error shape and the codes it may carry (the status's default code, plus the precise
+    codes in ``codes``)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for s in statuses:
+        listed = [status_code_of(s), *((codes or {}).get(s, ()))]
+        name = _STATUS_NAMES.get(s, "Error")
+        out[s] = {
+            "model": ErrorBody,
+            "description": f"{name}; `code` is one of: " + ", ".join(f"`{c}`" for c in listed),
+            "content": {"application/json": {"example": {
+                "error": name, "code": listed[-1], "detail": "what went wrong"}}},
+        }
+    return out
 
 
-def _body(error: str, detail: str) -> dict[str, str]:
-    return {"error": error, "detail": detail}
+def _body(error: str, detail: str, code: str | None = None) -> dict[str, str]:
+    return {"error": error, "code": code or code_of(error), "detail": detail}
 
 
 HtmlErrors = Callable[[Request, AppError], Response | None]
@@ -86,11 +113,12 @@ def install_error_handlers(app: FastAPI) -> None:
                 _body("Invalid", "the request body is not valid JSON"), status_code=422
             )
         name = _STATUS_NAMES.get(exc.status_code, "HTTPError")
-        page = _as_html(request, AppError(str(exc.detail), status=exc.status_code))
+        page = _as_html(request, AppError(
+            str(exc.detail), status=exc.status_code, code=status_code_of(exc.status_code)))
         if page is not None:
             return page
         return JSONResponse(
-            _body(name, str(exc.detail)),
+            _body(name, str(exc.detail), status_code_of(exc.status_code)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )

@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from hopsplane.errors import Invalid
-from hopsplane.money import CENT
 
 DEFAULT_UNIT_PRICE = Decimal("0.0001")
 MAX_UNIT_PRICE = Decimal("0.009999")
@@ -17,16 +16,6 @@ amount: the fullest day (usage.rules.MAX_DAY_UNITS, 10^14 units) at this price c
 
 def today_utc() -> date:
     return datetime.now(UTC).date()
-
-
-def usage_key(account_owner_id: str, day: date, charged_total: Decimal) -> str:
-    """Idempotency key of a usage debit: the account, the day, and the day's cumulative
-    charge in cents after this debit. The first charge of a day at $1.23 is
-    ``usage:<acct>:<day>:123``; late usage raising it to $1.50 posts 0.27 under
-    ``...:150``. Two runs computing the same charge produce the same key, so a charge can
-    never be posted twice, even if billed_amount were lost."""
-    cents = int((charged_total / CENT).to_integral_value())
-    return f"usage:{account_owner_id}:{day.isoformat()}:{cents}"
 
 
 def usage_description(day: date, units: Decimal, total: Decimal, billed_before: Decimal) -> str:

@@ -17,10 +17,10 @@ from hopsplane.billing.rules import (
     member_share,
     parse_unit_price,
     usage_description,
-    usage_key,
 )
 from hopsplane.billing.schemas import BatchOutcome, PriceOverrideOut, UsageDay, UsageReport
 from hopsplane.credits import service as credits
+from hopsplane.credits.origins import UsageCharge
 from hopsplane.credits.rules import DEFAULT_THRESHOLDS, EntryType
 from hopsplane.credits.schemas import Posting
 from hopsplane.errors import Conflict, Invalid, Unavailable
@@ -57,7 +57,7 @@ def bill_batch(
             c.account_owner_id,
             EntryType.USAGE,
             -c.due,
-            usage_key(c.account_owner_id, c.date, c.total_cost),
+            credits.ledger_key(UsageCharge(c.account_owner_id, c.date, c.total_cost)),
             description=usage_description(c.date, c.compute_units, c.total_cost,
                                           c.billed_amount),
         )

@@ -11,6 +11,7 @@ from rich.table import Table
 from hopsplane.cli.common import console, err_console, friendly, load_settings, transaction
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.credits import service
+from hopsplane.credits.origins import OperatorGrant, OperatorRefund
 from hopsplane.credits.schemas import PostResult
 from hopsplane.errors import Invalid
 
@@ -22,7 +23,9 @@ app = typer.Typer(
 
 _KEY_HELP = (
     "Idempotency key: running the command again with the same key changes nothing and "
-    "prints the original entry. Default: a new random key."
+    "prints the original entry. It lives in the operators' own namespace (the ledger "
+    "stores it as operator:grant:<key> or operator:refund:<key>), so it can never match "
+    "a key of a Stripe payment or a billing run. Default: a new random key."
 )
 
 
@@ -53,7 +56,7 @@ def grant(
     with transaction(settings) as session:
         result = service.grant(
             session, account, amount, reason=reason,
-            idempotency_key=key or f"cli-grant:{uuid.uuid4()}",
+            origin=OperatorGrant(key or str(uuid.uuid4())),
             granted_by="cli", hooks=build_account_hooks(settings), thresholds=settings.thresholds,
         )
     _print_posted(result)
@@ -80,7 +83,7 @@ def refund(
     with transaction(settings) as session:
         result = service.refund(
             session, account, purchase_id, amount, reason=reason,
-            idempotency_key=key or f"cli-refund:{uuid.uuid4()}",
+            origin=OperatorRefund(key or str(uuid.uuid4())),
             refunded_by="cli", hooks=build_account_hooks(settings), thresholds=settings.thresholds,
         )
     _print_posted(result)

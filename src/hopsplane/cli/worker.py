@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from hopsplane.cli.common import console, database, friendly, load_settings, transaction
-from hopsplane.worker import schedule, service
+from hopsplane.composition import jobs as schedule
+from hopsplane.worker import service
 from hopsplane.worker.runner import Worker
 
 app = typer.Typer(

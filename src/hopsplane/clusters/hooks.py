@@ -50,6 +50,9 @@ class ClusterHooks:
             session, member_id, member.account_owner_id if member else None, project_id
         )
 
+    def account_closing(self, session: Session, owner_id: str) -> None:
+        repo.delete_assignment(session, owner_id)
+
     def account_suspended(self, session: Session, owner_id: str) -> None:
         """The suspension ladder: a status sync deactivates the Hopsworks users, then queues
         the stop of the account's workloads (recorded under this suspension's id)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -53,11 +53,12 @@ from hopsplane.integrations.hopsworks import (
     Workload,
 )
 from hopsplane.worker.rules import backoff
-from hopsplane.worker.schemas import Handler, JobContext
+from hopsplane.worker.schemas import Handler, JobContext, Task
 
 log = structlog.get_logger(__name__)
 
 MAX_STOP_ROUNDS = 10
+RECONCILE_EVERY = timedelta(minutes=15)
 
 
 @contextmanager
@@ -301,12 +302,14 @@ provision_member = _operator_errors(_provision_member)
 stop_workloads = _operator_errors(_stop_workloads)
 remove_member = _operator_errors(_remove_member)
 
-HANDLERS: dict[str, Handler] = {
-    tasks.PROVISION_OWNER: provision_owner,
-    tasks.PROVISION_MEMBER: provision_member,
-    tasks.SYNC_ACCOUNT_STATUS: sync_account_status,
-    tasks.STOP_WORKLOADS: stop_workloads,
-    tasks.PLACE_ACCOUNT: place_account,
-    tasks.REMOVE_MEMBER: remove_member,
-    tasks.RECONCILE: reconcile,
-}
+TASKS: tuple[Task, ...] = (
+    Task(tasks.PROVISION_OWNER, provision_owner),
+    Task(tasks.PROVISION_MEMBER, provision_member),
+    Task(tasks.SYNC_ACCOUNT_STATUS, sync_account_status),
+    Task(tasks.STOP_WORKLOADS, stop_workloads),
+    Task(tasks.PLACE_ACCOUNT, place_account),
+    Task(tasks.REMOVE_MEMBER, remove_member),
+    Task(tasks.RECONCILE, reconcile, every=RECONCILE_EVERY, slot="clusters-reconcile"),
+)
+"""The clusters domain's jobs; the names and how they are enqueued are in
+:mod:`hopsplane.clusters.tasks`."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import CursorResult, select, text, update
+from sqlalchemy import CursorResult, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from hopsplane.db.models import AccountCluster, HopsworksCluster, StoppedWorkload, User
@@ -281,3 +281,9 @@ def _json(values: dict[str, Any]) -> str:
     import json
 
     return json.dumps(values)
+
+
+def delete_assignment(session: Session, account_owner_id: str) -> None:
+    session.execute(
+        delete(AccountCluster).where(AccountCluster.account_owner_id == account_owner_id)
+    )

@@ -412,3 +412,10 @@ def standing(session: Session, account_id: str) -> tuple[bool, Decimal | None]:
         {"a": account_id},
     ).one_or_none()
     return (False, None) if row is None else (bool(row[0]), row[1])
+
+
+def entry_count(session: Session, account_id: str) -> int:
+    value = session.execute(
+        text("SELECT count(*) FROM credits_ledger WHERE account_owner_id = :a"), {"a": account_id}
+    ).scalar_one()
+    return int(value)

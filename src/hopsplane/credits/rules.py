@@ -61,13 +61,6 @@ def would_overdraw(entry_type: EntryType, amount: Decimal, balance: Decimal) -> 
 DEFAULT_THRESHOLDS: tuple[Decimal, ...] = (Decimal("10.00"), Decimal("1.00"), Decimal("0.00"))
 
 
-def parse_thresholds(value: str) -> tuple[Decimal, ...]:
-    """"10,1,0" -> (10.00, 1.00, 0.00), highest first; whole cents, no duplicates."""
-    parts = [p.strip() for p in value.split(",") if p.strip()]
-    amounts = sorted({parse_amount(p, field="threshold") for p in parts}, reverse=True)
-    return tuple(amounts)
-
-
 def notice_level(balance: Decimal, thresholds: tuple[Decimal, ...]) -> Decimal | None:
     """The lowest threshold the balance is at or under (None above every threshold).
 

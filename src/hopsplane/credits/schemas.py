@@ -15,7 +15,8 @@ from hopsplane.hooks import AccountHooks
 
 @dataclass(frozen=True, slots=True)
 class Posting:
-    """A request to post one entry. ``idempotency_key`` makes a retry a no-op."""
+    """A request to post one entry. ``idempotency_key`` makes a retry a no-op; it is made
+    by :func:`hopsplane.credits.service.ledger_key` from the posting's origin."""
 
     account_owner_id: str
     entry_type: EntryType

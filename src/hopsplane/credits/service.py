@@ -10,9 +10,12 @@ from decimal import Decimal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hopsplane.credits import origins
 from hopsplane.credits import repository as repo
+from hopsplane.credits.origins import GrantOrigin, Origin, RefundOrigin
 from hopsplane.credits.rules import (
     DEFAULT_THRESHOLDS,
+    MAX_KEY_LENGTH,
     EntryType,
     standing_may_change,
     validate_posting,
@@ -30,8 +33,39 @@ from hopsplane.credits.schemas import (
 from hopsplane.db.models import LedgerEntry
 from hopsplane.errors import Conflict, Invalid, NotFound
 from hopsplane.hooks import AccountHooks
+from hopsplane.money import CENT
 
 MAX_PAGE = 500
+
+# Precise error codes of the ledger's refusals (409), documented on the routes that post.
+KEY_REUSED = "idempotency_key_reused"
+REFUND_EXCEEDS_PURCHASE = "refund_exceeds_purchase"
+INSUFFICIENT_BALANCE = "insufficient_balance"
+CONFLICT_CODES = (KEY_REUSED, REFUND_EXCEEDS_PURCHASE, INSUFFICIENT_BALANCE)
+
+
+def ledger_key(origin: Origin) -> str:
+    """The ledger's idempotency key of a posting from ``origin``: the one place keys are
+    made. Every key starts with its origin's prefix (:data:`origins.PREFIXES`, a prefix-free
+    set), so keys of two origins never meet, whatever a person supplied."""
+    prefix = origins.PREFIXES[type(origin)]
+    match origin:
+        case origins.StripePurchase(payment_intent_id=intent):
+            rest = intent
+        case origins.StripeRefund(payment_intent_id=intent, cumulative_refunded_minor=minor):
+            rest = f"{intent}:{minor}"
+        case origins.UsageCharge(account_owner_id=account, day=day, charged_total=total):
+            rest = f"{account}:{day.isoformat()}:{int((total / CENT).to_integral_value())}"
+        case origins.LegacyBalance(user_id=user, kind=kind):
+            rest = f"{user}:{kind}"
+        case origins.SuppliedKey(key=supplied):
+            if not supplied or supplied != supplied.strip():
+                raise Invalid("the idempotency key must be non-empty, without outer spaces")
+            rest = supplied
+    key = prefix + rest
+    if len(key) > MAX_KEY_LENGTH:
+        raise Invalid(f"the idempotency key is longer than {MAX_KEY_LENGTH - len(prefix)}")
+    return key
 
 
 def post(
@@ -93,7 +127,8 @@ def post(
             f"idempotency key {posting.idempotency_key!r} was already used for a "
             f"{original.type} of {original.amount} on account {original.account_owner_id}; "
             f"refusing a {posting.entry_type} of {posting.amount} "
-            f"on account {posting.account_owner_id}"
+            f"on account {posting.account_owner_id}",
+            code=KEY_REUSED,
         )
     return PostResult(LedgerEntryOut.model_validate(original), created=False)
 
@@ -149,7 +184,8 @@ def post_many(
             original = originals.get(p.idempotency_key)
             if original is None or not _same_posting(original, p):
                 raise Conflict(
-                    f"idempotency key {p.idempotency_key!r} was already used for another entry"
+                    f"idempotency key {p.idempotency_key!r} was already used for another entry",
+                    code=KEY_REUSED,
                 )
     touched = sorted({
         account for account, amount, after in inserted.values()
@@ -183,13 +219,14 @@ def grant(
     amount: object,
     *,
     reason: str,
-    idempotency_key: str,
+    origin: GrantOrigin,
     granted_by: str | None = None,
     hooks: AccountHooks | None = None,
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
 ) -> PostResult:
     """A platform grant (free credit). The reason is required and kept in the entry."""
     text_reason = _reason(reason)
+    idempotency_key = ledger_key(origin)
     by = f" (by {granted_by})" if granted_by else ""
     return post(
         session,
@@ -212,7 +249,7 @@ def refund(
     amount: object,
     *,
     reason: str,
-    idempotency_key: str,
+    origin: RefundOrigin,
     refunded_by: str | None = None,
     hooks: AccountHooks | None = None,
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
@@ -220,6 +257,7 @@ def refund(
     """Refund (part of) a purchase. ``amount`` is what goes back to the customer, given
     as a positive number; the entry is negative. The reason is required."""
     text_reason = _reason(reason)
+    idempotency_key = ledger_key(origin)
     value = validate_posting(EntryType.GRANT, amount, idempotency_key)  # positive cents
     purchase = repo.find_by_id(session, purchase_id)
     intent = purchase.stripe_payment_intent_id if purchase is not None else None
@@ -354,12 +392,14 @@ def _check_refund(session: Session, posting: Posting) -> None:
     left = purchase.amount + repo.refunded_so_far(session, purchase.id)
     if -posting.amount > left:
         raise Conflict(
-            f"refund of {-posting.amount} exceeds what is left of purchase {purchase.id} ({left})"
+            f"refund of {-posting.amount} exceeds what is left of purchase {purchase.id} ({left})",
+            code=REFUND_EXCEEDS_PURCHASE,
         )
     current = repo.balance(session, posting.account_owner_id)
     if would_overdraw(posting.entry_type, posting.amount, current):
         raise Conflict(
-            f"refund of {-posting.amount} would take the balance ({current}) below zero"
+            f"refund of {-posting.amount} would take the balance ({current}) below zero",
+            code=INSUFFICIENT_BALANCE,
         )
 
 
@@ -393,3 +433,8 @@ def _integrity_error(exc: IntegrityError, posting: Posting) -> Exception:
     if message is None:
         return exc  # not a user mistake: let it surface as a bug
     return Conflict(f"{message} (account {posting.account_owner_id!r})")
+
+
+def entry_count(session: Session, account_owner_id: str) -> int:
+    """How many ledger entries the account has (a non-empty ledger is something of value)."""
+    return repo.entry_count(session, account_owner_id)

@@ -51,16 +51,6 @@ def validate_topup(raw: object, minimum: Decimal, maximum: Decimal, currency: st
     return amount
 
 
-def purchase_key(payment_intent_id: str) -> str:
-    return f"stripe:purchase:{payment_intent_id}"
-
-
-def refund_key(payment_intent_id: str, cumulative_refunded_minor: int) -> str:
-    """One key per cumulative refunded amount of a payment: two deliveries that see the same
-    Stripe state post the same entry once; a later, larger refund gets a new key."""
-    return f"stripe:refund:{payment_intent_id}:{cumulative_refunded_minor}"
-
-
 def account_from(metadata: Mapping[str, str], client_reference_id: str | None) -> str:
     from_metadata = metadata.get(ACCOUNT_METADATA_KEY)
     if from_metadata and client_reference_id and from_metadata != client_reference_id:

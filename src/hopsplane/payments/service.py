@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from hopsplane.credits import service as credits
+from hopsplane.credits.origins import StripePurchase, StripeRefund
 from hopsplane.credits.rules import EntryType
 from hopsplane.credits.schemas import BalancePolicy, LedgerEntryOut, Posting
 from hopsplane.errors import AppError, Invalid, NotFound, Unavailable
@@ -58,7 +59,7 @@ def fulfil_payment(
             account_owner_id=payment.account_owner_id,
             entry_type=EntryType.PURCHASE,
             amount=payment.amount,
-            idempotency_key=rules.purchase_key(payment.payment_intent_id),
+            idempotency_key=credits.ledger_key(StripePurchase(payment.payment_intent_id)),
             description=f"Stripe top-up {payment.amount} {payment.currency.upper()}",
             stripe_payment_intent_id=payment.payment_intent_id,
         ),
@@ -187,8 +188,9 @@ def sync_refunds(
                 account_owner_id=purchase.account_owner_id,
                 entry_type=EntryType.REFUND,
                 amount=-due,
-                idempotency_key=rules.refund_key(charge.payment_intent_id,
-                                                 charge.amount_refunded),
+                idempotency_key=credits.ledger_key(
+                    StripeRefund(charge.payment_intent_id, charge.amount_refunded)
+                ),
                 description=f"Stripe refund of {charge.payment_intent_id}",
                 stripe_payment_intent_id=charge.payment_intent_id,
                 refund_of=purchase.id,

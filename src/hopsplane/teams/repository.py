@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
-from hopsplane.db.models import AccountCluster, TeamInvite, User
+from hopsplane.db.models import TeamInvite, User
 
 
 def now(session: Session) -> datetime:
@@ -96,26 +96,16 @@ def lock_user(session: Session, user_id: str) -> User | None:
     return session.scalars(select(User).where(User.id == user_id).with_for_update()).one_or_none()
 
 
-def ownership_counts(session: Session, owner_id: str) -> tuple[int, int, int]:
-    """(members, ledger entries, usage days) of an owner's account."""
-    row = session.execute(
-        text(
-            """
-            SELECT (SELECT count(*) FROM users WHERE account_owner_id = :id),
-                   (SELECT count(*) FROM credits_ledger WHERE account_owner_id = :id),
-                   (SELECT count(*) FROM usage_tracking WHERE account_owner_id = :id)
-            """
-        ),
-        {"id": owner_id},
-    ).one()
-    return int(row[0]), int(row[1]), int(row[2])
+def member_count(session: Session, owner_id: str) -> int:
+    value = session.execute(
+        text("SELECT count(*) FROM users WHERE account_owner_id = :id"), {"id": owner_id}
+    ).scalar_one()
+    return int(value)
 
 
-def clear_owner_leftovers(session: Session, owner_id: str) -> None:
-    """What an owner with nothing of value still holds: the cluster assignment made at
-    sign-up and the invites they sent. Both reference them as an owner and would stop the
-    database from turning them into a member."""
-    session.execute(delete(AccountCluster).where(AccountCluster.account_owner_id == owner_id))
+def delete_sent_invites(session: Session, owner_id: str) -> None:
+    """The invites an owner sent reference them as an owner and would stop the database
+    from turning them into a member."""
     session.execute(delete(TeamInvite).where(TeamInvite.account_owner_id == owner_id))
 
 

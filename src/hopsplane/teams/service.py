@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts.rules import normalise_email
+from hopsplane.credits import service as credits
 from hopsplane.db.models import TeamInvite, User
 from hopsplane.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from hopsplane.hooks import AccountHooks
@@ -32,6 +33,7 @@ from hopsplane.teams.rules import (
     plausible_token,
 )
 from hopsplane.teams.schemas import InviteOut, InviteStatus, MemberOut, Membership
+from hopsplane.usage import service as usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,15 +163,21 @@ def accept_invite(
         raise Conflict(
             "you are a member of another account: ask its owner to remove you first"
         )
-    members, entries, usage_days = repo.ownership_counts(session, user_id)
-    reasons = blockers(members=members, ledger_entries=entries, usage_days=usage_days)
+    reasons = blockers(
+        members=repo.member_count(session, user_id),
+        ledger_entries=credits.entry_count(session, user_id),
+        usage_days=usage.day_count(session, user_id),
+    )
     if reasons:
         raise Conflict(
             "you own an account of your own and joining would leave it behind: "
             + "; ".join(reasons)
             + ". Contact support to close or transfer it first."
         )
-    repo.clear_owner_leftovers(session, user_id)
+    # What an owner with nothing of value still holds (the cluster assignment made at
+    # sign-up, the invites they sent) references them as an owner: release it first.
+    hooks.account_closing(session, user_id)
+    repo.delete_sent_invites(session, user_id)
     try:
         with session.begin_nested():
             repo.make_member(session, user, owner_id)

@@ -513,3 +513,10 @@ def cluster_of_token(session: Session, digest: str) -> tuple[uuid.UUID, str] | N
         .where(UsageIngestToken.token_sha256 == digest)
     ).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+def day_count(session: Session, account_id: str) -> int:
+    value = session.execute(
+        text("SELECT count(*) FROM usage_tracking WHERE account_owner_id = :a"), {"a": account_id}
+    ).scalar_one()
+    return int(value)

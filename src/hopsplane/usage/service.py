@@ -301,3 +301,8 @@ def collect_all(
     with database.transaction() as session:
         refold(session)
     return results
+
+
+def day_count(session: Session, account_owner_id: str) -> int:
+    """How many days of usage the account has recorded."""
+    return repo.day_count(session, account_owner_id)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
@@ -31,28 +30,33 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
-from hopsplane.api.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
-from hopsplane.api.forms import FormDep, csrf_token
-from hopsplane.api.routers.account import ledger_page
-from hopsplane.api.routers.payments import GatewayDep
-from hopsplane.api.routers.team import (
+from hopsplane.billing import service as billing
+from hopsplane.clusters import service as clusters
+from hopsplane.clusters.schemas import ClusterCreate, ClusterUpdate
+from hopsplane.credits import service as credits
+from hopsplane.credits.origins import AdminGrant
+from hopsplane.crypto import SecretBox
+from hopsplane.errors import AppError, Invalid
+from hopsplane.http.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
+from hopsplane.http.forms import FormDep, csrf_token
+from hopsplane.http.pagination import ledger_page
+from hopsplane.http.state import (
+    GatewayDep,
     account_hooks,
     invite_context,
     limit_accepts,
     limit_invites,
 )
-from hopsplane.billing import service as billing
-from hopsplane.clusters import service as clusters
-from hopsplane.clusters.schemas import ClusterCreate, ClusterUpdate
-from hopsplane.credits import service as credits
-from hopsplane.crypto import SecretBox
-from hopsplane.errors import AppError, Invalid
 from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.payments import service as payments
+from hopsplane.sessions import service as web_sessions
 from hopsplane.teams import service as teams
+from hopsplane.web.messages import message_for, title_for
+from hopsplane.web.security import CONSOLE_CSS, TEMPLATES
 
 router = APIRouter(include_in_schema=False, tags=["console"])
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates = Jinja2Templates(directory=TEMPLATES)
+templates.env.globals["console_css"] = CONSOLE_CSS
 
 USAGE_DEFAULT_DAYS = 30
 TEAM_PAGE = 200
@@ -65,6 +69,7 @@ NOTICES = {
     "joined": "You joined the team: this is now the account you work in.",
     "granted": "Credit granted (a repeated form grants once).",
     "cluster-saved": "Cluster saved; its keys are stored encrypted and never shown again.",
+    "signed-out": "Signed out everywhere: every browser session of this user was revoked.",
 }
 """Messages a redirect may ask for by name (never text from the query string)."""
 
@@ -93,8 +98,8 @@ def render_error(request: Request, exc: AppError) -> HTMLResponse | None:
     if not is_console(request):
         return None
     principal = getattr(request.state, "principal", None)
-    return render(request, "error.html", principal, exc.status, title=exc.__class__.__name__,
-                  message=exc.message, status=exc.status)
+    return render(request, "error.html", principal, exc.status, title=title_for(exc),
+                  message=exc.message, status=exc.status, code=exc.code)
 
 
 def _attempt(session: Session, action: Callable[[], T]) -> T:
@@ -137,7 +142,7 @@ def topup(
         out = _attempt(session, lambda: payments.start_topup(
             session, gateway, principal.account_id, form.get("amount", "").strip()))
     except AppError as exc:
-        return _home(request, principal, session, exc.status, error=exc.message)
+        return _home(request, principal, session, exc.status, error=message_for(exc))
     return RedirectResponse(out.url, status_code=303)
 
 
@@ -194,7 +199,7 @@ def invite(
         issued = _attempt(session, lambda: teams.create_invite(
             session, invite_context(request), principal.user_id, email))
     except AppError as exc:
-        return _team(request, principal, session, exc.status, error=exc.message, email=email)
+        return _team(request, principal, session, exc.status, error=message_for(exc), email=email)
     if issued.invite.accept_link:  # development without SMTP: the owner passes it on
         return _team(request, principal, session, 201, accept_link=issued.invite.accept_link)
     notice = "invited" if issued.created else "already-invited"
@@ -209,7 +214,7 @@ def revoke(
     try:
         _attempt(session, lambda: teams.revoke_invite(session, principal.user_id, invite_id))
     except AppError as exc:
-        return _team(request, principal, session, exc.status, error=exc.message)
+        return _team(request, principal, session, exc.status, error=message_for(exc))
     return RedirectResponse("/console/team?notice=revoked", status_code=303)
 
 
@@ -234,7 +239,7 @@ def accept(
             session, account_hooks(request), principal.user_id, principal.email,
             principal.email_verified, token))
     except AppError as exc:
-        return render(request, "accept.html", principal, exc.status, error=exc.message,
+        return render(request, "accept.html", principal, exc.status, error=message_for(exc),
                       token=token)
     return RedirectResponse("/console?notice=joined", status_code=303)
 
@@ -264,7 +269,7 @@ def admin_find(
     try:
         user = accounts.find_user(session, q)
     except AppError as exc:
-        return _admin_home(request, admin, session, exc.status, error=exc.message, q=q)
+        return _admin_home(request, admin, session, exc.status, error=message_for(exc), q=q)
     account = user.account_owner_id or user.id
     return RedirectResponse(f"/console/admin/accounts/{quote(account, safe='')}",
                             status_code=303)
@@ -306,11 +311,11 @@ def admin_grant(
             raise Invalid("the form has no grant key: reload the page and retry")
         _attempt(session, lambda: credits.grant(
             session, account_id, form.get("amount", "").strip(),
-            reason=form.get("reason", ""), idempotency_key=f"console-grant:{key}",
+            reason=form.get("reason", ""), origin=AdminGrant(key),
             granted_by=admin.user_id, hooks=policy.hooks, thresholds=policy.thresholds))
     except AppError as exc:
         return _admin_account(request, admin, session, account_id, exc.status,
-                              error=exc.message, form=form)
+                              error=message_for(exc), form=form)
     return RedirectResponse(
         f"/console/admin/accounts/{quote(account_id, safe='')}?notice=granted", status_code=303)
 
@@ -335,7 +340,7 @@ def admin_register_cluster(
     except ValidationError as exc:
         return _admin_home(request, admin, session, 422, error=_first_error(exc))
     except AppError as exc:
-        return _admin_home(request, admin, session, exc.status, error=exc.message)
+        return _admin_home(request, admin, session, exc.status, error=message_for(exc))
     return RedirectResponse("/console/admin?notice=cluster-saved", status_code=303)
 
 
@@ -355,10 +360,27 @@ def admin_cluster_keys(
     except ValidationError as exc:
         return _admin_home(request, admin, session, 422, error=_first_error(exc))
     except AppError as exc:
-        return _admin_home(request, admin, session, exc.status, error=exc.message)
+        return _admin_home(request, admin, session, exc.status, error=message_for(exc))
     return RedirectResponse("/console/admin?notice=cluster-saved", status_code=303)
 
 
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     return f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
+
+
+@router.post("/console/admin/accounts/{account_id}/sign-out")
+def admin_sign_out_everywhere(
+    request: Request, admin: AdminDep, session: SessionDep, form: FormDep,
+    account_id: Annotated[str, PathParam(min_length=1, max_length=255)],
+) -> Response:
+    """Sign the user out everywhere: every browser session of theirs is revoked."""
+    try:
+        accounts.get_user(session, account_id)
+        web_sessions.end_all(session, account_id)
+    except AppError as exc:
+        return _admin_account(request, admin, session, account_id, exc.status,
+                              error=message_for(exc))
+    return RedirectResponse(
+        f"/console/admin/accounts/{quote(account_id, safe='')}?notice=signed-out",
+        status_code=303)

@@ -51,3 +51,20 @@ class PeriodicTask:
     every: timedelta
     task: str
     args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A kind of job, declared by the domain that owns it (in its ``tasks.py``): its dotted
+    name, its handler and, for a periodic one, how often it runs (one job per slot, named
+    ``slot``). The composition root collects every domain's tasks; the worker runs them."""
+
+    name: str
+    handler: Handler
+    every: timedelta | None = None
+    slot: str | None = None
+
+    def periodic(self) -> PeriodicTask | None:
+        if self.every is None:
+            return None
+        return PeriodicTask(self.slot or self.name, self.every, self.name)

@@ -15,7 +15,14 @@ from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
 from hopsplane.worker import repository as repo
 from hopsplane.worker.rules import backoff, describe_error, periodic_key
-from hopsplane.worker.schemas import ClaimedJob, Handler, JobContext, JobCounts, PeriodicTask
+from hopsplane.worker.schemas import (
+    ClaimedJob,
+    Handler,
+    JobContext,
+    JobCounts,
+    PeriodicTask,
+    Task,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -178,3 +185,7 @@ def prune(session: Session, args: dict[str, Any], context: JobContext) -> None:
     days = int(args.get("keep_days", KEEP_DONE))
     deleted = repo.delete_finished(session, utcnow() - timedelta(days=days))
     log.info("pruned finished jobs", deleted=deleted, older_than_days=days)
+
+
+TASKS: tuple[Task, ...] = (Task(PRUNE_TASK, prune, every=timedelta(days=1), slot="prune-jobs"),)
+"""The queue's own job: pruning finished jobs once a day."""

@@ -11,19 +11,17 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy.orm import Session
 
-from hopsplane.api.deps import MemberDep, OwnerDep, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import UsageReport
 from hopsplane.clusters import service as clusters
 from hopsplane.clusters.schemas import StoppedWorkloadOut
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, Standing
-from hopsplane.errors import Invalid
 from hopsplane.fields import CursorText
+from hopsplane.http.deps import MemberDep, OwnerDep, SessionDep
+from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, ledger_page
 
 router = APIRouter(prefix="/v1/account", tags=["account"])
 
@@ -31,20 +29,6 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Entries per page."
 Cursor = Annotated[
     CursorText | None, Query(description="`next_cursor` of the previous page; omit for the newest.")
 ]
-
-
-def ledger_page(
-    session: Session, account_id: str, limit: int, cursor: str | None
-) -> Page[LedgerEntryOut]:
-    """Newest first; the cursor is the sequence number below which the next page starts."""
-    before: int | None = None
-    if cursor is not None:
-        if not (cursor.isascii() and cursor.isdigit()) or not 1 <= int(cursor) < 2**63:
-            raise Invalid("cursor must be a `next_cursor` returned by a previous page")
-        before = int(cursor)
-    items = credits.history(session, account_id, limit=limit, before_seq=before)
-    more = len(items) == limit and items[-1].seq > 1  # sequences run 1, 2, 3, ... per account
-    return Page[LedgerEntryOut](items=items, next_cursor=str(items[-1].seq) if more else None)
 
 
 @router.get("/balance", response_model=Standing, responses=error_responses(401, 403))

@@ -9,15 +9,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, StrictStr, StringConstraints
 
-from hopsplane.api.deps import AdminDep, PolicyDep, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, Page
-from hopsplane.api.routers.account import Cursor, Limit, ledger_page
+from hopsplane.api.routers.account import Cursor, Limit
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import PriceOverrideOut, UsageReport
 from hopsplane.credits import service as credits
+from hopsplane.credits.origins import AdminGrant, AdminRefund
 from hopsplane.credits.schemas import LedgerEntryOut, PostResult, Standing
 from hopsplane.fields import Identifier, Reason, ShortText
+from hopsplane.http.deps import AdminDep, PolicyDep, SessionDep
+from hopsplane.http.pagination import DEFAULT_LIMIT, Page, ledger_page
 from hopsplane.money import Amount
 
 router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
@@ -94,7 +95,8 @@ def usage(
 
 
 @router.post("/{account_id}/grants", response_model=PostedOut, status_code=201,
-             responses=error_responses(401, 403, 404, 409, 422))
+             responses=error_responses(401, 403, 404, 409, 422,
+                                       codes={409: (credits.KEY_REUSED,)}))
 def grant(
     account_id: AccountId, body: GrantIn, admin: AdminDep, session: SessionDep,
     policy: PolicyDep, response: Response,
@@ -102,14 +104,15 @@ def grant(
     """Free credit. 201 when posted, 200 with the original entry on a retry."""
     result = credits.grant(
         session, account_id, body.amount, reason=body.reason,
-        idempotency_key=f"admin-grant:{body.idempotency_key}", granted_by=admin.user_id,
+        origin=AdminGrant(body.idempotency_key), granted_by=admin.user_id,
         hooks=policy.hooks, thresholds=policy.thresholds,
     )
     return _posted(result, response)
 
 
 @router.post("/{account_id}/refunds", response_model=PostedOut, status_code=201,
-             responses=error_responses(401, 403, 404, 409, 422))
+             responses=error_responses(401, 403, 404, 409, 422,
+                                       codes={409: credits.CONFLICT_CODES}))
 def refund(
     account_id: AccountId, body: RefundIn, admin: AdminDep, session: SessionDep,
     policy: PolicyDep, response: Response,
@@ -117,7 +120,7 @@ def refund(
     """Reverse (part of) a purchase; 409 beyond what is left of it or below zero."""
     result = credits.refund(
         session, account_id, body.purchase_id, body.amount, reason=body.reason,
-        idempotency_key=f"admin-refund:{body.idempotency_key}", refunded_by=admin.user_id,
+        origin=AdminRefund(body.idempotency_key), refunded_by=admin.user_id,
         hooks=policy.hooks, thresholds=policy.thresholds,
     )
     return _posted(result, response)

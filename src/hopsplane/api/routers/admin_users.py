@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from hopsplane.accounts import service as accounts
 from hopsplane.accounts.schemas import UserSummary
-from hopsplane.api.deps import AdminDep, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
 from hopsplane.fields import CursorText
+from hopsplane.http.deps import AdminDep, SessionDep
+from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
+from hopsplane.sessions import service as web_sessions
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -36,3 +38,19 @@ def list_users(
 def get_user(principal: AdminDep, session: SessionDep, user_id: str) -> UserSummary:
     """One user, whatever account they belong to."""
     return accounts.get_user(session, user_id)
+
+
+class SessionsRevoked(BaseModel):
+    revoked: int = Field(description="How many live browser sessions were revoked.")
+
+
+@router.post(
+    "/users/{user_id}/sessions/revoke", response_model=SessionsRevoked,
+    responses=error_responses(401, 403, 404, 422, 503),
+)
+def sign_out_everywhere(principal: AdminDep, session: SessionDep, user_id: str) -> SessionsRevoked:
+    """Sign a user out everywhere: every browser session of theirs is revoked at once (a
+    copied cookie signs nobody in any more). Access tokens are the identity provider's to
+    revoke."""
+    accounts.get_user(session, user_id)  # 404 for an unknown user
+    return SessionsRevoked(revoked=web_sessions.end_all(session, user_id))

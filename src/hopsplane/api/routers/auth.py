@@ -1,7 +1,8 @@
 """Browser sign-in, server side: /auth/login → the identity provider's /authorize (code flow
 with PKCE) → /auth/callback (code exchanged for an access token, verified like any API
-token, session cookie set) and POST /auth/logout. Anonymous by design; the console only renders
-pages around them."""
+token, a server-side session started and its signed token set as the session cookie) and
+POST /auth/logout (the session revoked, then the cookie forgotten). Anonymous by design;
+the console only renders pages around them."""
 
 from __future__ import annotations
 
@@ -11,17 +12,29 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
 from hopsplane.accounts import service as accounts
 from hopsplane.accounts.schemas import SignIn
-from hopsplane.api.deps import SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.forms import check_csrf, read_form
-from hopsplane.api.session_cookie import LOGIN_COOKIE, SESSION_COOKIE, CookieSigner
 from hopsplane.config import Settings
+from hopsplane.db.engine import Database
 from hopsplane.errors import Unauthorized, Unavailable
+from hopsplane.http.deps import SessionDep
+from hopsplane.http.forms import check_csrf, read_form
+from hopsplane.http.session_cookie import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    CookieSigner,
+    session_cookie,
+    session_signer,
+    session_token,
+    set_cookie,
+)
 from hopsplane.integrations.auth0 import AuthorizationCodeClient, IdentityProvider
 from hopsplane.integrations.auth0.oauth import new_code_verifier
+from hopsplane.sessions import service as web_sessions
+from hopsplane.sessions.schemas import SessionIdentity
 
 router = APIRouter(prefix="/auth", tags=["sign-in"])
 
@@ -54,8 +67,8 @@ def _safe_return(path: str | None) -> str:
     return path if path.isprintable() else "/"
 
 
-def _secure(settings: Settings) -> bool:
-    return settings.public_url.startswith("https://")
+def _login_signer(settings: Settings) -> CookieSigner:
+    return CookieSigner(settings.effective_secret_keys, "login", LOGIN_MAX_AGE)
 
 
 @router.get(
@@ -73,15 +86,10 @@ def login(
         web.authorize_url(redirect_uri=_callback_url(settings), state=state, verifier=verifier),
         status_code=302,
     )
-    signer = CookieSigner(settings.effective_secret_key, "login")
-    value = signer.dumps(
-        {"state": state, "verifier": verifier, "return_to": _safe_return(return_to)},
-        LOGIN_MAX_AGE,
+    value = _login_signer(settings).dumps(
+        {"state": state, "verifier": verifier, "return_to": _safe_return(return_to)}
     )
-    response.set_cookie(
-        LOGIN_COOKIE, value, max_age=LOGIN_MAX_AGE, path="/auth", httponly=True,
-        samesite="lax", secure=_secure(settings),
-    )
+    set_cookie(response, settings, LOGIN_COOKIE, value, LOGIN_MAX_AGE, "/auth")
     return response
 
 
@@ -103,9 +111,7 @@ def callback(
     settings = _settings(request)
     if error:
         raise Unauthorized(f"sign-in was refused: {error_description or error}")
-    pending = CookieSigner(settings.effective_secret_key, "login").loads(
-        request.cookies.get(LOGIN_COOKIE)
-    )
+    pending = _login_signer(settings).loads(request.cookies.get(LOGIN_COOKIE))
     if pending is None:
         raise Unauthorized("the sign-in took too long or started elsewhere: sign in again")
     if not code or not state or not hmac.compare_digest(str(pending.get("state")), state):
@@ -115,23 +121,26 @@ def callback(
     )
     provider: IdentityProvider = request.app.state.identity
     identity = provider.verifier.verify(tokens.access_token)
-    accounts.sign_in(
+    account = accounts.sign_in(
         session, request.app.state.account_hooks,
         SignIn(identity.sub, identity.email, identity.email_verified, identity.name),
     )
     max_age = settings.session_max_age_seconds
-    cookie = CookieSigner(settings.effective_secret_key, "session").dumps(
-        {"sub": identity.sub, "email": identity.email,
-         "email_verified": identity.email_verified, "name": identity.name},
+    token = web_sessions.start(
+        session, account.user_id,
+        SessionIdentity(identity.sub, identity.email, identity.email_verified, identity.name),
         max_age,
     )
     response = RedirectResponse(_safe_return(str(pending.get("return_to"))), status_code=302)
-    response.set_cookie(
-        SESSION_COOKIE, cookie, max_age=max_age, path="/", httponly=True, samesite="lax",
-        secure=_secure(settings),
-    )
+    set_cookie(response, settings, SESSION_COOKIE,
+               session_cookie(session_signer(settings), token), max_age, "/")
     response.delete_cookie(LOGIN_COOKIE, path="/auth")
     return response
+
+
+def _end_session(db: Database, token: str) -> None:
+    with db.transaction() as session:
+        web_sessions.end(session, token)
 
 
 @router.post(
@@ -140,13 +149,19 @@ def callback(
                **error_responses(403, 413, 422)},
 )
 async def logout(request: Request) -> RedirectResponse:
-    """Forget the session cookie, then sign out at the identity provider too. A POST (the
-    console's "sign out" button) with the form's CSRF token when a session cookie is
-    present, so another site cannot sign people out; without a cookie there is nothing to
-    forget and no token is needed."""
-    if request.cookies.get(SESSION_COOKIE):
-        check_csrf(request, await read_form(request))
+    """Revoke the session and forget its cookie, then sign out at the identity provider
+    too: a copy of the cookie signs nobody in any more. A POST (the console's "sign out"
+    button) with the form's CSRF token when a session cookie is present, so another site
+    cannot sign people out; without a cookie there is nothing to forget and no token is
+    needed."""
     settings = _settings(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        check_csrf(request, await read_form(request))
+        token = session_token(session_signer(settings), cookie)
+        if token is not None:
+            db: Database = request.app.state.database
+            await run_in_threadpool(_end_session, db, token)
     provider: IdentityProvider | None = getattr(request.app.state, "identity", None)
     home = settings.public_url.rstrip("/") + "/"
     target = home

@@ -9,9 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from hopsplane.api.deps import AdminDep, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from hopsplane.clusters import service
 from hopsplane.clusters.rules import ClusterStatus
 from hopsplane.clusters.schemas import (
@@ -24,6 +22,8 @@ from hopsplane.clusters.schemas import (
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.fields import CursorText
+from hopsplane.http.deps import AdminDep, SessionDep
+from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 router = APIRouter(prefix="/v1/admin/clusters", tags=["clusters"])
 

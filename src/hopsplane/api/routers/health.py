@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from hopsplane.api.errors import error_responses
 from hopsplane.db.engine import Database
+from hopsplane.errors import Unavailable
 
 router = APIRouter(tags=["operations"])
 
@@ -38,7 +39,7 @@ async def readyz(request: Request) -> Response:
             await session.execute(text("SELECT 1"))
     except Exception as exc:  # any failure to reach the database means "not ready"
         return JSONResponse(
-            {"error": "Unavailable", "detail": f"database unreachable: {type(exc).__name__}"},
+            Unavailable(f"database unreachable: {type(exc).__name__}").to_dict(),
             status_code=503,
         )
     return JSONResponse(Readiness(status="ok", database="ok").model_dump())

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from hopsplane.accounts import service as accounts
 from hopsplane.accounts.schemas import Profile
-from hopsplane.api.deps import MemberDep, SessionDep
 from hopsplane.api.errors import error_responses
+from hopsplane.http.deps import MemberDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 

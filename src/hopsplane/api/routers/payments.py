@@ -13,29 +13,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Request, status
 
-from hopsplane.api.deps import OwnerDep, PolicyDep, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.errors import PayloadTooLarge, Unavailable
+from hopsplane.errors import PayloadTooLarge
 from hopsplane.fields import Identifier
-from hopsplane.integrations.stripe.types import StripeGateway
+from hopsplane.http.deps import OwnerDep, PolicyDep, SessionDep
+from hopsplane.http.state import GatewayDep
 from hopsplane.payments import service
 from hopsplane.payments.schemas import TopupIn, TopupOut, TopupStatusOut, WebhookAck
 
 router = APIRouter(tags=["payments"])
 
 MAX_WEBHOOK_BYTES = 1_000_000
-
-
-def stripe_gateway(request: Request) -> StripeGateway:
-    gateway: StripeGateway | None = getattr(request.app.state, "stripe", None)
-    if gateway is None:
-        raise Unavailable(
-            "payments are not configured on this server (HOPSPLANE_STRIPE_SECRET_KEY)"
-        )
-    return gateway
-
-
-GatewayDep = Annotated[StripeGateway, Depends(stripe_gateway)]
 
 
 async def raw_body(request: Request) -> bytes:

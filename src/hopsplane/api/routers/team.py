@@ -7,16 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
-from hopsplane.api.deps import MemberDep, OwnerDep, Principal, SessionDep
 from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
-from hopsplane.config import Settings
-from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
 from hopsplane.fields import CursorText, Identifier
-from hopsplane.hooks import AccountHooks
-from hopsplane.integrations.email import Mailer
-from hopsplane.ratelimits import service as ratelimits
+from hopsplane.http.deps import MemberDep, OwnerDep, SessionDep
+from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
+from hopsplane.http.state import account_hooks, invite_context, limit_accepts, limit_invites
 from hopsplane.teams import service as teams
 from hopsplane.teams.schemas import (
     AcceptIn,
@@ -33,42 +29,6 @@ router = APIRouter(prefix="/v1", tags=["teams"])
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[CursorText | None, Query()]
 MemberId = Annotated[Identifier, Path(description="The member's user id.")]
-
-
-def invite_context(request: Request) -> teams.InviteContext:
-    settings: Settings = request.app.state.settings
-    mailer: Mailer = request.app.state.mailer
-    return teams.InviteContext(
-        mailer=mailer,
-        public_url=settings.public_url,
-        default_expiry_days=settings.invite_expiry_days,
-        show_link=settings.environment == "development" and not mailer.delivers,
-    )
-
-
-def account_hooks(request: Request) -> AccountHooks:
-    hooks: AccountHooks = request.app.state.account_hooks
-    return hooks
-
-
-def _limit(request: Request, bucket: str, limit: int, what: str) -> None:
-    """Count the attempt in its own committed transaction, then refuse if over the limit."""
-    db: Database = request.app.state.database
-    with db.transaction() as s:
-        attempt = ratelimits.record(s, bucket)
-    ratelimits.enforce(attempt, limit=limit, what=what)
-
-
-def limit_accepts(request: Request, principal: Principal) -> None:
-    settings: Settings = request.app.state.settings
-    _limit(request, f"invite:accept:{principal.user_id}",
-           settings.rate_limit_accepts_per_hour, "invite acceptance attempts")
-
-
-def limit_invites(request: Request, principal: Principal) -> None:
-    settings: Settings = request.app.state.settings
-    _limit(request, f"invite:send:{principal.account_id}",
-           settings.rate_limit_invites_per_hour, "invites sent")
 
 
 @router.get(

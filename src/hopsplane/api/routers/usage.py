@@ -7,18 +7,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from hopsplane.api.deps import (
+from hopsplane.api.errors import error_responses
+from hopsplane.db.engine import Database
+from hopsplane.errors import Unauthorized
+from hopsplane.fields import CursorText
+from hopsplane.http.deps import (
     AdminDep,
     SessionDep,
     current_principal,
     database,
     require_admin,
 )
-from hopsplane.api.errors import error_responses
-from hopsplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
-from hopsplane.db.engine import Database
-from hopsplane.errors import Unauthorized
-from hopsplane.fields import CursorText
+from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from hopsplane.usage import service
 from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.usage.rules import TOKEN_PREFIX, unmatched_cursor

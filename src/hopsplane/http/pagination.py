@@ -10,7 +10,10 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
+from hopsplane.credits import service as credits
+from hopsplane.credits.schemas import LedgerEntryOut
 from hopsplane.errors import Invalid
 
 T = TypeVar("T")
@@ -80,3 +83,20 @@ def time_page(rows: Sequence[S], limit: int) -> Page[S]:
         items=list(rows),
         next_cursor=encode_cursor(last.created_at.isoformat(), str(last.id)) if last else None,
     )
+
+
+# --- the ledger (sequence-numbered per account) ---
+
+
+def ledger_page(
+    session: Session, account_id: str, limit: int, cursor: str | None
+) -> Page[LedgerEntryOut]:
+    """Newest first; the cursor is the sequence number below which the next page starts."""
+    before: int | None = None
+    if cursor is not None:
+        if not (cursor.isascii() and cursor.isdigit()) or not 1 <= int(cursor) < 2**63:
+            raise Invalid("cursor must be a `next_cursor` returned by a previous page")
+        before = int(cursor)
+    items = credits.history(session, account_id, limit=limit, before_seq=before)
+    more = len(items) == limit and items[-1].seq > 1  # sequences run 1, 2, 3, ... per account
+    return Page[LedgerEntryOut](items=items, next_cursor=str(items[-1].seq) if more else None)

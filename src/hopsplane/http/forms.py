@@ -15,9 +15,9 @@ from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
 
-from hopsplane.api.session_cookie import SESSION_COOKIE
 from hopsplane.config import Settings
 from hopsplane.errors import Forbidden, Invalid, PayloadTooLarge
+from hopsplane.http.session_cookie import SESSION_COOKIE
 
 MAX_FORM_BYTES = 16 * 1024
 

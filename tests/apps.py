@@ -1,55 +1,32 @@
-"""Fixtures of the identity and teams tests: an app whose identity is the local development
-issuer (real RSA keys, real JWKS over HTTP), callers with real access tokens."""
+"""Apps under test: settings with the local development issuer, and :class:`Api`, a
+TestClient that acts as people holding real access tokens. Imported by fixtures and tests
+(never a conftest or another test module)."""
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlencode, urlsplit
 
-import pytest
+import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
-from hopsplane.api.app import create_app
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.http.deps import Principal
+from hopsplane.http.session_cookie import SESSION_COOKIE
 from hopsplane.integrations.auth0 import LocalIssuer
 from hopsplane.integrations.email import LogMailer
-
-
-@dataclass
-class RecordingHooks:
-    """AccountHooks that write down what happened (the outcome other domains act on)."""
-
-    events: list[tuple[str, ...]] = field(default_factory=list)
-
-    def account_created(self, session: Session, owner_id: str) -> None:
-        self.events.append(("account_created", owner_id))
-
-    def member_joined(self, session: Session, member_id: str, owner_id: str) -> None:
-        self.events.append(("member_joined", member_id, owner_id))
-
-    def member_removed(self, session: Session, member_id: str, owner_id: str) -> None:
-        self.events.append(("member_removed", member_id, owner_id))
-
-    def project_assigned(self, session: Session, member_id: str, project_id: int) -> None:
-        self.events.append(("project_assigned", member_id, str(project_id)))
-
-    def account_suspended(self, session: Session, owner_id: str) -> None:
-        self.events.append(("account_suspended", owner_id))
-
-    def account_resumed(self, session: Session, owner_id: str) -> None:
-        self.events.append(("account_resumed", owner_id))
+from tests.factories import TEST_ENCRYPTION_KEY, RecordingHooks
 
 
 def id_settings(**overrides: object) -> Settings:
     base: dict[str, object] = {
         "environment": "test",
         "secret_key": "s" * 40,
-        "encryption_keys": "dGVzdC1rZXktZm9yLWhvcHNwbGFuZS10ZXN0cy0zMmI=",
+        "encryption_keys": TEST_ENCRYPTION_KEY,
         "auth_dev_issuer": True,
         "public_url": "http://console.test",
         "_env_file": None,
@@ -103,8 +80,42 @@ class Api:
         return body.split("token=")[1].split()[0]
 
 
-@pytest.fixture
-def api(fresh_db: Database) -> Iterator[Api]:
-    app = create_app(id_settings(), database=fresh_db)
-    with TestClient(app) as client:
-        yield Api(app, client)
+def act_as(client: TestClient, user_id: str, owner: str | None = None) -> None:
+    """Make every request of ``client`` come from ``user_id`` (no token needed)."""
+    principal = Principal(user_id, f"{user_id}@example.com", account_owner_id=owner,
+                          is_platform_admin=False)
+    client.app.state.authenticator = lambda _req, _s: principal  # type: ignore[attr-defined]
+
+
+# --- the browser sign-in, step by step ---
+
+
+def start(api: Api, return_to: str = "/team") -> tuple[str, dict[str, str]]:
+    r = api.client.get("/auth/login", params={"return_to": return_to}, follow_redirects=False)
+    assert r.status_code == 302
+    location = r.headers["location"]
+    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    return location, query
+
+
+def authorize(location: str, email: str) -> dict[str, str]:
+    r = httpx.get(location + "&" + urlencode({"login_hint": email}), follow_redirects=False)
+    assert r.status_code == 302, r.text
+    back = urlsplit(r.headers["location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == "http://console.test/auth/callback"
+    return {k: v[0] for k, v in parse_qs(back.query).items()}
+
+
+def signed_in(api: Api, email: str) -> str:
+    """Sign in through the browser flow (a browser with no cookies yet); returns the session
+    cookie's value, which the client keeps."""
+    api.client.cookies.clear()
+    location, _ = start(api)
+    api.client.get("/auth/callback", params=authorize(location, email), follow_redirects=False)
+    return api.client.cookies[SESSION_COOKIE]
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
+    assert found, "the page has no CSRF field"
+    return found.group(1)

@@ -1,7 +1,7 @@
 """The authenticator of the app (``app.state.authenticator``) when identity is configured:
 a Bearer access token (verified against the JWKS) or the browser's signed session cookie
-names the caller; the accounts service turns that into a user (creating an owner on the
-first request of a new subject)."""
+(whose server-side session must still be live) names the caller; the accounts service
+turns that into a user (creating an owner on the first request of a new subject)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
 from hopsplane.accounts.schemas import SignIn
-from hopsplane.api.deps import Principal
-from hopsplane.api.session_cookie import SESSION_COOKIE, CookieSigner
 from hopsplane.errors import Unauthorized
 from hopsplane.hooks import AccountHooks
+from hopsplane.http.deps import Principal
+from hopsplane.http.session_cookie import SESSION_COOKIE, CookieSigner, session_token
 from hopsplane.integrations.auth0 import Identity, IdentityProvider
+from hopsplane.sessions import service as web_sessions
 
 
 class TokenAuthenticator:
@@ -26,29 +27,26 @@ class TokenAuthenticator:
         self.provider = provider
         self.sessions = sessions
 
-    def identify(self, request: Request) -> Identity:
+    def identify(self, request: Request, session: Session) -> Identity:
         header = request.headers.get("authorization")
         if header is not None:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("send the access token as `Authorization: Bearer <token>`")
             return self.provider.verifier.verify(token.strip())
-        data = self.sessions.loads(request.cookies.get(SESSION_COOKIE))
-        if data is not None and isinstance(data.get("sub"), str):
-            email = data.get("email")
-            name = data.get("name")
+        cookie_token = session_token(self.sessions, request.cookies.get(SESSION_COOKIE))
+        live = web_sessions.identify(session, cookie_token) if cookie_token else None
+        if live is not None:  # a signed cookie whose session was not revoked nor expired
             return Identity(
-                sub=data["sub"],
-                email=email if isinstance(email, str) else None,
-                email_verified=data.get("email_verified") is True,
-                name=name if isinstance(name, str) else None,
+                sub=live.sub, email=live.email, email_verified=live.email_verified,
+                name=live.name,
             )
         raise Unauthorized(
             "sign in first: send `Authorization: Bearer <access token>` or sign in at /auth/login"
         )
 
     def __call__(self, request: Request, session: Session) -> Principal:
-        identity = self.identify(request)
+        identity = self.identify(request, session)
         hooks: AccountHooks = request.app.state.account_hooks
         account = accounts.sign_in(
             session, hooks,

@@ -1,0 +1,63 @@
+"""What `hopsplane worker` runs: every domain's tasks, the periodic schedule they make and
+the services their handlers use.
+
+Each domain declares its jobs next to its code as typed :class:`~hopsplane.worker.schemas.Task`
+values (``TASKS`` in its ``tasks.py``, or the module that holds the handlers); this module
+only collects them, and builds the clients the handlers need from settings. A handler is
+``def run(session: Session, args: dict[str, Any], ctx: JobContext) -> None`` (runs inside
+the job's transaction, never commits, raises to be retried); a periodic task gets one job
+per slot, whatever the number of workers. The worker package claims, leases and runs jobs
+and knows no domain.
+
+Registered: Hopsworks provisioning (retried jobs) and cluster reconciliation (clusters),
+usage collection from every cluster's Prometheus (usage), the billing run (billing), the
+pruning of ended browser sessions (sessions) and of finished jobs (the queue itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hopsplane.billing import tasks as billing_tasks
+from hopsplane.clusters import provisioning
+from hopsplane.clusters.hooks import build_account_hooks
+from hopsplane.config import Settings
+from hopsplane.crypto import SecretBox
+from hopsplane.db.engine import Database
+from hopsplane.integrations.email import build_mailer
+from hopsplane.integrations.hopsworks import build_client_factory
+from hopsplane.sessions import tasks as session_tasks
+from hopsplane.usage import tasks as usage_tasks
+from hopsplane.worker import service as queue
+from hopsplane.worker.schemas import Handler, PeriodicTask, Task
+
+
+def tasks() -> tuple[Task, ...]:
+    declared = (
+        *queue.TASKS, *provisioning.TASKS, *usage_tasks.TASKS, *billing_tasks.TASKS,
+        *session_tasks.TASKS,
+    )
+    names = [t.name for t in declared]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"tasks declared twice: {', '.join(duplicated)}")
+    return declared
+
+
+def handlers() -> dict[str, Handler]:
+    return {t.name: t.handler for t in tasks()}
+
+
+def periodic_tasks() -> list[PeriodicTask]:
+    return [p for t in tasks() if (p := t.periodic()) is not None]
+
+
+def services(settings: Settings, database: Database) -> dict[str, Any]:
+    return {
+        "settings": settings,
+        "database": database,
+        "box": SecretBox(settings.effective_encryption_keys),
+        "hopsworks": build_client_factory(settings),
+        "hooks": build_account_hooks(settings),
+        "mailer": build_mailer(settings),
+    }
