@@ -9,7 +9,7 @@ admin's "sign out everywhere" revokes all rows of a user, and a revoked or expir
 signs nobody in. Machinery, so it lives in the `hopsplane` schema, outside the six tables.
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0013
 Create Date: 2026-11-30
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0010"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
