@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -33,19 +34,43 @@ def pytest_configure(config: pytest.Config) -> None:
     secret_watch.start([TEST_KEY, WEBHOOK_SECRET, TEST_ENCRYPTION_KEY, "x" * 40, "s" * 40])
 
 
+_WORKER_LEAKS: list[tuple[int, list[str], str]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """Under xdist: each worker greps its own logs and hands the result to the controller
+    (a worker's exit status alone does not fail the run)."""
+    output = getattr(node, "workeroutput", {})
+    if "secret_watch" in output:
+        watched, found, where = output["secret_watch"]
+        _WORKER_LEAKS.append((watched, found, where))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The log grep of the whole run (issue 17): a token or secret that the suite created
     and that reached a log line fails the run, naming where the lines are."""
     from tests import secret_watch
 
     watched, found = secret_watch.leaks()
+    where = str(secret_watch.log_file())
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller decides
+        workeroutput["secret_watch"] = (watched, found, where)
+        if not found:
+            secret_watch.discard()
+        return
+    reports = [(watched, found, where), *_WORKER_LEAKS]
+    watched = sum(w for w, _f, _p in reports)
+    found = [s for _w, f, _p in reports for s in f]
+    places = sorted({p for _w, f, p in reports if f})
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if found:
         shown = ", ".join(f"{s[:6]}...({len(s)} chars)" for s in found[:10])
         if reporter is not None:
             reporter.write_line(
                 f"SECRETS IN LOGS: {len(found)} of {watched} tokens/secrets created by the "
-                f"suite were written to a log line ({shown}); see {secret_watch.log_file()}",
+                f"suite were written to a log line ({shown}); see {', '.join(places)}",
                 red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:

@@ -126,7 +126,7 @@ def test_the_success_redirect_refuses_another_accounts_session(
     r = app_client.get(f"/v1/account/topups/{sid}/complete")
     # 404 as for a session that does not exist: whether it exists is not told
     assert r.status_code == 404 and r.json() == {
-        "error": "NotFound", "detail": f"no checkout session {sid!r}"}
+        "error": "NotFound", "code": "not_found", "detail": f"no checkout session {sid!r}"}
     assert app_client.get("/v1/account/topups/cs_test_unknown/complete").status_code == 404
     assert app_client.get("/v1/account/topups/not-a-session/complete").status_code == 404
     assert balance(fresh_db, alice) == 0 and balance(fresh_db, bob) == 0
