@@ -95,8 +95,10 @@ class ServingMiddleware:
             if scope["path"] in OPERATIONS_PATHS:
                 await self.app(scope, receive, _sender(send, request_id, outcome))
             elif self.admission.inflight >= self.admission.limit:
+                # cheap on purpose: a refusal must cost far less than an answer
                 self.admission.last_shed = time.monotonic()
                 self.metrics.shed.inc()
+                outcome.route = "<shed>"
                 await self._error(
                     scope, send, request_id, outcome,
                     Unavailable(
@@ -114,7 +116,7 @@ class ServingMiddleware:
                     self.metrics.inflight.dec()
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_template(outcome.scope or scope)
+            route = outcome.route or _route_template(outcome.scope or scope)
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(outcome.status)).inc()
             self.metrics.latency.labels(route, method).observe(elapsed)
@@ -185,12 +187,13 @@ class ServingMiddleware:
 
 
 class _Outcome:
-    __slots__ = ("scope", "started", "status")
+    __slots__ = ("route", "scope", "started", "status")
 
     def __init__(self) -> None:
         self.status = 500
         self.started = False
         self.scope: Scope | None = None
+        self.route: str | None = None
 
 
 def _sender(send: Send, request_id: str, outcome: _Outcome) -> Send:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
     InterfaceError,
+    InvalidRequestError,
     OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -97,6 +98,8 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, PoolTimeout | OperationalError | InterfaceError | psycopg.OperationalError
                   | psycopg.InterfaceError):
         return True
+    if isinstance(exc, InvalidRequestError) and str(exc).startswith("This connection is closed"):
+        return True  # the pool's checkout found every connection it tried dead (3 attempts)
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
