@@ -132,7 +132,7 @@ class Http:
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.slots = asyncio.Semaphore(max_connections)
 
-    async def request(self, req: Request, timeout: float) -> int:
+    async def request(self, req: Request, timeout: float, sent: list[float] | None = None) -> int:
         method, path, headers, body = req
         head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(body)}\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
@@ -150,6 +150,8 @@ class Http:
                 if conn is None:
                     conn = await asyncio.open_connection("127.0.0.1", self.port)
                 reader, writer = conn
+                if sent is not None:
+                    sent.append(asyncio.get_running_loop().time())
                 try:
                     writer.write(payload)
                     status, close = await asyncio.wait_for(self._response(reader), timeout)
@@ -193,8 +195,9 @@ class Http:
 @dataclass
 class Sample:
     due: float  # seconds from the start of the run
-    latency: float
+    latency: float  # from the due time to the answer
     outcome: str  # "200", "503", other status, or an error name
+    lag: float = 0.0  # from the due time until the generator wrote the request
 
 
 @dataclass
@@ -225,8 +228,11 @@ class Result:
     def line(self, label: str) -> str:
         ms = [self.pct(q) * 1000 for q in (0.5, 0.95, 0.99)]
         kinds = Counter(s.outcome for s in self.samples if not s.outcome.startswith("2"))
+        lags = sorted(s.lag for s in self.samples)
+        lag99 = lags[int(0.99 * (len(lags) - 1))] * 1000 if lags else 0.0
         return (f"  {label:<10} {self.rate:8.0f}/s  p50 {ms[0]:7.1f}  p95 {ms[1]:7.1f}  "
-                f"p99 {ms[2]:7.1f} ms  ok {len(self.ok):6d}  shed {self.shed:5d}  "
+                f"p99 {ms[2]:7.1f} ms (generator lag p99 {lag99:6.1f})  ok {len(self.ok):6d}  "
+                f"shed {self.shed:5d}  "
                 f"errors {self.errors:4d}{'  ' + dict(kinds).__repr__() if self.errors else ''}"
                 f"{'  (sustained)' if self.sustained else ''}")
 
@@ -245,13 +251,15 @@ async def open_loop(http: Http, make: Callable[[int], Request], phases: list[tup
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        sent: list[float] = []
         try:
-            outcome = str(await http.request(make(n), timeout))
+            outcome = str(await http.request(make(n), timeout, sent))
         except TimeoutError:
             outcome = "timeout"
         except Exception as exc:
             outcome = type(exc).__name__
-        result.samples.append(Sample(due - t0, loop.time() - due, outcome))
+        lag = sent[0] - due if sent else 0.0
+        result.samples.append(Sample(due - t0, loop.time() - due, outcome, max(0.0, lag)))
 
     start = t0
     for (rate, seconds), result in zip(phases, results, strict=True):
@@ -634,12 +642,7 @@ async def measure(endpoint: str, hops_port: int, base_port: int, hops: subproces
     cpu = (cpu_seconds(pids) - cpu0) / max(done, 1)
     print(f"  closed loop, {args.concurrency} connections: C = {capacity:,.0f}/s "
           f"(server CPU {cpu * 1000:.2f} ms a request)")
-    sustained = 0.0
-    for f in (0.4, 0.6, 0.8, 1.0):
-        (r,) = await open_loop(http, make, [(capacity * f, args.seconds)])
-        print(r.line(f"{f:.1f} x C"))
-        if r.sustained:
-            sustained = max(sustained, r.rate)
+    sustained = await search(http, make, capacity, args.seconds, "")
     print(f"  sustained (p99 < 50 ms, nothing shed or failed): {sustained:,.0f}/s")
     if make_base is not None:
         bhttp = Http(base_port)
@@ -650,12 +653,7 @@ async def measure(endpoint: str, hops_port: int, base_port: int, hops: subproces
         bcpu = (cpu_seconds(bpids) - bcpu0) / max(bdone, 1)
         print(f"  baseline closed loop: C = {bcap:,.0f}/s (server CPU {bcpu * 1000:.2f} ms a "
               "request)")
-        bsustained = 0.0
-        for f in (0.4, 0.6, 0.8, 1.0):
-            (r,) = await open_loop(bhttp, make_base, [(bcap * f, args.seconds)])
-            print(r.line(f"base {f:.1f}"))
-            if r.sustained:
-                bsustained = max(bsustained, r.rate)
+        bsustained = await search(bhttp, make_base, bcap, args.seconds, "base ")
         bhttp.close()
         print(f"  baseline sustained: {bsustained:,.0f}/s")
         if bsustained:
@@ -677,6 +675,23 @@ async def measure(endpoint: str, hops_port: int, base_port: int, hops: subproces
           f"(target 5 s: {'MET' if rec is not None and rec <= 5 else 'MISSED'}); "
           f"sessions idle in transaction after the load: {idle}")
     http.close()
+
+
+async def search(http: Http, make: Callable[[int], Request], capacity: float, seconds: float,
+                 label: str) -> float:
+    """The highest rate (0.2, 0.3, ... x C) with p99 < 50 ms and nothing shed or failed;
+    stops after two failing rates in a row."""
+    best, misses = 0.0, 0
+    for tenth in range(2, 11):
+        (r,) = await open_loop(http, make, [(capacity * tenth / 10, seconds)])
+        print(r.line(f"{label}{tenth / 10:.1f} x C"))
+        if r.sustained:
+            best, misses = max(best, r.rate), 0
+        else:
+            misses += 1
+            if misses == 2:
+                break
+    return best
 
 
 async def profile(hops: subprocess.Popen[str], port: int, make: Callable[[int], Request],

@@ -259,3 +259,59 @@ def test_error_logs_never_print_local_variables(
     err = capsys.readouterr().err
     assert "ValueError: bad" in err
     assert "hunter2-secret" not in err and "tok_secret_value" not in err
+
+
+def test_a_burst_of_clients_that_give_up_leaves_the_server_serving(
+    owner_db: tuple[Database, str], settings: Settings
+) -> None:
+    """The wedge of issue 11, small: a pool of 2, a burst of 300 requests whose clients give
+    up after a second. Before, every request took a thread, the ones holding connections
+    queued behind them for their next thread, and the server answered only pool timeouts
+    (30 s each) long after the burst. Now the burst is shed and service is normal at once."""
+    import asyncio
+
+    from hopsplane.api.session_cookie import CookieSigner
+
+    db, owner = owner_db
+    tiny = _settings(settings, db_pool_size=2, db_max_overflow=0, auth_dev_issuer=True,
+                     environment="development")
+    pool = Database(db.url, tiny)
+    app = create_app(tiny, database=pool)  # the real authenticator: sign-in reads the DB
+    cookie = CookieSigner(tiny.effective_secret_key, "session").dumps(
+        {"sub": owner, "email": f"{owner[6:]}@example.com"}, 3600)
+    request = (f"GET /v1/account/balance HTTP/1.1\r\nHost: t\r\n"
+               f"Cookie: hopsplane_session={cookie}\r\n\r\n").encode()
+
+    async def one(port: int, timeout: float) -> str:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError as exc:
+            return type(exc).__name__
+        try:
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+            return head.split(b" ", 2)[1].decode()
+        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+            return type(exc).__name__
+        finally:
+            writer.close()
+
+    async def burst(port: int) -> list[str]:
+        return list(await asyncio.gather(*(one(port, 1.0) for _ in range(300))))
+
+    try:
+        with live_server(app) as port:
+            outcomes = asyncio.run(burst(port))
+            assert "503" in outcomes, set(outcomes)  # shed, not queued
+            time.sleep(0.5)
+            started = time.monotonic()
+            after = [asyncio.run(one(port, 10.0)) for _ in range(5)]
+            assert after == ["200"] * 5, after
+            assert time.monotonic() - started < 5
+            with psycopg.connect(_admin_url(db), autocommit=True) as admin:
+                idle = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state LIKE 'idle in transaction%'").fetchone()
+            assert idle == (0,)
+    finally:
+        pool.dispose()
