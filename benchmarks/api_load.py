@@ -85,7 +85,7 @@ def baseline_app() -> Any:
     size = int(os.environ["BENCH_BASELINE_POOL"])
     captured = json.loads(Path(os.environ["BENCH_BASELINE_SQL"]).read_text())
     pool = ConnectionPool(url, min_size=size, max_size=size, open=False,
-                          kwargs={"options": "-c timezone=UTC"})
+                          kwargs={"prepare_threshold": None})
 
     def params(template: dict[str, Any], account: str) -> dict[str, Any]:
         out = {}
@@ -339,7 +339,7 @@ def wait_ready(port: int, proc: subprocess.Popen[str], path: str = "/healthz") -
 
 
 def start_hopsplane(
-    url: str, workers: int, pool: int, max_inflight: int | None = None
+    url: str, workers: int, pool: int, max_inflight: int | None = None, prepare: bool = True
 ) -> tuple[subprocess.Popen[str], int, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOPSPLANE_")}
@@ -349,6 +349,8 @@ def start_hopsplane(
             "HOPSPLANE_DB_POOL_SIZE": str(pool)}
     if max_inflight:
         env["HOPSPLANE_WEB_MAX_INFLIGHT"] = str(max_inflight)
+    if not prepare:
+        env["HOPSPLANE_DB_PREPARED_STATEMENTS"] = "false"
     log = Path(tempfile.mkstemp(prefix="api_load-serve-", suffix=".log")[1])
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -544,6 +546,10 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8, help="closed-loop connections")
     ap.add_argument("--batch", type=int, default=100, help="events per usage batch")
     ap.add_argument("--endpoints", default="balance,ledger,usage,events")
+    ap.add_argument("--via", default=None,
+                    help="the apps connect through this server instead (a PgBouncer, e.g. "
+                    "postgresql://root@127.0.0.1:6432/postgres); hopsplane then runs with "
+                    "HOPSPLANE_DB_PREPARED_STATEMENTS=false")
     ap.add_argument("--profile", action="store_true", help="py-spy one server process")
     ap.add_argument("--profile-only", action="store_true", help="skip the load runs")
     args = ap.parse_args()
@@ -574,11 +580,12 @@ def main() -> None:
         paths = {"balance": "/v1/account/balance", "ledger": "/v1/account/ledger?limit=50",
                  "usage": f"/v1/account/usage?from={today - timedelta(days=29)}&to={today}"}
         sql_file.write_text(json.dumps(capture_sql(url, ids, paths), default=str))
-        hops, hops_port, issuer = start_hopsplane(plain, args.workers, args.pool,
-                                                  args.max_inflight)
+        app_url = replace_database(args.via, name) if args.via else plain
+        hops, hops_port, issuer = start_hopsplane(app_url, args.workers, args.pool,
+                                                  args.max_inflight, prepare=not args.via)
         procs.append(hops)
         tokens = tokens_for(issuer, emails)
-        base, base_port = start_baseline(plain, args.workers, args.pool, sql_file)
+        base, base_port = start_baseline(app_url, args.workers, args.pool, sql_file)
         procs.append(base)
         print(f"hopsplane serve --workers {args.workers} (pool {args.pool} each) and the bare "
               f"Starlette baseline (uvicorn --workers {args.workers}, psycopg pool "

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         2.0, gt=0, le=60,
         description="How long a request waits for a pooled connection before it answers 503.",
     )
+    db_prepared_statements: bool = Field(
+        True,
+        description="Let psycopg prepare statements it runs often. Turn off behind PgBouncer "
+        "in transaction mode (before 1.21), where a prepared statement does not follow the "
+        "client from one server connection to the next.",
+    )
     db_connect_timeout_seconds: int = Field(
         5, ge=1, le=120, description="Timeout of opening one database connection."
     )

@@ -56,11 +56,14 @@ def _connect_args(settings: Settings) -> dict[str, Any]:
             " -c idle_in_transaction_session_timeout="
             f"{settings.db_idle_in_transaction_timeout_ms}"
         )
-    return {
+    args: dict[str, Any] = {
         "options": options,
         "application_name": "hopsplane",
         "connect_timeout": settings.db_connect_timeout_seconds,
     }
+    if not settings.db_prepared_statements:
+        args["prepare_threshold"] = None  # never prepare (PgBouncer in transaction mode)
+    return args
 
 
 @dataclass(slots=True)
