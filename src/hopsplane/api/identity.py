@@ -5,6 +5,10 @@ first request of a new subject)."""
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+
 from fastapi import Request
 from sqlalchemy.orm import Session
 
@@ -17,10 +21,51 @@ from hopsplane.hooks import AccountHooks
 from hopsplane.integrations.auth0 import Identity, IdentityProvider
 
 
+class VerifiedTokens:
+    """Access tokens this process has verified, kept until they expire: a client sends the
+    same token with every request, and checking its RSA signature again each time was
+    the largest single cost of an authenticated read (docs/scaling.md). Bounded: when
+    full, it starts over."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._known: dict[str, tuple[Identity, float]] = {}
+
+    def get(self, token: str) -> Identity | None:
+        found = self._known.get(token)
+        if found is None:
+            return None
+        identity, expires = found
+        if time.time() >= expires:
+            self._known.pop(token, None)
+            return None
+        return identity
+
+    def put(self, token: str, identity: Identity) -> None:
+        expires = _expiry(token)
+        if expires is None:
+            return
+        if len(self._known) >= self._size:
+            self._known.clear()
+        self._known[token] = (identity, expires)
+
+
+def _expiry(token: str) -> float | None:
+    """``exp`` of a token whose signature was just verified (read from its payload)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        exp = claims.get("exp")
+    except (IndexError, ValueError, AttributeError):
+        return None
+    return float(exp) if isinstance(exp, int | float) else None
+
+
 class TokenAuthenticator:
     def __init__(self, provider: IdentityProvider, sessions: CookieSigner) -> None:
         self.provider = provider
         self.sessions = sessions
+        self.verified = VerifiedTokens()
 
     def identify(self, request: Request) -> Identity:
         header = request.headers.get("authorization")
@@ -28,7 +73,13 @@ class TokenAuthenticator:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("send the access token as `Authorization: Bearer <token>`")
-            return self.provider.verifier.verify(token.strip())
+            token = token.strip()
+            known = self.verified.get(token)
+            if known is not None:
+                return known
+            identity = self.provider.verifier.verify(token)
+            self.verified.put(token, identity)
+            return identity
         data = self.sessions.loads(request.cookies.get(SESSION_COOKIE))
         if data is not None and isinstance(data.get("sub"), str):
             email = data.get("email")

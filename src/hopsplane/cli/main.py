@@ -67,7 +67,8 @@ def serve(
         app_ = create_app(settings, database=database)
         try:
             uvicorn.run(
-                app_, host=bind_host, port=bind_port, log_config=None, proxy_headers=True
+                app_, host=bind_host, port=bind_port, log_config=None, proxy_headers=True,
+                access_log=False,  # the app logs each request itself
             )
         finally:
             database.dispose()
@@ -96,6 +97,7 @@ def serve(
             port=bind_port,
             log_config=None,
             proxy_headers=True,
+            access_log=False,
         )
     finally:
         if issuer is not None:
