@@ -21,9 +21,10 @@ What it does, on a database it creates and drops on the given server:
    the sustained rate is the highest rate with p99 < 50 ms and nothing shed or failed.
    The same for the baseline, and hopsplane again at half the baseline's sustained rate
    (the target: p99 < 50 ms there);
-4. overload: 10 s at 3 x C, then 10 s at C/2: how long after the overload ends until
-   every 0.5 s window has p99 < 50 ms with no error (normal service), and how many
-   sessions sit idle in transaction once the load has stopped;
+4. overload: 10 s at three times capacity, then 10 s at half of it (capacity: the
+   sustained rate of step 3, or C if none): how long after the overload ends until every
+   0.5 s window has p99 < 50 ms with at most 1% shed or failed (normal service), and how
+   many sessions sit idle in transaction once the load has stopped;
 5. with ``--profile``: py-spy samples one server process during a closed-loop balance run
    and prints where its CPU goes.
 
@@ -294,7 +295,8 @@ async def closed_loop(http: Http, make: Callable[[int], Request], concurrency: i
 
 def recovery_seconds(result: Result, window: float = 0.5) -> float | None:
     """Seconds from the start of ``result`` (the phase after the overload) until every
-    window has p99 < 50 ms and no error; None if never within the phase."""
+    window has p99 < 50 ms with at most 1% shed or failed; None if never within the
+    phase."""
     if not result.samples:
         return None
     base = min(s.due for s in result.samples)
@@ -306,9 +308,9 @@ def recovery_seconds(result: Result, window: float = 0.5) -> float | None:
     for k in keys:
         w = windows[k]
         lat = sorted(s.latency for s in w)
-        bad = any(not s.outcome.startswith("2") for s in w)
+        refused = sum(1 for s in w if not s.outcome.startswith("2"))
         p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-        if bad or p99 >= P99_TARGET:
+        if refused > len(w) / 100 or p99 >= P99_TARGET:
             good_from = None
         elif good_from is None:
             good_from = k
@@ -670,14 +672,18 @@ async def measure(endpoint: str, hops_port: int, base_port: int, hops: subproces
             print(f"  target (hopsplane at half the baseline's sustained rate, p99 < 50 ms): "
                   f"{verdict}; hopsplane sustained / baseline sustained = "
                   f"{sustained / bsustained:.0%}")
-    over, after = await open_loop(http, make, [(3 * capacity, 10.0), (capacity / 2, 10.0)])
-    print(over.line("3 x C"))
-    print(after.line("then C/2"))
+    # "capacity" for the overload is the sustained rate (what the server serves normally),
+    # or C when no rate was sustained; 3 x C of a closed loop is more than this generator
+    # can offer on the same 2 cores, and its own backlog would then be what is measured.
+    cap = sustained or capacity
+    over, after = await open_loop(http, make, [(3 * cap, 10.0), (cap / 2, 10.0)])
+    print(over.line("3 x cap"))
+    print(after.line("then cap/2"))
     rec = recovery_seconds(after)
     recovered = f"{rec:.1f} s" if rec is not None else "NOT reached"
     await asyncio.sleep(1.0)
     idle = idle_in_transaction(args.server, dbname)
-    print(f"  normal service (every 0.5 s window p99 < 50 ms, no error) "
+    print(f"  normal service (every 0.5 s window p99 < 50 ms, <= 1% shed or failed) "
           f"{recovered} after the overload ended "
           f"(target 5 s: {'MET' if rec is not None and rec <= 5 else 'MISSED'}); "
           f"sessions idle in transaction after the load: {idle}")
