@@ -676,9 +676,15 @@ async def measure(endpoint: str, hops_port: int, base_port: int, hops: subproces
     # or C when no rate was sustained; 3 x C of a closed loop is more than this generator
     # can offer on the same 2 cores, and its own backlog would then be what is measured.
     cap = sustained or capacity
+    probes: list[tuple[str, float]] = []
+    probing = asyncio.create_task(probe(hops_port, probes, 10.0))
     over, after = await open_loop(http, make, [(3 * cap, 10.0), (cap / 2, 10.0)])
+    await probing
     print(over.line("3 x cap"))
     print(after.line("then cap/2"))
+    kinds = Counter(k for k, _ in probes)
+    print(f"  during the overload, GET /healthz and /metrics every 0.1 s: {dict(kinds)}, "
+          f"slowest {max((t for _, t in probes), default=0) * 1000:.1f} ms")
     rec = recovery_seconds(after)
     recovered = f"{rec:.1f} s" if rec is not None else "NOT reached"
     await asyncio.sleep(1.0)
@@ -687,6 +693,25 @@ async def measure(endpoint: str, hops_port: int, base_port: int, hops: subproces
           f"{recovered} after the overload ended "
           f"(target 5 s: {'MET' if rec is not None and rec <= 5 else 'MISSED'}); "
           f"sessions idle in transaction after the load: {idle}")
+    http.close()
+
+
+async def probe(port: int, out: list[tuple[str, float]], seconds: float) -> None:
+    """Operations paths on a connection of their own while the overload runs."""
+    http = Http(port, max_connections=1)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    paths = ("/healthz", "/metrics")
+    n = 0
+    while loop.time() < end:
+        started = loop.time()
+        try:
+            status = await http.request(("GET", paths[n % 2], {}, b""), 5.0)
+            out.append((str(status), loop.time() - started))
+        except Exception as exc:
+            out.append((type(exc).__name__, loop.time() - started))
+        n += 1
+        await asyncio.sleep(0.1)
     http.close()
 
 
