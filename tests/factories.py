@@ -24,8 +24,11 @@ from hopsplane.credits.schemas import Posting, PostResult
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.db.models import UsageTracking, User
+from hopsplane.http.session_cookie import CookieSigner, session_cookie
 from hopsplane.legacy import service as legacy
 from hopsplane.legacy.generate import generate
+from hopsplane.sessions import service as web_sessions
+from hopsplane.sessions.schemas import SessionIdentity
 from hopsplane.usage.schemas import UsageEventIn
 from tests.pg import PgServer
 
@@ -209,6 +212,21 @@ def day_row(session: Session, account: str, day: str = "2026-11-20") -> UsageTra
 def units(session: Session, account: str, day: str = "2026-11-20") -> Decimal:
     row = day_row(session, account, day)
     return Decimal(0) if row is None else row.compute_units
+
+
+# --- browser sessions ---
+
+
+def session_cookie_for(
+    db: Database, secret_keys: list[str], user_id: str, email: str, max_age: int = 3600
+) -> str:
+    """The signed session cookie of a live server-side session of ``user_id`` (a row, as
+    the browser sign-in makes one)."""
+    with db.transaction() as s:
+        token = web_sessions.start(
+            s, user_id, SessionIdentity(user_id, email, True, None), max_age
+        )
+    return session_cookie(CookieSigner(secret_keys, "session", max_age), token)
 
 
 # --- account hooks ---

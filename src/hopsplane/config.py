@@ -88,6 +88,34 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         30_000, ge=0, description="statement_timeout for application sessions (0 = none)."
     )
+    db_idle_in_transaction_timeout_ms: int = Field(
+        60_000, ge=0,
+        description="idle_in_transaction_session_timeout for application sessions: the "
+        "server ends a session that holds a transaction open and idle this long (0 = none).",
+    )
+    db_pool_timeout_seconds: float = Field(
+        2.0, gt=0, le=60,
+        description="How long a request waits for a pooled connection before it answers 503.",
+    )
+    db_prepared_statements: bool = Field(
+        True,
+        description="Let psycopg prepare statements it runs often. Turn off behind PgBouncer "
+        "in transaction mode (before 1.21), where a prepared statement does not follow the "
+        "client from one server connection to the next.",
+    )
+    db_connect_timeout_seconds: int = Field(
+        5, ge=1, le=120, description="Timeout of opening one database connection."
+    )
+    web_workers: int | None = Field(
+        None, ge=1, le=64,
+        description="Server processes of `hopsplane serve` (default: the number of cores).",
+    )
+    web_max_inflight: int | None = Field(
+        None, ge=1, le=1000,
+        description="Requests one server process works on at once; beyond that it answers "
+        "503 with Retry-After at once. Default: DB_POOL_SIZE (the overflow is headroom for "
+        "requests that open a second transaction).",
+    )
 
     smtp_host: str | None = Field(
         None, description="SMTP server for outgoing email. Unset: development keeps emails "
@@ -118,7 +146,14 @@ class Settings(BaseSettings):
     )
     hopsworks_verify_tls: bool = Field(True, description="Verify Hopsworks TLS certificates.")
     worker_poll_interval_seconds: float = Field(
-        2.0, gt=0, le=300, description="How long an idle worker waits before polling again."
+        2.0, gt=0, le=300,
+        description="How long an idle worker waits before polling again (a new job wakes it "
+        "at once through LISTEN/NOTIFY; polling is the fallback).",
+    )
+    worker_lease_seconds: float = Field(
+        60.0, ge=1, le=3600,
+        description="Lease of a running job; renewed every third of it while the job runs. A "
+        "worker that dies loses its jobs' leases, and the jobs run again elsewhere.",
     )
 
     # issue 4: billing and balance enforcement
@@ -314,6 +349,11 @@ class Settings(BaseSettings):
             keys = [k.strip() for k in self.encryption_keys.get_secret_value().split(",")]
             return [k for k in keys if k]
         return [DEV_ENCRYPTION_KEY]
+
+    @property
+    def max_inflight(self) -> int:
+        """Requests one server process works on at once (see web_max_inflight)."""
+        return self.web_max_inflight or self.db_pool_size
 
     @property
     def effective_log_format(self) -> str:

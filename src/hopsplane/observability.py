@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _SECRET_WORDS = ("api_key", "apikey", "kubeconfig", "token", "secret", "password", "authorization")
 
@@ -31,10 +31,20 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Plain tracebacks: structlog's default (rich) prints every frame's local
+        # variables, which can hold secrets, and renders them on the event loop.
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: a record below the level costs one comparison, not the
+        # whole chain (an access-log line per request at WARNING, say)
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -91,5 +101,25 @@ class Metrics:
             "hopsplane_http_request_duration_seconds",
             "HTTP request latency by route template.",
             ["route", "method"],
+            registry=self.registry,
+        )
+        self.inflight = Gauge(
+            "hopsplane_http_inflight_requests",
+            "Requests this process is working on (operations paths not counted).",
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "hopsplane_http_shed_total",
+            "Requests refused with 503 because the process was at its in-flight limit.",
+            registry=self.registry,
+        )
+        self.db_unavailable = Counter(
+            "hopsplane_db_unavailable_total",
+            "Requests answered 503 because the database could not serve them.",
+            registry=self.registry,
+        )
+        self.db_retries = Counter(
+            "hopsplane_db_retries_total",
+            "Requests run again after meeting a broken pooled connection.",
             registry=self.registry,
         )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import Row, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts.rules import LOGIN_TOUCH_SECONDS
@@ -47,6 +48,29 @@ def get_by_email(session: Session, email: str) -> User | None:
     return session.scalars(
         select(User).where(func.lower(User.email) == email.strip().lower()).limit(1)
     ).first()
+
+
+# The sign-in of a known subject in one round trip (it runs on every request): the
+# last_login_at refresh (at most once a minute) and the read of who the user is. The read
+# sees the row as it was before the UPDATE, which changes none of the columns it reads.
+_SIGN_IN = text(
+    """
+    WITH touched AS (
+      UPDATE users SET last_login_at = now()
+      WHERE id = :id
+        AND (last_login_at IS NULL OR last_login_at < now() - make_interval(secs => :every))
+    )
+    SELECT id, email, account_owner_id, is_platform_admin FROM users WHERE id = :id
+    """
+)
+
+
+def touch_and_get(session: Session, user_id: str) -> Row[Any] | None:
+    """(id, email, account_owner_id, is_platform_admin) of a known user, whose
+    last_login_at is refreshed when older than a minute; None for an unknown one."""
+    return session.execute(
+        _SIGN_IN, {"id": user_id, "every": LOGIN_TOUCH_SECONDS}
+    ).one_or_none()
 
 
 def touch_login(session: Session, user_id: str) -> bool:

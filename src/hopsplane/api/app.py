@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import structlog
-from fastapi import Depends, FastAPI, Request, Response
-from starlette.routing import Match
+import anyio.to_thread
+from fastapi import Depends, FastAPI
 
 from hopsplane import __version__
 from hopsplane.api.errors import install_error_handlers
@@ -26,6 +24,7 @@ from hopsplane.api.routers import (
     team,
     usage,
 )
+from hopsplane.api.serving import Admission, ServingMiddleware
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
@@ -35,22 +34,45 @@ from hopsplane.http.session_cookie import session_signer
 from hopsplane.integrations.auth0 import build_identity
 from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.stripe import build_stripe
-from hopsplane.observability import Metrics
+from hopsplane.observability import Metrics, configure_logging
 from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.web import console
 from hopsplane.web.security import install_security_headers
 
-log = structlog.get_logger("hopsplane.http")
+DEV_ISSUER_URL_ENV = "HOPSPLANE_SERVE_DEV_ISSUER_URL"
+"""Set by `hopsplane serve --workers N` for its processes: the URL of the one development
+issuer it runs for all of them (not a setting of its own)."""
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+def app_from_environment() -> FastAPI:
+    """The app of one process of `hopsplane serve --workers N` (uvicorn's factory)."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.effective_log_format)
+    return create_app(settings, dev_issuer_url=os.environ.get(DEV_ISSUER_URL_ENV))
+
+
+def create_app(
+    settings: Settings | None = None,
+    database: Database | None = None,
+    *,
+    dev_issuer_url: str | None = None,
+) -> FastAPI:
     """Build the app. ``database`` defaults to one built from ``settings`` (the embedded
-    server when HOPSPLANE_DATABASE_URL is unset); the caller owns a database it passes in."""
+    server when HOPSPLANE_DATABASE_URL is unset); the caller owns a database it passes in.
+    ``dev_issuer_url``: with HOPSPLANE_AUTH_DEV_ISSUER, trust the development issuer
+    running there instead of starting one in this process."""
     settings = settings or Settings()
     owns_database = database is None
 
+    admission = Admission(settings.max_inflight)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Every admitted request finds a worker thread at once (it holds at most one at a
+        # time): a request that holds a connection never waits behind new ones for a
+        # thread. See docs/scaling.md, "The wedge".
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, admission.limit + 8)
         if owns_database:
             app.state.database = Database.from_settings(settings)
         yield
@@ -67,6 +89,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.admission = admission
     app.state.account_hooks = build_account_hooks(settings)
     app.state.stripe = build_stripe(settings)  # None when Stripe is not configured
     if database is not None:
@@ -77,7 +100,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Identity and mail. Tests replace app.state.account_hooks (cluster placement and
     # Hopsworks provisioning) with recording hooks after create_app().
     app.state.mailer = build_mailer(settings)
-    app.state.identity = build_identity(settings)
+    app.state.identity = build_identity(settings, dev_issuer_url=dev_issuer_url)
     if app.state.identity is not None:
         app.state.authenticator = TokenAuthenticator(
             app.state.identity, session_signer(settings)
@@ -86,7 +109,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.router.dependencies.append(Depends(single_query_values))  # before the routers
-    app.middleware("http")(_request_context)
+    app.add_middleware(
+        ServingMiddleware,
+        admission=admission,
+        metrics=app.state.metrics,
+        html_errors=lambda request, exc: app.state.html_errors(request, exc),
+    )
     app.include_router(health.router)
     app.include_router(clusters.router)
     app.include_router(account.router)
@@ -126,48 +154,3 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
                 operation["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
     app.openapi_schema = spec
     return spec
-
-
-async def _request_context(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Request id (taken from X-Request-ID when sane, else new), access log and metrics."""
-    incoming = request.headers.get("x-request-id", "")
-    sane = 0 < len(incoming) <= 128 and incoming.isprintable()
-    request_id = incoming if sane else uuid.uuid4().hex
-    request.state.request_id = request_id
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await call_next(request)
-        status = response.status_code
-        response.headers["X-Request-ID"] = request_id
-        return response
-    finally:
-        elapsed = time.perf_counter() - started
-        route = _route_template(request)
-        metrics: Metrics = request.app.state.metrics
-        metrics.requests.labels(route, request.method, str(status)).inc()
-        metrics.latency.labels(route, request.method).observe(elapsed)
-        log.info(
-            "request",
-            method=request.method,
-            route=route,
-            status=status,
-            duration_ms=round(elapsed * 1000, 2),
-        )
-        structlog.contextvars.unbind_contextvars("request_id")
-
-
-def _route_template(request: Request) -> str:
-    # The matched route (set by the router; FastAPI >= 0.13x keeps included routers nested,
-    # so the loop below would see only the router, and label metrics with raw URLs).
-    matched = getattr(request.scope.get("route"), "path", None)
-    if isinstance(matched, str):
-        return matched
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", request.url.path))
-    return "<unmatched>"

@@ -133,11 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return page
         return JSONResponse(_body("Invalid", f"invalid value: {reason}"), status_code=422)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = getattr(request.state, "request_id", "-")
-        log.exception("unhandled error", path=request.url.path)
-        return JSONResponse(
-            _body("InternalError", f"internal error (request id {request_id})"),
-            status_code=500,
-        )
+    # Anything else (a bug, or the database being unavailable) is answered by the serving
+    # middleware (hopsplane.api.serving): a handler for `Exception` here would run in
+    # Starlette's outermost middleware, which re-raises to the server after answering, and
+    # the server then closes the client's keep-alive connection.

@@ -43,6 +43,7 @@ def run(
             schedule.periodic_tasks(),
             services=schedule.services(settings, db),
             poll_interval=settings.worker_poll_interval_seconds,
+            lease_seconds=settings.worker_lease_seconds,
         )
         if once:
             worker.tick()
@@ -55,12 +56,15 @@ def run(
             threading.Thread(target=worker.run_forever, args=(stop,), name=f"worker-{i}")
             for i in range(concurrency)
         ]
+        threads.append(threading.Thread(target=worker.listen, args=(stop,), name="listen"))
         for t in threads:
             t.start()
         console.print(f"worker running ({concurrency} thread(s)); Ctrl-C stops it")
         while any(t.is_alive() for t in threads):
             for t in threads:
                 t.join(timeout=0.5)
+            if stop.is_set():
+                worker.wake.set()  # an idle loop sees the stop at once
 
 
 @app.command()

@@ -402,6 +402,30 @@ def accounts_at_or_below(session: Session, limit: Decimal) -> list[str]:
     return [r[0] for r in rows]
 
 
+_STANDING_OF = text(
+    """
+    SELECT u.account_owner_id, s.suspended, s.notice_threshold,
+           (SELECT l.balance FROM credits_ledger l WHERE l.account_owner_id = u.id
+            ORDER BY l.seq DESC LIMIT 1) AS balance
+    FROM users u
+    LEFT JOIN hopsplane.account_standing s ON s.account_owner_id = u.id
+    WHERE u.id = :a
+    """
+)
+
+
+def standing_of(
+    session: Session, account_id: str
+) -> tuple[bool, str | None, bool, Decimal | None, Decimal]:
+    """(exists, account_owner_id, suspended, notice threshold, balance) of a user in one
+    round trip: what :func:`account_owner_of`, :func:`standing` and :func:`balance` read."""
+    row = session.execute(_STANDING_OF, {"a": account_id}).one_or_none()
+    if row is None:
+        return False, None, False, None, Decimal("0.00")
+    balance = Decimal("0.00") if row.balance is None else Decimal(row.balance)
+    return True, row.account_owner_id, bool(row.suspended), row.notice_threshold, balance
+
+
 def standing(session: Session, account_id: str) -> tuple[bool, Decimal | None]:
     """(suspended, announced notice threshold) of an account; (False, None) by default."""
     row = session.execute(

@@ -295,11 +295,11 @@ def refresh_standings(
 
 def standing(session: Session, account_owner_id: str) -> Standing:
     """Balance and standing (suspended, announced low-balance threshold) of an account."""
-    _require_owner(session, account_owner_id)
-    suspended, level = repo.standing(session, account_owner_id)
+    exists, owner, suspended, level, balance = repo.standing_of(session, account_owner_id)
+    _refuse_non_owner(account_owner_id, exists, owner)
     return Standing(
         account_owner_id=account_owner_id,
-        balance=repo.balance(session, account_owner_id),
+        balance=balance,
         suspended=suspended,
         notice_threshold=level,
     )

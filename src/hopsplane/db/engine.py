@@ -11,10 +11,19 @@ from __future__ import annotations
 import select
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    InvalidRequestError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -40,7 +49,61 @@ def _connect_args(settings: Settings) -> dict[str, Any]:
     options = "-c timezone=UTC"
     if settings.db_statement_timeout_ms:
         options += f" -c statement_timeout={settings.db_statement_timeout_ms}"
-    return {"options": options, "application_name": "hopsplane"}
+    if settings.db_idle_in_transaction_timeout_ms:
+        # Second line of defence (the first: no code path keeps a transaction open and
+        # idle, see docs/scaling.md): the server ends a session that does.
+        options += (
+            " -c idle_in_transaction_session_timeout="
+            f"{settings.db_idle_in_transaction_timeout_ms}"
+        )
+    args: dict[str, Any] = {
+        "options": options,
+        "application_name": "hopsplane",
+        "connect_timeout": settings.db_connect_timeout_seconds,
+    }
+    if not settings.db_prepared_statements:
+        args["prepare_threshold"] = None  # never prepare (PgBouncer in transaction mode)
+    return args
+
+
+@dataclass(slots=True)
+class UnitOfWork:
+    """What the database saw of one request so far: statements that completed and COMMITs
+    sent. The serving middleware (:mod:`hopsplane.api.serving`) binds one to the request's
+    context and reads it to decide whether a request that met a broken connection can be
+    run again (nothing written yet)."""
+
+    statements: int = 0
+    commits: int = 0
+
+
+current_unit: ContextVar[UnitOfWork | None] = ContextVar("hopsplane_unit_of_work", default=None)
+
+
+def _count_statement(*_args: Any) -> None:
+    unit = current_unit.get()
+    if unit is not None:
+        unit.statements += 1
+
+
+def _count_commit(_conn: Any) -> None:
+    unit = current_unit.get()
+    if unit is not None:
+        unit.commits += 1
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """The database cannot serve right now: a connection that broke or was refused, a
+    backend the server terminated, a pool with no connection to give in time, a statement
+    cancelled by a timeout. The request may succeed later (503 + Retry-After)."""
+    import psycopg
+
+    if isinstance(exc, PoolTimeout | OperationalError | InterfaceError | psycopg.OperationalError
+                  | psycopg.InterfaceError):
+        return True
+    if isinstance(exc, InvalidRequestError) and str(exc).startswith("This connection is closed"):
+        return True  # the pool's checkout found every connection it tried dead (3 attempts)
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def _refuse_dead_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -71,9 +134,12 @@ class Database:
             self.url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
             connect_args=_connect_args(settings),
         )
         event.listen(self.engine, "checkout", _refuse_dead_connection)
+        event.listen(self.engine, "after_cursor_execute", _count_statement)
+        event.listen(self.engine, "commit", _count_commit)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._settings = settings
         self._async_engine: AsyncEngine | None = None
@@ -92,10 +158,12 @@ class Database:
     @property
     def async_engine(self) -> AsyncEngine:
         if self._async_engine is None:
+            # Only readiness checks use it: one connection is enough.
             self._async_engine = create_async_engine(
                 self.url,
-                pool_size=self._settings.db_pool_size,
-                max_overflow=self._settings.db_max_overflow,
+                pool_size=1,
+                max_overflow=1,
+                pool_timeout=self._settings.db_pool_timeout_seconds,
                 pool_pre_ping=True,
                 connect_args=_connect_args(self._settings),
             )

@@ -296,6 +296,11 @@ class Job(Base):
         Index(
             "jobs_due_idx", "run_at", "id", postgresql_where=text("status = 'queued'")
         ),
+        Index(
+            "jobs_one_running_per_lock_key", "lock_key", unique=True,
+            postgresql_where=text("status = 'running' AND lock_key IS NOT NULL"),
+        ),
+        Index("jobs_lease_idx", "lease_expires_at", postgresql_where=text("status = 'running'")),
         {"schema": MACHINERY_SCHEMA},
     )
 
@@ -311,6 +316,10 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     finished_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # revision 0011: a running job's lease (see hopsplane.worker)
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
 
 
 CORE_TABLES = (

@@ -14,10 +14,12 @@ answers 401. Guards:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
@@ -54,16 +56,40 @@ def refuse_everyone(request: Request, session: Session) -> Principal:
     raise Unauthorized("authentication is not configured on this server")
 
 
-def database(request: Request) -> Database:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in a
+# worker thread, a hop that costs more CPU than most of them do (see docs/scaling.md).
+
+
+async def database(request: Request) -> Database:
     db: Database = request.app.state.database
     return db
 
 
-def db_session(db: Annotated[Database, Depends(database)]) -> Iterator[Session]:
+async def db_session(db: Annotated[Database, Depends(database)]) -> AsyncIterator[Session]:
     """One transaction per request: committed before the response is sent (scope
-    "function"), rolled back if the endpoint raises."""
-    with db.transaction() as session:
+    "function"), rolled back if the endpoint raises.
+
+    The session takes a connection at its first statement (in the thread of the
+    dependency or endpoint that runs it) and gives it back when it ends here, in a worker
+    thread of its own (a limiter of its own, like FastAPI's teardown of sync
+    dependencies), shielded from cancellation: ending a transaction never waits behind
+    other requests for a thread, and always happens."""
+    session = db.sessions()
+    ok = False
+    try:
         yield session
+        ok = True
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_end, session, ok, limiter=anyio.CapacityLimiter(1))
+
+
+def _end(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+    finally:
+        session.close()  # rolls back whatever was not committed; the connection goes back
 
 
 SessionDep = Annotated[Session, Depends(db_session, scope="function")]
@@ -76,16 +102,21 @@ def current_principal(request: Request, session: SessionDep) -> Principal:
     return principal
 
 
-def require_member(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_member(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
     return principal
 
 
-def require_owner(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_owner(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
     if not principal.is_owner:
         raise Forbidden("only the account owner may do this")
     return principal
 
 
+# A plain function: the usage router also calls it directly (admin or cluster agent).
 def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if not principal.is_platform_admin:
         raise Forbidden("only platform admins may do this")
@@ -97,7 +128,7 @@ OwnerDep = Annotated[Principal, Depends(require_owner)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
-def balance_policy(request: Request) -> BalancePolicy:
+async def balance_policy(request: Request) -> BalancePolicy:
     """The app's account hooks and low-balance thresholds, for routes that post credit."""
     settings = request.app.state.settings
     hooks: AccountHooks | None = getattr(request.app.state, "account_hooks", None)

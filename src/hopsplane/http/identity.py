@@ -5,6 +5,10 @@ turns that into a user (creating an owner on the first request of a new subject)
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+
 from fastapi import Request
 from sqlalchemy.orm import Session
 
@@ -18,6 +22,46 @@ from hopsplane.integrations.auth0 import Identity, IdentityProvider
 from hopsplane.sessions import service as web_sessions
 
 
+class VerifiedTokens:
+    """Access tokens this process has verified, kept until they expire: a client sends the
+    same token with every request, and checking its RSA signature again each time was
+    the largest single cost of an authenticated read (docs/scaling.md). Bounded: when
+    full, it starts over."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._known: dict[str, tuple[Identity, float]] = {}
+
+    def get(self, token: str) -> Identity | None:
+        found = self._known.get(token)
+        if found is None:
+            return None
+        identity, expires = found
+        if time.time() >= expires:
+            self._known.pop(token, None)
+            return None
+        return identity
+
+    def put(self, token: str, identity: Identity) -> None:
+        expires = _expiry(token)
+        if expires is None:
+            return
+        if len(self._known) >= self._size:
+            self._known.clear()
+        self._known[token] = (identity, expires)
+
+
+def _expiry(token: str) -> float | None:
+    """``exp`` of a token whose signature was just verified (read from its payload)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        exp = claims.get("exp")
+    except (IndexError, ValueError, AttributeError):
+        return None
+    return float(exp) if isinstance(exp, int | float) else None
+
+
 class TokenAuthenticator:
     """The principal's email is the one stored for the user; the token's claim only says
     whether that address is verified, and only when the claim names that same address (a
@@ -26,6 +70,7 @@ class TokenAuthenticator:
     def __init__(self, provider: IdentityProvider, sessions: CookieSigner) -> None:
         self.provider = provider
         self.sessions = sessions
+        self.verified = VerifiedTokens()
 
     def identify(self, request: Request, session: Session) -> Identity:
         header = request.headers.get("authorization")
@@ -33,7 +78,13 @@ class TokenAuthenticator:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("send the access token as `Authorization: Bearer <token>`")
-            return self.provider.verifier.verify(token.strip())
+            token = token.strip()
+            known = self.verified.get(token)
+            if known is not None:
+                return known
+            identity = self.provider.verifier.verify(token)
+            self.verified.put(token, identity)
+            return identity
         cookie_token = session_token(self.sessions, request.cookies.get(SESSION_COOKIE))
         live = web_sessions.identify(session, cookie_token) if cookie_token else None
         if live is not None:  # a signed cookie whose session was not revoked nor expired

@@ -31,21 +31,41 @@ _INSERT_UNLESS_QUEUED = text(
     """
 ).bindparams(bindparam("args", type_=JSONB))
 
-# One due job, skipping those another worker holds. The row lock is held for the whole
-# run (the job's transaction), so a crashed worker's job simply becomes claimable again.
-_CLAIM = text(
+# One claimable job: due and queued, or running with an expired lease (its worker died or
+# lost touch). Rows another claimer is looking at are skipped; the claim transaction is
+# short (this statement, the lock-key check, the UPDATE below, COMMIT).
+_CANDIDATE = text(
     """
-    SELECT id, task, args, lock_key, attempts, max_attempts
+    SELECT id, task, args, lock_key, attempts, max_attempts, status
     FROM hopsplane.jobs
-    WHERE status = 'queued' AND run_at <= :now AND NOT (id = ANY(:skip))
+    WHERE ((status = 'queued' AND run_at <= :now)
+           OR (status = 'running' AND lease_expires_at < clock_timestamp()))
+      AND NOT (id = ANY(:skip))
     ORDER BY run_at, id
     FOR UPDATE SKIP LOCKED
     LIMIT 1
     """
 )
 
+# Claimers of one lock key take turns (until the claim commits), so the check below sees
+# a job of the key that another claim just started.
 _TRY_KEY_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtextextended('job:' || :key, 0))")
 
+_KEY_BUSY = text(
+    "SELECT EXISTS (SELECT 1 FROM hopsplane.jobs WHERE lock_key = :key "
+    "AND status = 'running' AND id <> :id)"
+)
+
+_START = text(
+    """
+    UPDATE hopsplane.jobs
+    SET status = 'running', attempts = attempts + 1, lease_owner = :owner,
+        lease_expires_at = clock_timestamp() + make_interval(secs => :lease),
+        started_at = clock_timestamp()
+    WHERE id = :id
+    RETURNING attempts
+    """
+)
 
 def insert(
     session: Session,
@@ -89,11 +109,12 @@ def find_id_by_key(session: Session, key: str) -> int | None:
     return None if value is None else int(value)
 
 
-def claim(session: Session, now: datetime, skip: list[int]) -> ClaimedJob | None:
-    row = session.execute(_CLAIM, {"now": now, "skip": skip}).one_or_none()
+def candidate(session: Session, now: datetime, skip: list[int]) -> tuple[ClaimedJob, str] | None:
+    """The next claimable job (locked until the caller's transaction ends) and its status."""
+    row = session.execute(_CANDIDATE, {"now": now, "skip": skip}).one_or_none()
     if row is None:
         return None
-    return ClaimedJob(
+    job = ClaimedJob(
         id=row.id,
         task=row.task,
         args=dict(row.args),
@@ -101,40 +122,81 @@ def claim(session: Session, now: datetime, skip: list[int]) -> ClaimedJob | None
         attempts=row.attempts,
         max_attempts=row.max_attempts,
     )
+    return job, str(row.status)
 
 
 def try_lock_key(session: Session, key: str) -> bool:
     return bool(session.execute(_TRY_KEY_LOCK, {"key": key}).scalar_one())
 
 
-def mark_done(session: Session, job_id: int) -> None:
-    session.execute(
+def key_busy(session: Session, key: str, job_id: int) -> bool:
+    return bool(session.execute(_KEY_BUSY, {"key": key, "id": job_id}).scalar_one())
+
+
+def start(session: Session, job_id: int, owner: str, lease_seconds: float) -> int:
+    """Mark the job running under a new lease; returns its attempts, this one included."""
+    return int(session.execute(
+        _START, {"id": job_id, "owner": owner, "lease": lease_seconds}
+    ).scalar_one())
+
+
+def renew(session: Session, leases: dict[int, str], lease_seconds: float) -> set[int]:
+    """Extend the leases still held; returns the ids of those that were."""
+    if not leases:
+        return set()
+    rows = session.execute(
         text(
-            "UPDATE hopsplane.jobs SET status = 'done', attempts = attempts + 1, "
-            "finished_at = now(), last_error = NULL WHERE id = :id"
+            "UPDATE hopsplane.jobs SET lease_expires_at = clock_timestamp() "
+            "+ make_interval(secs => :lease) FROM unnest(CAST(:ids AS bigint[]), "
+            "CAST(:owners AS text[])) AS held(id, owner) WHERE jobs.id = held.id "
+            "AND jobs.lease_owner = held.owner AND jobs.status = 'running' RETURNING jobs.id"
         ),
-        {"id": job_id},
+        {"lease": lease_seconds, "ids": list(leases), "owners": list(leases.values())},
     )
+    return {int(r[0]) for r in rows}
 
 
-def mark_retry(session: Session, job_id: int, run_at: datetime, error: str) -> None:
-    session.execute(
+_HELD = "WHERE id = :id AND status = 'running' AND lease_owner = :owner"
+_END_LEASE = "lease_owner = NULL, lease_expires_at = NULL"
+
+
+def mark_done(session: Session, job_id: int, owner: str) -> bool:
+    """False when the lease was lost (the job is someone else's now): nothing changed."""
+    result = session.execute(
         text(
-            "UPDATE hopsplane.jobs SET attempts = attempts + 1, run_at = :run_at, "
-            "last_error = :error WHERE id = :id"
+            f"UPDATE hopsplane.jobs SET status = 'done', {_END_LEASE}, finished_at = now(), "
+            f"last_error = NULL {_HELD}"
         ),
-        {"id": job_id, "run_at": run_at, "error": error},
+        {"id": job_id, "owner": owner},
     )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
-def mark_failed(session: Session, job_id: int, error: str) -> None:
-    session.execute(
+def mark_retry(
+    session: Session, job_id: int, owner: str, run_at: datetime, error: str
+) -> bool:
+    result = session.execute(
         text(
-            "UPDATE hopsplane.jobs SET status = 'failed', attempts = attempts + 1, "
-            "finished_at = now(), last_error = :error WHERE id = :id"
+            f"UPDATE hopsplane.jobs SET status = 'queued', {_END_LEASE}, run_at = :run_at, "
+            f"last_error = :error {_HELD}"
         ),
-        {"id": job_id, "error": error},
+        {"id": job_id, "owner": owner, "run_at": run_at, "error": error},
     )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def mark_failed(session: Session, job_id: int, owner: str | None, error: str) -> bool:
+    """Fail a job this claim holds (``owner``), or one still locked by the caller's claim
+    transaction (``owner`` None: an unknown task, a job out of attempts)."""
+    held = _HELD if owner is not None else "WHERE id = :id"
+    result = session.execute(
+        text(
+            f"UPDATE hopsplane.jobs SET status = 'failed', {_END_LEASE}, finished_at = now(), "
+            f"last_error = :error {held}"
+        ),
+        {"id": job_id, "owner": owner, "error": error},
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
 def requeue_failed(session: Session, task: str | None) -> int:

@@ -1,10 +1,12 @@
-"""The worker loop: schedule periodic slots, run due jobs, sleep, repeat."""
+"""The worker loop: schedule periodic slots, run due jobs, wait for a NOTIFY or the poll
+interval, repeat."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
 
+import psycopg
 import structlog
 
 from hopsplane.db.engine import Database
@@ -24,6 +26,7 @@ class Worker:
         *,
         services: dict[str, object] | None = None,
         poll_interval: float = 2.0,
+        lease_seconds: float = service.DEFAULT_LEASE_SECONDS,
         clock: Clock = utcnow,
     ) -> None:
         self.db = db
@@ -31,7 +34,9 @@ class Worker:
         self.periodic = list(periodic or [])
         self.services = dict(services or {})
         self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
         self.clock = clock
+        self.wake = threading.Event()  # set by the LISTEN thread when jobs are inserted
         unknown = [p.task for p in self.periodic if p.task not in self.handlers]
         if unknown:
             raise ValueError(f"periodic tasks without a handler: {', '.join(unknown)}")
@@ -48,7 +53,10 @@ class Worker:
         ran = 0
         context = JobContext(services=self.services)
         while limit is None or ran < limit:
-            if service.run_one(self.db, self.handlers, context, self.clock()) is None:
+            job = service.run_one(
+                self.db, self.handlers, context, self.clock(), lease_seconds=self.lease_seconds
+            )
+            if job is None:
                 break
             ran += 1
         return ran
@@ -65,5 +73,25 @@ class Worker:
                 log.exception("worker loop error; retrying after the poll interval")
                 ran = 0
             if ran == 0:
-                stop.wait(self.poll_interval)
+                self.wake.wait(self.poll_interval)
+                self.wake.clear()
         log.info("worker stopped")
+
+    def listen(self, stop: threading.Event) -> None:
+        """Wake the idle loops when jobs are inserted (revision 0011's trigger sends NOTIFY
+        hopsplane_jobs at commit). Reconnects after errors; the loops poll meanwhile."""
+        url = self.db.engine.url.render_as_string(hide_password=False).replace(
+            "postgresql+psycopg://", "postgresql://"
+        )
+        while not stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True, connect_timeout=5,
+                                     application_name="hopsplane-worker-listen") as conn:
+                    conn.execute("LISTEN hopsplane_jobs")
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.wake.set()
+            except psycopg.Error as exc:
+                log.warning("job notifications unavailable; polling meanwhile",
+                            error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+                stop.wait(self.poll_interval)

@@ -1,9 +1,15 @@
 """Use cases of the job queue. ``enqueue`` takes the caller's session (jobs are enqueued in
 the caller's transaction, so a rollback takes them back and a commit makes them visible to
-the workers at once); ``run_one`` owns one transaction per job."""
+the workers at once). ``run_one`` claims a job in a short transaction that gives it a
+lease, renews the lease from a thread while the job runs, and records the outcome: no
+transaction stays open longer than one unit of work (see docs/schema.md, the job queue)."""
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -105,66 +111,134 @@ def schedule_periodic(session: Session, tasks: list[PeriodicTask], now: datetime
     return created
 
 
+DEFAULT_LEASE_SECONDS = 60.0
+
+
+class LeaseLost(Exception):
+    """The job's lease expired and another worker claimed it: this run's writes are undone."""
+
+
 def run_one(
     db: Database,
     handlers: Mapping[str, Handler],
     context: JobContext,
     now: datetime | None = None,
+    *,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> ClaimedJob | None:
-    """Claim one due job and run it in its own transaction. Returns the job, or None when
-    nothing is due. The job's row stays locked while it runs, so no other worker can take
-    it; if this process dies, the transaction ends and the job is due again."""
+    """Claim one due job and run it. Returns the job, or None when nothing is due.
+
+    The claim commits at once with the job marked ``running`` under a lease of
+    ``lease_seconds``, renewed every third of it while the handler runs. The handler runs
+    in a transaction of its own that also records success, but only while this claim
+    still holds the lease: a job whose lease was lost (this worker stalled, another took
+    the job over) commits nothing. The transaction begins at the handler's first
+    statement, so a handler that opens its own transactions (the billing run) leaves none
+    open while it works. If this process dies the lease runs out and the job is claimed
+    again elsewhere; every job's effects are idempotent, so running it again is safe."""
     now = now or utcnow()
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
     with db.transaction() as session:
-        job = _claim(session, now)
-        if job is None:
-            return None
-        handler = handlers.get(job.task)
-        if handler is None:
-            repo.mark_failed(session, job.id, f"unknown task {job.task!r}")
-            log.error("job failed: unknown task", job=job.id, task=job.task)
-            return job
-        context.job_id, context.attempt = job.id, job.attempts + 1
-        try:
-            with session.begin_nested():
-                handler(session, job.args, context)
-        except Exception as exc:
-            error = describe_error(exc)
-            if job.attempts + 1 >= job.max_attempts:
-                repo.mark_failed(session, job.id, error)
-                log.error(
-                    "job failed for good",
-                    job=job.id,
-                    task=job.task,
-                    attempts=job.attempts + 1,
-                    error=error,
-                )
-            else:
-                retry_at = now + backoff(job.attempts + 1)
-                repo.mark_retry(session, job.id, retry_at, error)
-                log.warning(
-                    "job failed, will retry",
-                    job=job.id,
-                    task=job.task,
-                    attempt=job.attempts + 1,
-                    retry_at=retry_at.isoformat(),
-                    error=error,
-                )
-        else:
-            repo.mark_done(session, job.id)
-            log.info("job done", job=job.id, task=job.task, attempt=job.attempts + 1)
+        job = _claim(session, now, owner, lease_seconds)
+    if job is None:
+        return None
+    handler = handlers.get(job.task)
+    if handler is None:
+        with db.transaction() as session:
+            repo.mark_failed(session, job.id, owner, f"unknown task {job.task!r}")
+        log.error("job failed: unknown task", job=job.id, task=job.task)
         return job
+    context.job_id, context.attempt = job.id, job.attempts + 1
+    heartbeat = _Heartbeat(db, job.id, owner, lease_seconds)
+    heartbeat.start()
+    try:
+        with db.transaction() as session:
+            handler(session, job.args, context)
+            if not repo.mark_done(session, job.id, owner):
+                raise LeaseLost(f"job {job.id} lost its lease while it ran")
+    except LeaseLost:
+        log.warning("job lost its lease; its writes were rolled back", job=job.id,
+                    task=job.task)
+        return job
+    except Exception as exc:
+        _record_failure(db, job, owner, now, describe_error(exc))
+        return job
+    finally:
+        heartbeat.stop()
+    log.info("job done", job=job.id, task=job.task, attempt=job.attempts + 1)
+    return job
 
 
-def _claim(session: Session, now: datetime) -> ClaimedJob | None:
+def _record_failure(db: Database, job: ClaimedJob, owner: str, now: datetime, error: str) -> None:
+    with db.transaction() as session:
+        if job.attempts + 1 >= job.max_attempts:
+            held = repo.mark_failed(session, job.id, owner, error)
+            log.error("job failed for good", job=job.id, task=job.task,
+                      attempts=job.attempts + 1, error=error, lease_held=held)
+        else:
+            retry_at = now + backoff(job.attempts + 1)
+            held = repo.mark_retry(session, job.id, owner, retry_at, error)
+            log.warning("job failed, will retry", job=job.id, task=job.task,
+                        attempt=job.attempts + 1, retry_at=retry_at.isoformat(), error=error,
+                        lease_held=held)
+
+
+class _Heartbeat:
+    """Renews one job's lease every third of its length, each time in a short transaction
+    of its own, until stopped."""
+
+    def __init__(self, db: Database, job_id: int, owner: str, lease_seconds: float) -> None:
+        self._db, self._job, self._owner, self._lease = db, job_id, owner, lease_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            try:
+                with self._db.transaction() as session:
+                    held = repo.renew(session, {self._job: self._owner}, self._lease)
+            except Exception as exc:  # the database is away: try again next beat
+                log.warning("lease renewal failed", job=self._job, error=describe_error(exc))
+                continue
+            if not held:
+                log.warning("job lease lost", job=self._job)
+                return
+
+
+def _claim(session: Session, now: datetime, owner: str, lease_seconds: float) -> ClaimedJob | None:
     skipped: list[int] = []
     while True:
-        job = repo.claim(session, now, skipped)
-        if job is None:
+        found = repo.candidate(session, now, skipped)
+        if found is None:
             return None
-        if job.lock_key is None or repo.try_lock_key(session, job.lock_key):
-            return job
-        skipped.append(job.id)  # a job with the same lock key runs elsewhere right now
+        job, status = found
+        if job.lock_key is not None and not (
+            repo.try_lock_key(session, job.lock_key)
+            and not repo.key_busy(session, job.lock_key, job.id)
+        ):
+            skipped.append(job.id)  # a job with the same lock key runs elsewhere right now
+            continue
+        if status == "running" and job.attempts >= job.max_attempts:
+            # its worker died on the last attempt: fail it rather than run it once more
+            repo.mark_failed(session, job.id, None,
+                             f"lease expired on attempt {job.attempts} of {job.max_attempts}")
+            log.error("job failed for good: lease expired", job=job.id, task=job.task)
+            skipped.append(job.id)
+            continue
+        if status == "running":
+            log.warning("job lease expired; running it again", job=job.id, task=job.task)
+        attempts = repo.start(session, job.id, owner, lease_seconds)
+        return ClaimedJob(
+            id=job.id, task=job.task, args=job.args, lock_key=job.lock_key,
+            attempts=attempts - 1, max_attempts=job.max_attempts,
+        )
 
 
 def counts(session: Session) -> list[JobCounts]:

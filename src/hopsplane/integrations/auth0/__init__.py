@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import structlog
 
 from hopsplane.config import Settings
-from hopsplane.integrations.auth0.dev_issuer import DEV_CLIENT_ID, LocalIssuer
+from hopsplane.integrations.auth0.dev_issuer import DEV_AUDIENCE, DEV_CLIENT_ID, LocalIssuer
 from hopsplane.integrations.auth0.jwks import JwksCache
 from hopsplane.integrations.auth0.oauth import AuthorizationCodeClient
 from hopsplane.integrations.auth0.verifier import Identity, TokenVerifier
@@ -63,13 +63,21 @@ def provider_for(
     return IdentityProvider(verifier, web, dev_issuer)
 
 
-def build_identity(settings: Settings) -> IdentityProvider | None:
+def build_identity(
+    settings: Settings, *, dev_issuer_url: str | None = None
+) -> IdentityProvider | None:
+    """``dev_issuer_url``: a development issuer already running (started by `hopsplane
+    serve` for all its processes), trusted instead of starting one here."""
     if settings.auth0_domain and settings.auth0_audience:
         secret = settings.auth0_client_secret
         return provider_for(
             settings, f"https://{settings.auth0_domain}/", settings.auth0_audience,
             client_id=settings.auth0_client_id,
             client_secret=secret.get_secret_value() if secret else None,
+        )
+    if settings.auth_dev_issuer and dev_issuer_url:
+        return provider_for(
+            settings, dev_issuer_url, DEV_AUDIENCE, client_id=DEV_CLIENT_ID, client_secret=None
         )
     if settings.auth_dev_issuer:
         issuer = LocalIssuer(claims_namespace=settings.auth0_claims_namespace)

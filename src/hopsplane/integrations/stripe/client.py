@@ -131,6 +131,11 @@ class StripeApi:
                 "Stripe webhooks are not configured (HOPSPLANE_STRIPE_WEBHOOK_SECRET)"
             )
         try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError:
+            # Stripe signs UTF-8 JSON; the library would fail decoding it (a 500).
+            raise Invalid("the webhook body is not UTF-8 text, so not a Stripe event") from None
+        try:
             stripe.WebhookSignature.verify_header(
                 payload, signature_header, self._webhook_secret, WEBHOOK_TOLERANCE_SECONDS
             )
