@@ -55,7 +55,7 @@ def _admin_url(db: Database) -> str:
 
 def _error(body: bytes) -> dict[str, str]:
     parsed = json.loads(body)
-    assert set(parsed) == {"error", "detail"}
+    assert set(parsed) == {"error", "code", "detail"}
     return dict(parsed)
 
 
@@ -127,7 +127,7 @@ def test_a_refused_database_is_503_and_the_connection_stays_open(
         for _ in range(3):
             status, headers, body = conn.request("GET", "/v1/account/balance")
             assert status == 503 and headers["retry-after"] == "2"
-            assert _error(body) == {"error": "Unavailable",
+            assert _error(body) == {"error": "Unavailable", "code": "unavailable",
                                     "detail": "the database is unavailable; retry shortly"}
         assert conn.request("GET", "/healthz")[0] == 200  # same connection, still open
         conn.close()
@@ -230,7 +230,7 @@ def test_an_unexpected_error_is_a_500_in_the_error_shape_that_keeps_the_connecti
         conn = KeepAlive(port)
         status, headers, body = conn.request("GET", "/t/boom", {"X-Request-ID": "rid-1"})
         assert status == 500 and headers["x-request-id"] == "rid-1"
-        assert _error(body) == {"error": "InternalError",
+        assert _error(body) == {"error": "InternalError", "code": "internal_error",
                                 "detail": "internal error (request id rid-1)"}
         assert conn.request("GET", "/v1/account/balance")[0] == 200  # same connection
         conn.close()

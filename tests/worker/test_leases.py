@@ -23,8 +23,7 @@ from hopsplane.db.engine import Database
 from hopsplane.worker import service
 from hopsplane.worker.runner import Worker
 from hopsplane.worker.schemas import JobContext
-from tests.billing.conftest import upsert_usage
-from tests.factories import make_user, post
+from tests.factories import make_user, post, upsert_usage
 
 
 def _job(db: Database, job_id: int) -> Any:
