@@ -47,7 +47,9 @@ def run(
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Accounts per transaction (HOPSPLANE_BILLING_BATCH_SIZE)."),
+        typer.Option(
+            min=1, max=5000, help="Accounts per transaction (HOPSPLANE_BILLING_BATCH_SIZE)."
+        ),
     ] = None,
     workers: Annotated[
         int, typer.Option(min=1, max=16, help="Batches charged side by side.")
@@ -66,7 +68,7 @@ def run(
             hooks=build_account_hooks(settings),
             mailer=build_mailer(settings),
             thresholds=settings.thresholds,
-            batch_size=batch_size or settings.billing_batch_size,
+            batch_size=batch_size if batch_size is not None else settings.billing_batch_size,
             workers=workers,
             public_url=settings.public_url,
             progress=lambda r: status.update(
