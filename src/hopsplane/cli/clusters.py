@@ -11,7 +11,7 @@ import typer
 from pydantic import BaseModel, SecretStr, ValidationError
 from rich.table import Table
 
-from hopsplane.cli.common import console, friendly, load_settings, transaction
+from hopsplane.cli.common import console, friendly, load_settings, print_json, transaction
 from hopsplane.clusters import service
 from hopsplane.clusters.rules import ClusterStatus
 from hopsplane.clusters.schemas import ClusterCreate, ClusterOut, ClusterUpdate
@@ -62,8 +62,11 @@ KubeconfigOpt = Annotated[
 
 
 def _show(clusters: list[ClusterOut]) -> None:
-    table = Table("id", "name", "status", "accounts", "free", "api url", "prometheus",
+    table = Table("name", "status", "accounts", "free", "api url", "prometheus",
                   "auth key", "operator error")
+    # the id is what assign, update, drain and check take: never cut, at any width or piped
+    table.add_column("id", no_wrap=True, min_width=36)
+    table.columns.insert(0, table.columns.pop())
     for c in clusters:
         table.add_row(
             str(c.id),
@@ -129,7 +132,9 @@ def add(
 
 @app.command("list")
 @friendly
-def list_() -> None:
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (every field).")] = False,
+) -> None:
     """Every cluster with its capacity (accounts assigned / max)."""
     found: list[ClusterOut] = []
     with transaction(load_settings()) as session:
@@ -139,6 +144,9 @@ def list_() -> None:
             found.extend(page)
             if cursor is None:
                 break
+    if as_json:
+        print_json(found)
+        return
     _show(found)
 
 

@@ -154,6 +154,16 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def print_json(rows: Any) -> None:
+    """Machine-readable output of a list command (``--json``): plain JSON on stdout, no
+    colours, no wrapping, every id whole."""
+    import json
+
+    from pydantic import TypeAdapter
+
+    typer.echo(json.dumps(TypeAdapter(Any).dump_python(rows, mode="json"), indent=2))
+
+
 def fail(message: str, code: int = 1) -> Any:
     err_console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)

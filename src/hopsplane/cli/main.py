@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from hopsplane.cli import billing, clusters, credits, db, legacy, secrets, stripe, usage, worker
+from hopsplane.cli import (
+    accounts,
+    billing,
+    clusters,
+    credits,
+    db,
+    legacy,
+    secrets,
+    stripe,
+    usage,
+    worker,
+)
 from hopsplane.cli.common import console, friendly, load_settings, set_debug
 
 app = typer.Typer(
@@ -25,6 +36,8 @@ app.add_typer(worker.app, name="worker")
 app.add_typer(stripe.app, name="stripe")
 app.add_typer(usage.app, name="usage")
 app.add_typer(legacy.app, name="legacy")
+app.add_typer(accounts.app, name="accounts")
+app.add_typer(accounts.admins, name="admins")
 
 
 @app.callback()
