@@ -21,8 +21,9 @@ runner = CliRunner()
 # Nothing listens on port 1: the connection is refused at once.
 DOWN = "postgresql://hopsplane:secret-password@127.0.0.1:1/hopsplane"
 
-# Commands that never open the database: they succeed with any URL.
-NO_DATABASE = {("secrets", "generate-key")}
+# Commands that never open the database: they succeed with any URL (`db url` prints the
+# configured connection string, password included: that is what it is for).
+NO_DATABASE = {("secrets", "generate-key"), ("db", "url")}
 
 
 def _leaves(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -95,11 +96,11 @@ def test_every_command_with_the_database_down_says_so_without_a_traceback(
     r = runner.invoke(app, [*path, *args], input="x\nx\n")
     out = r.output
     assert "Traceback" not in out, out
-    assert "secret-password" not in out
     if path in NO_DATABASE:
         assert r.exit_code == 0, out
         return
     assert r.exit_code != 0, out
+    assert "secret-password" not in out
     assert isinstance(r.exception, SystemExit), repr(r.exception)
     assert len([line for line in out.splitlines() if line.strip()]) <= 8, out
 
