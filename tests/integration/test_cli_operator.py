@@ -80,3 +80,19 @@ def test_clusters_list_keeps_whole_ids_when_narrow_and_takes_json(env: str) -> N
     listed = json.loads(runner.invoke(app, ["clusters", "list", "--json"]).output)
     assert [c["id"] for c in listed] == [cluster]
     assert '"api_key"' not in json.dumps(listed) and "hw-auth-key" not in json.dumps(listed)
+
+
+def test_cluster_names_are_unique_ignoring_case(env: str) -> None:
+    def add(name: str) -> object:
+        return runner.invoke(app, ["clusters", "add", name, "--api-url",
+                                   "https://hw.example.com"], input="k1\nk2\n")
+
+    first = add("eu-1")
+    assert first.exit_code == 0, first.output
+    again = add("EU-1")
+    assert again.exit_code == 1 and "already has this name" in again.output  # type: ignore[attr-defined]
+    other = add("eu-2")
+    assert other.exit_code == 0  # type: ignore[attr-defined]
+    listed = json.loads(runner.invoke(app, ["clusters", "list", "--json"]).output)
+    renamed = runner.invoke(app, ["clusters", "update", listed[1]["id"], "--name", "Eu-1"])
+    assert renamed.exit_code == 1 and "already has this name" in renamed.output
