@@ -11,7 +11,14 @@ import typer
 from pydantic import BaseModel, SecretStr, ValidationError
 from rich.table import Table
 
-from hopsplane.cli.common import console, friendly, load_settings, print_json, transaction
+from hopsplane.cli.common import (
+    console,
+    encryption_box_keys,
+    friendly,
+    load_settings,
+    print_json,
+    transaction,
+)
 from hopsplane.clusters import service
 from hopsplane.clusters.rules import ClusterStatus
 from hopsplane.clusters.schemas import ClusterCreate, ClusterOut, ClusterUpdate
@@ -125,7 +132,7 @@ def add(
     settings = load_settings()
     with transaction(settings) as session:
         out = service.register_cluster(
-            session, SecretBox(settings.effective_encryption_keys), data
+            session, SecretBox(encryption_box_keys(settings)), data
         )
     _show([out])
 
@@ -187,7 +194,7 @@ def update(
     settings = load_settings()
     with transaction(settings) as session:
         out = service.update_cluster(
-            session, SecretBox(settings.effective_encryption_keys), cluster, data
+            session, SecretBox(encryption_box_keys(settings)), cluster, data
         )
     _show([out])
 

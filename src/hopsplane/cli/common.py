@@ -154,6 +154,22 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def encryption_box_keys(settings: Settings) -> list[str]:
+    """The encryption keys of a command that stores secrets, with a loud warning when they
+    include the development placeholder (public in this repository) outside tests."""
+    from hopsplane.config import DEV_ENCRYPTION_KEY
+
+    keys = settings.effective_encryption_keys
+    if DEV_ENCRYPTION_KEY in keys and settings.environment != "test":
+        err_console.print(
+            "[bold red]WARNING:[/bold red] secrets are being encrypted with the development "
+            "placeholder key, which is public. Set HOPSPLANE_ENCRYPTION_KEYS to a key from "
+            "`hopsplane secrets generate-key` (then `hopsplane secrets rotate`).",
+            highlight=False,
+        )
+    return keys
+
+
 def print_json(rows: Any) -> None:
     """Machine-readable output of a list command (``--json``): plain JSON on stdout, no
     colours, no wrapping, every id whole."""
