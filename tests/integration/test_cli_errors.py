@@ -147,3 +147,17 @@ def test_batch_size_out_of_range_is_a_usage_error(size: str) -> None:
 def test_verify_of_an_unknown_account_is_an_error(env: str) -> None:
     r = runner.invoke(app, ["credits", "verify", "--account", "nobody"])
     assert r.exit_code == 1 and "no account 'nobody'" in r.output, r.output
+
+
+def test_progress_is_silent_with_quiet_or_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hopsplane.cli import common
+
+    monkeypatch.setattr(type(common.err_console), "is_terminal", property(lambda _s: True))
+    assert common.progress_console() is common.err_console
+    common.set_quiet(True)
+    try:
+        assert common.progress_console().quiet
+    finally:
+        common.set_quiet(False)
+    monkeypatch.setattr(type(common.err_console), "is_terminal", property(lambda _s: False))
+    assert common.progress_console().quiet  # a pipe, a log file, cron

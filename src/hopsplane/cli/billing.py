@@ -16,6 +16,7 @@ from hopsplane.cli.common import (
     err_console,
     friendly,
     load_settings,
+    progress_console,
     transaction,
 )
 from hopsplane.clusters.hooks import build_account_hooks
@@ -62,7 +63,7 @@ def run(
     accounts failed (they are listed; the others were charged)."""
     settings = load_settings()
     day = _day(through, "--through") or today_utc()
-    with database(settings) as db, console.status("billing...") as status:
+    with database(settings) as db, progress_console().status("billing...") as status:
         report = run_billing(
             db, day,
             hooks=build_account_hooks(settings),

@@ -61,6 +61,20 @@ def transaction(settings: Settings) -> Iterator[Session]:
 
 
 _DEBUG = False
+_QUIET = False
+
+
+def set_quiet(on: bool) -> None:
+    global _QUIET
+    _QUIET = on
+
+
+def progress_console() -> Console:
+    """Where long commands draw their progress (steps, rows): stderr on a terminal;
+    silent with ``--quiet`` or when stderr is not a terminal (a pipe, a log, cron)."""
+    if _QUIET or not err_console.is_terminal:
+        return Console(stderr=True, quiet=True)
+    return err_console
 
 
 def set_debug(on: bool) -> None:

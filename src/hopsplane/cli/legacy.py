@@ -19,6 +19,7 @@ from hopsplane.cli.common import (
     fail,
     friendly,
     load_settings,
+    progress_console,
 )
 from hopsplane.crypto import SecretBox
 from hopsplane.legacy import generate as legacy_generate
@@ -125,7 +126,7 @@ def _allowed(values: list[str] | None) -> frozenset[str]:
 @contextmanager
 def _progress() -> Iterator[service.StepHook]:
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err_console, transient=False) as progress:
+                  console=progress_console(), transient=False) as progress:
         tasks: dict[str, TaskID] = {}
 
         def hook(name: str, phase: Literal["start", "done"]) -> None:

@@ -18,7 +18,7 @@ from hopsplane.cli import (
     usage,
     worker,
 )
-from hopsplane.cli.common import console, friendly, load_settings, set_debug
+from hopsplane.cli.common import console, friendly, load_settings, set_debug, set_quiet
 
 app = typer.Typer(
     name="hopsplane",
@@ -49,11 +49,16 @@ def _global(
             help="Show the full traceback of a failure (also HOPSPLANE_LOG_LEVEL=DEBUG).",
         ),
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress display for long commands."),
+    ] = False,
 ) -> None:
     """Control plane of the managed Hopsworks service. Without HOPSPLANE_DATABASE_URL every
     command uses an embedded PostgreSQL kept in HOPSPLANE_DATA_DIR. Ids with a `|` (such
     as `auth0|abc`) need quotes in a shell: 'auth0|abc'."""
     set_debug(debug)
+    set_quiet(quiet)
 
 
 @app.command()
