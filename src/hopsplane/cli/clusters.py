@@ -135,6 +135,8 @@ def add(
             session, SecretBox(encryption_box_keys(settings)), data
         )
     _show([out])
+    console.print(f"check that it answers with these keys: hopsplane clusters check {out.id}",
+                  highlight=False)
 
 
 @app.command("list")
