@@ -6,7 +6,9 @@ One run creates a template database built by the Alembic migrations, then clones
 
 from __future__ import annotations
 
+import atexit
 import os
+import subprocess
 import tempfile
 import uuid
 from pathlib import Path
@@ -19,6 +21,11 @@ from hopsplane.db import migrate
 from hopsplane.db.embedded import replace_database, start_embedded
 
 
+def _remove_in_background(folder: Path) -> None:
+    subprocess.Popen(["rm", "-rf", str(folder)], start_new_session=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 class PgServer:
     def __init__(self) -> None:
         configured = os.environ.get("HOPSPLANE_TEST_DATABASE_URL", "").strip()
@@ -26,8 +33,12 @@ class PgServer:
             self.admin_url = configured.replace("postgresql+psycopg://", "postgresql://")
             self.kind = "configured"
         else:
-            pgdata = Path(tempfile.mkdtemp(prefix="hopsplane-test-pg-")) / "pgdata"
-            self.admin_url = start_embedded(pgdata, delete_on_exit=True)
+            root = Path(tempfile.mkdtemp(prefix="hopsplane-test-pg-"))
+            # atexit runs last-registered first: this runs after the library has stopped
+            # the server, and removes the folder in the background so that the run ends
+            # within seconds of its last test, yet leaves nothing under /tmp.
+            atexit.register(_remove_in_background, root)
+            self.admin_url = start_embedded(root / "pgdata")
             self.kind = "embedded"
             self._throwaway_settings()
         self.run_id = uuid.uuid4().hex[:10]

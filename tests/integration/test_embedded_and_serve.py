@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,13 +18,20 @@ from hopsplane.db.engine import resolve_database_url
 
 
 @pytest.fixture
-def tmp_path() -> Path:
+def tmp_path() -> Iterator[Path]:
     """A folder of this test's own, outside pytest's shared base folder: the embedded server
     runs as another system user and changes the permissions of the folders above its data,
-    which other pytest runs on the same machine may be cleaning up at the same moment."""
+    which other pytest runs on the same machine may be cleaning up at the same moment.
+    Removed afterwards, its server stopped first (nothing of a run is left under /tmp)."""
+    import shutil
     import tempfile
 
-    return Path(tempfile.mkdtemp(prefix="hopsplane-embedded-"))
+    from hopsplane.db.embedded import stop_embedded
+
+    folder = Path(tempfile.mkdtemp(prefix="hopsplane-embedded-"))
+    yield folder
+    stop_embedded(folder / "pgdata")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_embedded_server_keeps_its_data_between_runs(tmp_path: Path) -> None:

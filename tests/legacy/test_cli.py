@@ -64,6 +64,7 @@ def test_dry_run_changes_nothing_then_migrate_verify_restore(
                               "--backup-dir", str(tmp_path / "dry"), "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "dry run" in dry.output and "credits_ledger" in dry.output
+    assert "would drop " in dry.output and "  dropped " not in dry.output  # issue 14
     assert snapshot(legacy_url) == before
     assert (tmp_path / "dry" / "manifest.json").exists()
 
@@ -71,7 +72,7 @@ def test_dry_run_changes_nothing_then_migrate_verify_restore(
     done = runner.invoke(app, ["legacy", "migrate", "--database-url", legacy_url,
                                "--backup-dir", str(backup)])
     assert done.exit_code == 0, done.output
-    assert "migrated" in done.output
+    assert "migrated" in done.output and "would drop" not in done.output
     again = runner.invoke(app, ["legacy", "migrate", "--database-url", legacy_url,
                                 "--backup-dir", str(tmp_path / "again")])
     assert again.exit_code == 0 and "nothing to do" in again.output

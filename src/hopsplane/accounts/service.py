@@ -109,6 +109,19 @@ def list_users(
 
 def find_user(session: Session, id_or_email: str) -> UserSummary:
     """A user by Auth0 id or by email (what an operator has at hand)."""
+    return summary(_find(session, id_or_email))
+
+
+def set_platform_admin(session: Session, id_or_email: str, admin: bool) -> UserSummary:
+    """Grant or revoke platform admin (the CLI's `hopsplane admins grant|revoke`). The
+    user must have signed in once (the row is made at the first sign-in)."""
+    user = _find(session, id_or_email)
+    user.is_platform_admin = admin
+    session.flush()
+    return summary(user)
+
+
+def _find(session: Session, id_or_email: str) -> User:
     wanted = id_or_email.strip()
     if not wanted:
         raise Invalid("type a user id or an email address")
@@ -120,8 +133,10 @@ def find_user(session: Session, id_or_email: str) -> UserSummary:
             user = repo.get_by_email(session, wanted)
     user = user or repo.get(session, wanted)
     if user is None:
-        raise NotFound(f"no user with id or email {wanted!r}")
-    return summary(user)
+        raise NotFound(
+            f"no user with id or email {wanted!r} (a user exists after signing in once)"
+        )
+    return user
 
 
 def get_user(session: Session, user_id: str) -> UserSummary:

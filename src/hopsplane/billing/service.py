@@ -26,6 +26,7 @@ from hopsplane.credits.schemas import Posting
 from hopsplane.errors import Conflict, Invalid, Unavailable
 from hopsplane.hooks import AccountHooks
 from hopsplane.integrations.email import Email, Mailer
+from hopsplane.integrations.email.templates import render
 from hopsplane.money import cost_of
 
 log = structlog.get_logger(__name__)
@@ -203,20 +204,17 @@ def dispatch_events(
 
 
 def _notice(event: dict[str, object], public_url: str) -> Email:
-    threshold, balance = event["threshold"], event["balance"]
-    lines = [
-        f"The credit balance of your hopsplane account is now ${balance}, "
-        f"at or below ${threshold}.",
-        "",
-        "When it reaches $0.00 the account is suspended and its Hopsworks users stop "
-        "until credit is added.",
-    ]
-    if public_url:
-        lines += ["", f"Add credits: {public_url.rstrip('/')}/billing"]
-    return Email(
-        to=str(event["email"]),
-        subject=f"hopsplane: your balance is at or below ${threshold}",
-        body="\n".join(lines),
+    """The low-balance email, worded for the account's standing when the event was
+    written: above zero it warns of suspension, at or below zero it says the account is
+    suspended. The link goes to the console, where the balance and the top-up form are."""
+    threshold, balance = event["threshold"], Decimal(str(event["balance"]))
+    suspended = balance <= 0
+    subject = ("hopsplane: your account is suspended, add credit to resume" if suspended
+               else f"hopsplane: your balance is at or below ${threshold}")
+    return render(
+        "low_balance", to=str(event["email"]), subject=subject,
+        balance=balance, threshold=threshold, suspended=suspended,
+        link=f"{public_url.rstrip('/')}/console" if public_url else None,
     )
 
 

@@ -16,6 +16,7 @@ from hopsplane.cli.common import (
     err_console,
     friendly,
     load_settings,
+    progress_console,
     transaction,
 )
 from hopsplane.clusters.hooks import build_account_hooks
@@ -47,7 +48,9 @@ def run(
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Accounts per transaction (HOPSPLANE_BILLING_BATCH_SIZE)."),
+        typer.Option(
+            min=1, max=5000, help="Accounts per transaction (HOPSPLANE_BILLING_BATCH_SIZE)."
+        ),
     ] = None,
     workers: Annotated[
         int, typer.Option(min=1, max=16, help="Batches charged side by side.")
@@ -60,13 +63,13 @@ def run(
     accounts failed (they are listed; the others were charged)."""
     settings = load_settings()
     day = _day(through, "--through") or today_utc()
-    with database(settings) as db, console.status("billing...") as status:
+    with database(settings) as db, progress_console().status("billing...") as status:
         report = run_billing(
             db, day,
             hooks=build_account_hooks(settings),
             mailer=build_mailer(settings),
             thresholds=settings.thresholds,
-            batch_size=batch_size or settings.billing_batch_size,
+            batch_size=batch_size if batch_size is not None else settings.billing_batch_size,
             workers=workers,
             public_url=settings.public_url,
             progress=lambda r: status.update(

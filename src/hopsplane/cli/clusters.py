@@ -11,12 +11,19 @@ import typer
 from pydantic import BaseModel, SecretStr, ValidationError
 from rich.table import Table
 
-from hopsplane.cli.common import console, friendly, load_settings, transaction
+from hopsplane.cli.common import (
+    console,
+    encryption_box_keys,
+    friendly,
+    load_settings,
+    print_json,
+    transaction,
+)
 from hopsplane.clusters import service
 from hopsplane.clusters.rules import ClusterStatus
 from hopsplane.clusters.schemas import ClusterCreate, ClusterOut, ClusterUpdate
 from hopsplane.crypto import SecretBox
-from hopsplane.errors import Invalid
+from hopsplane.errors import AppError, Invalid
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -62,8 +69,11 @@ KubeconfigOpt = Annotated[
 
 
 def _show(clusters: list[ClusterOut]) -> None:
-    table = Table("id", "name", "status", "accounts", "free", "api url", "prometheus",
+    table = Table("name", "status", "accounts", "free", "api url", "prometheus",
                   "auth key", "operator error")
+    # the id is what assign, update, drain and check take: never cut, at any width or piped
+    table.add_column("id", no_wrap=True, min_width=36)
+    table.columns.insert(0, table.columns.pop())
     for c in clusters:
         table.add_row(
             str(c.id),
@@ -122,14 +132,18 @@ def add(
     settings = load_settings()
     with transaction(settings) as session:
         out = service.register_cluster(
-            session, SecretBox(settings.effective_encryption_keys), data
+            session, SecretBox(encryption_box_keys(settings)), data
         )
     _show([out])
+    console.print(f"check that it answers with these keys: hopsplane clusters check {out.id}",
+                  highlight=False)
 
 
 @app.command("list")
 @friendly
-def list_() -> None:
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (every field).")] = False,
+) -> None:
     """Every cluster with its capacity (accounts assigned / max)."""
     found: list[ClusterOut] = []
     with transaction(load_settings()) as session:
@@ -139,6 +153,9 @@ def list_() -> None:
             found.extend(page)
             if cursor is None:
                 break
+    if as_json:
+        print_json(found)
+        return
     _show(found)
 
 
@@ -179,7 +196,7 @@ def update(
     settings = load_settings()
     with transaction(settings) as session:
         out = service.update_cluster(
-            session, SecretBox(settings.effective_encryption_keys), cluster, data
+            session, SecretBox(encryption_box_keys(settings)), cluster, data
         )
     _show([out])
 
@@ -232,3 +249,56 @@ def assign(
         f"{out.account_owner_id} → cluster {out.hopsworks_cluster_id} "
         f"(assigned by {out.assigned_by or 'automatic placement'})"
     )
+
+
+@app.command()
+@friendly
+def check(cluster: ClusterArg) -> None:
+    """Call the cluster with its stored keys: reachable, Hopsworks version, and whether
+    each key has the scopes provisioning needs (admin key: ADMIN for users and projects;
+    AUTH key: the AUTH scope). Read-only on the cluster. Exit 1 when anything fails."""
+    from hopsplane.integrations.hopsworks.client import (
+        JWT_SINCE,
+        HopsworksClient,
+    )
+
+    settings = load_settings()
+    box = SecretBox(settings.effective_encryption_keys)
+    with transaction(settings) as session:
+        secrets = service.connection(session, box, cluster)
+    auth = secrets.auth_api_key.get_secret_value() if secrets.auth_api_key else None
+    client = HopsworksClient(
+        secrets.api_url, secrets.api_key.get_secret_value(), auth,
+        timeout=settings.hopsworks_timeout_seconds, retries=0,
+        verify_tls=settings.hopsworks_verify_tls,
+    )
+    failed = 0
+
+    def report(what: str, step: Any) -> Any:
+        nonlocal failed
+        try:
+            result = step()
+        except AppError as exc:
+            failed += 1
+            console.print(f"[red]FAIL[/red] {what}: {exc.message}", highlight=False)
+            return None
+        console.print(f"[green]ok[/green]   {what}", highlight=False)
+        return result
+
+    try:
+        version = report(f"reachable at {secrets.api_url}", client.version)
+        if version is not None:
+            shown = ".".join(str(p) for p in version)
+            if tuple(version[:2]) < JWT_SINCE:
+                failed += 1
+                console.print(f"[red]FAIL[/red] Hopsworks {shown}: provisioning needs 3.7 or "
+                              "later (API-key /jwt)")
+            else:
+                console.print(f"[green]ok[/green]   Hopsworks {shown}")
+        report("admin key: users (ADMIN or ADMINISTER_USERS scope)", client.list_users)
+        report("admin key: projects (ADMIN scope)", client.list_projects)
+        report("AUTH key: /jwt (AUTH scope)", client.check_auth_key)
+    finally:
+        client.close()
+    if failed:
+        raise typer.Exit(1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -58,19 +60,138 @@ def transaction(settings: Settings) -> Iterator[Session]:
         yield session
 
 
+_DEBUG = False
+_QUIET = False
+
+
+def set_quiet(on: bool) -> None:
+    global _QUIET
+    _QUIET = on
+
+
+def progress_console() -> Console:
+    """Where long commands draw their progress (steps, rows): stderr on a terminal;
+    silent with ``--quiet`` or when stderr is not a terminal (a pipe, a log, cron)."""
+    if _QUIET or not err_console.is_terminal:
+        return Console(stderr=True, quiet=True)
+    return err_console
+
+
+def set_debug(on: bool) -> None:
+    global _DEBUG
+    _DEBUG = on
+
+
+def debugging() -> bool:
+    """``--debug`` or HOPSPLANE_LOG_LEVEL=DEBUG: let tracebacks through."""
+    return _DEBUG or os.environ.get("HOPSPLANE_LOG_LEVEL", "").strip().upper() == "DEBUG"
+
+
+_HINT = "  (run with --debug for the traceback)"
+
+
+def explain(exc: BaseException) -> tuple[str, int] | None:
+    """An operational failure as (what failed and what to do, exit code), or None for a
+    bug (those keep their traceback). Exit 2 is a usage error, 1 an operational one."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    if isinstance(exc, CommandError):
+        return f"{exc}. `hopsplane db current` lists the revisions.", 2
+    if isinstance(exc, (ArgumentError, NoSuchModuleError)):
+        return (f"HOPSPLANE_DATABASE_URL is not a usable database URL ({exc}); expected "
+                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE."), 2
+    if isinstance(exc, DBAPIError):
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        reason = first[0] if first else type(exc).__name__
+        low = str(exc).lower()
+        if exc.connection_invalidated or ("connection" in low and (
+            "refused" in low or "failed" in low or "timeout" in low or "could not" in low
+        )):
+            if "password authentication failed" in low or "no pg_hba.conf" in low or (
+                "role" in low and "does not exist" in low
+            ):
+                return (f"the database refused the login: {reason}. Check the user and "
+                        "password in HOPSPLANE_DATABASE_URL."), 1
+            if "database" in low and "does not exist" in low:
+                return (f"{reason}. Create it (CREATE DATABASE) or fix the database name in "
+                        "HOPSPLANE_DATABASE_URL."), 1
+            return (f"cannot reach the database: {reason}. Start the server or fix "
+                    "HOPSPLANE_DATABASE_URL (unset it to use the embedded PostgreSQL)."), 1
+        if "does not exist" in low and ("relation" in low or "column" in low
+                                        or "schema" in low or "function" in low):
+            return (f"the database schema is not at this version's revision ({reason}). "
+                    "Run `hopsplane db upgrade`."), 1
+        return f"database error: {reason}", 1
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        what = exc.strerror or str(exc)
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            todo = "give this user write access or set HOPSPLANE_DATA_DIR to a writable folder"
+        elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            todo = "free some disk space or set HOPSPLANE_DATA_DIR to another disk"
+        else:
+            todo = "check the path and HOPSPLANE_DATA_DIR"
+        return f"cannot use{where}: {what}. {todo.capitalize()}.", 1
+    return None
+
+
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn AppError into a one-line message and a non-zero exit; no traceback for a
-    user mistake."""
+    """The error boundary of every command: AppError and operational failures (database
+    unreachable, missing, refusing the login, at another revision; disk and permissions)
+    become one or two lines and exit 1 (2 for a usage error); ``--debug`` or
+    HOPSPLANE_LOG_LEVEL=DEBUG shows the traceback instead."""
+    if getattr(fn, "__friendly__", False):
+        return fn
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+            raise
         except AppError as exc:
-            err_console.print(f"[red]{exc.name}:[/red] {exc.message}")
+            if debugging():
+                raise
+            err_console.print(f"[red]{exc.name}:[/red] {exc.message}", highlight=False)
             raise typer.Exit(1) from None
+        except Exception as exc:
+            told = explain(exc)
+            if told is None or debugging():
+                raise
+            message, code = told
+            err_console.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+            err_console.print(_HINT, style="dim", highlight=False)
+            raise typer.Exit(code) from None
 
+    wrapper.__friendly__ = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def encryption_box_keys(settings: Settings) -> list[str]:
+    """The encryption keys of a command that stores secrets, with a loud warning when they
+    include the development placeholder (public in this repository) outside tests."""
+    from hopsplane.config import DEV_ENCRYPTION_KEY
+
+    keys = settings.effective_encryption_keys
+    if DEV_ENCRYPTION_KEY in keys and settings.environment != "test":
+        err_console.print(
+            "[bold red]WARNING:[/bold red] secrets are being encrypted with the development "
+            "placeholder key, which is public. Set HOPSPLANE_ENCRYPTION_KEYS to a key from "
+            "`hopsplane secrets generate-key` (then `hopsplane secrets rotate`).",
+            highlight=False,
+        )
+    return keys
+
+
+def print_json(rows: Any) -> None:
+    """Machine-readable output of a list command (``--json``): plain JSON on stdout, no
+    colours, no wrapping, every id whole."""
+    import json
+
+    from pydantic import TypeAdapter
+
+    typer.echo(json.dumps(TypeAdapter(Any).dump_python(rows, mode="json"), indent=2))
 
 
 def fail(message: str, code: int = 1) -> Any:

@@ -53,3 +53,12 @@ def check() -> None:
     """Exit non-zero unless the database is at head and the models match the migrations."""
     migrate.check(database_url(load_settings()))
     console.print("schema is at head and matches the models")
+
+
+@app.command()
+@friendly
+def url() -> None:
+    """Print the connection string of the database in use (the embedded one included,
+    started if needed) for psql and other tools: `psql "$(hopsplane db url)"`. It may
+    contain the password: do not paste it anywhere shared."""
+    typer.echo(database_url(load_settings()).replace("postgresql+psycopg://", "postgresql://"))

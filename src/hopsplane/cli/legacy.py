@@ -12,7 +12,15 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hopsplane.cli.common import console, err_console, fail, friendly, load_settings
+from hopsplane.cli.common import (
+    console,
+    encryption_box_keys,
+    err_console,
+    fail,
+    friendly,
+    load_settings,
+    progress_console,
+)
 from hopsplane.crypto import SecretBox
 from hopsplane.legacy import generate as legacy_generate
 from hopsplane.legacy import service
@@ -118,7 +126,7 @@ def _allowed(values: list[str] | None) -> frozenset[str]:
 @contextmanager
 def _progress() -> Iterator[service.StepHook]:
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err_console, transient=False) as progress:
+                  console=progress_console(), transient=False) as progress:
         tasks: dict[str, TaskID] = {}
 
         def hook(name: str, phase: Literal["start", "done"]) -> None:
@@ -154,7 +162,7 @@ def migrate(
     do."""
     allowed = _allowed(allow_drop_nonempty)
     settings = load_settings()
-    box = SecretBox(settings.effective_encryption_keys)
+    box = SecretBox(encryption_box_keys(settings))
     started = time.perf_counter()
     with service.connect(_url(database_url)) as conn:
         others = service.other_connections_of(conn)
@@ -174,7 +182,7 @@ def migrate(
     if report.outcome == "nothing to do":
         console.print("the database is already migrated: nothing to do")
         return
-    _print_migration(report)
+    _print_migration(report, dry_run=dry_run)
     total = time.perf_counter() - started
     if dry_run:
         console.print(f"[yellow]dry run[/yellow]: everything rolled back ({total:.1f}s); "
@@ -183,7 +191,18 @@ def migrate(
         console.print(f"[green]migrated[/green] in {total:.1f}s; backup in {backup_dir}")
 
 
-def _print_migration(report: service.MigrationReport) -> None:
+_WOULD = (("dropped ", "would drop "), ("archived ", "would archive "))
+
+
+def _conditional(line: str) -> str:
+    """A dry run rolls everything back: say what would have happened, not what did."""
+    for did, would in _WOULD:
+        if line.startswith(did):
+            return would + line[len(did):]
+    return line
+
+
+def _print_migration(report: service.MigrationReport, *, dry_run: bool = False) -> None:
     if report.plan:
         for a in report.plan.anomalies:
             console.print(f"[yellow]{a.code}[/yellow] in {a.table}: {a.count:,} — {a.detail}")
@@ -198,7 +217,7 @@ def _print_migration(report: service.MigrationReport) -> None:
     for c in report.checks:
         console.print(f"[green]ok[/green] {c.name}" if c.ok else f"[red]FAIL[/red] {c.name}")
     for line in report.retired:
-        console.print(f"  {line}")
+        console.print(f"  {_conditional(line) if dry_run else line}")
     console.print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()))
 
 

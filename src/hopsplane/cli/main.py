@@ -6,8 +6,19 @@ from typing import Annotated
 
 import typer
 
-from hopsplane.cli import billing, clusters, credits, db, legacy, secrets, stripe, usage, worker
-from hopsplane.cli.common import console, friendly, load_settings
+from hopsplane.cli import (
+    accounts,
+    billing,
+    clusters,
+    credits,
+    db,
+    legacy,
+    secrets,
+    stripe,
+    usage,
+    worker,
+)
+from hopsplane.cli.common import console, friendly, load_settings, set_debug, set_quiet
 
 app = typer.Typer(
     name="hopsplane",
@@ -25,6 +36,29 @@ app.add_typer(worker.app, name="worker")
 app.add_typer(stripe.app, name="stripe")
 app.add_typer(usage.app, name="usage")
 app.add_typer(legacy.app, name="legacy")
+app.add_typer(accounts.app, name="accounts")
+app.add_typer(accounts.admins, name="admins")
+
+
+@app.callback()
+def _global(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the full traceback of a failure (also HOPSPLANE_LOG_LEVEL=DEBUG).",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress display for long commands."),
+    ] = False,
+) -> None:
+    """Control plane of the managed Hopsworks service. Without HOPSPLANE_DATABASE_URL every
+    command uses an embedded PostgreSQL kept in HOPSPLANE_DATA_DIR. Ids with a `|` (such
+    as `auth0|abc`) need quotes in a shell: 'auth0|abc'."""
+    set_debug(debug)
+    set_quiet(quiet)
 
 
 @app.command()
@@ -104,5 +138,36 @@ def serve(
             issuer.stop()
 
 
+def _every_command_friendly(typer_app: typer.Typer) -> None:
+    """One error boundary for every command, including ones added later without the
+    decorator: operational failures become a message, not a traceback."""
+    for command in typer_app.registered_commands:
+        if command.callback is not None:
+            command.callback = friendly(command.callback)
+    if typer_app.registered_callback is not None and typer_app.registered_callback.callback:
+        cb = typer_app.registered_callback.callback
+        if cb is not _global:
+            typer_app.registered_callback.callback = friendly(cb)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _every_command_friendly(group.typer_instance)
+
+
+_every_command_friendly(app)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends a command the way Ctrl-C does: through the interpreter's exit, so the
+    embedded PostgreSQL this process started is stopped (``serve`` and ``worker`` install
+    their own graceful handlers over this one)."""
+    import signal
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 def main() -> None:
+    _stop_on_sigterm()
     app()

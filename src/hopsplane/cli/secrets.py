@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hopsplane.cli.common import console, friendly, load_settings, transaction
+from hopsplane.cli.common import console, encryption_box_keys, friendly, load_settings, transaction
 from hopsplane.crypto import SecretBox
 
 app = typer.Typer(help="Encryption keys for secrets stored in the database.", no_args_is_help=True)
@@ -27,7 +27,7 @@ def rotate() -> None:
     from hopsplane.clusters import service as clusters
 
     settings = load_settings()
-    box = SecretBox(settings.effective_encryption_keys)
+    box = SecretBox(encryption_box_keys(settings))
     with transaction(settings) as session:
         n = clusters.rotate_secrets(session, box)
     console.print(f"re-encrypted the secrets of {n} cluster(s) under the first key")

@@ -37,6 +37,8 @@ def run(
         return
     settings = load_settings()
     with database(settings) as db:
+        with db.transaction() as session:  # fail fast (a message) on a database it cannot use
+            service.counts(session)
         worker = Worker(
             db,
             schedule.handlers(),

@@ -66,7 +66,7 @@ def register_cluster(session: Session, box: SecretBox, data: ClusterCreate) -> C
         metadata[PROMETHEUS_URL_KEY] = validate_http_url(data.prometheus_url, "prometheus_url")
     metadata[PROJECT_SERVICES_KEY] = validate_services(data.project_services)
     kubeconfig = data.kubeconfig.get_secret_value() if data.kubeconfig else None
-    cluster = repo.insert_cluster(
+    cluster = _guarded(session, lambda: repo.insert_cluster(
         session,
         name=validate_name(data.name),
         api_url=validate_http_url(data.api_url, "api_url"),
@@ -78,7 +78,7 @@ def register_cluster(session: Session, box: SecretBox, data: ClusterCreate) -> C
         max_users=validate_max_users(data.max_users),
         status=ClusterStatus.ACTIVE.value,
         metadata_=metadata,
-    )
+    ))
     return to_out(cluster)
 
 
@@ -137,7 +137,7 @@ def update_cluster(
     if {"api_url", "api_key", "auth_api_key"} & values.keys():
         metadata.pop(OPERATOR_ERROR_KEY, None)
     values["metadata_"] = metadata
-    return to_out(repo.update_cluster(session, cluster, **values))
+    return to_out(_guarded(session, lambda: repo.update_cluster(session, cluster, **values)))
 
 
 def set_status(session: Session, cluster_id: uuid.UUID, status: ClusterStatus) -> ClusterOut:
@@ -297,6 +297,11 @@ def _guarded(session: Session, action: Any) -> Any:
     except IntegrityError as exc:
         if "hopsworks_clusters_not_overfull" in str(exc.orig):
             raise Conflict("the cluster is full") from exc
+        if "hopsworks_clusters_name_key" in str(exc.orig):
+            raise Conflict(
+                "another cluster already has this name (names are unique, ignoring case)",
+                code="cluster_name_taken",
+            ) from exc
         raise
 
 

@@ -347,7 +347,10 @@ def history(
 
 def verify(session: Session, account_owner_id: str | None = None) -> VerifyReport:
     """Check every account's chain (or one account's): sequence without gaps, each balance
-    the previous balance plus the amount, each link pointing at its predecessor."""
+    the previous balance plus the amount, each link pointing at its predecessor. An
+    unknown account is NotFound (an empty report would read as "ok")."""
+    if account_owner_id is not None:
+        _require_owner(session, account_owner_id)
     accounts, entries = repo.ledger_size(session, account_owner_id)
     return VerifyReport(accounts, entries, repo.chain_breaks(session, account_owner_id))
 

@@ -96,6 +96,9 @@ class User(Base):
 
 class HopsworksCluster(Base):
     __tablename__ = "hopsworks_clusters"
+    __table_args__ = (
+        Index("hopsworks_clusters_name_key", func.lower(text("name")), unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()

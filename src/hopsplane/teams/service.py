@@ -22,7 +22,8 @@ from hopsplane.credits import service as credits
 from hopsplane.db.models import TeamInvite, User
 from hopsplane.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from hopsplane.hooks import AccountHooks
-from hopsplane.integrations.email import Email, Mailer
+from hopsplane.integrations.email import Mailer
+from hopsplane.integrations.email.templates import render
 from hopsplane.teams import repository as repo
 from hopsplane.teams.rules import (
     accept_link,
@@ -270,15 +271,9 @@ def _send(
     development) raises Unavailable, and the invite is rolled back."""
     inviter = owner.name or owner.email
     link = accept_link(ctx.public_url, token)
-    ctx.mailer.send(Email(
-        to=to,
-        subject=f"{inviter} invited you to their hopsplane account",
-        body=(
-            f"{inviter} invited you to join their team on hopsplane.\n\n"
-            f"Accept the invitation: {link}\n\n"
-            f"The link works once and expires on {expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC. "
-            "If you did not expect it, ignore this email."
-        ),
+    ctx.mailer.send(render(
+        "invite", to=to, subject=f"{inviter} invited you to their hopsplane account",
+        inviter=inviter, link=link, expires=f"{expires_at.astimezone(UTC):%Y-%m-%d %H:%M}",
     ))
     return link if ctx.show_link else None
 

@@ -26,6 +26,8 @@ class Email:
     to: str
     subject: str
     body: str
+    html: str | None = None
+    """The HTML part (rendered from the same template context as ``body``)."""
 
 
 class Mailer(Protocol):
@@ -88,6 +90,8 @@ class SmtpMailer:
         msg["To"] = message.to
         msg["Subject"] = message.subject
         msg.set_content(message.body)
+        if message.html:
+            msg.add_alternative(message.html, subtype="html")
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 if self.starttls:

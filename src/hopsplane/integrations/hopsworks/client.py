@@ -155,6 +155,23 @@ class HopsworksClient:
     def close(self) -> None:
         self._http.close()
 
+    def check_auth_key(self) -> None:
+        """Whether the AUTH key is accepted at the ``/jwt`` endpoints, without signing
+        anything: deleting a signing key that does not exist needs the AUTH scope and
+        changes nothing. HopsworksMisconfigured when there is no key or it is refused."""
+        if self._auth_header is None:
+            raise HopsworksMisconfigured("the cluster has no AUTH API key")
+        try:
+            self._request("DELETE", f"/jwt/key/hopsplane-check-{uuid.uuid4().hex}",
+                          auth=self._auth_header, missing_ok=True)
+        except HopsworksRejected as exc:
+            if exc.http_status in (401, 403):
+                raise HopsworksMisconfigured(
+                    f"Hopsworks refused the AUTH API key ({exc.message}); it needs the AUTH "
+                    "scope of a HOPS_ADMIN user, on Hopsworks 3.7 or later"
+                ) from exc
+            raise
+
     # -- version ---------------------------------------------------------------------------
 
     def version(self) -> tuple[int, ...] | None:

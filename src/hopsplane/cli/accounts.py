@@ -1,0 +1,75 @@
+"""hopsplane accounts / hopsplane admins: find an account, make someone a platform admin."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from hopsplane.accounts import service as accounts
+from hopsplane.cli.common import console, load_settings, print_json, transaction
+from hopsplane.clusters import service as clusters
+from hopsplane.credits import service as credits
+from hopsplane.teams import service as teams
+
+app = typer.Typer(
+    help="Find accounts by email or id (ids such as auth0|abc need quotes in a shell).",
+    no_args_is_help=True,
+)
+admins = typer.Typer(
+    help="Platform admins (they see /admin and the admin API). The user must have signed "
+    "in once.",
+    no_args_is_help=True,
+)
+
+WhoArg = Annotated[str, typer.Argument(help="Email address or user id (quote ids with a |).")]
+
+
+@app.command()
+def find(
+    who: WhoArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a user and their account: owner, members, cluster, balance, standing."""
+    with transaction(load_settings()) as session:
+        user = accounts.find_user(session, who)
+        owner_id = user.account_owner_id or user.id
+        owner = user if owner_id == user.id else accounts.get_user(session, owner_id)
+        members = teams.list_members(session, owner_id, limit=1000)
+        assignment = clusters.assignment(session, owner_id)
+        standing = credits.standing(session, owner_id)
+    found: dict[str, Any] = {
+        "user": user.model_dump(mode="json"),
+        "owner": owner.model_dump(mode="json"),
+        "members": [m.model_dump(mode="json") for m in members],
+        "cluster": assignment.model_dump(mode="json") if assignment else None,
+        "balance": str(standing.balance),
+        "suspended": standing.suspended,
+    }
+    if as_json:
+        print_json(found)
+        return
+    console.print(f"user     {user.id}  {user.email}  ({user.role})", highlight=False)
+    console.print(f"owner    {owner.id}  {owner.email}", highlight=False)
+    for m in members:
+        console.print(f"member   {m.id}  {m.email}", highlight=False)
+    where = f"{assignment.hopsworks_cluster_id}" if assignment else "not assigned to a cluster"
+    console.print(f"cluster  {where}", highlight=False)
+    state = "SUSPENDED" if standing.suspended else "in good standing"
+    console.print(f"balance  ${standing.balance}  ({state})", highlight=False)
+
+
+@admins.command()
+def grant(who: WhoArg) -> None:
+    """Make a user a platform admin (takes effect at their next request)."""
+    with transaction(load_settings()) as session:
+        user = accounts.set_platform_admin(session, who, True)
+    console.print(f"{user.email} ({user.id}) is a platform admin", highlight=False)
+
+
+@admins.command()
+def revoke(who: WhoArg) -> None:
+    """Take platform admin away from a user."""
+    with transaction(load_settings()) as session:
+        user = accounts.set_platform_admin(session, who, False)
+    console.print(f"{user.email} ({user.id}) is no longer a platform admin", highlight=False)

@@ -1,0 +1,69 @@
+"""`hopsplane clusters check ID` (issue 14): calls the cluster with its stored keys and
+says whether it is reachable, which Hopsworks it runs and whether each key has its scopes."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from hopsplane.cli.main import app
+from hopsplane.config import DEV_ENCRYPTION_KEY, get_settings
+from hopsplane.crypto import SecretBox
+from hopsplane.db.engine import Database
+from tests.factories import add_cluster
+from tests.fake_hopsworks import FakeHopsworks
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(env: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.delenv("HOPSPLANE_ENCRYPTION_KEYS", raising=False)
+    monkeypatch.setenv("HOPSPLANE_HOPSWORKS_TIMEOUT_SECONDS", "5")
+    get_settings.cache_clear()
+    return env
+
+
+def _cluster(url: str, api_url: str, **keys: str) -> str:
+    db = Database(url)
+    try:
+        with db.transaction() as s:
+            return str(add_cluster(s, SecretBox([DEV_ENCRYPTION_KEY]), "c1", api_url=api_url,
+                                   **keys).id)  # type: ignore[arg-type]
+    finally:
+        db.dispose()
+
+
+def test_a_healthy_cluster(env: str, hw: FakeHopsworks) -> None:
+    r = runner.invoke(app, ["clusters", "check", _cluster(env, hw.url)])
+    assert r.exit_code == 0, r.output
+    assert "Hopsworks 3.8.0" in r.output and "FAIL" not in r.output
+    assert r.output.count("ok ") == 5
+
+
+def test_keys_without_their_scopes_and_an_old_version_fail(env: str) -> None:
+    old = FakeHopsworks(version="3.6.0")
+    try:
+        cid = _cluster(env, old.url, api_key="hw-auth-key", auth_api_key="hw-secret-key")
+        r = runner.invoke(app, ["clusters", "check", cid])
+    finally:
+        old.close()
+    assert r.exit_code == 1, r.output
+    assert "Hopsworks 3.6.0: provisioning needs 3.7" in r.output
+    assert "FAIL admin key: users" in r.output and "FAIL admin key: projects" in r.output
+    assert "hw-secret-key" not in r.output and "hw-auth-key" not in r.output
+
+
+def test_the_auth_key_with_admin_scopes_only_fails(env: str, hw: FakeHopsworks) -> None:
+    r = runner.invoke(app, ["clusters", "check",
+                            _cluster(env, hw.url, auth_api_key="hw-secret-key")])
+    assert r.exit_code == 1 and "FAIL AUTH key" in r.output, r.output
+    assert "ok   admin key: users" in r.output
+
+
+def test_an_unreachable_cluster(env: str) -> None:
+    r = runner.invoke(app, ["clusters", "check", _cluster(env, "http://127.0.0.1:1")])
+    assert r.exit_code == 1 and "FAIL reachable at http://127.0.0.1:1" in r.output, r.output
+    assert "Traceback" not in r.output
+    missing = runner.invoke(app, ["clusters", "check", "00000000-0000-0000-0000-000000000000"])
+    assert missing.exit_code == 1 and "NotFound" in missing.output
