@@ -62,6 +62,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from usage_ingest import cpu_seconds  # noqa: E402 - one /proc reader for both benchmarks
 
 P99_TARGET = 0.050
 SECRET = "bench-secret-key-0123456789-0123456789-xx"
@@ -412,16 +414,6 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 def seed(url: str, accounts: int, today: date) -> tuple[list[str], list[str], str]:

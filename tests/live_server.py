@@ -39,6 +39,25 @@ def live_server(app: Any) -> Iterator[int]:
         thread.join(timeout=20)
 
 
+def wait_until_ready(
+    url: str, deadline_s: float, process: Any = None, what: str = "the server"
+) -> None:
+    """Poll ``url`` until it answers 200; fail when ``process`` (a Popen) exits or the
+    deadline passes first."""
+    import httpx
+
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not become ready at {url}")
+        time.sleep(0.2)
+
+
 class KeepAlive:
     """One TCP connection, requests sent one after the other on it."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.live_server import free_port
+from tests.live_server import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,15 +48,10 @@ def test_two_processes_share_one_issuer_and_a_killed_one_is_replaced(
             [sys.executable, "-m", "hopsplane", "serve", "--no-upgrade", "--workers", "2"],
             env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}/readyz", 60, proc, "hopsplane serve")
+        except AssertionError as exc:
+            raise AssertionError(log.read_text()) from exc
         issuer = re.search(r"one issuer for all 2 processes at (http://127\.0\.0\.1:\d+/)",
                            log.read_text().replace("\n", " "))
         assert issuer, log.read_text()

@@ -41,7 +41,7 @@ from hopsplane.db.engine import Database
 from hopsplane.usage.rules import token_hash
 from tests.factories import post, session_cookie_for
 from tests.fake_hopsworks import FakeHopsworks
-from tests.live_server import free_port
+from tests.live_server import free_port, wait_until_ready
 from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, StripeFront, sign, stripe_event
 from tests.payments.helpers import paid_session
 
@@ -136,17 +136,8 @@ class Fleet:
 
 
 def _wait_ready(ports: list[int], deadline_s: float = 60) -> None:
-    deadline = time.monotonic() + deadline_s
     for port in ports:
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server on {port} did not become ready")
-            time.sleep(0.2)
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", deadline_s)
 
 
 def _send(fleet: Fleet, method: str, path: str, *, content: bytes = b"",

@@ -12,13 +12,11 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -26,6 +24,7 @@ from sqlalchemy.orm import Session
 from hopsplane.integrations.prometheus import HttpPrometheusClient
 from hopsplane.usage import rules, service
 from tests.factories import day_row, make_cluster, make_user
+from tests.live_server import wait_until_ready
 
 DAY = date(2026, 11, 20)
 STEP = 60  # seconds between samples
@@ -102,17 +101,10 @@ def prometheus_url(tmp_path: Path) -> Iterator[str]:
         stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + READY_WAIT
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("prometheus did not start: "
-                            + (tmp_path / "prometheus.log").read_text()[-2000:])
-            time.sleep(0.2)
+        try:
+            wait_until_ready(f"{url}/-/ready", READY_WAIT, process, "prometheus")
+        except AssertionError as exc:
+            pytest.fail(f"{exc}: " + (tmp_path / "prometheus.log").read_text()[-2000:])
         yield url
     finally:
         process.terminate()

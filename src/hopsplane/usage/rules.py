@@ -111,11 +111,6 @@ def utc_timestamp(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def namespace_of(project_name: str) -> str:
-    """The Kubernetes namespace of a Hopsworks project."""
-    return project_name.lower().replace("_", "-")
-
-
 def day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
