@@ -8,6 +8,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.dependencies.models import Dependant
@@ -32,6 +33,7 @@ ANONYMOUS = {
     ("HEAD", "/docs/oauth2-redirect"), ("HEAD", "/redoc"),
     ("POST", "/v1/stripe/webhook"),  # authenticated by the Stripe-Signature of its body
     ("GET", "/"),  # a redirect to the console, which has its own guards
+    ("GET", "/console/signed-out"),  # "you are signed out": shows nothing of anyone
 }
 """Routes anyone may call: health, metrics, the API description, the sign-in redirects.
 Signed webhooks (Stripe) belong here too, and nothing else."""
@@ -222,6 +224,12 @@ def test_five_callers_get_what_the_guards_promise(fresh_db: Database) -> None:
                     if guard is None:
                         pass  # anonymous routes answer for themselves (a bad callback is 401)
                     elif not expected_ok(guard, caller):
+                        if caller == "anonymous" and page and method == "GET":
+                            # a page sends the signed-out visitor to sign in, and back
+                            assert r.status_code == 303, where
+                            back = "/auth/login?return_to=" + quote(url, safe="/")
+                            assert r.headers["location"] == back, where
+                            continue
                         want = 401 if caller == "anonymous" else 403
                         assert r.status_code == want, where
                     else:

@@ -26,13 +26,15 @@ def invites_of(db: Database, owner: str) -> list[str]:
         ), {"o": owner}).scalars())
 
 
-def test_anonymous_gets_a_sign_in_page_not_json(web: Api) -> None:
-    r = web.client.get("/console")
-    assert r.status_code == 401
-    assert r.headers["content-type"].startswith("text/html")
-    assert 'href="/auth/login?return_to=/console"' in r.text
-    # the page's words come from the error's code, not from its class name
+def test_anonymous_is_sent_to_sign_in_and_brought_back(web: Api) -> None:
+    r = web.client.get("/console/usage?from=2026-01-01", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/auth/login?return_to=/console/usage%3Ffrom%3D2026-01-01"
+    # a form posted without a session gets the sign-in page, in HTML, from the error's code
+    r = web.client.post("/console/topup", data={"amount": "5"})
+    assert r.status_code == 401 and r.headers["content-type"].startswith("text/html")
     assert "<h1>Please sign in</h1>" in r.text and 'data-code="unauthorized"' in r.text
+    assert 'href="/auth/login?return_to=/console/topup"' in r.text
     # the API keeps its JSON error shape
     api = web.client.get("/v1/me")
     assert api.status_code == 401 and api.json()["error"] == "Unauthorized"
@@ -170,9 +172,9 @@ def test_the_invite_email_link_leads_through_sign_in_to_joining(web: Api) -> Non
     assert link, web.mailer.sent[-1].body
     path = link.group(1)
     # not signed in yet: a sign-in page that comes back to this very link
-    anonymous = web.client.get(path)
-    assert anonymous.status_code == 401
-    back = re.search(r'href="/auth/login\?return_to=([^"]+)"', anonymous.text)
+    anonymous = web.client.get(path, follow_redirects=False)
+    assert anonymous.status_code == 303
+    back = re.search(r'^/auth/login\?return_to=(.+)$', anonymous.headers["location"])
     assert back and unquote(back.group(1)) == path
 
     # the browser signs in (real code flow with PKCE, session cookie) and lands on the link
@@ -272,7 +274,8 @@ def test_admin_finds_an_account_and_grants_once_per_form(web: Api) -> None:
 
 def test_console_pages_carry_the_security_headers(web: Api) -> None:
     _, headers = web.new_user()
-    for r in (web.client.get("/console", headers=headers), web.client.get("/console")):
+    for r in (web.client.get("/console", headers=headers),
+              web.client.get("/console/signed-out")):
         csp = r.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
         assert "script-src" not in csp  # no scripts at all: default-src 'none' covers them

@@ -91,15 +91,33 @@ def render(
     )
 
 
-def render_error(request: Request, exc: AppError) -> HTMLResponse | None:
+def _can_sign_in(request: Request) -> bool:
+    identity = getattr(request.app.state, "identity", None)
+    return identity is not None and getattr(identity, "web", None) is not None
+
+
+def render_error(request: Request, exc: AppError) -> Response | None:
     """The console's page for an error raised before a page could render (not signed in,
     wrong role, bad query): the same status as the API would give, in HTML. None outside
-    the console (the API keeps its JSON errors). Installed as ``app.state.html_errors``."""
+    the console (the API keeps its JSON errors). Installed as ``app.state.html_errors``.
+
+    A signed-out visitor opening a page (a GET) is sent to sign in and brought back to the
+    very address (an invite link keeps its token); a form posted without a session, or a
+    server without browser sign-in, gets the 401 page with a sign-in link."""
     if not is_console(request):
         return None
     principal = getattr(request.state, "principal", None)
+    if (exc.status == 401 and principal is None and request.method == "GET"
+            and _can_sign_in(request)):
+        return RedirectResponse(
+            "/auth/login?return_to=" + quote(_here(request), safe="/"), status_code=303)
     return render(request, "error.html", principal, exc.status, title=title_for(exc),
                   message=exc.message, status=exc.status, code=exc.code)
+
+
+def _here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + ("?" + query if query else "")
 
 
 def _attempt(session: Session, action: Callable[[], T]) -> T:
@@ -111,6 +129,13 @@ def _attempt(session: Session, action: Callable[[], T]) -> T:
 @router.get("/")
 def root() -> RedirectResponse:
     return RedirectResponse("/console", status_code=302)
+
+
+@router.get("/console/signed-out")
+def signed_out(request: Request) -> HTMLResponse:
+    """Where signing out ends (after the identity provider's own sign-out): a page that
+    says so, with the way back in. Anonymous: it shows nothing of anyone."""
+    return render(request, "signed_out.html", None)
 
 
 @router.get("/console")
