@@ -49,7 +49,9 @@ def test_owner_sees_balance_and_ledger(web: Api) -> None:
         credits.grant(s, owner, "25.50", reason="welcome <b>credit</b>", origin=AdminGrant("g1"))
     home = web.client.get("/console", headers=headers)
     assert home.status_code == 200
-    assert '<strong id="balance">25.50</strong>' in home.text
+    assert 'id="balance" data-amount="25.50">$25.50</p>' in home.text
+    assert "In good standing" in home.text
+    assert "No usage in the last 7 days" in home.text
     assert "Buy credits" in home.text
     ledger = web.client.get("/console/ledger", headers=headers)
     assert ledger.status_code == 200
@@ -84,12 +86,19 @@ def test_usage_page_shows_days_and_breakdown_and_refuses_bad_dates(web: Api) -> 
     r = web.client.get("/console/usage", params={"from": "2026-11-01", "to": "2026-11-24"},
                        headers=headers)
     assert r.status_code == 200
-    assert "2026-11-20" in r.text and f"{owner}: 12345" in r.text
+    with web.db.transaction() as s:
+        email = s.execute(text("SELECT email FROM users WHERE id = :o"), {"o": owner}).scalar()
+    assert "2026-11-20" in r.text and f"{email}: 1.23" in r.text  # CPU-hours, by email
+    assert owner not in r.text.replace(quote(owner, safe=""), "")  # never the raw id
+    assert ">12,345.00<" in r.text and ">1.23<" in r.text
     # the first days of the calendar: the default window is cut short, not an overflow
     assert web.client.get("/console/usage", params={"to": "0001-01-05"},
                           headers=headers).status_code == 200
     bad = web.client.get("/console/usage", params={"from": "2026-13-01"}, headers=headers)
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+    # refused on the page itself: the picker keeps what was typed, the reason is shown
+    assert 'value="2026-13-01"' in bad.text and "YYYY-MM-DD" in bad.text
+    assert 'role="alert"' in bad.text and 'name="from"' in bad.text
     backwards = web.client.get("/console/usage", params={"from": "2026-11-24", "to": "2026-11-01"},
                                headers=headers)
     assert backwards.status_code == 422

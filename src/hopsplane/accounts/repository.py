@@ -49,6 +49,16 @@ def get_by_email(session: Session, email: str) -> User | None:
     ).first()
 
 
+def in_account(session: Session, account_id: str, user_ids: list[str]) -> list[User]:
+    """Those of ``user_ids`` who are the account's owner or one of its members now."""
+    if not user_ids:
+        return []
+    return list(session.scalars(select(User).where(
+        User.id.in_(user_ids),
+        func.coalesce(User.account_owner_id, User.id) == account_id,
+    )))
+
+
 def touch_login(session: Session, user_id: str) -> bool:
     result = session.execute(_TOUCH, {"id": user_id, "every": LOGIN_TOUCH_SECONDS})
     return bool(result.rowcount)  # type: ignore[attr-defined]

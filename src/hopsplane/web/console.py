@@ -51,14 +51,19 @@ from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.payments import service as payments
 from hopsplane.sessions import service as web_sessions
 from hopsplane.teams import service as teams
+from hopsplane.web import charts
 from hopsplane.web.messages import message_for, title_for
 from hopsplane.web.security import CONSOLE_CSS, TEMPLATES
 
 router = APIRouter(include_in_schema=False, tags=["console"])
 templates = Jinja2Templates(directory=TEMPLATES)
 templates.env.globals["console_css"] = CONSOLE_CSS
+templates.env.globals["money"] = charts.money
+templates.env.filters["units"] = charts.units
+templates.env.filters["cpu_hours"] = charts.cpu_hours
 
 USAGE_DEFAULT_DAYS = 30
+RUNWAY_DAYS = 7
 TEAM_PAGE = 200
 ADMIN_CLUSTERS = 200
 
@@ -84,9 +89,11 @@ def render(
     request: Request, template: str, principal: Principal | None, status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
+    currency = request.app.state.settings.stripe_currency
     return templates.TemplateResponse(
         request, template,
-        {"principal": principal, "csrf": csrf_token(request), "error": None, **context},
+        {"principal": principal, "csrf": csrf_token(request), "error": None,
+         "currency": currency, **context},
         status_code=status_code,
     )
 
@@ -150,8 +157,20 @@ def _home(request: Request, principal: Principal, session: Session, status_code:
     stopped = clusters.stopped_workloads(session, principal.account_id) \
         if principal.is_owner else []
     stripe: StripeGateway | None = getattr(request.app.state, "stripe", None)
+    runway = topups = None
+    if standing is not None:
+        today = date.today()
+        week = billing.usage_report(session, principal.account_id,
+                                    today - timedelta(days=RUNWAY_DAYS), today - timedelta(days=1))
+        runway = charts.runway(standing.balance, week.total_cost, RUNWAY_DAYS)
+        topups = [e for e in credits.history(session, principal.account_id, limit=50)
+                  if e.stripe_payment_intent_id and e.amount > 0][:5]
+    assignment = clusters.assignment(session, principal.account_id)
+    cluster = clusters.get_cluster(session, assignment.hopsworks_cluster_id) \
+        if assignment is not None else None
     return render(request, "home.html", principal, status_code, error=error, profile=profile,
-                  standing=standing, stopped=stopped,
+                  standing=standing, stopped=stopped, runway=runway, topups=topups,
+                  cluster=cluster, contact=request.app.state.settings.support_email,
                   can_buy=principal.is_owner and stripe is not None,
                   topup=stripe.config if stripe is not None else None,
                   notice=NOTICES.get(request.query_params.get("notice", "")))
@@ -184,15 +203,41 @@ def ledger(
 @router.get("/console/usage")
 def usage(
     request: Request, principal: MemberDep, session: SessionDep,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[str, Query(alias="from", max_length=32)] = "",
+    date_to: Annotated[str, Query(alias="to", max_length=32)] = "",
 ) -> HTMLResponse:
-    last = date_to or date.today()
-    first = date_from or max(date.min, last - timedelta(days=min(
-        USAGE_DEFAULT_DAYS - 1, (last - date.min).days)))
+    """The chart of daily cost by member, the table beneath it, and the range picker. A
+    range the page cannot show (not a date, ``to`` before ``from``, too long) is refused on
+    the page itself (422), which then shows the last 30 days."""
     member = None if principal.is_owner else principal.user_id
-    report = billing.usage_report(session, principal.account_id, first, last, member_id=member)
-    return render(request, "usage.html", principal, report=report)
+    status_code, error = 200, None
+    try:
+        first, last = _range(date_from, date_to)
+        report = billing.usage_report(session, principal.account_id, first, last,
+                                      member_id=member)
+    except AppError as exc:
+        status_code, error = exc.status, message_for(exc)
+        first, last = _range("", "")
+        report = billing.usage_report(session, principal.account_id, first, last,
+                                      member_id=member)
+    ids = [uid for d in report.days for uid in d.user_breakdown]
+    people = accounts.people_of(session, principal.account_id, ids)
+    chart = charts.build(report.days, people, request.app.state.settings.stripe_currency,
+                         first, last)
+    return render(request, "usage.html", principal, status_code, error=error, report=report,
+                  chart=chart, people=people, nobody=charts.NOBODY,
+                  typed={"from": date_from, "to": date_to} if error else None)
+
+
+def _range(date_from: str, date_to: str) -> tuple[date, date]:
+    """The dates typed in the range picker (ISO ``YYYY-MM-DD``); empty: the last 30 days."""
+    try:
+        last = date.fromisoformat(date_to) if date_to else date.today()
+        first = date.fromisoformat(date_from) if date_from else max(
+            date.min, last - timedelta(days=min(USAGE_DEFAULT_DAYS - 1, (last - date.min).days)))
+    except ValueError as exc:
+        raise Invalid("dates are written YYYY-MM-DD, for example 2026-01-31") from exc
+    return first, last
 
 
 def _team(request: Request, principal: Principal, session: Session, status_code: int = 200,
