@@ -57,7 +57,7 @@ def test_owner_sees_balance_and_ledger(web: Api) -> None:
     assert ledger.status_code == 200
     # descriptions are escaped, never rendered as markup
     assert "welcome &lt;b&gt;credit&lt;/b&gt;" in ledger.text and "<b>credit" not in ledger.text
-    assert ">25.50<" in ledger.text
+    assert ">$25.50<" in ledger.text
 
 
 def test_member_pages_follow_the_api_guards(web: Api) -> None:

@@ -37,6 +37,7 @@ from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant
 from hopsplane.crypto import SecretBox
 from hopsplane.errors import AppError, Invalid
+from hopsplane.http import exports
 from hopsplane.http.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
 from hopsplane.http.forms import FormDep, csrf_token
 from hopsplane.http.pagination import ledger_page
@@ -227,6 +228,26 @@ def usage(
     return render(request, "usage.html", principal, status_code, error=error, report=report,
                   chart=chart, people=people, nobody=charts.NOBODY,
                   typed={"from": date_from, "to": date_to} if error else None)
+
+
+@router.get("/console/usage.csv")
+def usage_export(
+    request: Request, principal: MemberDep, session: SessionDep,
+    date_from: Annotated[str, Query(alias="from", max_length=32)] = "",
+    date_to: Annotated[str, Query(alias="to", max_length=32)] = "",
+) -> Response:
+    """The usage page's range as CSV: the rows of ``GET /v1/account/usage.csv``."""
+    first, last = _range(date_from, date_to)
+    exports.check_usage_range(session, principal.account_id, first, last)
+    member = None if principal.is_owner else principal.user_id
+    return exports.usage_csv(request, principal.account_id, first, last, member)
+
+
+@router.get("/console/ledger.csv")
+def ledger_export(request: Request, principal: OwnerDep, session: SessionDep) -> Response:
+    """The whole ledger as CSV: the rows of ``GET /v1/account/ledger.csv``."""
+    credits.require_owner(session, principal.account_id)
+    return exports.ledger_csv(request, principal.account_id)
 
 
 def _range(date_from: str, date_to: str) -> tuple[date, date]:

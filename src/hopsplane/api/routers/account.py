@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 
 from hopsplane.api.errors import error_responses
 from hopsplane.billing import service as billing
@@ -20,6 +21,7 @@ from hopsplane.clusters.schemas import StoppedWorkloadOut
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, Standing
 from hopsplane.fields import CursorText
+from hopsplane.http import exports
 from hopsplane.http.deps import MemberDep, OwnerDep, SessionDep
 from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, ledger_page
 
@@ -59,6 +61,36 @@ def usage(
     return billing.usage_report(
         session, principal.account_id, date_from, date_to, member_id=member
     )
+
+
+_CSV: dict[int | str, dict[str, object]] = {
+    200: {"description": "CSV, streamed.", "content": {"text/csv": {}}}}
+
+
+@router.get("/usage.csv", response_class=StreamingResponse,
+            responses={**_CSV, **error_responses(401, 403, 422)})
+def usage_csv(
+    request: Request,
+    principal: MemberDep,
+    session: SessionDep,
+    date_from: Annotated[date, Query(alias="from", description="First UTC day.")],
+    date_to: Annotated[date, Query(alias="to", description="Last UTC day (inclusive).")],
+) -> StreamingResponse:
+    """The days of `GET /v1/account/usage` as CSV (`date, compute_units, cpu_hours,
+    unit_price, total_cost, billed_amount`), exact decimals, streamed. A team member gets
+    only their own share."""
+    exports.check_usage_range(session, principal.account_id, date_from, date_to)
+    member = None if principal.is_owner else principal.user_id
+    return exports.usage_csv(request, principal.account_id, date_from, date_to, member)
+
+
+@router.get("/ledger.csv", response_class=StreamingResponse,
+            responses={**_CSV, **error_responses(401, 403)})
+def ledger_csv(request: Request, principal: OwnerDep, session: SessionDep) -> StreamingResponse:
+    """Every entry of `GET /v1/account/ledger` as CSV, newest first, exact decimals,
+    streamed."""
+    credits.require_owner(session, principal.account_id)
+    return exports.ledger_csv(request, principal.account_id)
 
 
 @router.get(
