@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from starlette.routing import Match
 
 from hopsplane import __version__
+from hopsplane.api.docs import install_docs
 from hopsplane.api.errors import install_error_handlers
 from hopsplane.api.routers import (
     account,
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description="Control plane of the managed Hopsworks service.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs, never from a CDN
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(admin_users.router)
     app.include_router(usage.router)
     app.include_router(console.router)
+    install_docs(app)
     install_security_headers(app)
     app.state.html_errors = console.render_error
     return app
