@@ -317,3 +317,26 @@ def test_an_admin_signs_a_user_out_everywhere_from_the_console(web: Api) -> None
     assert r.status_code == 303 and r.headers["location"].endswith("?notice=signed-out")
     web.client.cookies.set(SESSION_COOKIE, cookie)
     assert web.client.get("/v1/me").status_code == 401
+
+
+def test_team_pages_through_every_member_with_name_email_role_project(web: Api) -> None:
+    owner, headers = web.new_user()
+    with web.db.transaction() as s:
+        s.execute(text(
+            "INSERT INTO users (id, email, name, account_owner_id, hopsworks_project_id, "
+            "created_at) SELECT 'm' || g, 'm' || g || '@example.com', 'Member ' || g, :o, g, "
+            "now() - g * interval '1 minute' FROM generate_series(1, 60) g"), {"o": owner})
+    first = web.client.get("/console/team", headers=headers)
+    assert first.status_code == 200
+    seen = set(re.findall(r"m(\d+)@example\.com", first.text))
+    assert len(seen) == 50 and "Account owner (you)" in first.text
+    assert re.search(r"<td>Member 1</td><td>m1@example\.com</td><td>Member</td>\s*"
+                     r"<td>project #1</td>", first.text)
+    more = re.search(r'href="/console/team\?members=([^"]+)"', first.text)
+    assert more
+    second = web.client.get(f"/console/team?members={more.group(1)}", headers=headers)
+    rest = set(re.findall(r"m(\d+)@example\.com", second.text))
+    assert len(rest) == 10 and not seen & rest and "Account owner (you)" not in second.text
+    assert 'href="/console/team?members=' not in second.text  # the last page
+    bad = web.client.get("/console/team?members=nonsense", headers=headers)
+    assert bad.status_code == 422 and 'role="alert"' in bad.text

@@ -40,7 +40,7 @@ from hopsplane.errors import AppError, Invalid
 from hopsplane.http import exports
 from hopsplane.http.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
 from hopsplane.http.forms import FormDep, csrf_token
-from hopsplane.http.pagination import ledger_page
+from hopsplane.http.pagination import ledger_page, time_cursor, time_page
 from hopsplane.http.state import (
     GatewayDep,
     account_hooks,
@@ -65,7 +65,7 @@ templates.env.filters["cpu_hours"] = charts.cpu_hours
 
 USAGE_DEFAULT_DAYS = 30
 RUNWAY_DAYS = 7
-TEAM_PAGE = 200
+TEAM_PAGE = 50
 ADMIN_CLUSTERS = 200
 
 NOTICES = {
@@ -264,17 +264,35 @@ def _range(date_from: str, date_to: str) -> tuple[date, date]:
 def _team(request: Request, principal: Principal, session: Session, status_code: int = 200,
           error: str | None = None, email: str = "",
           accept_link: str | None = None) -> HTMLResponse:
+    """Members (name, email, role, project) and pending invites, each paged newest first
+    (``members``/``invites``: the cursor of the page before, as the API's ``next_cursor``)."""
     notice = NOTICES.get(request.query_params.get("notice", ""))
+    members_cursor = request.query_params.get("members") or None
+    invites_cursor = request.query_params.get("invites") or None
+    members = time_page(teams.list_members(
+        session, principal.user_id, limit=TEAM_PAGE, after=time_cursor(members_cursor)),
+        TEAM_PAGE)
+    invite_after = time_cursor(invites_cursor)
+    try:
+        after = (invite_after[0], uuid.UUID(invite_after[1])) if invite_after else None
+    except ValueError as exc:
+        raise Invalid("cursor is not one this page made") from exc
+    invites = time_page(teams.list_pending(session, principal.user_id, limit=TEAM_PAGE,
+                                           after=after), TEAM_PAGE)
+    owner = accounts.get_user(session, principal.user_id)
     return render(
         request, "team.html", principal, status_code, error=error, notice=notice,
-        email=email, accept_link=accept_link,
-        members=teams.list_members(session, principal.user_id, limit=TEAM_PAGE),
-        invites=teams.list_pending(session, principal.user_id, limit=TEAM_PAGE),
+        email=email, accept_link=accept_link, owner=owner, members=members, invites=invites,
+        first_members=members_cursor is None, first_invites=invites_cursor is None,
     )
 
 
 @router.get("/console/team")
-def team(request: Request, principal: OwnerDep, session: SessionDep) -> HTMLResponse:
+def team(
+    request: Request, principal: OwnerDep, session: SessionDep,
+    members: Annotated[str | None, Query(max_length=512)] = None,
+    invites: Annotated[str | None, Query(max_length=512)] = None,
+) -> HTMLResponse:
     return _team(request, principal, session)
 
 
