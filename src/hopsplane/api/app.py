@@ -23,6 +23,7 @@ from hopsplane.api.routers import (
     clusters,
     health,
     me,
+    organizations,
     payments,
     team,
     usage,
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(team.router)
     app.include_router(admin_users.router)
     app.include_router(usage.router)
+    app.include_router(organizations.router)
     app.include_router(console.router)
     install_docs(app)
     install_security_headers(app)

@@ -65,13 +65,13 @@ def _safe(value: str) -> str:
 
 
 def _usage_rows(db: Database, account_id: str, first: date, last: date,
-                member_id: str | None) -> Iterator[list[object]]:
+                members: frozenset[str] | None) -> Iterator[list[object]]:
     with db.transaction() as session:
         session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
         start = first
         while start <= last:
             end = min(last, start + timedelta(days=USAGE_CHUNK_DAYS - 1))
-            report = billing.usage_report(session, account_id, start, end, member_id=member_id)
+            report = billing.usage_report(session, account_id, start, end, members=members)
             for d in report.days:
                 yield [d.date.isoformat(), d.compute_units, d.compute_units / UNITS_PER_CPU_HOUR,
                        d.unit_price, d.total_cost, d.billed_amount]
@@ -100,11 +100,12 @@ def _csv(lines: Iterator[str], filename: str) -> StreamingResponse:
 
 
 def usage_csv(request: Request, account_id: str, first: date, last: date,
-              member_id: str | None) -> StreamingResponse:
-    """Daily usage of the account (a member: their own share), oldest day first."""
+              members: frozenset[str] | None, name: str = "usage") -> StreamingResponse:
+    """Daily usage of the account (``members``: those people's share: a member's own, an
+    organization's), oldest day first."""
     db: Database = request.app.state.database
-    rows = _usage_rows(db, account_id, first, last, member_id)
-    return _csv(_lines(USAGE_COLUMNS, rows), f"usage-{first}-{last}.csv")
+    rows = _usage_rows(db, account_id, first, last, members)
+    return _csv(_lines(USAGE_COLUMNS, rows), f"{name}-{first}-{last}.csv")
 
 
 def ledger_csv(request: Request, account_id: str) -> StreamingResponse:

@@ -38,8 +38,20 @@ from hopsplane.credits.origins import AdminGrant
 from hopsplane.crypto import SecretBox
 from hopsplane.errors import AppError, Invalid
 from hopsplane.http import exports
-from hopsplane.http.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
+from hopsplane.http.deps import (
+    AdminDep,
+    BuyDep,
+    LedgerDep,
+    MemberDep,
+    OwnerDep,
+    PolicyDep,
+    Principal,
+    SessionDep,
+    TeamDep,
+    sees_account_usage,
+)
 from hopsplane.http.forms import FormDep, csrf_token
+from hopsplane.http.organizations import OrgManagerDep, org_usage_members
 from hopsplane.http.pagination import ledger_page, time_cursor, time_page
 from hopsplane.http.state import (
     GatewayDep,
@@ -49,6 +61,8 @@ from hopsplane.http.state import (
     limit_invites,
 )
 from hopsplane.integrations.stripe import StripeGateway
+from hopsplane.organizations import service as organizations
+from hopsplane.organizations.rules import Capability, OrgRole
 from hopsplane.payments import service as payments
 from hopsplane.sessions import service as web_sessions
 from hopsplane.teams import service as teams
@@ -91,10 +105,15 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     currency = request.app.state.settings.stripe_currency
+    caps: frozenset[str] = frozenset()
+    if principal is not None:
+        db = request.app.state.database
+        with db.transaction() as session:
+            caps = capabilities_of(session, principal)
     return templates.TemplateResponse(
         request, template,
         {"principal": principal, "csrf": csrf_token(request), "error": None,
-         "currency": currency, **context},
+         "currency": currency, "caps": caps, **context},
         status_code=status_code,
     )
 
@@ -121,6 +140,15 @@ def render_error(request: Request, exc: AppError) -> Response | None:
             "/auth/login?return_to=" + quote(_here(request), safe="/"), status_code=303)
     return render(request, "error.html", principal, exc.status, title=title_for(exc),
                   message=exc.message, status=exc.status, code=exc.code)
+
+
+def capabilities_of(session: Session, principal: Principal) -> frozenset[str]:
+    """What the caller may do beyond their own pages: everything for the owner, what their
+    organization roles delegate for anyone else."""
+    if principal.is_owner:
+        return frozenset(c.value for c in Capability)
+    return frozenset(c.value for c in Capability
+                     if organizations.can(session, principal.account_id, principal.user_id, c))
 
 
 def _here(request: Request) -> str:
@@ -154,7 +182,8 @@ def home(request: Request, principal: MemberDep, session: SessionDep) -> HTMLRes
 def _home(request: Request, principal: Principal, session: Session, status_code: int = 200,
           error: str | None = None) -> HTMLResponse:
     profile = accounts.profile(session, principal.user_id, email_verified=principal.email_verified)
-    standing = credits.standing(session, principal.account_id) if principal.is_owner else None
+    caps = capabilities_of(session, principal)
+    standing = credits.standing(session, principal.account_id) if "ledger" in caps else None
     stopped = clusters.stopped_workloads(session, principal.account_id) \
         if principal.is_owner else []
     stripe: StripeGateway | None = getattr(request.app.state, "stripe", None)
@@ -172,14 +201,14 @@ def _home(request: Request, principal: Principal, session: Session, status_code:
     return render(request, "home.html", principal, status_code, error=error, profile=profile,
                   standing=standing, stopped=stopped, runway=runway, topups=topups,
                   cluster=cluster, contact=request.app.state.settings.support_email,
-                  can_buy=principal.is_owner and stripe is not None,
+                  can_buy="buy" in caps and stripe is not None,
                   topup=stripe.config if stripe is not None else None,
                   notice=NOTICES.get(request.query_params.get("notice", "")))
 
 
 @router.post("/console/topup")
 def topup(
-    request: Request, principal: OwnerDep, session: SessionDep, gateway: GatewayDep,
+    request: Request, principal: BuyDep, session: SessionDep, gateway: GatewayDep,
     form: FormDep,
 ) -> Response:
     """Start a Stripe Checkout for the amount typed in, and send the browser there."""
@@ -193,7 +222,7 @@ def topup(
 
 @router.get("/console/ledger")
 def ledger(
-    request: Request, principal: OwnerDep, session: SessionDep,
+    request: Request, principal: LedgerDep, session: SessionDep,
     cursor: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
     page = ledger_page(session, principal.account_id, 50, cursor)
@@ -210,7 +239,7 @@ def usage(
     """The chart of daily cost by member, the table beneath it, and the range picker. A
     range the page cannot show (not a date, ``to`` before ``from``, too long) is refused on
     the page itself (422), which then shows the last 30 days."""
-    member = None if principal.is_owner else principal.user_id
+    member = None if sees_account_usage(principal, session) else principal.user_id
     status_code, error = 200, None
     try:
         first, last = _range(date_from, date_to)
@@ -239,12 +268,13 @@ def usage_export(
     """The usage page's range as CSV: the rows of ``GET /v1/account/usage.csv``."""
     first, last = _range(date_from, date_to)
     exports.check_usage_range(session, principal.account_id, first, last)
-    member = None if principal.is_owner else principal.user_id
-    return exports.usage_csv(request, principal.account_id, first, last, member)
+    member = None if sees_account_usage(principal, session) else principal.user_id
+    return exports.usage_csv(request, principal.account_id, first, last,
+                             frozenset({member}) if member else None)
 
 
 @router.get("/console/ledger.csv")
-def ledger_export(request: Request, principal: OwnerDep, session: SessionDep) -> Response:
+def ledger_export(request: Request, principal: LedgerDep, session: SessionDep) -> Response:
     """The whole ledger as CSV: the rows of ``GET /v1/account/ledger.csv``."""
     credits.require_owner(session, principal.account_id)
     return exports.ledger_csv(request, principal.account_id)
@@ -270,16 +300,16 @@ def _team(request: Request, principal: Principal, session: Session, status_code:
     members_cursor = request.query_params.get("members") or None
     invites_cursor = request.query_params.get("invites") or None
     members = time_page(teams.list_members(
-        session, principal.user_id, limit=TEAM_PAGE, after=time_cursor(members_cursor)),
+        session, principal.account_id, limit=TEAM_PAGE, after=time_cursor(members_cursor)),
         TEAM_PAGE)
     invite_after = time_cursor(invites_cursor)
     try:
         after = (invite_after[0], uuid.UUID(invite_after[1])) if invite_after else None
     except ValueError as exc:
         raise Invalid("cursor is not one this page made") from exc
-    invites = time_page(teams.list_pending(session, principal.user_id, limit=TEAM_PAGE,
+    invites = time_page(teams.list_pending(session, principal.account_id, limit=TEAM_PAGE,
                                            after=after), TEAM_PAGE)
-    owner = accounts.get_user(session, principal.user_id)
+    owner = accounts.get_user(session, principal.account_id)
     return render(
         request, "team.html", principal, status_code, error=error, notice=notice,
         email=email, accept_link=accept_link, owner=owner, members=members, invites=invites,
@@ -289,7 +319,7 @@ def _team(request: Request, principal: Principal, session: Session, status_code:
 
 @router.get("/console/team")
 def team(
-    request: Request, principal: OwnerDep, session: SessionDep,
+    request: Request, principal: TeamDep, session: SessionDep,
     members: Annotated[str | None, Query(max_length=512)] = None,
     invites: Annotated[str | None, Query(max_length=512)] = None,
 ) -> HTMLResponse:
@@ -298,7 +328,7 @@ def team(
 
 @router.post("/console/team/invites")
 def invite(
-    request: Request, principal: OwnerDep, session: SessionDep, form: FormDep
+    request: Request, principal: TeamDep, session: SessionDep, form: FormDep
 ) -> Response:
     email = form.get("email", "").strip()
     try:
@@ -306,7 +336,7 @@ def invite(
             raise Invalid("type the email address to invite")
         limit_invites(request, principal)
         issued = _attempt(session, lambda: teams.create_invite(
-            session, invite_context(request), principal.user_id, email))
+            session, invite_context(request), principal.account_id, email))
     except AppError as exc:
         return _team(request, principal, session, exc.status, error=message_for(exc), email=email)
     if issued.invite.accept_link:  # development without SMTP: the owner passes it on
@@ -317,11 +347,11 @@ def invite(
 
 @router.post("/console/team/invites/{invite_id}/revoke")
 def revoke(
-    request: Request, principal: OwnerDep, session: SessionDep, form: FormDep,
+    request: Request, principal: TeamDep, session: SessionDep, form: FormDep,
     invite_id: uuid.UUID,
 ) -> Response:
     try:
-        _attempt(session, lambda: teams.revoke_invite(session, principal.user_id, invite_id))
+        _attempt(session, lambda: teams.revoke_invite(session, principal.account_id, invite_id))
     except AppError as exc:
         return _team(request, principal, session, exc.status, error=message_for(exc))
     return RedirectResponse("/console/team?notice=revoked", status_code=303)
@@ -351,6 +381,95 @@ def accept(
         return render(request, "accept.html", principal, exc.status, error=message_for(exc),
                       token=token)
     return RedirectResponse("/console?notice=joined", status_code=303)
+
+
+# --- organizations --------------------------------------------------------------------------
+
+
+def _orgs(request: Request, principal: Principal, session: Session, status_code: int = 200,
+          error: str | None = None, name: str = "") -> HTMLResponse:
+    rows = organizations.list_for(session, principal.account_id, principal.user_id,
+                                  principal.is_owner)
+    return render(request, "organizations.html", principal, status_code, error=error,
+                  orgs=rows, name=name)
+
+
+@router.get("/console/organizations")
+def orgs_page(request: Request, principal: MemberDep, session: SessionDep) -> HTMLResponse:
+    """The account's organizations (a person who is not the owner: those they are in)."""
+    return _orgs(request, principal, session)
+
+
+@router.post("/console/organizations")
+def org_create(
+    request: Request, principal: OwnerDep, session: SessionDep, form: FormDep
+) -> Response:
+    name = form.get("name", "")
+    try:
+        org = _attempt(session, lambda: organizations.create(session, principal.account_id, name))
+    except AppError as exc:
+        return _orgs(request, principal, session, exc.status, error=message_for(exc), name=name)
+    return RedirectResponse(f"/console/organizations/{org.id}", status_code=303)
+
+
+def _org(request: Request, principal: Principal, session: Session, org_id: uuid.UUID,
+         status_code: int = 200, error: str | None = None,
+         form: dict[str, str] | None = None) -> HTMLResponse:
+    org = organizations.get(session, principal.account_id, principal.user_id,
+                            principal.is_owner, org_id)
+    people = organizations.members(session, principal.account_id, principal.user_id,
+                                   principal.is_owner, org_id)
+    my_role = None if principal.is_owner else organizations.role_in(
+        session, principal.account_id, principal.user_id, org_id)
+    manages = principal.is_owner or my_role == "admin"
+    report = chart = None
+    first, last = _range("", "")
+    if manages:
+        report = billing.usage_report(session, principal.account_id, first, last,
+                                      members=frozenset(p.user_id for p in people))
+        names = {p.user_id: f"{p.name} ({p.email})" if p.name else p.email for p in people}
+        chart = charts.build(report.days, names, request.app.state.settings.stripe_currency,
+                             first, last)
+    return render(request, "organization.html", principal, status_code, error=error, org=org,
+                  people=people, manages=manages, report=report, chart=chart,
+                  form=form or {}, roles=[r.value for r in OrgRole])
+
+
+@router.get("/console/organizations/{org_id}")
+def org_page(request: Request, principal: MemberDep, session: SessionDep,
+             org_id: uuid.UUID) -> HTMLResponse:
+    """An organization: its people and roles; for the owner and its admins, its usage of
+    the last 30 days (chart and CSV) and the form that adds people."""
+    return _org(request, principal, session, org_id)
+
+
+@router.post("/console/organizations/{org_id}/members")
+def org_put_member(
+    request: Request, principal: OrgManagerDep, session: SessionDep, form: FormDep,
+    org_id: uuid.UUID,
+) -> Response:
+    try:
+        _attempt(session, lambda: organizations.put_member(
+            session, principal.account_id, principal.user_id, principal.is_owner, org_id,
+            form.get("email", ""), form.get("role", "")))
+    except AppError as exc:
+        return _org(request, principal, session, org_id, exc.status, error=message_for(exc),
+                    form=form)
+    return RedirectResponse(f"/console/organizations/{org_id}", status_code=303)
+
+
+@router.get("/console/organizations/{org_id}/usage.csv")
+def org_usage_export(
+    request: Request, principal: OrgManagerDep, session: SessionDep, org_id: uuid.UUID,
+    date_from: Annotated[str, Query(alias="from", max_length=32)] = "",
+    date_to: Annotated[str, Query(alias="to", max_length=32)] = "",
+) -> Response:
+    """The organization's usage as CSV: the rows of ``GET /v1/organizations/{id}/usage.csv``."""
+    first, last = _range(date_from, date_to)
+    ids = org_usage_members(session, principal, org_id)
+    exports.check_usage_range(session, principal.account_id, first, last)
+    return exports.usage_csv(request, principal.account_id, first, last, ids,
+                             name="organization-usage")
 
 
 # --- platform admins ----------------------------------------------------------------------
