@@ -1,4 +1,4 @@
-"""``/docs``: Swagger UI served from this server (its files ship in the ``swagger-ui-bundle``
+"""``/docs``: Swagger UI served from this server (its files ship in the ``swagger-ui-bundle-v2``
 package), so the API description renders on an offline or locked-down network where a
 CDN cannot be reached."""
 
