@@ -600,7 +600,7 @@ class Organization(Base):
             "length(btrim(name)) BETWEEN 1 AND 100 AND name = btrim(name)",
             name="organizations_name_check",
         ),
-        Index("organizations_owner_name_key", "owner_id", text("lower(name)"), unique=True),
+        Index("organizations_owner_name_key", "owner_id", func.lower(text("name")), unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
