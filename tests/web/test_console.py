@@ -53,6 +53,11 @@ def test_owner_sees_balance_and_ledger(web: Api) -> None:
     assert "In good standing" in home.text
     assert "No usage in the last 7 days" in home.text
     assert "Buy credits" in home.text
+    assert "not assigned yet" in home.text  # the cluster, in words
+    with web.db.transaction() as s:
+        s.execute(text("UPDATE users SET hopsworks_project_id = 7, metadata = metadata || "
+                       "'{\"hopsworks_project_name\": \"acme_ml\"}' WHERE id = :o"), {"o": owner})
+    assert "acme_ml (project #7)" in web.client.get("/console", headers=headers).text
     ledger = web.client.get("/console/ledger", headers=headers)
     assert ledger.status_code == 200
     # descriptions are escaped, never rendered as markup

@@ -200,7 +200,9 @@ def _home(request: Request, principal: Principal, session: Session, status_code:
         if assignment is not None else None
     return render(request, "home.html", principal, status_code, error=error, profile=profile,
                   standing=standing, stopped=stopped, runway=runway, topups=topups,
-                  cluster=cluster, contact=request.app.state.settings.support_email,
+                  cluster=cluster, project=clusters.project_name(
+                      session, principal.account_id, profile.hopsworks_project_id),
+                  contact=request.app.state.settings.support_email,
                   can_buy="buy" in caps and stripe is not None,
                   topup=stripe.config if stripe is not None else None,
                   notice=NOTICES.get(request.query_params.get("notice", "")))
