@@ -119,3 +119,66 @@ def csrf_of(page: str) -> str:
     found = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
     assert found, "the page has no CSRF field"
     return found.group(1)
+
+
+# --- the app on a real port, for the browser tests -----------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def browser_or_skip() -> None:
+    """Skip without Chromium or Playwright, unless HOPSPLANE_REQUIRE_BROWSER=1 (CI)."""
+    import os
+    import shutil
+
+    import pytest
+
+    chromium = shutil.which("chromium") or CHROMIUM
+    missing = []
+    if not os.path.exists(chromium):
+        missing.append(f"no Chromium at {chromium} (apt-get install chromium)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("no playwright (pip install -e '.[test]')")
+    if missing:
+        if os.environ.get("HOPSPLANE_REQUIRE_BROWSER") == "1":
+            pytest.fail("browser test required but: " + "; ".join(missing))
+        pytest.skip("; ".join(missing))
+
+
+class Served:
+    """The app served by uvicorn on a free port, its public URL pointing at itself (for
+    the sign-in callback). Use as a context manager."""
+
+    def __init__(self, db: Database, **settings: object) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        self.base = f"http://127.0.0.1:{port}"
+        from hopsplane.api.app import create_app
+
+        self.app = create_app(id_settings(public_url=self.base, **settings), database=db)
+        self.app.state.mailer = LogMailer()
+        import uvicorn
+
+        self._server = uvicorn.Server(uvicorn.Config(
+            self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+
+    def __enter__(self) -> Served:
+        import threading
+        import time
+
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     smtp_from: str = Field(
         "hopsplane <no-reply@localhost>", description="From address of outgoing email."
     )
+    support_email: str | None = Field(
+        None, max_length=320,
+        description="Whom customers write to for credits when Stripe is not configured.",
+    )
     public_url: str = Field(
         "http://127.0.0.1:8000",
         description="Base URL where users reach the console (links in emails, redirects).",

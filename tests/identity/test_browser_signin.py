@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from fastapi.testclient import TestClient
@@ -120,7 +121,12 @@ def test_logout_forgets_the_session_and_signs_out_at_the_provider(api: Api) -> N
     r = api.client.post("/auth/logout", data={"csrf": token.group(1)}, follow_redirects=False)
     assert r.status_code == 303
     assert r.headers["location"].startswith(api.issuer.issuer + "v2/logout?")
+    back = parse_qs(urlsplit(r.headers["location"]).query)["returnTo"]
+    assert back == [api.app.state.settings.public_url.rstrip("/") + "/console/signed-out"]
     assert api.client.get("/v1/me").status_code == 401
+    landing = api.client.get("/console/signed-out")
+    assert landing.status_code == 200 and "<h1>You are signed out</h1>" in landing.text
+    assert "hal@example.com" not in landing.text
     # signed out already: nothing to forget, no token needed
     assert api.client.post("/auth/logout", follow_redirects=False).status_code == 303
 
@@ -150,7 +156,8 @@ def test_a_copy_of_the_cookie_is_worthless_after_sign_out(api: Api) -> None:
     api.client.cookies.clear()
     api.client.cookies.set(SESSION_COOKIE, copied)  # the cookie, kept by someone else
     assert api.client.get("/v1/me").status_code == 401
-    assert api.client.get("/console").status_code == 401
+    stale = api.client.get("/console", follow_redirects=False)
+    assert stale.status_code == 303 and stale.headers["location"].startswith("/auth/login")
 
 
 def test_an_admin_signs_a_user_out_everywhere(api: Api) -> None:

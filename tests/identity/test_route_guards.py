@@ -8,6 +8,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.dependencies.models import Dependant
@@ -19,8 +20,17 @@ from starlette.routing import Route
 from hopsplane.api.app import create_app
 from hopsplane.api.routers.usage import usage_submitter
 from hopsplane.db.engine import Database
-from hopsplane.http.deps import OwnerDep, require_admin, require_member, require_owner
+from hopsplane.http.deps import (
+    OwnerDep,
+    require_admin,
+    require_buyer,
+    require_ledger,
+    require_member,
+    require_owner,
+    require_team_admin,
+)
 from hopsplane.http.forms import csrf_for
+from hopsplane.http.organizations import require_org_manager
 from hopsplane.teams.rules import hash_token
 from tests.apps import id_settings
 
@@ -32,6 +42,7 @@ ANONYMOUS = {
     ("HEAD", "/docs/oauth2-redirect"), ("HEAD", "/redoc"),
     ("POST", "/v1/stripe/webhook"),  # authenticated by the Stripe-Signature of its body
     ("GET", "/"),  # a redirect to the console, which has its own guards
+    ("GET", "/console/signed-out"),  # "you are signed out": shows nothing of anyone
 }
 """Routes anyone may call: health, metrics, the API description, the sign-in redirects.
 Signed webhooks (Stripe) belong here too, and nothing else."""
@@ -40,6 +51,10 @@ GUARDS = {
     require_member: "member", require_owner: "owner", require_admin: "admin",
     # "platform admin or a cluster's ingestion token": to people, an admin-only route
     usage_submitter: "admin",
+    # the owner, or a person whose organization role delegates it (the world's member has
+    # the plain `member` role, so to this walk they are owner-only)
+    require_ledger: "owner", require_buyer: "owner", require_team_admin: "owner",
+    require_org_manager: "owner",
 }
 RANK = {"member": 1, "owner": 2, "admin": 3}
 CALLERS = ("anonymous", "member", "other_owner", "admin", "owner")  # owner last: it mutates
@@ -49,12 +64,16 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/team/invites": {"email": "walker@example.com"},
     "/v1/team/members/{member_id}/project": {"hopsworks_project_id": 5},
     "/v1/invites/accept": {"token": "t" * 43},
+    "/v1/organizations": {"name": "Walkers"},
+    "/v1/organizations/{org_id}/members": {"email": "{member_email}", "role": "member"},
 }
 FORMS: dict[str, dict[str, str]] = {
     "/console/team/invites": {"email": "walker@example.com"},
     "/console/topup": {"amount": "20"},
     "/console/invites/accept": {"token": "t" * 43},
     "/console/admin/accounts/{account_id}/grant": {"amount": "1", "reason": "walk", "key": "k"},
+    "/console/organizations": {"name": "Walkers"},
+    "/console/organizations/{org_id}/members": {"email": "{member_email}", "role": "member"},
 }
 """Console forms (urlencoded, without their CSRF token: a guard must answer first)."""
 """Valid bodies of routes that need one, so that a request reaches the resource lookup
@@ -127,9 +146,21 @@ def build_world(db: Database, issue: Any) -> World:
             "VALUES (:o, :e, :h, now() + interval '7 days') RETURNING id"),
             {"o": ids["owner"], "e": f"pending-{tag}@example.com",
              "h": hash_token(uuid.uuid4().hex)}).scalar_one()
+        org = s.execute(text(
+            "INSERT INTO organizations (name, owner_id) VALUES ('Walk', :o) RETURNING id"),
+            {"o": ids["owner"]}).scalar_one()
+        s.execute(text("INSERT INTO organization_members (organization_id, user_id, role) "
+                       "VALUES (:g, :m, 'member')"), {"g": org, "m": ids["member"]})
     tokens = {c: issue(i, email=f"{c}-{tag}@example.com") for c, i in ids.items()}
-    params = {"invite_id": str(invite), "member_id": ids["member"], "user_id": ids["member"]}
+    params = {"invite_id": str(invite), "member_id": ids["member"], "user_id": ids["member"],
+              "org_id": str(org), "member_email": f"member-{tag}@example.com"}
     return World(tokens, params)
+
+
+def _filled(body: dict[str, Any], world: World) -> dict[str, Any]:
+    """A body with this world's values in place of ``{member_email}`` and the like."""
+    return {k: v.format(**world.params) if isinstance(v, str) and "{" in v else v
+            for k, v in body.items()}
 
 
 def fill(path: str, params: dict[str, str]) -> tuple[str, bool]:
@@ -209,10 +240,10 @@ def test_five_callers_get_what_the_guards_promise(fresh_db: Database) -> None:
                     page = endpoint.path.startswith("/console")
                     if page and method == "POST":  # a console form, with the caller's token
                         proof = headers.get("Authorization", "")
-                        kwargs["data"] = {**FORMS.get(endpoint.path, {}),
+                        kwargs["data"] = {**_filled(FORMS.get(endpoint.path, {}), world),
                                           "csrf": csrf_for(app.state.settings, proof)}
                     elif method in ("POST", "PUT", "PATCH"):
-                        kwargs["json"] = BODIES.get(endpoint.path, {})
+                        kwargs["json"] = _filled(BODIES.get(endpoint.path, {}), world)
                     r = client.request(method, url, **kwargs)
                     where = f"{caller} {method} {endpoint.path} -> {r.status_code} {r.text[:200]}"
                     unconfigured = r.status_code == 503 and "not configured" in r.text
@@ -222,6 +253,12 @@ def test_five_callers_get_what_the_guards_promise(fresh_db: Database) -> None:
                     if guard is None:
                         pass  # anonymous routes answer for themselves (a bad callback is 401)
                     elif not expected_ok(guard, caller):
+                        if caller == "anonymous" and page and method == "GET":
+                            # a page sends the signed-out visitor to sign in, and back
+                            assert r.status_code == 303, where
+                            back = "/auth/login?return_to=" + quote(url, safe="/")
+                            assert r.headers["location"] == back, where
+                            continue
                         want = 401 if caller == "anonymous" else 403
                         assert r.status_code == want, where
                     else:

@@ -2,7 +2,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from hopsplane.db import migrate
-from hopsplane.db.models import CORE_TABLES, Base
+from hopsplane.db.models import PUBLIC_TABLES, Base
 from hopsplane.errors import Conflict
 from tests.pg import PgServer
 
@@ -28,10 +28,12 @@ def test_upgrade_downgrade_upgrade_on_an_empty_database(pg: PgServer) -> None:
     migrate.check(url)
 
 
-def test_public_schema_holds_exactly_the_six_core_tables(shared_url: str) -> None:
+def test_public_schema_holds_the_six_core_tables_and_the_plans_organizations(
+    shared_url: str,
+) -> None:
     engine = create_engine(shared_url)
     try:
-        assert set(inspect(engine).get_table_names(schema="public")) == set(CORE_TABLES)
+        assert set(inspect(engine).get_table_names(schema="public")) == set(PUBLIC_TABLES)
         machinery = set(inspect(engine).get_table_names(schema="hopsplane"))
         modelled = {t.name for t in Base.metadata.tables.values() if t.schema == "hopsplane"}
         assert machinery == {"alembic_version"} | modelled

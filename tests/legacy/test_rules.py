@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from hopsplane.credits.repository import chain_breaks
 from hopsplane.crypto import SecretBox
 from hopsplane.db import migrate as schema_migrate
-from hopsplane.db.models import CORE_TABLES
+from hopsplane.db.models import PUBLIC_TABLES
 from hopsplane.legacy import service
 from hopsplane.legacy.backup import file_sha256
 from hopsplane.legacy.ddl import LEGACY_TABLES
@@ -80,11 +80,11 @@ def _legacy_json(m: Migrated, table: str) -> list[str]:
     return _cache[key]
 
 
-def test_public_holds_the_six_tables_and_the_schema_matches_the_models(m: Migrated) -> None:
+def test_public_holds_the_plan_tables_and_the_schema_matches_the_models(m: Migrated) -> None:
     engine = create_engine(m.url)
     try:
         with engine.connect() as conn:
-            assert tables_in(conn, "public") == set(CORE_TABLES)
+            assert tables_in(conn, "public") == set(PUBLIC_TABLES)
             assert tables_in(conn, "legacy_staging") == set()
             assert tables_in(conn, "legacy_archive") == set()
     finally:

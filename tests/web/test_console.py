@@ -26,13 +26,15 @@ def invites_of(db: Database, owner: str) -> list[str]:
         ), {"o": owner}).scalars())
 
 
-def test_anonymous_gets_a_sign_in_page_not_json(web: Api) -> None:
-    r = web.client.get("/console")
-    assert r.status_code == 401
-    assert r.headers["content-type"].startswith("text/html")
-    assert 'href="/auth/login?return_to=/console"' in r.text
-    # the page's words come from the error's code, not from its class name
+def test_anonymous_is_sent_to_sign_in_and_brought_back(web: Api) -> None:
+    r = web.client.get("/console/usage?from=2026-01-01", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/auth/login?return_to=/console/usage%3Ffrom%3D2026-01-01"
+    # a form posted without a session gets the sign-in page, in HTML, from the error's code
+    r = web.client.post("/console/topup", data={"amount": "5"})
+    assert r.status_code == 401 and r.headers["content-type"].startswith("text/html")
     assert "<h1>Please sign in</h1>" in r.text and 'data-code="unauthorized"' in r.text
+    assert 'href="/auth/login?return_to=/console/topup"' in r.text
     # the API keeps its JSON error shape
     api = web.client.get("/v1/me")
     assert api.status_code == 401 and api.json()["error"] == "Unauthorized"
@@ -47,13 +49,20 @@ def test_owner_sees_balance_and_ledger(web: Api) -> None:
         credits.grant(s, owner, "25.50", reason="welcome <b>credit</b>", origin=AdminGrant("g1"))
     home = web.client.get("/console", headers=headers)
     assert home.status_code == 200
-    assert '<strong id="balance">25.50</strong>' in home.text
+    assert 'id="balance" data-amount="25.50">$25.50</p>' in home.text
+    assert "In good standing" in home.text
+    assert "No usage in the last 7 days" in home.text
     assert "Buy credits" in home.text
+    assert "not assigned yet" in home.text  # the cluster, in words
+    with web.db.transaction() as s:
+        s.execute(text("UPDATE users SET hopsworks_project_id = 7, metadata = metadata || "
+                       "'{\"hopsworks_project_name\": \"acme_ml\"}' WHERE id = :o"), {"o": owner})
+    assert "acme_ml (project #7)" in web.client.get("/console", headers=headers).text
     ledger = web.client.get("/console/ledger", headers=headers)
     assert ledger.status_code == 200
     # descriptions are escaped, never rendered as markup
     assert "welcome &lt;b&gt;credit&lt;/b&gt;" in ledger.text and "<b>credit" not in ledger.text
-    assert ">25.50<" in ledger.text
+    assert ">$25.50<" in ledger.text
 
 
 def test_member_pages_follow_the_api_guards(web: Api) -> None:
@@ -82,12 +91,19 @@ def test_usage_page_shows_days_and_breakdown_and_refuses_bad_dates(web: Api) -> 
     r = web.client.get("/console/usage", params={"from": "2026-11-01", "to": "2026-11-24"},
                        headers=headers)
     assert r.status_code == 200
-    assert "2026-11-20" in r.text and f"{owner}: 12345" in r.text
+    with web.db.transaction() as s:
+        email = s.execute(text("SELECT email FROM users WHERE id = :o"), {"o": owner}).scalar()
+    assert "2026-11-20" in r.text and f"{email}: 1.23" in r.text  # CPU-hours, by email
+    assert owner not in r.text.replace(quote(owner, safe=""), "")  # never the raw id
+    assert ">12,345.00<" in r.text and ">1.23<" in r.text
     # the first days of the calendar: the default window is cut short, not an overflow
     assert web.client.get("/console/usage", params={"to": "0001-01-05"},
                           headers=headers).status_code == 200
     bad = web.client.get("/console/usage", params={"from": "2026-13-01"}, headers=headers)
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+    # refused on the page itself: the picker keeps what was typed, the reason is shown
+    assert 'value="2026-13-01"' in bad.text and "YYYY-MM-DD" in bad.text
+    assert 'role="alert"' in bad.text and 'name="from"' in bad.text
     backwards = web.client.get("/console/usage", params={"from": "2026-11-24", "to": "2026-11-01"},
                                headers=headers)
     assert backwards.status_code == 422
@@ -170,9 +186,9 @@ def test_the_invite_email_link_leads_through_sign_in_to_joining(web: Api) -> Non
     assert link, web.mailer.sent[-1].body
     path = link.group(1)
     # not signed in yet: a sign-in page that comes back to this very link
-    anonymous = web.client.get(path)
-    assert anonymous.status_code == 401
-    back = re.search(r'href="/auth/login\?return_to=([^"]+)"', anonymous.text)
+    anonymous = web.client.get(path, follow_redirects=False)
+    assert anonymous.status_code == 303
+    back = re.search(r'^/auth/login\?return_to=(.+)$', anonymous.headers["location"])
     assert back and unquote(back.group(1)) == path
 
     # the browser signs in (real code flow with PKCE, session cookie) and lands on the link
@@ -272,7 +288,8 @@ def test_admin_finds_an_account_and_grants_once_per_form(web: Api) -> None:
 
 def test_console_pages_carry_the_security_headers(web: Api) -> None:
     _, headers = web.new_user()
-    for r in (web.client.get("/console", headers=headers), web.client.get("/console")):
+    for r in (web.client.get("/console", headers=headers),
+              web.client.get("/console/signed-out")):
         csp = r.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
         assert "script-src" not in csp  # no scripts at all: default-src 'none' covers them
@@ -305,3 +322,26 @@ def test_an_admin_signs_a_user_out_everywhere_from_the_console(web: Api) -> None
     assert r.status_code == 303 and r.headers["location"].endswith("?notice=signed-out")
     web.client.cookies.set(SESSION_COOKIE, cookie)
     assert web.client.get("/v1/me").status_code == 401
+
+
+def test_team_pages_through_every_member_with_name_email_role_project(web: Api) -> None:
+    owner, headers = web.new_user()
+    with web.db.transaction() as s:
+        s.execute(text(
+            "INSERT INTO users (id, email, name, account_owner_id, hopsworks_project_id, "
+            "created_at) SELECT 'm' || g, 'm' || g || '@example.com', 'Member ' || g, :o, g, "
+            "now() - g * interval '1 minute' FROM generate_series(1, 60) g"), {"o": owner})
+    first = web.client.get("/console/team", headers=headers)
+    assert first.status_code == 200
+    seen = set(re.findall(r"m(\d+)@example\.com", first.text))
+    assert len(seen) == 50 and "Account owner (you)" in first.text
+    assert re.search(r"<td>Member 1</td><td>m1@example\.com</td><td>Member</td>\s*"
+                     r"<td>project #1</td>", first.text)
+    more = re.search(r'href="/console/team\?members=([^"]+)"', first.text)
+    assert more
+    second = web.client.get(f"/console/team?members={more.group(1)}", headers=headers)
+    rest = set(re.findall(r"m(\d+)@example\.com", second.text))
+    assert len(rest) == 10 and not seen & rest and "Account owner (you)" not in second.text
+    assert 'href="/console/team?members=' not in second.text  # the last page
+    bad = web.client.get("/console/team?members=nonsense", headers=headers)
+    assert bad.status_code == 422 and 'role="alert"' in bad.text

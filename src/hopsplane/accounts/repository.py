@@ -71,6 +71,14 @@ def touch_and_get(session: Session, user_id: str) -> Row[Any] | None:
     return session.execute(
         _SIGN_IN, {"id": user_id, "every": LOGIN_TOUCH_SECONDS}
     ).one_or_none()
+def in_account(session: Session, account_id: str, user_ids: list[str]) -> list[User]:
+    """Those of ``user_ids`` who are the account's owner or one of its members now."""
+    if not user_ids:
+        return []
+    return list(session.scalars(select(User).where(
+        User.id.in_(user_ids),
+        func.coalesce(User.account_owner_id, User.id) == account_id,
+    )))
 
 
 def touch_login(session: Session, user_id: str) -> bool:

@@ -139,6 +139,14 @@ def _find(session: Session, id_or_email: str) -> User:
     return user
 
 
+def people_of(session: Session, account_id: str, user_ids: list[str]) -> dict[str, str]:
+    """How to call each of ``user_ids`` who belongs to the account now: their name and
+    email (the console never shows a raw id). Ids missing from the answer belong to no
+    current member (usage nobody could be attributed to, or a member who left)."""
+    return {u.id: f"{u.name} ({u.email})" if u.name else u.email
+            for u in repo.in_account(session, account_id, sorted(set(user_ids))[:5000])}
+
+
 def get_user(session: Session, user_id: str) -> UserSummary:
     user = repo.get(session, user_id)
     if user is None:

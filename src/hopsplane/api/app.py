@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI
 
 from hopsplane import __version__
+from hopsplane.api.docs import install_docs
 from hopsplane.api.errors import install_error_handlers
 from hopsplane.api.routers import (
     account,
@@ -20,6 +21,7 @@ from hopsplane.api.routers import (
     clusters,
     health,
     me,
+    organizations,
     payments,
     team,
     usage,
@@ -86,6 +88,7 @@ def create_app(
         version=__version__,
         description="Control plane of the managed Hopsworks service.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs, never from a CDN
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -125,7 +128,9 @@ def create_app(
     app.include_router(team.router)
     app.include_router(admin_users.router)
     app.include_router(usage.router)
+    app.include_router(organizations.router)
     app.include_router(console.router)
+    install_docs(app)
     install_security_headers(app)
     app.state.html_errors = console.render_error
     return app

@@ -121,10 +121,14 @@ def usage_report(
     date_to: date,
     *,
     member_id: str | None = None,
+    members: frozenset[str] | None = None,
 ) -> UsageReport:
     """Daily usage of an account with the per-user breakdown. With ``member_id`` (a team
     member asking), only that member's share: their units, their cost at the day's price
-    (rounded by the one rule), and a breakdown holding only them."""
+    (rounded by the one rule), and a breakdown holding only them. With ``members`` (an
+    organization), the share of those people together, priced the same way."""
+    if member_id is not None:
+        members = frozenset({member_id})
     if date_to < date_from:
         raise Invalid("`to` must not be before `from`")
     if (date_to - date_from).days >= MAX_USAGE_DAYS:
@@ -133,23 +137,25 @@ def usage_report(
     days: list[UsageDay] = []
     for row in repo.usage_days(session, account_owner_id, date_from, date_to):
         breakdown = {k: Decimal(str(v)) for k, v in row.user_breakdown.items()}
-        if member_id is None:
+        if members is None:
             days.append(UsageDay.model_validate(
                 {**_row_dict(row), "user_breakdown": breakdown}))
             continue
-        units = member_share(row.user_breakdown, member_id)
+        shares = {m: member_share(row.user_breakdown, m) for m in sorted(members)}
+        shares = {m: u for m, u in shares.items() if u}
+        units = sum(shares.values(), Decimal(0))
         if units == 0:
             continue
         cost = cost_of(units, row.unit_price)
         days.append(UsageDay(
             date=row.date, compute_units=units, unit_price=row.unit_price, total_cost=cost,
-            billed_amount=min(cost, row.billed_amount), user_breakdown={member_id: units},
+            billed_amount=min(cost, row.billed_amount), user_breakdown=shares,
         ))
     return UsageReport(
         account_owner_id=account_owner_id,
         date_from=date_from,
         date_to=date_to,
-        scope="account" if member_id is None else "member",
+        scope="account" if members is None else "member" if member_id else "organization",
         days=days,
         total_units=sum((d.compute_units for d in days), Decimal(0)),
         total_cost=sum((d.total_cost for d in days), Decimal("0.00")),

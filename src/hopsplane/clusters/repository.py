@@ -252,6 +252,14 @@ def save_project(
     )
 
 
+def project_of(session: Session, account_owner_id: str) -> tuple[int | None, str | None]:
+    """(id, name) of the account's Hopsworks project, as provisioning saved it."""
+    row = session.execute(text(
+        "SELECT hopsworks_project_id, metadata ->> 'hopsworks_project_name' AS name "
+        "FROM users WHERE id = :id"), {"id": account_owner_id}).first()
+    return (row.hopsworks_project_id, row.name) if row is not None else (None, None)
+
+
 def unprovisioned(session: Session) -> list[tuple[str, bool]]:
     """(user id, is member) of users on a cluster whose Hopsworks side is not complete:
     owners without a user or project, members without a user or not yet in their project

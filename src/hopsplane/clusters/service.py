@@ -252,6 +252,15 @@ def clear_operator_error(session: Session, cluster_id: uuid.UUID) -> None:
 MAX_STOPPED = 200
 
 
+def project_name(session: Session, account_owner_id: str, project_id: int | None) -> str | None:
+    """The name of the account's Hopsworks project when ``project_id`` is it (what a
+    customer sees in Hopsworks), else None."""
+    if project_id is None:
+        return None
+    known_id, name = repo.project_of(session, account_owner_id)
+    return name if known_id == project_id else None
+
+
 def stopped_workloads(session: Session, account_owner_id: str) -> list[StoppedWorkloadOut]:
     """What suspensions of the account stopped, newest first (the owner restarts by hand)."""
     return [

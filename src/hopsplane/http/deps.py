@@ -9,7 +9,10 @@ answers 401. Guards:
 - no guard: anonymous (health, metrics, webhooks that carry their own signature);
 - ``MemberDep``: any signed-in user (owner or team member, admin too);
 - ``OwnerDep``: an account owner (``account_owner_id`` is NULL);
-- ``AdminDep``: a platform admin.
+- ``AdminDep``: a platform admin;
+- ``LedgerDep``, ``BuyDep``, ``TeamDep``: the account owner, or a person of the account
+  whose organization role delegates it (``billing``: ledger and buying; ``admin``: those
+  and the team). Such a route acts on ``principal.account_id`` (the owner's account).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from hopsplane.credits.schemas import BalancePolicy
 from hopsplane.db.engine import Database
 from hopsplane.errors import Forbidden, Unauthorized
 from hopsplane.hooks import AccountHooks
+from hopsplane.organizations import service as organizations
+from hopsplane.organizations.rules import Capability
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +128,42 @@ def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -
     return principal
 
 
+def _delegated(principal: Principal, session: Session, capability: Capability) -> Principal:
+    if principal.is_owner or organizations.can(
+            session, principal.account_id, principal.user_id, capability):
+        return principal
+    raise Forbidden("only the account owner, or a person whose organization role allows it, "
+                    "may do this")
+
+
+def require_ledger(principal: Annotated[Principal, Depends(current_principal)],
+                   session: SessionDep) -> Principal:
+    return _delegated(principal, session, Capability.LEDGER)
+
+
+def require_buyer(principal: Annotated[Principal, Depends(current_principal)],
+                  session: SessionDep) -> Principal:
+    return _delegated(principal, session, Capability.BUY)
+
+
+def require_team_admin(principal: Annotated[Principal, Depends(current_principal)],
+                       session: SessionDep) -> Principal:
+    return _delegated(principal, session, Capability.TEAM)
+
+
+def sees_account_usage(principal: Principal, session: Session) -> bool:
+    """The owner, and an organization admin, see the whole account's usage; anyone else
+    their own share."""
+    return principal.is_owner or organizations.can(
+        session, principal.account_id, principal.user_id, Capability.USAGE)
+
+
 MemberDep = Annotated[Principal, Depends(require_member)]
 OwnerDep = Annotated[Principal, Depends(require_owner)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
+LedgerDep = Annotated[Principal, Depends(require_ledger)]
+BuyDep = Annotated[Principal, Depends(require_buyer)]
+TeamDep = Annotated[Principal, Depends(require_team_admin)]
 
 
 async def balance_policy(request: Request) -> BalancePolicy:

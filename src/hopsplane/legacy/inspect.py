@@ -11,7 +11,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, text
 
-from hopsplane.db.models import CORE_TABLES
+from hopsplane.db.models import PUBLIC_TABLES
 from hopsplane.legacy.ddl import (
     FINANCIAL_EXPECTED_EMPTY,
     FOLDED_INTO_USERS,
@@ -110,7 +110,7 @@ def detect_state(conn: Connection) -> State:
     ).scalar_one()
     if not public and not version_table:
         return State("empty")
-    if version_table and public == set(CORE_TABLES):
+    if version_table and public == set(PUBLIC_TABLES):
         return State("migrated")
     differences = legacy_differences(conn, "public")
     if not differences and not version_table:

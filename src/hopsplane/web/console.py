@@ -37,9 +37,22 @@ from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant
 from hopsplane.crypto import SecretBox
 from hopsplane.errors import AppError, Invalid
-from hopsplane.http.deps import AdminDep, MemberDep, OwnerDep, PolicyDep, Principal, SessionDep
+from hopsplane.http import exports
+from hopsplane.http.deps import (
+    AdminDep,
+    BuyDep,
+    LedgerDep,
+    MemberDep,
+    OwnerDep,
+    PolicyDep,
+    Principal,
+    SessionDep,
+    TeamDep,
+    sees_account_usage,
+)
 from hopsplane.http.forms import FormDep, csrf_token
-from hopsplane.http.pagination import ledger_page
+from hopsplane.http.organizations import OrgManagerDep, org_usage_members
+from hopsplane.http.pagination import ledger_page, time_cursor, time_page
 from hopsplane.http.state import (
     GatewayDep,
     account_hooks,
@@ -48,18 +61,25 @@ from hopsplane.http.state import (
     limit_invites,
 )
 from hopsplane.integrations.stripe import StripeGateway
+from hopsplane.organizations import service as organizations
+from hopsplane.organizations.rules import Capability, OrgRole
 from hopsplane.payments import service as payments
 from hopsplane.sessions import service as web_sessions
 from hopsplane.teams import service as teams
+from hopsplane.web import charts
 from hopsplane.web.messages import message_for, title_for
 from hopsplane.web.security import CONSOLE_CSS, TEMPLATES
 
 router = APIRouter(include_in_schema=False, tags=["console"])
 templates = Jinja2Templates(directory=TEMPLATES)
 templates.env.globals["console_css"] = CONSOLE_CSS
+templates.env.globals["money"] = charts.money
+templates.env.filters["units"] = charts.units
+templates.env.filters["cpu_hours"] = charts.cpu_hours
 
 USAGE_DEFAULT_DAYS = 30
-TEAM_PAGE = 200
+RUNWAY_DAYS = 7
+TEAM_PAGE = 50
 ADMIN_CLUSTERS = 200
 
 NOTICES = {
@@ -84,22 +104,56 @@ def render(
     request: Request, template: str, principal: Principal | None, status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
+    currency = request.app.state.settings.stripe_currency
+    caps: frozenset[str] = frozenset()
+    if principal is not None:
+        db = request.app.state.database
+        with db.transaction() as session:
+            caps = capabilities_of(session, principal)
     return templates.TemplateResponse(
         request, template,
-        {"principal": principal, "csrf": csrf_token(request), "error": None, **context},
+        {"principal": principal, "csrf": csrf_token(request), "error": None,
+         "currency": currency, "caps": caps, **context},
         status_code=status_code,
     )
 
 
-def render_error(request: Request, exc: AppError) -> HTMLResponse | None:
+def _can_sign_in(request: Request) -> bool:
+    identity = getattr(request.app.state, "identity", None)
+    return identity is not None and getattr(identity, "web", None) is not None
+
+
+def render_error(request: Request, exc: AppError) -> Response | None:
     """The console's page for an error raised before a page could render (not signed in,
     wrong role, bad query): the same status as the API would give, in HTML. None outside
-    the console (the API keeps its JSON errors). Installed as ``app.state.html_errors``."""
+    the console (the API keeps its JSON errors). Installed as ``app.state.html_errors``.
+
+    A signed-out visitor opening a page (a GET) is sent to sign in and brought back to the
+    very address (an invite link keeps its token); a form posted without a session, or a
+    server without browser sign-in, gets the 401 page with a sign-in link."""
     if not is_console(request):
         return None
     principal = getattr(request.state, "principal", None)
+    if (exc.status == 401 and principal is None and request.method == "GET"
+            and _can_sign_in(request)):
+        return RedirectResponse(
+            "/auth/login?return_to=" + quote(_here(request), safe="/"), status_code=303)
     return render(request, "error.html", principal, exc.status, title=title_for(exc),
                   message=exc.message, status=exc.status, code=exc.code)
+
+
+def capabilities_of(session: Session, principal: Principal) -> frozenset[str]:
+    """What the caller may do beyond their own pages: everything for the owner, what their
+    organization roles delegate for anyone else."""
+    if principal.is_owner:
+        return frozenset(c.value for c in Capability)
+    return frozenset(c.value for c in Capability
+                     if organizations.can(session, principal.account_id, principal.user_id, c))
+
+
+def _here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + ("?" + query if query else "")
 
 
 def _attempt(session: Session, action: Callable[[], T]) -> T:
@@ -113,6 +167,13 @@ def root() -> RedirectResponse:
     return RedirectResponse("/console", status_code=302)
 
 
+@router.get("/console/signed-out")
+def signed_out(request: Request) -> HTMLResponse:
+    """Where signing out ends (after the identity provider's own sign-out): a page that
+    says so, with the way back in. Anonymous: it shows nothing of anyone."""
+    return render(request, "signed_out.html", None)
+
+
 @router.get("/console")
 def home(request: Request, principal: MemberDep, session: SessionDep) -> HTMLResponse:
     return _home(request, principal, session)
@@ -121,20 +182,35 @@ def home(request: Request, principal: MemberDep, session: SessionDep) -> HTMLRes
 def _home(request: Request, principal: Principal, session: Session, status_code: int = 200,
           error: str | None = None) -> HTMLResponse:
     profile = accounts.profile(session, principal.user_id, email_verified=principal.email_verified)
-    standing = credits.standing(session, principal.account_id) if principal.is_owner else None
+    caps = capabilities_of(session, principal)
+    standing = credits.standing(session, principal.account_id) if "ledger" in caps else None
     stopped = clusters.stopped_workloads(session, principal.account_id) \
         if principal.is_owner else []
     stripe: StripeGateway | None = getattr(request.app.state, "stripe", None)
+    runway = topups = None
+    if standing is not None:
+        today = date.today()
+        week = billing.usage_report(session, principal.account_id,
+                                    today - timedelta(days=RUNWAY_DAYS), today - timedelta(days=1))
+        runway = charts.runway(standing.balance, week.total_cost, RUNWAY_DAYS)
+        topups = [e for e in credits.history(session, principal.account_id, limit=50)
+                  if e.stripe_payment_intent_id and e.amount > 0][:5]
+    assignment = clusters.assignment(session, principal.account_id)
+    cluster = clusters.get_cluster(session, assignment.hopsworks_cluster_id) \
+        if assignment is not None else None
     return render(request, "home.html", principal, status_code, error=error, profile=profile,
-                  standing=standing, stopped=stopped,
-                  can_buy=principal.is_owner and stripe is not None,
+                  standing=standing, stopped=stopped, runway=runway, topups=topups,
+                  cluster=cluster, project=clusters.project_name(
+                      session, principal.account_id, profile.hopsworks_project_id),
+                  contact=request.app.state.settings.support_email,
+                  can_buy="buy" in caps and stripe is not None,
                   topup=stripe.config if stripe is not None else None,
                   notice=NOTICES.get(request.query_params.get("notice", "")))
 
 
 @router.post("/console/topup")
 def topup(
-    request: Request, principal: OwnerDep, session: SessionDep, gateway: GatewayDep,
+    request: Request, principal: BuyDep, session: SessionDep, gateway: GatewayDep,
     form: FormDep,
 ) -> Response:
     """Start a Stripe Checkout for the amount typed in, and send the browser there."""
@@ -148,7 +224,7 @@ def topup(
 
 @router.get("/console/ledger")
 def ledger(
-    request: Request, principal: OwnerDep, session: SessionDep,
+    request: Request, principal: LedgerDep, session: SessionDep,
     cursor: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
     page = ledger_page(session, principal.account_id, 50, cursor)
@@ -159,37 +235,102 @@ def ledger(
 @router.get("/console/usage")
 def usage(
     request: Request, principal: MemberDep, session: SessionDep,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[str, Query(alias="from", max_length=32)] = "",
+    date_to: Annotated[str, Query(alias="to", max_length=32)] = "",
 ) -> HTMLResponse:
-    last = date_to or date.today()
-    first = date_from or max(date.min, last - timedelta(days=min(
-        USAGE_DEFAULT_DAYS - 1, (last - date.min).days)))
-    member = None if principal.is_owner else principal.user_id
-    report = billing.usage_report(session, principal.account_id, first, last, member_id=member)
-    return render(request, "usage.html", principal, report=report)
+    """The chart of daily cost by member, the table beneath it, and the range picker. A
+    range the page cannot show (not a date, ``to`` before ``from``, too long) is refused on
+    the page itself (422), which then shows the last 30 days."""
+    member = None if sees_account_usage(principal, session) else principal.user_id
+    status_code, error = 200, None
+    try:
+        first, last = _range(date_from, date_to)
+        report = billing.usage_report(session, principal.account_id, first, last,
+                                      member_id=member)
+    except AppError as exc:
+        status_code, error = exc.status, message_for(exc)
+        first, last = _range("", "")
+        report = billing.usage_report(session, principal.account_id, first, last,
+                                      member_id=member)
+    ids = [uid for d in report.days for uid in d.user_breakdown]
+    people = accounts.people_of(session, principal.account_id, ids)
+    chart = charts.build(report.days, people, request.app.state.settings.stripe_currency,
+                         first, last)
+    return render(request, "usage.html", principal, status_code, error=error, report=report,
+                  chart=chart, people=people, nobody=charts.NOBODY,
+                  typed={"from": date_from, "to": date_to} if error else None)
+
+
+@router.get("/console/usage.csv")
+def usage_export(
+    request: Request, principal: MemberDep, session: SessionDep,
+    date_from: Annotated[str, Query(alias="from", max_length=32)] = "",
+    date_to: Annotated[str, Query(alias="to", max_length=32)] = "",
+) -> Response:
+    """The usage page's range as CSV: the rows of ``GET /v1/account/usage.csv``."""
+    first, last = _range(date_from, date_to)
+    exports.check_usage_range(session, principal.account_id, first, last)
+    member = None if sees_account_usage(principal, session) else principal.user_id
+    return exports.usage_csv(request, principal.account_id, first, last,
+                             frozenset({member}) if member else None)
+
+
+@router.get("/console/ledger.csv")
+def ledger_export(request: Request, principal: LedgerDep, session: SessionDep) -> Response:
+    """The whole ledger as CSV: the rows of ``GET /v1/account/ledger.csv``."""
+    credits.require_owner(session, principal.account_id)
+    return exports.ledger_csv(request, principal.account_id)
+
+
+def _range(date_from: str, date_to: str) -> tuple[date, date]:
+    """The dates typed in the range picker (ISO ``YYYY-MM-DD``); empty: the last 30 days."""
+    try:
+        last = date.fromisoformat(date_to) if date_to else date.today()
+        first = date.fromisoformat(date_from) if date_from else max(
+            date.min, last - timedelta(days=min(USAGE_DEFAULT_DAYS - 1, (last - date.min).days)))
+    except ValueError as exc:
+        raise Invalid("dates are written YYYY-MM-DD, for example 2026-01-31") from exc
+    return first, last
 
 
 def _team(request: Request, principal: Principal, session: Session, status_code: int = 200,
           error: str | None = None, email: str = "",
           accept_link: str | None = None) -> HTMLResponse:
+    """Members (name, email, role, project) and pending invites, each paged newest first
+    (``members``/``invites``: the cursor of the page before, as the API's ``next_cursor``)."""
     notice = NOTICES.get(request.query_params.get("notice", ""))
+    members_cursor = request.query_params.get("members") or None
+    invites_cursor = request.query_params.get("invites") or None
+    members = time_page(teams.list_members(
+        session, principal.account_id, limit=TEAM_PAGE, after=time_cursor(members_cursor)),
+        TEAM_PAGE)
+    invite_after = time_cursor(invites_cursor)
+    try:
+        after = (invite_after[0], uuid.UUID(invite_after[1])) if invite_after else None
+    except ValueError as exc:
+        raise Invalid("cursor is not one this page made") from exc
+    invites = time_page(teams.list_pending(session, principal.account_id, limit=TEAM_PAGE,
+                                           after=after), TEAM_PAGE)
+    owner = accounts.get_user(session, principal.account_id)
     return render(
         request, "team.html", principal, status_code, error=error, notice=notice,
-        email=email, accept_link=accept_link,
-        members=teams.list_members(session, principal.user_id, limit=TEAM_PAGE),
-        invites=teams.list_pending(session, principal.user_id, limit=TEAM_PAGE),
+        email=email, accept_link=accept_link, owner=owner, members=members, invites=invites,
+        first_members=members_cursor is None, first_invites=invites_cursor is None,
     )
 
 
 @router.get("/console/team")
-def team(request: Request, principal: OwnerDep, session: SessionDep) -> HTMLResponse:
+def team(
+    request: Request, principal: TeamDep, session: SessionDep,
+    members: Annotated[str | None, Query(max_length=512)] = None,
+    invites: Annotated[str | None, Query(max_length=512)] = None,
+) -> HTMLResponse:
     return _team(request, principal, session)
 
 
 @router.post("/console/team/invites")
 def invite(
-    request: Request, principal: OwnerDep, session: SessionDep, form: FormDep
+    request: Request, principal: TeamDep, session: SessionDep, form: FormDep
 ) -> Response:
     email = form.get("email", "").strip()
     try:
@@ -197,7 +338,7 @@ def invite(
             raise Invalid("type the email address to invite")
         limit_invites(request, principal)
         issued = _attempt(session, lambda: teams.create_invite(
-            session, invite_context(request), principal.user_id, email))
+            session, invite_context(request), principal.account_id, email))
     except AppError as exc:
         return _team(request, principal, session, exc.status, error=message_for(exc), email=email)
     if issued.invite.accept_link:  # development without SMTP: the owner passes it on
@@ -208,11 +349,11 @@ def invite(
 
 @router.post("/console/team/invites/{invite_id}/revoke")
 def revoke(
-    request: Request, principal: OwnerDep, session: SessionDep, form: FormDep,
+    request: Request, principal: TeamDep, session: SessionDep, form: FormDep,
     invite_id: uuid.UUID,
 ) -> Response:
     try:
-        _attempt(session, lambda: teams.revoke_invite(session, principal.user_id, invite_id))
+        _attempt(session, lambda: teams.revoke_invite(session, principal.account_id, invite_id))
     except AppError as exc:
         return _team(request, principal, session, exc.status, error=message_for(exc))
     return RedirectResponse("/console/team?notice=revoked", status_code=303)
@@ -242,6 +383,95 @@ def accept(
         return render(request, "accept.html", principal, exc.status, error=message_for(exc),
                       token=token)
     return RedirectResponse("/console?notice=joined", status_code=303)
+
+
+# --- organizations --------------------------------------------------------------------------
+
+
+def _orgs(request: Request, principal: Principal, session: Session, status_code: int = 200,
+          error: str | None = None, name: str = "") -> HTMLResponse:
+    rows = organizations.list_for(session, principal.account_id, principal.user_id,
+                                  principal.is_owner)
+    return render(request, "organizations.html", principal, status_code, error=error,
+                  orgs=rows, name=name)
+
+
+@router.get("/console/organizations")
+def orgs_page(request: Request, principal: MemberDep, session: SessionDep) -> HTMLResponse:
+    """The account's organizations (a person who is not the owner: those they are in)."""
+    return _orgs(request, principal, session)
+
+
+@router.post("/console/organizations")
+def org_create(
+    request: Request, principal: OwnerDep, session: SessionDep, form: FormDep
+) -> Response:
+    name = form.get("name", "")
+    try:
+        org = _attempt(session, lambda: organizations.create(session, principal.account_id, name))
+    except AppError as exc:
+        return _orgs(request, principal, session, exc.status, error=message_for(exc), name=name)
+    return RedirectResponse(f"/console/organizations/{org.id}", status_code=303)
+
+
+def _org(request: Request, principal: Principal, session: Session, org_id: uuid.UUID,
+         status_code: int = 200, error: str | None = None,
+         form: dict[str, str] | None = None) -> HTMLResponse:
+    org = organizations.get(session, principal.account_id, principal.user_id,
+                            principal.is_owner, org_id)
+    people = organizations.members(session, principal.account_id, principal.user_id,
+                                   principal.is_owner, org_id)
+    my_role = None if principal.is_owner else organizations.role_in(
+        session, principal.account_id, principal.user_id, org_id)
+    manages = principal.is_owner or my_role == "admin"
+    report = chart = None
+    first, last = _range("", "")
+    if manages:
+        report = billing.usage_report(session, principal.account_id, first, last,
+                                      members=frozenset(p.user_id for p in people))
+        names = {p.user_id: f"{p.name} ({p.email})" if p.name else p.email for p in people}
+        chart = charts.build(report.days, names, request.app.state.settings.stripe_currency,
+                             first, last)
+    return render(request, "organization.html", principal, status_code, error=error, org=org,
+                  people=people, manages=manages, report=report, chart=chart,
+                  form=form or {}, roles=[r.value for r in OrgRole])
+
+
+@router.get("/console/organizations/{org_id}")
+def org_page(request: Request, principal: MemberDep, session: SessionDep,
+             org_id: uuid.UUID) -> HTMLResponse:
+    """An organization: its people and roles; for the owner and its admins, its usage of
+    the last 30 days (chart and CSV) and the form that adds people."""
+    return _org(request, principal, session, org_id)
+
+
+@router.post("/console/organizations/{org_id}/members")
+def org_put_member(
+    request: Request, principal: OrgManagerDep, session: SessionDep, form: FormDep,
+    org_id: uuid.UUID,
+) -> Response:
+    try:
+        _attempt(session, lambda: organizations.put_member(
+            session, principal.account_id, principal.user_id, principal.is_owner, org_id,
+            form.get("email", ""), form.get("role", "")))
+    except AppError as exc:
+        return _org(request, principal, session, org_id, exc.status, error=message_for(exc),
+                    form=form)
+    return RedirectResponse(f"/console/organizations/{org_id}", status_code=303)
+
+
+@router.get("/console/organizations/{org_id}/usage.csv")
+def org_usage_export(
+    request: Request, principal: OrgManagerDep, session: SessionDep, org_id: uuid.UUID,
+    date_from: Annotated[str, Query(alias="from", max_length=32)] = "",
+    date_to: Annotated[str, Query(alias="to", max_length=32)] = "",
+) -> Response:
+    """The organization's usage as CSV: the rows of ``GET /v1/organizations/{id}/usage.csv``."""
+    first, last = _range(date_from, date_to)
+    ids = org_usage_members(session, principal, org_id)
+    exports.check_usage_range(session, principal.account_id, first, last)
+    return exports.usage_csv(request, principal.account_id, first, last, ids,
+                             name="organization-usage")
 
 
 # --- platform admins ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ TITLES: dict[str, str] = {
     "invalid": "Please check what you entered",
     "unauthorized": "Please sign in",
     "forbidden": "Not allowed",
-    "not_found": "Not found",
+    "not_found": "Page not found",
     "conflict": "That cannot be done now",
     "gone": "No longer available",
     "payment_required": "Credit needed",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 
 from hopsplane.api.errors import error_responses
 from hopsplane.billing import service as billing
@@ -20,7 +21,8 @@ from hopsplane.clusters.schemas import StoppedWorkloadOut
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut, Standing
 from hopsplane.fields import CursorText
-from hopsplane.http.deps import MemberDep, OwnerDep, SessionDep
+from hopsplane.http import exports
+from hopsplane.http.deps import LedgerDep, MemberDep, OwnerDep, SessionDep, sees_account_usage
 from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, ledger_page
 
 router = APIRouter(prefix="/v1/account", tags=["account"])
@@ -32,7 +34,7 @@ Cursor = Annotated[
 
 
 @router.get("/balance", response_model=Standing, responses=error_responses(401, 403))
-def balance(principal: OwnerDep, session: SessionDep) -> Standing:
+def balance(principal: LedgerDep, session: SessionDep) -> Standing:
     """The account's balance and standing (suspended, last low-balance threshold)."""
     return credits.standing(session, principal.account_id)
 
@@ -41,7 +43,7 @@ def balance(principal: OwnerDep, session: SessionDep) -> Standing:
     "/ledger", response_model=Page[LedgerEntryOut], responses=error_responses(401, 403, 422)
 )
 def ledger(
-    principal: OwnerDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    principal: LedgerDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[LedgerEntryOut]:
     """The account's ledger entries, newest first, with the running balance."""
     return ledger_page(session, principal.account_id, limit, cursor)
@@ -55,10 +57,41 @@ def usage(
     date_to: Annotated[date, Query(alias="to", description="Last UTC day (inclusive).")],
 ) -> UsageReport:
     """Daily usage with the per-user breakdown. A team member sees only their own share."""
-    member = None if principal.is_owner else principal.user_id
+    member = None if sees_account_usage(principal, session) else principal.user_id
     return billing.usage_report(
         session, principal.account_id, date_from, date_to, member_id=member
     )
+
+
+_CSV: dict[int | str, dict[str, object]] = {
+    200: {"description": "CSV, streamed.", "content": {"text/csv": {}}}}
+
+
+@router.get("/usage.csv", response_class=StreamingResponse,
+            responses={**_CSV, **error_responses(401, 403, 422)})
+def usage_csv(
+    request: Request,
+    principal: MemberDep,
+    session: SessionDep,
+    date_from: Annotated[date, Query(alias="from", description="First UTC day.")],
+    date_to: Annotated[date, Query(alias="to", description="Last UTC day (inclusive).")],
+) -> StreamingResponse:
+    """The days of `GET /v1/account/usage` as CSV (`date, compute_units, cpu_hours,
+    unit_price, total_cost, billed_amount`), exact decimals, streamed. A team member gets
+    only their own share."""
+    exports.check_usage_range(session, principal.account_id, date_from, date_to)
+    member = None if sees_account_usage(principal, session) else principal.user_id
+    return exports.usage_csv(request, principal.account_id, date_from, date_to,
+                             frozenset({member}) if member else None)
+
+
+@router.get("/ledger.csv", response_class=StreamingResponse,
+            responses={**_CSV, **error_responses(401, 403)})
+def ledger_csv(request: Request, principal: LedgerDep, session: SessionDep) -> StreamingResponse:
+    """Every entry of `GET /v1/account/ledger` as CSV, newest first, exact decimals,
+    streamed."""
+    credits.require_owner(session, principal.account_id)
+    return exports.ledger_csv(request, principal.account_id)
 
 
 @router.get(

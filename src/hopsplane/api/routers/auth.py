@@ -163,7 +163,7 @@ async def logout(request: Request) -> RedirectResponse:
             db: Database = request.app.state.database
             await run_in_threadpool(_end_session, db, token)
     provider: IdentityProvider | None = getattr(request.app.state, "identity", None)
-    home = settings.public_url.rstrip("/") + "/"
+    home = settings.public_url.rstrip("/") + "/console/signed-out"
     target = home
     if provider is not None and provider.web is not None:
         target = provider.web.logout_url(return_to=home)

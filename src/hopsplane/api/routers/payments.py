@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Header, Path, Request, status
 from hopsplane.api.errors import error_responses
 from hopsplane.errors import PayloadTooLarge
 from hopsplane.fields import Identifier
-from hopsplane.http.deps import OwnerDep, PolicyDep, SessionDep
+from hopsplane.http.deps import BuyDep, PolicyDep, SessionDep
 from hopsplane.http.state import GatewayDep
 from hopsplane.payments import service
 from hopsplane.payments.schemas import TopupIn, TopupOut, TopupStatusOut, WebhookAck
@@ -45,7 +45,7 @@ async def raw_body(request: Request) -> bytes:
 )
 def create_topup(
     body: TopupIn,
-    principal: OwnerDep,
+    principal: BuyDep,
     session: SessionDep,
     gateway: GatewayDep,
     idempotency_key: Annotated[
@@ -69,7 +69,7 @@ def create_topup(
 )
 def complete_topup(
     session_id: Annotated[Identifier, Path(description="The Checkout Session id (cs_...).")],
-    principal: OwnerDep,
+    principal: BuyDep,
     session: SessionDep,
     gateway: GatewayDep,
     policy: PolicyDep,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from hopsplane.api.errors import error_responses
 from hopsplane.errors import Invalid
 from hopsplane.fields import CursorText, Identifier
-from hopsplane.http.deps import MemberDep, OwnerDep, SessionDep
+from hopsplane.http.deps import MemberDep, SessionDep, TeamDep
 from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
 from hopsplane.http.state import account_hooks, invite_context, limit_accepts, limit_invites
 from hopsplane.teams import service as teams
@@ -36,7 +36,7 @@ MemberId = Annotated[Identifier, Path(description="The member's user id.")]
     responses=error_responses(401, 403, 422, 503),
 )
 def list_invites(
-    principal: OwnerDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    principal: TeamDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[InviteOut]:
     """Pending invites of your account (expired ones included, with status `expired`)."""
     after = None
@@ -46,7 +46,7 @@ def list_invites(
             after = (parsed[0], uuid.UUID(parsed[1]))
         except ValueError as exc:
             raise Invalid("cursor is not one this API returned") from exc
-    return time_page(teams.list_pending(session, principal.user_id, limit=limit, after=after),
+    return time_page(teams.list_pending(session, principal.account_id, limit=limit, after=after),
                      limit)
 
 
@@ -58,7 +58,7 @@ def list_invites(
     },
 )
 def create_invite(
-    request: Request, response: Response, principal: OwnerDep, session: SessionDep,
+    request: Request, response: Response, principal: TeamDep, session: SessionDep,
     body: InviteIn,
 ) -> InviteOut:
     """Invite an email to your team (201). The link goes by email and is never logged;
@@ -67,7 +67,7 @@ def create_invite(
     for that email is pending, the same request answers 200 with it and sends nothing."""
     limit_invites(request, principal)
     issued = teams.create_invite(
-        session, invite_context(request), principal.user_id, body.email, body.expires_in_days
+        session, invite_context(request), principal.account_id, body.email, body.expires_in_days
     )
     if not issued.created:
         response.status_code = 200
@@ -79,23 +79,23 @@ def create_invite(
     responses=error_responses(400, 401, 403, 404, 409, 422, 429, 503),
 )
 def resend_invite(
-    request: Request, principal: OwnerDep, session: SessionDep, invite_id: uuid.UUID,
+    request: Request, principal: TeamDep, session: SessionDep, invite_id: uuid.UUID,
     body: Annotated[ResendIn | None, Body()] = None,
 ) -> InviteOut:
     """Send the invite again with a new token (the old link stops working) and a new expiry."""
     limit_invites(request, principal)
     days = body.expires_in_days if body else None
     ctx = invite_context(request)
-    return teams.resend_invite(session, ctx, principal.user_id, invite_id, days).invite
+    return teams.resend_invite(session, ctx, principal.account_id, invite_id, days).invite
 
 
 @router.delete(
     "/team/invites/{invite_id}", response_model=InviteOut,
     responses=error_responses(401, 403, 404, 409, 422, 503),
 )
-def revoke_invite(principal: OwnerDep, session: SessionDep, invite_id: uuid.UUID) -> InviteOut:
+def revoke_invite(principal: TeamDep, session: SessionDep, invite_id: uuid.UUID) -> InviteOut:
     """Revoke a pending invite: its link stops working (revoking twice is harmless)."""
-    return teams.revoke_invite(session, principal.user_id, invite_id)
+    return teams.revoke_invite(session, principal.account_id, invite_id)
 
 
 @router.get(
@@ -103,10 +103,10 @@ def revoke_invite(principal: OwnerDep, session: SessionDep, invite_id: uuid.UUID
     responses=error_responses(401, 403, 422, 503),
 )
 def list_members(
-    principal: OwnerDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    principal: TeamDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[MemberOut]:
     """The members of your account, newest first."""
-    rows = teams.list_members(session, principal.user_id, limit=limit, after=time_cursor(cursor))
+    rows = teams.list_members(session, principal.account_id, limit=limit, after=time_cursor(cursor))
     return time_page(rows, limit)
 
 
@@ -115,10 +115,10 @@ def list_members(
     responses=error_responses(401, 403, 404, 422, 503),
 )
 def remove_member(
-    request: Request, principal: OwnerDep, session: SessionDep, member_id: MemberId
+    request: Request, principal: TeamDep, session: SessionDep, member_id: MemberId
 ) -> MemberOut:
     """Remove a member: they become the owner of a new, empty account."""
-    return teams.remove_member(session, account_hooks(request), principal.user_id, member_id)
+    return teams.remove_member(session, account_hooks(request), principal.account_id, member_id)
 
 
 @router.put(
@@ -126,12 +126,12 @@ def remove_member(
     responses=error_responses(400, 401, 403, 404, 422, 503),
 )
 def assign_project(
-    request: Request, principal: OwnerDep, session: SessionDep, member_id: MemberId,
+    request: Request, principal: TeamDep, session: SessionDep, member_id: MemberId,
     body: ProjectIn
 ) -> MemberOut:
     """Assign a Hopsworks project to a member."""
     return teams.assign_project(
-        session, account_hooks(request), principal.user_id, member_id, body.hopsworks_project_id
+        session, account_hooks(request), principal.account_id, member_id, body.hopsworks_project_id
     )
 
 

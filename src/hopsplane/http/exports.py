@@ -1,0 +1,114 @@
+"""CSV exports of usage and of the ledger, one implementation for the API and the console
+(same filters, same numbers: the rows come from the services the JSON routes call).
+
+An export is streamed: the route checks the caller and the filters in its own request
+(so a refusal is an ordinary 4xx before any byte is sent), then the body is written in
+chunks (31 days of usage, 500 ledger entries) read in one transaction of its own, so a year
+of a large account never sits in memory and every chunk sees the same snapshot. Money and
+units are the stored decimals, written as they are (never through a float)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from datetime import date, timedelta
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from hopsplane.billing import service as billing
+from hopsplane.credits import service as credits
+from hopsplane.db.engine import Database
+from hopsplane.errors import Invalid
+from hopsplane.usage.rules import UNITS_PER_CPU_HOUR
+
+USAGE_CHUNK_DAYS = 31
+LEDGER_CHUNK = 500
+USAGE_COLUMNS = ("date", "compute_units", "cpu_hours", "unit_price", "total_cost",
+                 "billed_amount")
+LEDGER_COLUMNS = ("seq", "created_at", "type", "amount", "balance", "description",
+                  "stripe_payment_intent_id")
+
+
+def check_usage_range(session: Session, account_id: str, first: date, last: date) -> None:
+    """Refuse what :func:`billing.usage_report` would refuse, before streaming starts."""
+    if last < first:
+        raise Invalid("`to` must not be before `from`")
+    if (last - first).days >= billing.MAX_USAGE_DAYS:
+        raise Invalid(f"at most {billing.MAX_USAGE_DAYS} days per request")
+    credits.require_owner(session, account_id)
+
+
+def _lines(header: Iterable[str], rows: Iterator[Iterable[object]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    yield buffer.getvalue()
+    for row in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(["" if v is None else _safe(str(v)) for v in row])
+        yield buffer.getvalue()
+
+
+def _safe(value: str) -> str:
+    """A cell a spreadsheet would run as a formula starts with a quote (CSV injection);
+    numbers (a minus sign and digits) are left as they are."""
+    if value[:1] in ("=", "+", "@", "\t", "\r") or (
+            value[:1] == "-" and not value[1:].replace(".", "", 1).isdigit()):
+        return "'" + value
+    return value
+
+
+def _usage_rows(db: Database, account_id: str, first: date, last: date,
+                members: frozenset[str] | None) -> Iterator[list[object]]:
+    with db.transaction() as session:
+        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        start = first
+        while start <= last:
+            end = min(last, start + timedelta(days=USAGE_CHUNK_DAYS - 1))
+            report = billing.usage_report(session, account_id, start, end, members=members)
+            for d in report.days:
+                yield [d.date.isoformat(), d.compute_units, d.compute_units / UNITS_PER_CPU_HOUR,
+                       d.unit_price, d.total_cost, d.billed_amount]
+            start = end + timedelta(days=1)
+
+
+def _ledger_rows(db: Database, account_id: str) -> Iterator[list[object]]:
+    with db.transaction() as session:
+        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        before: int | None = None
+        while True:
+            entries = credits.history(session, account_id, limit=LEDGER_CHUNK, before_seq=before)
+            for e in entries:
+                yield [e.seq, e.created_at.isoformat(), e.type.value, e.amount, e.balance,
+                       e.description, e.stripe_payment_intent_id]
+            if len(entries) < LEDGER_CHUNK:
+                return
+            before = entries[-1].seq
+
+
+def _csv(lines: Iterator[str], filename: str) -> StreamingResponse:
+    return StreamingResponse(lines, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+        "Cache-Control": "no-store",
+    })
+
+
+def usage_csv(request: Request, account_id: str, first: date, last: date,
+              members: frozenset[str] | None, name: str = "usage") -> StreamingResponse:
+    """Daily usage of the account (``members``: those people's share: a member's own, an
+    organization's), oldest day first."""
+    db: Database = request.app.state.database
+    rows = _usage_rows(db, account_id, first, last, members)
+    return _csv(_lines(USAGE_COLUMNS, rows), f"{name}-{first}-{last}.csv")
+
+
+def ledger_csv(request: Request, account_id: str) -> StreamingResponse:
+    """Every ledger entry of the account, newest first (as the ledger pages)."""
+    db: Database = request.app.state.database
+    return _csv(_lines(LEDGER_COLUMNS, _ledger_rows(db, account_id)), "ledger.csv")

@@ -1,0 +1,176 @@
+"""What the console shows of numbers: money in the account's currency, compute units and
+CPU-hours always with the same number of decimals, and the usage chart, an SVG drawn on
+the server (no script, no CDN: the console's CSP allows none).
+
+The chart stacks each day's cost by member: the ``TOP`` members who cost most over the
+range get their own colour, the rest are one "Others" series, so it stays readable at
+200 members; at 365 days a bar is a pixel or two wide and the axis labels only a few
+dates. Each member's part of a day is their units at the day's price (the one rounding
+rule); the cents that rounding leaves between the parts and the day's cost go to the
+largest part, so every bar adds up to exactly the cost shown in the table beneath."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from hopsplane.billing.schemas import UsageDay
+from hopsplane.money import cost_of
+from hopsplane.usage.rules import UNITS_PER_CPU_HOUR
+
+TOP = 8
+OTHERS = "Others"
+NOBODY = "No member (unattributed, or a member who left)"
+SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+
+WIDTH, HEIGHT = 800, 260
+LEFT, RIGHT, TOP_PAD, BOTTOM = 64, 8, 10, 28
+
+
+def money(amount: Decimal, currency: str) -> str:
+    """``$1,234.50``; a currency without a symbol here is written as its code."""
+    text = f"{abs(amount):,.2f}"
+    sign = "-" if amount < 0 else ""
+    symbol = SYMBOLS.get(currency.lower())
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency.upper()}"
+
+
+def units(value: Decimal) -> str:
+    """Compute units, always two decimals (the CSV export carries every digit)."""
+    return f"{value:,.2f}"
+
+
+def cpu_hours(value: Decimal) -> str:
+    """Compute units as CPU-hours (10,000 units each), always two decimals."""
+    return f"{(value / UNITS_PER_CPU_HOUR):,.2f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Runway:
+    per_day: Decimal  # the average daily cost of the window
+    days: int | None  # whole days the balance lasts at that rate; None without usage
+
+
+def runway(balance: Decimal, window_cost: Decimal, window_days: int) -> Runway:
+    """How long the balance lasts at the window's average daily cost."""
+    per_day = (window_cost / window_days).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if window_cost <= 0:
+        return Runway(per_day, None)
+    return Runway(per_day, max(int(balance * window_days // window_cost), 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    series: int
+    label: str
+    cost: Decimal
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(slots=True)
+class Bar:
+    day: date
+    total: Decimal
+    segments: list[Segment] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Chart:
+    series: list[str]  # labels, by series index (the colour class is s<index>)
+    bars: list[Bar]
+    ticks: list[tuple[float, str]]  # (y, money) of the value axis
+    dates: list[tuple[float, str]]  # (x, label) of the date axis
+    total: Decimal
+    width: int = WIDTH
+    height: int = HEIGHT
+    plot_left: int = LEFT
+    plot_bottom: int = HEIGHT - BOTTOM
+
+
+def day_parts(day: UsageDay) -> dict[str, Decimal]:
+    """A day's cost by user id; the parts add up to the day's cost exactly."""
+    parts = {uid: cost_of(u, day.unit_price) for uid, u in day.user_breakdown.items() if u}
+    if not parts:
+        return {"": day.total_cost} if day.total_cost else {}
+    gap = day.total_cost - sum(parts.values(), Decimal("0.00"))
+    if gap:
+        biggest = max(parts, key=lambda k: (parts[k], k))
+        parts[biggest] += gap
+    return parts
+
+
+def label_of(user_id: str, people: dict[str, str]) -> str:
+    return people.get(user_id, NOBODY)
+
+
+def build(days: list[UsageDay], people: dict[str, str], currency: str,
+          first: date, last: date) -> Chart:
+    """The chart of ``days`` between ``first`` and ``last`` (days without usage are gaps)."""
+    by_day = {d.date: {label_of(k, people): v for k, v in _merge(day_parts(d), people).items()}
+              for d in days}
+    totals: dict[str, Decimal] = {}
+    for parts in by_day.values():
+        for name, cost in parts.items():
+            totals[name] = totals.get(name, Decimal(0)) + cost
+    ranked = sorted(totals, key=lambda n: (-totals[n], n))
+    named = ranked if len(ranked) <= TOP + 1 else ranked[:TOP]
+    series = named + ([OTHERS] if len(ranked) > len(named) else [])
+    index = {name: i for i, name in enumerate(named)}
+
+    count = (last - first).days + 1
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP_PAD - BOTTOM
+    step = plot_w / count
+    gap = step * 0.15 if step >= 4 else 0.0
+    top = max((sum(p.values(), Decimal(0)) for p in by_day.values()), default=Decimal(0))
+    scale_max = _nice(top)
+    bars: list[Bar] = []
+    for d in sorted(by_day):
+        parts = by_day[d]
+        grouped: dict[int, Decimal] = {}
+        for name, cost in parts.items():
+            i = index.get(name, len(named))
+            grouped[i] = grouped.get(i, Decimal(0)) + cost
+        x = LEFT + (d - first).days * step + gap / 2
+        y = float(HEIGHT - BOTTOM)
+        bar = Bar(d, sum(parts.values(), Decimal("0.00")))
+        for i in sorted(grouped):
+            h = float(grouped[i] / scale_max) * plot_h if scale_max else 0.0
+            y -= h
+            bar.segments.append(Segment(i, series[i], grouped[i], round(x, 2), round(y, 2),
+                                        round(max(step - gap, 0.5), 2), round(h, 2)))
+        bars.append(bar)
+    ticks = [(round(HEIGHT - BOTTOM - plot_h * k / 4, 2), money(scale_max * k / 4, currency))
+             for k in range(5)] if scale_max else []
+    marks = min(count, 6)
+    dates = [(round(LEFT + (i * (count - 1) // max(marks - 1, 1)) * step + step / 2, 2),
+              (first.toordinal() + i * (count - 1) // max(marks - 1, 1)))
+             for i in range(marks)]
+    return Chart(series=series, bars=bars, ticks=ticks,
+                 dates=[(x, date.fromordinal(o).isoformat()) for x, o in dates],
+                 total=sum((b.total for b in bars), Decimal("0.00")))
+
+
+def _merge(parts: dict[str, Decimal], people: dict[str, str]) -> dict[str, Decimal]:
+    """Ids of nobody known fold into one part (they share the label)."""
+    out: dict[str, Decimal] = {}
+    for uid, cost in parts.items():
+        key = uid if uid in people else ""
+        out[key] = out.get(key, Decimal(0)) + cost
+    return out
+
+
+def _nice(top: Decimal) -> Decimal:
+    """The axis maximum: the day's highest cost rounded up to 1, 2 or 5 times a power of ten."""
+    if top <= 0:
+        return Decimal(0)
+    exp = top.adjusted()
+    for m in (1, 2, 5, 10):
+        candidate = Decimal(m).scaleb(exp)
+        if candidate >= top:
+            return candidate.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) \
+                if candidate >= Decimal("0.01") else Decimal("0.01")
+    return top

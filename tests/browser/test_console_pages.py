@@ -1,0 +1,156 @@
+"""Every console page in Chromium at a phone's width (390 px) and a laptop's (1280 px): no
+page-level horizontal scrolling, no serious or critical accessibility violation (axe-core,
+shipped inside axe-playwright-python, so it runs offline), a usage chart whose bars add up
+to the table beneath it, a CSV export equal to the API's numbers, /docs rendered without a
+CDN, and an organization created by the owner and used by a delegated admin."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from hopsplane.credits import service as credits
+from hopsplane.credits.origins import AdminGrant
+from hopsplane.db.engine import Database
+from tests.apps import CHROMIUM, Served, browser_or_skip
+from tests.factories import upsert_usage
+
+WIDTHS = (390, 1280)
+
+
+def sign_in(page: Any, base: str, email: str, path: str = "/console") -> None:
+    page.goto(base + path)  # signed out: straight to the issuer's page, then back
+    page.fill("input[name=login_hint]", email)
+    page.click("button")
+    page.wait_for_url(base + path)
+
+
+def user_id(db: Database, email: str) -> str:
+    with db.transaction() as s:
+        return str(s.execute(text("SELECT id FROM users WHERE email = :e"),
+                             {"e": email}).scalar_one())
+
+
+def check_page(page: Any, axe: Any, url: str) -> None:
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(url)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{url} scrolls sideways by {overflow}px at {width}px"
+        results = axe.run(page)
+        bad = [(v["id"], v["impact"], v["help"]) for v in results.response["violations"]
+               if v["impact"] in ("serious", "critical")]
+        assert not bad, f"{url} at {width}px: {bad}"
+
+
+def test_every_page_at_both_widths_with_chart_csv_and_organizations(fresh_db: Database) -> None:
+    browser_or_skip()
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import sync_playwright
+
+    axe = Axe()
+    today = date.today()
+    with Served(fresh_db) as served, sync_playwright() as p:
+        base = served.base
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM,
+                                    args=["--no-sandbox"])
+        try:
+            owner_ctx = browser.new_context(bypass_csp=False)
+            page = owner_ctx.new_page()
+            sign_in(page, base, "zoe@example.com")
+            member_ctx = browser.new_context()
+            member_page = member_ctx.new_page()
+            sign_in(member_page, base, "yan@example.com")
+            zoe, yan = user_id(fresh_db, "zoe@example.com"), user_id(fresh_db, "yan@example.com")
+            with fresh_db.transaction() as s:
+                s.execute(text("UPDATE users SET account_owner_id = :o, name = 'Yan Li' "
+                               "WHERE id = :m"), {"o": zoe, "m": yan})
+                credits.grant(s, zoe, "120.00", reason="welcome", origin=AdminGrant("w"))
+                for n in range(1, 15):
+                    upsert_usage(s, zoe, today - timedelta(days=n), str(1000 * n + 0.5),
+                                 {zoe: str(400 * n), yan: str(600 * n + 0.5)})
+
+            # the owner's pages, including an error page, the usage page and /docs
+            first, last = today - timedelta(days=29), today
+            usage_url = f"{base}/console/usage?from={first}&to={last}"
+            for path in ("/console", "/console/ledger", "/console/team",
+                         "/console/organizations", "/console/no-such-page"):
+                check_page(page, axe, base + path)
+            assert page.title().startswith("Page not found")
+            check_page(page, axe, usage_url)
+
+            # the chart adds up to the table, day by day and in all
+            bars = page.eval_on_selector_all(
+                "#usage-chart g.bar", "els => els.map(e => [e.dataset.day, e.dataset.total])")
+            rows = page.eval_on_selector_all(
+                "#usage-table tbody tr", "els => els.map(e => [e.dataset.day, e.dataset.cost])")
+            assert len(bars) == 14 and bars == rows
+            total = Decimal(page.get_attribute("#total-cost", "data-amount") or "")
+            assert sum(Decimal(t) for _, t in bars) == total > 0
+            assert "Yan Li (yan@example.com)" in page.inner_text(".legend")
+            assert yan not in page.content()  # names and emails, never ids
+
+            # a bad date is refused on the page itself
+            page.goto(f"{base}/console/usage?from=2026-02-30&to={last}")
+            assert "YYYY-MM-DD" in page.inner_text("[role=alert]")
+
+            # the CSV the page links to has the API's numbers
+            page.goto(usage_url)
+            with page.expect_download() as download:
+                page.click("text=Download as CSV")
+            exported = list(csv.DictReader(io.StringIO(
+                Path(download.value.path()).read_text(encoding="utf-8"))))
+            api = page.request.get(f"{base}/v1/account/usage?from={first}&to={last}").json()
+            assert [(r["date"], Decimal(r["total_cost"]), Decimal(r["compute_units"]))
+                    for r in exported] == [(d["date"], Decimal(d["total_cost"]),
+                                            Decimal(d["compute_units"])) for d in api["days"]]
+
+            # a member sees only their own share, and no owner pages
+            member_page.goto(usage_url)
+            member_total = Decimal(member_page.get_attribute("#total-cost", "data-amount") or "")
+            assert Decimal(0) < member_total < total
+            assert "/console/ledger" not in member_page.inner_text("header")
+
+            # the owner creates an organization and makes Yan its admin
+            page.goto(base + "/console/organizations")
+            page.fill("input[name=name]", "Research")
+            page.click("text=Create organization")
+            page.wait_for_url(re.compile(r".*/console/organizations/[0-9a-f-]+$"))
+            org_url = page.url
+            page.fill("input[name=email]", "yan@example.com")
+            page.select_option("select[name=role]", "admin")
+            page.click("text=Add or change role")
+            page.wait_for_url(org_url)
+            assert "admin" in page.inner_text("#org-people")
+            check_page(page, axe, org_url)
+
+            # Yan, now an admin, has the team and the ledger, and the whole account's usage
+            check_page(member_page, axe, base + "/console/team")
+            assert "zoe@example.com" in member_page.inner_text("#members")
+            member_page.goto(usage_url)
+            assert Decimal(member_page.get_attribute("#total-cost", "data-amount") or "") \
+                == total
+            check_page(member_page, axe, org_url)
+            assert "Usage of the last 30 days" in member_page.inner_text("main")
+
+            # /docs renders from this server alone
+            page.goto(base + "/docs")
+            page.wait_for_selector(".swagger-ui .info .title")
+            assert "hopsplane" in page.inner_text(".swagger-ui .info .title")
+
+            # sign out: a page that says so, at both widths
+            page.goto(base + "/console")
+            page.click("text=Sign out")
+            page.wait_for_url(base + "/console/signed-out")
+            check_page(page, axe, base + "/console/signed-out")
+        finally:
+            browser.close()

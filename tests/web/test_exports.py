@@ -1,0 +1,85 @@
+"""CSV exports of usage and ledger: the console's and the API's are the same bytes, their
+numbers are the JSON routes' numbers (exact decimals), a member gets only their share, and
+a bad range is refused before anything is streamed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import text
+
+from hopsplane.credits import service as credits
+from hopsplane.credits.origins import AdminGrant
+from hopsplane.credits.rules import EntryType
+from tests.apps import Api
+from tests.factories import post, upsert_usage
+
+
+def rows(body: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+def test_usage_csv_matches_the_api_and_the_console(web: Api) -> None:
+    owner, headers = web.new_user()
+    member, member_headers = web.new_user()
+    first = date(2026, 1, 1)
+    with web.db.transaction() as s:
+        s.execute(text("UPDATE users SET account_owner_id = :o WHERE id = :m"),
+                  {"o": owner, "m": member})
+        for n in range(0, 70, 3):  # more than one 31-day chunk
+            upsert_usage(s, owner, first + timedelta(days=n), "12345.6789",
+                         {owner: "10000.0001", member: "2345.6788"})
+    query = {"from": "2026-01-01", "to": "2026-03-31"}
+    api = web.client.get("/v1/account/usage.csv", params=query, headers=headers)
+    assert api.status_code == 200 and api.headers["content-type"].startswith("text/csv")
+    assert "attachment" in api.headers["content-disposition"]
+    console = web.client.get("/console/usage.csv", params=query, headers=headers)
+    assert console.status_code == 200 and console.text == api.text
+    report = web.client.get("/v1/account/usage", params=query, headers=headers).json()
+    got = rows(api.text)
+    assert len(got) == len(report["days"]) == 24
+    for row, day in zip(got, report["days"], strict=True):
+        assert row["date"] == day["date"]
+        for column in ("compute_units", "unit_price", "total_cost", "billed_amount"):
+            assert Decimal(row[column]) == Decimal(day[column]), column
+        assert Decimal(row["cpu_hours"]) * 10000 == Decimal(row["compute_units"])
+    assert got[0]["compute_units"] == "12345.6789"  # every digit, no float
+    # a member: their own share only, the same as the API gives them
+    mine = rows(web.client.get("/v1/account/usage.csv", params=query,
+                               headers=member_headers).text)
+    assert {r["compute_units"] for r in mine} == {"2345.6788"}
+    # refused before streaming: the API in its JSON shape, the console as a page
+    bad = web.client.get("/v1/account/usage.csv", params={"from": "2026-02-01",
+                                                          "to": "2026-01-01"}, headers=headers)
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid"
+    too_long = web.client.get("/console/usage.csv", params={"from": "2024-01-01",
+                                                            "to": "2026-01-01"}, headers=headers)
+    assert too_long.status_code == 422 and 'role="alert"' in too_long.text
+
+
+def test_ledger_csv_has_every_entry_with_exact_amounts(web: Api) -> None:
+    owner, headers = web.new_user()
+    member, member_headers = web.new_user()
+    with web.db.transaction() as s:
+        s.execute(text("UPDATE users SET account_owner_id = :o WHERE id = :m"),
+                  {"o": owner, "m": member})
+        credits.grant(s, owner, "1000.00", reason="welcome", origin=AdminGrant("g"))
+        post(s, owner, EntryType.USAGE, "-0.20", description="=cmd|' /C calc'!A0")
+        for _ in range(520):  # more than one chunk of 500
+            post(s, owner, EntryType.USAGE, "-0.01")
+    api = web.client.get("/v1/account/ledger.csv", headers=headers)
+    console = web.client.get("/console/ledger.csv", headers=headers)
+    assert api.status_code == console.status_code == 200 and api.text == console.text
+    got = rows(api.text)
+    assert len(got) == 522
+    assert [int(r["seq"]) for r in got] == sorted((int(r["seq"]) for r in got), reverse=True)
+    assert got[0]["balance"] == "994.60" and got[-1]["amount"] == "1000.00"
+    assert got[-2]["description"] == "'=cmd|' /C calc'!A0"  # a spreadsheet will not run it
+    assert got[-2]["amount"] == "-0.20"  # a negative number stays a number
+    newest = web.client.get("/v1/account/ledger", params={"limit": 1}, headers=headers).json()
+    assert Decimal(got[0]["balance"]) == Decimal(newest["items"][0]["balance"])
+    assert web.client.get("/v1/account/ledger.csv", headers=member_headers).status_code == 403
+    assert web.client.get("/console/ledger.csv", headers=member_headers).status_code == 403
