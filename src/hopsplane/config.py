@@ -113,8 +113,9 @@ class Settings(BaseSettings):
     web_max_inflight: int | None = Field(
         None, ge=1, le=1000,
         description="Requests one server process works on at once; beyond that it answers "
-        "503 with Retry-After at once. Default: DB_POOL_SIZE (the overflow is headroom for "
-        "requests that open a second transaction).",
+        "503 with Retry-After at once. Default: DB_POOL_SIZE + DB_MAX_OVERFLOW, the "
+        "connections the process may open (a request that cannot get one within "
+        "DB_POOL_TIMEOUT_SECONDS answers 503).",
     )
 
     smtp_host: str | None = Field(
@@ -357,7 +358,7 @@ class Settings(BaseSettings):
     @property
     def max_inflight(self) -> int:
         """Requests one server process works on at once (see web_max_inflight)."""
-        return self.web_max_inflight or self.db_pool_size
+        return self.web_max_inflight or self.db_pool_size + self.db_max_overflow
 
     @property
     def effective_log_format(self) -> str:

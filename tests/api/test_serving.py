@@ -91,7 +91,7 @@ def test_at_the_in_flight_limit_requests_are_shed_and_operations_paths_answer(
 
 def test_the_default_limit_is_the_pool(settings: Settings) -> None:
     s = _settings(settings, db_pool_size=4, db_max_overflow=2)
-    assert s.max_inflight == 4
+    assert s.max_inflight == 6
     assert _settings(s, web_max_inflight=2).max_inflight == 2
 
 
