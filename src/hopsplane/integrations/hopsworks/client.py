@@ -165,11 +165,7 @@ class HopsworksClient:
             self._request("DELETE", f"/jwt/key/hopsplane-check-{uuid.uuid4().hex}",
                           auth=self._auth_header, missing_ok=True)
         except HopsworksRejected as exc:
-            if exc.http_status in (401, 403):
-                raise HopsworksMisconfigured(
-                    f"Hopsworks refused the AUTH API key ({exc.message}); it needs the AUTH "
-                    "scope of a HOPS_ADMIN user, on Hopsworks 3.7 or later"
-                ) from exc
+            _raise_if_auth_key_refused(exc, "")
             raise
 
     # -- version ---------------------------------------------------------------------------
@@ -294,11 +290,7 @@ class HopsworksClient:
             try:
                 response = self._request("POST", "/jwt", json=body, auth=self._auth_header)
             except HopsworksRejected as exc:
-                if exc.http_status in (401, 403):
-                    raise HopsworksMisconfigured(
-                        f"Hopsworks refused the AUTH API key at POST /jwt ({exc.message}); "
-                        "it needs the AUTH scope of a HOPS_ADMIN user, on Hopsworks 3.7 or later"
-                    ) from exc
+                _raise_if_auth_key_refused(exc, " at POST /jwt")
                 raise
             token = _json(response).get("token") if response is not None else None
             if not token:
@@ -393,6 +385,16 @@ class HopsworksClient:
             f"Hopsworks at {self.base_url} did not answer {method} {path} "
             f"after {self.retries + 1} attempts ({last})"
         )
+
+
+def _raise_if_auth_key_refused(exc: HopsworksRejected, where: str) -> None:
+    """A 401/403 to a call made with the AUTH API key is an operator's error on the
+    cluster (retrying cannot fix it); any other refusal is left to the caller."""
+    if exc.http_status in (401, 403):
+        raise HopsworksMisconfigured(
+            f"Hopsworks refused the AUTH API key{where} ({exc.message}); it needs the AUTH "
+            "scope of a HOPS_ADMIN user, on Hopsworks 3.7 or later"
+        ) from exc
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
