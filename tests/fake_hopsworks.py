@@ -44,7 +44,9 @@ import json
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -114,6 +116,7 @@ class State:
     api_keys: dict[str, frozenset[str]] = field(default_factory=dict)
     signing_keys: set[str] = field(default_factory=set)
     tokens: dict[str, tuple[str, frozenset[str], str]] = field(default_factory=dict)
+    token_expiry: dict[str, float] = field(default_factory=dict)
     users: dict[int, dict[str, Any]] = field(default_factory=dict)
     projects: dict[int, dict[str, Any]] = field(default_factory=dict)
     old_project_list: bool = False  # answer GET /admin/projects like Hopsworks < 3.2
@@ -184,6 +187,28 @@ class FakeHopsworks:
             self.state.projects[project_id]["servings"][sid] = {
                 "id": sid, "name": name, "status": status, "creator": creator}
             return sid
+
+
+JWT_LIFETIME_SECONDS = 1800
+"""Hopsworks' default ``jwt_lifetime_ms`` (1800000, ``common/util/Settings.java``), used by
+``JWTHelper.createToken`` when the request has no ``expiresAt`` (JWTHelper.java:268-271)."""
+
+
+def _jwt_expiry(value: object) -> float | None:
+    """The token's expiry as ``JWTHelper.createToken`` decides it; None when
+    ``DateTimeAdapter`` (SimpleDateFormat ``yyyy-MM-dd'T'HH:mm:ss.SSSZ``) cannot parse it."""
+    if value is None:
+        return time.time() + JWT_LIFETIME_SECONDS
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    except ValueError:
+        return None
+
+
+def _jwt_date(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
 def _error(code: int, message: str, user_message: str | None = None) -> dict[str, Any]:
@@ -269,6 +294,9 @@ class _Handler(BaseHTTPRequestHandler):
             token = s.tokens.get(header[len("Bearer "):].strip())
             if token is None or token[2] not in s.signing_keys:
                 return (401, _error(200003, "Invalidated token.")), None
+            if s.token_expiry.get(header[len("Bearer "):].strip(), 0) + 60 < time.time():
+                # java-jwt's verifier with acceptExpiresAt(expLeeway): JWTFilter.java:78-95
+                return (401, _error(200003, "The Token has expired.")), None
             subject, audiences, _key = token
             if "HOPS_USER" not in rule.jwt_roles:  # tokens of /jwt carry HOPS_USER only
                 return (403, _error(200014, "Client not authorized for this invocation.")), None
@@ -342,11 +370,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, None  # JWTHelper.createToken returns null
             if body["keyName"] in s.signing_keys:
                 return 409, _error(200015, "A signing key with the same name already exists.")
+            expires = _jwt_expiry(body.get("expiresAt"))
+            if expires is None:  # DateTimeAdapter.unmarshal threw: Jersey cannot read the body
+                return 400, _error(120001, "An argument was not provided or it was malformed.")
             s.signing_keys.add(body["keyName"])
             token = secrets.token_urlsafe(24)
             s.tokens[token] = (body["subject"], frozenset(str(body["audiences"]).split(",")),
                                body["keyName"])
-            return 200, {"token": token, "expiresAt": "2100-01-01T00:00:00Z", "expLeeway": 60}
+            s.token_expiry[token] = expires
+            return 200, {"token": token, "expiresAt": _jwt_date(expires), "expLeeway": 60}
         m = re.fullmatch(r"/jwt/key/([^/]+)", path)
         if m:
             s.signing_keys.discard(unquote(m.group(1)))

@@ -1,5 +1,6 @@
 """The real Hopsworks client against a local server that answers like Hopsworks."""
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -12,6 +13,8 @@ from hopsplane.integrations.hopsworks import (
     HopsworksRejected,
     HopsworksUnavailable,
 )
+from hopsplane.integrations.hopsworks import client as hopsworks_client
+from hopsplane.integrations.hopsworks.client import OWNER_TOKEN_SECONDS
 from tests.fake_hopsworks import FakeHopsworks
 
 
@@ -137,6 +140,34 @@ def test_a_token_is_dead_once_its_signing_key_is_deleted(
     with pytest.raises(HopsworksRejected) as info:
         as_owner.remove_member(project.id, "x@example.com")
     assert info.value.http_status == 401
+
+
+def test_owner_tokens_expire_in_minutes_even_when_their_key_is_left_behind(
+    client: HopsworksClient, hw: FakeHopsworks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = client.create_user("owner@example.com", "O", "W")
+    project = client.create_project("hp_abc", owner.username, "d")
+    before = time.time()
+    with client.acting_as(owner.username):
+        (expiry,) = hw.state.token_expiry.values()
+    # the request's expiresAt, in DateTimeAdapter's format, not Hopsworks' 30-minute default
+    assert before + OWNER_TOKEN_SECONDS - 2 <= expiry <= time.time() + OWNER_TOKEN_SECONDS + 1
+    # a token past its expiry (and java-jwt's 60 s leeway) stops verifying, whether or not
+    # DELETE /jwt/key succeeded afterwards
+    monkeypatch.setattr(hopsworks_client, "OWNER_TOKEN_SECONDS", -120)
+    with (client.acting_as(owner.username) as as_owner,
+          pytest.raises(HopsworksRejected, match="HTTP 401") as info):
+        as_owner.add_member(project.id, "owner@example.com")
+    assert info.value.http_status == 401
+
+
+def test_the_fake_refuses_an_expiry_hopsworks_cannot_parse(hw: FakeHopsworks) -> None:
+    body = {"subject": "someone", "audiences": "api", "keyName": "k1",
+            "expiresAt": "2026-12-01T00:00:00Z"}  # ISO, not yyyy-MM-dd'T'HH:mm:ss.SSSZ
+    response = httpx.post(f"{hw.url}/hopsworks-api/api/jwt", json=body,
+                          headers={"Authorization": f"ApiKey {hw.state.auth_api_key}"})
+    assert response.status_code == 400
+    assert hw.state.signing_keys == set()
 
 
 def test_a_cluster_that_cannot_sign_tokens_is_misconfigured(hw: FakeHopsworks) -> None:

@@ -56,6 +56,23 @@ PROJECT_SERVICES = frozenset({
 })
 """ProjectServiceEnum (the same in v3.7.0, branch-3.8 and master): anything else makes
 ``createas`` fail with IllegalArgumentException."""
+OWNER_TOKEN_SECONDS = 600
+"""Lifetime of an owner token from ``POST /jwt``: long enough for one unit of provisioning
+work, short enough that a token whose signing key could not be deleted afterwards (Hopsworks
+away at that moment) stops verifying within minutes rather than after Hopsworks' default
+``jwt_lifetime_ms`` of 30 minutes (``Settings.java``; ``JWTHelper.createToken`` takes the
+request's ``expiresAt`` when given)."""
+JWT_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.000+0000"
+"""``expiresAt`` as Hopsworks' ``DateTimeAdapter`` parses it: SimpleDateFormat
+``yyyy-MM-dd'T'HH:mm:ss.SSSZ`` (``api/jwt/DateTimeAdapter.java:25``), in UTC."""
+
+
+def jwt_expiry(seconds: float | None = None) -> str:
+    """``expiresAt`` for a token that lives ``seconds`` (default OWNER_TOKEN_SECONDS)."""
+    moment = time.time() + (OWNER_TOKEN_SECONDS if seconds is None else seconds)
+    return time.strftime(JWT_DATE_FORMAT, time.gmtime(moment))
+
+
 JWT_SINCE = (3, 7)
 """POST /jwt takes an API key with the AUTH scope since v3.7.0 (JWTResource)."""
 
@@ -285,7 +302,7 @@ class HopsworksClient:
             )
         key_name = f"hopsplane-{uuid.uuid4().hex}"
         body = {"subject": username, "audiences": "api", "keyName": key_name,
-                "renewable": False}
+                "renewable": False, "expiresAt": jwt_expiry()}
         try:
             try:
                 response = self._request("POST", "/jwt", json=body, auth=self._auth_header)
