@@ -6,9 +6,17 @@ import uuid
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from hopsplane.cli.common import console, err_console, friendly, load_settings, transaction
+from hopsplane.cli.common import (
+    Col,
+    JsonOpt,
+    console,
+    err_console,
+    friendly,
+    load_settings,
+    print_list,
+    transaction,
+)
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.credits import service
 from hopsplane.credits.origins import OperatorGrant, OperatorRefund
@@ -97,23 +105,30 @@ def balance(account: Annotated[str, typer.Argument(help="Account owner's user id
         console.print(f"{account}: {service.balance(session, account)}")
 
 
+_HISTORY = (
+    Col("seq", lambda e: e.seq, justify="right"),
+    Col("id", lambda e: e.id, whole=True),  # what `credits refund` takes as PURCHASE_ID
+    Col("when (UTC)", lambda e: e.created_at.strftime("%Y-%m-%d %H:%M:%S")),
+    Col("type", lambda e: e.type.value),
+    Col("amount", lambda e: e.amount, justify="right"),
+    Col("balance", lambda e: e.balance, justify="right"),
+    Col("description", lambda e: e.description),
+)
+
+
 @app.command()
 @friendly
 def history(
     account: Annotated[str, typer.Argument(help="Account owner's user id.")],
     limit: Annotated[int, typer.Option(help="How many entries, newest first.")] = 20,
     before: Annotated[int | None, typer.Option(help="Only entries before this sequence.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """List an account's ledger entries, newest first, with the running balance."""
+    """List an account's ledger entries, newest first, with the running balance (the id
+    column is what `credits refund` takes)."""
     with transaction(load_settings()) as session:
         entries = service.history(session, account, limit=limit, before_seq=before)
-    table = Table("seq", "when (UTC)", "type", "amount", "balance", "description")
-    for e in entries:
-        table.add_row(
-            str(e.seq), e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.type.value,
-            str(e.amount), str(e.balance), e.description or "",
-        )
-    console.print(table)
+    print_list(entries, _HISTORY, as_json=as_json)
 
 
 @app.command()
