@@ -48,11 +48,22 @@ def _print_posted(result: PostResult) -> None:
         console.print(f"  account {event.kind.replace('_', ' ')}")
 
 
-@app.command()
+# A value that starts with a minus is read as the value, not as an unknown option, so that
+# `credits grant ACCOUNT -5 ...` gets the ledger's own answer ("must be positive") rather
+# than click's "No such option: -5".
+_NEGATIVE_AS_VALUE = {"ignore_unknown_options": True}
+
+_AMOUNT_RULE = (
+    " Positive: a leading minus (-5, or -- -5) is read as the amount and refused; nothing "
+    "takes credit away but usage and refunds."
+)
+
+
+@app.command(context_settings=_NEGATIVE_AS_VALUE)
 @friendly
 def grant(
     account: Annotated[str, typer.Argument(help="Account owner's user id.")],
-    amount: Annotated[str, typer.Argument(help="Dollars to add, e.g. 25.00.")],
+    amount: Annotated[str, typer.Argument(help="Dollars to add, e.g. 25.00." + _AMOUNT_RULE)],
     reason: Annotated[
         str, typer.Option("--reason", "-r", help="Why (required; kept in the entry).")
     ],
@@ -70,12 +81,14 @@ def grant(
     _print_posted(result)
 
 
-@app.command()
+@app.command(context_settings=_NEGATIVE_AS_VALUE)
 @friendly
 def refund(
     account: Annotated[str, typer.Argument(help="Account owner's user id.")],
     purchase: Annotated[str, typer.Argument(help="Id of the purchase entry to refund.")],
-    amount: Annotated[str, typer.Argument(help="Dollars to give back, e.g. 10.00.")],
+    amount: Annotated[
+        str, typer.Argument(help="Dollars to give back, e.g. 10.00." + _AMOUNT_RULE)
+    ],
     reason: Annotated[
         str, typer.Option("--reason", "-r", help="Why (required; kept in the entry).")
     ],
@@ -120,7 +133,8 @@ _HISTORY = (
 @friendly
 def history(
     account: Annotated[str, typer.Argument(help="Account owner's user id.")],
-    limit: Annotated[int, typer.Option(help="How many entries, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(
+        min=1, max=service.MAX_PAGE, help="How many entries, newest first.")] = 20,
     before: Annotated[int | None, typer.Option(help="Only entries before this sequence.")] = None,
     as_json: JsonOpt = False,
 ) -> None:

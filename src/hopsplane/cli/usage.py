@@ -111,7 +111,8 @@ _UNMATCHED = (
 @app.command()
 @friendly
 def unmatched(
-    limit: Annotated[int, typer.Option(help="How many, by source and event id.")] = 50,
+    limit: Annotated[int, typer.Option(
+        min=1, max=service.MAX_PAGE, help="How many, by source and event id.")] = 50,
     after: Annotated[str | None, typer.Option(
         help="Only events after this one: 'SOURCE ID', as the last row's first two columns "
         "(an id is unique within its source).")] = None,
