@@ -18,7 +18,7 @@ from hopsplane.db.engine import Database
 from hopsplane.http.deps import Principal
 from hopsplane.http.session_cookie import SESSION_COOKIE
 from hopsplane.integrations.auth0 import LocalIssuer
-from hopsplane.integrations.email import LogMailer
+from hopsplane.integrations.email import Email, LogMailer
 from tests.factories import TEST_ENCRYPTION_KEY, RecordingHooks
 
 
@@ -182,3 +182,28 @@ class Served:
     def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+# --- links in emails ------------------------------------------------------------------------
+
+EMAIL_LINK = re.compile(r"""https?://[^\s"'<>]+""")
+
+
+def email_links(message: Email) -> set[str]:
+    """Every link of a message, from its text part and its HTML part."""
+    return set(EMAIL_LINK.findall(message.body)) | set(EMAIL_LINK.findall(message.html or ""))
+
+
+def link_problem(client: TestClient, link: str) -> str | None:
+    """Why following ``link`` (its path, on this app, signed out) does not reach a page that
+    exists: None when it answers 200, redirects to the sign-in, or is the sign-in page."""
+    parts = urlsplit(link)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    r = client.get(path, follow_redirects=False)
+    if r.status_code == 200:
+        return None
+    if r.status_code in (302, 303, 307) and "/auth/login" in r.headers.get("location", ""):
+        return None
+    if r.status_code == 401 and "/auth/login" in r.text:
+        return None
+    return f"{link} -> {r.status_code} {r.headers.get('location', '')}".rstrip()

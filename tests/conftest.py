@@ -15,7 +15,8 @@ from hopsplane.api.app import create_app
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
-from tests.apps import Api, id_settings
+from hopsplane.integrations.email import Email, LogMailer, SmtpMailer
+from tests.apps import Api, email_links, id_settings, link_problem
 from tests.factories import TEST_ENCRYPTION_KEY
 from tests.fake_smtp import SmtpInbox
 from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, LocalStripe, StripeFront
@@ -85,6 +86,52 @@ def pytest_report_header() -> str:
 
     where = os.environ.get("HOPSPLANE_TEST_DATABASE_URL") or "embedded PostgreSQL"
     return f"hopsplane test database server: {where}"
+
+
+# --- every link in every email the suite sends (issue 14) -----------------------------------
+# Every message that leaves hopsplane goes through a Mailer's send: LogMailer (development
+# and the apps under test) or SmtpMailer (RefusingMailer sends nothing). The autouse fixture
+# records what each test sent there; after the test body, while its app and database are
+# still up, every link is followed on the test's own app (a fresh client: signed out) or, for
+# tests without one, on an app of this worker over the shared database.
+
+_SENT = pytest.StashKey[list[Email]]()
+_LINK_APPS: dict[str, TestClient] = {}
+
+
+@pytest.fixture(autouse=True)
+def _record_sent_emails(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[Email] = []
+    request.node.stash[_SENT] = sent
+    for cls in (LogMailer, SmtpMailer):
+        def recording(self: Any, message: Email, _send: Any = cls.send) -> None:
+            _send(self, message)  # only what was sent: a refused or failed send raised
+            sent.append(message)
+        monkeypatch.setattr(cls, "send", recording)
+
+
+def _link_client(item: pytest.Item) -> TestClient:
+    own = next((v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Api)), None)
+    if own is not None:
+        return TestClient(own.app, base_url="https://testserver")
+    url: str = item._request.getfixturevalue("shared_url")  # type: ignore[attr-defined]
+    if url not in _LINK_APPS:
+        app = create_app(id_settings(), database=Database(url))
+        _LINK_APPS[url] = TestClient(app, base_url="https://testserver")
+    return _LINK_APPS[url]
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)  # innermost: inside output capture
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    result = yield
+    links = sorted({link for m in item.stash.get(_SENT, []) for link in email_links(m)})
+    if links:
+        client = _link_client(item)
+        broken = [p for p in (link_problem(client, link) for link in links) if p]
+        if broken:
+            pytest.fail("an email this test sent links to a page that does not exist: "
+                        + "; ".join(broken), pytrace=False)
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -26,6 +27,12 @@ def test_plan_reports_counts_and_anomalies_and_exits_zero(legacy_url: str, setti
         assert code in out, code
     assert "User2@example.com / user2@example.com" in out
     assert "migrate would succeed" in out
+    as_json = runner.invoke(app, ["legacy", "plan", "--database-url", legacy_url, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    planned = json.loads(as_json.stdout)
+    assert planned["can_migrate"] is True and planned["state"]["kind"] == "legacy"
+    assert {t["table"] for t in planned["tables"]} == set(LEGACY_TABLES)
+    assert "usage_collisions" in {a["code"] for a in planned["anomalies"]}
 
 
 def test_plan_exits_non_zero_on_a_blocking_anomaly_and_names_the_table(

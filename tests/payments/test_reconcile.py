@@ -1,5 +1,6 @@
 """hopsplane stripe reconcile: Stripe's succeeded payments and refunds against the ledger."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -101,6 +102,11 @@ def test_the_cli_lists_exits_1_then_fixes(
     listed = runner.invoke(cli, ["stripe", "reconcile", "--since", today])
     assert listed.exit_code == 1, listed.output
     assert pi in listed.output and "missing_purchase" in listed.output
+    as_json = runner.invoke(cli, ["stripe", "reconcile", "--since", today, "--json"])
+    assert as_json.exit_code == 1
+    [missing] = json.loads(as_json.stdout)["discrepancies"]
+    assert (missing["payment_intent_id"], missing["account_owner_id"], missing["amount"]) == (
+        pi, owner, "33.00")
     assert ledger(fresh_db, owner) == []
 
     fixed = runner.invoke(cli, ["stripe", "reconcile", "--since", today, "--fix"])

@@ -4,17 +4,15 @@ exists (200 for the person it is meant for; signed out, a sign-in page or redire
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from urllib.parse import urlsplit
 
 from hopsplane.billing.run import run_billing
 from hopsplane.integrations.email import Email
-from tests.apps import Api, csrf_of
+from tests.apps import EMAIL_LINK, Api, csrf_of, email_links, link_problem
 from tests.factories import RecordingHooks, make_user, post, upsert_usage
 
 PUBLIC = "http://console.test"
-LINK = re.compile(r"""https?://[^\s"'<>]+""")
 
 
 def _send_every_kind(web: Api) -> tuple[str, dict[str, str]]:
@@ -37,32 +35,24 @@ def _send_every_kind(web: Api) -> tuple[str, dict[str, str]]:
     return owner, headers
 
 
-def _links(message: Email) -> set[str]:
-    assert message.html, f"{message.subject!r} has no HTML part"
-    text_links = set(LINK.findall(message.body))
-    html_links = set(LINK.findall(message.html))
-    assert text_links == html_links, (message.subject, text_links, html_links)
-    return text_links
-
-
 def test_every_link_in_every_email_leads_to_a_page_that_exists(web: Api) -> None:
+    """Every kind of email, signed out and (but the invite) as the owner. The suite's
+    autouse check (tests/conftest.py) follows the links of every email any test sends,
+    signed out."""
     _owner, headers = _send_every_kind(web)
     sent: list[Email] = web.mailer.sent
     assert len(sent) == 3, [m.subject for m in sent]
     followed = 0
     for message in sent:
-        for link in _links(message):
+        assert message.html, f"{message.subject!r} has no HTML part"
+        links = email_links(message)
+        in_text, in_html = EMAIL_LINK.findall(message.body), EMAIL_LINK.findall(message.html)
+        assert set(in_text) == set(in_html) == links, (message.subject, in_text, in_html)
+        for link in links:
             assert link.startswith(PUBLIC + "/"), link
-            parts = urlsplit(link)
-            path = parts.path + (f"?{parts.query}" if parts.query else "")
-            anonymous = web.client.get(path, follow_redirects=False)
-            if anonymous.status_code in (302, 303, 307):
-                assert "/auth/login" in anonymous.headers["location"], (link, anonymous.headers)
-            elif anonymous.status_code == 401:
-                assert "/auth/login" in anonymous.text, link  # the sign-in page
-            else:
-                assert anonymous.status_code == 200, (link, anonymous.status_code)
-            if "/invites/" not in path:  # an invite is for the invitee, not the owner
+            assert link_problem(web.client, link) is None
+            if "/invites/" not in link:  # an invite is for the invitee, not the owner
+                path = urlsplit(link).path
                 assert web.client.get(path, headers=headers).status_code == 200, link
             followed += 1
     assert followed == 3

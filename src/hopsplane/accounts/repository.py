@@ -94,3 +94,10 @@ def list_users(
     if after is not None:
         stmt = stmt.where(tuple_(User.created_at, User.id) < tuple_(*after))
     return list(session.scalars(stmt.order_by(User.created_at.desc(), User.id.desc()).limit(limit)))
+
+
+def platform_admins(session: Session) -> list[User]:
+    """Every platform admin, by email."""
+    return list(session.scalars(
+        select(User).where(User.is_platform_admin.is_(True)).order_by(User.email, User.id)
+    ))

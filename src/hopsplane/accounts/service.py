@@ -107,6 +107,11 @@ def list_users(
     return [summary(u) for u in repo.list_users(session, limit=limit, after=after)]
 
 
+def platform_admins(session: Session) -> list[UserSummary]:
+    """Every platform admin (the CLI's `hopsplane admins list`)."""
+    return [summary(u) for u in repo.platform_admins(session)]
+
+
 def find_user(session: Session, id_or_email: str) -> UserSummary:
     """A user by Auth0 id or by email (what an operator has at hand)."""
     return summary(_find(session, id_or_email))

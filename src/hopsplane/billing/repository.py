@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -149,73 +148,3 @@ def list_overrides(session: Session, account_id: str) -> list[PriceOverride]:
         .order_by(PriceOverride.effective_from.desc())
     )
     return list(session.scalars(stmt))
-
-
-def claim_events(session: Session, limit: int) -> list[dict[str, Any]]:
-    """Undispatched balance events (oldest first), locked so that two dispatchers never
-    take the same one, with the owner's email."""
-    rows = session.execute(
-        text(
-            """
-            SELECT e.id, e.account_owner_id, e.kind, e.threshold, e.balance, e.ledger_seq,
-                   u.email
-            FROM hopsplane.balance_events e JOIN users u ON u.id = e.account_owner_id
-            WHERE e.dispatched_at IS NULL
-            ORDER BY e.id
-            LIMIT :limit
-            FOR UPDATE OF e SKIP LOCKED
-            """
-        ),
-        {"limit": limit},
-    )
-    return [dict(r._mapping) for r in rows]
-
-
-def take_events(session: Session, ids: list[int]) -> list[dict[str, Any]]:
-    """Mark these events dispatched (those not yet) and return them with the owner's
-    email, in one statement; the caller un-marks what it could not deliver."""
-    rows = session.execute(
-        text(
-            """
-            UPDATE hopsplane.balance_events e SET dispatched_at = now()
-            FROM users u
-            WHERE e.id = ANY(CAST(:ids AS bigint[])) AND e.dispatched_at IS NULL
-              AND u.id = e.account_owner_id
-            RETURNING e.id, e.account_owner_id, e.kind, e.threshold, e.balance,
-                      e.ledger_seq, u.email
-            """
-        ),
-        {"ids": ids},
-    )
-    return sorted((dict(r._mapping) for r in rows), key=lambda e: int(e["id"]))
-
-
-def unmark_events(session: Session, ids: list[int]) -> None:
-    session.execute(
-        text(
-            "UPDATE hopsplane.balance_events SET dispatched_at = NULL "
-            "WHERE id = ANY(CAST(:ids AS bigint[]))"
-        ),
-        {"ids": ids},
-    )
-
-
-def mark_events_dispatched(session: Session, ids: list[int]) -> None:
-    session.execute(
-        text(
-            "UPDATE hopsplane.balance_events SET dispatched_at = now() "
-            "WHERE id = ANY(CAST(:ids AS bigint[]))"
-        ),
-        {"ids": ids},
-    )
-
-
-def events_of(session: Session, account_id: str) -> list[dict[str, Any]]:
-    rows = session.execute(
-        text(
-            "SELECT id, kind, threshold, balance, ledger_seq, created_at, dispatched_at "
-            "FROM hopsplane.balance_events WHERE account_owner_id = :a ORDER BY id"
-        ),
-        {"a": account_id},
-    )
-    return [dict(r._mapping) for r in rows]

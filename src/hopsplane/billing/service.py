@@ -177,10 +177,10 @@ def dispatch_events(
     the next dispatch). With ``ids``, only those events (a batch's own). Returns (hooks
     called, emails sent, events claimed)."""
     if ids is not None:
-        events = repo.take_events(session, ids)
+        events = credits.take_events(session, ids)
         marked = True
     else:
-        events = repo.claim_events(session, limit)
+        events = credits.claim_undispatched_events(session, limit)
         marked = False
     done: list[int] = []
     failed: list[int] = []
@@ -203,9 +203,9 @@ def dispatch_events(
             sent += 1
         done.append(e["id"])
     if marked and failed:
-        repo.unmark_events(session, failed)
+        credits.mark_undispatched(session, failed)
     if not marked and done:
-        repo.mark_events_dispatched(session, done)
+        credits.mark_dispatched(session, done)
     return hooked, sent, len(events)
 
 

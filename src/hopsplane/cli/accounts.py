@@ -7,7 +7,15 @@ from typing import Annotated, Any
 import typer
 
 from hopsplane.accounts import service as accounts
-from hopsplane.cli.common import console, load_settings, print_json, transaction
+from hopsplane.cli.common import (
+    Col,
+    JsonOpt,
+    console,
+    load_settings,
+    print_json,
+    print_list,
+    transaction,
+)
 from hopsplane.clusters import service as clusters
 from hopsplane.credits import service as credits
 from hopsplane.teams import service as teams
@@ -26,10 +34,7 @@ WhoArg = Annotated[str, typer.Argument(help="Email address or user id (quote ids
 
 
 @app.command()
-def find(
-    who: WhoArg,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+def find(who: WhoArg, as_json: JsonOpt = False) -> None:
     """Show a user and their account: owner, members, cluster, balance, standing."""
     with transaction(load_settings()) as session:
         user = accounts.find_user(session, who)
@@ -73,3 +78,20 @@ def revoke(who: WhoArg) -> None:
     with transaction(load_settings()) as session:
         user = accounts.set_platform_admin(session, who, False)
     console.print(f"{user.email} ({user.id}) is no longer a platform admin", highlight=False)
+
+
+_ADMINS = (
+    Col("id", lambda u: u.id, whole=True),
+    Col("email", lambda u: u.email, whole=True),
+    Col("name", lambda u: u.name),
+    Col("last sign-in (UTC)",
+        lambda u: u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else None),
+)
+
+
+@admins.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """Every platform admin."""
+    with transaction(load_settings()) as session:
+        found = accounts.platform_admins(session)
+    print_list(found, _ADMINS, as_json=as_json)

@@ -106,11 +106,13 @@ def dispatch() -> None:
     console.print(f"{total_hooks} suspensions/resumptions announced, {total_sent} notices sent")
 
 
-@app.command("set-price")
+@app.command("set-price", context_settings={"ignore_unknown_options": True})
 @friendly
 def set_price(
     account: Annotated[str, typer.Argument(help="Account owner's user id.")],
-    unit_price: Annotated[str, typer.Argument(help="Dollars per compute unit, e.g. 0.00008.")],
+    unit_price: Annotated[str, typer.Argument(
+        help="Dollars per compute unit, e.g. 0.00008; zero or more (a leading minus, as in "
+        "-0.1, is read as the price and refused).")],
     effective_from: Annotated[
         str, typer.Option("--from", help="First UTC day the price applies to (YYYY-MM-DD).")
     ],

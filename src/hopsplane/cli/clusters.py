@@ -9,14 +9,15 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, SecretStr, ValidationError
-from rich.table import Table
 
 from hopsplane.cli.common import (
+    Col,
+    JsonOpt,
     console,
     encryption_box_keys,
     friendly,
     load_settings,
-    print_json,
+    print_list,
     transaction,
 )
 from hopsplane.clusters import service
@@ -68,25 +69,21 @@ KubeconfigOpt = Annotated[
 ]
 
 
-def _show(clusters: list[ClusterOut]) -> None:
-    table = Table("name", "status", "accounts", "free", "api url", "prometheus",
-                  "auth key", "operator error")
-    # the id is what assign, update, drain and check take: never cut, at any width or piped
-    table.add_column("id", no_wrap=True, min_width=36)
-    table.columns.insert(0, table.columns.pop())
-    for c in clusters:
-        table.add_row(
-            str(c.id),
-            c.name,
-            c.status,
-            f"{c.current_users}/{c.max_users}",
-            str(c.free_capacity),
-            c.api_url,
-            c.prometheus_url or "",
-            "set" if c.has_auth_api_key else "MISSING",
-            c.operator_error or "",
-        )
-    console.print(table)
+_COLUMNS = (
+    Col("id", lambda c: c.id, whole=True),  # what assign, update, drain and check take
+    Col("name", lambda c: c.name),
+    Col("status", lambda c: c.status),
+    Col("accounts", lambda c: f"{c.current_users}/{c.max_users}"),
+    Col("free", lambda c: c.free_capacity),
+    Col("api url", lambda c: c.api_url),
+    Col("prometheus", lambda c: c.prometheus_url),
+    Col("auth key", lambda c: "set" if c.has_auth_api_key else "MISSING"),
+    Col("operator error", lambda c: c.operator_error),
+)
+
+
+def _show(clusters: list[ClusterOut], as_json: bool = False) -> None:
+    print_list(clusters, _COLUMNS, as_json=as_json)
 
 
 def _services(value: str | None) -> list[str] | None:
@@ -141,9 +138,7 @@ def add(
 
 @app.command("list")
 @friendly
-def list_(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (every field).")] = False,
-) -> None:
+def list_(as_json: JsonOpt = False) -> None:
     """Every cluster with its capacity (accounts assigned / max)."""
     found: list[ClusterOut] = []
     with transaction(load_settings()) as session:
@@ -153,10 +148,7 @@ def list_(
             found.extend(page)
             if cursor is None:
                 break
-    if as_json:
-        print_json(found)
-        return
-    _show(found)
+    _show(found, as_json)
 
 
 @app.command()

@@ -5,13 +5,17 @@ from __future__ import annotations
 import errno
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
 from sqlalchemy.orm import Session
 
 from hopsplane.config import Settings
@@ -186,12 +190,66 @@ def encryption_box_keys(settings: Settings) -> list[str]:
 
 def print_json(rows: Any) -> None:
     """Machine-readable output of a list command (``--json``): plain JSON on stdout, no
-    colours, no wrapping, every id whole."""
+    colours, no wrapping, every id whole, keys as the schemas name them, Decimals as
+    strings (exact), datetimes in ISO 8601."""
     import json
 
     from pydantic import TypeAdapter
 
     typer.echo(json.dumps(TypeAdapter(Any).dump_python(rows, mode="json"), indent=2))
+
+
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print JSON (every field; amounts as strings) instead of a table."),
+]
+
+
+@dataclass(frozen=True)
+class Col:
+    """A column of a list command's table: its header, how to get the cell from a row, and
+    whether it is an id (``whole``: printed in full whatever the width, since other
+    commands take it)."""
+
+    header: str
+    cell: Callable[[Any], object]
+    whole: bool = False
+    justify: Literal["left", "right"] = "left"
+
+
+def print_list(
+    rows: Sequence[Any],
+    columns: Sequence[Col],
+    *,
+    as_json: bool,
+    json_rows: Any = None,
+    title: str | None = None,
+) -> None:
+    """The one output of every list command: ``--json`` prints ``json_rows`` (default: the
+    rows themselves) with :func:`print_json`; otherwise a table whose id columns are never
+    cut or wrapped, at any terminal width and when piped."""
+    if as_json:
+        print_json(rows if json_rows is None else json_rows)
+        return
+    cells = [["" if (v := c.cell(r)) is None else str(v) for c in columns] for r in rows]
+    table = Table(title=title)
+    for i, c in enumerate(columns):
+        if c.whole:
+            width = max([len(c.header), *(len(row[i]) for row in cells)])
+            table.add_column(c.header, no_wrap=True, min_width=width, justify=c.justify)
+        else:
+            table.add_column(c.header, justify=c.justify, overflow="fold")
+    for row in cells:
+        table.add_row(*(Text(v) for v in row))
+    # piped: one line per row, nothing wrapped (for grep, awk, cut); on a terminal: fit
+    # its width, other columns wrap, but never narrower than the ids need
+    wanted = Measurement.get(console, console.options.update(max_width=10_000), table)
+    needed = wanted.minimum if console.is_terminal else wanted.maximum
+    out = console
+    if needed > console.width:
+        out = Console(file=console.file, width=needed, force_terminal=console.is_terminal,
+                      no_color=console.no_color)
+    out.print(table)
 
 
 def fail(message: str, code: int = 1) -> Any:

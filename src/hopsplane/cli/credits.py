@@ -6,9 +6,17 @@ import uuid
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from hopsplane.cli.common import console, err_console, friendly, load_settings, transaction
+from hopsplane.cli.common import (
+    Col,
+    JsonOpt,
+    console,
+    err_console,
+    friendly,
+    load_settings,
+    print_list,
+    transaction,
+)
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.credits import service
 from hopsplane.credits.origins import OperatorGrant, OperatorRefund
@@ -40,11 +48,22 @@ def _print_posted(result: PostResult) -> None:
         console.print(f"  account {event.kind.replace('_', ' ')}")
 
 
-@app.command()
+# A value that starts with a minus is read as the value, not as an unknown option, so that
+# `credits grant ACCOUNT -5 ...` gets the ledger's own answer ("must be positive") rather
+# than click's "No such option: -5".
+_NEGATIVE_AS_VALUE = {"ignore_unknown_options": True}
+
+_AMOUNT_RULE = (
+    " Positive: a leading minus (-5, or -- -5) is read as the amount and refused; nothing "
+    "takes credit away but usage and refunds."
+)
+
+
+@app.command(context_settings=_NEGATIVE_AS_VALUE)
 @friendly
 def grant(
     account: Annotated[str, typer.Argument(help="Account owner's user id.")],
-    amount: Annotated[str, typer.Argument(help="Dollars to add, e.g. 25.00.")],
+    amount: Annotated[str, typer.Argument(help="Dollars to add, e.g. 25.00." + _AMOUNT_RULE)],
     reason: Annotated[
         str, typer.Option("--reason", "-r", help="Why (required; kept in the entry).")
     ],
@@ -62,12 +81,14 @@ def grant(
     _print_posted(result)
 
 
-@app.command()
+@app.command(context_settings=_NEGATIVE_AS_VALUE)
 @friendly
 def refund(
     account: Annotated[str, typer.Argument(help="Account owner's user id.")],
     purchase: Annotated[str, typer.Argument(help="Id of the purchase entry to refund.")],
-    amount: Annotated[str, typer.Argument(help="Dollars to give back, e.g. 10.00.")],
+    amount: Annotated[
+        str, typer.Argument(help="Dollars to give back, e.g. 10.00." + _AMOUNT_RULE)
+    ],
     reason: Annotated[
         str, typer.Option("--reason", "-r", help="Why (required; kept in the entry).")
     ],
@@ -97,23 +118,31 @@ def balance(account: Annotated[str, typer.Argument(help="Account owner's user id
         console.print(f"{account}: {service.balance(session, account)}")
 
 
+_HISTORY = (
+    Col("seq", lambda e: e.seq, justify="right"),
+    Col("id", lambda e: e.id, whole=True),  # what `credits refund` takes as PURCHASE_ID
+    Col("when (UTC)", lambda e: e.created_at.strftime("%Y-%m-%d %H:%M:%S")),
+    Col("type", lambda e: e.type.value),
+    Col("amount", lambda e: e.amount, justify="right"),
+    Col("balance", lambda e: e.balance, justify="right"),
+    Col("description", lambda e: e.description),
+)
+
+
 @app.command()
 @friendly
 def history(
     account: Annotated[str, typer.Argument(help="Account owner's user id.")],
-    limit: Annotated[int, typer.Option(help="How many entries, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(
+        min=1, max=service.MAX_PAGE, help="How many entries, newest first.")] = 20,
     before: Annotated[int | None, typer.Option(help="Only entries before this sequence.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """List an account's ledger entries, newest first, with the running balance."""
+    """List an account's ledger entries, newest first, with the running balance (the id
+    column is what `credits refund` takes)."""
     with transaction(load_settings()) as session:
         entries = service.history(session, account, limit=limit, before_seq=before)
-    table = Table("seq", "when (UTC)", "type", "amount", "balance", "description")
-    for e in entries:
-        table.add_row(
-            str(e.seq), e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.type.value,
-            str(e.amount), str(e.balance), e.description or "",
-        )
-    console.print(table)
+    print_list(entries, _HISTORY, as_json=as_json)
 
 
 @app.command()

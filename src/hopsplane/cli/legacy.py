@@ -13,12 +13,16 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from hopsplane.cli.common import (
+    Col,
+    JsonOpt,
     console,
     encryption_box_keys,
     err_console,
     fail,
     friendly,
     load_settings,
+    print_json,
+    print_list,
     progress_console,
 )
 from hopsplane.crypto import SecretBox
@@ -58,6 +62,14 @@ def _url(database_url: str | None) -> str:
     return str(settings.database_url)
 
 
+def _planned(report: service.PlanReport) -> tuple[Col, ...]:
+    return (
+        Col("table", lambda a: a[0], whole=True),
+        Col("rows", lambda a: f"{report.counts.get(a[0], 0):,}", justify="right"),
+        Col("action", lambda a: a[1]),
+    )
+
+
 def _print_plan(report: service.PlanReport) -> None:
     if report.other_connections:
         err_console.print(f"[yellow]warning:[/yellow] {len(report.other_connections)} other "
@@ -73,13 +85,7 @@ def _print_plan(report: service.PlanReport) -> None:
         for d in state.differences:
             console.print(f"  - {d}")
         return
-    table = Table(title="legacy tables")
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    table.add_column("action")
-    for name, what in report.actions.items():
-        table.add_row(name, f"{report.counts.get(name, 0):,}", what)
-    console.print(table)
+    print_list(list(report.actions.items()), _planned(report), as_json=False, title="legacy tables")
     if not report.anomalies:
         console.print("no anomalies")
     for a in report.anomalies:
@@ -102,6 +108,7 @@ def plan(
         typer.Option("--allow-drop-nonempty", help="As for migrate: a financial table "
                      f"({', '.join(FINANCIAL_EXPECTED_EMPTY)}) that may be retired with rows."),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Read-only: recognise the legacy schema (or say what differs), print every table's row
     count and fate, and every anomaly. Exit 0 when migrate would succeed, 1 otherwise."""
@@ -109,7 +116,15 @@ def plan(
     with service.connect(_url(database_url)) as conn, conn.begin() as tx:
         report = service.plan(conn, allowed)
         tx.rollback()
-    _print_plan(report)
+    if as_json:
+        print_json({
+            "state": report.state, "can_migrate": report.can_migrate,
+            "tables": [{"table": name, "rows": report.counts.get(name, 0), "action": what}
+                       for name, what in report.actions.items()],
+            "anomalies": report.anomalies, "other_connections": report.other_connections,
+        })
+    else:
+        _print_plan(report)
     if not report.can_migrate:
         raise typer.Exit(1)
 

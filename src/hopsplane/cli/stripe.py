@@ -6,9 +6,19 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from hopsplane.cli.common import console, err_console, fail, friendly, load_settings, transaction
+from hopsplane.cli.common import (
+    Col,
+    JsonOpt,
+    console,
+    err_console,
+    fail,
+    friendly,
+    load_settings,
+    print_json,
+    print_list,
+    transaction,
+)
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.credits.schemas import BalancePolicy
 from hopsplane.integrations.stripe import build_stripe
@@ -19,6 +29,16 @@ app = typer.Typer(
     "ledger. Uses HOPSPLANE_STRIPE_SECRET_KEY (its mode, test or live, decides which "
     "payments are compared).",
     no_args_is_help=True,
+)
+
+
+_DISCREPANCIES = (
+    Col("payment intent", lambda d: d.payment_intent_id, whole=True),
+    Col("account", lambda d: d.account_owner_id or "-", whole=True),
+    Col("what", lambda d: d.kind),
+    Col("amount", lambda d: d.amount, justify="right"),
+    Col("detail", lambda d: d.detail),
+    Col("fixed", lambda d: "yes" if d.fixed else (f"no: {d.fix_error}" if d.fix_error else "no")),
 )
 
 
@@ -34,6 +54,7 @@ def reconcile(
     fix: Annotated[
         bool, typer.Option("--fix", help="Post the missing purchases and refunds.")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List succeeded top-up payments and refunds that Stripe has and the ledger lacks (and,
     with --fix, post them through the same idempotent path as the webhook). Exits 1 while
@@ -49,23 +70,19 @@ def reconcile(
     with transaction(settings) as session:
         policy = BalancePolicy(build_account_hooks(settings), settings.thresholds)
         report = run_reconcile(session, gateway, since=start, fix=fix, policy=policy)
-    console.print(
-        f"{report.charges_seen} charges read from Stripe ({gateway.mode} mode), "
-        f"{report.payments_checked} top-up payments compared with the ledger"
-    )
-    if not report.discrepancies:
-        console.print("[green]ok[/green]: the ledger has every payment and refund")
-        return
-    table = Table()
-    for name in ("payment intent", "account", "what", "amount"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("detail")
-    table.add_column("fixed")
-    for d in report.discrepancies:
-        fixed = "yes" if d.fixed else (f"no: {d.fix_error}" if d.fix_error else "no")
-        table.add_row(d.payment_intent_id, d.account_owner_id or "-", d.kind, str(d.amount),
-                      d.detail, fixed)
-    console.print(table)
+    if as_json:
+        print_json({"mode": gateway.mode, "charges_seen": report.charges_seen,
+                    "payments_checked": report.payments_checked,
+                    "discrepancies": report.discrepancies})
+    else:
+        console.print(
+            f"{report.charges_seen} charges read from Stripe ({gateway.mode} mode), "
+            f"{report.payments_checked} top-up payments compared with the ledger"
+        )
+        if report.discrepancies:
+            print_list(report.discrepancies, _DISCREPANCIES, as_json=False)
+        else:
+            console.print("[green]ok[/green]: the ledger has every payment and refund")
     if not report.ok:
         left = sum(1 for d in report.discrepancies if not d.fixed)
         hint = "" if fix else " (run again with --fix to post what is missing)"

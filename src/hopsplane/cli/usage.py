@@ -7,9 +7,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from hopsplane.cli.common import console, database, fail, friendly, load_settings, transaction
+from hopsplane.cli.common import (
+    Col,
+    JsonOpt,
+    console,
+    database,
+    fail,
+    friendly,
+    load_settings,
+    print_list,
+    transaction,
+)
 from hopsplane.integrations.prometheus import build_prometheus_client
 from hopsplane.usage import service
 from hopsplane.usage.schemas import CollectResult
@@ -50,6 +59,7 @@ def collect(
     cluster: Annotated[
         str | None, typer.Option(help="Only this cluster (default: every cluster not disabled).")
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Ask each cluster's Prometheus (metadata.prometheus_url) for the CPU core-seconds of
     every namespace on DAY and fold them in. Safe to repeat: the same answer changes
@@ -67,38 +77,53 @@ def collect(
             with db.transaction() as session:
                 client = build_prometheus_client(service.prometheus_url(session, cluster_id))
                 results = [service.collect_cluster_day(session, cluster_id, when, client)]
-    _show(results)
+    _show(results, as_json)
     if any(r.error for r in results):
         raise typer.Exit(1)
 
 
-def _show(results: list[CollectResult]) -> None:
-    table = Table("cluster", "day", "namespaces", "cpu seconds", "new", "corrected",
-                  "unchanged", "unmatched", "error")
-    for r in results:
-        table.add_row(str(r.cluster_id), r.day.isoformat(), str(r.namespaces),
-                      str(r.cpu_seconds), str(r.new), str(r.corrected), str(r.unchanged),
-                      str(r.unmatched), r.error or "")
-    console.print(table)
+_COLLECTED = (
+    Col("cluster", lambda r: r.cluster_id, whole=True),
+    Col("day", lambda r: r.day.isoformat()),
+    Col("namespaces", lambda r: r.namespaces, justify="right"),
+    Col("cpu seconds", lambda r: r.cpu_seconds, justify="right"),
+    Col("new", lambda r: r.new, justify="right"),
+    Col("corrected", lambda r: r.corrected, justify="right"),
+    Col("unchanged", lambda r: r.unchanged, justify="right"),
+    Col("unmatched", lambda r: r.unmatched, justify="right"),
+    Col("error", lambda r: r.error),
+)
+
+
+def _show(results: list[CollectResult], as_json: bool) -> None:
+    print_list(results, _COLLECTED, as_json=as_json)
+
+
+_UNMATCHED = (
+    Col("source", lambda e: e.source, whole=True),
+    Col("event id", lambda e: e.event_id, whole=True),
+    Col("day", lambda e: e.day.isoformat()),
+    Col("units", lambda e: e.compute_units, justify="right"),
+    Col("problem", lambda e: e.problem),
+)
 
 
 @app.command()
 @friendly
 def unmatched(
-    limit: Annotated[int, typer.Option(help="How many, by source and event id.")] = 50,
+    limit: Annotated[int, typer.Option(
+        min=1, max=service.MAX_PAGE, help="How many, by source and event id.")] = 50,
     after: Annotated[str | None, typer.Option(
-        help="Only events after this one: 'SOURCE ID', as the last line's first two columns "
+        help="Only events after this one: 'SOURCE ID', as the last row's first two columns "
         "(an id is unique within its source).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List events kept but not billed yet (unknown account, project or namespace)."""
     with transaction(load_settings()) as session:
         events = service.unmatched(session, limit=limit, after=after)
-    for e in events:  # one line each, so it can be grepped
-        console.print(
-            f"{e.source}\t{e.event_id}\t{e.day.isoformat()}\t{e.compute_units} units\t"
-            f"{e.problem}", soft_wrap=True, highlight=False,
-        )
-    console.print(f"{len(events)} shown")
+    print_list(events, _UNMATCHED, as_json=as_json)
+    if not as_json:
+        console.print(f"{len(events)} shown")
 
 
 @app.command()

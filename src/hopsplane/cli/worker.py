@@ -7,9 +7,17 @@ import threading
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from hopsplane.cli.common import console, database, friendly, load_settings, transaction
+from hopsplane.cli.common import (
+    Col,
+    JsonOpt,
+    console,
+    database,
+    friendly,
+    load_settings,
+    print_list,
+    transaction,
+)
 from hopsplane.composition import jobs as schedule
 from hopsplane.worker import service
 from hopsplane.worker.runner import Worker
@@ -69,22 +77,23 @@ def run(
                 worker.wake.set()  # an idle loop sees the stop at once
 
 
+_STATUS = (
+    Col("task", lambda r: r.task, whole=True),
+    Col("status", lambda r: r.status),
+    Col("jobs", lambda r: r.count, justify="right"),
+    Col("next run (UTC)",
+        lambda r: r.next_run_at.strftime("%Y-%m-%d %H:%M:%S") if r.next_run_at else None),
+    Col("last error", lambda r: (r.last_error or "")[:80]),
+)
+
+
 @app.command()
 @friendly
-def status() -> None:
+def status(as_json: JsonOpt = False) -> None:
     """Jobs by task and state, with the next due time and the last error."""
     with transaction(load_settings()) as session:
         rows = service.counts(session)
-    table = Table("task", "status", "jobs", "next run (UTC)", "last error")
-    for r in rows:
-        table.add_row(
-            r.task,
-            r.status,
-            str(r.count),
-            r.next_run_at.strftime("%Y-%m-%d %H:%M:%S") if r.next_run_at else "",
-            (r.last_error or "")[:80],
-        )
-    console.print(table)
+    print_list(rows, _STATUS, as_json=as_json)
 
 
 @app.command("retry-failed")

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from hopsplane.credits.schemas import BalanceEvent, ChainBreak, LedgerEntryOut, Posting
-from hopsplane.db.models import LedgerEntry, User
+from hopsplane.db.models import LedgerEntry
 
 # One posting, in one round trip: the owner check, the account's advisory lock and the
 # INSERT ... SELECT chained after the head, run on the server in that order (revision 0010
@@ -138,17 +138,23 @@ _APPLY_STANDING = text(
 # advisory lock writes nothing (a row lock would dirty the users row) and accounts whose
 # keys differ never wait for each other; a rare hash collision only serialises two
 # accounts, it never breaks anything (the chain is enforced by the table itself).
+# Who is whose is the accounts domain's: read through its published view
+# hopsplane.account_members (revision 0020); account_owner_id is NULL for an owner.
 _OWNER_AND_LOCK_SQL = """
-    SELECT account_owner_id,
-           pg_advisory_xact_lock(hashtextextended('credits_ledger:' || id, 0)) AS locked
-    FROM users WHERE id = %(account)s
+    SELECT NULLIF(account_id, user_id) AS account_owner_id,
+           pg_advisory_xact_lock(hashtextextended('credits_ledger:' || user_id, 0)) AS locked
+    FROM hopsplane.account_members WHERE user_id = %(account)s
 """
 
 
 def account_owner_of(session: Session, account_id: str) -> tuple[bool, str | None]:
     """(exists, account_owner_id) of a user; account_owner_id is None for an owner."""
     row = session.execute(
-        select(User.account_owner_id).where(User.id == account_id)
+        text(
+            "SELECT NULLIF(account_id, user_id) FROM hopsplane.account_members "
+            "WHERE user_id = :a"
+        ),
+        {"a": account_id},
     ).one_or_none()
     return (False, None) if row is None else (True, row[0])
 
@@ -362,7 +368,10 @@ def find_by_keys(session: Session, keys: list[str]) -> list[LedgerEntry]:
 def owners_among(session: Session, account_ids: list[str]) -> dict[str, str | None]:
     """{user id: account_owner_id} for the ids that exist (None for owners)."""
     rows = session.execute(
-        text("SELECT id, account_owner_id FROM users WHERE id = ANY(CAST(:ids AS text[]))"),
+        text(
+            "SELECT user_id, NULLIF(account_id, user_id) FROM hopsplane.account_members "
+            "WHERE user_id = ANY(CAST(:ids AS text[]))"
+        ),
         {"ids": account_ids},
     )
     return {r[0]: r[1] for r in rows}
@@ -404,12 +413,13 @@ def accounts_at_or_below(session: Session, limit: Decimal) -> list[str]:
 
 _STANDING_OF = text(
     """
-    SELECT u.account_owner_id, s.suspended, s.notice_threshold,
-           (SELECT l.balance FROM credits_ledger l WHERE l.account_owner_id = u.id
+    SELECT NULLIF(m.account_id, m.user_id) AS account_owner_id, s.suspended,
+           s.notice_threshold,
+           (SELECT l.balance FROM credits_ledger l WHERE l.account_owner_id = m.user_id
             ORDER BY l.seq DESC LIMIT 1) AS balance
-    FROM users u
-    LEFT JOIN hopsplane.account_standing s ON s.account_owner_id = u.id
-    WHERE u.id = :a
+    FROM hopsplane.account_members m
+    LEFT JOIN hopsplane.account_standing s ON s.account_owner_id = m.user_id
+    WHERE m.user_id = :a
     """
 )
 
@@ -443,3 +453,65 @@ def entry_count(session: Session, account_id: str) -> int:
         text("SELECT count(*) FROM credits_ledger WHERE account_owner_id = :a"), {"a": account_id}
     ).scalar_one()
     return int(value)
+
+
+# -- the outbox of balance events: dispatch (billing announces them through the service) --
+
+def claim_events(session: Session, limit: int) -> list[dict[str, Any]]:
+    """Undispatched balance events (oldest first), locked so that two dispatchers never
+    take the same one, with the owner's email."""
+    rows = session.execute(
+        text(
+            """
+            SELECT e.id, e.account_owner_id, e.kind, e.threshold, e.balance, e.ledger_seq,
+                   u.email
+            FROM hopsplane.balance_events e
+            JOIN hopsplane.account_members u ON u.user_id = e.account_owner_id
+            WHERE e.dispatched_at IS NULL
+            ORDER BY e.id
+            LIMIT :limit
+            FOR UPDATE OF e SKIP LOCKED
+            """
+        ),
+        {"limit": limit},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def take_events(session: Session, ids: list[int]) -> list[dict[str, Any]]:
+    """Mark these events dispatched (those not yet) and return them with the owner's
+    email, in one statement; the caller un-marks what it could not deliver."""
+    rows = session.execute(
+        text(
+            """
+            UPDATE hopsplane.balance_events e SET dispatched_at = now()
+            FROM hopsplane.account_members u
+            WHERE e.id = ANY(CAST(:ids AS bigint[])) AND e.dispatched_at IS NULL
+              AND u.user_id = e.account_owner_id
+            RETURNING e.id, e.account_owner_id, e.kind, e.threshold, e.balance,
+                      e.ledger_seq, u.email
+            """
+        ),
+        {"ids": ids},
+    )
+    return sorted((dict(r._mapping) for r in rows), key=lambda e: int(e["id"]))
+
+
+def unmark_events(session: Session, ids: list[int]) -> None:
+    session.execute(
+        text(
+            "UPDATE hopsplane.balance_events SET dispatched_at = NULL "
+            "WHERE id = ANY(CAST(:ids AS bigint[]))"
+        ),
+        {"ids": ids},
+    )
+
+
+def mark_events_dispatched(session: Session, ids: list[int]) -> None:
+    session.execute(
+        text(
+            "UPDATE hopsplane.balance_events SET dispatched_at = now() "
+            "WHERE id = ANY(CAST(:ids AS bigint[]))"
+        ),
+        {"ids": ids},
+    )

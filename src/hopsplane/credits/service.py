@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -441,3 +442,28 @@ def _integrity_error(exc: IntegrityError, posting: Posting) -> Exception:
 def entry_count(session: Session, account_owner_id: str) -> int:
     """How many ledger entries the account has (a non-empty ledger is something of value)."""
     return repo.entry_count(session, account_owner_id)
+
+
+# --- the outbox of balance events: claimed and marked here, announced by billing ---------
+
+def claim_undispatched_events(session: Session, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` balance events nobody announced yet (oldest first, with the
+    owner's email), locked so that two dispatchers never take the same one; the caller
+    marks what it announced with :func:`mark_dispatched`."""
+    return repo.claim_events(session, limit)
+
+
+def take_events(session: Session, ids: list[int]) -> list[dict[str, Any]]:
+    """Of these events, those not dispatched yet, marked dispatched in the same statement
+    (with the owner's email); the caller un-marks what it could not deliver with
+    :func:`mark_undispatched`."""
+    return repo.take_events(session, ids)
+
+
+def mark_dispatched(session: Session, ids: list[int]) -> None:
+    repo.mark_events_dispatched(session, ids)
+
+
+def mark_undispatched(session: Session, ids: list[int]) -> None:
+    """Leave these events to the next dispatch (their email could not be sent now)."""
+    repo.unmark_events(session, ids)

@@ -1,6 +1,7 @@
 """SQL of organizations and organization_members. Every read of a membership joins the
-person's ``users`` row on the organization's account, so someone who left the team holds
-no role any more."""
+person's row of ``hopsplane.account_members`` (the accounts domain's published view,
+revision 0020) on the organization's account, so someone who left the team holds no role
+any more."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from hopsplane.errors import Conflict
 
-_IN_ACCOUNT = "COALESCE(u.account_owner_id, u.id) = o.owner_id"
+_IN_ACCOUNT = "u.account_id = o.owner_id"
 
 
 def create(session: Session, owner_id: str, name: str) -> uuid.UUID:
@@ -32,7 +33,8 @@ def of_account(session: Session, owner_id: str, viewer: str | None) -> list[Any]
     viewer belongs to, with their role."""
     return list(session.execute(text(f"""
         SELECT o.id, o.name, o.created_at,
-               (SELECT count(*) FROM organization_members m JOIN users u ON u.id = m.user_id
+               (SELECT count(*) FROM organization_members m
+                  JOIN hopsplane.account_members u ON u.user_id = m.user_id
                  WHERE m.organization_id = o.id AND {_IN_ACCOUNT}) AS members,
                mine.role AS my_role
           FROM organizations o
@@ -52,12 +54,12 @@ def get(session: Session, owner_id: str, org_id: uuid.UUID) -> Any:
 
 def members(session: Session, org_id: uuid.UUID) -> list[Any]:
     return list(session.execute(text(f"""
-        SELECT u.id AS user_id, u.email, u.name, m.role, m.added_at
+        SELECT u.user_id, u.email, u.name, m.role, m.added_at
           FROM organization_members m
           JOIN organizations o ON o.id = m.organization_id
-          JOIN users u ON u.id = m.user_id
+          JOIN hopsplane.account_members u ON u.user_id = m.user_id
          WHERE m.organization_id = :i AND {_IN_ACCOUNT}
-         ORDER BY lower(u.email), u.id
+         ORDER BY lower(u.email), u.user_id
     """), {"i": org_id}))
 
 
@@ -67,7 +69,7 @@ def roles_of(session: Session, user_id: str, owner_id: str) -> list[tuple[uuid.U
         SELECT m.organization_id, m.role
           FROM organization_members m
           JOIN organizations o ON o.id = m.organization_id
-          JOIN users u ON u.id = m.user_id
+          JOIN hopsplane.account_members u ON u.user_id = m.user_id
          WHERE m.user_id = :u AND o.owner_id = :o AND {_IN_ACCOUNT}
     """), {"u": user_id, "o": owner_id})]
 

@@ -38,7 +38,7 @@ import psycopg
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
-from hopsplane.db.models import HopsworksCluster, UsageEvent, UsageIngestToken
+from hopsplane.db.models import UsageEvent
 from hopsplane.errors import Invalid
 from hopsplane.usage.rules import MAX_DAY_UNITS
 from hopsplane.usage.schemas import NewEvent, StoredCollected
@@ -204,10 +204,12 @@ END
 # account_id, project_id, namespace, cluster_id, user_id, ...) set-based: `resolved` has
 # those columns plus owner_id, candidates (how many accounts the event names), attributed
 # (the user it is billed to) and user_ok. An event names an account by a user id (owner, or
-# member: billed to the owner), a Hopsworks project id (users.hopsworks_project_id) or, for
-# collected events, a namespace (the owner's metadata.hopsworks_namespace, as Hopsworks
-# named it, or else its hopsworks_project_name lowercased, '_' -> '-'). An event with a
-# cluster only matches accounts assigned to that cluster.
+# member: billed to the owner), a Hopsworks project id or, for collected events, a
+# namespace (the owner's, as Hopsworks named it, or else its project name lowercased,
+# '_' -> '-'). An event with a cluster only matches accounts assigned to that cluster.
+# Who belongs to which account and the Hopsworks identities are other domains' rows, read
+# through the views they publish (revision 0020): hopsplane.account_members (accounts),
+# hopsplane.hopsworks_identities and hopsplane.cluster_assignments (clusters).
 # The candidates are grouped back onto the events by all of the events' columns, not
 # joined back by id after grouping: the planner cannot estimate the grouped rows, and
 # took a nested loop between the batch and itself (quadratic in the batch size).
@@ -215,31 +217,28 @@ def _resolve(ev_columns: str) -> str:
     grouped = ", ".join(f"e.{c.strip()}" for c in ev_columns.split(","))
     return f"""
 cand AS (
-  SELECT e.source, e.event_id, COALESCE(u.account_owner_id, u.id) AS owner_id,
-         CASE WHEN u.account_owner_id IS NOT NULL THEN u.id END AS member_id
-  FROM ev e JOIN public.users u ON u.id = e.account_id
+  SELECT e.source, e.event_id, m.account_id AS owner_id,
+         CASE WHEN NOT m.is_owner THEN m.user_id END AS member_id
+  FROM ev e JOIN hopsplane.account_members m ON m.user_id = e.account_id
   UNION ALL
-  SELECT e.source, e.event_id, COALESCE(u.account_owner_id, u.id), NULL
-  FROM ev e JOIN public.users u ON u.hopsworks_project_id = e.project_id
+  SELECT e.source, e.event_id, h.account_id, NULL
+  FROM ev e JOIN hopsplane.hopsworks_identities h ON h.project_id = e.project_id
   UNION ALL
-  SELECT e.source, e.event_id, u.id, NULL
-  FROM ev e JOIN public.users u
-    ON u.account_owner_id IS NULL
-   AND COALESCE(u.metadata ->> 'hopsworks_namespace',
-                replace(lower(u.metadata ->> 'hopsworks_project_name'), '_', '-')) = e.namespace
+  SELECT e.source, e.event_id, h.user_id, NULL
+  FROM ev e JOIN hopsplane.hopsworks_identities h ON h.namespace = e.namespace
 ), res AS (
   SELECT {grouped}, min(c.owner_id) AS owner_id, min(c.member_id) AS member_id,
          count(DISTINCT c.owner_id) AS candidates
   FROM ev e LEFT JOIN cand c ON c.event_id = e.event_id AND c.source = e.source AND (
     e.cluster_id IS NULL OR EXISTS (
-      SELECT 1 FROM public.account_clusters ac
-      WHERE ac.account_owner_id = c.owner_id AND ac.hopsworks_cluster_id = e.cluster_id))
+      SELECT 1 FROM hopsplane.cluster_assignments ac
+      WHERE ac.account_id = c.owner_id AND ac.cluster_id = e.cluster_id))
   GROUP BY {grouped}
 ), resolved AS (
   SELECT r.*, COALESCE(r.user_id, r.member_id, r.owner_id) AS attributed,
          (r.user_id IS NULL OR EXISTS (
-            SELECT 1 FROM public.users u
-            WHERE u.id = r.user_id AND COALESCE(u.account_owner_id, u.id) = r.owner_id)
+            SELECT 1 FROM hopsplane.account_members m
+            WHERE m.user_id = r.user_id AND m.account_id = r.owner_id)
          ) AS user_ok
   FROM res r
 ), checked AS (
@@ -456,14 +455,11 @@ def correct_collected(
 
 _HOPSWORKS_USERS = text(
     """
-SELECT COALESCE(o.metadata ->> 'hopsworks_namespace',
-                replace(lower(o.metadata ->> 'hopsworks_project_name'), '_', '-')),
-       u.hopsworks_username, u.id
-FROM public.account_clusters a
-JOIN public.users o ON o.id = a.account_owner_id
-JOIN public.users u ON u.id = o.id OR u.account_owner_id = o.id
-WHERE a.hopsworks_cluster_id = :cluster AND u.hopsworks_username IS NOT NULL
-  AND (o.metadata ? 'hopsworks_namespace' OR o.metadata ? 'hopsworks_project_name')
+SELECT o.namespace, u.username, u.user_id
+FROM hopsplane.cluster_assignments a
+JOIN hopsplane.hopsworks_identities o ON o.user_id = a.account_id
+JOIN hopsplane.hopsworks_identities u ON u.account_id = o.user_id
+WHERE a.cluster_id = :cluster AND u.username IS NOT NULL AND o.namespace IS NOT NULL
 """
 )
 
@@ -481,15 +477,24 @@ def hopsworks_users_by_namespace(
 
 # --- clusters and tokens -----------------------------------------------------------------
 
-def cluster(session: Session, cluster_id: uuid.UUID) -> HopsworksCluster | None:
-    return session.get(HopsworksCluster, cluster_id)
+# Clusters are the clusters domain's rows: read through its view hopsplane.cluster_directory.
+
+def cluster_metadata(session: Session, cluster_id: uuid.UUID) -> dict[str, Any] | None:
+    """The cluster's metadata (None: no such cluster)."""
+    row = session.execute(
+        text("SELECT metadata FROM hopsplane.cluster_directory WHERE id = :c"),
+        {"c": cluster_id},
+    ).one_or_none()
+    return None if row is None else dict(row[0] or {})
 
 
 def clusters_to_collect(session: Session) -> list[tuple[uuid.UUID, dict[str, Any]]]:
     """Every cluster that is not disabled, with its metadata."""
     rows = session.execute(
-        select(HopsworksCluster.id, HopsworksCluster.metadata_)
-        .where(HopsworksCluster.status != "disabled").order_by(HopsworksCluster.name)
+        text(
+            "SELECT id, metadata FROM hopsplane.cluster_directory "
+            "WHERE status <> 'disabled' ORDER BY name"
+        )
     )
     return [(r[0], dict(r[1] or {})) for r in rows]
 
@@ -508,9 +513,12 @@ def save_token(session: Session, cluster_id: uuid.UUID, digest: str) -> None:
 def cluster_of_token(session: Session, digest: str) -> tuple[uuid.UUID, str] | None:
     """The cluster whose token has this digest, and the cluster's status."""
     row = session.execute(
-        select(UsageIngestToken.cluster_id, HopsworksCluster.status)
-        .join(HopsworksCluster, HopsworksCluster.id == UsageIngestToken.cluster_id)
-        .where(UsageIngestToken.token_sha256 == digest)
+        text(
+            "SELECT t.cluster_id, c.status FROM hopsplane.usage_ingest_tokens t "
+            "JOIN hopsplane.cluster_directory c ON c.id = t.cluster_id "
+            "WHERE t.token_sha256 = :d"
+        ),
+        {"d": digest},
     ).one_or_none()
     return None if row is None else (row[0], row[1])
 

@@ -144,7 +144,7 @@ def unmatched(
 def issue_token(session: Session, cluster_id: uuid.UUID) -> str:
     """A new ingestion token for a cluster's agent; it replaces the previous one. Only its
     SHA-256 is stored: the caller shows the token once."""
-    if repo.cluster(session, cluster_id) is None:
+    if repo.cluster_metadata(session, cluster_id) is None:
         raise NotFound(f"no cluster {cluster_id}")
     token = rules.TOKEN_PREFIX + secrets.token_urlsafe(32)
     repo.save_token(session, cluster_id, rules.token_hash(token))
@@ -180,13 +180,13 @@ def collect_cluster_day(
     holds the latest collection. An event that disappeared from a non-empty answer is
     replaced by zero; an empty answer changes nothing (Prometheus may have lost its data).
     """
-    cluster = repo.cluster(session, cluster_id)
-    if cluster is None:
+    metadata = repo.cluster_metadata(session, cluster_id)
+    if metadata is None:
         raise NotFound(f"no cluster {cluster_id}")
     result = CollectResult(cluster_id=cluster_id, day=day)
     repo.lock_collection(session, cluster_id, day)
     at = rules.day_end(day)
-    ignored = rules.ignored_namespaces(dict(cluster.metadata_ or {}))
+    ignored = rules.ignored_namespaces(metadata)
     cpu_by_pod: list[tuple[str, str, Decimal]] = []
     skipped: set[str] = set()
     for sample in prometheus.query(attribution.CPU_BY_POD_QUERY, at):
@@ -263,10 +263,10 @@ PrometheusFactory = Callable[[str], PrometheusQuery]
 
 def prometheus_url(session: Session, cluster_id: uuid.UUID) -> str:
     """The cluster's Prometheus base URL (``hopsworks_clusters.metadata['prometheus_url']``)."""
-    cluster = repo.cluster(session, cluster_id)
-    if cluster is None:
+    metadata = repo.cluster_metadata(session, cluster_id)
+    if metadata is None:
         raise NotFound(f"no cluster {cluster_id}")
-    url = (cluster.metadata_ or {}).get("prometheus_url")
+    url = metadata.get("prometheus_url")
     if not isinstance(url, str) or not url:
         raise Invalid(f"cluster {cluster_id} has no metadata.prometheus_url")
     return url
