@@ -158,7 +158,7 @@ def claim_events(session: Session, limit: int) -> list[dict[str, Any]]:
         text(
             """
             SELECT e.id, e.account_owner_id, e.kind, e.threshold, e.balance, e.ledger_seq,
-                   u.email
+                   e.amount, e.expires_at, u.email
             FROM hopsplane.balance_events e JOIN users u ON u.id = e.account_owner_id
             WHERE e.dispatched_at IS NULL
             ORDER BY e.id
@@ -182,7 +182,7 @@ def take_events(session: Session, ids: list[int]) -> list[dict[str, Any]]:
             WHERE e.id = ANY(CAST(:ids AS bigint[])) AND e.dispatched_at IS NULL
               AND u.id = e.account_owner_id
             RETURNING e.id, e.account_owner_id, e.kind, e.threshold, e.balance,
-                      e.ledger_seq, u.email
+                      e.ledger_seq, e.amount, e.expires_at, u.email
             """
         ),
         {"ids": ids},

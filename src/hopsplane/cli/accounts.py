@@ -45,6 +45,8 @@ def find(
         "cluster": assignment.model_dump(mode="json") if assignment else None,
         "balance": str(standing.balance),
         "suspended": standing.suspended,
+        "promotional": str(standing.promotional),
+        "promotional_grants": [g.model_dump(mode="json") for g in standing.promotional_grants],
     }
     if as_json:
         print_json(found)
@@ -57,6 +59,8 @@ def find(
     console.print(f"cluster  {where}", highlight=False)
     state = "SUSPENDED" if standing.suspended else "in good standing"
     console.print(f"balance  ${standing.balance}  ({state})", highlight=False)
+    for g in standing.promotional_grants:
+        console.print(f"promo    ${g.amount} expires {g.expires_at.isoformat()}", highlight=False)
 
 
 @admins.command()
