@@ -151,16 +151,18 @@ def test_the_database_refuses_a_draw_of_an_expired_credit_or_beyond_its_amount(
 ) -> None:
     acct = make_user(session)
     promo = _grant(session, acct, "5.00", T0 + timedelta(days=1))
-    paid = post(session, acct, "purchase", "100.00", at=T0).entry
-    late = post(session, acct, "usage", "-1.00", at=T0 + timedelta(days=2)).entry
     early = post(session, acct, "usage", "-1.00", at=T0 + timedelta(hours=1)).entry
     assert _draws(session, early.id) == {promo.id: Decimal("1.00")}
+    late = post(session, acct, "usage", "-1.00", at=T0 + timedelta(days=2)).entry
+    assert _draws(session, late.id) == {}  # nothing drawable: an overdraft, for now
     insert = ("INSERT INTO hopsplane.credit_draws (debit_entry_id, credit_entry_id, amount, "
               "drawn_at) VALUES (:d, :c, :a, now())")
     with pytest.raises(DBAPIError, match="credit_draws_not_expired"), \
             session.begin_nested():
         _raw(session, insert, d=late.id, c=promo.id, a=Decimal("1.00"))
-    other = post(session, acct, "usage", "-1.00", at=T0 + timedelta(hours=2)).entry
+    paid = post(session, acct, "purchase", "100.00", at=T0 + timedelta(days=2)).entry
+    assert _draws(session, late.id) == {paid.id: Decimal("1.00")}  # covered by the next credit
+    other = post(session, acct, "usage", "-1.00", at=T0 + timedelta(days=3)).entry
     with pytest.raises(DBAPIError, match="credit_lots_open_within_amount"), \
             session.begin_nested():
         _raw(session, insert, d=other.id, c=paid.id, a=Decimal("500.00"))
