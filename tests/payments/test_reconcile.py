@@ -20,9 +20,10 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def empty_stripe(localstripe: LocalStripe) -> None:
-    """Reconciliation reads every charge: start from an empty localstripe."""
+def empty_stripe(localstripe: LocalStripe, stripe_front: StripeFront) -> None:
+    """Reconciliation reads every charge and dispute: start from an empty Stripe."""
     httpx.delete(f"{localstripe.url}/_config/data").raise_for_status()
+    stripe_front.disputes.clear()
 
 
 def _pay(gateway: StripeApi, front: StripeFront, owner: str, cents: int) -> str:

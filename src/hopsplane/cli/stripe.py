@@ -32,10 +32,11 @@ def reconcile(
                      "%Y-%m-%dT%H:%M:%S"]),
     ] = None,
     fix: Annotated[
-        bool, typer.Option("--fix", help="Post the missing purchases and refunds.")
+        bool, typer.Option("--fix", help="Post the missing purchases, refunds and disputes.")
     ] = False,
 ) -> None:
-    """List succeeded top-up payments and refunds that Stripe has and the ledger lacks (and,
+    """List succeeded top-up payments, refunds and disputes (withdrawn, and won) that Stripe
+    has and the ledger lacks (and,
     with --fix, post them through the same idempotent path as the webhook). Exits 1 while
     anything is left unfixed."""
     settings = load_settings()
@@ -51,10 +52,11 @@ def reconcile(
         report = run_reconcile(session, gateway, since=start, fix=fix, policy=policy)
     console.print(
         f"{report.charges_seen} charges read from Stripe ({gateway.mode} mode), "
-        f"{report.payments_checked} top-up payments compared with the ledger"
+        f"{report.payments_checked} top-up payments compared with the ledger, "
+        f"{report.disputes_seen} disputes read"
     )
     if not report.discrepancies:
-        console.print("[green]ok[/green]: the ledger has every payment and refund")
+        console.print("[green]ok[/green]: the ledger has every payment, refund and dispute")
         return
     table = Table()
     for name in ("payment intent", "account", "what", "amount"):

@@ -346,6 +346,12 @@ def purchase_for_payment_intent(
     return None if entry is None else LedgerEntryOut.model_validate(entry)
 
 
+def entry_by_key(session: Session, idempotency_key: str) -> LedgerEntryOut | None:
+    """The entry posted under a ledger key (made by :func:`ledger_key`), if any."""
+    entry = repo.find_by_key(session, idempotency_key)
+    return None if entry is None else LedgerEntryOut.model_validate(entry)
+
+
 def stripe_purchases(session: Session, since: datetime | None = None) -> list[LedgerEntryOut]:
     """Purchases paid through Stripe (with a payment intent), posted at or after ``since``."""
     return [LedgerEntryOut.model_validate(e) for e in repo.stripe_purchases(session, since)]
