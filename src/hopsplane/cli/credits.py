@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -12,7 +13,7 @@ from hopsplane.cli.common import console, err_console, friendly, load_settings, 
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.credits import service
 from hopsplane.credits.origins import OperatorGrant, OperatorRefund
-from hopsplane.credits.rules import parse_expiry_date
+from hopsplane.credits.rules import parse_expiry_date, validate_expiry
 from hopsplane.credits.schemas import PostResult
 from hopsplane.errors import Invalid
 
@@ -61,6 +62,8 @@ def grant(
     settings = load_settings()
     try:
         expires_at = parse_expiry_date(expires) if expires is not None else None
+        if expires_at is not None:
+            validate_expiry(expires_at, datetime.now(UTC))
     except Invalid as exc:  # a usage error: exit 2, nothing posted
         raise typer.BadParameter(exc.message, param_hint="--expires") from None
     with transaction(settings) as session:
