@@ -5,7 +5,6 @@ number of deliveries; `stripe reconcile` finds and posts the missing ones."""
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -19,16 +18,15 @@ from hopsplane.payments.reconcile import reconcile
 from tests.apps import act_as
 from tests.factories import committed_user, post
 from tests.payments.fakes import TEST_KEY, LocalStripe, StripeFront, stripe_event
-from tests.payments.helpers import balance, deliver, ledger, paid_through_checkout
+from tests.payments.helpers import balance, deliver, empty_stripe, ledger, paid_through_checkout
 
 runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def empty_stripe(localstripe: LocalStripe, stripe_front: StripeFront) -> None:
+def empty(localstripe: LocalStripe, stripe_front: StripeFront) -> None:
     """Reconciliation reads every charge and dispute: start from an empty Stripe."""
-    httpx.delete(f"{localstripe.url}/_config/data").raise_for_status()
-    stripe_front.disputes.clear()
+    empty_stripe(localstripe, stripe_front)
 
 
 def _standing(db: Database, owner: str) -> tuple[Decimal, bool]:
