@@ -4,8 +4,10 @@ and when it expires, the 7-day notice is mailed once, the expiry job is schedule
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import quote
 
 from typer.testing import CliRunner
 
@@ -18,7 +20,7 @@ from hopsplane.credits.origins import OperatorGrant
 from hopsplane.credits.tasks import EXPIRE_TASK
 from hopsplane.db.engine import Database
 from hopsplane.integrations.email import LogMailer
-from tests.apps import Api
+from tests.apps import Api, csrf_of
 from tests.factories import RecordingHooks, make_user, post
 
 runner = CliRunner()
@@ -103,3 +105,23 @@ def test_the_expiry_job_is_scheduled() -> None:
 
 def _key(k: str) -> OperatorGrant:
     return OperatorGrant(k)
+
+
+def test_the_console_grants_promotional_credit_and_home_shows_it(web: Api) -> None:
+    owner, owner_headers = web.new_user()
+    _, admin_headers = web.new_user(admin=True)
+    account_path = f"/console/admin/accounts/{quote(owner, safe='')}"
+    page = web.client.get(account_path, headers=admin_headers)
+    day = (datetime.now(UTC) + timedelta(days=45)).date()
+    fields = {"csrf": csrf_of(page.text),
+              "key": re.search(r'name="key" value="([0-9a-f]{32})"', page.text).group(1),  # type: ignore[union-attr]
+              "amount": "8.00", "reason": "welcome", "expires": "not a date"}
+    bad = web.client.post(account_path + "/grant", data=fields, headers=admin_headers)
+    assert bad.status_code == 422
+    r = web.client.post(account_path + "/grant", data={**fields, "expires": day.isoformat()},
+                        headers=admin_headers, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    home = web.client.get("/console", headers=owner_headers)
+    assert 'id="promotional"' in home.text and f"expires on {day.isoformat()}" in home.text
+    admin_page = web.client.get(account_path, headers=admin_headers)
+    assert f"8.00 expires {day.isoformat()}" in admin_page.text
