@@ -447,13 +447,13 @@ class CreditLot(Base):
             text("(expires_at IS NULL)"),
             "expires_at",
             "seq",
-            postgresql_where=text("is_credit AND open > 0"),
+            postgresql_where=text("is_credit AND NOT spent"),
         ),
         Index(
             "credit_lots_open_debits",
             "account_owner_id",
             "seq",
-            postgresql_where=text("NOT is_credit AND open > 0"),
+            postgresql_where=text("NOT is_credit AND NOT spent"),
         ),
         {"schema": MACHINERY_SCHEMA},
     )
@@ -467,6 +467,7 @@ class CreditLot(Base):
     at: Mapped[datetime]
     amount: Mapped[Decimal] = mapped_column(MONEY)
     open: Mapped[Decimal] = mapped_column(MONEY)
+    spent: Mapped[bool] = mapped_column(Boolean)  # open = 0; indexed instead of open (HOT)
 
 
 class CreditDraw(Base):

@@ -94,14 +94,18 @@ CREATE TABLE hopsplane.credit_lots (
   at               TIMESTAMPTZ NOT NULL,
   amount           NUMERIC(14,2) NOT NULL,
   open             NUMERIC(14,2) NOT NULL,
+  spent            BOOLEAN NOT NULL,
   CONSTRAINT credit_lots_pkey PRIMARY KEY (entry_id),
   CONSTRAINT credit_lots_amount_positive CHECK (amount > 0),
-  CONSTRAINT credit_lots_open_within_amount CHECK (open >= 0 AND open <= amount)
-);
+  CONSTRAINT credit_lots_open_within_amount CHECK (open >= 0 AND open <= amount),
+  CONSTRAINT credit_lots_spent CHECK (spent = (open = 0))
+) WITH (fillfactor = 70);
+-- The indexes name `spent`, never `open`: a draw that leaves something open changes no
+-- indexed column, so the update is HOT (no new index entries for the hot account's lot).
 CREATE INDEX credit_lots_open_credits ON hopsplane.credit_lots
-  (account_owner_id, (expires_at IS NULL), expires_at, seq) WHERE is_credit AND open > 0;
+  (account_owner_id, (expires_at IS NULL), expires_at, seq) WHERE is_credit AND NOT spent;
 CREATE INDEX credit_lots_open_debits ON hopsplane.credit_lots (account_owner_id, seq)
-  WHERE NOT is_credit AND open > 0;
+  WHERE NOT is_credit AND NOT spent;
 
 CREATE TABLE hopsplane.credit_draws (
   debit_entry_id  UUID NOT NULL,
@@ -115,20 +119,23 @@ CREATE INDEX credit_draws_credit_idx ON hopsplane.credit_draws (credit_entry_id)
 
 -- Every draw moves both lots: the credit's open part and the debit's uncovered part go
 -- down by the amount (the lots' CHECK refuses going below zero: no credit is drawn
--- beyond its amount, no debit covered twice).
+-- beyond its amount, no debit covered twice). The ledger is not read here: the legacy
+-- load writes its entries with the ledger's keys dropped.
 CREATE FUNCTION hopsplane.apply_draw() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   c_account text; c_expires timestamptz; c_at timestamptz;
   d_account text; d_type text; d_at timestamptz;
 BEGIN
-  UPDATE hopsplane.credit_lots SET open = open - NEW.amount
+  UPDATE hopsplane.credit_lots
+  SET open = open - NEW.amount, spent = (open - NEW.amount = 0)
   WHERE entry_id = NEW.credit_entry_id AND is_credit
   RETURNING account_owner_id, expires_at, at INTO c_account, c_expires, c_at;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'credit_draws_credit_fkey: % is not a credit of the ledger', NEW.credit_entry_id
       USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'credit_draws_credit_fkey';
   END IF;
-  UPDATE hopsplane.credit_lots SET open = open - NEW.amount
+  UPDATE hopsplane.credit_lots
+  SET open = open - NEW.amount, spent = (open - NEW.amount = 0)
   WHERE entry_id = NEW.debit_entry_id AND NOT is_credit
   RETURNING account_owner_id, type, at INTO d_account, d_type, d_at;
   IF NOT FOUND THEN
@@ -172,10 +179,6 @@ DECLARE
   ref public.credits_ledger;
   preferred uuid;
 BEGIN
-  INSERT INTO hopsplane.credit_lots (entry_id, account_owner_id, seq, type, is_credit,
-                                     expires_at, at, amount, open)
-  VALUES (e.id, e.account_owner_id, e.seq, e.type, e.amount > 0, e.expires_at, e.created_at,
-          need, need);
   IF e.refers_to IS NOT NULL THEN
     SELECT * INTO ref FROM public.credits_ledger WHERE id = e.refers_to;
     IF ref.account_owner_id <> e.account_owner_id
@@ -188,10 +191,14 @@ BEGIN
     END IF;
   END IF;
   IF e.amount > 0 THEN
+    INSERT INTO hopsplane.credit_lots (entry_id, account_owner_id, seq, type, is_credit,
+                                       expires_at, at, amount, open, spent)
+    VALUES (e.id, e.account_owner_id, e.seq, e.type, true, e.expires_at, e.created_at,
+            need, need, false);
     -- a new credit covers the open overdrafts first, oldest first
     FOR lot IN SELECT l.entry_id, l.open FROM hopsplane.credit_lots l
                WHERE l.account_owner_id = e.account_owner_id AND NOT l.is_credit
-                 AND l.open > 0
+                 AND NOT l.spent
                ORDER BY l.seq LOOP
       take := least(need, lot.open);
       INSERT INTO hopsplane.credit_draws (debit_entry_id, credit_entry_id, amount, drawn_at)
@@ -201,6 +208,10 @@ BEGIN
     END LOOP;
     RETURN;
   END IF;
+  INSERT INTO hopsplane.credit_lots (entry_id, account_owner_id, seq, type, is_credit,
+                                     expires_at, at, amount, open, spent)
+  VALUES (e.id, e.account_owner_id, e.seq, e.type, false, NULL, e.created_at,
+          need, need, false);
   IF e.type = 'expiry' THEN
     INSERT INTO hopsplane.credit_draws (debit_entry_id, credit_entry_id, amount, drawn_at)
     VALUES (e.id, e.refers_to, need, e.created_at);
@@ -208,11 +219,9 @@ BEGIN
       RAISE EXCEPTION 'credits_ledger_expiry_all: an expiry removes all that is left of grant %',
         e.refers_to USING ERRCODE = 'check_violation', CONSTRAINT = 'credits_ledger_expiry_all';
     END IF;
-    RETURN;
-  END IF;
-  IF e.type = 'usage' THEN
+  ELSIF e.type = 'usage' THEN
     FOR lot IN SELECT l.entry_id, l.open FROM hopsplane.credit_lots l
-               WHERE l.account_owner_id = e.account_owner_id AND l.is_credit AND l.open > 0
+               WHERE l.account_owner_id = e.account_owner_id AND l.is_credit AND NOT l.spent
                  AND (l.expires_at IS NULL OR l.expires_at > e.created_at)
                ORDER BY (l.expires_at IS NULL), l.expires_at, l.seq LOOP
       take := least(need, lot.open);
@@ -221,26 +230,26 @@ BEGIN
       need := need - take;
       EXIT WHEN need = 0;
     END LOOP;
-    RETURN;
+  ELSE
+    -- a refund or a dispute: its purchase, other paid credit, then promotional credit
+    IF e.type = 'refund' THEN
+      preferred := e.refund_of;
+    ELSIF e.stripe_payment_intent_id IS NOT NULL THEN
+      SELECT id INTO preferred FROM public.credits_ledger
+      WHERE type = 'purchase' AND stripe_payment_intent_id = e.stripe_payment_intent_id;
+    END IF;
+    FOR lot IN SELECT l.entry_id, l.open FROM hopsplane.credit_lots l
+               WHERE l.account_owner_id = e.account_owner_id AND l.is_credit AND NOT l.spent
+                 AND (l.expires_at IS NULL OR l.expires_at > e.created_at)
+               ORDER BY l.entry_id IS DISTINCT FROM preferred, l.type = 'grant',
+                        (l.expires_at IS NULL), l.expires_at, l.seq LOOP
+      take := least(need, lot.open);
+      INSERT INTO hopsplane.credit_draws (debit_entry_id, credit_entry_id, amount, drawn_at)
+      VALUES (e.id, lot.entry_id, take, e.created_at);
+      need := need - take;
+      EXIT WHEN need = 0;
+    END LOOP;
   END IF;
-  -- a refund or a dispute: its purchase, other paid credit, then promotional credit
-  IF e.type = 'refund' THEN
-    preferred := e.refund_of;
-  ELSIF e.stripe_payment_intent_id IS NOT NULL THEN
-    SELECT id INTO preferred FROM public.credits_ledger
-    WHERE type = 'purchase' AND stripe_payment_intent_id = e.stripe_payment_intent_id;
-  END IF;
-  FOR lot IN SELECT l.entry_id, l.open FROM hopsplane.credit_lots l
-             WHERE l.account_owner_id = e.account_owner_id AND l.is_credit AND l.open > 0
-               AND (l.expires_at IS NULL OR l.expires_at > e.created_at)
-             ORDER BY l.entry_id IS DISTINCT FROM preferred, l.type = 'grant',
-                      (l.expires_at IS NULL), l.expires_at, l.seq LOOP
-    take := least(need, lot.open);
-    INSERT INTO hopsplane.credit_draws (debit_entry_id, credit_entry_id, amount, drawn_at)
-    VALUES (e.id, lot.entry_id, take, e.created_at);
-    need := need - take;
-    EXIT WHEN need = 0;
-  END LOOP;
 END
 $$;
 
