@@ -84,7 +84,8 @@ def _sql_client(url: str, seconds: float, barrier: object, client: int) -> int:
     )
 
 
-def _service_client(url: str, seconds: float, barrier: object, client: int, hot: bool) -> int:
+def _service_client(url: str, seconds: float, barrier: object, client: int, hot: bool,
+                    usage: bool = False) -> int:
     from hopsplane.credits import service
     from hopsplane.credits.rules import EntryType
     from hopsplane.credits.schemas import Posting
@@ -101,9 +102,14 @@ def _service_client(url: str, seconds: float, barrier: object, client: int, hot:
     while time.perf_counter() < end:
         account = HOT if hot else f"bench|{rng.randrange(SPREAD_ACCOUNTS):04d}"
         with db.transaction() as s:
-            service.post(
-                s, Posting(account, EntryType.GRANT, Decimal("1.00"), f"b:{prefix}:{n}")
-            )
+            if usage:  # a debit: since revision 0017 it also records its draws
+                service.post(
+                    s, Posting(account, EntryType.USAGE, Decimal("-0.01"), f"b:{prefix}:{n}")
+                )
+            else:
+                service.post(
+                    s, Posting(account, EntryType.GRANT, Decimal("1.00"), f"b:{prefix}:{n}")
+                )
         n += 1
     db.dispose()
     return n
@@ -116,7 +122,8 @@ def _client(kind: str, url: str, seconds: float, barrier: object, client: int,
     elif kind == "sql":
         n = _sql_client(url, seconds, barrier, client)
     else:
-        n = _service_client(url, seconds, barrier, client, kind == "hot")
+        n = _service_client(url, seconds, barrier, client, kind in ("hot", "usage hot"),
+                            usage=kind.startswith("usage"))
     results.put(n)  # type: ignore[attr-defined]
 
 
@@ -165,23 +172,26 @@ def bench_postings(url: str, clients: list[int], seconds: float) -> None:
     _setup_postings(url)
     print(f"\npostings/s, {seconds:.0f} s per cell, client processes; "
           f"spread = {SPREAD_ACCOUNTS} funded accounts, hot = one account; "
-          f"service = credits.service.post (grant of $1, one transaction each)")
+          f"service = credits.service.post (grant of $1, one transaction each); usage = "
+          f"the same with a usage debit of $0.01 (the draw path of revision 0017)")
     print("posting SQL alone = the same server-side posting (hopsplane.post_next_entry) from "
           "bare psycopg, spread: the floor the schema's constraints set, without the service")
     print(f"{'clients':>7} | {'bare INSERT ceiling':>19} | {'service spread':>14} | "
           f"{'% of ceiling':>12} | {'service hot':>11} | {'posting SQL alone':>17} | "
-          f"{'% of ceiling':>12}")
-    print("-" * 111)
+          f"{'% of ceiling':>12} | {'usage spread':>12} | {'usage hot':>9}")
+    print("-" * 138)
     for n in clients:
         # interleaved and best of two: the machine is shared, so a cell measured alone
         # can land in someone else's burst; every column gets the same treatment
-        cells: dict[str, float] = {"bare": 0.0, "spread": 0.0, "hot": 0.0, "sql": 0.0}
+        cells: dict[str, float] = {"bare": 0.0, "spread": 0.0, "hot": 0.0, "sql": 0.0,
+                                   "usage spread": 0.0, "usage hot": 0.0}
         for _ in range(2):
             for kind in cells:
                 cells[kind] = max(cells[kind], _measure(kind, url, n, seconds))
         bare, spread, hot, alone = cells["bare"], cells["spread"], cells["hot"], cells["sql"]
         print(f"{n:>7} | {bare:>19.0f} | {spread:>14.0f} | {100 * spread / bare:>11.0f}% | "
-              f"{hot:>11.0f} | {alone:>17.0f} | {100 * alone / bare:>11.0f}%", flush=True)
+              f"{hot:>11.0f} | {alone:>17.0f} | {100 * alone / bare:>11.0f}% | "
+              f"{cells['usage spread']:>12.0f} | {cells['usage hot']:>9.0f}", flush=True)
     _verify(url)
 
 

@@ -3,8 +3,17 @@
 - localstripe (PyPI) serves customers, payment methods, payment intents, charges and
   refunds.
 - ``StripeFront`` is what the client is pointed at: it answers ``/v1/checkout/sessions``
-  itself (localstripe has no Checkout) like Stripe does, and forwards every other request to
-  localstripe unchanged.
+  and ``/v1/disputes`` itself (localstripe has neither Checkout nor disputes) like Stripe
+  does, and forwards every other request to localstripe unchanged.
+
+Disputes follow Stripe's API reference ("The Dispute object", "Retrieve a dispute", "List
+all disputes": https://docs.stripe.com/api/disputes): ``dp_`` ids, ``amount`` in minor
+units, ``charge`` and ``payment_intent`` ids, ``status`` from ``warning_needs_response``
+... ``won``/``lost``, ``balance_transactions`` holding the withdrawal (and, when won, the
+reinstatement); a list is ``{"object": "list", "data", "has_more", "url"}``, newest first,
+filtered by ``created[gt]`` and paged with ``starting_after``; an unknown id is a 404
+``resource_missing``. Events about them are ``charge.dispute.created``, ``.updated``,
+``.closed``, ``.funds_withdrawn`` and ``.funds_reinstated``, whose object is the dispute.
 """
 
 from __future__ import annotations
@@ -65,6 +74,7 @@ class StripeFront:
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self.sessions: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
         self.checkout_requests: list[dict[str, str]] = []
         self.lock = threading.Lock()
         self.http = httpx.Client(base_url=backend, timeout=30)
@@ -115,6 +125,50 @@ class StripeFront:
         charge_id = pi["latest_charge"]["id"] if isinstance(pi["latest_charge"], dict) else (
             pi["latest_charge"])
         return self.client.v1.charges.retrieve(charge_id).to_dict()
+
+    def dispute(self, payment_intent_id: str, *, amount: int | None = None,
+                status: str = "needs_response") -> dict[str, Any]:
+        """The cardholder disputes a payment: a dispute of its charge (the whole amount by
+        default), with the funds withdrawn unless it is an inquiry (``warning_*``)."""
+        charge = self.charge_of(payment_intent_id)
+        did = "dp_" + secrets.token_hex(12)
+        withdrawn = not status.startswith("warning_")
+        dp = {
+            "id": did, "object": "dispute", "amount": amount or charge["amount"],
+            "balance_transactions": ([{"id": "txn_" + secrets.token_hex(8),
+                                       "type": "adjustment"}] if withdrawn else []),
+            "charge": charge["id"], "created": int(time.time()),
+            "currency": charge["currency"], "evidence": {}, "evidence_details": {},
+            "is_charge_refundable": False, "livemode": False, "metadata": {},
+            "payment_intent": payment_intent_id, "reason": "fraudulent", "status": status,
+        }
+        with self.lock:
+            self.disputes[did] = dp
+            return dict(dp)
+
+    def close_dispute(self, dispute_id: str, status: str) -> dict[str, Any]:
+        """The card network decides: ``won`` (funds reinstated) or ``lost``."""
+        assert status in ("won", "lost", "warning_closed"), status
+        with self.lock:
+            dp = self.disputes[dispute_id]
+            dp["status"] = status
+            if status == "won":
+                dp["balance_transactions"].append(
+                    {"id": "txn_" + secrets.token_hex(8), "type": "adjustment"})
+            return dict(dp)
+
+    def _list_disputes(self, query: dict[str, str]) -> dict[str, Any]:
+        with self.lock:
+            found = sorted(self.disputes.values(), key=lambda d: (-d["created"], d["id"]))
+        if "created[gt]" in query:
+            found = [d for d in found if d["created"] > int(query["created[gt]"])]
+        after = query.get("starting_after")
+        if after:
+            ids = [d["id"] for d in found]
+            found = found[ids.index(after) + 1:] if after in ids else []
+        limit = int(query.get("limit", "10"))
+        return {"object": "list", "data": found[:limit], "has_more": len(found) > limit,
+                "url": "/v1/disputes"}
 
     @staticmethod
     def public(cs: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +246,28 @@ class StripeFront:
                                                "message": f"No such checkout.session: '{sid}'"}})
                 return True
 
+            def _disputes(self, method: str) -> bool:
+                path, _, query = self.path.partition("?")
+                if not path.startswith("/v1/disputes"):
+                    return False
+                if not self.headers.get("Authorization", "").startswith("Bearer sk_test_"):
+                    self._json(401, {"error": {"type": "invalid_request_error",
+                                               "message": "Invalid API Key provided"}})
+                    return True
+                if method == "GET" and path == "/v1/disputes":
+                    self._json(200, front._list_disputes(dict(parse_qsl(query))))
+                    return True
+                did = path.rsplit("/", 1)[-1]
+                with front.lock:
+                    dp = front.disputes.get(did)
+                if method == "GET" and dp is not None:
+                    self._json(200, dict(dp))
+                else:
+                    self._json(404, {"error": {"type": "invalid_request_error",
+                                               "code": "resource_missing", "param": "id",
+                                               "message": f"No such dispute: '{did}'"}})
+                return True
+
             def _forward(self, method: str) -> None:
                 body = self._body() if method in ("POST", "DELETE") else None
                 headers = {k: v for k, v in self.headers.items()
@@ -200,7 +276,7 @@ class StripeFront:
                 self._send(r.status_code, r.content, r.headers.get("content-type", "json"))
 
             def do_GET(self) -> None:
-                if not self._checkout("GET"):
+                if not self._checkout("GET") and not self._disputes("GET"):
                     self._forward("GET")
 
             def do_POST(self) -> None:

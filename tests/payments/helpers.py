@@ -6,13 +6,21 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from hopsplane.db.engine import Database
 from tests.apps import act_as
 from tests.factories import committed_user
-from tests.payments.fakes import StripeFront, sign, stripe_event
+from tests.payments.fakes import LocalStripe, StripeFront, sign, stripe_event
+
+
+def empty_stripe(localstripe: LocalStripe, front: StripeFront) -> None:
+    """Start from an empty Stripe: localstripe's store and the front's disputes (for the
+    tests that read every charge or dispute, like reconciliation)."""
+    httpx.delete(f"{localstripe.url}/_config/data").raise_for_status()
+    front.disputes.clear()
 
 
 def deliver(client: TestClient, event: dict[str, Any], **sign_kwargs: Any) -> Any:

@@ -4,7 +4,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -15,15 +14,15 @@ from hopsplane.integrations.stripe import CheckoutRequest, StripeApi
 from hopsplane.payments.reconcile import reconcile
 from tests.factories import committed_user
 from tests.payments.fakes import TEST_KEY, LocalStripe, StripeFront, stripe_event
-from tests.payments.helpers import deliver, ledger
+from tests.payments.helpers import deliver, empty_stripe, ledger
 
 runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def empty_stripe(localstripe: LocalStripe) -> None:
-    """Reconciliation reads every charge: start from an empty localstripe."""
-    httpx.delete(f"{localstripe.url}/_config/data").raise_for_status()
+def empty(localstripe: LocalStripe, stripe_front: StripeFront) -> None:
+    """Reconciliation reads every charge and dispute: start from an empty Stripe."""
+    empty_stripe(localstripe, stripe_front)
 
 
 def _pay(gateway: StripeApi, front: StripeFront, owner: str, cents: int) -> str:

@@ -6,7 +6,7 @@ The run over all accounts (one transaction per batch) is the job in
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import structlog
@@ -212,7 +212,19 @@ def dispatch_events(
 def _notice(event: dict[str, object], public_url: str) -> Email:
     """The low-balance email, worded for the account's standing when the event was
     written: above zero it warns of suspension, at or below zero it says the account is
-    suspended. The link goes to the console, where the balance and the top-up form are."""
+    suspended. The link goes to the console, where the balance and the top-up form are.
+    A ``credits_expiring`` event (issue 15) is the 7-day notice of one expiring grant."""
+    if event["kind"] == "credits_expiring":
+        expires_at = event["expires_at"]
+        when = (expires_at.strftime("%Y-%m-%d %H:%M UTC") if isinstance(expires_at, datetime)
+                else str(expires_at))
+        return render(
+            "credits_expiring", to=str(event["email"]),
+            subject=f"hopsplane: ${event['amount']} of promotional credit expires on "
+                    f"{when[:10]}",
+            amount=event["amount"], expires_at=when, balance=event["balance"],
+            link=f"{public_url.rstrip('/')}/console" if public_url else None,
+        )
     threshold, balance = event["threshold"], Decimal(str(event["balance"]))
     suspended = balance <= 0
     subject = ("hopsplane: your account is suspended, add credit to resume" if suspended

@@ -50,6 +50,8 @@ def find(who: WhoArg, as_json: JsonOpt = False) -> None:
         "cluster": assignment.model_dump(mode="json") if assignment else None,
         "balance": str(standing.balance),
         "suspended": standing.suspended,
+        "promotional": str(standing.promotional),
+        "promotional_grants": [g.model_dump(mode="json") for g in standing.promotional_grants],
     }
     if as_json:
         print_json(found)
@@ -62,6 +64,8 @@ def find(who: WhoArg, as_json: JsonOpt = False) -> None:
     console.print(f"cluster  {where}", highlight=False)
     state = "SUSPENDED" if standing.suspended else "in good standing"
     console.print(f"balance  ${standing.balance}  ({state})", highlight=False)
+    for g in standing.promotional_grants:
+        console.print(f"promo    ${g.amount} expires {g.expires_at.isoformat()}", highlight=False)
 
 
 @admins.command()

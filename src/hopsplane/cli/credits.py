@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -20,6 +21,7 @@ from hopsplane.cli.common import (
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.credits import service
 from hopsplane.credits.origins import OperatorGrant, OperatorRefund
+from hopsplane.credits.rules import parse_expiry_date, validate_expiry
 from hopsplane.credits.schemas import PostResult
 from hopsplane.errors import Invalid
 
@@ -40,9 +42,10 @@ _KEY_HELP = (
 def _print_posted(result: PostResult) -> None:
     e = result.entry
     verb = "posted" if result.created else "already posted (same key), unchanged"
+    expires = f", expires {e.expires_at.isoformat()}" if e.expires_at else ""
     console.print(
         f"{verb}: #{e.seq} {e.type.value} {e.amount} on {e.account_owner_id}, "
-        f"balance {e.balance} (entry {e.id})"
+        f"balance {e.balance}{expires} (entry {e.id})"
     )
     for event in result.events:
         console.print(f"  account {event.kind.replace('_', ' ')}")
@@ -68,14 +71,24 @@ def grant(
         str, typer.Option("--reason", "-r", help="Why (required; kept in the entry).")
     ],
     key: Annotated[str | None, typer.Option(help=_KEY_HELP)] = None,
+    expires: Annotated[str | None, typer.Option(
+        "--expires", help="Promotional credit: what is left of it expires at the start of "
+        "this day (UTC), YYYY-MM-DD. Usage draws it first; the owner is told 7 days before. "
+        "Without it the credit never expires.")] = None,
 ) -> None:
     """Give an account free credit (goodwill, trial, correction). A grant that brings a
     suspended account above zero lifts the suspension."""
     settings = load_settings()
+    try:
+        expires_at = parse_expiry_date(expires) if expires is not None else None
+        if expires_at is not None:
+            validate_expiry(expires_at, datetime.now(UTC))
+    except Invalid as exc:  # a usage error: exit 2, nothing posted
+        raise typer.BadParameter(exc.message, param_hint="--expires") from None
     with transaction(settings) as session:
         result = service.grant(
             session, account, amount, reason=reason,
-            origin=OperatorGrant(key or str(uuid.uuid4())),
+            origin=OperatorGrant(key or str(uuid.uuid4())), expires_at=expires_at,
             granted_by="cli", hooks=build_account_hooks(settings), thresholds=settings.thresholds,
         )
     _print_posted(result)

@@ -52,11 +52,12 @@ def reconcile(
                      "%Y-%m-%dT%H:%M:%S"]),
     ] = None,
     fix: Annotated[
-        bool, typer.Option("--fix", help="Post the missing purchases and refunds.")
+        bool, typer.Option("--fix", help="Post the missing purchases, refunds and disputes.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List succeeded top-up payments and refunds that Stripe has and the ledger lacks (and,
+    """List succeeded top-up payments, refunds and disputes (withdrawn, and won) that Stripe
+    has and the ledger lacks (and,
     with --fix, post them through the same idempotent path as the webhook). Exits 1 while
     anything is left unfixed."""
     settings = load_settings()
@@ -73,16 +74,18 @@ def reconcile(
     if as_json:
         print_json({"mode": gateway.mode, "charges_seen": report.charges_seen,
                     "payments_checked": report.payments_checked,
+                    "disputes_seen": report.disputes_seen,
                     "discrepancies": report.discrepancies})
     else:
         console.print(
             f"{report.charges_seen} charges read from Stripe ({gateway.mode} mode), "
-            f"{report.payments_checked} top-up payments compared with the ledger"
+            f"{report.payments_checked} top-up payments compared with the ledger, "
+            f"{report.disputes_seen} disputes read"
         )
         if report.discrepancies:
             print_list(report.discrepancies, _DISCREPANCIES, as_json=False)
         else:
-            console.print("[green]ok[/green]: the ledger has every payment and refund")
+            console.print("[green]ok[/green]: the ledger has every payment, refund and dispute")
     if not report.ok:
         left = sum(1 for d in report.discrepancies if not d.fixed)
         hint = "" if fix else " (run again with --fix to post what is missing)"

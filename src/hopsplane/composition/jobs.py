@@ -11,7 +11,8 @@ and knows no domain.
 
 Registered: Hopsworks provisioning (retried jobs) and cluster reconciliation (clusters),
 usage collection from every cluster's Prometheus (usage), the billing run (billing), the
-pruning of ended browser sessions (sessions) and of finished jobs (the queue itself).
+pruning of ended browser sessions (sessions) and of finished jobs (the queue itself),
+the expiry of promotional credit and its 7-day notices (credits).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hopsplane.billing import tasks as billing_tasks
 from hopsplane.clusters import provisioning
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.config import Settings
+from hopsplane.credits import tasks as credits_tasks
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.integrations.email import build_mailer
@@ -35,7 +37,7 @@ from hopsplane.worker.schemas import Handler, PeriodicTask, Task
 def tasks() -> tuple[Task, ...]:
     declared = (
         *queue.TASKS, *provisioning.TASKS, *usage_tasks.TASKS, *billing_tasks.TASKS,
-        *session_tasks.TASKS,
+        *session_tasks.TASKS, *credits_tasks.TASKS,
     )
     names = [t.name for t in declared]
     duplicated = sorted({n for n in names if names.count(n) > 1})

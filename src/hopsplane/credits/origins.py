@@ -82,6 +82,27 @@ class LegacyBalance:
     kind: str
 
 
+@dataclass(frozen=True, slots=True)
+class GrantExpiry:
+    """The expiry of what is left of one expiring grant (issue 15): once per grant."""
+
+    grant_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StripeDispute:
+    """A Stripe dispute (``dp_...``) of a top-up: one ``dispute`` entry per dispute."""
+
+    dispute_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StripeDisputeWon:
+    """A Stripe dispute closed as ``won``: one ``dispute_reversal`` entry per dispute."""
+
+    dispute_id: str
+
+
 Origin = (
     StripePurchase
     | StripeRefund
@@ -91,6 +112,9 @@ Origin = (
     | AdminGrant
     | AdminRefund
     | LegacyBalance
+    | GrantExpiry
+    | StripeDispute
+    | StripeDisputeWon
 )
 GrantOrigin = OperatorGrant | AdminGrant
 RefundOrigin = OperatorRefund | AdminRefund
@@ -104,6 +128,9 @@ PREFIXES: dict[type[Origin], str] = {
     AdminGrant: "admin-grant:",
     AdminRefund: "admin-refund:",
     LegacyBalance: "legacy:",
+    GrantExpiry: "expiry:",
+    StripeDispute: "stripe:dispute:",
+    StripeDisputeWon: "stripe:dispute-won:",
 }
 """The namespace of each origin. The system's prefixes (Stripe, usage, legacy) are those
 the ledger has always used, so keys already posted keep deduplicating."""

@@ -22,7 +22,8 @@ _POST_NEXT_SQL = """
     SELECT account_found, member_of, entry_id, entry_seq, entry_amount, entry_balance,
            entry_created_at
     FROM hopsplane.post_next_entry(%(account)s, %(amount)s, %(type)s, %(description)s,
-                                   %(payment_intent)s, %(key)s, %(refund_of)s)
+                                   %(payment_intent)s, %(key)s, %(refund_of)s,
+                                   %(expires_at)s, %(refers_to)s, %(dispute)s, %(at)s)
     """
 
 
@@ -203,6 +204,10 @@ def post_next(session: Session, posting: Posting) -> tuple[bool, str | None, Led
         "payment_intent": posting.stripe_payment_intent_id,
         "key": posting.idempotency_key,
         "refund_of": posting.refund_of,
+        "expires_at": posting.expires_at,
+        "refers_to": posting.refers_to,
+        "dispute": posting.stripe_dispute_id,
+        "at": posting.at,
     }
     row = _fetch_one(session, _POST_NEXT_SQL, params)
     assert row is not None  # the function returns exactly one row
@@ -215,7 +220,8 @@ def post_next(session: Session, posting: Posting) -> tuple[bool, str | None, Led
             description=posting.description,
             stripe_payment_intent_id=posting.stripe_payment_intent_id,
             refund_of=posting.refund_of, idempotency_key=posting.idempotency_key,
-            created_at=created_at,
+            created_at=created_at, expires_at=posting.expires_at,
+            refers_to=posting.refers_to, stripe_dispute_id=posting.stripe_dispute_id,
         )
     return bool(found), member_of, entry
 
@@ -305,8 +311,8 @@ WHERE seq <> COALESCE(real_prev_seq, 0) + 1
    OR balance <> COALESCE(real_prev_balance, 0) + amount
    OR prev_balance IS DISTINCT FROM real_prev_balance
    OR prev_seq IS DISTINCT FROM real_prev_seq
-   OR NOT ((type IN ('purchase', 'grant') AND amount > 0)
-           OR (type IN ('usage', 'refund') AND amount < 0))
+   OR NOT ((type IN ('purchase', 'grant', 'dispute_reversal') AND amount > 0)
+           OR (type IN ('usage', 'refund', 'expiry', 'dispute') AND amount < 0))
 ORDER BY account_owner_id, seq
 LIMIT :max_breaks
 """
@@ -464,7 +470,7 @@ def claim_events(session: Session, limit: int) -> list[dict[str, Any]]:
         text(
             """
             SELECT e.id, e.account_owner_id, e.kind, e.threshold, e.balance, e.ledger_seq,
-                   u.email
+                   e.amount, e.expires_at, u.email
             FROM hopsplane.balance_events e
             JOIN hopsplane.account_members u ON u.user_id = e.account_owner_id
             WHERE e.dispatched_at IS NULL
@@ -489,7 +495,7 @@ def take_events(session: Session, ids: list[int]) -> list[dict[str, Any]]:
             WHERE e.id = ANY(CAST(:ids AS bigint[])) AND e.dispatched_at IS NULL
               AND u.user_id = e.account_owner_id
             RETURNING e.id, e.account_owner_id, e.kind, e.threshold, e.balance,
-                      e.ledger_seq, u.email
+                      e.ledger_seq, e.amount, e.expires_at, u.email
             """
         ),
         {"ids": ids},
@@ -515,3 +521,175 @@ def mark_events_dispatched(session: Session, ids: list[int]) -> None:
         ),
         {"ids": ids},
     )
+
+
+# --- expiring grants and draws (issue 15, revision 0017) ---------------------------------
+
+
+def db_now(session: Session) -> datetime:
+    """The transaction's time on the server (what an entry's ``created_at`` defaults to)."""
+    value: datetime = session.execute(text("SELECT now()")).scalar_one()
+    return value
+
+
+def grants_due(session: Session, now: datetime, limit: int) -> list[tuple[uuid.UUID, str]]:
+    """(grant id, account) of expiring grants past their expiry with something left."""
+    rows = session.execute(
+        text(
+            """
+            SELECT l.id, l.account_owner_id FROM credits_ledger l
+            JOIN hopsplane.credit_lots o ON o.entry_id = l.id
+            WHERE l.expires_at IS NOT NULL AND l.expires_at <= :now AND o.open > 0
+            ORDER BY l.expires_at, l.id
+            LIMIT :limit
+            """
+        ),
+        {"now": now, "limit": limit},
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def open_part(session: Session, entry_id: uuid.UUID) -> Decimal:
+    """What is left of a credit (or not yet covered of a debit); read under the account's
+    lock, it cannot change before the transaction ends."""
+    value = session.execute(
+        text("SELECT open FROM hopsplane.credit_lots WHERE entry_id = :id"), {"id": entry_id}
+    ).scalar_one_or_none()
+    return Decimal("0.00") if value is None else Decimal(value)
+
+
+_RECORD_EXPIRING = text(
+    """
+    INSERT INTO hopsplane.balance_events AS e (
+        account_owner_id, kind, threshold, balance, ledger_seq, amount, expires_at)
+    SELECT l.account_owner_id, 'credits_expiring', NULL,
+           (SELECT h.balance FROM credits_ledger h WHERE h.account_owner_id = l.account_owner_id
+            ORDER BY h.seq DESC LIMIT 1),
+           l.seq, o.open, l.expires_at
+    FROM credits_ledger l
+    JOIN hopsplane.credit_lots o ON o.entry_id = l.id
+    WHERE l.expires_at IS NOT NULL AND l.expires_at > :now AND l.expires_at <= :until
+      AND o.open > 0
+    ON CONFLICT (account_owner_id, ledger_seq, kind) DO NOTHING
+    RETURNING e.id
+    """
+)
+
+
+def record_expiring(session: Session, now: datetime, until: datetime) -> int:
+    """One ``credits_expiring`` balance event per grant that expires in (now, until] with
+    something left; the event's ``ledger_seq`` is the grant's, so a grant is announced
+    once whatever the number of runs (the unique key of balance_events)."""
+    return len(session.execute(_RECORD_EXPIRING, {"now": now, "until": until}).all())
+
+
+def promotional(session: Session, account_id: str, now: datetime) -> list[tuple[Decimal, datetime]]:
+    """(amount left, expires at) of an account's unexpired expiring grants, soonest first."""
+    rows = session.execute(
+        text(
+            """
+            SELECT o.open, o.expires_at FROM hopsplane.credit_lots o
+            WHERE o.account_owner_id = :a AND o.is_credit AND o.open > 0
+              AND o.expires_at IS NOT NULL AND o.expires_at > :now
+            ORDER BY o.expires_at, o.seq
+            """
+        ),
+        {"a": account_id, "now": now},
+    )
+    return [(Decimal(r[0]), r[1]) for r in rows]
+
+
+def draws_of(session: Session, entry_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID, Decimal]]:
+    """(debit, credit, amount) of the draws an entry takes part in, either side."""
+    rows = session.execute(
+        text(
+            "SELECT debit_entry_id, credit_entry_id, amount FROM hopsplane.credit_draws "
+            "WHERE debit_entry_id = :id OR credit_entry_id = :id "
+            "ORDER BY debit_entry_id, credit_entry_id"
+        ),
+        {"id": entry_id},
+    )
+    return [(r[0], r[1], Decimal(r[2])) for r in rows]
+
+
+_DRAW_BREAKS = """
+WITH lots AS (
+    SELECT o.*, l.account_owner_id AS ledger_account, abs(l.amount) AS ledger_amount,
+           (l.amount > 0) AS ledger_credit, l.expires_at AS ledger_expires,
+           COALESCE((SELECT sum(d.amount) FROM hopsplane.credit_draws d
+                     WHERE d.credit_entry_id = o.entry_id OR d.debit_entry_id = o.entry_id),
+                    0) AS drawn
+    FROM hopsplane.credit_lots o
+    LEFT JOIN credits_ledger l ON l.id = o.entry_id
+    {lots_where}
+),
+lot_problems AS (
+    SELECT account_owner_id, seq,
+           CASE
+             WHEN ledger_account IS NULL THEN 'a lot without its ledger entry'
+             WHEN ledger_account <> account_owner_id OR ledger_amount <> amount
+                  OR ledger_credit <> is_credit
+                  OR ledger_expires IS DISTINCT FROM expires_at
+               THEN 'the lot does not match its ledger entry'
+             ELSE format('open part %s <> amount %s - drawn %s', open, amount, drawn)
+           END AS problem
+    FROM lots
+    WHERE ledger_account IS NULL OR ledger_account <> account_owner_id
+       OR ledger_amount <> amount OR ledger_credit <> is_credit
+       OR ledger_expires IS DISTINCT FROM expires_at OR open <> amount - drawn
+),
+missing AS (
+    SELECT l.account_owner_id, l.seq, 'an entry without its lot' AS problem
+    FROM credits_ledger l
+    WHERE NOT EXISTS (SELECT 1 FROM hopsplane.credit_lots o WHERE o.entry_id = l.id)
+    {ledger_and}
+),
+bad_draws AS (
+    SELECT c.account_owner_id, c.seq,
+           format('draw of %s by entry %s after the credit expired at %s',
+                  d.amount, db.seq, c.expires_at) AS problem
+    FROM hopsplane.credit_draws d
+    JOIN hopsplane.credit_lots c ON c.entry_id = d.credit_entry_id
+    JOIN hopsplane.credit_lots db ON db.entry_id = d.debit_entry_id
+    WHERE c.expires_at IS NOT NULL
+      AND ((db.type = 'expiry') <> (d.drawn_at >= c.expires_at))
+      {draws_and}
+),
+totals AS (
+    SELECT o.account_owner_id,
+           sum(CASE WHEN o.is_credit THEN o.open ELSE -o.open END) AS open_total
+    FROM hopsplane.credit_lots o {lots_where_o}
+    GROUP BY o.account_owner_id
+),
+balance_problems AS (
+    SELECT t.account_owner_id, h.seq,
+           format('open credit minus open debt %s <> balance %s', t.open_total, h.balance)
+             AS problem
+    FROM totals t
+    CROSS JOIN LATERAL (SELECT seq, balance FROM credits_ledger
+                        WHERE account_owner_id = t.account_owner_id
+                        ORDER BY seq DESC LIMIT 1) h
+    WHERE t.open_total <> h.balance
+)
+SELECT * FROM lot_problems UNION ALL SELECT * FROM missing
+UNION ALL SELECT * FROM bad_draws UNION ALL SELECT * FROM balance_problems
+ORDER BY 1, 2
+LIMIT :max_breaks
+"""
+
+
+def draw_breaks(
+    session: Session, account_id: str | None = None, *, max_breaks: int = 1000
+) -> list[ChainBreak]:
+    """What is wrong with the draws (issue 15): every entry has its lot, each lot matches
+    its entry and its open part is its amount minus its draws, no draw of a credit at or
+    after its expiry but its own expiry, and open credit minus open debt is the balance."""
+    one = account_id is not None
+    sql = _DRAW_BREAKS.format(
+        lots_where="WHERE o.account_owner_id = :account" if one else "",
+        lots_where_o="WHERE o.account_owner_id = :account" if one else "",
+        ledger_and="AND l.account_owner_id = :account" if one else "",
+        draws_and="AND c.account_owner_id = :account" if one else "",
+    )
+    rows = session.execute(text(sql), {"account": account_id, "max_breaks": max_breaks})
+    return [ChainBreak(r.account_owner_id, r.seq, r.problem) for r in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -16,15 +17,20 @@ class EntryType(StrEnum):
     GRANT = "grant"
     REFUND = "refund"
     USAGE = "usage"
+    EXPIRY = "expiry"  # what was left of an expiring grant, removed at its expiry
+    DISPUTE = "dispute"  # a Stripe dispute (chargeback) of a purchase
+    DISPUTE_REVERSAL = "dispute_reversal"  # a dispute the account won: the amount back
 
     @property
     def is_credit(self) -> bool:
-        return self in (EntryType.PURCHASE, EntryType.GRANT)
+        return self in (EntryType.PURCHASE, EntryType.GRANT, EntryType.DISPUTE_REVERSAL)
 
     @property
     def may_overdraw(self) -> bool:
-        """Only usage may take a balance below zero: the compute was already used."""
-        return self is EntryType.USAGE
+        """Usage (the compute was already used), a dispute (the money already left) and an
+        expiry (it removes only what is left of a grant, but earlier usage may have found
+        nothing drawable) may take a balance below zero; nothing else may."""
+        return self in (EntryType.USAGE, EntryType.DISPUTE, EntryType.EXPIRY)
 
 
 def parse_entry_type(value: str) -> EntryType:
@@ -50,6 +56,37 @@ def validate_posting(entry_type: EntryType, amount: object, idempotency_key: str
             f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters without surrounding spaces"
         )
     return value
+
+
+MAX_GRANT_LIFETIME = timedelta(days=3660)
+EXPIRY_NOTICE = timedelta(days=7)
+"""Owners are told this long before promotional credit expires (once per grant)."""
+
+
+def validate_expiry(expires_at: datetime, now: datetime) -> datetime:
+    """An expiring grant's expiry: timezone-aware, in the future, within ten years."""
+    if expires_at.tzinfo is None or expires_at.utcoffset() is None:
+        raise Invalid("the expiry must carry a timezone (e.g. 2027-01-31T00:00:00Z)")
+    if expires_at <= now:
+        raise Invalid(f"the expiry {expires_at.isoformat()} is not in the future")
+    if expires_at - now > MAX_GRANT_LIFETIME:
+        raise Invalid("the expiry must be within ten years")
+    return expires_at
+
+
+def promotional_part(balance: Decimal, left: list[Decimal]) -> Decimal:
+    """How much of a balance is promotional: what is left of the expiring grants, but never
+    more than the balance (an overdraft not yet covered is owed before anything else)."""
+    return max(Decimal("0.00"), min(balance, sum(left, Decimal("0.00"))))
+
+
+def parse_expiry_date(value: str) -> datetime:
+    """``--expires YYYY-MM-DD``: the credit expires at the start of that day, UTC."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError as exc:
+        raise Invalid(f"--expires must be a date YYYY-MM-DD, got {value!r}") from exc
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def would_overdraw(entry_type: EntryType, amount: Decimal, balance: Decimal) -> bool:

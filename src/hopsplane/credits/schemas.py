@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hopsplane.credits.rules import DEFAULT_THRESHOLDS, EntryType
 from hopsplane.hooks import AccountHooks
@@ -25,6 +25,10 @@ class Posting:
     description: str | None = None
     stripe_payment_intent_id: str | None = None
     refund_of: uuid.UUID | None = None
+    expires_at: datetime | None = None  # an expiring grant
+    refers_to: uuid.UUID | None = None  # an expiry's grant, a dispute reversal's dispute
+    stripe_dispute_id: str | None = None  # a dispute and its reversal
+    at: datetime | None = None  # the entry's time (default: the transaction's now())
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,9 @@ class LedgerEntryOut(BaseModel):
     refund_of: uuid.UUID | None
     idempotency_key: str
     created_at: datetime
+    expires_at: datetime | None = None
+    refers_to: uuid.UUID | None = None
+    stripe_dispute_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +90,26 @@ class BatchResult:
     events: tuple[BalanceEvent, ...] = ()
 
 
+class PromotionalCredit(BaseModel):
+    """What is left of one expiring grant, and when it expires."""
+
+    amount: Decimal
+    expires_at: datetime
+
+
 class Standing(BaseModel):
     account_owner_id: str
     balance: Decimal
     suspended: bool
     notice_threshold: Decimal | None = None
+    promotional: Decimal = Field(
+        default=Decimal("0.00"),
+        description="How much of the balance is promotional credit that expires (usage "
+        "draws it first); the rest never expires.",
+    )
+    promotional_grants: list[PromotionalCredit] = Field(
+        default_factory=list, description="The expiring grants with something left, "
+        "soonest first.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,9 @@ from hopsplane.credits.rules import (
     DEFAULT_THRESHOLDS,
     MAX_KEY_LENGTH,
     EntryType,
+    promotional_part,
     standing_may_change,
+    validate_expiry,
     validate_posting,
     would_overdraw,
 )
@@ -28,6 +30,7 @@ from hopsplane.credits.schemas import (
     LedgerEntryOut,
     Posting,
     PostResult,
+    PromotionalCredit,
     Standing,
     VerifyReport,
 )
@@ -59,6 +62,12 @@ def ledger_key(origin: Origin) -> str:
             rest = f"{account}:{day.isoformat()}:{int((total / CENT).to_integral_value())}"
         case origins.LegacyBalance(user_id=user, kind=kind):
             rest = f"{user}:{kind}"
+        case origins.GrantExpiry(grant_id=grant_id):
+            rest = grant_id
+        case origins.StripeDispute(dispute_id=dispute) | origins.StripeDisputeWon(
+            dispute_id=dispute
+        ):
+            rest = dispute
         case origins.SuppliedKey(key=supplied):
             if not supplied or supplied != supplied.strip():
                 raise Invalid("the idempotency key must be non-empty, without outer spaces")
@@ -222,12 +231,21 @@ def grant(
     reason: str,
     origin: GrantOrigin,
     granted_by: str | None = None,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
     hooks: AccountHooks | None = None,
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
 ) -> PostResult:
-    """A platform grant (free credit). The reason is required and kept in the entry."""
+    """A platform grant (free credit). The reason is required and kept in the entry.
+
+    With ``expires_at`` it is promotional credit: usage draws it before any credit that
+    expires later or never, and what is left of it at ``expires_at`` is removed by an
+    ``expiry`` entry (:func:`hopsplane.credits.expiry.expire_due`). ``now`` is the entry's
+    time (the fake clock of tests; default the transaction's)."""
     text_reason = _reason(reason)
     idempotency_key = ledger_key(origin)
+    if expires_at is not None:
+        expires_at = validate_expiry(expires_at, now or repo.db_now(session))
     by = f" (by {granted_by})" if granted_by else ""
     return post(
         session,
@@ -237,6 +255,8 @@ def grant(
             validate_posting(EntryType.GRANT, amount, idempotency_key),
             idempotency_key,
             description=f"grant: {text_reason}{by}",
+            expires_at=expires_at,
+            at=now,
         ),
         hooks=hooks,
         thresholds=thresholds,
@@ -298,11 +318,17 @@ def standing(session: Session, account_owner_id: str) -> Standing:
     """Balance and standing (suspended, announced low-balance threshold) of an account."""
     exists, owner, suspended, level, balance = repo.standing_of(session, account_owner_id)
     _refuse_non_owner(account_owner_id, exists, owner)
+    grants = [
+        PromotionalCredit(amount=amount, expires_at=at)
+        for amount, at in repo.promotional(session, account_owner_id, repo.db_now(session))
+    ]
     return Standing(
         account_owner_id=account_owner_id,
         balance=balance,
         suspended=suspended,
         notice_threshold=level,
+        promotional=promotional_part(balance, [g.amount for g in grants]),
+        promotional_grants=grants,
     )
 
 
@@ -318,6 +344,12 @@ def purchase_for_payment_intent(
 ) -> LedgerEntryOut | None:
     """The purchase recorded for a Stripe PaymentIntent, if any (at most one: unique index)."""
     entry = repo.find_purchase_by_payment_intent(session, payment_intent_id)
+    return None if entry is None else LedgerEntryOut.model_validate(entry)
+
+
+def entry_by_key(session: Session, idempotency_key: str) -> LedgerEntryOut | None:
+    """The entry posted under a ledger key (made by :func:`ledger_key`), if any."""
+    entry = repo.find_by_key(session, idempotency_key)
     return None if entry is None else LedgerEntryOut.model_validate(entry)
 
 
@@ -348,12 +380,17 @@ def history(
 
 def verify(session: Session, account_owner_id: str | None = None) -> VerifyReport:
     """Check every account's chain (or one account's): sequence without gaps, each balance
-    the previous balance plus the amount, each link pointing at its predecessor. An
+    the previous balance plus the amount, each link pointing at its predecessor; and its
+    draws (every entry's lot, each lot's open part its amount minus its draws, no credit
+    drawn at or after its expiry but by its own expiry, open credit minus open debt equal
+    to the balance). An
     unknown account is NotFound (an empty report would read as "ok")."""
     if account_owner_id is not None:
         _require_owner(session, account_owner_id)
     accounts, entries = repo.ledger_size(session, account_owner_id)
-    return VerifyReport(accounts, entries, repo.chain_breaks(session, account_owner_id))
+    breaks = repo.chain_breaks(session, account_owner_id)
+    breaks += repo.draw_breaks(session, account_owner_id)
+    return VerifyReport(accounts, entries, breaks)
 
 
 def lock_accounts(session: Session, account_owner_ids: Sequence[str]) -> None:
@@ -413,6 +450,8 @@ def _same_posting(entry: LedgerEntry, posting: Posting) -> bool:
         and entry.type == posting.entry_type.value
         and entry.amount == posting.amount
         and entry.refund_of == posting.refund_of
+        and entry.expires_at == posting.expires_at
+        and entry.refers_to == posting.refers_to
     )
 
 

@@ -219,6 +219,28 @@ class LedgerEntry(Base):
             "refund_of",
             postgresql_where=text("refund_of IS NOT NULL"),
         ),
+        # issue 15 (revision 0017): expiring grants, expiries, disputes
+        ForeignKeyConstraint(
+            ["refers_to"], ["credits_ledger.id"], name="credits_ledger_refers_to_fkey"
+        ),
+        Index(
+            "credits_ledger_one_expiry_per_grant",
+            "refers_to",
+            unique=True,
+            postgresql_where=text("type = 'expiry'"),
+        ),
+        Index(
+            "credits_ledger_one_entry_per_dispute",
+            "stripe_dispute_id",
+            "type",
+            unique=True,
+            postgresql_where=text("stripe_dispute_id IS NOT NULL"),
+        ),
+        Index(
+            "credits_ledger_expiring_grants",
+            "expires_at",
+            postgresql_where=text("expires_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
@@ -237,6 +259,9 @@ class LedgerEntry(Base):
     prev_seq: Mapped[int | None] = mapped_column(BigInteger)
     prev_balance: Mapped[Decimal | None] = mapped_column(BALANCE)
     account_is_member: Mapped[bool] = mapped_column(Boolean, Computed("false", persisted=True))
+    expires_at: Mapped[datetime | None]  # an expiring grant (revision 0017)
+    refers_to: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    stripe_dispute_id: Mapped[str | None] = mapped_column(Text)
 
 
 class TeamInvite(Base):
@@ -403,6 +428,62 @@ class BalanceEvent(Base):
     ledger_seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     dispatched_at: Mapped[datetime | None]
+    amount: Mapped[Decimal | None] = mapped_column(BALANCE)  # credits_expiring: what expires
+    expires_at: Mapped[datetime | None]  # credits_expiring: when
+
+
+# --- issue 15: which credits each debit drew from (revision 0017) -------------------------
+
+
+class CreditLot(Base):
+    """One row per ledger entry: a credit's part left to draw, or a debit's part no credit
+    covered yet. Written only by the ledger's trigger and the draws' trigger."""
+
+    __tablename__ = "credit_lots"
+    __table_args__ = (
+        Index(
+            "credit_lots_open_credits",
+            "account_owner_id",
+            text("(expires_at IS NULL)"),
+            "expires_at",
+            "seq",
+            postgresql_where=text("is_credit AND NOT spent"),
+        ),
+        Index(
+            "credit_lots_open_debits",
+            "account_owner_id",
+            "seq",
+            postgresql_where=text("NOT is_credit AND NOT spent"),
+        ),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    entry_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    account_owner_id: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(Text)
+    is_credit: Mapped[bool] = mapped_column(Boolean)
+    expires_at: Mapped[datetime | None]
+    at: Mapped[datetime]
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    open: Mapped[Decimal] = mapped_column(MONEY)
+    spent: Mapped[bool] = mapped_column(Boolean)  # open = 0; indexed instead of open (HOT)
+
+
+class CreditDraw(Base):
+    """A debit drew ``amount`` from a credit (append-only)."""
+
+    __tablename__ = "credit_draws"
+    __table_args__ = (
+        PrimaryKeyConstraint("debit_entry_id", "credit_entry_id", name="credit_draws_pkey"),
+        Index("credit_draws_credit_idx", "credit_entry_id"),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    debit_entry_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    credit_entry_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    drawn_at: Mapped[datetime]
 
 
 # --- issue 7: Stripe webhook event log (hopsplane schema) ---------------------------------

@@ -1,11 +1,13 @@
-"""Compare what Stripe was paid and refunded with what the ledger credited.
+"""Compare what Stripe was paid, refunded and disputed with what the ledger credited.
 
 Stripe is the source of truth for money that moved; the ledger must have one purchase per
 succeeded top-up payment and refunds summing to the payment's refunded amount. With
 ``fix=True`` the missing entries are posted through the same functions the webhook uses
-(:func:`~hopsplane.payments.service.fulfil_payment` and
-:func:`~hopsplane.payments.service.sync_refunds`), so a fix and a late webhook can never
-both credit.
+(:func:`~hopsplane.payments.service.fulfil_payment`,
+:func:`~hopsplane.payments.service.sync_refunds` and
+:func:`~hopsplane.payments.disputes.sync_dispute`), so a fix and a late webhook can never
+both credit. Disputes: every dispute of a top-up that withdrew funds has its ``dispute``
+entry, and every won one its ``dispute_reversal``.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from hopsplane.errors import AppError, NotFound, Unavailable
 from hopsplane.integrations.stripe.types import (
     ACCOUNT_METADATA_KEY,
     ChargeState,
+    DisputeState,
     StripeGateway,
 )
+from hopsplane.payments import disputes, rules, service
 from hopsplane.payments import repository as repo
-from hopsplane.payments import rules, service
 from hopsplane.payments.schemas import Discrepancy, ReconcileReport
 from hopsplane.payments.service import NO_POLICY
 
@@ -54,7 +57,47 @@ def reconcile(
                 _fix(session, gateway, charge, found, policy)
             report.discrepancies.append(found)
     report.discrepancies += _credited_but_not_paid(session, gateway, since, paid)
+    for dispute in gateway.list_disputes(since):
+        report.disputes_seen += 1
+        report.discrepancies += _check_dispute(session, gateway, dispute, fix, policy)
     return report
+
+
+def _check_dispute(session: Session, gateway: StripeGateway, dispute: DisputeState, fix: bool,
+                   policy: BalancePolicy) -> list[Discrepancy]:
+    """A dispute of a top-up whose withdrawal (or, won, reinstatement) the ledger lacks;
+    with ``fix``, posted through the webhook's own :func:`disputes.sync_dispute`."""
+    withdrawn, reinstated = rules.dispute_entries_due(dispute.status)
+    if not withdrawn:
+        return []
+    pi = dispute.payment_intent_id or gateway.retrieve_charge(dispute.charge_id).payment_intent_id
+    if not pi:
+        return []
+    intent = gateway.retrieve_payment_intent(pi)
+    account = intent.metadata.get(ACCOUNT_METADATA_KEY)
+    if account is None:
+        return []  # not a hopsplane top-up
+    has_dispute, has_reversal = disputes.ledger_state(session, dispute.id)
+    amount = rules.from_minor(dispute.amount, dispute.currency)
+    found = []
+    if not has_dispute:
+        found.append(Discrepancy("missing_dispute", pi, account, amount,
+                                 f"dispute {dispute.id} ({dispute.status}) not in the ledger"))
+    if reinstated and not has_reversal:
+        found.append(Discrepancy("missing_dispute_reversal", pi, account, amount,
+                                 f"dispute {dispute.id} won, its reversal not in the ledger"))
+    if fix and found:
+        try:
+            with session.begin_nested():
+                disputes.sync_dispute(session, gateway, dispute.id, policy)
+            for d in found:
+                d.fixed = True
+        except Unavailable:
+            raise
+        except AppError as exc:
+            for d in found:
+                d.fix_error = exc.message
+    return found
 
 
 def _credited_but_not_paid(

@@ -29,6 +29,30 @@ REFUND_EVENTS = frozenset(
 )
 
 
+DISPUTE_EVENTS = frozenset({
+    "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated",
+})
+"""Every event about a dispute: each makes the ledger follow the dispute as Stripe has it
+now (read back from Stripe), so their order and number do not matter."""
+
+DISPUTE_WITHDRAWN = frozenset({"needs_response", "under_review", "won", "lost"})
+"""Statuses of a chargeback: Stripe withdrew the disputed amount when it was opened. The
+``warning_*`` statuses are inquiries (no funds withdrawn) and ``prevented`` disputes never
+withdrew anything, so neither posts a ``dispute`` entry. (Stripe docs, "Disputes": "Stripe
+debits the disputed amount from your balance" for chargebacks; inquiries "don't have
+funds withdrawn".)"""
+
+DISPUTE_REINSTATED = frozenset({"won"})
+"""A dispute closed in the merchant's favour: Stripe returns the funds
+(``charge.dispute.funds_reinstated``), and the ledger posts a ``dispute_reversal``."""
+
+
+def dispute_entries_due(status: str) -> tuple[bool, bool]:
+    """(a ``dispute`` entry is due, a ``dispute_reversal`` is due) for a dispute status."""
+    return status in DISPUTE_WITHDRAWN, status in DISPUTE_REINSTATED
+
+
 def _scale(currency: str) -> Decimal:
     return Decimal(1) if currency.lower() in ZERO_DECIMAL else Decimal(100)
 

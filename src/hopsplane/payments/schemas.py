@@ -78,6 +78,8 @@ DiscrepancyKind = Literal[
     "invalid_payment",
     "unknown_to_stripe",
     "not_succeeded_in_stripe",
+    "missing_dispute",
+    "missing_dispute_reversal",
 ]
 
 
@@ -96,6 +98,7 @@ class Discrepancy:
 class ReconcileReport:
     charges_seen: int = 0
     payments_checked: int = 0
+    disputes_seen: int = 0
     discrepancies: list[Discrepancy] = field(default_factory=list)
 
     @property

@@ -171,7 +171,7 @@ def sync_refunds(
     charge = gateway.retrieve_charge(charge_id)
     if charge.payment_intent_id != pi:
         raise Invalid(f"charge {charge_id} belongs to {charge.payment_intent_id}, not {pi}")
-    purchase = _purchase_of(session, gateway, pi, policy)
+    purchase = purchase_of(session, gateway, pi, policy)
     if purchase is None:
         return None
     due = rules.refund_due(
@@ -201,7 +201,7 @@ def sync_refunds(
     return purchase.account_owner_id
 
 
-def _purchase_of(
+def purchase_of(
     session: Session, gateway: StripeGateway, pi: str, policy: BalancePolicy
 ) -> LedgerEntryOut | None:
     """The ledger's purchase of a payment, credited first from the PaymentIntent when the
@@ -273,6 +273,14 @@ def _process(
         result = fulfil_payment(session, payment, policy)
         note = "credited" if result.created else "already credited"
         return "processed", payment.account_owner_id, note
+    if event.type in rules.DISPUTE_EVENTS:  # issue 15: hopsplane.payments.disputes
+        from hopsplane.payments.disputes import sync_dispute
+
+        dispute_id = event.object.get("id")
+        if not isinstance(dispute_id, str) or not dispute_id.startswith("dp_"):
+            return "ignored", None, "no dispute to read"
+        account = sync_dispute(session, gateway, dispute_id, policy)
+        return ("processed", account, None) if account else ("ignored", None, "not a top-up")
     if event.type in rules.REFUND_EVENTS:
         charge_id = event.object.get("id") if event.type == "charge.refunded" else (
             event.object.get("charge")

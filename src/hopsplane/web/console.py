@@ -35,6 +35,7 @@ from hopsplane.clusters import service as clusters
 from hopsplane.clusters.schemas import ClusterCreate, ClusterUpdate
 from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant
+from hopsplane.credits.rules import parse_expiry_date
 from hopsplane.crypto import SecretBox
 from hopsplane.errors import AppError, Invalid
 from hopsplane.http import exports
@@ -539,9 +540,11 @@ def admin_grant(
         key = form.get("key", "")
         if not key or len(key) > 64:
             raise Invalid("the form has no grant key: reload the page and retry")
+        expires = form.get("expires", "").strip()
+        expires_at = parse_expiry_date(expires) if expires else None
         _attempt(session, lambda: credits.grant(
             session, account_id, form.get("amount", "").strip(),
-            reason=form.get("reason", ""), origin=AdminGrant(key),
+            reason=form.get("reason", ""), origin=AdminGrant(key), expires_at=expires_at,
             granted_by=admin.user_id, hooks=policy.hooks, thresholds=policy.thresholds))
     except AppError as exc:
         return _admin_account(request, admin, session, account_id, exc.status,

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field, StrictStr, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StrictStr, StringConstraints
 
 from hopsplane.api.errors import error_responses
 from hopsplane.api.routers.account import Cursor, Limit
@@ -35,6 +35,12 @@ class GrantIn(BaseModel):
     amount: Amount
     reason: Why
     idempotency_key: Key
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="Promotional credit: when what is left of it expires (in the future, "
+        "within ten years, with a timezone). Usage draws it first; the owner is told 7 "
+        "days before. Without it the grant never expires.",
+    )
 
 
 class RefundIn(BaseModel):
@@ -101,11 +107,12 @@ def grant(
     account_id: AccountId, body: GrantIn, admin: AdminDep, session: SessionDep,
     policy: PolicyDep, response: Response,
 ) -> PostedOut:
-    """Free credit. 201 when posted, 200 with the original entry on a retry."""
+    """Free credit, promotional (expiring) with ``expires_at``. 201 when posted, 200 with
+    the original entry on a retry."""
     result = credits.grant(
         session, account_id, body.amount, reason=body.reason,
         origin=AdminGrant(body.idempotency_key), granted_by=admin.user_id,
-        hooks=policy.hooks, thresholds=policy.thresholds,
+        expires_at=body.expires_at, hooks=policy.hooks, thresholds=policy.thresholds,
     )
     return _posted(result, response)
 

@@ -17,6 +17,7 @@ from hopsplane.errors import AppError, Invalid, NotFound, Unauthorized, Unavaila
 from hopsplane.integrations.stripe.parse import (
     charge_from,
     checkout_session_from,
+    dispute_from,
     parse_event,
     payment_intent_from,
     to_dict,
@@ -28,6 +29,7 @@ from hopsplane.integrations.stripe.types import (
     CheckoutRequest,
     CheckoutSession,
     CheckoutSessions,
+    DisputeState,
     Mode,
     PaymentIntentState,
     StripeConfig,
@@ -183,3 +185,20 @@ class StripeApi:
                 yield charge_from(to_dict(charge))
         except stripe.StripeError as exc:
             raise _call_error(exc, "listing charges") from exc
+
+    def retrieve_dispute(self, dispute_id: str) -> DisputeState:
+        try:
+            found = self._client.v1.disputes.retrieve(dispute_id)
+        except stripe.StripeError as exc:
+            raise _call_error(exc, f"reading dispute {dispute_id}") from exc
+        return dispute_from(to_dict(found))
+
+    def list_disputes(self, since: datetime | None) -> Iterator[DisputeState]:
+        params: stripe.params.DisputeListParams = {"limit": 100}
+        if since is not None:
+            params["created"] = {"gt": int(since.timestamp()) - 1}
+        try:
+            for dispute in self._client.v1.disputes.list(params=params).auto_paging_iter():
+                yield dispute_from(to_dict(dispute))
+        except stripe.StripeError as exc:
+            raise _call_error(exc, "listing disputes") from exc

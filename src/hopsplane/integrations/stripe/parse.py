@@ -14,6 +14,7 @@ from hopsplane.errors import Invalid
 from hopsplane.integrations.stripe.types import (
     ChargeState,
     CheckoutSession,
+    DisputeState,
     PaymentIntentState,
     WebhookEvent,
 )
@@ -83,6 +84,24 @@ def charge_from(data: Mapping[str, Any]) -> ChargeState:
         created=datetime.fromtimestamp(int(data.get("created") or 0), UTC),
         livemode=bool(data.get("livemode")),
         payment_intent=payment_intent_from(expanded) if isinstance(expanded, Mapping) else None,
+    )
+
+
+def dispute_from(data: Mapping[str, Any]) -> DisputeState:
+    """A dispute object (``"object": "dispute"``): ``charge`` and ``payment_intent`` are
+    expandable ids, ``amount`` is in minor units."""
+    charge = _id_of(data.get("charge"))
+    if not data.get("id") or not charge:
+        raise Invalid("the dispute has no id or no charge")
+    return DisputeState(
+        id=str(data["id"]),
+        charge_id=charge,
+        payment_intent_id=_id_of(data.get("payment_intent")),
+        amount=int(data.get("amount") or 0),
+        currency=str(data.get("currency") or ""),
+        status=str(data.get("status") or ""),
+        created=datetime.fromtimestamp(int(data.get("created") or 0), UTC),
+        livemode=bool(data.get("livemode")),
     )
 
 

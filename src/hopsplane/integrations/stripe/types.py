@@ -89,6 +89,24 @@ class ChargeState:
 
 
 @dataclass(frozen=True, slots=True)
+class DisputeState:
+    """A Stripe dispute (``dp_...``) as the API returns it. ``status`` is one of
+    ``warning_needs_response``, ``warning_under_review``, ``warning_closed`` (an inquiry: no
+    funds withdrawn), ``needs_response``, ``under_review``, ``won``, ``lost``, ``prevented``
+    (Stripe API reference, "The Dispute object"; the status enum as the client libraries
+    carry it: stripe-ruby ``Stripe::Dispute``, stripe-go ``DisputeStatus``)."""
+
+    id: str
+    charge_id: str
+    payment_intent_id: str | None
+    amount: int  # minor units, the disputed amount
+    currency: str
+    status: str
+    created: datetime
+    livemode: bool
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookEvent:
     id: str
     type: str
@@ -131,4 +149,10 @@ class StripeGateway(Protocol):
     def list_charges(self, since: datetime | None) -> Iterator[ChargeState]:
         """Every charge created at or after ``since`` (all when None), newest first, with its
         PaymentIntent expanded."""
+        ...
+
+    def retrieve_dispute(self, dispute_id: str) -> DisputeState: ...
+
+    def list_disputes(self, since: datetime | None) -> Iterator[DisputeState]:
+        """Every dispute created at or after ``since`` (all when None), newest first."""
         ...
