@@ -18,6 +18,7 @@ from hopsplane.api.routers import (
     admin_credits,
     admin_users,
     auth,
+    auto_topup,
     clusters,
     health,
     me,
@@ -27,7 +28,7 @@ from hopsplane.api.routers import (
     usage,
 )
 from hopsplane.api.serving import Admission, ServingMiddleware
-from hopsplane.clusters.hooks import build_account_hooks
+from hopsplane.composition.hooks import build_hooks as build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.http.identity import TokenAuthenticator
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(account.router)
     app.include_router(admin_credits.router)
     app.include_router(payments.router)
+    app.include_router(auto_topup.router)
     app.include_router(auth.router)
     app.include_router(me.router)
     app.include_router(team.router)

@@ -15,6 +15,7 @@ from hopsplane.integrations.stripe.types import (
     ChargeState,
     CheckoutSession,
     PaymentIntentState,
+    SetupIntentState,
     WebhookEvent,
 )
 
@@ -55,6 +56,7 @@ def checkout_session_from(data: Mapping[str, Any]) -> CheckoutSession:
         amount_total=data.get("amount_total"),
         currency=data.get("currency"),
         livemode=bool(data.get("livemode")),
+        setup_intent_id=_id_of(data.get("setup_intent")),
     )
 
 
@@ -67,6 +69,15 @@ def payment_intent_from(data: Mapping[str, Any]) -> PaymentIntentState:
         currency=str(data.get("currency") or ""),
         metadata=_metadata(data.get("metadata")),
         livemode=bool(data.get("livemode")),
+    )
+
+
+def setup_intent_from(data: Mapping[str, Any]) -> SetupIntentState:
+    return SetupIntentState(
+        id=str(data["id"]),
+        status=str(data.get("status")),
+        payment_method_id=_id_of(data.get("payment_method")),
+        customer_id=_id_of(data.get("customer")),
     )
 
 
