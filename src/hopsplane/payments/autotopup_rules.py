@@ -73,8 +73,9 @@ def cap_refusal(
 def backoff(base_seconds: int, failures: int) -> timedelta:
     """The wait after the ``failures``-th consecutive failure: base, 2x base, 4x base ...
     at most a week."""
-    step = timedelta(seconds=base_seconds * 2 ** max(failures - 1, 0))
-    return step if step < MAX_BACKOFF else MAX_BACKOFF
+    seconds = base_seconds * 2 ** min(max(failures - 1, 0), 32)
+    cap = int(MAX_BACKOFF.total_seconds())
+    return timedelta(seconds=seconds if seconds < cap else cap)
 
 
 def utc_day(now: datetime) -> date:
