@@ -265,6 +265,7 @@ def test_the_daily_money_cap_holds_across_crossings(
     _use(fresh_db, owner, "50.00")
     _drain(fresh_db, ctx)
     first, second = _attempts(fresh_db, owner)
+    assert first["status"] == "succeeded"
     assert second["status"] == "scheduled" and "money limit of 60.00" in second["outcome"]
     assert _purchases(fresh_db, owner) == [Decimal("50.00")]
     view = app_client.get("/v1/account/auto-topup").json()

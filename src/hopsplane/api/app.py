@@ -39,6 +39,7 @@ from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.stripe import build_stripe
 from hopsplane.observability import Metrics, configure_logging
 from hopsplane.usage.combiner import BatchCombiner
+from hopsplane.web import auto_topup as web_auto_topup
 from hopsplane.web import console
 from hopsplane.web.security import install_security_headers
 
@@ -132,6 +133,7 @@ def create_app(
     app.include_router(usage.router)
     app.include_router(organizations.router)
     app.include_router(console.router)
+    app.include_router(web_auto_topup.router)
     install_docs(app)
     install_security_headers(app)
     app.state.html_errors = console.render_error

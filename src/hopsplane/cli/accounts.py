@@ -10,6 +10,7 @@ from hopsplane.accounts import service as accounts
 from hopsplane.cli.common import console, load_settings, print_json, transaction
 from hopsplane.clusters import service as clusters
 from hopsplane.credits import service as credits
+from hopsplane.payments import autotopup
 from hopsplane.teams import service as teams
 
 app = typer.Typer(
@@ -31,13 +32,15 @@ def find(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a user and their account: owner, members, cluster, balance, standing."""
-    with transaction(load_settings()) as session:
+    settings = load_settings()
+    with transaction(settings) as session:
         user = accounts.find_user(session, who)
         owner_id = user.account_owner_id or user.id
         owner = user if owner_id == user.id else accounts.get_user(session, owner_id)
         members = teams.list_members(session, owner_id, limit=1000)
         assignment = clusters.assignment(session, owner_id)
         standing = credits.standing(session, owner_id)
+        topup = autotopup.view(session, owner_id, autotopup.limits_from(settings))
     found: dict[str, Any] = {
         "user": user.model_dump(mode="json"),
         "owner": owner.model_dump(mode="json"),
@@ -45,6 +48,7 @@ def find(
         "cluster": assignment.model_dump(mode="json") if assignment else None,
         "balance": str(standing.balance),
         "suspended": standing.suspended,
+        "auto_topup": topup.model_dump(mode="json", exclude={"terms"}),
     }
     if as_json:
         print_json(found)
@@ -57,6 +61,16 @@ def find(
     console.print(f"cluster  {where}", highlight=False)
     state = "SUSPENDED" if standing.suspended else "in good standing"
     console.print(f"balance  ${standing.balance}  ({state})", highlight=False)
+    last = topup.last_attempt
+    console.print(
+        f"auto top-up  {topup.status}"
+        + (f" ({topup.paused_reason})" if topup.paused_reason else "")
+        + (f"  below {topup.threshold} buy {topup.amount}" if topup.threshold is not None
+           else "")
+        + f"  today {topup.today_count}x {topup.today_amount}"
+        + (f"  last: {last.status} after {last.tries} tries" if last else ""),
+        highlight=False,
+    )
 
 
 @admins.command()
