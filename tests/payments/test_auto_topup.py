@@ -24,7 +24,7 @@ from hopsplane.db.engine import Database
 from hopsplane.hooks import LoggingHooks
 from hopsplane.integrations.email import LogMailer
 from hopsplane.integrations.stripe import StripeApi
-from hopsplane.integrations.stripe.types import OffSessionCharge
+from hopsplane.integrations.stripe.types import ChargeOutcome, OffSessionCharge
 from hopsplane.payments import autotopup
 from hopsplane.payments.autotopup_rules import charge_key
 from hopsplane.worker import service as queue
@@ -394,3 +394,40 @@ def test_stripe_unavailable_retries_later_and_credits_nothing_meanwhile(
     assert len(front.intent_requests) == sent + 1
     assert _purchases(fresh_db, owner) == [Decimal("50.00")]
     assert _attempts(fresh_db, owner)[0]["tries"] == 1  # the same try, the same key
+
+
+def test_a_processing_payment_that_fails_later_counts_as_a_failure_once(
+    app_client: TestClient, fresh_db: Database, stripe_front: StripeFront,
+    stripe_settings: Settings, gateway: StripeApi,
+) -> None:
+    """A PaymentIntent Stripe answers ``processing`` (asynchronous methods) stays active
+    until Stripe reports it; ``payment_intent.payment_failed`` (delivered twice) counts one
+    failure and schedules the retry: it never hangs silently."""
+    owner = committed_user(fresh_db)
+    _enable(app_client, stripe_front, owner)
+    _fund(fresh_db, owner, "21.00")
+    _use(fresh_db, owner, "2.00")
+    limits = autotopup.limits_from(stripe_settings)
+    [attempt] = _attempts(fresh_db, owner)
+    with fresh_db.transaction() as s:
+        plan = autotopup.begin_charge(s, gateway, limits, attempt["id"])
+    assert plan is not None
+    pi = "pi_processing_" + uuid.uuid4().hex[:8]
+    processing = ChargeOutcome("processing", pi, 5000, "usd")  # Stripe's async answer
+    with fresh_db.transaction() as s:
+        assert autotopup.record_outcome(s, limits, plan, processing, BalancePolicy()) == (
+            "processing")
+    failed = stripe_event("payment_intent.payment_failed", {
+        "id": pi, "object": "payment_intent", "status": "requires_payment_method",
+        "amount": 5000, "currency": "usd", "livemode": False,
+        "metadata": autotopup.charge_metadata(plan),
+        "last_payment_error": {"code": "payment_method_customer_decline",
+                               "message": "The customer's bank declined the debit."}})
+    for _ in range(2):
+        assert deliver(app_client, failed).json()["status"] in ("processed", "duplicate")
+    ctx, _ = _ctx(stripe_settings, fresh_db, gateway)
+    _drain(fresh_db, ctx)
+    [attempt] = _attempts(fresh_db, owner)
+    assert attempt["status"] == "scheduled" and "bank declined" in attempt["outcome"]
+    assert _notices(fresh_db, owner) == ["failed"] and _purchases(fresh_db, owner) == []
+

@@ -40,7 +40,7 @@ def test_the_owner_reviews_the_terms_saves_a_card_and_turns_it_off(web: Api) -> 
                           data={"csrf": token})
     assert off.status_code == 303
     assert "Off" in web.client.get("/console/auto-topup", headers=headers).text
-    admin, admin_headers = web.new_user(admin=True)
+    _, admin_headers = web.new_user(admin=True)
     shown = web.client.get(f"/console/admin/accounts/{owner}", headers=admin_headers)
     assert shown.status_code == 200 and 'id="auto-topup-status">off' in shown.text
     assert web.client.get(f"/v1/admin/users/{owner}/auto-topup",

@@ -33,7 +33,7 @@ idempotency key in the transaction that changed the state: once per event, whate
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -88,6 +88,7 @@ ATTEMPT_METADATA_KEY = "hopsplane_auto_topup"
 
 CHARGE_TASK = "payments.auto_topup_charge"
 NOTICE_TASK = "payments.auto_topup_notice"
+FAILED_TASK = "payments.auto_topup_failed"
 NOTICE_KINDS = ("succeeded", "failed", "paused", "action_required")
 
 
@@ -484,9 +485,24 @@ def start_authentication(
     return CheckoutLinkOut(session_id=checkout.id, url=checkout.url)
 
 
+def payment_failed_later(session: Session, metadata: Mapping[str, str], pi: str,
+                         why: str) -> bool:
+    """``payment_intent.payment_failed`` of an auto top-up: the failure is counted by a job
+    (it needs the limits of the settings), once per PaymentIntent."""
+    attempt_key = metadata.get(ATTEMPT_METADATA_KEY)
+    if not attempt_key:
+        return False
+    queue.enqueue(session, FAILED_TASK, {"attempt_id": attempt_key, "payment_intent": pi,
+                                         "why": why},
+                  idempotency_key=f"auto-topup:failed:{pi}")
+    return True
+
+
 def payment_failed(session: Session, limits: Limits, attempt_key: str, pi: str,
                    why: str) -> bool:
-    """``payment_intent.payment_failed`` of an attempt Stripe was still processing."""
+    """A failure Stripe reported later for an attempt it was still processing: counted
+    like a decline (backoff, or pause after the limit). Any other state ignores it (a
+    synchronous decline was already counted by the charge job)."""
     try:
         attempt_id = uuid.UUID(attempt_key)
     except ValueError:

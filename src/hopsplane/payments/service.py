@@ -298,6 +298,13 @@ def _process(
             return "ignored", None, "not an auto top-up (top-ups credit on checkout events)"
         payment = rules.payment_from_intent(intent, gateway.config.currency)
         return _auto_topup_paid(session, intent.metadata, payment, policy)
+    if event.type == "payment_intent.payment_failed":
+        intent = payment_intent_from(event.object)
+        error = event.object.get("last_payment_error") or {}
+        why = str(error.get("message") or error.get("code") or "payment failed")
+        if autotopup.payment_failed_later(session, intent.metadata, intent.id, why):
+            return "processed", intent.metadata.get(ACCOUNT_METADATA_KEY), "failure recorded"
+        return "ignored", None, "not an auto top-up"
     return "ignored", None, "event type not handled"
 
 

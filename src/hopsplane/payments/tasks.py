@@ -84,7 +84,16 @@ def run_notice(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     ))
 
 
+def run_failed(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+    """Count a failure Stripe reported by webhook for a processing auto top-up."""
+    autotopup.payment_failed(
+        session, autotopup.limits_from(ctx.services["settings"]), str(args["attempt_id"]),
+        str(args["payment_intent"]), str(args["why"]),
+    )
+
+
 TASKS: tuple[Task, ...] = (
     Task(autotopup.CHARGE_TASK, run_charge),
     Task(autotopup.NOTICE_TASK, run_notice),
+    Task(autotopup.FAILED_TASK, run_failed),
 )
