@@ -26,7 +26,8 @@ from hopsplane.integrations.email import LogMailer
 from hopsplane.integrations.stripe import StripeApi
 from hopsplane.integrations.stripe.types import ChargeOutcome, OffSessionCharge
 from hopsplane.payments import autotopup
-from hopsplane.payments.autotopup_rules import charge_key
+from hopsplane.payments.autotopup_rules import Limits, charge_key
+from hopsplane.payments.autotopup_schemas import ChargePlan
 from hopsplane.worker import service as queue
 from hopsplane.worker.schemas import JobContext
 from tests.apps import act_as
@@ -97,6 +98,24 @@ def _attempts(db: Database, owner: str) -> list[Any]:
         return list(s.execute(text(
             "SELECT * FROM hopsplane.auto_topup_attempts WHERE account_owner_id = :a "
             "ORDER BY created_at"), {"a": owner}).mappings())
+
+
+def _crossed_and_decided(
+    client: TestClient, db: Database, front: StripeFront, settings: Settings,
+    gateway: StripeApi,
+) -> tuple[str, Limits, ChargePlan]:
+    """An owner with auto top-up whose usage just crossed, and the charge decided (the
+    job's first step), so a test can play Stripe's answer and the webhooks itself."""
+    owner = committed_user(db)
+    _enable(client, front, owner)
+    _fund(db, owner, "21.00")
+    _use(db, owner, "2.00")
+    limits = autotopup.limits_from(settings)
+    [attempt] = _attempts(db, owner)
+    with db.transaction() as s:
+        plan = autotopup.begin_charge(s, gateway, limits, attempt["id"])
+    assert plan is not None
+    return owner, limits, plan
 
 
 def _notices(db: Database, owner: str) -> list[str]:
@@ -184,15 +203,8 @@ def test_a_webhook_storm_credits_once(
 ) -> None:
     """Duplicate and concurrent payment_intent.succeeded deliveries, racing the job's own
     record of the same payment: one purchase, one notice (Lago #5947's twin)."""
-    owner = committed_user(fresh_db)
-    _enable(app_client, stripe_front, owner)
-    _fund(fresh_db, owner, "21.00")
-    _use(fresh_db, owner, "2.00")
-    limits = autotopup.limits_from(stripe_settings)
-    [attempt] = _attempts(fresh_db, owner)
-    with fresh_db.transaction() as s:
-        plan = autotopup.begin_charge(s, gateway, limits, attempt["id"])
-    assert plan is not None
+    owner, limits, plan = _crossed_and_decided(app_client, fresh_db, stripe_front,
+                                               stripe_settings, gateway)
     outcome = gateway.charge_off_session(OffSessionCharge(
         plan.customer_id, plan.payment_method_id, 5000, "usd", autotopup.charge_metadata(plan),
         charge_key(str(plan.attempt_id), plan.try_no)))
@@ -403,15 +415,8 @@ def test_a_processing_payment_that_fails_later_counts_as_a_failure_once(
     """A PaymentIntent Stripe answers ``processing`` (asynchronous methods) stays active
     until Stripe reports it; ``payment_intent.payment_failed`` (delivered twice) counts one
     failure and schedules the retry: it never hangs silently."""
-    owner = committed_user(fresh_db)
-    _enable(app_client, stripe_front, owner)
-    _fund(fresh_db, owner, "21.00")
-    _use(fresh_db, owner, "2.00")
-    limits = autotopup.limits_from(stripe_settings)
-    [attempt] = _attempts(fresh_db, owner)
-    with fresh_db.transaction() as s:
-        plan = autotopup.begin_charge(s, gateway, limits, attempt["id"])
-    assert plan is not None
+    owner, limits, plan = _crossed_and_decided(app_client, fresh_db, stripe_front,
+                                               stripe_settings, gateway)
     pi = "pi_processing_" + uuid.uuid4().hex[:8]
     processing = ChargeOutcome("processing", pi, 5000, "usd")  # Stripe's async answer
     with fresh_db.transaction() as s:

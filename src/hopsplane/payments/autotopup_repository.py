@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -58,16 +58,22 @@ def upsert_settings(
     return row
 
 
-def update_state(session: Session, account: str, **fields: Any) -> None:
-    unknown = set(fields) - _STATE_COLUMNS
+def _update(session: Session, table: str, key_column: str, key: object,
+            allowed: frozenset[str], fields: dict[str, Any]) -> None:
+    """SET the given columns (named by code, never by input: checked against ``allowed``)."""
+    unknown = set(fields) - allowed
     if unknown:  # pragma: no cover - a programming error
-        raise ValueError(f"not auto top-up columns: {sorted(unknown)}")
+        raise ValueError(f"not columns of {table}: {sorted(unknown)}")
     sets = ", ".join(f"{k} = :{k}" for k in fields)
     session.execute(
-        text(f"UPDATE hopsplane.auto_topup SET {sets}, updated_at = now() "
-             "WHERE account_owner_id = :account"),
-        {**fields, "account": account},
+        text(f"UPDATE hopsplane.{table} SET {sets}, updated_at = now() "
+             f"WHERE {key_column} = :row_key"),
+        {**fields, "row_key": key},
     )
+
+
+def update_state(session: Session, account: str, **fields: Any) -> None:
+    _update(session, "auto_topup", "account_owner_id", account, _STATE_COLUMNS, fields)
 
 
 def insert_consent(
@@ -122,15 +128,7 @@ def attempt(session: Session, attempt_id: uuid.UUID, *, lock: bool = False
 
 
 def update_attempt(session: Session, attempt_id: uuid.UUID, **fields: Any) -> None:
-    unknown = set(fields) - _ATTEMPT_COLUMNS
-    if unknown:  # pragma: no cover - a programming error
-        raise ValueError(f"not attempt columns: {sorted(unknown)}")
-    sets = ", ".join(f"{k} = :{k}" for k in fields)
-    session.execute(
-        text(f"UPDATE hopsplane.auto_topup_attempts SET {sets}, updated_at = now() "
-             "WHERE id = :attempt_id"),
-        {**fields, "attempt_id": attempt_id},
-    )
+    _update(session, "auto_topup_attempts", "id", attempt_id, _ATTEMPT_COLUMNS, fields)
 
 
 def active_attempts(session: Session, account: str) -> list[RowMapping]:
@@ -148,6 +146,3 @@ def attempts(session: Session, account: str, limit: int) -> list[RowMapping]:
         {"a": account, "n": limit},
     ).mappings())
 
-
-def as_dict(row: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(row)

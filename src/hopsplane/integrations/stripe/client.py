@@ -46,6 +46,13 @@ _TIMEOUT_SECONDS = 10.0  # Stripe waits about as long for a webhook answer
 _RETRIES = 2  # the library retries network errors and 409/429/5xx with the same key
 
 
+def _options(idempotency_key: str | None) -> stripe.RequestOptions:
+    options: stripe.RequestOptions = {}
+    if idempotency_key:
+        options["idempotency_key"] = idempotency_key
+    return options
+
+
 def _call_error(exc: stripe.StripeError, what: str) -> AppError:
     """A Stripe failure as one of ours: unreachable or 5xx/429 -> Unavailable (retry later),
     a missing object -> NotFound, anything else -> Invalid with Stripe's message."""
@@ -67,9 +74,7 @@ class StripeCheckoutSessions:
 
     def create(self, request: CheckoutRequest) -> CheckoutSession:
         metadata = {**request.metadata, ACCOUNT_METADATA_KEY: request.account_owner_id}
-        options: stripe.RequestOptions = {}
-        if request.idempotency_key:
-            options["idempotency_key"] = request.idempotency_key
+        options = _options(request.idempotency_key)
         try:
             created = self._client.v1.checkout.sessions.create(
                 params={
@@ -102,9 +107,7 @@ class StripeCheckoutSessions:
         (https://docs.stripe.com/payments/save-and-reuse?platform=checkout: ``mode=setup``,
         ``currency`` and ``customer``; the SetupIntent's ``usage`` is ``off_session``)."""
         metadata = {ACCOUNT_METADATA_KEY: request.account_owner_id}
-        options: stripe.RequestOptions = {}
-        if request.idempotency_key:
-            options["idempotency_key"] = request.idempotency_key
+        options = _options(request.idempotency_key)
         try:
             created = self._client.v1.checkout.sessions.create(
                 params={
