@@ -26,6 +26,10 @@ The flow, and what makes each anchor failure impossible:
    silent stop). ``authentication_required`` never retries: the owner gets a link to pay
    on Stripe's hosted Checkout page (:func:`start_authentication`).
 
+Locks are always taken in one order: a payment's lock, the account's ledger lock, its auto
+top-up row, its attempt (a posting already holds the ledger lock when it observes), so a
+posting and a recording job never deadlock.
+
 Every notice (succeeded, failed, paused, action required) is a job enqueued with an
 idempotency key in the transaction that changed the state: once per event, whatever retries.
 """
@@ -346,6 +350,7 @@ def record_outcome(
     """Record Stripe's answer to one try (module step 5). Returns the attempt's status."""
     when = now or queue.utcnow()
     account = plan.account_owner_id
+    credits.lock_accounts(session, [account])  # lock order: ledger, then auto top-up row
     row = repo.state(session, account, lock=True)
     attempt = repo.attempt(session, plan.attempt_id, lock=True)
     assert row is not None and attempt is not None
@@ -440,6 +445,7 @@ def settle_paid(
     except ValueError:
         raise Invalid(f"payment {pi} names no auto top-up attempt") from None
     payments_repo.lock_payment(session, pi)
+    credits.lock_accounts(session, [account])  # lock order: payment, ledger, auto top-up
     row = repo.state(session, account, lock=True)
     attempt = repo.attempt(session, attempt_id, lock=True)
     if row is None or attempt is None or attempt["account_owner_id"] != account:

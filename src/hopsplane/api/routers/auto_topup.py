@@ -98,7 +98,7 @@ def complete_attempt(
                                           success, cancel)
 
 
-@router.get("/v1/admin/users/{user_id}/auto-topup", responses=error_responses(401, 403, 404),
+@router.get("/v1/admin/users/{user_id}/auto-topup", responses=error_responses(401, 403, 404, 422),
             summary="Auto top-up of any account (platform admins)")
 def admin_auto_topup(
     user_id: Annotated[Identifier, Path()], principal: AdminDep, session: SessionDep,
