@@ -46,3 +46,17 @@ def test_the_next_day_starts_at_utc_midnight() -> None:
 def test_bad_settings_are_refused(threshold: str, amount: str) -> None:
     with pytest.raises(Invalid):
         validate_settings(threshold, amount, Decimal("5.00"), Decimal("5000.00"))
+
+
+def test_the_hooks_every_edge_builds_watch_balances() -> None:
+    """The billing run posts usage with the hooks of composition: they must be the ones
+    that start auto top-ups, or crossings would go unnoticed (a silent stop)."""
+    from hopsplane.composition.hooks import build_hooks
+    from hopsplane.composition.jobs import handlers
+    from hopsplane.config import Settings
+    from hopsplane.hooks import BalanceWatch
+    from hopsplane.payments import autotopup
+
+    assert isinstance(build_hooks(Settings(_env_file=None)), BalanceWatch)  # type: ignore[call-arg]
+    assert {autotopup.CHARGE_TASK, autotopup.NOTICE_TASK, autotopup.FAILED_TASK} <= set(
+        handlers())
