@@ -207,6 +207,25 @@ class Settings(BaseSettings):
         Decimal("10000.00"), gt=0, description="Largest top-up, in currency units."
     )
 
+    # --- issue 15: auto top-up limits (checked under the account's auto top-up row lock) ---
+    auto_topup_max_per_day: int = Field(
+        3, ge=1, le=100, description="At most this many auto top-up charges per account "
+        "per UTC day (every PaymentIntent counts, declined ones too)."
+    )
+    auto_topup_max_amount_per_day: Decimal = Field(
+        Decimal("1000.00"), gt=0, description="At most this much money charged by auto "
+        "top-up per account per UTC day (declined and 3-D Secure-blocked charges are "
+        "released)."
+    )
+    auto_topup_max_failures: int = Field(
+        3, ge=1, le=20, description="After this many consecutive failed charges auto top-up "
+        "pauses itself and the owner is told."
+    )
+    auto_topup_backoff_seconds: int = Field(
+        3600, ge=1, description="Wait before retrying a declined auto top-up; doubles with "
+        "each consecutive failure."
+    )
+
     # --- issue 5: identity (Auth0), browser sessions, team invites, rate limits ---
     auth0_domain: str | None = Field(
         None, description="Auth0 tenant domain (e.g. example.eu.auth0.com). Unset: no Auth0."

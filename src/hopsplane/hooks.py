@@ -9,7 +9,10 @@ rollback takes them back too.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
 
 import structlog
 from sqlalchemy.orm import Session
@@ -39,6 +42,27 @@ class AccountHooks(Protocol):
 
     def account_resumed(self, session: Session, owner_id: str) -> None:
         """Credit brought the balance above zero again: reactivate the Hopsworks users."""
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceDrop:
+    """What usage postings of one transaction did to one account's balance: from
+    ``before`` down to ``after``; ``entry_key`` is the idempotency key of the last entry
+    (it names the posting that took the balance down, e.g. to key an auto top-up)."""
+
+    account_owner_id: str
+    before: Decimal
+    after: Decimal
+    entry_key: str
+
+
+@runtime_checkable
+class BalanceWatch(Protocol):
+    """Hooks that also want to hear of usage taking balances down (auto top-up). Called by
+    the ledger inside the posting's transaction, after the entries are appended and with
+    the accounts' ledger locks held: like every hook it may only record or enqueue work."""
+
+    def balance_dropped(self, session: Session, drops: Sequence[BalanceDrop]) -> None: ...
 
 
 class LoggingHooks:

@@ -65,6 +65,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/team/members/{member_id}/project": {"hopsworks_project_id": 5},
     "/v1/invites/accept": {"token": "t" * 43},
     "/v1/organizations": {"name": "Walkers"},
+    "/v1/account/auto-topup": {"threshold": "20.00", "amount": "50.00", "accept_terms": True},
     "/v1/organizations/{org_id}/members": {"email": "{member_email}", "role": "member"},
 }
 FORMS: dict[str, dict[str, str]] = {
@@ -73,6 +74,8 @@ FORMS: dict[str, dict[str, str]] = {
     "/console/invites/accept": {"token": "t" * 43},
     "/console/admin/accounts/{account_id}/grant": {"amount": "1", "reason": "walk", "key": "k"},
     "/console/organizations": {"name": "Walkers"},
+    "/console/auto-topup": {"threshold": "20.00", "amount": "50.00", "accept_terms": "yes"},
+    "/console/auto-topup/review": {"threshold": "20.00", "amount": "50.00"},
     "/console/organizations/{org_id}/members": {"email": "{member_email}", "role": "member"},
 }
 """Console forms (urlencoded, without their CSRF token: a guard must answer first)."""

@@ -39,6 +39,7 @@ def test_find_by_email_or_id_shows_owner_members_cluster_balance(env: str) -> No
     assert as_json["owner"]["id"] == owner and as_json["balance"] == "12.50"
     assert [m["id"] for m in as_json["members"]] == [member]
     assert as_json["cluster"]["hopsworks_cluster_id"] == cluster
+    assert as_json["auto_topup"]["status"] == "off" and "auto top-up  off" in r.output
     missing = runner.invoke(app, ["accounts", "find", "nobody@example.com"])
     assert missing.exit_code == 1 and "signing in once" in missing.output
 

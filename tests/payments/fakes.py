@@ -4,7 +4,30 @@
   refunds.
 - ``StripeFront`` is what the client is pointed at: it answers ``/v1/checkout/sessions``
   and ``/v1/disputes`` itself (localstripe has neither Checkout nor disputes) like Stripe
-  does, and forwards every other request to localstripe unchanged.
+  does, and forwards every other request to localstripe unchanged, except:
+  - Checkout in ``setup`` mode (auto top-up saves a card): :meth:`StripeFront.save_card` is
+    the customer completing it: a SetupIntent confirmed with the card on localstripe and the
+    PaymentMethod attached to the customer, as Stripe does for a SetupIntent with a
+    ``customer`` (https://docs.stripe.com/api/setup_intents/confirm).
+  - off-session PaymentIntents (``off_session=true``): created then confirmed on
+    localstripe, and answered the way Stripe answers them: a failure is HTTP 402 with a
+    ``card_error`` carrying the PaymentIntent (left in ``requires_payment_method``), code
+    ``authentication_required`` when the card wants 3-D Secure
+    (https://docs.stripe.com/payments/save-and-reuse, "Charge the saved payment method
+    later"; https://support.stripe.com/questions/manual-confirmation-for-off-session-payments-requiring-strong-customer-authentication-sca)
+    or ``card_declined`` with a ``decline_code``. localstripe instead returns 200 with
+    ``requires_action`` and a 402 without the PaymentIntent.
+  - ``Idempotency-Key`` on ``POST /v1/payment_intents``: Stripe "saves the resulting status
+    code and body of the first request made for any given idempotency key, regardless of
+    whether it succeeds or fails" and replays them (https://docs.stripe.com/api/idempotent_requests);
+    localstripe ignores the header.
+  - ``outage``: while set, payment intent creation answers 503 like an unavailable API.
+
+Test cards (https://docs.stripe.com/testing): ``4242424242424242`` succeeds;
+``4000000000000341`` attaches to a customer but every charge is declined; ``4000002760003184``
+requires authentication on every payment, even off-session after setup (``4000002500003155``
+needs none off-session once set up, so it cannot show the 3-D Secure path here);
+``4000000000009995`` (insufficient funds) is declined already when attached.
 
 Disputes follow Stripe's API reference ("The Dispute object", "Retrieve a dispute", "List
 all disputes": https://docs.stripe.com/api/disputes): ``dp_`` ids, ``amount`` in minor
@@ -76,6 +99,10 @@ class StripeFront:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.disputes: dict[str, dict[str, Any]] = {}
         self.checkout_requests: list[dict[str, str]] = []
+        self.setup_intents: dict[str, dict[str, Any]] = {}  # SetupIntents completed on Checkout
+        self.replies: dict[str, tuple[int, bytes]] = {}  # Idempotency-Key -> first answer
+        self.intent_requests: list[dict[str, str]] = []  # off-session creations that ran
+        self.outage = False
         self.lock = threading.Lock()
         self.http = httpx.Client(base_url=backend, timeout=30)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -111,6 +138,54 @@ class StripeFront:
         with self.lock:
             cs.update(payment_intent=pi.id, payment_status="paid", status="complete")
             return self.public(cs)
+
+    def save_card(self, session_id: str, number: str = "4242424242424242") -> dict[str, Any]:
+        """The customer saves a card on a setup-mode Checkout Session (3-D Secure, when the
+        card asks for it, is completed on Stripe's page: the SetupIntent succeeds)."""
+        with self.lock:
+            cs = self.sessions[session_id]
+        assert cs["mode"] == "setup"
+        pm = self.client.v1.payment_methods.create(params={
+            "type": "card",
+            "card": {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+        })
+        si = self.client.v1.setup_intents.create(params={
+            "customer": cs["customer"], "usage": "off_session", "metadata": cs["_si_metadata"],
+        })
+        confirmed = self.client.v1.setup_intents.confirm(
+            si.id, params={"payment_method": pm.id}).to_dict()
+        self.client.v1.payment_methods.attach(pm.id, params={"customer": cs["customer"]})
+        if confirmed["status"] == "requires_action":  # authenticated on Checkout's page
+            confirmed.update(status="succeeded", next_action=None)
+            with self.lock:
+                self.setup_intents[si.id] = confirmed
+        with self.lock:
+            cs.update(setup_intent=si.id, status="complete", payment_status="no_payment_required")
+            return self.public(cs)
+
+    def _off_session(self, form: dict[str, str], headers: dict[str, str]) -> tuple[int, Any]:
+        create = {k: v for k, v in form.items() if k not in ("off_session", "confirm")}
+        r = self.http.post("/v1/payment_intents", data=create, headers=headers)
+        if r.status_code != 200:
+            return r.status_code, r.json()
+        pi_id = r.json()["id"]
+        self.intent_requests.append(form)
+        confirmed = self.http.post(f"/v1/payment_intents/{pi_id}/confirm", headers=headers)
+        pi = self.http.get(f"/v1/payment_intents/{pi_id}", headers=headers).json()
+        if confirmed.status_code == 200 and pi["status"] != "requires_action":
+            return 200, pi
+        pi.update(status="requires_payment_method", next_action=None)
+        if confirmed.status_code == 200:  # the card asks for 3-D Secure: off-session fails
+            error = {"code": "authentication_required", "decline_code": "authentication_required",
+                     "message": "Your card was declined. This transaction requires "
+                                "authentication.", "type": "card_error"}
+        else:
+            error = {"code": "card_declined", "decline_code": "generic_decline",
+                     "message": "Your card was declined.", "type": "card_error",
+                     "charge": confirmed.json().get("error", {}).get("charge")}
+        pi["last_payment_error"] = dict(error)
+        return 402, {"error": {**error, "payment_intent": pi,
+                               "doc_url": f"https://docs.stripe.com/error-codes/{error['code']}"}}
 
     def refund(self, payment_intent_id: str, amount: int | None = None) -> dict[str, Any]:
         """Refund (part of) a payment on localstripe; returns the charge as it is now."""
@@ -179,7 +254,10 @@ class StripeFront:
     def _create_session(self, form: dict[str, str]) -> dict[str, Any]:
         self.checkout_requests.append(form)
         sid = "cs_test_" + secrets.token_hex(12)
-        unit = int(form["line_items[0][price_data][unit_amount]"])
+        setup = form["mode"] == "setup"
+        if setup and "line_items[0][price_data][unit_amount]" in form:
+            raise ValueError("line_items are not allowed in setup mode")
+        unit = 0 if setup else int(form["line_items[0][price_data][unit_amount]"])
         qty = int(form.get("line_items[0][quantity]", "1"))
 
         def meta(prefix: str) -> dict[str, str]:
@@ -193,7 +271,10 @@ class StripeFront:
             "customer": form.get("customer"),
             "client_reference_id": form.get("client_reference_id"),
             "metadata": meta("metadata"), "_pi_metadata": meta("payment_intent_data[metadata]"),
-            "amount_total": unit * qty, "currency": form["line_items[0][price_data][currency]"],
+            "_si_metadata": meta("setup_intent_data[metadata]"), "setup_intent": None,
+            "amount_total": None if setup else unit * qty,
+            "currency": form["currency"] if setup else form[
+                "line_items[0][price_data][currency]"],
             "success_url": form["success_url"], "cancel_url": form["cancel_url"],
             "livemode": False,
         }
@@ -234,7 +315,13 @@ class StripeFront:
                     return True
                 if method == "POST" and path == "/v1/checkout/sessions":
                     form = dict(parse_qsl(self._body().decode(), keep_blank_values=True))
-                    self._json(200, front._create_session(form))
+                    try:
+                        created = front._create_session(form)
+                    except (KeyError, ValueError) as exc:
+                        self._json(400, {"error": {"type": "invalid_request_error",
+                                                   "message": f"Invalid request: {exc}"}})
+                        return True
+                    self._json(200, created)
                     return True
                 sid = path.rsplit("/", 1)[-1]
                 with front.lock:
@@ -275,12 +362,51 @@ class StripeFront:
                 r = front.http.request(method, self.path, content=body, headers=headers)
                 self._send(r.status_code, r.content, r.headers.get("content-type", "json"))
 
+            def _intents(self, method: str) -> bool:
+                path = self.path.split("?")[0]
+                if method == "GET" and path.startswith("/v1/setup_intents/"):
+                    with front.lock:
+                        found = front.setup_intents.get(path.rsplit("/", 1)[-1])
+                    if found is not None:
+                        self._json(200, found)
+                        return True
+                    return False
+                if method != "POST" or path != "/v1/payment_intents":
+                    return False
+                body = self._body()
+                form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+                key = self.headers.get("Idempotency-Key")
+                with front.lock:
+                    replay = front.replies.get(key) if key else None
+                if replay is not None:
+                    self._send(replay[0], replay[1])
+                    return True
+                if front.outage:
+                    self._json(503, {"error": {"type": "api_error",
+                                               "message": "Stripe is unavailable (test)"}})
+                    return True
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() in ("authorization",)}
+                if form.get("off_session") == "true":
+                    status, answer = front._off_session(form, headers)
+                else:
+                    r = front.http.post("/v1/payment_intents", content=body, headers={
+                        **headers, "Content-Type": "application/x-www-form-urlencoded"})
+                    status, answer = r.status_code, r.json()
+                raw = json.dumps(answer).encode()
+                if key:
+                    with front.lock:
+                        status, raw = front.replies.setdefault(key, (status, raw))
+                self._send(status, raw)
+                return True
+
             def do_GET(self) -> None:
-                if not self._checkout("GET") and not self._disputes("GET"):
+                if (not self._checkout("GET") and not self._disputes("GET")
+                        and not self._intents("GET")):
                     self._forward("GET")
 
             def do_POST(self) -> None:
-                if not self._checkout("POST"):
+                if not self._checkout("POST") and not self._intents("POST"):
                     self._forward("POST")
 
             def do_DELETE(self) -> None:

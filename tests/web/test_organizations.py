@@ -36,6 +36,8 @@ def test_roles_delegate_what_the_plan_says_and_no_more(web: Api) -> None:
     # before any role, Ann is a plain member: no ledger, no team, her own usage share
     assert web.client.get("/v1/account/ledger", headers=ah).status_code == 403
     assert web.client.get("/v1/team/members", headers=ah).status_code == 403
+    assert web.client.get("/v1/account/auto-topup", headers=ah).status_code == 403
+    assert web.client.get("/console/auto-topup", headers=ah).status_code == 403
     q = {"from": "2026-03-01", "to": "2026-03-03"}
     assert web.client.get("/v1/account/usage", params=q, headers=ah).json()["total_units"] \
         == "10000"
@@ -49,6 +51,12 @@ def test_roles_delegate_what_the_plan_says_and_no_more(web: Api) -> None:
     # billing: ledger and balance, not the team, not managing the organization
     assert web.client.get("/v1/account/ledger", headers=ah).status_code == 200
     assert web.client.get("/v1/account/balance", headers=ah).json()["account_owner_id"] == owner
+    # ... and auto top-up of the owner's account, the consent recording that she agreed
+    agreed = web.client.put("/v1/account/auto-topup", headers=ah, json={
+        "threshold": "10.00", "amount": "20.00", "accept_terms": True})
+    assert agreed.status_code == 200 and agreed.json()["account_owner_id"] == owner
+    assert agreed.json()["consent"]["given_by"] == ann
+    assert web.client.get("/console/auto-topup", headers=ah).status_code == 200
     assert web.client.get("/v1/team/members", headers=ah).status_code == 403
     assert web.client.put(put, json={"email": email_of(web, bob), "role": "member"},
                           headers=ah).status_code == 403

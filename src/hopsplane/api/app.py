@@ -18,6 +18,7 @@ from hopsplane.api.routers import (
     admin_credits,
     admin_users,
     auth,
+    auto_topup,
     clusters,
     health,
     me,
@@ -27,7 +28,7 @@ from hopsplane.api.routers import (
     usage,
 )
 from hopsplane.api.serving import Admission, ServingMiddleware
-from hopsplane.clusters.hooks import build_account_hooks
+from hopsplane.composition.hooks import build_hooks as build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.http.identity import TokenAuthenticator
@@ -38,6 +39,7 @@ from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.stripe import build_stripe
 from hopsplane.observability import Metrics, configure_logging
 from hopsplane.usage.combiner import BatchCombiner
+from hopsplane.web import auto_topup as web_auto_topup
 from hopsplane.web import console
 from hopsplane.web.security import install_security_headers
 
@@ -123,6 +125,7 @@ def create_app(
     app.include_router(account.router)
     app.include_router(admin_credits.router)
     app.include_router(payments.router)
+    app.include_router(auto_topup.router)
     app.include_router(auth.router)
     app.include_router(me.router)
     app.include_router(team.router)
@@ -130,6 +133,7 @@ def create_app(
     app.include_router(usage.router)
     app.include_router(organizations.router)
     app.include_router(console.router)
+    app.include_router(web_auto_topup.router)
     install_docs(app)
     install_security_headers(app)
     app.state.html_errors = console.render_error

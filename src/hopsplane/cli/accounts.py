@@ -18,6 +18,7 @@ from hopsplane.cli.common import (
 )
 from hopsplane.clusters import service as clusters
 from hopsplane.credits import service as credits
+from hopsplane.payments import autotopup
 from hopsplane.teams import service as teams
 
 app = typer.Typer(
@@ -36,13 +37,15 @@ WhoArg = Annotated[str, typer.Argument(help="Email address or user id (quote ids
 @app.command()
 def find(who: WhoArg, as_json: JsonOpt = False) -> None:
     """Show a user and their account: owner, members, cluster, balance, standing."""
-    with transaction(load_settings()) as session:
+    settings = load_settings()
+    with transaction(settings) as session:
         user = accounts.find_user(session, who)
         owner_id = user.account_owner_id or user.id
         owner = user if owner_id == user.id else accounts.get_user(session, owner_id)
         members = teams.list_members(session, owner_id, limit=1000)
         assignment = clusters.assignment(session, owner_id)
         standing = credits.standing(session, owner_id)
+        topup = autotopup.view(session, owner_id, autotopup.limits_from(settings))
     found: dict[str, Any] = {
         "user": user.model_dump(mode="json"),
         "owner": owner.model_dump(mode="json"),
@@ -52,6 +55,7 @@ def find(who: WhoArg, as_json: JsonOpt = False) -> None:
         "suspended": standing.suspended,
         "promotional": str(standing.promotional),
         "promotional_grants": [g.model_dump(mode="json") for g in standing.promotional_grants],
+        "auto_topup": topup.model_dump(mode="json", exclude={"terms"}),
     }
     if as_json:
         print_json(found)
@@ -66,6 +70,16 @@ def find(who: WhoArg, as_json: JsonOpt = False) -> None:
     console.print(f"balance  ${standing.balance}  ({state})", highlight=False)
     for g in standing.promotional_grants:
         console.print(f"promo    ${g.amount} expires {g.expires_at.isoformat()}", highlight=False)
+    last = topup.last_attempt
+    console.print(
+        f"auto top-up  {topup.status}"
+        + (f" ({topup.paused_reason})" if topup.paused_reason else "")
+        + (f"  below {topup.threshold} buy {topup.amount}" if topup.threshold is not None
+           else "")
+        + f"  today {topup.today_count}x {topup.today_amount}"
+        + (f"  last: {last.status} after {last.tries} tries" if last else ""),
+        highlight=False,
+    )
 
 
 @admins.command()

@@ -10,9 +10,10 @@ per slot, whatever the number of workers. The worker package claims, leases and 
 and knows no domain.
 
 Registered: Hopsworks provisioning (retried jobs) and cluster reconciliation (clusters),
-usage collection from every cluster's Prometheus (usage), the billing run (billing), the
-pruning of ended browser sessions (sessions) and of finished jobs (the queue itself),
-the expiry of promotional credit and its 7-day notices (credits).
+usage collection from every cluster's Prometheus (usage), the billing run (billing), auto
+top-up charges and their notices (payments), the pruning of ended browser sessions
+(sessions) and of finished jobs (the queue itself), the expiry of promotional credit and
+its 7-day notices (credits).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from typing import Any
 
 from hopsplane.billing import tasks as billing_tasks
 from hopsplane.clusters import provisioning
-from hopsplane.clusters.hooks import build_account_hooks
+from hopsplane.composition.hooks import build_hooks
 from hopsplane.config import Settings
 from hopsplane.credits import tasks as credits_tasks
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.hopsworks import build_client_factory
+from hopsplane.integrations.stripe import build_stripe
+from hopsplane.payments import tasks as payment_tasks
 from hopsplane.sessions import tasks as session_tasks
 from hopsplane.usage import tasks as usage_tasks
 from hopsplane.worker import service as queue
@@ -37,7 +40,7 @@ from hopsplane.worker.schemas import Handler, PeriodicTask, Task
 def tasks() -> tuple[Task, ...]:
     declared = (
         *queue.TASKS, *provisioning.TASKS, *usage_tasks.TASKS, *billing_tasks.TASKS,
-        *session_tasks.TASKS, *credits_tasks.TASKS,
+        *session_tasks.TASKS, *credits_tasks.TASKS, *payment_tasks.TASKS,
     )
     names = [t.name for t in declared]
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -60,6 +63,7 @@ def services(settings: Settings, database: Database) -> dict[str, Any]:
         "database": database,
         "box": SecretBox(settings.effective_encryption_keys),
         "hopsworks": build_client_factory(settings),
-        "hooks": build_account_hooks(settings),
+        "hooks": build_hooks(settings),
         "mailer": build_mailer(settings),
+        "stripe": build_stripe(settings),
     }

@@ -36,7 +36,7 @@ from hopsplane.credits.schemas import (
 )
 from hopsplane.db.models import LedgerEntry
 from hopsplane.errors import Conflict, Invalid, NotFound
-from hopsplane.hooks import AccountHooks
+from hopsplane.hooks import AccountHooks, BalanceDrop, BalanceWatch
 from hopsplane.money import CENT
 
 MAX_PAGE = 500
@@ -127,6 +127,9 @@ def post(
             )
             if hooks is not None:
                 announce(session, events, hooks)
+        if posting.entry_type is EntryType.USAGE:
+            _watch(session, hooks, [(posting.idempotency_key, (
+                posting.account_owner_id, entry.amount, entry.balance))])
         return PostResult(entry, created=True, events=events)
 
     original = repo.find_by_key(session, posting.idempotency_key)
@@ -207,7 +210,32 @@ def post_many(
             session, touched, thresholds, announced=hooks is not None))
         if hooks is not None:
             announce(session, events, hooks)
+    usage = {p.idempotency_key for p in unique if p.entry_type is EntryType.USAGE}
+    _watch(session, hooks, [(k, v) for k, v in inserted.items() if k in usage])
     return BatchResult(len(inserted), len(replays), events)
+
+
+def _watch(
+    session: Session,
+    hooks: AccountHooks | None,
+    entries: Sequence[tuple[str, tuple[str, Decimal, Decimal]]],
+) -> None:
+    """Tell hooks that watch balances (auto top-up) what the usage entries just appended
+    did to each account, one :class:`BalanceDrop` per account, in this transaction."""
+    if not entries or not isinstance(hooks, BalanceWatch):
+        return
+    drops: dict[str, BalanceDrop] = {}
+    for key, (account, amount, after) in entries:
+        seen = drops.get(account)
+        before = after - amount
+        if seen is None:
+            drops[account] = BalanceDrop(account, before, after, key)
+        elif after < seen.after:  # usage only takes: the lowest is the latest
+            drops[account] = BalanceDrop(account, max(seen.before, before), after, key)
+        else:
+            drops[account] = BalanceDrop(account, max(seen.before, before), seen.after,
+                                         seen.entry_key)
+    hooks.balance_dropped(session, sorted(drops.values(), key=lambda d: d.account_owner_id))
 
 
 def announce(session: Session, events: Sequence[BalanceEvent], hooks: AccountHooks) -> None:

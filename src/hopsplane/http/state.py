@@ -15,6 +15,8 @@ from hopsplane.hooks import AccountHooks
 from hopsplane.http.deps import Principal
 from hopsplane.integrations.email import Mailer
 from hopsplane.integrations.stripe.types import StripeGateway
+from hopsplane.payments import autotopup
+from hopsplane.payments.autotopup_rules import Limits
 from hopsplane.ratelimits import service as ratelimits
 from hopsplane.teams import service as teams
 
@@ -65,3 +67,11 @@ def stripe_gateway(request: Request) -> StripeGateway:
 
 
 GatewayDep = Annotated[StripeGateway, Depends(stripe_gateway)]
+
+
+def auto_topup_limits(request: Request) -> Limits:
+    """The auto top-up limits of the app's settings."""
+    return autotopup.limits_from(request.app.state.settings)
+
+
+LimitsDep = Annotated[Limits, Depends(auto_topup_limits)]

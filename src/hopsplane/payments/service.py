@@ -9,6 +9,7 @@ of deliveries, a payment is credited once.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Literal
 
 import structlog
@@ -19,15 +20,15 @@ from hopsplane.credits.origins import StripePurchase, StripeRefund
 from hopsplane.credits.rules import EntryType
 from hopsplane.credits.schemas import BalancePolicy, LedgerEntryOut, Posting
 from hopsplane.errors import AppError, Invalid, NotFound, Unavailable
-from hopsplane.integrations.stripe.parse import checkout_session_from
+from hopsplane.integrations.stripe.parse import checkout_session_from, payment_intent_from
 from hopsplane.integrations.stripe.types import (
     ACCOUNT_METADATA_KEY,
     CheckoutRequest,
     StripeGateway,
     WebhookEvent,
 )
+from hopsplane.payments import autotopup, rules
 from hopsplane.payments import repository as repo
-from hopsplane.payments import rules
 from hopsplane.payments.schemas import (
     EventOutcome,
     FulfilResult,
@@ -265,11 +266,18 @@ def _process(
 ) -> tuple[Done, str | None, str | None]:
     if event.type in rules.PURCHASE_EVENTS:
         checkout = checkout_session_from(event.object)
+        if checkout.mode == "setup":  # auto top-up's saved card
+            owner = rules.account_from(checkout.metadata, checkout.client_reference_id)
+            saved = autotopup.card_saved(session, gateway, owner, checkout.setup_intent_id)
+            return ("processed", owner, "card saved") if saved else (
+                "ignored", owner, "setup not succeeded")
         if checkout.mode != "payment":
             return "ignored", None, "not a one-time payment"
         payment = rules.payment_from_checkout(checkout, gateway.config.currency)
         if payment is None:
             return "ignored", None, f"payment status is {checkout.payment_status}"
+        if autotopup.ATTEMPT_METADATA_KEY in checkout.metadata:  # completed after 3-D Secure
+            return _auto_topup_paid(session, checkout.metadata, payment, policy)
         result = fulfil_payment(session, payment, policy)
         note = "credited" if result.created else "already credited"
         return "processed", payment.account_owner_id, note
@@ -292,5 +300,30 @@ def _process(
             session, gateway, charge_id, pi if isinstance(pi, str) else None, policy
         )
         return ("processed", account, None) if account else ("ignored", None, "not a top-up")
+    if event.type == "payment_intent.succeeded":
+        intent = payment_intent_from(event.object)
+        if autotopup.ATTEMPT_METADATA_KEY not in intent.metadata:
+            return "ignored", None, "not an auto top-up (top-ups credit on checkout events)"
+        payment = rules.payment_from_intent(intent, gateway.config.currency)
+        return _auto_topup_paid(session, intent.metadata, payment, policy)
+    if event.type == "payment_intent.payment_failed":
+        intent = payment_intent_from(event.object)
+        error = event.object.get("last_payment_error") or {}
+        why = str(error.get("message") or error.get("code") or "payment failed")
+        if autotopup.payment_failed_later(session, intent.metadata, intent.id, why):
+            return "processed", intent.metadata.get(ACCOUNT_METADATA_KEY), "failure recorded"
+        return "ignored", None, "not an auto top-up"
     return "ignored", None, "event type not handled"
+
+
+def _auto_topup_paid(
+    session: Session, metadata: Mapping[str, str], payment: Payment, policy: BalancePolicy
+) -> tuple[Done, str | None, str | None]:
+    settled = autotopup.settle_paid(
+        session, metadata[autotopup.ATTEMPT_METADATA_KEY], payment.account_owner_id,
+        payment.payment_intent_id, rules.to_minor(payment.amount, payment.currency),
+        payment.currency, policy,
+    )
+    return "processed", payment.account_owner_id, "auto top-up credited" if settled else (
+        "auto top-up already settled")
 

@@ -64,6 +64,7 @@ from hopsplane.http.state import (
 from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.organizations import service as organizations
 from hopsplane.organizations.rules import Capability, OrgRole
+from hopsplane.payments import autotopup
 from hopsplane.payments import service as payments
 from hopsplane.sessions import service as web_sessions
 from hopsplane.teams import service as teams
@@ -518,6 +519,8 @@ def _admin_account(
         assignment=clusters.assignment(session, account_id),
         notice=NOTICES.get(request.query_params.get("notice", "")),
         form=form or {}, grant_key=uuid.uuid4().hex,
+        auto_topup=autotopup.view(session, account_id,
+                                  autotopup.limits_from(request.app.state.settings)),
     )
 
 

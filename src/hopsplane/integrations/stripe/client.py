@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import stripe
 import structlog
@@ -20,18 +21,23 @@ from hopsplane.integrations.stripe.parse import (
     dispute_from,
     parse_event,
     payment_intent_from,
+    setup_intent_from,
     to_dict,
 )
 from hopsplane.integrations.stripe.types import (
     ACCOUNT_METADATA_KEY,
     WEBHOOK_TOLERANCE_SECONDS,
+    ChargeOutcome,
     ChargeState,
     CheckoutRequest,
     CheckoutSession,
     CheckoutSessions,
     DisputeState,
     Mode,
+    OffSessionCharge,
     PaymentIntentState,
+    SetupCheckoutRequest,
+    SetupIntentState,
     StripeConfig,
     WebhookEvent,
 )
@@ -40,6 +46,13 @@ log = structlog.get_logger(__name__)
 
 _TIMEOUT_SECONDS = 10.0  # Stripe waits about as long for a webhook answer
 _RETRIES = 2  # the library retries network errors and 409/429/5xx with the same key
+
+
+def _options(idempotency_key: str | None) -> stripe.RequestOptions:
+    options: stripe.RequestOptions = {}
+    if idempotency_key:
+        options["idempotency_key"] = idempotency_key
+    return options
 
 
 def _call_error(exc: stripe.StripeError, what: str) -> AppError:
@@ -62,10 +75,8 @@ class StripeCheckoutSessions:
         self._client = client
 
     def create(self, request: CheckoutRequest) -> CheckoutSession:
-        metadata = {ACCOUNT_METADATA_KEY: request.account_owner_id}
-        options: stripe.RequestOptions = {}
-        if request.idempotency_key:
-            options["idempotency_key"] = request.idempotency_key
+        metadata = {**request.metadata, ACCOUNT_METADATA_KEY: request.account_owner_id}
+        options = _options(request.idempotency_key)
         try:
             created = self._client.v1.checkout.sessions.create(
                 params={
@@ -91,6 +102,30 @@ class StripeCheckoutSessions:
             )
         except stripe.StripeError as exc:
             raise _call_error(exc, "creating a checkout session") from exc
+        return checkout_session_from(to_dict(created))
+
+    def create_setup(self, request: SetupCheckoutRequest) -> CheckoutSession:
+        """Checkout in ``setup`` mode: the customer saves a card for off-session use
+        (https://docs.stripe.com/payments/save-and-reuse?platform=checkout: ``mode=setup``,
+        ``currency`` and ``customer``; the SetupIntent's ``usage`` is ``off_session``)."""
+        metadata = {ACCOUNT_METADATA_KEY: request.account_owner_id}
+        options = _options(request.idempotency_key)
+        try:
+            created = self._client.v1.checkout.sessions.create(
+                params={
+                    "mode": "setup",
+                    "currency": request.currency,
+                    "customer": request.customer_id,
+                    "client_reference_id": request.account_owner_id,
+                    "metadata": metadata,
+                    "setup_intent_data": {"metadata": metadata},
+                    "success_url": request.success_url,
+                    "cancel_url": request.cancel_url,
+                },
+                options=options,
+            )
+        except stripe.StripeError as exc:
+            raise _call_error(exc, "creating a card setup session") from exc
         return checkout_session_from(to_dict(created))
 
     def retrieve(self, session_id: str) -> CheckoutSession:
@@ -174,6 +209,83 @@ class StripeApi:
         except stripe.StripeError as exc:
             raise _call_error(exc, f"reading charge {charge_id}") from exc
         return charge_from(to_dict(found))
+
+    def create_setup_session(self, request: SetupCheckoutRequest) -> CheckoutSession:
+        return self._checkout.create_setup(request)
+
+    def retrieve_setup_intent(self, setup_intent_id: str) -> SetupIntentState:
+        try:
+            found = self._client.v1.setup_intents.retrieve(setup_intent_id)
+        except stripe.StripeError as exc:
+            raise _call_error(exc, f"reading setup intent {setup_intent_id}") from exc
+        return setup_intent_from(to_dict(found))
+
+    def describe_card(self, payment_method_id: str) -> str:
+        try:
+            pm = to_dict(self._client.v1.payment_methods.retrieve(payment_method_id))
+        except stripe.StripeError as exc:
+            raise _call_error(exc, f"reading payment method {payment_method_id}") from exc
+        card = pm.get("card") or {}
+        brand = str(card.get("brand") or pm.get("type") or "card")
+        last4 = card.get("last4")
+        return f"{brand} ending {last4}" if last4 else brand
+
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        try:
+            self._client.v1.payment_methods.detach(payment_method_id)
+        except stripe.StripeError as exc:
+            if exc.http_status == 404:
+                return  # already gone: what we wanted
+            raise _call_error(exc, f"removing payment method {payment_method_id}") from exc
+
+    def charge_off_session(self, charge: OffSessionCharge) -> ChargeOutcome:
+        """``POST /v1/payment_intents`` with ``off_session=true, confirm=true``
+        (https://docs.stripe.com/payments/save-and-reuse, "Charge the saved payment method
+        later"). A failed attempt answers HTTP 402 with a ``card_error`` whose ``code`` is
+        ``authentication_required`` (the customer must come back, the PaymentIntent is left
+        in ``requires_payment_method``:
+        https://support.stripe.com/questions/manual-confirmation-for-off-session-payments-requiring-strong-customer-authentication-sca)
+        or ``card_declined`` with a ``decline_code``; the error carries the PaymentIntent."""
+        try:
+            created = self._client.v1.payment_intents.create(
+                params={
+                    "amount": charge.amount_minor,
+                    "currency": charge.currency,
+                    "customer": charge.customer_id,
+                    "payment_method": charge.payment_method_id,
+                    "off_session": True,
+                    "confirm": True,
+                    "metadata": dict(charge.metadata),
+                },
+                options={"idempotency_key": charge.idempotency_key},
+            )
+        except stripe.CardError as exc:
+            body: dict[str, Any] = exc.json_body if isinstance(exc.json_body, dict) else {}
+            error: dict[str, Any] = body.get("error") or {}
+            intent = error.get("payment_intent") or {}
+            code = exc.code or error.get("code")
+            return ChargeOutcome(
+                status="requires_action" if code == "authentication_required" else "declined",
+                payment_intent_id=intent.get("id") if isinstance(intent, dict) else None,
+                amount_minor=charge.amount_minor,
+                currency=charge.currency,
+                code=code,
+                decline_code=error.get("decline_code"),
+                message=exc.user_message or str(exc),
+            )
+        except stripe.StripeError as exc:
+            raise _call_error(exc, "charging a saved card") from exc
+        intent = payment_intent_from(to_dict(created))
+        minor = intent.amount_received or intent.amount
+        if intent.status == "succeeded":
+            return ChargeOutcome("succeeded", intent.id, minor, intent.currency)
+        if intent.status == "processing":
+            return ChargeOutcome("processing", intent.id, minor, intent.currency)
+        if intent.status == "requires_action":
+            return ChargeOutcome("requires_action", intent.id, intent.amount, intent.currency,
+                                 code="authentication_required")
+        return ChargeOutcome("declined", intent.id, intent.amount, intent.currency,
+                             code=intent.status, message=f"payment intent is {intent.status}")
 
     def list_charges(self, since: datetime | None) -> Iterator[ChargeState]:
         params: stripe.params.ChargeListParams = {"limit": 100, "expand": ["data.payment_intent"]}

@@ -16,6 +16,7 @@ from hopsplane.integrations.stripe.types import (
     CheckoutSession,
     DisputeState,
     PaymentIntentState,
+    SetupIntentState,
     WebhookEvent,
 )
 
@@ -56,6 +57,7 @@ def checkout_session_from(data: Mapping[str, Any]) -> CheckoutSession:
         amount_total=data.get("amount_total"),
         currency=data.get("currency"),
         livemode=bool(data.get("livemode")),
+        setup_intent_id=_id_of(data.get("setup_intent")),
     )
 
 
@@ -68,6 +70,15 @@ def payment_intent_from(data: Mapping[str, Any]) -> PaymentIntentState:
         currency=str(data.get("currency") or ""),
         metadata=_metadata(data.get("metadata")),
         livemode=bool(data.get("livemode")),
+    )
+
+
+def setup_intent_from(data: Mapping[str, Any]) -> SetupIntentState:
+    return SetupIntentState(
+        id=str(data["id"]),
+        status=str(data.get("status")),
+        payment_method_id=_id_of(data.get("payment_method")),
+        customer_id=_id_of(data.get("customer")),
     )
 
 

@@ -46,6 +46,59 @@ class CheckoutRequest:
     cancel_url: str
     description: str
     idempotency_key: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """More metadata for the session and its PaymentIntent (besides the account)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetupCheckoutRequest:
+    """A Checkout Session in ``setup`` mode: the customer saves a card for later
+    off-session charges, nothing is charged now."""
+
+    customer_id: str
+    account_owner_id: str
+    currency: str
+    success_url: str
+    cancel_url: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetupIntentState:
+    id: str
+    status: str  # succeeded | requires_action | requires_payment_method | canceled | ...
+    payment_method_id: str | None
+    customer_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OffSessionCharge:
+    """An off-session PaymentIntent (``off_session=true, confirm=true``) on a saved card."""
+
+    customer_id: str
+    payment_method_id: str
+    amount_minor: int
+    currency: str
+    metadata: Mapping[str, str]
+    idempotency_key: str
+
+
+ChargeStatus = Literal["succeeded", "processing", "requires_action", "declined"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeOutcome:
+    """What Stripe answered an off-session charge: a PaymentIntent that succeeded or is
+    processing, one that needs the customer (``authentication_required``), or a card
+    decline (HTTP 402 ``card_error``) with its codes."""
+
+    status: ChargeStatus
+    payment_intent_id: str | None
+    amount_minor: int
+    currency: str
+    code: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +114,7 @@ class CheckoutSession:
     amount_total: int | None
     currency: str | None
     livemode: bool
+    setup_intent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +176,8 @@ class CheckoutSessions(Protocol):
 
     def create(self, request: CheckoutRequest) -> CheckoutSession: ...
 
+    def create_setup(self, request: SetupCheckoutRequest) -> CheckoutSession: ...
+
     def retrieve(self, session_id: str) -> CheckoutSession: ...
 
 
@@ -145,6 +201,22 @@ class StripeGateway(Protocol):
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentState: ...
 
     def retrieve_charge(self, charge_id: str) -> ChargeState: ...
+
+    def create_setup_session(self, request: SetupCheckoutRequest) -> CheckoutSession: ...
+
+    def retrieve_setup_intent(self, setup_intent_id: str) -> SetupIntentState: ...
+
+    def describe_card(self, payment_method_id: str) -> str:
+        """A label for a saved card ("visa ending 4242")."""
+        ...
+
+    def detach_payment_method(self, payment_method_id: str) -> None: ...
+
+    def charge_off_session(self, charge: OffSessionCharge) -> ChargeOutcome:
+        """Create and confirm an off-session PaymentIntent. Card declines and
+        ``authentication_required`` are outcomes; Stripe unreachable raises Unavailable
+        (retry with the same idempotency key)."""
+        ...
 
     def list_charges(self, since: datetime | None) -> Iterator[ChargeState]:
         """Every charge created at or after ``since`` (all when None), newest first, with its
