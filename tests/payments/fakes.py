@@ -3,8 +3,16 @@
 - localstripe (PyPI) serves customers, payment methods, payment intents, charges and
   refunds.
 - ``StripeFront`` is what the client is pointed at: it answers ``/v1/checkout/sessions``
-  itself (localstripe has no Checkout) like Stripe does, and forwards every other request to
-  localstripe unchanged.
+  itself (localstripe has no Checkout) like Stripe does, and the invoices Checkout creates
+  (``GET /v1/invoices/{id}``), and forwards every other request to localstripe, adding
+  to charges the ``receipt_url`` that every Stripe charge has and localstripe's lack.
+
+Shapes follow Stripe's API reference: a Checkout Session created with
+``invoice_creation[enabled]=true`` (payment mode only; Stripe refuses it in other modes)
+names the invoice it made in ``invoice`` once paid; that invoice is ``paid``, with
+``hosted_invoice_url`` (https://invoice.stripe.com/i/...) and ``invoice_pdf``
+(https://pay.stripe.com/invoice/.../pdf); a charge's ``receipt_url`` is its receipt page
+(https://pay.stripe.com/receipts/...).
 """
 
 from __future__ import annotations
@@ -65,6 +73,8 @@ class StripeFront:
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self.sessions: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.invoices_unavailable = False  # a test makes invoice reads answer 503
         self.checkout_requests: list[dict[str, str]] = []
         self.lock = threading.Lock()
         self.http = httpx.Client(base_url=backend, timeout=30)
@@ -100,6 +110,17 @@ class StripeFront:
         assert pi.status == "succeeded", pi.status
         with self.lock:
             cs.update(payment_intent=pi.id, payment_status="paid", status="complete")
+            if cs["_invoice_creation"]:
+                iid = "in_test_" + secrets.token_hex(12)
+                self.invoices[iid] = {
+                    "id": iid, "object": "invoice", "status": "paid",
+                    "customer": cs["customer"], "currency": cs["currency"],
+                    "amount_due": cs["amount_total"], "amount_paid": cs["amount_total"],
+                    "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_test/{iid}",
+                    "invoice_pdf": f"https://pay.stripe.com/invoice/acct_test/{iid}/pdf",
+                    "livemode": False, "metadata": cs["_invoice_metadata"],
+                }
+                cs["invoice"] = iid
             return self.public(cs)
 
     def refund(self, payment_intent_id: str, amount: int | None = None) -> dict[str, Any]:
@@ -124,6 +145,9 @@ class StripeFront:
 
     def _create_session(self, form: dict[str, str]) -> dict[str, Any]:
         self.checkout_requests.append(form)
+        invoicing = form.get("invoice_creation[enabled]") == "true"
+        if invoicing and form["mode"] != "payment":
+            raise _Refused("invoice_creation can only be used in payment mode.")
         sid = "cs_test_" + secrets.token_hex(12)
         unit = int(form["line_items[0][price_data][unit_amount]"])
         qty = int(form.get("line_items[0][quantity]", "1"))
@@ -141,7 +165,11 @@ class StripeFront:
             "metadata": meta("metadata"), "_pi_metadata": meta("payment_intent_data[metadata]"),
             "amount_total": unit * qty, "currency": form["line_items[0][price_data][currency]"],
             "success_url": form["success_url"], "cancel_url": form["cancel_url"],
-            "livemode": False,
+            "livemode": False, "invoice": None,
+            "invoice_creation": {"enabled": invoicing,
+                                 "invoice_data": {"metadata": meta("invoice_creation[invoice_data][metadata]")}},
+            "_invoice_creation": invoicing,
+            "_invoice_metadata": meta("invoice_creation[invoice_data][metadata]"),
         }
         with self.lock:
             self.sessions[sid] = cs
@@ -180,7 +208,11 @@ class StripeFront:
                     return True
                 if method == "POST" and path == "/v1/checkout/sessions":
                     form = dict(parse_qsl(self._body().decode(), keep_blank_values=True))
-                    self._json(200, front._create_session(form))
+                    try:
+                        self._json(200, front._create_session(form))
+                    except _Refused as exc:
+                        self._json(400, {"error": {"type": "invalid_request_error",
+                                                   "message": str(exc)}})
                     return True
                 sid = path.rsplit("/", 1)[-1]
                 with front.lock:
@@ -192,15 +224,36 @@ class StripeFront:
                                                "message": f"No such checkout.session: '{sid}'"}})
                 return True
 
+            def _invoice(self) -> bool:
+                path = self.path.split("?")[0]
+                if not path.startswith("/v1/invoices/"):
+                    return False
+                iid = path.rsplit("/", 1)[-1]
+                with front.lock:
+                    invoice = front.invoices.get(iid)
+                    down = front.invoices_unavailable
+                if down:
+                    self._json(503, {"error": {"type": "api_error",
+                                               "message": "Stripe is unavailable"}})
+                elif invoice is None:
+                    self._json(404, {"error": {"type": "invalid_request_error",
+                                               "message": f"No such invoice: '{iid}'"}})
+                else:
+                    self._json(200, invoice)
+                return True
+
             def _forward(self, method: str) -> None:
                 body = self._body() if method in ("POST", "DELETE") else None
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() in ("authorization", "content-type")}
                 r = front.http.request(method, self.path, content=body, headers=headers)
-                self._send(r.status_code, r.content, r.headers.get("content-type", "json"))
+                content = r.content
+                if r.status_code == 200 and self.path.startswith("/v1/charges"):
+                    content = json.dumps(_with_receipt_urls(r.json())).encode()
+                self._send(r.status_code, content, r.headers.get("content-type", "json"))
 
             def do_GET(self) -> None:
-                if not self._checkout("GET"):
+                if not self._checkout("GET") and not self._invoice():
                     self._forward("GET")
 
             def do_POST(self) -> None:
@@ -211,6 +264,19 @@ class StripeFront:
                 self._forward("DELETE")
 
         return Handler
+
+
+class _Refused(Exception):
+    """A request Stripe answers with 400 invalid_request_error."""
+
+
+def _with_receipt_urls(body: Any) -> Any:
+    """A charge (or a list of charges) with the ``receipt_url`` Stripe gives every charge."""
+    if isinstance(body, dict) and body.get("object") == "list":
+        body["data"] = [_with_receipt_urls(c) for c in body.get("data", [])]
+    elif isinstance(body, dict) and body.get("object") == "charge":
+        body.setdefault("receipt_url", f"https://pay.stripe.com/receipts/payment/{body['id']}")
+    return body
 
 
 def stripe_event(

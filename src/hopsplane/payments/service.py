@@ -26,8 +26,8 @@ from hopsplane.integrations.stripe.types import (
     StripeGateway,
     WebhookEvent,
 )
+from hopsplane.payments import receipts, rules
 from hopsplane.payments import repository as repo
-from hopsplane.payments import rules
 from hopsplane.payments.schemas import (
     EventOutcome,
     FulfilResult,
@@ -139,6 +139,8 @@ def complete_topup(
         raise NotFound(f"no checkout session {session_id!r}")
     payment = rules.payment_from_checkout(checkout, gateway.config.currency)
     credited = fulfil_payment(session, payment, policy) if payment else None
+    if payment is not None:
+        receipts.record_from_checkout(session, gateway, checkout, payment)
     return TopupStatusOut(
         session_id=checkout.id,
         payment_status=checkout.payment_status,
@@ -271,6 +273,7 @@ def _process(
         if payment is None:
             return "ignored", None, f"payment status is {checkout.payment_status}"
         result = fulfil_payment(session, payment, policy)
+        receipts.record_from_checkout(session, gateway, checkout, payment)
         note = "credited" if result.created else "already credited"
         return "processed", payment.account_owner_id, note
     if event.type in rules.REFUND_EVENTS:

@@ -63,6 +63,7 @@ from hopsplane.http.state import (
 from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.organizations import service as organizations
 from hopsplane.organizations.rules import Capability, OrgRole
+from hopsplane.payments import receipts
 from hopsplane.payments import service as payments
 from hopsplane.sessions import service as web_sessions
 from hopsplane.teams import service as teams
@@ -193,8 +194,9 @@ def _home(request: Request, principal: Principal, session: Session, status_code:
         week = billing.usage_report(session, principal.account_id,
                                     today - timedelta(days=RUNWAY_DAYS), today - timedelta(days=1))
         runway = charts.runway(standing.balance, week.total_cost, RUNWAY_DAYS)
-        topups = [e for e in credits.history(session, principal.account_id, limit=50)
-                  if e.stripe_payment_intent_id and e.amount > 0][:5]
+        topups = receipts.with_receipts(session, principal.account_id, [
+            e for e in credits.history(session, principal.account_id, limit=50)
+            if e.stripe_payment_intent_id and e.amount > 0][:5])
     assignment = clusters.assignment(session, principal.account_id)
     cluster = clusters.get_cluster(session, assignment.hopsworks_cluster_id) \
         if assignment is not None else None
@@ -228,7 +230,8 @@ def ledger(
     cursor: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
     page = ledger_page(session, principal.account_id, 50, cursor)
-    return render(request, "ledger.html", principal, page=page,
+    entries = receipts.with_receipts(session, principal.account_id, page.items)
+    return render(request, "ledger.html", principal, page=page, entries=entries,
                   standing=credits.standing(session, principal.account_id))
 
 

@@ -14,6 +14,7 @@ from hopsplane.errors import Invalid
 from hopsplane.integrations.stripe.types import (
     ChargeState,
     CheckoutSession,
+    InvoiceState,
     PaymentIntentState,
     WebhookEvent,
 )
@@ -55,6 +56,7 @@ def checkout_session_from(data: Mapping[str, Any]) -> CheckoutSession:
         amount_total=data.get("amount_total"),
         currency=data.get("currency"),
         livemode=bool(data.get("livemode")),
+        invoice_id=_id_of(data.get("invoice")),
     )
 
 
@@ -67,6 +69,16 @@ def payment_intent_from(data: Mapping[str, Any]) -> PaymentIntentState:
         currency=str(data.get("currency") or ""),
         metadata=_metadata(data.get("metadata")),
         livemode=bool(data.get("livemode")),
+        latest_charge_id=_id_of(data.get("latest_charge")),
+    )
+
+
+def invoice_from(data: Mapping[str, Any]) -> InvoiceState:
+    return InvoiceState(
+        id=str(data["id"]),
+        status=data.get("status"),
+        hosted_invoice_url=data.get("hosted_invoice_url"),
+        invoice_pdf=data.get("invoice_pdf"),
     )
 
 
@@ -83,6 +95,7 @@ def charge_from(data: Mapping[str, Any]) -> ChargeState:
         created=datetime.fromtimestamp(int(data.get("created") or 0), UTC),
         livemode=bool(data.get("livemode")),
         payment_intent=payment_intent_from(expanded) if isinstance(expanded, Mapping) else None,
+        receipt_url=data.get("receipt_url"),
     )
 
 
