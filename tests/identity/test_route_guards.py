@@ -66,6 +66,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/invites/accept": {"token": "t" * 43},
     "/v1/organizations": {"name": "Walkers"},
     "/v1/organizations/{org_id}/members": {"email": "{member_email}", "role": "member"},
+    "/v1/account/budgets/{member_id}": {"monthly_budget": "50.00", "enforce": True},
 }
 FORMS: dict[str, dict[str, str]] = {
     "/console/team/invites": {"email": "walker@example.com"},
@@ -74,6 +75,7 @@ FORMS: dict[str, dict[str, str]] = {
     "/console/admin/accounts/{account_id}/grant": {"amount": "1", "reason": "walk", "key": "k"},
     "/console/organizations": {"name": "Walkers"},
     "/console/organizations/{org_id}/members": {"email": "{member_email}", "role": "member"},
+    "/console/team/budgets": {"member_id": "{member_id}", "monthly_budget": "50"},
 }
 """Console forms (urlencoded, without their CSRF token: a guard must answer first)."""
 """Valid bodies of routes that need one, so that a request reaches the resource lookup

@@ -18,6 +18,7 @@ from hopsplane.api.routers import (
     admin_credits,
     admin_users,
     auth,
+    budgets,
     clusters,
     health,
     me,
@@ -126,6 +127,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(me.router)
     app.include_router(team.router)
+    app.include_router(budgets.router)
     app.include_router(admin_users.router)
     app.include_router(usage.router)
     app.include_router(organizations.router)

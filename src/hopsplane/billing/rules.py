@@ -50,3 +50,29 @@ def member_share(
     """A member's units of one day (0 when they used nothing)."""
     raw = breakdown.get(member_id, 0)
     return Decimal(str(raw))
+
+
+# --- member budgets (issue 15) -----------------------------------------------------------
+
+BUDGET_THRESHOLDS: tuple[int, ...] = (80, 100)
+"""Percentages of a member's monthly budget at which the owner and the member are told."""
+
+
+def month_of(day: date) -> date:
+    """The first day of ``day``'s calendar month (budgets run by UTC calendar month)."""
+    return day.replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def budget_thresholds_reached(spent: Decimal, budget: Decimal) -> tuple[int, ...]:
+    """The thresholds (percent of the budget) that ``spent`` has reached."""
+    return tuple(p for p in BUDGET_THRESHOLDS if spent * 100 >= budget * p)
+
+
+def budget_stops(spent: Decimal, budget: Decimal, enforce: bool, still_member: bool) -> bool:
+    """A member is stopped when enforcement is on and they have spent their whole budget
+    this month (reaching it is enough: the budget is a cap, not a line to step over)."""
+    return enforce and still_member and spent >= budget
