@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from hopsplane.errors import Invalid
+from hopsplane.money import cost_of
 
 DEFAULT_UNIT_PRICE = Decimal("0.0001")
 MAX_UNIT_PRICE = Decimal("0.009999")
@@ -42,6 +43,27 @@ def parse_unit_price(value: object) -> Decimal:
     if price != price.quantize(Decimal("0.000001")):
         raise Invalid("unit_price has at most six decimals")
     return price
+
+
+NOBODY_LABEL = "No member (unattributed, or a member who left)"
+"""How usage that belongs to no current member is named wherever people are shown."""
+
+
+def cost_parts(
+    breakdown: dict[str, Decimal], unit_price: Decimal, total_cost: Decimal
+) -> dict[str, Decimal]:
+    """A day's cost by user id (``""``: nobody, when the day has no breakdown): each
+    user's units at the day's price (the one rounding rule); the cents rounding leaves
+    between the parts and the day's cost go to the largest part, so the parts add up to
+    the day's cost exactly. The chart and the usage CSV both split days with this."""
+    parts = {uid: cost_of(u, unit_price) for uid, u in breakdown.items() if u}
+    if not parts:
+        return {"": total_cost} if total_cost else {}
+    gap = total_cost - sum(parts.values(), Decimal("0.00"))
+    if gap:
+        biggest = max(parts, key=lambda k: (parts[k], k))
+        parts[biggest] += gap
+    return parts
 
 
 def member_share(

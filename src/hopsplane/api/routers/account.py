@@ -85,9 +85,11 @@ def usage_csv(
     date_from: Annotated[date, Query(alias="from", description="First UTC day.")],
     date_to: Annotated[date, Query(alias="to", description="Last UTC day (inclusive).")],
 ) -> StreamingResponse:
-    """The days of `GET /v1/account/usage` as CSV (`date, compute_units, cpu_hours,
-    unit_price, total_cost, billed_amount`), exact decimals, streamed. A team member gets
-    only their own share."""
+    """The days of `GET /v1/account/usage` as CSV, one row per day and member (`date,
+    member, compute_units, cpu_hours, unit_price, cost`): members by name and email, usage
+    of no current member under one label, each day's costs split as the usage chart splits
+    them (they add up to the day's `total_cost`); exact decimals, streamed. A team member
+    gets only their own share."""
     exports.check_usage_range(session, principal.account_id, date_from, date_to)
     member = None if sees_account_usage(principal, session) else principal.user_id
     return exports.usage_csv(request, principal.account_id, date_from, date_to,
