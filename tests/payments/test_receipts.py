@@ -19,7 +19,7 @@ from hopsplane.integrations.stripe import StripeApi
 from hopsplane.payments.receipts import backfill
 from tests.apps import Api
 from tests.payments.fakes import TEST_KEY, LocalStripe, StripeFront
-from tests.payments.helpers import checkout_event, deliver, paid_session
+from tests.payments.helpers import checkout_event, cli_env, deliver, paid_session
 
 runner = CliRunner()
 
@@ -118,12 +118,7 @@ def test_a_purchase_from_before_receipts_gets_its_charge_receipt_from_stripe_rec
     assert _purchases(web, headers)[0]["receipt_url"] is None
     assert "none yet" in web.client.get("/console", headers=headers).text
 
-    for name, value in {
-        "HOPSPLANE_DATABASE_URL": fresh_url, "HOPSPLANE_ENVIRONMENT": "development",
-        "HOPSPLANE_STRIPE_SECRET_KEY": TEST_KEY, "HOPSPLANE_STRIPE_API_BASE": stripe_front.url,
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+    cli_env(monkeypatch, fresh_url, stripe_front)
     try:
         out = runner.invoke(cli, ["stripe", "reconcile"])
     finally:
