@@ -6,6 +6,7 @@ and changes nothing then."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from hopsplane.billing import budgets
 from hopsplane.billing import service as billing
 from hopsplane.billing.run import run_billing
+from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid, NotFound
 from hopsplane.integrations.email import Email
 from tests.apps import Api
@@ -196,3 +198,32 @@ def test_the_api_sets_lists_and_removes_budgets_and_refuses_without_changing(api
     assert api.client.delete(f"/v1/account/budgets/{m}", headers=headers).status_code == 204
     assert api.client.get("/v1/account/budgets", headers=headers).json() == []
     assert other
+
+
+def test_concurrent_evaluations_stop_a_member_once_and_record_each_notice_once(
+    fresh_db: Database,
+) -> None:
+    """Two billing runs' evaluations racing (each its own transaction): the budgets' row
+    locks make the second see what the first did."""
+    with fresh_db.transaction() as s:
+        owner = make_user(s)
+        m = make_user(s, owner=owner)
+        budgets.set_budget(s, owner, m, "1.00", enforce=True, hooks=RecordingHooks(), today=NOV)
+        upsert_usage(s, owner, NOV, "20000", {m: "20000"})
+    hooks = RecordingHooks()
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        barrier.wait()
+        with fresh_db.transaction() as s:
+            budgets.evaluate(s, hooks, NOV)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert _budget_events(hooks) == [("member_budget_exceeded", m, owner)]
+    with fresh_db.transaction() as s:
+        assert s.execute(text("SELECT count(*) FROM hopsplane.budget_notices "
+                              "WHERE member_id = :m"), {"m": m}).scalar_one() == 4

@@ -43,7 +43,7 @@ def set_budget(
     )
 
 
-@router.delete("/{member_id}", status_code=204, responses=error_responses(401, 403, 404))
+@router.delete("/{member_id}", status_code=204, responses=error_responses(401, 403, 404, 422))
 def remove_budget(
     request: Request, principal: OwnerDep, session: SessionDep, member_id: MemberId
 ) -> Response:
