@@ -259,6 +259,12 @@ class RecordingHooks:
     def account_resumed(self, session: Session, owner_id: str) -> None:
         self.events.append(("account_resumed", owner_id))
 
+    def member_budget_exceeded(self, session: Session, member_id: str, owner_id: str) -> None:
+        self.events.append(("member_budget_exceeded", member_id, owner_id))
+
+    def member_budget_restored(self, session: Session, member_id: str, owner_id: str) -> None:
+        self.events.append(("member_budget_restored", member_id, owner_id))
+
 
 # --- legacy databases ---
 

@@ -43,6 +43,14 @@ class AccountHooks(Protocol):
     def account_resumed(self, session: Session, owner_id: str) -> None:
         """Credit brought the balance above zero again: reactivate the Hopsworks users."""
 
+    def member_budget_exceeded(self, session: Session, member_id: str, owner_id: str) -> None:
+        """A member with an enforced budget spent it this month: deactivate their Hopsworks
+        user (the account's other users go on)."""
+
+    def member_budget_restored(self, session: Session, member_id: str, owner_id: str) -> None:
+        """A member stopped by their budget may work again (a new month, a raised budget,
+        enforcement turned off, the budget removed): reactivate their Hopsworks user."""
+
 
 @dataclass(frozen=True, slots=True)
 class BalanceDrop:
@@ -88,3 +96,9 @@ class LoggingHooks:
 
     def account_resumed(self, session: Session, owner_id: str) -> None:
         log.info("account resumed", account=owner_id)
+
+    def member_budget_exceeded(self, session: Session, member_id: str, owner_id: str) -> None:
+        log.info("member stopped by their budget", account=owner_id, member=member_id)
+
+    def member_budget_restored(self, session: Session, member_id: str, owner_id: str) -> None:
+        log.info("member budget no longer stops them", account=owner_id, member=member_id)

@@ -110,9 +110,14 @@ def test_every_page_at_both_widths_with_chart_csv_and_organizations(fresh_db: Da
             exported = list(csv.DictReader(io.StringIO(
                 Path(download.value.path()).read_text(encoding="utf-8"))))
             api = page.request.get(f"{base}/v1/account/usage?from={first}&to={last}").json()
-            assert [(r["date"], Decimal(r["total_cost"]), Decimal(r["compute_units"]))
-                    for r in exported] == [(d["date"], Decimal(d["total_cost"]),
-                                            Decimal(d["compute_units"])) for d in api["days"]]
+            by_day: dict[str, tuple[Decimal, Decimal]] = {}  # a row per day and member
+            for r in exported:
+                cost, used = by_day.get(r["date"], (Decimal(0), Decimal(0)))
+                by_day[r["date"]] = (cost + Decimal(r["cost"]), used + Decimal(r["compute_units"]))
+            assert sorted(by_day.items()) == [(d["date"], (Decimal(d["total_cost"]),
+                                               Decimal(d["compute_units"]))) for d in api["days"]]
+            assert {r["member"] for r in exported} == {"zoe@example.com",
+                                                       "Yan Li (yan@example.com)"}
 
             # a member sees only their own share, and no owner pages
             member_page.goto(usage_url)

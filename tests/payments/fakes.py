@@ -4,7 +4,9 @@
   refunds.
 - ``StripeFront`` is what the client is pointed at: it answers ``/v1/checkout/sessions``
   and ``/v1/disputes`` itself (localstripe has neither Checkout nor disputes) like Stripe
-  does, and forwards every other request to localstripe unchanged, except:
+  does, and the invoices Checkout creates (``GET /v1/invoices/{id}``), and forwards every
+  other request to localstripe unchanged, except:
+  - charges get the ``receipt_url`` that every Stripe charge has and localstripe's lack.
   - Checkout in ``setup`` mode (auto top-up saves a card): :meth:`StripeFront.save_card` is
     the customer completing it: a SetupIntent confirmed with the card on localstripe and the
     PaymentMethod attached to the customer, as Stripe does for a SetupIntent with a
@@ -37,6 +39,13 @@ reinstatement); a list is ``{"object": "list", "data", "has_more", "url"}``, new
 filtered by ``created[gt]`` and paged with ``starting_after``; an unknown id is a 404
 ``resource_missing``. Events about them are ``charge.dispute.created``, ``.updated``,
 ``.closed``, ``.funds_withdrawn`` and ``.funds_reinstated``, whose object is the dispute.
+
+Shapes follow Stripe's API reference: a Checkout Session created with
+``invoice_creation[enabled]=true`` (payment mode only; Stripe refuses it in other modes)
+names the invoice it made in ``invoice`` once paid; that invoice is ``paid``, with
+``hosted_invoice_url`` (https://invoice.stripe.com/i/...) and ``invoice_pdf``
+(https://pay.stripe.com/invoice/.../pdf); a charge's ``receipt_url`` is its receipt page
+(https://pay.stripe.com/receipts/...).
 """
 
 from __future__ import annotations
@@ -98,6 +107,8 @@ class StripeFront:
         self.backend = backend
         self.sessions: dict[str, dict[str, Any]] = {}
         self.disputes: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.invoices_unavailable = False  # a test makes invoice reads answer 503
         self.checkout_requests: list[dict[str, str]] = []
         self.setup_intents: dict[str, dict[str, Any]] = {}  # SetupIntents completed on Checkout
         self.replies: dict[str, tuple[int, bytes]] = {}  # Idempotency-Key -> first answer
@@ -137,6 +148,17 @@ class StripeFront:
         assert pi.status == "succeeded", pi.status
         with self.lock:
             cs.update(payment_intent=pi.id, payment_status="paid", status="complete")
+            if cs["_invoice_creation"]:
+                iid = "in_test_" + secrets.token_hex(12)
+                self.invoices[iid] = {
+                    "id": iid, "object": "invoice", "status": "paid",
+                    "customer": cs["customer"], "currency": cs["currency"],
+                    "amount_due": cs["amount_total"], "amount_paid": cs["amount_total"],
+                    "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_test/{iid}",
+                    "invoice_pdf": f"https://pay.stripe.com/invoice/acct_test/{iid}/pdf",
+                    "livemode": False, "metadata": cs["_invoice_metadata"],
+                }
+                cs["invoice"] = iid
             return self.public(cs)
 
     def save_card(self, session_id: str, number: str = "4242424242424242") -> dict[str, Any]:
@@ -253,6 +275,9 @@ class StripeFront:
 
     def _create_session(self, form: dict[str, str]) -> dict[str, Any]:
         self.checkout_requests.append(form)
+        invoicing = form.get("invoice_creation[enabled]") == "true"
+        if invoicing and form["mode"] != "payment":
+            raise _Refused("invoice_creation can only be used in payment mode.")
         sid = "cs_test_" + secrets.token_hex(12)
         setup = form["mode"] == "setup"
         if setup and "line_items[0][price_data][unit_amount]" in form:
@@ -276,7 +301,11 @@ class StripeFront:
             "currency": form["currency"] if setup else form[
                 "line_items[0][price_data][currency]"],
             "success_url": form["success_url"], "cancel_url": form["cancel_url"],
-            "livemode": False,
+            "livemode": False, "invoice": None,
+            "invoice_creation": {"enabled": invoicing,
+                                 "invoice_data": {"metadata": meta("invoice_creation[invoice_data][metadata]")}},
+            "_invoice_creation": invoicing,
+            "_invoice_metadata": meta("invoice_creation[invoice_data][metadata]"),
         }
         with self.lock:
             self.sessions[sid] = cs
@@ -317,6 +346,10 @@ class StripeFront:
                     form = dict(parse_qsl(self._body().decode(), keep_blank_values=True))
                     try:
                         created = front._create_session(form)
+                    except _Refused as exc:  # what Stripe itself refuses, in its words
+                        self._json(400, {"error": {"type": "invalid_request_error",
+                                                   "message": str(exc)}})
+                        return True
                     except (KeyError, ValueError) as exc:
                         self._json(400, {"error": {"type": "invalid_request_error",
                                                    "message": f"Invalid request: {exc}"}})
@@ -355,12 +388,33 @@ class StripeFront:
                                                "message": f"No such dispute: '{did}'"}})
                 return True
 
+            def _invoice(self) -> bool:
+                path = self.path.split("?")[0]
+                if not path.startswith("/v1/invoices/"):
+                    return False
+                iid = path.rsplit("/", 1)[-1]
+                with front.lock:
+                    invoice = front.invoices.get(iid)
+                    down = front.invoices_unavailable
+                if down:
+                    self._json(503, {"error": {"type": "api_error",
+                                               "message": "Stripe is unavailable"}})
+                elif invoice is None:
+                    self._json(404, {"error": {"type": "invalid_request_error",
+                                               "message": f"No such invoice: '{iid}'"}})
+                else:
+                    self._json(200, invoice)
+                return True
+
             def _forward(self, method: str) -> None:
                 body = self._body() if method in ("POST", "DELETE") else None
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() in ("authorization", "content-type")}
                 r = front.http.request(method, self.path, content=body, headers=headers)
-                self._send(r.status_code, r.content, r.headers.get("content-type", "json"))
+                content = r.content
+                if r.status_code == 200 and self.path.startswith("/v1/charges"):
+                    content = json.dumps(_with_receipt_urls(r.json())).encode()
+                self._send(r.status_code, content, r.headers.get("content-type", "json"))
 
             def _intents(self, method: str) -> bool:
                 path = self.path.split("?")[0]
@@ -402,7 +456,7 @@ class StripeFront:
 
             def do_GET(self) -> None:
                 if (not self._checkout("GET") and not self._disputes("GET")
-                        and not self._intents("GET")):
+                        and not self._intents("GET") and not self._invoice()):
                     self._forward("GET")
 
             def do_POST(self) -> None:
@@ -413,6 +467,19 @@ class StripeFront:
                 self._forward("DELETE")
 
         return Handler
+
+
+class _Refused(Exception):
+    """A request Stripe answers with 400 invalid_request_error."""
+
+
+def _with_receipt_urls(body: Any) -> Any:
+    """A charge (or a list of charges) with the ``receipt_url`` Stripe gives every charge."""
+    if isinstance(body, dict) and body.get("object") == "list":
+        body["data"] = [_with_receipt_urls(c) for c in body.get("data", [])]
+    elif isinstance(body, dict) and body.get("object") == "charge":
+        body.setdefault("receipt_url", f"https://pay.stripe.com/receipts/payment/{body['id']}")
+    return body
 
 
 def stripe_event(

@@ -7,13 +7,15 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from hopsplane.config import get_settings
 from hopsplane.db.engine import Database
 from tests.apps import act_as
 from tests.factories import committed_user
-from tests.payments.fakes import LocalStripe, StripeFront, sign, stripe_event
+from tests.payments.fakes import TEST_KEY, LocalStripe, StripeFront, sign, stripe_event
 
 
 def empty_stripe(localstripe: LocalStripe, front: StripeFront) -> None:
@@ -81,3 +83,14 @@ def paid_through_checkout(
     assert r.json()["status"] == "processed"
     charge = front.charge_of(paid["payment_intent"])
     return owner, paid["payment_intent"], charge["id"]
+
+
+def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, front: StripeFront) -> None:
+    """The environment `hopsplane stripe …` commands read: this database and the local
+    Stripe (the settings cache is cleared so that they are read again)."""
+    for name, value in {
+        "HOPSPLANE_DATABASE_URL": database_url, "HOPSPLANE_ENVIRONMENT": "development",
+        "HOPSPLANE_STRIPE_SECRET_KEY": TEST_KEY, "HOPSPLANE_STRIPE_API_BASE": front.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()

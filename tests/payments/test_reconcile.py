@@ -8,13 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from hopsplane.cli.main import app as cli
-from hopsplane.config import get_settings
 from hopsplane.db.engine import Database
 from hopsplane.integrations.stripe import CheckoutRequest, StripeApi
 from hopsplane.payments.reconcile import reconcile
 from tests.factories import committed_user
-from tests.payments.fakes import TEST_KEY, LocalStripe, StripeFront, stripe_event
-from tests.payments.helpers import deliver, empty_stripe, ledger
+from tests.payments.fakes import LocalStripe, StripeFront, stripe_event
+from tests.payments.helpers import cli_env, deliver, empty_stripe, ledger
 
 runner = CliRunner()
 
@@ -90,12 +89,7 @@ def test_the_cli_lists_exits_1_then_fixes(
 ) -> None:
     owner = committed_user(fresh_db)
     pi = _pay(gateway, stripe_front, owner, 3300)
-    for name, value in {
-        "HOPSPLANE_DATABASE_URL": fresh_url, "HOPSPLANE_ENVIRONMENT": "development",
-        "HOPSPLANE_STRIPE_SECRET_KEY": TEST_KEY, "HOPSPLANE_STRIPE_API_BASE": stripe_front.url,
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+    cli_env(monkeypatch, fresh_url, stripe_front)
     today = datetime.now(UTC).date().isoformat()
 
     listed = runner.invoke(cli, ["stripe", "reconcile", "--since", today])

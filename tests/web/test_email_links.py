@@ -7,6 +7,9 @@ from __future__ import annotations
 from datetime import date
 from urllib.parse import urlsplit
 
+from sqlalchemy import text
+
+from hopsplane.billing import budgets
 from hopsplane.billing.run import run_billing
 from hopsplane.integrations.email import Email
 from tests.apps import EMAIL_LINK, Api, csrf_of, email_links, link_problem
@@ -42,6 +45,40 @@ def test_every_link_in_every_email_leads_to_a_page_that_exists(web: Api) -> None
     _owner, headers = _send_every_kind(web)
     sent: list[Email] = web.mailer.sent
     assert len(sent) == 3, [m.subject for m in sent]
+    assert _follow(web, sent, headers) == 3
+
+
+def test_the_links_of_recovery_and_budget_notices_lead_to_pages_that_exist(web: Api) -> None:
+    """Issue 15's notices: back above the threshold (to the owner), a member's budget at
+    80 % and 100 % (to the owner: the team page; to the member: their usage page)."""
+    owner, headers = web.new_user()
+    member, member_headers = web.new_user()
+    with web.db.transaction() as s:
+        s.execute(text("UPDATE users SET account_owner_id = :o WHERE id = :m"),
+                  {"o": owner, "m": member})
+        post(s, owner, "purchase", "12.00")
+        upsert_usage(s, owner, date(2026, 11, 20), "50000", {member: "50000"})  # 5.00
+        budgets.set_budget(s, owner, member, "5.00", enforce=True, hooks=RecordingHooks(),
+                           today=date(2026, 11, 20))
+    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks(), mailer=web.mailer,
+                public_url=PUBLIC)
+    with web.db.transaction() as s:
+        post(s, owner, "purchase", "50.00")
+    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks(), mailer=web.mailer,
+                public_url=PUBLIC)
+    sent: list[Email] = web.mailer.sent
+    subjects = sorted(m.subject for m in sent)
+    assert len(sent) == 6 and any("back above" in s for s in subjects), subjects
+    to_owner = [m for m in sent if m.to != f"{member.split('|')[1]}@example.com"]
+    to_member = [m for m in sent if m not in to_owner]
+    assert len(to_member) == 2
+    assert _follow(web, to_owner, headers) == 4
+    assert _follow(web, to_member, member_headers) == 2
+
+
+def _follow(web: Api, sent: list[Email], headers: dict[str, str]) -> int:
+    """Follow every link of ``sent``: signed out it leads to sign-in, signed in as the
+    recipient (``headers``) to a page (200). Returns how many links were followed."""
     followed = 0
     for message in sent:
         assert message.html, f"{message.subject!r} has no HTML part"
@@ -55,7 +92,7 @@ def test_every_link_in_every_email_leads_to_a_page_that_exists(web: Api) -> None
                 path = urlsplit(link).path
                 assert web.client.get(path, headers=headers).status_code == 200, link
             followed += 1
-    assert followed == 3
+    return followed
 
 
 def test_the_low_balance_email_speaks_to_the_standing(web: Api) -> None:

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
+from hopsplane.billing.rules import NOBODY_LABEL
 from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant
 from hopsplane.credits.rules import EntryType
@@ -31,7 +32,7 @@ def test_usage_csv_matches_the_api_and_the_console(web: Api) -> None:
                   {"o": owner, "m": member})
         for n in range(0, 70, 3):  # more than one 31-day chunk
             upsert_usage(s, owner, first + timedelta(days=n), "12345.6789",
-                         {owner: "10000.0001", member: "2345.6788"})
+                         {owner: "10000.0001", member: "2345.6787", "auth0|gone": "0.0001"})
     query = {"from": "2026-01-01", "to": "2026-03-31"}
     api = web.client.get("/v1/account/usage.csv", params=query, headers=headers)
     assert api.status_code == 200 and api.headers["content-type"].startswith("text/csv")
@@ -40,17 +41,28 @@ def test_usage_csv_matches_the_api_and_the_console(web: Api) -> None:
     assert console.status_code == 200 and console.text == api.text
     report = web.client.get("/v1/account/usage", params=query, headers=headers).json()
     got = rows(api.text)
-    assert len(got) == len(report["days"]) == 24
-    for row, day in zip(got, report["days"], strict=True):
-        assert row["date"] == day["date"]
-        for column in ("compute_units", "unit_price", "total_cost", "billed_amount"):
-            assert Decimal(row[column]) == Decimal(day[column]), column
-        assert Decimal(row["cpu_hours"]) * 10000 == Decimal(row["compute_units"])
-    assert got[0]["compute_units"] == "12345.6789"  # every digit, no float
+    assert list(got[0]) == ["date", "member", "compute_units", "cpu_hours", "unit_price", "cost"]
+    assert len(got) == 3 * len(report["days"]) == 3 * 24  # owner, member, nobody known
+    for day in report["days"]:
+        of_day = [r for r in got if r["date"] == day["date"]]
+        # one row per member, named; the day's rows add up to the day exactly
+        names = sorted(f"{u.split('|')[1]}@example.com" for u in (member, owner))
+        assert [r["member"] for r in of_day] == [*names, NOBODY_LABEL]
+        assert sum(Decimal(r["cost"]) for r in of_day) == Decimal(day["total_cost"])
+        assert sum(Decimal(r["compute_units"]) for r in of_day) == Decimal(day["compute_units"])
+        assert {r["unit_price"] for r in of_day} == {day["unit_price"]}
+        for r in of_day:
+            assert Decimal(r["cpu_hours"]) * 10000 == Decimal(r["compute_units"])
+    # the same split as the chart, every digit (no float)
+    first_day = [r for r in got if r["date"] == "2026-01-01"]
+    assert {(r["compute_units"], r["cost"]) for r in first_day} == {
+        ("2345.6787", "0.23"), ("10000.0001", "1.00"), ("0.0001", "0.00")}
+    assert owner not in api.text and member not in api.text  # names and emails, never ids
     # a member: their own share only, the same as the API gives them
     mine = rows(web.client.get("/v1/account/usage.csv", params=query,
                                headers=member_headers).text)
-    assert {r["compute_units"] for r in mine} == {"2345.6788"}
+    assert {(r["member"], r["compute_units"]) for r in mine} == {
+        (f"{member.split('|')[1]}@example.com", "2345.6787")}
     # refused before streaming: the API in its JSON shape, the console as a page
     bad = web.client.get("/v1/account/usage.csv", params={"from": "2026-02-01",
                                                           "to": "2026-01-01"}, headers=headers)

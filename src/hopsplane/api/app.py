@@ -19,6 +19,7 @@ from hopsplane.api.routers import (
     admin_users,
     auth,
     auto_topup,
+    budgets,
     clusters,
     health,
     me,
@@ -129,6 +130,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(me.router)
     app.include_router(team.router)
+    app.include_router(budgets.router)
     app.include_router(admin_users.router)
     app.include_router(usage.router)
     app.include_router(organizations.router)

@@ -1,4 +1,5 @@
-"""SQL of billing: usage rows to charge, what was charged, prices, the events outbox.
+"""SQL of billing: usage rows to charge, what was charged, prices, member budgets and their
+notices (the balance events outbox is credits'; billing dispatches it through credits.service).
 
 The ledger itself is written only through hopsplane.credits.service (post / post_many).
 """
@@ -7,11 +8,12 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from hopsplane.billing.schemas import PendingCharge
+from hopsplane.billing.schemas import BudgetRow, PendingCharge
 from hopsplane.db.models import PriceOverride, UsageTracking
 
 
@@ -148,3 +150,155 @@ def list_overrides(session: Session, account_id: str) -> list[PriceOverride]:
         .order_by(PriceOverride.effective_from.desc())
     )
     return list(session.scalars(stmt))
+
+
+# --- member budgets (issue 15): hopsplane.member_budgets, hopsplane.budget_notices -------
+
+
+def budgets(
+    session: Session, *, account_owner_id: str | None = None, member_id: str | None = None,
+    lock: bool = False,
+) -> list[BudgetRow]:
+    """Budgets (all, an account's, or one member's) with the member's email and name;
+    ``lock`` holds them for this transaction so that two evaluations (a billing run and
+    an owner's change) never act on the same budget at once. ``still_member`` is false
+    once the person has left the account."""
+    where = ("WHERE b.account_owner_id = :a" if account_owner_id is not None
+             else "WHERE b.member_id = :m" if member_id is not None else "")
+    rows = session.execute(
+        text(
+            f"""
+            SELECT b.member_id, b.account_owner_id, b.monthly_budget, b.enforce,
+                   b.stopped_month,
+                   COALESCE(u.account_id = b.account_owner_id AND NOT u.is_owner, false)
+                     AS still_member,
+                   u.email, u.name
+            FROM hopsplane.member_budgets b
+            LEFT JOIN hopsplane.account_members u ON u.user_id = b.member_id
+            {where}
+            ORDER BY b.member_id
+            {"FOR UPDATE OF b" if lock else ""}
+            """
+        ),
+        {"a": account_owner_id, "m": member_id},
+    )
+    return [BudgetRow(*r) for r in rows]
+
+
+def budget_usage(
+    session: Session, member_ids: list[str], first: date, next_first: date
+) -> list[tuple[str, Decimal, Decimal]]:
+    """(member, units, unit price) of each day of the month on which a budgeted member
+    has a share of their account's usage (usage_tracking.user_breakdown), in one
+    statement for every member."""
+    rows = session.execute(
+        text(
+            """
+            SELECT b.member_id, CAST(t.user_breakdown ->> b.member_id AS numeric), t.unit_price
+            FROM hopsplane.member_budgets b
+            JOIN usage_tracking t ON t.account_owner_id = b.account_owner_id
+             AND t.date >= :first AND t.date < :next AND t.user_breakdown ? b.member_id
+            WHERE b.member_id = ANY(CAST(:members AS text[]))
+            """
+        ),
+        {"members": member_ids, "first": first, "next": next_first},
+    )
+    return [(str(r[0]), Decimal(r[1]), Decimal(r[2])) for r in rows]
+
+
+def upsert_budget(
+    session: Session, member_id: str, account_owner_id: str, budget: Decimal, enforce: bool,
+    set_by: str | None,
+) -> None:
+    session.execute(
+        text(
+            """
+            INSERT INTO hopsplane.member_budgets (
+                member_id, account_owner_id, monthly_budget, enforce, set_by)
+            VALUES (:m, :a, :b, :e, :by)
+            ON CONFLICT (member_id) DO UPDATE
+            SET account_owner_id = excluded.account_owner_id,
+                monthly_budget = excluded.monthly_budget, enforce = excluded.enforce,
+                set_by = excluded.set_by, updated_at = now()
+            """
+        ),
+        {"m": member_id, "a": account_owner_id, "b": budget, "e": enforce, "by": set_by},
+    )
+
+
+def delete_budgets(session: Session, member_ids: list[str]) -> None:
+    session.execute(
+        text("DELETE FROM hopsplane.member_budgets "
+             "WHERE member_id = ANY(CAST(:m AS text[]))"),
+        {"m": member_ids},
+    )
+
+
+def set_stopped(session: Session, member_ids: list[str], month: date | None) -> None:
+    session.execute(
+        text("UPDATE hopsplane.member_budgets SET stopped_month = :month "
+             "WHERE member_id = ANY(CAST(:m AS text[]))"),
+        {"m": member_ids, "month": month},
+    )
+
+
+def record_budget_notices(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the notices that are new (one per member, month, threshold, budget and
+    recipient) in one statement; returns the ids of those inserted now."""
+    if not rows:
+        return []
+    result = session.execute(
+        text(
+            """
+            INSERT INTO hopsplane.budget_notices (
+                member_id, account_owner_id, month, percent, budget, spend, recipient)
+            SELECT * FROM unnest(CAST(:members AS text[]), CAST(:owners AS text[]),
+                                 CAST(:months AS date[]), CAST(:percents AS smallint[]),
+                                 CAST(:budgets AS numeric[]), CAST(:spends AS numeric[]),
+                                 CAST(:recipients AS text[]))
+            ON CONFLICT ON CONSTRAINT budget_notices_once DO NOTHING
+            RETURNING id
+            """
+        ),
+        {k: [r[f] for r in rows] for k, f in (
+            ("members", "member_id"), ("owners", "account_owner_id"), ("months", "month"),
+            ("percents", "percent"), ("budgets", "budget"), ("spends", "spend"),
+            ("recipients", "recipient"))},
+    )
+    return sorted(int(r[0]) for r in result)
+
+
+def claim_budget_notices(
+    session: Session, *, ids: list[int] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Undispatched budget notices (these ``ids``, or the oldest), locked so that two
+    dispatchers never take the same one, with the member's and the owner's names and
+    emails and the budget's enforcement."""
+    only = "AND n.id = ANY(CAST(:ids AS bigint[]))" if ids is not None else ""
+    rows = session.execute(
+        text(
+            f"""
+            SELECT n.id, n.member_id, n.account_owner_id, n.month, n.percent, n.budget,
+                   n.spend, n.recipient, m.email AS member_email, m.name AS member_name,
+                   o.email AS owner_email, COALESCE(b.enforce, false) AS enforce
+            FROM hopsplane.budget_notices n
+            JOIN hopsplane.account_members m ON m.user_id = n.member_id
+            JOIN hopsplane.account_members o ON o.user_id = n.account_owner_id
+            LEFT JOIN hopsplane.member_budgets b ON b.member_id = n.member_id
+            WHERE n.dispatched_at IS NULL {only}
+            ORDER BY n.id
+            LIMIT :limit
+            FOR UPDATE OF n SKIP LOCKED
+            """
+        ),
+        {"ids": ids, "limit": limit},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def mark_budget_notices(session: Session, ids: list[int]) -> None:
+    session.execute(
+        text("UPDATE hopsplane.budget_notices SET dispatched_at = now() "
+             "WHERE id = ANY(CAST(:ids AS bigint[]))"),
+        {"ids": ids},
+    )

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from hopsplane.errors import Invalid
+from hopsplane.money import cost_of
 
 DEFAULT_UNIT_PRICE = Decimal("0.0001")
 MAX_UNIT_PRICE = Decimal("0.009999")
@@ -44,9 +45,56 @@ def parse_unit_price(value: object) -> Decimal:
     return price
 
 
+NOBODY_LABEL = "No member (unattributed, or a member who left)"
+"""How usage that belongs to no current member is named wherever people are shown."""
+
+
+def cost_parts(
+    breakdown: dict[str, Decimal], unit_price: Decimal, total_cost: Decimal
+) -> dict[str, Decimal]:
+    """A day's cost by user id (``""``: nobody, when the day has no breakdown): each
+    user's units at the day's price (the one rounding rule); the cents rounding leaves
+    between the parts and the day's cost go to the largest part, so the parts add up to
+    the day's cost exactly. The chart and the usage CSV both split days with this."""
+    parts = {uid: cost_of(u, unit_price) for uid, u in breakdown.items() if u}
+    if not parts:
+        return {"": total_cost} if total_cost else {}
+    gap = total_cost - sum(parts.values(), Decimal("0.00"))
+    if gap:
+        biggest = max(parts, key=lambda k: (parts[k], k))
+        parts[biggest] += gap
+    return parts
+
+
 def member_share(
     breakdown: dict[str, object], member_id: str
 ) -> Decimal:
     """A member's units of one day (0 when they used nothing)."""
     raw = breakdown.get(member_id, 0)
     return Decimal(str(raw))
+
+
+# --- member budgets (issue 15) -----------------------------------------------------------
+
+BUDGET_THRESHOLDS: tuple[int, ...] = (80, 100)
+"""Percentages of a member's monthly budget at which the owner and the member are told."""
+
+
+def month_of(day: date) -> date:
+    """The first day of ``day``'s calendar month (budgets run by UTC calendar month)."""
+    return day.replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def budget_thresholds_reached(spent: Decimal, budget: Decimal) -> tuple[int, ...]:
+    """The thresholds (percent of the budget) that ``spent`` has reached."""
+    return tuple(p for p in BUDGET_THRESHOLDS if spent * 100 >= budget * p)
+
+
+def budget_stops(spent: Decimal, budget: Decimal, enforce: bool, still_member: bool) -> bool:
+    """A member is stopped when enforcement is on and they have spent their whole budget
+    this month (reaching it is enough: the budget is a cap, not a line to step over)."""
+    return enforce and still_member and spent >= budget

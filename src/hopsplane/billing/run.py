@@ -17,8 +17,8 @@ from decimal import Decimal
 
 import structlog
 
+from hopsplane.billing import budgets, service
 from hopsplane.billing import repository as repo
-from hopsplane.billing import service
 from hopsplane.billing.schemas import AccountFailure, BatchOutcome, RunReport
 from hopsplane.credits.rules import DEFAULT_THRESHOLDS
 from hopsplane.db.engine import Database
@@ -57,6 +57,7 @@ def run_billing(
                 _merge(report, inflight.popleft().result(), progress)
         while inflight:
             _merge(report, inflight.popleft().result(), progress)
+    _budgets(db, through, hooks, mailer, report, public_url)
     log.info("billing run", through=str(through), accounts=report.accounts,
              postings=report.postings, amount=str(report.amount),
              failures=len(report.failures))
@@ -146,6 +147,29 @@ def _add(report: RunReport, outcome: BatchOutcome) -> None:
     report.rows += outcome.rows
     report.postings += outcome.postings
     report.amount += outcome.amount
+
+
+def _budgets(
+    db: Database, through: date, hooks: AccountHooks, mailer: Mailer, report: RunReport,
+    public_url: str,
+) -> None:
+    """After the run: member budgets against the month of ``through`` (stops and
+    reactivations through the hooks, in one transaction), then their pending notices."""
+    try:
+        with db.transaction() as s:
+            outcome = budgets.evaluate(s, hooks, through)
+        report.budget_stops += len(outcome.stopped)
+        report.budget_restores += len(outcome.restored)
+    except Exception:  # the charges are committed; the next run evaluates again
+        log.exception("member budgets not evaluated")
+        report.failures.append(AccountFailure("*", "member budgets not evaluated"))
+    while True:
+        with db.transaction() as s:
+            sent, claimed = budgets.dispatch_notices(s, mailer, limit=1000,
+                                                     public_url=public_url)
+        report.notices_sent += sent
+        if claimed == 0 or sent == 0:
+            return
 
 
 def _dispatch(

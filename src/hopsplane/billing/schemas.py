@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from hopsplane.money import Amount
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,8 @@ class RunReport:
     hooks_called: int = 0
     notices_sent: int = 0
     suspended: int = 0
+    budget_stops: int = 0  # members stopped by their budget (issue 15)
+    budget_restores: int = 0
 
     @property
     def ok(self) -> bool:
@@ -88,3 +92,51 @@ class PriceOverrideOut(BaseModel):
     reason: str
     set_by: str | None
     created_at: datetime
+
+
+# --- member budgets (issue 15) -----------------------------------------------------------
+
+
+class BudgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    monthly_budget: Amount = Field(
+        description="The member's budget per UTC calendar month, in the account's currency "
+        "(a decimal string such as \"50.00\"; at least 0.01)."
+    )
+    enforce: bool = Field(
+        False, description="Deactivate the member's Hopsworks user once they have spent the "
+        "budget this month (until the next month, a higher budget, or enforcement off).",
+    )
+
+
+class MemberBudgetOut(BaseModel):
+    member_id: str
+    email: str
+    name: str | None
+    monthly_budget: Decimal
+    enforce: bool
+    month: date = Field(description="The calendar month (its first day) `spent` covers.")
+    spent: Decimal = Field(description="The member's priced usage this month, the same "
+                           "share the usage pages show.")
+    percent: int = Field(description="`spent` as a whole percentage of the budget, floored.")
+    stopped: bool = Field(description="Their Hopsworks user is deactivated by this budget.")
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRow:
+    member_id: str
+    account_owner_id: str
+    monthly_budget: Decimal
+    enforce: bool
+    stopped_month: date | None
+    still_member: bool
+    email: str | None
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetOutcome:
+    notices: tuple[int, ...] = ()  # budget_notices rows to send after commit
+    stopped: tuple[str, ...] = ()
+    restored: tuple[str, ...] = ()

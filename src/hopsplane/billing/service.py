@@ -32,6 +32,7 @@ from hopsplane.money import cost_of
 log = structlog.get_logger(__name__)
 
 MAX_USAGE_DAYS = 366
+NOTICE_KINDS = frozenset({"low_balance", "recovered"})  # balance events sent by email
 
 
 def bill_batch(
@@ -71,7 +72,7 @@ def bill_batch(
         result.created,
         sum((c.due for c in charges), Decimal(0)),
         sum(1 for e in result.events if e.kind == "suspended"),
-        tuple(e.id for e in result.events if e.kind == "low_balance"),
+        tuple(e.id for e in result.events if e.kind in NOTICE_KINDS),
     )
 
 
@@ -172,10 +173,11 @@ def dispatch_events(
     public_url: str = "",
 ) -> tuple[int, int, int]:
     """Announce recorded balance events that nobody announced yet: suspensions and
-    resumptions through the hooks (in this transaction: exactly once), low-balance
-    notices by email (an email that cannot be sent now stays pending and is retried by
-    the next dispatch). With ``ids``, only those events (a batch's own). Returns (hooks
-    called, emails sent, events claimed)."""
+    resumptions through the hooks (in this transaction: exactly once), low-balance and
+    "back above the threshold" notices by email (an email that cannot be sent now stays
+    pending and is retried by the next dispatch; a recovery waits while its account's
+    low-balance notice is pending, so it never arrives first). With ``ids``, only those
+    events (a batch's own). Returns (hooks called, emails sent, events claimed)."""
     if ids is not None:
         events = credits.take_events(session, ids)
         marked = True
@@ -184,6 +186,7 @@ def dispatch_events(
         marked = False
     done: list[int] = []
     failed: list[int] = []
+    unsent: set[str] = set()  # accounts whose low-balance notice stays pending
     hooked = sent = 0
     for e in events:
         if e["kind"] == "suspended":
@@ -193,12 +196,16 @@ def dispatch_events(
             hooks.account_resumed(session, e["account_owner_id"])
             hooked += 1
         else:
+            if e["kind"] == "recovered" and e["account_owner_id"] in unsent:
+                failed.append(e["id"])  # its low-balance notice goes first (next dispatch)
+                continue
             try:
                 mailer.send(_notice(e, public_url))
             except Unavailable as exc:
-                log.warning("low-balance notice not sent", account=e["account_owner_id"],
-                            error=exc.message)
+                log.warning("balance notice not sent", account=e["account_owner_id"],
+                            kind=e["kind"], error=exc.message)
                 failed.append(e["id"])
+                unsent.add(e["account_owner_id"])
                 continue
             sent += 1
         done.append(e["id"])
@@ -226,13 +233,17 @@ def _notice(event: dict[str, object], public_url: str) -> Email:
             link=f"{public_url.rstrip('/')}/console" if public_url else None,
         )
     threshold, balance = event["threshold"], Decimal(str(event["balance"]))
+    link = f"{public_url.rstrip('/')}/console" if public_url else None
+    if event["kind"] == "recovered":
+        return render("balance_recovered", to=str(event["email"]),
+                      subject=f"hopsplane: your balance is back above ${threshold}",
+                      balance=balance, threshold=threshold, link=link)
     suspended = balance <= 0
     subject = ("hopsplane: your account is suspended, add credit to resume" if suspended
                else f"hopsplane: your balance is at or below ${threshold}")
     return render(
         "low_balance", to=str(event["email"]), subject=subject,
-        balance=balance, threshold=threshold, suspended=suspended,
-        link=f"{public_url.rstrip('/')}/console" if public_url else None,
+        balance=balance, threshold=threshold, suspended=suspended, link=link,
     )
 
 

@@ -22,6 +22,7 @@ from hopsplane.cli.common import (
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.credits.schemas import BalancePolicy
 from hopsplane.integrations.stripe import build_stripe
+from hopsplane.payments.receipts import backfill
 from hopsplane.payments.reconcile import reconcile as run_reconcile
 
 app = typer.Typer(
@@ -59,7 +60,9 @@ def reconcile(
     """List succeeded top-up payments, refunds and disputes (withdrawn, and won) that Stripe
     has and the ledger lacks (and,
     with --fix, post them through the same idempotent path as the webhook). Exits 1 while
-    anything is left unfixed."""
+    anything is left unfixed. Also fetches the Stripe receipt links of purchases that have
+    none (purchases from before receipts were kept, or credited while Stripe could not be
+    read): that writes only links, never credit."""
     settings = load_settings()
     gateway = build_stripe(settings)
     if gateway is None:
@@ -71,16 +74,24 @@ def reconcile(
     with transaction(settings) as session:
         policy = BalancePolicy(build_account_hooks(settings), settings.thresholds)
         report = run_reconcile(session, gateway, since=start, fix=fix, policy=policy)
+    with transaction(settings) as session:  # receipts only: the fixes above stay committed
+        receipts = backfill(session, gateway)
     if as_json:
         print_json({"mode": gateway.mode, "charges_seen": report.charges_seen,
                     "payments_checked": report.payments_checked,
                     "disputes_seen": report.disputes_seen,
+                    "receipts_filled": receipts.filled, "receipts_missing": receipts.missing,
                     "discrepancies": report.discrepancies})
     else:
         console.print(
             f"{report.charges_seen} charges read from Stripe ({gateway.mode} mode), "
             f"{report.payments_checked} top-up payments compared with the ledger, "
             f"{report.disputes_seen} disputes read"
+        )
+        console.print(
+            f"receipts: {receipts.filled} link(s) fetched for purchases that had none"
+            + (f", {receipts.missing} purchase(s) without a receipt in Stripe"
+               if receipts.missing else "")
         )
         if report.discrepancies:
             print_list(report.discrepancies, _DISCREPANCIES, as_json=False)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from hopsplane.clusters import repository as repo
 from hopsplane.clusters import service, tasks
-from hopsplane.clusters.rules import SUSPENDED_KEY, SUSPENSION_KEY
+from hopsplane.clusters.rules import BUDGET_STOPPED_KEY, SUSPENDED_KEY, SUSPENSION_KEY
 from hopsplane.config import Settings
 from hopsplane.errors import Unavailable
 from hopsplane.hooks import AccountHooks
@@ -63,6 +63,16 @@ class ClusterHooks:
 
     def account_resumed(self, session: Session, owner_id: str) -> None:
         repo.merge_user_metadata(session, owner_id, {SUSPENDED_KEY: False})
+        tasks.enqueue_status_sync(session, owner_id)
+
+    def member_budget_exceeded(self, session: Session, member_id: str, owner_id: str) -> None:
+        """The same job as a suspension (the account's status sync), which deactivates the
+        users that must not work: the flag makes it this member only."""
+        repo.merge_user_metadata(session, member_id, {BUDGET_STOPPED_KEY: True})
+        tasks.enqueue_status_sync(session, owner_id)
+
+    def member_budget_restored(self, session: Session, member_id: str, owner_id: str) -> None:
+        repo.merge_user_metadata(session, member_id, {BUDGET_STOPPED_KEY: False})
         tasks.enqueue_status_sync(session, owner_id)
 
 

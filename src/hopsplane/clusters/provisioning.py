@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from hopsplane.clusters import repository as repo
 from hopsplane.clusters import service, tasks
 from hopsplane.clusters.rules import (
+    BUDGET_STOPPED_KEY,
     CLUSTER_KEY,
     MEMBER_OF_KEY,
     SUSPENDED_KEY,
@@ -120,6 +121,10 @@ def _suspended(owner: User) -> bool:
     return bool((owner.metadata_ or {}).get(SUSPENDED_KEY, False))
 
 
+def _budget_stopped(user: User) -> bool:
+    return bool((user.metadata_ or {}).get(BUDGET_STOPPED_KEY, False))
+
+
 def provision_owner(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     owner = repo.get_user(session, str(args["user_id"]))
     if owner is None or owner.account_owner_id is not None:
@@ -178,7 +183,8 @@ def _provision_member(session: Session, args: dict[str, Any], ctx: JobContext) -
 
 
 def sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
-    """Deactivate (suspended) or reactivate every provisioned Hopsworks user of an account.
+    """Deactivate (suspended) or reactivate every provisioned Hopsworks user of an account;
+    a member stopped by their budget stays deactivated while the account is active.
     After a deactivation, queue the next step of the suspension: stopping the account's
     running workloads (a resumption restarts nothing: the owner sees what was stopped)."""
     owner = repo.get_user(session, str(args["user_id"]))
@@ -191,8 +197,9 @@ def sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext)
     cluster = str(placed.hopsworks_cluster_id)
     on_cluster = [u for u in _hopsworks_users(session, owner) if _on(u, cluster)]
     with _client(session, ctx, placed.hopsworks_cluster_id) as client:
-        for user in on_cluster:
-            client.set_user_active(int(user.metadata_["hopsworks_user_id"]), active)
+        for user in on_cluster:  # a member over an enforced budget stays off (issue 15)
+            client.set_user_active(int(user.metadata_["hopsworks_user_id"]),
+                                   active and not _budget_stopped(user))
     suspension = (owner.metadata_ or {}).get(SUSPENSION_KEY)
     if not active and suspension and owner.hopsworks_project_id is not None:
         tasks.enqueue_workload_stop(session, owner.id, str(suspension))

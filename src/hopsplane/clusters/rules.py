@@ -17,6 +17,7 @@ MEMBER_OF_KEY = "hopsworks_member_of"  # users.metadata: the project a member wa
 CLUSTER_KEY = "hopsworks_cluster_id"
 SUSPENDED_KEY = "hopsworks_suspended"
 SUSPENSION_KEY = "hopsworks_suspension"  # users.metadata: id of the current suspension
+BUDGET_STOPPED_KEY = "hopsworks_budget_stopped"  # users.metadata: a member over their budget
 PROJECT_SERVICES_KEY = "project_services"  # hopsworks_clusters.metadata
 OPERATOR_ERROR_KEY = "operator_error"  # hopsworks_clusters.metadata: what an operator must fix
 MAX_NAME = 200

@@ -45,6 +45,12 @@ class WatchingHooks:
     def account_resumed(self, session: Session, owner_id: str) -> None:
         self.inner.account_resumed(session, owner_id)
 
+    def member_budget_exceeded(self, session: Session, member_id: str, owner_id: str) -> None:
+        self.inner.member_budget_exceeded(session, member_id, owner_id)
+
+    def member_budget_restored(self, session: Session, member_id: str, owner_id: str) -> None:
+        self.inner.member_budget_restored(session, member_id, owner_id)
+
 
 def build_hooks(settings: Settings) -> AccountHooks:
     return WatchingHooks(build_account_hooks(settings))

@@ -84,8 +84,11 @@ _INSERT_MANY = text(
 # After postings: bring each account's standing up to date with its head balance, and
 # record what changed (in the same statement, from the standing read before the update).
 # Level = the lowest threshold the balance is at or under; a notice is due when the level
-# drops below the announced one. Suspensions and resumptions are stored as dispatched
-# (:announced) when the caller announces them through the hooks in this transaction.
+# drops below the announced one, and a "recovered" notice when an announced level clears
+# (the balance is back above every threshold; the announced level is set only by a
+# low-balance notice, so a recovery always follows one). Suspensions and resumptions are
+# stored as dispatched (:announced) when the caller announces them through the hooks in
+# this transaction.
 # The caller holds the accounts' advisory locks.
 _APPLY_STANDING = text(
     """
@@ -129,6 +132,10 @@ _APPLY_STANDING = text(
     UNION ALL
     SELECT account, 'resumed', NULL, balance, seq, announced_at FROM computed
     WHERE was_suspended AND NOT now_suspended
+    UNION ALL  -- back above every threshold after a low-balance notice (issue 15)
+    SELECT account, 'recovered', (SELECT max(t) FROM unnest(CAST(:thresholds AS numeric[])) AS t),
+           balance, seq, NULL::timestamptz FROM computed
+    WHERE old_level IS NOT NULL AND new_level IS NULL
     ON CONFLICT (account_owner_id, ledger_seq, kind) DO NOTHING
     RETURNING e.id, e.account_owner_id, e.kind, e.threshold, e.balance, e.ledger_seq
     """

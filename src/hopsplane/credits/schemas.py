@@ -68,7 +68,7 @@ class BalanceEvent:
 
     id: int
     account_owner_id: str
-    kind: str  # low_balance | suspended | resumed
+    kind: str  # low_balance | suspended | resumed | recovered
     threshold: Decimal | None
     balance: Decimal
     ledger_seq: int

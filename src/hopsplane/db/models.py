@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     PrimaryKeyConstraint,
+    SmallInteger,
     Text,
     UniqueConstraint,
     func,
@@ -874,3 +875,84 @@ class AutoTopupAttempt(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+# --- issue 15: receipts and member budgets (revision 0019, schema `hopsplane`) ----------
+
+
+class PurchaseReceipt(Base):
+    """The Stripe receipt of a purchase (payments): the paid invoice Checkout created, or
+    the charge's receipt for purchases from before invoices were created."""
+
+    __tablename__ = "purchase_receipts"
+    __table_args__ = (
+        Index("purchase_receipts_account_idx", "account_owner_id"),
+        Index(
+            "purchase_receipts_missing_idx",
+            "payment_intent_id",
+            postgresql_where=text("receipt_url IS NULL"),
+        ),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    payment_intent_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    account_owner_id: Mapped[str] = mapped_column(Text)
+    invoice_id: Mapped[str | None] = mapped_column(Text)
+    receipt_url: Mapped[str | None] = mapped_column(Text)
+    pdf_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class MemberBudget(Base):
+    """An owner's monthly budget for one member of their team (billing)."""
+
+    __tablename__ = "member_budgets"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["member_id"], ["users.id"], name="member_budgets_member_id_fkey",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["account_owner_id"], ["users.id"], name="member_budgets_account_owner_id_fkey",
+            ondelete="CASCADE",
+        ),
+        Index("member_budgets_account_idx", "account_owner_id"),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    member_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    account_owner_id: Mapped[str] = mapped_column(Text)
+    monthly_budget: Mapped[Decimal] = mapped_column(MONEY)
+    enforce: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    stopped_month: Mapped[date | None] = mapped_column(Date)
+    set_by: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class BudgetNotice(Base):
+    """Outbox of the 80 % / 100 % budget notices, one row per recipient."""
+
+    __tablename__ = "budget_notices"
+    __table_args__ = (
+        UniqueConstraint(
+            "member_id", "month", "percent", "budget", "recipient", name="budget_notices_once"
+        ),
+        Index(
+            "budget_notices_pending_idx",
+            "id",
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    member_id: Mapped[str] = mapped_column(Text)
+    account_owner_id: Mapped[str] = mapped_column(Text)
+    month: Mapped[date] = mapped_column(Date)
+    percent: Mapped[int] = mapped_column(SmallInteger)
+    budget: Mapped[Decimal] = mapped_column(MONEY)
+    spend: Mapped[Decimal] = mapped_column(BALANCE)
+    recipient: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    dispatched_at: Mapped[datetime | None]

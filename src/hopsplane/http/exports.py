@@ -1,7 +1,9 @@
 """CSV exports of usage and of the ledger, one implementation for the API and the console
 (same filters, same numbers: the rows come from the services the JSON routes call).
 
-An export is streamed: the route checks the caller and the filters in its own request
+The usage export has one row per day and member, named (never by id) and priced as the
+usage chart names and prices them, so each day's rows add up to the day's cost. An export
+is streamed: the route checks the caller and the filters in its own request
 (so a refusal is an ordinary 4xx before any byte is sent), then the body is written in
 chunks (31 days of usage, 500 ledger entries) read in one transaction of its own, so a year
 of a large account never sits in memory and every chunk sees the same snapshot. Money and
@@ -13,6 +15,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
+from decimal import Decimal
 from urllib.parse import quote
 
 from fastapi import Request
@@ -20,7 +23,10 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from hopsplane.accounts import service as accounts
 from hopsplane.billing import service as billing
+from hopsplane.billing.rules import NOBODY_LABEL, cost_parts
+from hopsplane.billing.schemas import UsageDay
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
@@ -28,8 +34,7 @@ from hopsplane.usage.rules import UNITS_PER_CPU_HOUR
 
 USAGE_CHUNK_DAYS = 31
 LEDGER_CHUNK = 500
-USAGE_COLUMNS = ("date", "compute_units", "cpu_hours", "unit_price", "total_cost",
-                 "billed_amount")
+USAGE_COLUMNS = ("date", "member", "compute_units", "cpu_hours", "unit_price", "cost")
 LEDGER_COLUMNS = ("seq", "created_at", "type", "amount", "balance", "description",
                   "stripe_payment_intent_id")
 
@@ -72,10 +77,27 @@ def _usage_rows(db: Database, account_id: str, first: date, last: date,
         while start <= last:
             end = min(last, start + timedelta(days=USAGE_CHUNK_DAYS - 1))
             report = billing.usage_report(session, account_id, start, end, members=members)
+            people = accounts.people_of(
+                session, account_id, [u for d in report.days for u in d.user_breakdown])
             for d in report.days:
-                yield [d.date.isoformat(), d.compute_units, d.compute_units / UNITS_PER_CPU_HOUR,
-                       d.unit_price, d.total_cost, d.billed_amount]
+                yield from _member_rows(d, people)
             start = end + timedelta(days=1)
+
+
+def _member_rows(day: UsageDay, people: dict[str, str]) -> Iterator[list[object]]:
+    """One row per member of the day, named as the chart names them (usage of nobody
+    known under one label, last), costs split as the chart splits them (they add up to
+    the day's cost)."""
+    units: dict[str, Decimal] = {}
+    costs: dict[str, Decimal] = {}
+    for uid, cost in cost_parts(day.user_breakdown, day.unit_price, day.total_cost).items():
+        label = people.get(uid, NOBODY_LABEL)
+        used = day.user_breakdown.get(uid, day.compute_units if uid == "" else Decimal(0))
+        units[label] = units.get(label, Decimal(0)) + used
+        costs[label] = costs.get(label, Decimal(0)) + cost
+    for label in sorted(costs, key=lambda n: (n == NOBODY_LABEL, n)):
+        yield [day.date.isoformat(), label, units[label], units[label] / UNITS_PER_CPU_HOUR,
+               day.unit_price, costs[label]]
 
 
 def _ledger_rows(db: Database, account_id: str) -> Iterator[list[object]]:
@@ -101,8 +123,8 @@ def _csv(lines: Iterator[str], filename: str) -> StreamingResponse:
 
 def usage_csv(request: Request, account_id: str, first: date, last: date,
               members: frozenset[str] | None, name: str = "usage") -> StreamingResponse:
-    """Daily usage of the account (``members``: those people's share: a member's own, an
-    organization's), oldest day first."""
+    """Daily usage of the account by member (``members``: those people's share: a member's
+    own, an organization's), oldest day first, one row per day and member."""
     db: Database = request.app.state.database
     rows = _usage_rows(db, account_id, first, last, members)
     return _csv(_lines(USAGE_COLUMNS, rows), f"{name}-{first}-{last}.csv")

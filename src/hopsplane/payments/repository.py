@@ -103,3 +103,63 @@ def set_customer(session: Session, account_id: str, mode: Mode, customer_id: str
             text(f"SELECT {column} FROM users WHERE id = :id"), {"id": account_id}
         ).scalar_one()
     )
+
+
+# --- receipts (issue 15): hopsplane.purchase_receipts ------------------------------------
+
+_UPSERT_RECEIPT = text(
+    """
+    INSERT INTO hopsplane.purchase_receipts AS r (
+        payment_intent_id, account_owner_id, invoice_id, receipt_url, pdf_url)
+    VALUES (:pi, :account, :invoice, :url, :pdf)
+    ON CONFLICT (payment_intent_id) DO UPDATE
+    SET invoice_id = COALESCE(r.invoice_id, excluded.invoice_id),
+        receipt_url = COALESCE(r.receipt_url, excluded.receipt_url),
+        pdf_url = COALESCE(r.pdf_url, excluded.pdf_url),
+        updated_at = now()
+    WHERE r.receipt_url IS NULL
+    """
+)
+
+
+def upsert_receipt(
+    session: Session, payment_intent_id: str, account_owner_id: str, *,
+    invoice_id: str | None, receipt_url: str | None, pdf_url: str | None,
+) -> None:
+    """Record what is known of a purchase's receipt; a link once stored is kept (a repeat
+    or a late delivery changes nothing)."""
+    session.execute(_UPSERT_RECEIPT, {
+        "pi": payment_intent_id, "account": account_owner_id, "invoice": invoice_id,
+        "url": receipt_url, "pdf": pdf_url,
+    })
+
+
+def receipts_of(
+    session: Session, account_owner_id: str, payment_intent_ids: list[str]
+) -> dict[str, tuple[str | None, str | None]]:
+    """(receipt link, PDF link) of the account's purchases among ``payment_intent_ids``
+    that have a link."""
+    rows = session.execute(
+        text(
+            "SELECT payment_intent_id, receipt_url, pdf_url FROM hopsplane.purchase_receipts "
+            "WHERE account_owner_id = :a AND payment_intent_id = ANY(CAST(:pis AS text[])) "
+            "AND receipt_url IS NOT NULL"
+        ),
+        {"a": account_owner_id, "pis": payment_intent_ids},
+    )
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def receipt_rows(
+    session: Session, payment_intent_ids: list[str]
+) -> dict[str, tuple[str | None, str | None]]:
+    """(invoice id, receipt link) of the receipt rows of these purchases."""
+    rows = session.execute(
+        text(
+            "SELECT payment_intent_id, invoice_id, receipt_url "
+            "FROM hopsplane.purchase_receipts "
+            "WHERE payment_intent_id = ANY(CAST(:pis AS text[]))"
+        ),
+        {"pis": payment_intent_ids},
+    )
+    return {r[0]: (r[1], r[2]) for r in rows}

@@ -104,3 +104,12 @@ class ReconcileReport:
     @property
     def ok(self) -> bool:
         return all(d.fixed for d in self.discrepancies)
+
+
+class LedgerEntryWithReceipt(LedgerEntryOut):
+    """A ledger entry with the Stripe receipt of a purchase (issue 15): the hosted invoice
+    page (or, for purchases from before invoices, the charge's receipt page) and the
+    invoice's PDF. None for every other entry and for a purchase without a receipt yet."""
+
+    receipt_url: str | None = None
+    receipt_pdf_url: str | None = None

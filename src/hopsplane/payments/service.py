@@ -27,7 +27,7 @@ from hopsplane.integrations.stripe.types import (
     StripeGateway,
     WebhookEvent,
 )
-from hopsplane.payments import autotopup, rules
+from hopsplane.payments import autotopup, receipts, rules
 from hopsplane.payments import repository as repo
 from hopsplane.payments.schemas import (
     EventOutcome,
@@ -140,6 +140,8 @@ def complete_topup(
         raise NotFound(f"no checkout session {session_id!r}")
     payment = rules.payment_from_checkout(checkout, gateway.config.currency)
     credited = fulfil_payment(session, payment, policy) if payment else None
+    if payment is not None:
+        receipts.record_from_checkout(session, gateway, checkout, payment)
     return TopupStatusOut(
         session_id=checkout.id,
         payment_status=checkout.payment_status,
@@ -279,6 +281,7 @@ def _process(
         if autotopup.ATTEMPT_METADATA_KEY in checkout.metadata:  # completed after 3-D Secure
             return _auto_topup_paid(session, checkout.metadata, payment, policy)
         result = fulfil_payment(session, payment, policy)
+        receipts.record_from_checkout(session, gateway, checkout, payment)
         note = "credited" if result.created else "already credited"
         return "processed", payment.account_owner_id, note
     if event.type in rules.DISPUTE_EVENTS:  # issue 15: hopsplane.payments.disputes

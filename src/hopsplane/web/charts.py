@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
+from hopsplane.billing.rules import NOBODY_LABEL, cost_parts
 from hopsplane.billing.schemas import UsageDay
-from hopsplane.money import cost_of
 from hopsplane.usage.rules import UNITS_PER_CPU_HOUR
 
 TOP = 8
 OTHERS = "Others"
-NOBODY = "No member (unattributed, or a member who left)"
+NOBODY = NOBODY_LABEL
 SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 WIDTH, HEIGHT = 800, 260
@@ -93,14 +93,7 @@ class Chart:
 
 def day_parts(day: UsageDay) -> dict[str, Decimal]:
     """A day's cost by user id; the parts add up to the day's cost exactly."""
-    parts = {uid: cost_of(u, day.unit_price) for uid, u in day.user_breakdown.items() if u}
-    if not parts:
-        return {"": day.total_cost} if day.total_cost else {}
-    gap = day.total_cost - sum(parts.values(), Decimal("0.00"))
-    if gap:
-        biggest = max(parts, key=lambda k: (parts[k], k))
-        parts[biggest] += gap
-    return parts
+    return cost_parts(day.user_breakdown, day.unit_price, day.total_cost)
 
 
 def label_of(user_id: str, people: dict[str, str]) -> str:

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
+from hopsplane.billing import budgets
 from hopsplane.billing import service as billing
 from hopsplane.clusters import service as clusters
 from hopsplane.clusters.schemas import ClusterCreate, ClusterUpdate
@@ -64,7 +65,7 @@ from hopsplane.http.state import (
 from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.organizations import service as organizations
 from hopsplane.organizations.rules import Capability, OrgRole
-from hopsplane.payments import autotopup
+from hopsplane.payments import autotopup, receipts
 from hopsplane.payments import service as payments
 from hopsplane.sessions import service as web_sessions
 from hopsplane.teams import service as teams
@@ -92,6 +93,8 @@ NOTICES = {
     "granted": "Credit granted (a repeated form grants once).",
     "cluster-saved": "Cluster saved; its keys are stored encrypted and never shown again.",
     "signed-out": "Signed out everywhere: every browser session of this user was revoked.",
+    "budget-saved": "Budget saved and checked against this month's spend.",
+    "budget-removed": "Budget removed: nothing limits that member any more.",
 }
 """Messages a redirect may ask for by name (never text from the query string)."""
 
@@ -195,8 +198,9 @@ def _home(request: Request, principal: Principal, session: Session, status_code:
         week = billing.usage_report(session, principal.account_id,
                                     today - timedelta(days=RUNWAY_DAYS), today - timedelta(days=1))
         runway = charts.runway(standing.balance, week.total_cost, RUNWAY_DAYS)
-        topups = [e for e in credits.history(session, principal.account_id, limit=50)
-                  if e.stripe_payment_intent_id and e.amount > 0][:5]
+        topups = receipts.with_receipts(session, principal.account_id, [
+            e for e in credits.history(session, principal.account_id, limit=50)
+            if e.stripe_payment_intent_id and e.amount > 0][:5])
     assignment = clusters.assignment(session, principal.account_id)
     cluster = clusters.get_cluster(session, assignment.hopsworks_cluster_id) \
         if assignment is not None else None
@@ -230,7 +234,8 @@ def ledger(
     cursor: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
     page = ledger_page(session, principal.account_id, 50, cursor)
-    return render(request, "ledger.html", principal, page=page,
+    entries = receipts.with_receipts(session, principal.account_id, page.items)
+    return render(request, "ledger.html", principal, page=page, entries=entries,
                   standing=credits.standing(session, principal.account_id))
 
 
@@ -314,10 +319,13 @@ def _team(request: Request, principal: Principal, session: Session, status_code:
     invites = time_page(teams.list_pending(session, principal.account_id, limit=TEAM_PAGE,
                                            after=after), TEAM_PAGE)
     owner = accounts.get_user(session, principal.account_id)
+    member_budgets = {b.member_id: b for b in budgets.budgets_of(session, principal.account_id)} \
+        if principal.is_owner else None
     return render(
         request, "team.html", principal, status_code, error=error, notice=notice,
         email=email, accept_link=accept_link, owner=owner, members=members, invites=invites,
         first_members=members_cursor is None, first_invites=invites_cursor is None,
+        budgets=member_budgets,
     )
 
 
@@ -346,6 +354,27 @@ def invite(
     if issued.invite.accept_link:  # development without SMTP: the owner passes it on
         return _team(request, principal, session, 201, accept_link=issued.invite.accept_link)
     notice = "invited" if issued.created else "already-invited"
+    return RedirectResponse(f"/console/team?notice={notice}", status_code=303)
+
+
+@router.post("/console/team/budgets")
+def set_budget(
+    request: Request, principal: OwnerDep, session: SessionDep, form: FormDep
+) -> Response:
+    """A member's monthly budget (an empty amount removes it), evaluated at once."""
+    member_id, amount = form.get("member_id", ""), form.get("monthly_budget", "").strip()
+    hooks = account_hooks(request)
+    try:
+        if amount:
+            _attempt(session, lambda: budgets.set_budget(
+                session, principal.account_id, member_id, amount,
+                enforce=form.get("enforce") == "on", hooks=hooks, set_by=principal.user_id))
+        else:
+            _attempt(session, lambda: budgets.remove_budget(
+                session, principal.account_id, member_id, hooks=hooks))
+    except AppError as exc:
+        return _team(request, principal, session, exc.status, error=message_for(exc))
+    notice = "budget-saved" if amount else "budget-removed"
     return RedirectResponse(f"/console/team?notice={notice}", status_code=303)
 
 

@@ -19,11 +19,13 @@ from hopsplane.billing.schemas import UsageReport
 from hopsplane.clusters import service as clusters
 from hopsplane.clusters.schemas import StoppedWorkloadOut
 from hopsplane.credits import service as credits
-from hopsplane.credits.schemas import LedgerEntryOut, Standing
+from hopsplane.credits.schemas import Standing
 from hopsplane.fields import CursorText
 from hopsplane.http import exports
 from hopsplane.http.deps import LedgerDep, MemberDep, OwnerDep, SessionDep, sees_account_usage
 from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, ledger_page
+from hopsplane.payments import receipts
+from hopsplane.payments.schemas import LedgerEntryWithReceipt
 
 router = APIRouter(prefix="/v1/account", tags=["account"])
 
@@ -40,13 +42,20 @@ def balance(principal: LedgerDep, session: SessionDep) -> Standing:
 
 
 @router.get(
-    "/ledger", response_model=Page[LedgerEntryOut], responses=error_responses(401, 403, 422)
+    "/ledger", response_model=Page[LedgerEntryWithReceipt],
+    responses=error_responses(401, 403, 422),
 )
 def ledger(
     principal: LedgerDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
-) -> Page[LedgerEntryOut]:
-    """The account's ledger entries, newest first, with the running balance."""
-    return ledger_page(session, principal.account_id, limit, cursor)
+) -> Page[LedgerEntryWithReceipt]:
+    """The account's ledger entries, newest first, with the running balance; a Stripe
+    purchase carries the link to its receipt (`receipt_url`, the invoice's PDF in
+    `receipt_pdf_url`) once Stripe has one, null otherwise."""
+    page = ledger_page(session, principal.account_id, limit, cursor)
+    return Page[LedgerEntryWithReceipt](
+        items=receipts.with_receipts(session, principal.account_id, page.items),
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get("/usage", response_model=UsageReport, responses=error_responses(401, 403, 422))
@@ -76,9 +85,11 @@ def usage_csv(
     date_from: Annotated[date, Query(alias="from", description="First UTC day.")],
     date_to: Annotated[date, Query(alias="to", description="Last UTC day (inclusive).")],
 ) -> StreamingResponse:
-    """The days of `GET /v1/account/usage` as CSV (`date, compute_units, cpu_hours,
-    unit_price, total_cost, billed_amount`), exact decimals, streamed. A team member gets
-    only their own share."""
+    """The days of `GET /v1/account/usage` as CSV, one row per day and member (`date,
+    member, compute_units, cpu_hours, unit_price, cost`): members by name and email, usage
+    of no current member under one label, each day's costs split as the usage chart splits
+    them (they add up to the day's `total_cost`); exact decimals, streamed. A team member
+    gets only their own share."""
     exports.check_usage_range(session, principal.account_id, date_from, date_to)
     member = None if sees_account_usage(principal, session) else principal.user_id
     return exports.usage_csv(request, principal.account_id, date_from, date_to,

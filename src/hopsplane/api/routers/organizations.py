@@ -98,7 +98,8 @@ def org_usage_csv(
     request: Request, principal: OrgManagerDep, session: SessionDep, org_id: uuid.UUID,
     date_from: From, date_to: To,
 ) -> StreamingResponse:
-    """The days of `GET /v1/organizations/{id}/usage` as CSV, streamed."""
+    """The days of `GET /v1/organizations/{id}/usage` as CSV, one row per day and member
+    (the columns of `GET /v1/account/usage.csv`), streamed."""
     ids = org_usage_members(session, principal, org_id)
     exports.check_usage_range(session, principal.account_id, date_from, date_to)
     return exports.usage_csv(request, principal.account_id, date_from, date_to, ids,

@@ -19,6 +19,7 @@ from hopsplane.integrations.stripe.parse import (
     charge_from,
     checkout_session_from,
     dispute_from,
+    invoice_from,
     parse_event,
     payment_intent_from,
     setup_intent_from,
@@ -33,6 +34,7 @@ from hopsplane.integrations.stripe.types import (
     CheckoutSession,
     CheckoutSessions,
     DisputeState,
+    InvoiceState,
     Mode,
     OffSessionCharge,
     PaymentIntentState,
@@ -85,6 +87,11 @@ class StripeCheckoutSessions:
                     "client_reference_id": request.account_owner_id,
                     "metadata": metadata,
                     "payment_intent_data": {"metadata": metadata},
+                    # a paid invoice after the payment: the top-up's receipt (Checkout
+                    # Session API: invoice_creation.enabled, payment mode only)
+                    "invoice_creation": {
+                        "enabled": True, "invoice_data": {"metadata": metadata},
+                    },
                     "line_items": [
                         {
                             "quantity": 1,
@@ -286,6 +293,13 @@ class StripeApi:
                                  code="authentication_required")
         return ChargeOutcome("declined", intent.id, intent.amount, intent.currency,
                              code=intent.status, message=f"payment intent is {intent.status}")
+
+    def retrieve_invoice(self, invoice_id: str) -> InvoiceState:
+        try:
+            found = self._client.v1.invoices.retrieve(invoice_id)
+        except stripe.StripeError as exc:
+            raise _call_error(exc, f"reading invoice {invoice_id}") from exc
+        return invoice_from(to_dict(found))
 
     def list_charges(self, since: datetime | None) -> Iterator[ChargeState]:
         params: stripe.params.ChargeListParams = {"limit": 100, "expand": ["data.payment_intent"]}

@@ -15,6 +15,7 @@ from hopsplane.integrations.stripe.types import (
     ChargeState,
     CheckoutSession,
     DisputeState,
+    InvoiceState,
     PaymentIntentState,
     SetupIntentState,
     WebhookEvent,
@@ -58,6 +59,7 @@ def checkout_session_from(data: Mapping[str, Any]) -> CheckoutSession:
         currency=data.get("currency"),
         livemode=bool(data.get("livemode")),
         setup_intent_id=_id_of(data.get("setup_intent")),
+        invoice_id=_id_of(data.get("invoice")),
     )
 
 
@@ -70,6 +72,16 @@ def payment_intent_from(data: Mapping[str, Any]) -> PaymentIntentState:
         currency=str(data.get("currency") or ""),
         metadata=_metadata(data.get("metadata")),
         livemode=bool(data.get("livemode")),
+        latest_charge_id=_id_of(data.get("latest_charge")),
+    )
+
+
+def invoice_from(data: Mapping[str, Any]) -> InvoiceState:
+    return InvoiceState(
+        id=str(data["id"]),
+        status=data.get("status"),
+        hosted_invoice_url=data.get("hosted_invoice_url"),
+        invoice_pdf=data.get("invoice_pdf"),
     )
 
 
@@ -95,6 +107,7 @@ def charge_from(data: Mapping[str, Any]) -> ChargeState:
         created=datetime.fromtimestamp(int(data.get("created") or 0), UTC),
         livemode=bool(data.get("livemode")),
         payment_intent=payment_intent_from(expanded) if isinstance(expanded, Mapping) else None,
+        receipt_url=data.get("receipt_url"),
     )
 
 

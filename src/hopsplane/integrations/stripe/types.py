@@ -115,6 +115,7 @@ class CheckoutSession:
     currency: str | None
     livemode: bool
     setup_intent_id: str | None = None
+    invoice_id: str | None = None  # the paid invoice Checkout made (invoice_creation on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,19 @@ class PaymentIntentState:
     currency: str
     metadata: Mapping[str, str]
     livemode: bool
+    latest_charge_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceState:
+    """A Stripe invoice as far as receipts need it. ``hosted_invoice_url`` and
+    ``invoice_pdf`` are null until the invoice is finalized (Stripe API reference,
+    "The Invoice object")."""
+
+    id: str
+    status: str | None
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +154,7 @@ class ChargeState:
     created: datetime
     livemode: bool
     payment_intent: PaymentIntentState | None = None  # when the listing expanded it
+    receipt_url: str | None = None  # Stripe's receipt page of the charge
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +232,8 @@ class StripeGateway(Protocol):
         ``authentication_required`` are outcomes; Stripe unreachable raises Unavailable
         (retry with the same idempotency key)."""
         ...
+
+    def retrieve_invoice(self, invoice_id: str) -> InvoiceState: ...
 
     def list_charges(self, since: datetime | None) -> Iterator[ChargeState]:
         """Every charge created at or after ``since`` (all when None), newest first, with its

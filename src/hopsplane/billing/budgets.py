@@ -1,0 +1,235 @@
+"""Member budgets (issue 15): an owner's monthly budget, in money, for a member of their
+team. Functions take the session first and never commit.
+
+What a budget does, exactly:
+
+- **Spend** is the member's share of the account's priced usage in the UTC calendar month:
+  for each day, the member's units of ``usage_tracking.user_breakdown`` at the day's unit
+  price, rounded to the cent (the same share, priced the same way, that the usage pages
+  and ``GET /v1/account/usage`` show a member). Usage not attributed to any member counts
+  for nobody's budget.
+- **Notices**: when spend reaches 80 % and 100 % of the budget, the owner and the member
+  are each told once (per member, month, threshold and budget amount: a new amount
+  re-arms the thresholds), through the ``hopsplane.budget_notices`` outbox.
+- **Enforcement** (per budget): once spend reaches the budget, the member's Hopsworks user
+  is deactivated through the account's status-sync job (the job that suspensions use);
+  the account's other users go on. It is reactivated at the first evaluation of the next
+  month, or at once when the owner raises the budget above the spend, turns enforcement
+  off or removes the budget.
+- **When**: budgets are evaluated after every billing run (every 15 minutes by default)
+  and whenever the owner changes one. Usage is metered per day, so a member is stopped
+  when the evaluation that follows the usage crossing the budget completes: usage
+  already consumed up to then is charged to the account (it cannot be unconsumed), and
+  nothing the member runs after the deactivation is possible on Hopsworks. This is a hard
+  cap in that sense: the member cannot keep spending once the crossing is known; it is
+  not a pre-authorisation of each workload.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+
+import structlog
+from sqlalchemy.orm import Session
+
+from hopsplane.accounts import service as accounts
+from hopsplane.billing import repository as repo
+from hopsplane.billing.rules import (
+    budget_stops,
+    budget_thresholds_reached,
+    month_of,
+    next_month,
+    today_utc,
+)
+from hopsplane.billing.schemas import BudgetOutcome, BudgetRow, MemberBudgetOut
+from hopsplane.errors import NotFound, Unavailable
+from hopsplane.hooks import AccountHooks
+from hopsplane.integrations.email import Email, Mailer
+from hopsplane.integrations.email.templates import render
+from hopsplane.money import cost_of, parse_amount
+
+log = structlog.get_logger(__name__)
+
+MIN_BUDGET = Decimal("0.01")
+
+
+def set_budget(
+    session: Session,
+    account_owner_id: str,
+    member_id: str,
+    monthly_budget: object,
+    *,
+    enforce: bool,
+    hooks: AccountHooks,
+    set_by: str | None = None,
+    today: date | None = None,
+) -> MemberBudgetOut:
+    """Set (or change) a member's monthly budget and evaluate it at once: raising it above
+    the spend, or turning enforcement off, reactivates a member it stopped in this
+    transaction; lowering it under the spend stops them (with enforcement on)."""
+    value = parse_amount(monthly_budget, field="monthly_budget", minimum=MIN_BUDGET)
+    _require_member(session, account_owner_id, member_id)
+    repo.upsert_budget(session, member_id, account_owner_id, value, enforce, set_by)
+    day = today or today_utc()
+    evaluate(session, hooks, day, member_id=member_id)
+    [out] = _out(session, repo.budgets(session, member_id=member_id), month_of(day))
+    return out
+
+
+def remove_budget(
+    session: Session, account_owner_id: str, member_id: str, *, hooks: AccountHooks
+) -> None:
+    """Remove a member's budget (a member without one: nothing to do); a member it
+    stopped is reactivated. Someone who is not a member of the account: NotFound."""
+    _require_member(session, account_owner_id, member_id)
+    rows = repo.budgets(session, member_id=member_id, lock=True)
+    if not rows:
+        return
+    if rows[0].stopped_month is not None:
+        hooks.member_budget_restored(session, member_id, rows[0].account_owner_id)
+    repo.delete_budgets(session, [member_id])
+
+
+def budgets_of(
+    session: Session, account_owner_id: str, today: date | None = None
+) -> list[MemberBudgetOut]:
+    """The account's budgets of current members, with what each spent this month."""
+    rows = [r for r in repo.budgets(session, account_owner_id=account_owner_id)
+            if r.still_member]
+    return _out(session, rows, month_of(today or today_utc()))
+
+
+def evaluate(
+    session: Session,
+    hooks: AccountHooks,
+    today: date,
+    *,
+    account_owner_id: str | None = None,
+    member_id: str | None = None,
+) -> BudgetOutcome:
+    """Bring budgets (all, or an account's, or a member's) up to their month's spend:
+    record the notices due (once each), stop the members over an enforced budget and
+    reactivate those no longer over it, through the hooks, in this transaction. Budgets
+    of people who left the account are removed (a member they stopped is reactivated)."""
+    month = month_of(today)
+    rows = repo.budgets(session, account_owner_id=account_owner_id, member_id=member_id,
+                        lock=True)
+    if not rows:
+        return BudgetOutcome()
+    spent = _spend(session, [r.member_id for r in rows], month)
+    notices: list[dict[str, object]] = []
+    stop: list[BudgetRow] = []
+    restore: list[BudgetRow] = []
+    carried: list[str] = []  # stopped last month and still over this month's budget
+    for r in rows:
+        s = spent[r.member_id]
+        if r.still_member:
+            notices += [
+                {"member_id": r.member_id, "account_owner_id": r.account_owner_id,
+                 "month": month, "percent": p, "budget": r.monthly_budget, "spend": s,
+                 "recipient": who}
+                for p in budget_thresholds_reached(s, r.monthly_budget)
+                for who in ("owner", "member")
+            ]
+        stops = budget_stops(s, r.monthly_budget, r.enforce, r.still_member)
+        if stops and r.stopped_month is None:
+            stop.append(r)
+        elif stops and r.stopped_month != month:
+            carried.append(r.member_id)
+        elif not stops and r.stopped_month is not None:
+            restore.append(r)
+    ids = repo.record_budget_notices(session, notices)
+    repo.set_stopped(session, [r.member_id for r in stop] + carried, month)
+    repo.set_stopped(session, [r.member_id for r in restore], None)
+    for r in stop:
+        hooks.member_budget_exceeded(session, r.member_id, r.account_owner_id)
+    for r in restore:
+        hooks.member_budget_restored(session, r.member_id, r.account_owner_id)
+    repo.delete_budgets(session, [r.member_id for r in rows if not r.still_member])
+    if stop or restore:
+        log.info("member budgets applied", stopped=len(stop), restored=len(restore))
+    return BudgetOutcome(tuple(ids), tuple(r.member_id for r in stop),
+                         tuple(r.member_id for r in restore))
+
+
+def dispatch_notices(
+    session: Session,
+    mailer: Mailer,
+    *,
+    ids: list[int] | None = None,
+    limit: int = 500,
+    public_url: str = "",
+) -> tuple[int, int]:
+    """Send pending budget notices (these ``ids``, or the oldest ``limit``); a notice that
+    cannot be sent now stays pending for the next dispatch, one sent is marked and never
+    sent again. Returns (sent, claimed)."""
+    claimed = repo.claim_budget_notices(session, ids=ids, limit=limit)
+    done: list[int] = []
+    for n in claimed:
+        try:
+            mailer.send(_notice(n, public_url))
+        except Unavailable as exc:
+            log.warning("budget notice not sent", member=n["member_id"], error=exc.message)
+            continue
+        done.append(int(n["id"]))
+    if done:
+        repo.mark_budget_notices(session, done)
+    return len(done), len(claimed)
+
+
+def _notice(n: dict[str, object], public_url: str) -> Email:
+    """The 80 % / 100 % email, to the owner (about the member) or to the member. Links go
+    to the console page where each can act: the owner's team page (budgets), the
+    member's usage page."""
+    to_owner = n["recipient"] == "owner"
+    who = f"{n['member_name']} ({n['member_email']})" if n["member_name"] else n["member_email"]
+    month = n["month"]
+    assert isinstance(month, date)
+    page = "/console/team" if to_owner else "/console/usage"
+    percent = int(str(n["percent"]))
+    subject = (f"hopsplane: {who} has used {percent}% of their monthly budget" if to_owner
+               else f"hopsplane: you have used {percent}% of your monthly budget")
+    return render(
+        "member_budget", to=str(n["owner_email"] if to_owner else n["member_email"]),
+        subject=subject, to_owner=to_owner, who=who, percent=percent,
+        spent=n["spend"], budget=n["budget"], month=month.strftime("%B %Y"),
+        enforce=bool(n["enforce"]),
+        link=f"{public_url.rstrip('/')}{page}" if public_url else None,
+    )
+
+
+def _spend(session: Session, members: list[str], month: date) -> defaultdict[str, Decimal]:
+    """Each member's priced share of the month: per day, their units at the day's price
+    rounded to the cent (``money.cost_of``, as ``billing.service.usage_report`` prices a
+    member's share), summed."""
+    spent: defaultdict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for member, units, price in repo.budget_usage(session, members, month, next_month(month)):
+        spent[member] += cost_of(units, price)
+    return spent
+
+
+def _out(session: Session, rows: list[BudgetRow], month: date) -> list[MemberBudgetOut]:
+    spent = _spend(session, [r.member_id for r in rows], month) if rows else defaultdict(Decimal)
+    return [
+        MemberBudgetOut(
+            member_id=r.member_id, email=r.email or "", name=r.name,
+            monthly_budget=r.monthly_budget, enforce=r.enforce, month=month,
+            spent=spent[r.member_id],
+            percent=int(spent[r.member_id] * 100 // r.monthly_budget),
+            stopped=r.stopped_month is not None,
+        )
+        for r in rows
+    ]
+
+
+def _require_member(session: Session, account_owner_id: str, member_id: str) -> None:
+    """A budget is for a team member of this account (not its owner): anyone else is
+    answered as unknown, exactly like a member of another account."""
+    try:
+        user = accounts.get_user(session, member_id)
+    except NotFound:
+        user = None
+    if user is None or user.account_owner_id != account_owner_id:
+        raise NotFound(f"no member {member_id!r} in this account")
