@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 import stripe
 from typer.testing import CliRunner
@@ -19,15 +18,16 @@ from hopsplane.integrations.stripe import StripeApi
 from hopsplane.payments.receipts import backfill
 from tests.apps import Api
 from tests.payments.fakes import TEST_KEY, LocalStripe, StripeFront
-from tests.payments.helpers import checkout_event, cli_env, deliver, paid_session
+from tests.payments.helpers import checkout_event, cli_env, deliver, empty_stripe, paid_session
 
 runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def empty_stripe(localstripe: LocalStripe) -> None:
-    """The backfill reads every purchase: start from an empty localstripe."""
-    httpx.delete(f"{localstripe.url}/_config/data").raise_for_status()
+def _empty_stripe(localstripe: LocalStripe, stripe_front: StripeFront) -> None:
+    """The backfill and reconcile read every purchase and dispute: start from an empty
+    Stripe (disputes other tests of this process opened included)."""
+    empty_stripe(localstripe, stripe_front)
 
 
 def _top_up(web: Api, front: StripeFront, headers: dict[str, str], amount: str) -> dict[str, Any]:
