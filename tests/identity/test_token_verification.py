@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import jwt
 import pytest
@@ -46,17 +46,21 @@ def test_email_verified_is_false_unless_the_claim_is_exactly_true(issuer: LocalI
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("claims", "message"),
     [
-        ({"audience": "https://other-api/"}, "not meant for this API"),
-        ({"issuer": "https://evil.example/"}, "another issuer"),
-        ({"expires_in": -120}, "expired"),
-        ({"not_before": time.time() + 600}, "not valid yet"),
+        (lambda: {"audience": "https://other-api/"}, "not meant for this API"),
+        (lambda: {"issuer": "https://evil.example/"}, "another issuer"),
+        (lambda: {"expires_in": -120}, "expired"),
+        # built when the test runs, not when it is collected: a long suite would otherwise
+        # reach the "future" not-before and see the token accepted
+        (lambda: {"not_before": time.time() + 600}, "not valid yet"),
     ],
 )
-def test_wrong_claims_are_refused(issuer: LocalIssuer, kwargs: dict[str, object], message: str) -> None:
+def test_wrong_claims_are_refused(
+    issuer: LocalIssuer, claims: Callable[[], dict[str, object]], message: str
+) -> None:
     with pytest.raises(Unauthorized, match=message):
-        verifier(issuer).verify(issuer.issue("a", **kwargs))  # type: ignore[arg-type]
+        verifier(issuer).verify(issuer.issue("a", **claims()))  # type: ignore[arg-type]
 
 
 def test_the_issuer_must_match_with_its_trailing_slash(issuer: LocalIssuer) -> None:
