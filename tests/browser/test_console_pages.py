@@ -82,7 +82,7 @@ def test_every_page_at_both_widths_with_chart_csv_and_organizations(fresh_db: Da
             # the owner's pages, including an error page, the usage page and /docs
             first, last = today - timedelta(days=29), today
             usage_url = f"{base}/console/usage?from={first}&to={last}"
-            for path in ("/console", "/console/ledger", "/console/team",
+            for path in ("/console", "/console/ledger", "/console/team", "/console/auto-topup",
                          "/console/organizations", "/console/no-such-page"):
                 check_page(page, axe, base + path)
             assert page.title().startswith("Page not found")
