@@ -58,7 +58,7 @@ ALTER TABLE hopsplane.balance_events
   DROP CONSTRAINT balance_events_kind_known,
   DROP CONSTRAINT balance_events_threshold_for_notices,
   ADD CONSTRAINT balance_events_kind_known
-    CHECK (kind IN ('low_balance', 'suspended', 'resumed', 'recovered')),
+    CHECK (kind IN ('low_balance', 'suspended', 'resumed', 'credits_expiring', 'recovered')),
   ADD CONSTRAINT balance_events_threshold_for_notices
     CHECK ((kind IN ('low_balance', 'recovered')) = (threshold IS NOT NULL));
 
@@ -109,7 +109,7 @@ ALTER TABLE hopsplane.balance_events
   DROP CONSTRAINT balance_events_kind_known,
   DROP CONSTRAINT balance_events_threshold_for_notices,
   ADD CONSTRAINT balance_events_kind_known
-    CHECK (kind IN ('low_balance', 'suspended', 'resumed')),
+    CHECK (kind IN ('low_balance', 'suspended', 'resumed', 'credits_expiring')),
   ADD CONSTRAINT balance_events_threshold_for_notices
     CHECK ((kind = 'low_balance') = (threshold IS NOT NULL));
 DROP TABLE hopsplane.purchase_receipts;
