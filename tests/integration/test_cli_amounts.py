@@ -51,7 +51,7 @@ def test_a_negative_amount_is_read_as_the_amount_and_refused(env: str, how: str)
     commands = [
         (args(["credits", "grant", owner], "-5", ["--reason", "x"]), "must be positive"),
         (args(["credits", "refund", owner, purchase], "-5", ["--reason", "x"]),
-         "must be positive"),
+         "a refund's amount is what goes back"),
         (args(["billing", "set-price", owner], "-0.1", ["--from", "2026-11-01", "-r", "x"]),
          "unit_price must be between 0"),
     ]

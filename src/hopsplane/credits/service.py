@@ -37,7 +37,7 @@ from hopsplane.credits.schemas import (
 from hopsplane.db.models import LedgerEntry
 from hopsplane.errors import Conflict, Invalid, NotFound
 from hopsplane.hooks import AccountHooks, BalanceDrop, BalanceWatch
-from hopsplane.money import CENT
+from hopsplane.money import CENT, parse_amount
 
 MAX_PAGE = 500
 
@@ -307,7 +307,13 @@ def refund(
     as a positive number; the entry is negative. The reason is required."""
     text_reason = _reason(reason)
     idempotency_key = ledger_key(origin)
-    value = validate_posting(EntryType.GRANT, amount, idempotency_key)  # positive cents
+    value = parse_amount(amount)
+    if value <= 0:
+        raise Invalid(
+            "a refund's amount is what goes back to the customer, given as a positive "
+            f"number: got {value}"
+        )
+    validate_posting(EntryType.REFUND, -value, idempotency_key)
     purchase = repo.find_by_id(session, purchase_id)
     intent = purchase.stripe_payment_intent_id if purchase is not None else None
     by = f" (by {refunded_by})" if refunded_by else ""
