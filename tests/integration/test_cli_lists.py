@@ -84,7 +84,8 @@ def test_json_keys_are_stable_and_amounts_are_exact_strings(env: str) -> None:
         ("-2.25", "10.25"), ("12.50", "12.50")]
     assert set(history[0]) == {"id", "account_owner_id", "seq", "type", "amount", "balance",
                                "description", "stripe_payment_intent_id", "refund_of",
-                               "idempotency_key", "created_at"}
+                               "idempotency_key", "created_at", "expires_at", "refers_to",
+                               "stripe_dispute_id"}
     [event] = json.loads(runner.invoke(app, ["usage", "unmatched", "--json"]).output)
     assert event["event_id"] == LONG_EVENT and event["compute_units"] == "1.0000"
     [admin] = json.loads(runner.invoke(app, ["admins", "list", "--json"]).output)
