@@ -7,9 +7,9 @@ module globals). Responses are turned into the plain values of
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 import structlog
@@ -55,6 +55,19 @@ def _options(idempotency_key: str | None) -> stripe.RequestOptions:
     if idempotency_key:
         options["idempotency_key"] = idempotency_key
     return options
+
+
+_T = TypeVar("_T")
+
+
+def _read(what: str, fetch: Callable[[], Any], parse: Callable[[dict[str, Any]], _T]) -> _T:
+    """One read of a Stripe object: Stripe's errors become the app's (:func:`_call_error`),
+    the object is parsed into its typed state."""
+    try:
+        found = fetch()
+    except stripe.StripeError as exc:
+        raise _call_error(exc, f"reading {what}") from exc
+    return parse(to_dict(found))
 
 
 def _call_error(exc: stripe.StripeError, what: str) -> AppError:
@@ -204,28 +217,28 @@ class StripeApi:
         return self._checkout.retrieve(session_id)
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentState:
-        try:
-            found = self._client.v1.payment_intents.retrieve(payment_intent_id)
-        except stripe.StripeError as exc:
-            raise _call_error(exc, f"reading payment intent {payment_intent_id}") from exc
-        return payment_intent_from(to_dict(found))
+        return _read(
+            f"payment intent {payment_intent_id}",
+            lambda: self._client.v1.payment_intents.retrieve(payment_intent_id),
+            payment_intent_from,
+        )
 
     def retrieve_charge(self, charge_id: str) -> ChargeState:
-        try:
-            found = self._client.v1.charges.retrieve(charge_id)
-        except stripe.StripeError as exc:
-            raise _call_error(exc, f"reading charge {charge_id}") from exc
-        return charge_from(to_dict(found))
+        return _read(
+            f"charge {charge_id}",
+            lambda: self._client.v1.charges.retrieve(charge_id),
+            charge_from,
+        )
 
     def create_setup_session(self, request: SetupCheckoutRequest) -> CheckoutSession:
         return self._checkout.create_setup(request)
 
     def retrieve_setup_intent(self, setup_intent_id: str) -> SetupIntentState:
-        try:
-            found = self._client.v1.setup_intents.retrieve(setup_intent_id)
-        except stripe.StripeError as exc:
-            raise _call_error(exc, f"reading setup intent {setup_intent_id}") from exc
-        return setup_intent_from(to_dict(found))
+        return _read(
+            f"setup intent {setup_intent_id}",
+            lambda: self._client.v1.setup_intents.retrieve(setup_intent_id),
+            setup_intent_from,
+        )
 
     def describe_card(self, payment_method_id: str) -> str:
         try:
@@ -295,11 +308,11 @@ class StripeApi:
                              code=intent.status, message=f"payment intent is {intent.status}")
 
     def retrieve_invoice(self, invoice_id: str) -> InvoiceState:
-        try:
-            found = self._client.v1.invoices.retrieve(invoice_id)
-        except stripe.StripeError as exc:
-            raise _call_error(exc, f"reading invoice {invoice_id}") from exc
-        return invoice_from(to_dict(found))
+        return _read(
+            f"invoice {invoice_id}",
+            lambda: self._client.v1.invoices.retrieve(invoice_id),
+            invoice_from,
+        )
 
     def list_charges(self, since: datetime | None) -> Iterator[ChargeState]:
         params: stripe.params.ChargeListParams = {"limit": 100, "expand": ["data.payment_intent"]}
@@ -313,11 +326,11 @@ class StripeApi:
             raise _call_error(exc, "listing charges") from exc
 
     def retrieve_dispute(self, dispute_id: str) -> DisputeState:
-        try:
-            found = self._client.v1.disputes.retrieve(dispute_id)
-        except stripe.StripeError as exc:
-            raise _call_error(exc, f"reading dispute {dispute_id}") from exc
-        return dispute_from(to_dict(found))
+        return _read(
+            f"dispute {dispute_id}",
+            lambda: self._client.v1.disputes.retrieve(dispute_id),
+            dispute_from,
+        )
 
     def list_disputes(self, since: datetime | None) -> Iterator[DisputeState]:
         params: stripe.params.DisputeListParams = {"limit": 100}
