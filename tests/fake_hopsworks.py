@@ -25,7 +25,24 @@ branch-3.8 and master 2b1cb50ee agree on every rule here unless said otherwise):
   allowed 403 PROJECT_ROLE_FORBIDDEN (150068).
 - ``createas`` answers 200 with no body (ProjectsAdminResource.java:217-218); unknown
   services are refused (``hopsworks-common/.../project/ProjectController.java:368-373``:
-  ProjectServiceEnum.valueOf -> IllegalArgumentException -> 400 120001).
+  ProjectServiceEnum.valueOf -> IllegalArgumentException -> ILLEGAL_ARGUMENT 120001, whose
+  status is 422 UNPROCESSABLE_ENTITY: ``hopsworks-rest-utils/.../RESTCodes.java:805-806``).
+- Project quota: ``POST /admin/users`` sets ``maxNumProjects`` from its query parameter,
+  0 or absent meaning the cluster default (``UsersAdminResource.java:286,305``;
+  ``Settings.java:1410`` MAX_NUM_PROJ_PER_USER = 5); ``PUT /admin/users/{id}`` applies a
+  ``maxNumProjects`` of its body, 0 included (``api/user/UserProfileBuilder.java:190-192``);
+  the list shows ``maxNumProjects`` and ``numActiveProjects`` (``UsersBuilder.java:121-122``).
+  A project is refused NUM_PROJECTS_LIMIT_REACHED (400, 150002, ``RESTCodes.java:66-68``)
+  when the owner already has ``maxNumProjects`` projects, and that check comes before the
+  name's (``ProjectController.java:602-607``; ``ProjectFacade.java:282-285``; -1: no limit).
+  The count is of the projects the user owns (``UsersController.java:581-584``).
+- ``GET /admin/projects``: every project; ``creator`` is only ``{href}`` unless
+  ``expand=creator`` (``ProjectsAdminBuilder.java:67``, ``UsersBuilder.java:79-101``,
+  ``admin/projects/ProjectAdminExpansions.java:40-41``).
+- Deactivation does not end sessions: user status is checked at login and API-key use only
+  (``common/user/AuthController.java:189-195``, ``api/filter/ApiKeyFilter.java:56-58`` in
+  v3.7.0), never by ``JWTFilter`` (``hopsworks-jwt/.../filter/JWTFilter.java:57-132``) or
+  ``ProjectAuthFilter``: a deactivated user's token keeps working (:meth:`FakeHopsworks.login`).
 - Members (``ProjectMembersService.java``): add (DATA_OWNER) throws FAILED_TO_ADD_MEMBER 400
   150081 with the reason in usrMsg (:161-172; 3.x before 3.7 answered 200 with
   ``fieldErrors``: ``members_failure = "fieldErrors"``); change role (DATA_OWNER, form
@@ -35,6 +52,18 @@ branch-3.8 and master 2b1cb50ee agree on every rule here unless said otherwise):
   ``api/jobs/executions/ExecutionsResource.java:94-159``), Jupyter (``JupyterService.java``
   stop: the caller's own server only, else 404 100033), serving
   (``api/serving/ServingService.java:109-160, 259-298``).
+- An execution's ``user`` is ``{href}`` only; ``username`` (and names, email) come with
+  ``expand=user`` (``ExecutionsBuilder.java:110``, ``UsersBuilder.java:83-101``).
+  ``PUT .../executions/{id}/status`` answers 202 with the execution
+  (``ExecutionsResource.java:141-160``) and kills only an execution that has an appId and a
+  running state; one still INITIALIZING without an appId comes back unchanged
+  (``common/jobs/execution/AbstractExecutionController.java:206-224``).
+  ``POST .../executions`` starts one as the caller (``ExecutionsResource.java:164-172``).
+- Serving carries ``@FeatureFlagRequired(DATA_SCIENCE_PROFILE)`` (``ServingService.java:116,
+  267``): with ``enable_data_science_profile`` false, its default (``Settings.java:3179``;
+  chef ``attributes/default.rb``), ``FeatureFlagFilter.java:53-64`` answers 400 120012
+  (FEATURE_FLAG_NOT_ENABLED, ``RESTCodes.java:820``) after authentication. A deployment's
+  ``creator`` is the display name ``"First Last"`` (``api/serving/ServingView.java:98-99``).
 - ``GET /variables/versions`` needs no authentication (``api/util/VariablesService.java:176-188``).
 """
 
@@ -60,6 +89,11 @@ RUNNING = frozenset({"INITIALIZING", "NEW", "NEW_SAVING", "GENERATING_SECURITY_M
                      "AGGREGATING_LOGS", "CONVERTING_NOTEBOOK"})
 OWNER, SCIENTIST = "Data owner", "Data scientist"
 ADMIN_USER = "admin"  # the HOPS_ADMIN user whose keys the cluster holds
+DEFAULT_MAX_NUM_PROJECTS = 5  # Settings.java:1410 (master; :1403 in v3.7.0)
+FEATURE_FLAG_NOT_ENABLED = (400, {"errorCode": 120012, "errorMsg": "Data science profile is "
+                                  "required for this operation.",
+                                  "usrMsg": "Data science profile is required for this "
+                                            "operation."})
 
 
 @dataclass(frozen=True)
@@ -98,6 +132,8 @@ ROUTES: list[tuple[str, str, Rule]] = [
                                        frozenset({"api", "job"}), _ANY_MEMBER)),
     ("GET", r"/project/\d+/jobs/[^/]+/executions",
      Rule(frozenset({"JOB"}), _USER_ROLES, frozenset({"api", "job"}), _ANY_MEMBER)),
+    ("POST", r"/project/\d+/jobs/[^/]+/executions",
+     Rule(frozenset({"JOB"}), _USER_ROLES, frozenset({"api", "job"}), _ANY_MEMBER)),
     ("PUT", r"/project/\d+/jobs/[^/]+/executions/\d+/status",
      Rule(frozenset({"JOB"}), _USER_ROLES, frozenset({"api", "job"}), _ANY_MEMBER)),
     ("GET", r"/project/\d+/jupyter/stop", Rule(None, _USER_ROLES, project_roles=_ANY_MEMBER)),
@@ -124,6 +160,9 @@ class State:
     # how a member that was not added is reported: "exception" 400 FAILED_TO_ADD_MEMBER
     # (150081, v3.7.0 and later), or "fieldErrors" of a 200 (3.x before 3.7)
     members_failure: str = "exception"
+    # enable_data_science_profile: false by default (Settings.java:3179), so serving is 400
+    data_science_profile: bool = False
+    max_num_projects: int = DEFAULT_MAX_NUM_PROJECTS  # the cluster's max_num_proj_per_user
     outage: int = 0  # answer the next N requests with 503
     outage_after: str | None = None  # path: once it succeeds, go down (outage = 1000)
     refuse: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
@@ -138,6 +177,53 @@ class State:
         if username == ADMIN_USER:  # the keys' owner (kept out of `users` to keep counts simple)
             return {"id": 10000, "username": ADMIN_USER, "email": "admin@hopsworks.ai"}
         return next((u for u in self.users.values() if u["username"] == username), None)
+
+    def display_name(self, username: str) -> str:
+        user = self.user_by_name(username) or {}
+        return f"{user.get('firstname')} {user.get('lastname')}"
+
+    def execution(self, project_id: int, execution_id: int) -> dict[str, Any]:
+        return next(e for v in self.projects[project_id]["jobs"].values() for e in v
+                    if e["id"] == execution_id)
+
+    def start_execution(self, project_id: int, job: str, username: str, state: str = "RUNNING",
+                        app_id: bool | None = None) -> int:
+        executions = self.projects[project_id]["jobs"].setdefault(job, [])
+        eid = 500 + sum(len(v) for p in self.projects.values() for v in p["jobs"].values())
+        has_app = state != "INITIALIZING" if app_id is None else app_id
+        executions.append({"id": eid, "state": state, "_user": username,
+                           "appId": f"application_1700000000000_{eid:04d}" if has_app else None})
+        return eid
+
+    def owned_projects(self, email: str) -> int:
+        return sum(1 for p in self.projects.values() if p["owner"] == email)
+
+    def create_project(self, owner: dict[str, Any], name: Any,
+                       services: list[str]) -> tuple[int, Any]:
+        """ProjectController.createProjectDbMetadata (:599-607): the quota first, then the
+        name."""
+        limit = int(owner.get("maxNumProjects", DEFAULT_MAX_NUM_PROJECTS))
+        if limit >= 0 and self.owned_projects(owner["email"]) >= limit:
+            return 400, _error(150002, "You have reached the maximum number of projects you "
+                                       "could create. Contact an administrator to increase "
+                                       "your limit or delete some of the existing projects.")
+        if any(p["name"] == name for p in self.projects.values()):
+            return 409, _error(150001, "Project with the same name already exists.")
+        pid = 100 + len(self.projects) + 1
+        self.projects[pid] = {"id": pid, "name": name, "owner": owner["email"],
+                              "namespace": str(name).lower().replace("_", "-"),
+                              "services": services, "members": {owner["email"]: OWNER},
+                              "jobs": {}, "jupyter": set(), "servings": {}}
+        return 200, None
+
+    def user_view(self, username: str, expand: bool) -> dict[str, Any]:
+        """UsersBuilder.build (:83-101): a link, and the user's fields when expanded."""
+        user = self.user_by_name(username) or {"id": 0}
+        view: dict[str, Any] = {"href": f"{PREFIX}/users/{user['id']}"}
+        if expand:
+            view.update(firstname=user.get("firstname"), lastname=user.get("lastname"),
+                        email=user.get("email"), username=user.get("username"))
+        return view
 
     def jwt_with_api_keys(self) -> bool:
         major_minor = tuple(int(p) for p in self.version.split("-")[0].split(".")[:2])
@@ -169,25 +255,59 @@ class FakeHopsworks:
 
     # -- what customers do on the cluster (for the suspension tests) --------------------------
 
-    def run_job(self, project_id: int, job: str, username: str, state: str = "RUNNING") -> int:
+    def run_job(self, project_id: int, job: str, username: str, state: str = "RUNNING",
+                app_id: bool | None = None) -> int:
+        """An execution of ``job`` by ``username``; it has a YARN appId unless it is still
+        INITIALIZING (or ``app_id`` says otherwise)."""
         with self.state.lock:
-            executions = self.state.projects[project_id]["jobs"].setdefault(job, [])
-            eid = 500 + sum(len(v) for p in self.state.projects.values()
-                            for v in p["jobs"].values())
-            executions.append({"id": eid, "state": state, "user": {"username": username}})
-            return eid
+            return self.state.start_execution(project_id, job, username, state, app_id)
+
+    def give_app_id(self, project_id: int, execution_id: int) -> None:
+        """What YARN does a moment after submission: the execution gets its appId."""
+        with self.state.lock:
+            execution = self.state.execution(project_id, execution_id)
+            execution["appId"] = f"application_1700000000000_{execution_id:04d}"
+            execution["state"] = "RUNNING"
+
+    def login(self, username: str) -> str:
+        """A browser session's token (JWTHelper.java:241-247: UI tokens share one signing
+        key, so none is revoked per user; JWTRenewFilter renews it while in use). Login
+        checks the status (AuthController.java:189-195): a deactivated user cannot log in,
+        but a token obtained before the deactivation keeps working."""
+        with self.state.lock:
+            user = self.state.user_by_name(username)
+            assert user is not None
+            if user["status"] == "DEACTIVATED_ACCOUNT":
+                raise PermissionError(f"{username} is deactivated (login refused)")
+            self.state.signing_keys.add(UI_SIGNING_KEY)
+            token = secrets.token_urlsafe(24)
+            self.state.tokens[token] = (username, frozenset({"api"}), UI_SIGNING_KEY)
+            self.state.token_expiry[token] = time.time() + 86400
+            return token
+
+    def create_project_as(self, username: str, name: str) -> tuple[int, Any]:
+        """A user creating a project of their own in the UI (``POST /project``, the same
+        ProjectController.createProject as ``createas``): refused beyond their quota."""
+        with self.state.lock:
+            user = self.state.user_by_name(username)
+            assert user is not None
+            return self.state.create_project(user, name, ["JOBS", "JUPYTER"])
 
     def start_jupyter(self, project_id: int, username: str) -> None:
         with self.state.lock:
             self.state.projects[project_id]["jupyter"].add(username)
 
     def deploy(self, project_id: int, name: str, creator: str, status: str = "Running") -> int:
+        """A deployment made by the user ``creator`` (a username); the API shows its
+        creator as "First Last" (ServingView.java:98-99)."""
         with self.state.lock:
             sid = 700 + sum(len(p["servings"]) for p in self.state.projects.values())
             self.state.projects[project_id]["servings"][sid] = {
-                "id": sid, "name": name, "status": status, "creator": creator}
+                "id": sid, "name": name, "status": status, "_creator": creator}
             return sid
 
+
+UI_SIGNING_KEY = "hopsworks-ui"
 
 JWT_LIFETIME_SECONDS = 1800
 """Hopsworks' default ``jwt_lifetime_ms`` (1800000, ``common/util/Settings.java``), used by
@@ -334,13 +454,16 @@ class _Handler(BaseHTTPRequestHandler):
                 return 409, _error(160003, "There is an existing account associated with this email")
             uid = 10000 + len(s.users) + 1
             base = re.sub(r"[^a-z]", "", q["email"].split("@")[0].lower())[:8] or "user"
+            asked = int(q.get("maxNumProjects") or 0)  # 0: the default (:305)
             user = {"id": uid, "email": q["email"], "username": f"{base}{len(s.users):03d}",
                     "firstname": q.get("givenName"), "lastname": q.get("surname"),
-                    "status": q.get("status", "TEMP_PASSWORD")}
+                    "status": q.get("status", "TEMP_PASSWORD"),
+                    "maxNumProjects": asked if asked > 0 else s.max_num_projects}
             s.users[uid] = user
             return 201, {**user, "password": "generated"}
         if method == "GET" and path == "/admin/users":
-            users = sorted(s.users.values(), key=lambda u: u["id"])
+            users = [{**u, "numActiveProjects": s.owned_projects(u["email"])}
+                     for u in sorted(s.users.values(), key=lambda u: u["id"])]
             offset, limit = int(q.get("offset", 0)), int(q.get("limit", 10))
             return 200, {"items": users[offset:offset + limit], "count": len(users)}
         m = re.fullmatch(r"/admin/users/(\d+)", path)
@@ -349,6 +472,8 @@ class _Handler(BaseHTTPRequestHandler):
             if user is None:
                 return 404, _error(160002, "User not found")
             user["status"] = (body or {}).get("status", user["status"])
+            if (body or {}).get("maxNumProjects") is not None:  # UserProfileBuilder:190-192
+                user["maxNumProjects"] = int(body["maxNumProjects"])
             return 200, user
         if method == "POST" and path == "/admin/projects/createas":
             return self._createas(body or {})
@@ -358,8 +483,10 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/admin/projects":  # ProjectsAdminBuilder
             items = []
             for p in s.projects.values():
+                owner = s.user_by_email(p["owner"]) or {"username": ADMIN_USER}
                 item = {"href": f"/admin/projects/{p['id']}", "id": p["id"], "name": p["name"],
-                        "creator": {"email": p["owner"]}}
+                        "creator": s.user_view(owner["username"],
+                                               "creator" in q.get("expand", "").lower())}
                 if s.namespace_key:
                     item[s.namespace_key] = p["namespace"]
                 items.append(item)
@@ -396,18 +523,10 @@ class _Handler(BaseHTTPRequestHandler):
             return 400, _error(160001, "User does not exist.")
         services = [str(x).upper() for x in body.get("services") or []]
         unknown = [x for x in services if x not in SERVICES]
-        if unknown:
-            return 400, _error(120001, "An argument was not provided or it was malformed.",
+        if unknown:  # ILLEGAL_ARGUMENT is 422 (RESTCodes.java:805-806)
+            return 422, _error(120001, "An argument was not provided or it was malformed.",
                                f"No enum constant ProjectServiceEnum.{unknown[0]}")
-        name = body.get("projectName")
-        if any(p["name"] == name for p in s.projects.values()):
-            return 409, _error(150001, "Project with the same name already exists.")
-        pid = 100 + len(s.projects) + 1
-        s.projects[pid] = {"id": pid, "name": name, "owner": owner["email"],
-                           "namespace": str(name).lower().replace("_", "-"),
-                           "services": services, "members": {owner["email"]: OWNER},
-                           "jobs": {}, "jupyter": set(), "servings": {}}
-        return 200, None
+        return s.create_project(owner, body.get("projectName"), services)
 
     def _members(self, method: str, project: dict[str, Any], email: str, body: Any,
                  principal: str | None) -> tuple[int, Any]:
@@ -465,15 +584,23 @@ class _Handler(BaseHTTPRequestHandler):
             executions = project["jobs"].get(unquote(m.group(1)))
             if executions is None:
                 return 404, _error(130009, "Job not found.")
+            expand = "user" in q.get("expand", "").lower()
             if m.group(2):
                 execution = next((e for e in executions if e["id"] == int(m.group(2))), None)
                 if execution is None:
                     return 404, _error(130007, "Execution not found.")
-                execution["state"] = "KILLED"
-                return 202, execution
+                # AbstractExecutionController.stopExecution (:206-224): only with an appId
+                if execution["appId"] is not None and execution["state"] in RUNNING:
+                    execution["state"] = "KILLED"
+                return 202, self._execution(execution, False)
+            if method == "POST":
+                eid = self.state.start_execution(project["id"], unquote(m.group(1)),
+                                                 str(principal), "INITIALIZING")
+                return 201, self._execution(self.state.execution(project["id"], eid), False)
             wanted = q.get("filter_by", "")
             states = set(wanted.split(":", 1)[1].upper().split(",")) if wanted else None
-            found = [e for e in executions if states is None or e["state"] in states]
+            found = [self._execution(e, expand) for e in executions
+                     if states is None or e["state"] in states]
             return 200, {"items": found[offset:offset + limit], "count": len(found)}
         if path.endswith("/jupyter/stop"):
             if principal not in project["jupyter"]:
@@ -481,8 +608,12 @@ class _Handler(BaseHTTPRequestHandler):
                                            "this project.")
             project["jupyter"].discard(principal)
             return 200, None
+        if "/serving" in path and not self.state.data_science_profile:
+            return FEATURE_FLAG_NOT_ENABLED  # FeatureFlagFilter.java:53-64
         if re.fullmatch(r"/project/\d+/serving", path):
-            return 200, list(project["servings"].values())
+            return 200, [{k: v for k, v in d.items() if k != "_creator"}
+                         | {"creator": self.state.display_name(d["_creator"])}
+                         for d in project["servings"].values()]
         serving = project["servings"].get(int(path.rsplit("/", 1)[1]))
         if serving is None:
             return 404, _error(240000, "Serving instance not found")
@@ -490,6 +621,10 @@ class _Handler(BaseHTTPRequestHandler):
             return 400, _error(120001, "An argument was not provided or it was malformed.")
         serving["status"] = "Stopped" if q["action"] == "STOP" else "Starting"
         return 200, None
+
+    def _execution(self, execution: dict[str, Any], expand: bool) -> dict[str, Any]:
+        shown = {k: v for k, v in execution.items() if k != "_user"}
+        return shown | {"user": self.state.user_view(execution["_user"], expand)}
 
     def do_GET(self) -> None:
         self._dispatch("GET")
