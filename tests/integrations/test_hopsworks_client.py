@@ -57,7 +57,8 @@ def test_creates_a_project_once_with_the_clients_services_and_reads_it_back(
     assert project.namespace == "hp-abc"  # 3.x says no namespace: derived as Hopsworks does
     with pytest.raises(HopsworksRejected) as info:
         client.create_project("hp_bad", owner.username, "d", ["JOBS", "NOTEBOOKS"])
-    assert (info.value.http_status, info.value.error_code) == (400, 120001)
+    # IllegalArgumentException -> ILLEGAL_ARGUMENT, a 422 (RESTCodes.java:805-806)
+    assert (info.value.http_status, info.value.error_code) == (422, 120001)
 
 
 def test_reads_the_namespace_a_4x_cluster_lists(client: HopsworksClient, hw: FakeHopsworks) -> None:
@@ -189,6 +190,7 @@ def test_a_cluster_that_cannot_sign_tokens_is_misconfigured(hw: FakeHopsworks) -
 def test_the_owner_finds_and_stops_running_workloads(
     client: HopsworksClient, hw: FakeHopsworks
 ) -> None:
+    hw.state.data_science_profile = True
     owner = client.create_user("owner@example.com", "O", "W")
     project = client.create_project("hp_abc", owner.username, "d")
     running = hw.run_job(project.id, "etl", owner.username)
@@ -199,10 +201,12 @@ def test_the_owner_finds_and_stops_running_workloads(
     with client.acting_as(owner.username) as as_owner:
         [execution] = as_owner.running_executions(project.id)
         assert (execution.ref, execution.job) == (str(running), "etl")
+        assert execution.hopsworks_user == owner.username  # listed with expand=user
         as_owner.stop_execution(project.id, "etl", execution.ref)
         assert as_owner.running_executions(project.id) == []
         [deployment] = as_owner.running_deployments(project.id)
         assert deployment.ref == str(serving)
+        assert (deployment.hopsworks_user, deployment.creator_name) == (None, "O W")
         as_owner.stop_deployment(project.id, deployment.ref)
         assert as_owner.running_deployments(project.id) == []
         assert as_owner.stop_own_jupyter(project.id) is True
@@ -296,4 +300,34 @@ def test_the_request_carries_the_apikey_header_and_base_path() -> None:
     c = HopsworksClient("https://hw.example.com/", "k1", transport=httpx.MockTransport(handler))
     assert c.list_projects() == []
     assert seen[0].headers["Authorization"] == "ApiKey k1"
-    assert str(seen[0].url) == "https://hw.example.com/hopsworks-api/api/admin/projects"
+    assert str(seen[0].url) == \
+        "https://hw.example.com/hopsworks-api/api/admin/projects?expand=creator"
+
+
+def test_a_cluster_without_the_data_science_profile_has_no_deployments(
+    client: HopsworksClient, hw: FakeHopsworks
+) -> None:
+    owner = client.create_user("owner@example.com", "O", "W")
+    project = client.create_project("hp_abc", owner.username, "d")
+    with client.acting_as(owner.username) as as_owner:
+        assert as_owner.running_deployments(project.id) == []  # 400 120012: serving is off
+    assert ("GET", f"/hopsworks-api/api/project/{project.id}/serving") in hw.state.requests
+
+
+def test_project_quotas_are_set_at_creation_and_corrected_afterwards(
+    client: HopsworksClient, hw: FakeHopsworks
+) -> None:
+    owner = client.create_user("owner@example.com", "O", "W", max_projects=1)
+    member = client.create_user("member@example.com", "M", "X", max_projects=0)
+    assert hw.state.users[owner.id]["maxNumProjects"] == 1
+    # 0 in the create call means the cluster's default: a PUT sets it
+    assert hw.state.users[member.id]["maxNumProjects"] == 0
+    puts = [r for r in hw.state.requests if r[0] == "PUT"]
+    assert puts == [("PUT", f"/hopsworks-api/api/admin/users/{member.id}")]
+    project = client.create_project("hp_abc", owner.username, "d")
+    # a repeat is refused for the quota before the name (150002): still the same project
+    assert client.create_project("hp_abc", owner.username, "d") == project
+    with pytest.raises(HopsworksRejected) as info:
+        client.create_project("hp_other", owner.username, "d")
+    assert (info.value.http_status, info.value.error_code) == (400, 150002)
+    assert client.list_projects()[0].creator == owner.username  # listed with expand=creator

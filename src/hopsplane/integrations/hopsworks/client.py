@@ -40,7 +40,10 @@ API_PREFIX = "/hopsworks-api/api"
 USER_EXISTS = 160003
 PROJECT_EXISTS = 150001
 ALREADY_MEMBER = 150024  # RESTCodes.ProjectErrorCode.TEAM_MEMBER_ALREADY_EXISTS; 409 too
-FAILED_TO_ADD_MEMBER = 150081  # newest ProjectMembersService: a member not added, reason in usrMsg
+FAILED_TO_ADD_MEMBER = 150081  # ProjectMembersService since 2.5: not added, reason in usrMsg
+NUM_PROJECTS_LIMIT_REACHED = 150002  # RESTCodes.ProjectErrorCode; HTTP 400
+NO_ROLE_FOUND = 160000  # ProjectAuthFilter: the caller is not a member of the project; 403
+FEATURE_FLAG_NOT_ENABLED = 120012  # FeatureFlagFilter: e.g. serving without the DS profile
 _ALREADY_MEMBER_TEXT = "already a member"
 ACTIVATED = "ACTIVATED_ACCOUNT"
 DEACTIVATED = "DEACTIVATED_ACCOUNT"
@@ -106,6 +109,7 @@ class HopsworksUser:
     username: str
     email: str
     status: int | str | None = None
+    max_projects: int | None = None  # maxNumProjects: how many projects they may own
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,7 @@ class HopsworksProject:
     id: int
     name: str
     namespace: str
+    creator: str | None = None  # the owner's username (listed with expand=creator)
 
 
 def namespace_of(project_name: str) -> str:
@@ -123,7 +128,9 @@ def namespace_of(project_name: str) -> str:
 
 class HopsworksApi(Protocol):
     def version(self) -> tuple[int, ...] | None: ...
-    def create_user(self, email: str, first_name: str, last_name: str) -> HopsworksUser: ...
+    def create_user(
+        self, email: str, first_name: str, last_name: str, max_projects: int | None = None,
+    ) -> HopsworksUser: ...
     def find_user(self, email: str) -> HopsworksUser | None: ...
     def list_users(self) -> list[HopsworksUser]: ...
     def create_project(
@@ -132,6 +139,7 @@ class HopsworksApi(Protocol):
     ) -> HopsworksProject: ...
     def list_projects(self) -> list[HopsworksProject]: ...
     def set_user_active(self, user_id: int, active: bool) -> None: ...
+    def set_max_projects(self, user_id: int, max_projects: int) -> None: ...
     def acting_as(self, username: str) -> contextlib.AbstractContextManager[OwnerSession]: ...
     def close(self) -> None: ...
 
@@ -201,27 +209,40 @@ class HopsworksClient:
 
     # -- users ---------------------------------------------------------------------------
 
-    def create_user(self, email: str, first_name: str, last_name: str) -> HopsworksUser:
-        """Register a user (status ACTIVATED_ACCOUNT); an existing email is success."""
-        params = {
+    def create_user(
+        self, email: str, first_name: str, last_name: str, max_projects: int | None = None,
+    ) -> HopsworksUser:
+        """Register a user (status ACTIVATED_ACCOUNT); an existing email is success.
+
+        ``max_projects``: how many projects the user may own. Without it Hopsworks gives
+        the cluster's default (``max_num_proj_per_user``, 5), and 0 in the create call
+        means that default too (``UsersAdminResource.java:305``), so a number under 1 is
+        applied afterwards with ``PUT /admin/users/{id}`` (``UserProfileBuilder.java:190-192``),
+        as is any number for a user that existed already."""
+        params: dict[str, Any] = {
             "accountType": "M_ACCOUNT_TYPE",
             "email": email,
             "givenName": first_name or "-",
             "surname": last_name or "-",
             "status": ACTIVATED,
         }
+        if max_projects is not None and max_projects > 0:
+            params["maxNumProjects"] = max_projects
         response = self._request("POST", "/admin/users", params=params, exists_codes={USER_EXISTS})
+        created: HopsworksUser | None = None
         if response is not None:
             body = _json(response)
             if body.get("username") and body.get("id") is not None:
-                return _user(body)
-        found = self.find_user(email)
+                created = _user(body)
+        found = created or self.find_user(email)
         if found is None:
             raise HopsworksRejected(
                 f"Hopsworks said user {email} exists but does not list it",
                 http_status=409,
                 error_code=USER_EXISTS,
             )
+        if max_projects is not None and found.max_projects != max_projects:
+            self.set_max_projects(found.id, max_projects)
         return found
 
     def find_user(self, email: str) -> HopsworksUser | None:
@@ -238,6 +259,11 @@ class HopsworksClient:
             f"/admin/users/{int(user_id)}",
             json={"status": ACTIVATED if active else DEACTIVATED},
         )
+
+    def set_max_projects(self, user_id: int, max_projects: int) -> None:
+        """PUT /admin/users/{id} ``{"maxNumProjects": n}``: only the fields given are
+        applied (``UserProfileBuilder.java:181-199``), 0 included."""
+        self._request("PUT", f"/admin/users/{int(user_id)}", json={"maxNumProjects": max_projects})
 
     # -- projects ------------------------------------------------------------------------
 
@@ -258,9 +284,19 @@ class HopsworksClient:
             "description": description,
             "services": list(services),
         }
-        response = self._request(
-            "POST", "/admin/projects/createas", json=body, exists_codes={PROJECT_EXISTS}
-        )
+        try:
+            response = self._request(
+                "POST", "/admin/projects/createas", json=body, exists_codes={PROJECT_EXISTS}
+            )
+        except HopsworksRejected as exc:
+            # The owner's quota is checked before the name (ProjectController.java:602-607):
+            # a repeat for an owner who may own one project answers "limit reached".
+            if exc.error_code != NUM_PROJECTS_LIMIT_REACHED:
+                raise
+            existing = next((p for p in self.list_projects() if p.name == name), None)
+            if existing is None:
+                raise
+            return existing
         if response is not None and response.content:
             created = _json(response)
             pid = created.get("id", created.get("projectId"))
@@ -278,8 +314,9 @@ class HopsworksClient:
     def list_projects(self) -> list[HopsworksProject]:
         """Every project: ``{"items": [{"id", "name", ...}], "count"}`` since Hopsworks 3.2
         (``ProjectsAdminResource``), a bare list of ``{"projectId", "projectName", ...}``
-        before."""
-        response = self._request("GET", "/admin/projects")
+        before. With ``expand=creator`` each names its owner (``ProjectsAdminBuilder.java:67``,
+        ``admin/projects/ProjectAdminExpansions.java:40-41``; a bare link otherwise)."""
+        response = self._request("GET", "/admin/projects", params={"expand": "creator"})
         assert response is not None
         data = response.json()
         items = data.get("items", []) if isinstance(data, dict) else data
@@ -437,9 +474,12 @@ def _project(item: Mapping[str, Any]) -> HopsworksProject:
     4.x Python clients read it) or, when it does not, derived as Hopsworks derives it."""
     name = str(item.get("name", item.get("projectName")))
     namespace = item.get("namespace") or item.get("projectNamespace")
+    creator = item.get("creator")
+    username = creator.get("username") if isinstance(creator, Mapping) else None
     return HopsworksProject(
         int(item.get("id", item.get("projectId"))), name,
         str(namespace) if namespace else namespace_of(name),
+        str(username) if username else None,
     )
 
 
@@ -449,7 +489,15 @@ def _user(item: Mapping[str, Any]) -> HopsworksUser:
         username=str(item["username"]),
         email=str(item["email"]),
         status=item.get("status"),
+        max_projects=_int_or_none(item.get("maxNumProjects")),
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _error_code(response: httpx.Response) -> int | None:

@@ -17,6 +17,8 @@ from hopsplane.integrations.hopsworks.client import (
     ALREADY_MEMBER,
     DEFAULT_MEMBER_ROLE,
     FAILED_TO_ADD_MEMBER,
+    FEATURE_FLAG_NOT_ENABLED,
+    NO_ROLE_FOUND,
     HopsworksRejected,
     _json,
 )
@@ -32,9 +34,11 @@ RUNNING_EXECUTION_STATES = (
     "ACCEPTED", "STARTING_APP_MASTER", "RUNNING", "AGGREGATING_LOGS", "CONVERTING_NOTEBOOK",
 )
 """JobState.getRunningStates() (JobState.java, the same in 3.7, 3.8 and master)."""
-IDLE_DEPLOYMENT_STATES = frozenset({"Stopped", "Stopping", "Created"})
-"""ServingStatusEnum values (as JSON: their readable names) of a deployment that runs no
-pods; every other status (Starting, Running, Idle, Updating, Failed) is stopped."""
+IDLE_DEPLOYMENT_STATES = frozenset({"Stopped", "Stopping", "Created", "Creating"})
+"""ServingStatusEnum values (as JSON: their readable names, ``ServingStatusEnum.java:46-65``)
+of a deployment that runs no pods (the Python client treats Creating, Created and Stopped as
+stopped and Stopping as stopping: ``hsml/engine/serving_engine.py:276-286``); every other
+status (Starting, Running, Idle, Updating, Failed) is stopped."""
 PAGE = 100
 
 
@@ -45,8 +49,9 @@ class Workload:
     kind: str  # "job_execution" | "jupyter" | "deployment"
     ref: str  # execution id, Jupyter user's username, serving id
     name: str
-    hopsworks_user: str | None = None
+    hopsworks_user: str | None = None  # a username (executions list it with expand=user)
     job: str | None = None  # the job of an execution
+    creator_name: str | None = None  # a deployment's creator: "First Last", not a username
 
 
 class OwnerSession:
@@ -66,9 +71,9 @@ class OwnerSession:
     # -- members ---------------------------------------------------------------------------
 
     def add_member(self, project_id: int, email: str, role: str = DEFAULT_MEMBER_ROLE) -> None:
-        """Add ``email`` to the project; an existing membership is success. 3.x answers 200
-        with the members not added in ``fieldErrors``; v3.7.0 and later throw
-        FAILED_TO_ADD_MEMBER (400, 150081) with the reason in ``usrMsg``."""
+        """Add ``email`` to the project; an existing membership is success. Releases before
+        2.5 answered 200 with the members not added in ``fieldErrors``; v2.5.0 and later
+        throw FAILED_TO_ADD_MEMBER (400, 150081) with the reason in ``usrMsg``."""
         body = {"projectTeam": [{
             "projectTeamPK": {"projectId": int(project_id), "teamMember": email},
             "teamRole": role,
@@ -103,13 +108,16 @@ class OwnerSession:
     # -- workloads -------------------------------------------------------------------------
 
     def running_executions(self, project_id: int) -> list[Workload]:
-        """Every execution of every job of the project in a running state."""
+        """Every execution of every job of the project in a running state, with the
+        username of who started it: an execution's ``user`` is a bare link unless the
+        listing asks ``expand=user`` (``ExecutionsBuilder.java:110``,
+        ``UsersBuilder.java:83-101``)."""
         found: list[Workload] = []
         for job in self._paged(f"/project/{int(project_id)}/jobs"):
             name = str(job.get("name"))
             executions = self._paged(
                 f"/project/{int(project_id)}/jobs/{name}/executions",
-                {"filter_by": "state:" + ",".join(RUNNING_EXECUTION_STATES)},
+                {"filter_by": "state:" + ",".join(RUNNING_EXECUTION_STATES), "expand": "user"},
             )
             for execution in executions:
                 if str(execution.get("state", "")).upper() in RUNNING_EXECUTION_STATES:
@@ -122,24 +130,43 @@ class OwnerSession:
         return found
 
     def stop_execution(self, project_id: int, job: str, execution_id: str) -> None:
-        """``PUT /project/{id}/jobs/{name}/executions/{id}/status`` (answers 202)."""
+        """``PUT /project/{id}/jobs/{name}/executions/{id}/status``. It answers 202 whatever
+        happened: an execution without an appId yet (still INITIALIZING) is returned
+        unchanged (``AbstractExecutionController.java:206-224``), so only a later listing
+        says whether it stopped."""
         self._call("PUT", f"/project/{int(project_id)}/jobs/{job}/executions/"
                    f"{int(execution_id)}/status", json={"state": "stopped"})
 
     def stop_own_jupyter(self, project_id: int) -> bool:
         """Stop this user's Jupyter server in the project (``GET .../jupyter/stop`` stops
-        only the caller's own); False when there was none (404, 100033)."""
-        response = self._call("GET", f"/project/{int(project_id)}/jupyter/stop",
-                              missing_ok=True, missing_codes={JUPYTER_SERVERS_NOT_FOUND})
+        only the caller's own); False when there was none (404, 100033) or the user is not
+        a member of the project (403 NO_ROLE_FOUND 160000, ``ProjectAuthFilter.java:135-139``:
+        they cannot run one there)."""
+        try:
+            response = self._call("GET", f"/project/{int(project_id)}/jupyter/stop",
+                                  missing_ok=True, missing_codes={JUPYTER_SERVERS_NOT_FOUND})
+        except HopsworksRejected as exc:
+            if exc.http_status == 403 and exc.error_code == NO_ROLE_FOUND:
+                return False
+            raise
         return response is not None
 
     def running_deployments(self, project_id: int) -> list[Workload]:
-        """``GET /project/{id}/serving``: a JSON list of ServingView."""
-        response = self._call("GET", f"/project/{int(project_id)}/serving")
+        """``GET /project/{id}/serving``: a JSON list of ServingView. Serving is behind
+        ``@FeatureFlagRequired(DATA_SCIENCE_PROFILE)`` (``ServingService.java:116``), off by
+        default: such a cluster answers 400 FEATURE_FLAG_NOT_ENABLED (120012) and can run
+        no deployment, so that is "none". ``creator`` is the creator's display name
+        (``ServingView.java:98-99``), kept as such."""
+        try:
+            response = self._call("GET", f"/project/{int(project_id)}/serving")
+        except HopsworksRejected as exc:
+            if exc.http_status == 400 and exc.error_code == FEATURE_FLAG_NOT_ENABLED:
+                return []
+            raise
         data = response.json() if response is not None and response.content else []
         return [
             Workload("deployment", str(d["id"]), str(d.get("name", d["id"])),
-                     str(d["creator"]) if d.get("creator") else None)
+                     creator_name=str(d["creator"]) if d.get("creator") else None)
             for d in data if isinstance(d, dict)
             and str(d.get("status", "")) not in IDLE_DEPLOYMENT_STATES
         ]
