@@ -150,6 +150,12 @@ class Settings(BaseSettings):
         0.5, ge=0, le=60, description="First wait between Hopsworks retries (doubles)."
     )
     hopsworks_verify_tls: bool = Field(True, description="Verify Hopsworks TLS certificates.")
+    suspension_sweep_minutes: int = Field(
+        10, ge=1, le=1440,
+        description="While an account is suspended (or a member is over an enforced budget), "
+        "how often what runs on Hopsworks is stopped again: a deactivated user's open "
+        "Hopsworks session keeps working, so what they restart is stopped at the next sweep.",
+    )
     worker_poll_interval_seconds: float = Field(
         2.0, gt=0, le=300,
         description="How long an idle worker waits before polling again (a new job wakes it "

@@ -29,4 +29,4 @@ def worker(fresh_db: Database, box: SecretBox, clock: Clock) -> Iterator[Worker]
         return HopsworksClient(url, key, auth_key, timeout=5, retries=1, backoff=0)
 
     yield Worker(fresh_db, schedule.handlers(), schedule.periodic_tasks(),
-                 services={"box": box, "hopsworks": factory}, clock=clock)
+                 services={"box": box, "hopsworks": factory, "clock": clock}, clock=clock)

@@ -188,6 +188,8 @@ def test_a_member_assigned_to_another_project_of_the_owner_moves_there(
     o = user(fresh_db, owner)
     first = int(o.hopsworks_project_id or 0)
     admin = HopsworksClient(hw.url, hw.state.api_key, retries=0)
+    # an owner may own one project; the operator raises the quota for a second one
+    admin.set_max_projects(int(o.metadata_["hopsworks_user_id"]), 2)
     second = admin.create_project("hp_second", str(o.hopsworks_username), "d").id
     with fresh_db.transaction() as s:
         member = make_user(s, owner=owner)

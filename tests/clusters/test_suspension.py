@@ -42,6 +42,7 @@ def test_suspension_deactivates_then_stops_and_records_what_ran_and_resumption_r
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker,
     capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
+    hw.state.data_science_profile = True  # a cluster that serves models
     owner, member = _account(fresh_db, box, hw, worker)
     o, m = user(fresh_db, owner), user(fresh_db, member)
     project = int(o.hopsworks_project_id or 0)
@@ -64,7 +65,7 @@ def test_suspension_deactivates_then_stops_and_records_what_ran_and_resumption_r
     assert sorted(_stopped(fresh_db)) == sorted([
         ("job_execution", str(etl), o.hopsworks_username),
         ("job_execution", str(train), m.hopsworks_username),
-        ("deployment", str(fraud), o.hopsworks_username),
+        ("deployment", str(fraud), None),  # Hopsworks names its creator "First Last" only
         ("jupyter", m.hopsworks_username, m.hopsworks_username),
     ])
     assert hw.state.signing_keys == set()
@@ -87,7 +88,9 @@ def test_suspension_deactivates_then_stops_and_records_what_ran_and_resumption_r
     assert state["servings"][fraud]["status"] == "Stopped"  # not restarted
     with fresh_db.transaction() as s:
         shown = service.stopped_workloads(s, owner)
-    assert {w.name for w in shown} == {f"etl #{etl}", f"train #{train}", "fraud",
+    creator = hw.state.display_name(o.hopsworks_username)
+    assert {w.name for w in shown} == {f"etl #{etl}", f"train #{train}",
+                                      f"fraud (created by {creator})",
                                       f"Jupyter of {m.hopsworks_username}"}
     assert {j.status for j in jobs(fresh_db)} == {"done"}
     # neither key nor any token reached the logs
@@ -100,6 +103,7 @@ def test_suspension_deactivates_then_stops_and_records_what_ran_and_resumption_r
 def test_a_workload_that_will_not_stop_leaves_the_others_stopped_and_is_tried_again(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock
 ) -> None:
+    hw.state.data_science_profile = True
     owner, _member = _account(fresh_db, box, hw, worker)
     o = user(fresh_db, owner)
     project = int(o.hopsworks_project_id or 0)

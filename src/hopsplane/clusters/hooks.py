@@ -12,7 +12,12 @@ from sqlalchemy.orm import Session
 
 from hopsplane.clusters import repository as repo
 from hopsplane.clusters import service, tasks
-from hopsplane.clusters.rules import BUDGET_STOPPED_KEY, SUSPENDED_KEY, SUSPENSION_KEY
+from hopsplane.clusters.rules import (
+    BUDGET_STOP_KEY,
+    BUDGET_STOPPED_KEY,
+    SUSPENDED_KEY,
+    SUSPENSION_KEY,
+)
 from hopsplane.config import Settings
 from hopsplane.errors import Unavailable
 from hopsplane.hooks import AccountHooks
@@ -67,8 +72,11 @@ class ClusterHooks:
 
     def member_budget_exceeded(self, session: Session, member_id: str, owner_id: str) -> None:
         """The same job as a suspension (the account's status sync), which deactivates the
-        users that must not work: the flag makes it this member only."""
-        repo.merge_user_metadata(session, member_id, {BUDGET_STOPPED_KEY: True})
+        users that must not work (the flag makes it this member only), then stops what the
+        member runs (recorded under this stop's id)."""
+        repo.merge_user_metadata(
+            session, member_id, {BUDGET_STOPPED_KEY: True, BUDGET_STOP_KEY: str(uuid.uuid4())}
+        )
         tasks.enqueue_status_sync(session, owner_id)
 
     def member_budget_restored(self, session: Session, member_id: str, owner_id: str) -> None:

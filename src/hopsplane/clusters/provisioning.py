@@ -20,7 +20,7 @@ cluster's API keys) and ``hopsworks`` (a HopsworksClientFactory).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,9 +31,12 @@ from sqlalchemy.orm import Session
 from hopsplane.clusters import repository as repo
 from hopsplane.clusters import service, tasks
 from hopsplane.clusters.rules import (
+    BUDGET_STOP_KEY,
     BUDGET_STOPPED_KEY,
     CLUSTER_KEY,
+    MEMBER_MAX_PROJECTS,
     MEMBER_OF_KEY,
+    OWNER_MAX_PROJECTS,
     SUSPENDED_KEY,
     SUSPENSION_KEY,
     project_name_for,
@@ -48,18 +51,30 @@ from hopsplane.integrations.hopsworks import (
     HopsworksApi,
     HopsworksClientFactory,
     HopsworksMisconfigured,
-    HopsworksRejected,
-    HopsworksUnavailable,
     OwnerSession,
-    Workload,
 )
-from hopsplane.worker.rules import backoff
 from hopsplane.worker.schemas import Handler, JobContext, Task
 
 log = structlog.get_logger(__name__)
 
 MAX_STOP_ROUNDS = 10
 RECONCILE_EVERY = timedelta(minutes=15)
+SWEEP_TICK = timedelta(minutes=1)
+"""How often the sweep looks for accounts due to be swept; each is swept every
+``Settings.suspension_sweep_minutes``."""
+DEFAULT_SWEEP_EVERY = timedelta(minutes=10)
+
+
+def _now(ctx: JobContext) -> datetime:
+    """The worker's clock when it hands one to its jobs (``services["clock"]``), else UTC now."""
+    clock = ctx.services.get("clock")
+    return clock() if clock is not None else datetime.now(UTC)
+
+
+def _sweep_every(ctx: JobContext) -> timedelta:
+    settings = ctx.services.get("settings")
+    minutes = getattr(settings, "suspension_sweep_minutes", None)
+    return timedelta(minutes=minutes) if minutes else DEFAULT_SWEEP_EVERY
 
 
 @contextmanager
@@ -136,7 +151,7 @@ def provision_owner(session: Session, args: dict[str, Any], ctx: JobContext) -> 
     cluster = service.get_cluster(session, cluster_id)
     with _client(session, ctx, cluster_id) as client:
         first, last = split_name(owner.name, owner.email)
-        hw_user = client.create_user(owner.email, first, last)
+        hw_user = client.create_user(owner.email, first, last, OWNER_MAX_PROJECTS)
         repo.save_hopsworks_user(session, owner.id, hw_user.username, cluster_id, hw_user.id)
         project = client.create_project(
             project_name_for(owner.id), hw_user.username, f"hopsplane account {owner.id}",
@@ -167,7 +182,7 @@ def _provision_member(session: Session, args: dict[str, Any], ctx: JobContext) -
                   or owner.hopsworks_project_id)
     with _client(session, ctx, cluster_id) as client:
         first, last = split_name(member.name, member.email)
-        hw_user = client.create_user(member.email, first, last)
+        hw_user = client.create_user(member.email, first, last, MEMBER_MAX_PROJECTS)
         repo.save_hopsworks_user(session, member.id, hw_user.username, cluster_id, hw_user.id)
         if _suspended(owner):
             client.set_user_active(hw_user.id, False)
@@ -186,7 +201,9 @@ def sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext)
     """Deactivate (suspended) or reactivate every provisioned Hopsworks user of an account;
     a member stopped by their budget stays deactivated while the account is active.
     After a deactivation, queue the next step of the suspension: stopping the account's
-    running workloads (a resumption restarts nothing: the owner sees what was stopped)."""
+    running workloads, and each over-budget member's own (a resumption restarts nothing:
+    the owner sees what was stopped). Deactivation alone stops nothing: Hopsworks checks
+    a user's status at login only, not on the tokens of an open session."""
     owner = repo.get_user(session, str(args["user_id"]))
     if owner is None:
         return
@@ -203,62 +220,12 @@ def sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext)
     suspension = (owner.metadata_ or {}).get(SUSPENSION_KEY)
     if not active and suspension and owner.hopsworks_project_id is not None:
         tasks.enqueue_workload_stop(session, owner.id, str(suspension))
+    if owner.hopsworks_project_id is not None:  # members over budget: their work too
+        for user in on_cluster:
+            if user.account_owner_id is not None and _budget_stopped(user):
+                stop = str((user.metadata_ or {}).get(BUDGET_STOP_KEY) or "")
+                tasks.enqueue_workload_stop(session, owner.id, stop, member_id=user.id)
     log.info("account status synced", account=owner.id, active=active, users=len(on_cluster))
-
-
-def _stop_workloads(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
-    """Acting as the owner, stop the running job executions and model deployments of the
-    account's project, and, acting as each user, their Jupyter server; record each. A
-    workload that fails to stop does not undo the others: they are recorded and a
-    follow-up job (``round`` + 1, after a backoff) tries the rest, up to MAX_STOP_ROUNDS."""
-    owner = repo.get_user(session, str(args["user_id"]))
-    placed = repo.assignment_of(session, str(args["user_id"]))
-    if owner is None or placed is None or owner.hopsworks_project_id is None:
-        return
-    if not _suspended(owner) or (owner.metadata_ or {}).get(SUSPENSION_KEY) != args["suspension"]:
-        return  # resumed (or suspended again: that suspension has its own job)
-    if not owner.hopsworks_username:
-        return
-    project, cluster = int(owner.hopsworks_project_id), placed.hopsworks_cluster_id
-    stopped: list[Workload] = []
-    failures: list[str] = []
-
-    def attempt(workload: Workload, stop: Callable[..., object], *stop_args: object) -> None:
-        try:
-            if stop(*stop_args) is not False:
-                stopped.append(workload)
-        except (HopsworksRejected, HopsworksUnavailable) as exc:
-            failures.append(f"{workload.kind} {workload.name}: {exc.message}")
-
-    with _client(session, ctx, cluster) as client:
-        with _as_user(client, owner.hopsworks_username) as as_owner:
-            for w in as_owner.running_executions(project):
-                attempt(w, as_owner.stop_execution, project, str(w.job), w.ref)
-            for w in as_owner.running_deployments(project):
-                attempt(w, as_owner.stop_deployment, project, w.ref)
-        for user in _hopsworks_users(session, owner):
-            if not _on(user, str(cluster)) or not user.hopsworks_username:
-                continue
-            name = user.hopsworks_username
-            with _as_user(client, name) as as_user:
-                attempt(Workload("jupyter", name, f"Jupyter of {name}", name),
-                        as_user.stop_own_jupyter, project)
-    repo.record_stopped(session, [
-        {"account_owner_id": owner.id, "cluster_id": cluster, "project_id": project,
-         "suspension": args["suspension"], "kind": w.kind, "ref": w.ref, "name": w.name,
-         "hopsworks_user": w.hopsworks_user}
-        for w in stopped
-    ])
-    service.clear_operator_error(session, cluster)
-    round_ = int(args.get("round", 1))
-    if failures:
-        if round_ >= MAX_STOP_ROUNDS:
-            raise HopsworksUnavailable("could not stop: " + "; ".join(failures))
-        tasks.enqueue_workload_stop(session, owner.id, str(args["suspension"]), round_ + 1,
-                                    run_at=datetime.now(UTC) + backoff(round_))
-        log.warning("some workloads did not stop; a follow-up job tries again",
-                    account=owner.id, failures=failures)
-    log.info("workloads stopped", account=owner.id, stopped=len(stopped))
 
 
 def place_account(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
@@ -285,7 +252,11 @@ def _remove_member(session: Session, args: dict[str, Any], ctx: JobContext) -> N
 
 def reconcile(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     """Periodic: re-enqueue provisioning for every user whose Hopsworks side is incomplete
-    (catches jobs that ran out of attempts during a long outage)."""
+    (catches jobs that ran out of attempts during a long outage), and queue the audit of
+    every cluster with accounts (project quotas, stray projects: see
+    :func:`hopsplane.clusters.enforcement.audit_cluster`)."""
+    for cluster_id in repo.clusters_to_audit(session):
+        tasks.enqueue_cluster_audit(session, str(cluster_id))
     for user_id, is_member in repo.unprovisioned(session):
         if is_member:
             user = repo.get_user(session, user_id)
@@ -306,14 +277,12 @@ def _on(user: User, cluster: str) -> bool:
 
 
 provision_member = _operator_errors(_provision_member)
-stop_workloads = _operator_errors(_stop_workloads)
 remove_member = _operator_errors(_remove_member)
 
 TASKS: tuple[Task, ...] = (
     Task(tasks.PROVISION_OWNER, provision_owner),
     Task(tasks.PROVISION_MEMBER, provision_member),
     Task(tasks.SYNC_ACCOUNT_STATUS, sync_account_status),
-    Task(tasks.STOP_WORKLOADS, stop_workloads),
     Task(tasks.PLACE_ACCOUNT, place_account),
     Task(tasks.REMOVE_MEMBER, remove_member),
     Task(tasks.RECONCILE, reconcile, every=RECONCILE_EVERY, slot="clusters-reconcile"),

@@ -295,3 +295,51 @@ def delete_assignment(session: Session, account_owner_id: str) -> None:
     session.execute(
         delete(AccountCluster).where(AccountCluster.account_owner_id == account_owner_id)
     )
+
+
+# -- enforcement: who must have nothing running, and who is on a cluster ------------------
+
+
+def accounts_to_sweep(session: Session) -> list[tuple[str, str | None, str]]:
+    """(account owner id, member id or None, id of the stop) of every suspended account
+    with a project, and every member over an enforced budget, on a cluster without an
+    operator error: what the periodic sweep keeps stopped."""
+    rows = session.execute(
+        text(
+            "SELECT COALESCE(u.account_owner_id, u.id) AS owner, "
+            "       CASE WHEN u.account_owner_id IS NOT NULL THEN u.id END AS member, "
+            "       CASE WHEN u.account_owner_id IS NULL "
+            "            THEN u.metadata ->> 'hopsworks_suspension' "
+            "            ELSE u.metadata ->> 'hopsworks_budget_stop' END AS stop "
+            "FROM users u JOIN account_clusters a "
+            "  ON a.account_owner_id = COALESCE(u.account_owner_id, u.id) "
+            "JOIN hopsworks_clusters c ON c.id = a.hopsworks_cluster_id "
+            "WHERE c.metadata ->> 'operator_error' IS NULL AND c.status <> 'disabled' "
+            "AND ((u.account_owner_id IS NULL AND u.hopsworks_project_id IS NOT NULL "
+            "      AND (u.metadata ->> 'hopsworks_suspended')::boolean) "
+            "  OR (u.account_owner_id IS NOT NULL AND u.hopsworks_username IS NOT NULL "
+            "      AND (u.metadata ->> 'hopsworks_budget_stopped')::boolean)) "
+            "ORDER BY 1, 2 NULLS FIRST"
+        )
+    )
+    return [(r.owner, r.member, r.stop or "") for r in rows]
+
+
+def users_on_cluster(session: Session, cluster_id: uuid.UUID) -> list[User]:
+    """Every user (owner or member) whose Hopsworks user hopsplane made on the cluster."""
+    return list(session.scalars(
+        select(User).where(
+            text("users.metadata ->> 'hopsworks_cluster_id' = :c "
+                 "AND users.metadata ? 'hopsworks_user_id'").bindparams(c=str(cluster_id))
+        ).order_by(User.id)
+    ))
+
+
+def clusters_to_audit(session: Session) -> list[uuid.UUID]:
+    """Clusters with at least one account, not disabled, without an operator error."""
+    rows = session.execute(text(
+        "SELECT c.id FROM hopsworks_clusters c WHERE c.status <> 'disabled' "
+        "AND c.metadata ->> 'operator_error' IS NULL "
+        "AND EXISTS (SELECT 1 FROM account_clusters a WHERE a.hopsworks_cluster_id = c.id) "
+        "ORDER BY c.id"))
+    return [r[0] for r in rows]

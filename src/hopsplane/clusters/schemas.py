@@ -104,3 +104,14 @@ class StoppedWorkloadOut(BaseModel):
     hopsworks_user: str | None
     project_id: int
     stopped_at: datetime
+
+
+class StrayProjectOut(BaseModel):
+    """A Hopsworks project that a user of the account owns besides the account's project
+    (made before hopsplane limited their project quota): its usage is billed to the
+    account's owner and a suspension stops it too; the operator may delete it."""
+
+    id: int
+    name: str
+    namespace: str
+    creator: str = Field(description="Hopsworks username of its owner (owner or member)")

@@ -17,6 +17,7 @@ from hopsplane.clusters.rules import (
     OPERATOR_ERROR_KEY,
     PROJECT_SERVICES_KEY,
     PROMETHEUS_URL_KEY,
+    STRAY_PROJECTS_KEY,
     ClusterStatus,
     project_services,
     validate_http_url,
@@ -32,10 +33,12 @@ from hopsplane.clusters.schemas import (
     ClusterSecrets,
     ClusterUpdate,
     StoppedWorkloadOut,
+    StrayProjectOut,
 )
 from hopsplane.crypto import SecretBox
 from hopsplane.db.models import HopsworksCluster
 from hopsplane.errors import Conflict, Invalid, NotFound, Unavailable
+from hopsplane.integrations.hopsworks import HopsworksProject
 
 MAX_PAGE = 500
 
@@ -267,6 +270,31 @@ def stopped_workloads(session: Session, account_owner_id: str) -> list[StoppedWo
         StoppedWorkloadOut.model_validate(r)
         for r in repo.stopped_workloads(session, account_owner_id, limit=MAX_STOPPED)
     ]
+
+
+def find_stray_projects(
+    session: Session, cluster_id: uuid.UUID, projects: list[HopsworksProject]
+) -> dict[str, list[StrayProjectOut]]:
+    """Account owner id -> the projects of ``projects`` (the cluster's, listed with their
+    creator) that a user of the account owns and that are not the account's project nor
+    a project a member was assigned to."""
+    users = repo.users_on_cluster(session, cluster_id)
+    account_of = {str(u.hopsworks_username): u.account_owner_id or u.id
+                  for u in users if u.hopsworks_username}
+    known = {u.hopsworks_project_id for u in users if u.hopsworks_project_id is not None}
+    found: dict[str, list[StrayProjectOut]] = {}
+    for p in projects:
+        if p.creator in account_of and p.id not in known:
+            found.setdefault(account_of[p.creator], []).append(StrayProjectOut(
+                id=p.id, name=p.name, namespace=p.namespace, creator=p.creator))
+    return found
+
+
+def stray_projects(session: Session, account_owner_id: str) -> list[StrayProjectOut]:
+    """The account's stray projects as the last cluster audit found them."""
+    owner = repo.get_user(session, account_owner_id)
+    listed = (owner.metadata_ or {}).get(STRAY_PROJECTS_KEY) if owner is not None else None
+    return [StrayProjectOut.model_validate(p) for p in listed or [] if isinstance(p, dict)]
 
 
 def count_drift(session: Session) -> list[tuple[uuid.UUID, int, int]]:

@@ -16,6 +16,8 @@ PLACE_ACCOUNT = "clusters.place_account"
 REMOVE_MEMBER = "clusters.remove_member"
 RECONCILE = "clusters.reconcile"
 STOP_WORKLOADS = "clusters.stop_workloads"
+SWEEP = "clusters.sweep"
+AUDIT_CLUSTER = "clusters.audit_cluster"
 
 
 def account_lock(account_owner_id: str) -> str:
@@ -73,14 +75,27 @@ def enqueue_member_removal(
 
 def enqueue_workload_stop(
     session: Session, owner_id: str, suspension: str, round_: int = 1,
-    run_at: datetime | None = None,
+    run_at: datetime | None = None, *, member_id: str | None = None,
+    record_as: str | None = None, sweep: bool = False,
 ) -> None:
-    """Second step of a suspension: stop what the account runs on its cluster. ``round_``
-    counts the follow-ups a partly failed stop queued (see provisioning.stop_workloads)."""
-    enqueue(
-        session,
-        STOP_WORKLOADS,
-        {"user_id": owner_id, "suspension": suspension, "round": round_},
-        lock_key=account_lock(owner_id),
-        run_at=run_at,
-    )
+    """Second step of a suspension (or of a member's budget stop, ``member_id``): stop what
+    the account (or the member) runs on its cluster. ``suspension`` is the id of the
+    suspension or budget stop it belongs to; ``round_`` counts the follow-ups a partly
+    failed stop queued; ``record_as`` is what a follow-up records its stops under (the
+    first round's); ``sweep``: queued by the periodic sweep, not by the stop itself
+    (see provisioning.stop_workloads)."""
+    args: dict[str, object] = {"user_id": owner_id, "suspension": suspension, "round": round_}
+    if member_id is not None:
+        args["member_id"] = member_id
+    if record_as is not None:
+        args["record_as"] = record_as
+    if sweep:
+        args["sweep"] = True
+    if round_ == 1 and run_at is None:  # a first round waiting already does the same work
+        enqueue_unless_queued(session, STOP_WORKLOADS, args, lock_key=account_lock(owner_id))
+        return
+    enqueue(session, STOP_WORKLOADS, args, lock_key=account_lock(owner_id), run_at=run_at)
+
+
+def enqueue_cluster_audit(session: Session, cluster_id: str) -> None:
+    enqueue_unless_queued(session, AUDIT_CLUSTER, {"cluster_id": cluster_id})

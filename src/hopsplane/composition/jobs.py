@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from hopsplane.billing import tasks as billing_tasks
-from hopsplane.clusters import provisioning
+from hopsplane.clusters import enforcement, provisioning
 from hopsplane.composition.hooks import build_hooks
 from hopsplane.config import Settings
 from hopsplane.credits import tasks as credits_tasks
@@ -39,8 +39,8 @@ from hopsplane.worker.schemas import Handler, PeriodicTask, Task
 
 def tasks() -> tuple[Task, ...]:
     declared = (
-        *queue.TASKS, *provisioning.TASKS, *usage_tasks.TASKS, *billing_tasks.TASKS,
-        *session_tasks.TASKS, *credits_tasks.TASKS, *payment_tasks.TASKS,
+        *queue.TASKS, *provisioning.TASKS, *enforcement.TASKS, *usage_tasks.TASKS,
+        *billing_tasks.TASKS, *session_tasks.TASKS, *credits_tasks.TASKS, *payment_tasks.TASKS,
     )
     names = [t.name for t in declared]
     duplicated = sorted({n for n in names if names.count(n) > 1})

@@ -209,7 +209,9 @@ END
 # '_' -> '-'). An event with a cluster only matches accounts assigned to that cluster.
 # Who belongs to which account and the Hopsworks identities are other domains' rows, read
 # through the views they publish (revision 0020): hopsplane.account_members (accounts),
-# hopsplane.hopsworks_identities and hopsplane.cluster_assignments (clusters).
+# hopsplane.hopsworks_identities and hopsplane.cluster_assignments (clusters). A namespace
+# of a project an account's user owns besides the account's (hopsplane.stray_project_
+# namespaces, revision 0021) names that account too: its usage is billed to the owner.
 # The candidates are grouped back onto the events by all of the events' columns, not
 # joined back by id after grouping: the planner cannot estimate the grouped rows, and
 # took a nested loop between the batch and itself (quadratic in the batch size).
@@ -226,6 +228,9 @@ cand AS (
   UNION ALL
   SELECT e.source, e.event_id, h.user_id, NULL
   FROM ev e JOIN hopsplane.hopsworks_identities h ON h.namespace = e.namespace
+  UNION ALL
+  SELECT e.source, e.event_id, st.account_id, NULL
+  FROM ev e JOIN hopsplane.stray_project_namespaces st ON st.namespace = e.namespace
 ), res AS (
   SELECT {grouped}, min(c.owner_id) AS owner_id, min(c.member_id) AS member_id,
          count(DISTINCT c.owner_id) AS candidates
