@@ -3,14 +3,17 @@ says whether it is reachable, which Hopsworks it runs and whether each key has i
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from hopsplane.cli.main import app
 from hopsplane.config import DEV_ENCRYPTION_KEY, get_settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
-from tests.factories import add_cluster
+from tests.factories import add_cluster, make_user
 from tests.fake_hopsworks import FakeHopsworks
 
 runner = CliRunner()
@@ -67,3 +70,32 @@ def test_an_unreachable_cluster(env: str) -> None:
     assert "Traceback" not in r.output
     missing = runner.invoke(app, ["clusters", "check", "00000000-0000-0000-0000-000000000000"])
     assert missing.exit_code == 1 and "NotFound" in missing.output
+
+
+def test_projects_an_accounts_user_owns_besides_the_accounts_are_listed(
+    env: str, hw: FakeHopsworks
+) -> None:
+    cid = _cluster(env, hw.url)
+    owner = hw.state.users[10001] = {
+        "id": 10001, "email": "o@example.com", "username": "owner001", "firstname": "O",
+        "lastname": "W", "status": "ACTIVATED_ACCOUNT", "maxNumProjects": 5}
+    assert hw.create_project_as("owner001", "hp_account")[0] == 200
+    assert hw.create_project_as("owner001", "side_lab")[0] == 200
+    assert hw.create_project_as("admin", "admins_own")[0] == 200  # nobody's account
+    account_project = next(p["id"] for p in hw.state.projects.values()
+                           if p["name"] == "hp_account")
+    db = Database(env)
+    try:
+        with db.transaction() as s:
+            uid = make_user(s, cluster=uuid.UUID(cid), project_id=account_project)
+            s.execute(text(
+                "UPDATE users SET hopsworks_username = 'owner001', metadata = metadata || "
+                "jsonb_build_object('hopsworks_cluster_id', CAST(:c AS text), "
+                "'hopsworks_user_id', 10001) WHERE id = :u"), {"c": cid, "u": uid})
+    finally:
+        db.dispose()
+    r = runner.invoke(app, ["clusters", "check", cid])
+    assert r.exit_code == 0, r.output
+    assert "stray project side_lab" in r.output and "owned by owner001" in r.output
+    assert uid in r.output and "hp_account" not in r.output and "admins_own" not in r.output
+    assert owner["maxNumProjects"] == 5  # check is read-only on the cluster

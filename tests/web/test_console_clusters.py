@@ -66,3 +66,18 @@ def test_the_owner_sees_what_a_suspension_stopped_and_a_member_may_not(web: Api)
     home = web.client.get("/console", headers=owner_headers)
     assert "Stopped while the account was suspended" in home.text
     assert "fraud &lt;model&gt;" in home.text
+
+
+def test_the_admin_sees_an_accounts_stray_projects(web: Api) -> None:
+    owner, _ = web.new_user()
+    _, admin = web.new_user(admin=True)
+    page = web.client.get(f"/console/admin/accounts/{owner}", headers=admin)
+    assert page.status_code == 200 and "Stray projects" not in page.text
+    with web.db.transaction() as s:
+        s.execute(text(
+            "UPDATE users SET metadata = metadata || CAST(:v AS jsonb) WHERE id = :o"),
+            {"o": owner, "v": '{"hopsworks_stray_projects": [{"id": 140, "name": "side_lab", '
+                              '"namespace": "side-lab", "creator": "meb10000"}]}'})
+    page = web.client.get(f"/console/admin/accounts/{owner}", headers=admin)
+    assert "Stray projects" in page.text
+    assert "side_lab (id 140, namespace side-lab, owned by meb10000)" in page.text

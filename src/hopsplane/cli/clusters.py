@@ -248,7 +248,9 @@ def assign(
 def check(cluster: ClusterArg) -> None:
     """Call the cluster with its stored keys: reachable, Hopsworks version, and whether
     each key has the scopes provisioning needs (admin key: ADMIN for users and projects;
-    AUTH key: the AUTH scope). Read-only on the cluster. Exit 1 when anything fails."""
+    AUTH key: the AUTH scope). Lists the stray projects: projects that a user of an
+    account owns besides the account's project. Read-only on the cluster. Exit 1 when
+    anything fails."""
     from hopsplane.integrations.hopsworks.client import (
         JWT_SINCE,
         HopsworksClient,
@@ -288,9 +290,19 @@ def check(cluster: ClusterArg) -> None:
             else:
                 console.print(f"[green]ok[/green]   Hopsworks {shown}")
         report("admin key: users (ADMIN or ADMINISTER_USERS scope)", client.list_users)
-        report("admin key: projects (ADMIN scope)", client.list_projects)
+        projects = report("admin key: projects (ADMIN scope)", client.list_projects)
         report("AUTH key: /jwt (AUTH scope)", client.check_auth_key)
     finally:
         client.close()
+    if projects:
+        with transaction(settings) as session:
+            strays = service.find_stray_projects(session, cluster, projects)
+        for account, found in sorted(strays.items()):
+            for p in found:
+                console.print(
+                    f"[yellow]stray[/yellow] project {p.name} (id {p.id}, namespace "
+                    f"{p.namespace}) owned by {p.creator}, a user of account {account}: "
+                    "its usage is billed to the account's owner and a suspension stops it; "
+                    "delete it in Hopsworks if it should not exist", highlight=False)
     if failed:
         raise typer.Exit(1)

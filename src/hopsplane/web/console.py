@@ -546,6 +546,7 @@ def _admin_account(
         user=accounts.get_user(session, account_id), standing=standing,
         ledger=ledger_page(session, account_id, 20, None),
         assignment=clusters.assignment(session, account_id),
+        stray_projects=clusters.stray_projects(session, account_id),
         notice=NOTICES.get(request.query_params.get("notice", "")),
         form=form or {}, grant_key=uuid.uuid4().hex,
         auto_topup=autotopup.view(session, account_id,
