@@ -240,3 +240,24 @@ def test_a_project_an_account_user_made_on_their_own_is_listed_and_billed_to_the
         billed = s.execute(text("SELECT account_owner_id, sum(compute_units) FROM usage_tracking "
                                 "GROUP BY account_owner_id")).all()
     assert [(a, Decimal(u)) for a, u in billed] == [(owner, Decimal("36000"))]
+
+
+def test_an_adopted_hopsworks_user_who_owns_projects_still_gets_the_accounts_project(
+    fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock,
+) -> None:
+    owner = signup(fresh_db)  # no cluster yet: the account waits for one
+    email = user(fresh_db, owner).email
+    hw.state.users[10001] = {"id": 10001, "email": email, "username": "adopted1",
+                             "firstname": "A", "lastname": "B", "status": "ACTIVATED_ACCOUNT",
+                             "maxNumProjects": hw.state.max_num_projects}
+    assert hw.create_project_as("adopted1", "their_own")[0] == 200
+    with fresh_db.transaction() as s:
+        add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
+    _later(clock, worker, 20)
+    _later(clock, worker, 20)
+    o = user(fresh_db, owner)
+    assert o.hopsworks_username == "adopted1" and o.hopsworks_project_id
+    assert hw.state.projects[o.hopsworks_project_id]["owner"] == email
+    assert hw.state.users[10001]["maxNumProjects"] == 1
+    with fresh_db.transaction() as s:
+        assert [p.name for p in service.stray_projects(s, owner)] == ["their_own"]

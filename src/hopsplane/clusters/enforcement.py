@@ -51,12 +51,12 @@ from hopsplane.clusters.provisioning import (
     _sweep_every,
 )
 from hopsplane.clusters.rules import (
-    BUDGET_STOP_KEY,
     MEMBER_MAX_PROJECTS,
     OWNER_MAX_PROJECTS,
     STRAY_PROJECTS_KEY,
     SUSPENSION_KEY,
     SWEPT_AT_KEY,
+    budget_stop_id,
     split_name,
 )
 from hopsplane.db.models import User
@@ -89,8 +89,7 @@ def _stop_workloads(session: Session, args: dict[str, Any], ctx: JobContext) -> 
     if args.get("member_id") is not None:
         member = repo.get_user(session, str(args["member_id"]))
         if (member is None or member.account_owner_id != owner.id or not _budget_stopped(member)
-                or str((member.metadata_ or {}).get(BUDGET_STOP_KEY) or "")
-                != str(args["suspension"])):
+                or budget_stop_id(member.id, member.metadata_) != str(args["suspension"])):
             return  # restored, gone, or stopped again (that stop has its own job)
     elif not _suspended(owner) or (owner.metadata_ or {}).get(SUSPENSION_KEY) != args["suspension"]:
         return  # resumed (or suspended again: that suspension has its own job)
@@ -101,6 +100,8 @@ def _stop_workloads(session: Session, args: dict[str, Any], ctx: JobContext) -> 
     cluster = placed.hopsworks_cluster_id
     everyone = [u for u in _hopsworks_users(session, owner)
                 if _on(u, str(cluster)) and u.hopsworks_username]
+    if member is not None and member.id not in {u.id for u in everyone}:
+        return  # no Hopsworks user on this cluster: nothing of theirs can run
     targets = [member] if member is not None else everyone
     names = {str(u.hopsworks_username) for u in targets}
     creators = _creator_names(targets, everyone)

@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session
 from hopsplane.clusters import repository as repo
 from hopsplane.clusters import service, tasks
 from hopsplane.clusters.rules import (
-    BUDGET_STOP_KEY,
     BUDGET_STOPPED_KEY,
     CLUSTER_KEY,
     MEMBER_MAX_PROJECTS,
@@ -39,6 +38,7 @@ from hopsplane.clusters.rules import (
     OWNER_MAX_PROJECTS,
     SUSPENDED_KEY,
     SUSPENSION_KEY,
+    budget_stop_id,
     project_name_for,
     project_services,
     split_name,
@@ -51,8 +51,12 @@ from hopsplane.integrations.hopsworks import (
     HopsworksApi,
     HopsworksClientFactory,
     HopsworksMisconfigured,
+    HopsworksProject,
+    HopsworksRejected,
+    HopsworksUser,
     OwnerSession,
 )
+from hopsplane.integrations.hopsworks.client import NUM_PROJECTS_LIMIT_REACHED
 from hopsplane.worker.schemas import Handler, JobContext, Task
 
 log = structlog.get_logger(__name__)
@@ -153,8 +157,8 @@ def provision_owner(session: Session, args: dict[str, Any], ctx: JobContext) -> 
         first, last = split_name(owner.name, owner.email)
         hw_user = client.create_user(owner.email, first, last, OWNER_MAX_PROJECTS)
         repo.save_hopsworks_user(session, owner.id, hw_user.username, cluster_id, hw_user.id)
-        project = client.create_project(
-            project_name_for(owner.id), hw_user.username, f"hopsplane account {owner.id}",
+        project = _create_account_project(
+            client, project_name_for(owner.id), hw_user, f"hopsplane account {owner.id}",
             project_services(cluster.metadata),
         )
         repo.save_project(session, owner.id, project.id, project.name, project.namespace)
@@ -164,6 +168,28 @@ def provision_owner(session: Session, args: dict[str, Any], ctx: JobContext) -> 
         tasks.enqueue_member_provisioning(session, member.id, owner.id)
     log.info("owner provisioned", account=owner.id, cluster=str(cluster_id),
              username=hw_user.username, project=project.name, namespace=project.namespace)
+
+
+def _create_account_project(
+    client: HopsworksApi, name: str, owner: HopsworksUser, description: str,
+    services: list[str],
+) -> HopsworksProject:
+    """The account's project, owned by ``owner``. An adopted Hopsworks user may own
+    projects already, and Hopsworks refuses a project beyond the owner's quota
+    (NUM_PROJECTS_LIMIT_REACHED, ProjectController.java:602-607): their quota is raised by
+    what they own for the call, then set back to one (their other projects are found by
+    the cluster audit as stray projects: billed to the account and stopped with it)."""
+    try:
+        return client.create_project(name, owner.username, description, services)
+    except HopsworksRejected as exc:
+        if exc.error_code != NUM_PROJECTS_LIMIT_REACHED:
+            raise
+    owned = sum(1 for p in client.list_projects() if p.creator == owner.username)
+    client.set_max_projects(owner.id, OWNER_MAX_PROJECTS + owned)
+    try:
+        return client.create_project(name, owner.username, description, services)
+    finally:
+        client.set_max_projects(owner.id, OWNER_MAX_PROJECTS)
 
 
 def _provision_member(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
@@ -223,7 +249,7 @@ def sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext)
     if owner.hopsworks_project_id is not None:  # members over budget: their work too
         for user in on_cluster:
             if user.account_owner_id is not None and _budget_stopped(user):
-                stop = str((user.metadata_ or {}).get(BUDGET_STOP_KEY) or "")
+                stop = budget_stop_id(user.id, user.metadata_)
                 tasks.enqueue_workload_stop(session, owner.id, stop, member_id=user.id)
     log.info("account status synced", account=owner.id, active=active, users=len(on_cluster))
 

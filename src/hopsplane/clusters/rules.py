@@ -72,6 +72,12 @@ def validate_secret(value: str, what: str, *, strip: bool = True) -> str:
     return value.strip() if strip else value
 
 
+def budget_stop_id(member_id: str, metadata: dict[str, object] | None) -> str:
+    """The id a member's budget stop is recorded under (members stopped before stops had
+    an id get one derived from the member)."""
+    return str((metadata or {}).get(BUDGET_STOP_KEY) or f"budget:{member_id}")
+
+
 def project_name_for(account_owner_id: str) -> str:
     """The Hopsworks project of an account: derived from the owner's id, so the name is
     stable across retries (a repeat finds the project it created) and never collides.

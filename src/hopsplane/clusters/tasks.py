@@ -83,7 +83,7 @@ def enqueue_workload_stop(
     suspension or budget stop it belongs to; ``round_`` counts the follow-ups a partly
     failed stop queued; ``record_as`` is what a follow-up records its stops under (the
     first round's); ``sweep``: queued by the periodic sweep, not by the stop itself
-    (see provisioning.stop_workloads)."""
+    (see clusters.enforcement)."""
     args: dict[str, object] = {"user_id": owner_id, "suspension": suspension, "round": round_}
     if member_id is not None:
         args["member_id"] = member_id
