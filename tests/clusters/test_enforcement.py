@@ -261,3 +261,29 @@ def test_an_adopted_hopsworks_user_who_owns_projects_still_gets_the_accounts_pro
     assert hw.state.users[10001]["maxNumProjects"] == 1
     with fresh_db.transaction() as s:
         assert [p.name for p in service.stray_projects(s, owner)] == ["their_own"]
+
+
+def test_a_suspension_stops_what_runs_in_the_accounts_stray_projects_too(
+    fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock,
+) -> None:
+    owner, member = _account(fresh_db, box, hw, worker)
+    o, m, project = _names(fresh_db, owner, member)
+    hw.state.users[_hw_id(fresh_db, member)]["maxNumProjects"] = hw.state.max_num_projects
+    assert hw.create_project_as(m, "side_lab")[0] == 200
+    _later(clock, worker, 20)  # the audit records it
+    with fresh_db.transaction() as s:
+        [stray] = service.stray_projects(s, owner)
+    side = hw.run_job(stray.id, "lab", m)
+    hw.start_jupyter(stray.id, m)
+    main = hw.run_job(project, "etl", o)
+    with fresh_db.transaction() as s:
+        hooks.account_suspended(s, owner)
+    worker.run_pending()
+    assert hw.state.execution(stray.id, side)["state"] == "KILLED"
+    assert hw.state.execution(project, main)["state"] == "KILLED"
+    assert hw.state.projects[stray.id]["jupyter"] == set()
+    assert sorted(_stopped(fresh_db)) == sorted([
+        ("job_execution", str(main), o), ("job_execution", str(side), m),
+        ("jupyter", f"{m}@{stray.id}", m)])
+    # the owner is no member of the stray project: their 403 there is no failure
+    assert [j.task for j in jobs(fresh_db)].count("clusters.stop_workloads") == 1

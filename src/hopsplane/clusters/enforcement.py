@@ -79,6 +79,8 @@ def display_name(user: User) -> str:
 
 
 def _stop_workloads(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+    """Stop what the suspended account (or the member over budget, ``member_id``) runs in
+    its projects, check it stopped, record it, and queue a follow-up round for the rest."""
     owner = repo.get_user(session, str(args["user_id"]))
     placed = repo.assignment_of(session, str(args["user_id"]))
     if owner is None or placed is None or owner.hopsworks_project_id is None:
@@ -129,7 +131,10 @@ def _stop_workloads(session: Session, args: dict[str, Any], ctx: JobContext) -> 
                 name = str(user.hopsworks_username)
                 with _as_user(client, name) as as_user:
                     if attempt(f"Jupyter of {name}", as_user.stop_own_jupyter, project):
-                        stopped.append((project, Workload("jupyter", name, f"Jupyter of {name}",
+                        # one per user in the account's project; elsewhere also per project
+                        ref = name if project == owner.hopsworks_project_id else \
+                            f"{name}@{project}"
+                        stopped.append((project, Workload("jupyter", ref, f"Jupyter of {name}",
                                                           name)))
     repo.record_stopped(session, [
         {"account_owner_id": owner.id, "cluster_id": cluster, "project_id": project,
