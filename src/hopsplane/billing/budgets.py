@@ -28,6 +28,7 @@ What a budget does, exactly:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -108,14 +109,16 @@ def evaluate(
     *,
     account_owner_id: str | None = None,
     member_id: str | None = None,
+    account_owner_ids: Sequence[str] | None = None,
 ) -> BudgetOutcome:
-    """Bring budgets (all, or an account's, or a member's) up to their month's spend:
+    """Bring budgets (all, or an account's, or a member's, or those of
+    ``account_owner_ids``) up to their month's spend:
     record the notices due (once each), stop the members over an enforced budget and
     reactivate those no longer over it, through the hooks, in this transaction. Budgets
     of people who left the account are removed (a member they stopped is reactivated)."""
     month = month_of(today)
     rows = repo.budgets(session, account_owner_id=account_owner_id, member_id=member_id,
-                        lock=True)
+                        lock=True, account_owner_ids=account_owner_ids)
     if not rows:
         return BudgetOutcome()
     spent = _spend(session, [r.member_id for r in rows], month)
