@@ -8,10 +8,6 @@ HOPSPLANE_REQUIRE_PROMETHEUS=1, which turns the skip into a failure."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,22 +20,10 @@ from sqlalchemy.orm import Session
 from hopsplane.integrations.prometheus import HttpPrometheusClient
 from hopsplane.usage import rules, service
 from tests.factories import day_row, make_cluster, make_user
-from tests.live_server import wait_until_ready
+from tests.usage.real_prometheus import counter, linear, serve
 
 DAY = date(2026, 11, 20)
 STEP = 60  # seconds between samples
-READY_WAIT = 120  # seconds Prometheus may take to load the blocks (a wait, not an assertion)
-
-
-def _binaries() -> tuple[str, str]:
-    prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
-    if prometheus and promtool:
-        return prometheus, promtool
-    message = ("prometheus/promtool not installed (Debian: apt-get install -y prometheus; "
-               ".ci/run installs it)")
-    if os.environ.get("HOPSPLANE_REQUIRE_PROMETHEUS") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _seconds(hour: int) -> int:
@@ -48,18 +32,17 @@ def _seconds(hour: int) -> int:
 
 
 def _counter(labels: str, points: list[tuple[int, Decimal]]) -> list[str]:
-    return [f"container_cpu_usage_seconds_total{{{labels}}} {v} {t}" for t, v in points]
+    return counter(labels, points)
 
 
 def _linear(start: int, end: int, cores: Decimal, first: Decimal = Decimal(0)) -> list[
         tuple[int, Decimal]]:
     """A counter growing by ``cores`` core-seconds a second, sampled every STEP seconds."""
-    return [(t, first + cores * (t - start)) for t in range(start, end + 1, STEP)]
+    return linear(start, end, cores, STEP, first)
 
 
 @pytest.fixture
 def prometheus_url(tmp_path: Path) -> Iterator[str]:
-    prometheus, promtool = _binaries()
     day_start, day_end = _seconds(0), _seconds(24)
     jupyter = "lab-one--mem10001-5d8f7b9c4-x2x9q"
     lines: list[str] = []
@@ -87,32 +70,8 @@ def prometheus_url(tmp_path: Path) -> Iterator[str]:
     lines += [f'kube_pod_labels{{namespace="lab-one",pod="etl-driver",'
               f'label_spark="lab-one--own10000"}} 1 {t}'
               for t in range(_seconds(6), day_end + 1, STEP)]
-    source = tmp_path / "samples.om"
-    source.write_text("\n".join(lines) + "\n# EOF\n")
-    data = tmp_path / "data"
-    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(source),
-                    str(data)], check=True, capture_output=True)
-    config = tmp_path / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 1h\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (tmp_path / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [prometheus, f"--config.file={config}", f"--storage.tsdb.path={data}",
-         f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=36500d"],
-        stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_until_ready(f"{url}/-/ready", READY_WAIT, process, "prometheus")
-        except AssertionError as exc:
-            pytest.fail(f"{exc}: " + (tmp_path / "prometheus.log").read_text()[-2000:])
+    with serve(tmp_path, lines) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def _units(cpu_seconds: Decimal) -> Decimal:
