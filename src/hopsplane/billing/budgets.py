@@ -16,8 +16,9 @@ What a budget does, exactly:
   the account's other users go on. It is reactivated at the first evaluation of the next
   month, or at once when the owner raises the budget above the spend, turns enforcement
   off or removes the budget.
-- **When**: budgets are evaluated after every billing run (every 15 minutes by default)
-  and whenever the owner changes one. Usage is metered per day, so a member is stopped
+- **When**: budgets are evaluated after every billing run (every 15 minutes, and for
+  the accounts a usage collection changed, after the billing job it queues: every 5
+  minutes by default) and whenever the owner changes one. So a member is stopped
   when the evaluation that follows the usage crossing the budget completes: usage
   already consumed up to then is charged to the account (it cannot be unconsumed), and
   nothing the member runs after the deactivation is possible on Hopsworks. This is a hard
