@@ -19,7 +19,8 @@ the minute-level scenarios, over a day for the baseline), so the crossings fall 
 phase of the collection slots.
 
 - latency = (simulated time at which the Hopsworks stand-in first reports nothing of the
-  account running) - (crossing, computed from the model: the moment cost = balance); the
+  account running) - (crossing, computed from the model: the moment the metered cost,
+  rounded to the cent as billing rounds it, reaches the balance); the
   simulated clock does not move while jobs run, so the time the chain itself takes is
   printed beside it, measured on the wall clock in the same run (max over the
   collection slots of tick + run_pending, i.e. collect, bill, suspend, deactivate, stop);
@@ -47,7 +48,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ from hopsplane.worker.runner import Worker
 from hopsplane.worker.schemas import JobContext, PeriodicTask
 
 SCRAPE = 15  # seconds
+HALF_CENT = Decimal("0.005")
 BASELINE_STEP = 60  # the baseline runs two days: a coarser clock step (still << its latency)
 
 
@@ -220,7 +222,10 @@ def run_scenario(base_url: str, name: str, interval: int | None, rates: list[Dec
                     balance = (rate * Decimal(burn) / 3600).quantize(Decimal("0.01"))
                     with db.transaction() as s:
                         post(s, owner, "grant", str(balance))
-                    crossing = int(start.timestamp()) + int(balance * 3600 / rate)
+                    # the metered cost is rounded to the cent (half up): it reaches the
+                    # balance half a cent before the exact cost does
+                    crossing = int(start.timestamp()) + int(
+                        ((balance - HALF_CENT) * 3600 / rate).to_integral_value(ROUND_CEILING))
                     pod = Pod(namespace, f"{namespace}--{o.hopsworks_username}-abc12-xyz34",
                               rate, int(start.timestamp()))
                     model.pods.append(pod)
