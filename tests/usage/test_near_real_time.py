@@ -208,3 +208,25 @@ def test_the_collection_interval_is_a_setting(settings: Settings) -> None:
     assert every[USAGE_TASK] == timedelta(minutes=1)
     assert {p.task: p.every for p in schedule.periodic_tasks(settings)}[USAGE_TASK] == (
         timedelta(minutes=5))
+
+
+def test_the_final_collection_retries_a_failing_prometheus_but_not_a_cluster_without_one(
+    fresh_db: Database, settings: Settings, prom: FakePrometheus
+) -> None:
+    with fresh_db.transaction() as s:
+        failing = make_cluster(s, {"prometheus_url": prom.url})
+        agent_only = make_cluster(s, {})
+    clock = SimClock(at(10))
+    worker = _worker(fresh_db, settings, clock)
+    prom.error = (503, "unavailable", "too many queries")
+    _step(worker, clock, at(10))
+    [final] = [j for j in jobs(fresh_db) if j.task == FINALISE_TASK
+               and j.args == {"day": (DAY - timedelta(days=1)).isoformat()}]
+    assert (final.status, final.attempts) == ("queued", 1)
+    assert str(failing) in final.last_error and str(agent_only) not in final.last_error
+    prom.error = None
+    clock.at = at(10, 1)
+    worker.run_pending()
+    [final] = [j for j in jobs(fresh_db) if j.task == FINALISE_TASK
+               and j.args == {"day": (DAY - timedelta(days=1)).isoformat()}]
+    assert (final.status, final.attempts) == ("done", 2)

@@ -269,6 +269,7 @@ def collect_cluster_day(
 
 
 PrometheusFactory = Callable[[str], PrometheusQuery]
+NO_PROMETHEUS = "no metadata.prometheus_url"
 UsageChanged = Callable[[Session, list[str], date], None]
 """Told, inside a collection's transaction, which accounts' usage of a day it changed: the
 composition root hands billing's "charge these accounts now" here, so the balance follows
@@ -302,7 +303,7 @@ def collect_all(
     for cluster_id, metadata in clusters:
         url = metadata.get("prometheus_url")
         if not isinstance(url, str) or not url:
-            results.append(CollectResult(cluster_id, day, error="no metadata.prometheus_url"))
+            results.append(CollectResult(cluster_id, day, error=NO_PROMETHEUS))
             continue
         client = factory(url)
         try:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from hopsplane.config import Settings
 from hopsplane.errors import Unavailable
 from hopsplane.usage.rules import day_end
-from hopsplane.usage.service import UsageChanged, collect_all
+from hopsplane.usage.service import NO_PROMETHEUS, UsageChanged, collect_all
 from hopsplane.worker.schemas import JobContext, Task
 from hopsplane.worker.service import enqueue
 
@@ -59,7 +59,9 @@ def finalise_day_job(session: Session, args: dict[str, Any], ctx: JobContext) ->
     if now < day_end(day):
         raise Unavailable(f"{day.isoformat()} has not ended yet")
     results = collect_all(ctx.services["database"], day, now=now, on_change=_on_change(ctx))
-    failed = [f"{r.cluster_id}: {r.error}" for r in results if r.error]
+    # a cluster without a Prometheus (its usage comes from an agent) is not a failure
+    failed = [f"{r.cluster_id}: {r.error}" for r in results
+              if r.error and r.error != NO_PROMETHEUS]
     if failed:
         raise Unavailable(f"the final collection of {day.isoformat()} failed on "
                           + "; ".join(failed))
