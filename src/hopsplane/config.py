@@ -176,6 +176,19 @@ class Settings(BaseSettings):
     billing_batch_size: int = Field(
         1000, ge=1, le=5000, description="Accounts charged per transaction by a billing run."
     )
+    # Near-real-time metering: how often the worker asks each cluster's Prometheus for
+    # today so far. It is most of the time between credit running out and compute stopping
+    # (docs/operations.md, "Enforcement latency").
+    usage_collect_interval_seconds: int = Field(
+        300, ge=30, le=3600,
+        description="How often the worker collects today's usage so far from every "
+        "cluster's Prometheus (and bills the accounts whose usage changed at once).",
+    )
+    usage_finalise_grace_seconds: int = Field(
+        60, ge=0, le=3600,
+        description="How long after 00:00 UTC the worker collects the day that ended, once, "
+        "at its end (room for the last scrapes to reach Prometheus).",
+    )
 
     @field_validator("balance_thresholds")
     @classmethod

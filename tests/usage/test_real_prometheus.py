@@ -8,12 +8,8 @@ HOPSPLANE_REQUIRE_PROMETHEUS=1, which turns the skip into a failure."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -24,22 +20,10 @@ from sqlalchemy.orm import Session
 from hopsplane.integrations.prometheus import HttpPrometheusClient
 from hopsplane.usage import rules, service
 from tests.factories import day_row, make_cluster, make_user
-from tests.live_server import wait_until_ready
+from tests.usage.real_prometheus import counter, linear, serve
 
 DAY = date(2026, 11, 20)
 STEP = 60  # seconds between samples
-READY_WAIT = 120  # seconds Prometheus may take to load the blocks (a wait, not an assertion)
-
-
-def _binaries() -> tuple[str, str]:
-    prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
-    if prometheus and promtool:
-        return prometheus, promtool
-    message = ("prometheus/promtool not installed (Debian: apt-get install -y prometheus; "
-               ".ci/run installs it)")
-    if os.environ.get("HOPSPLANE_REQUIRE_PROMETHEUS") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _seconds(hour: int) -> int:
@@ -48,18 +32,17 @@ def _seconds(hour: int) -> int:
 
 
 def _counter(labels: str, points: list[tuple[int, Decimal]]) -> list[str]:
-    return [f"container_cpu_usage_seconds_total{{{labels}}} {v} {t}" for t, v in points]
+    return counter(labels, points)
 
 
 def _linear(start: int, end: int, cores: Decimal, first: Decimal = Decimal(0)) -> list[
         tuple[int, Decimal]]:
     """A counter growing by ``cores`` core-seconds a second, sampled every STEP seconds."""
-    return [(t, first + cores * (t - start)) for t in range(start, end + 1, STEP)]
+    return linear(start, end, cores, STEP, first)
 
 
 @pytest.fixture
 def prometheus_url(tmp_path: Path) -> Iterator[str]:
-    prometheus, promtool = _binaries()
     day_start, day_end = _seconds(0), _seconds(24)
     jupyter = "lab-one--mem10001-5d8f7b9c4-x2x9q"
     lines: list[str] = []
@@ -78,38 +61,17 @@ def prometheus_url(tmp_path: Path) -> Iterator[str]:
     # another account's owner, in Jupyter: 2 cores all day
     lines += _counter('namespace="other",pod="other--own20000-abc12-xyz34",container="main",'
                       'image="jupyter"', _linear(day_start, day_end, Decimal(2)))
+    # another Jupyter server of that owner, from 08:00 to 10:00 at 1 core: gone by noon
+    lines += _counter('namespace="other",pod="other--own20000-old12-end34",container="main",'
+                      'image="jupyter"', _linear(_seconds(8), _seconds(10), Decimal(1)))
     # kube-system is never billed
     lines += _counter('namespace="kube-system",pod="coredns",container="c",image="i"',
                       _linear(day_start, day_end, Decimal(3)))
     lines += [f'kube_pod_labels{{namespace="lab-one",pod="etl-driver",'
               f'label_spark="lab-one--own10000"}} 1 {t}'
               for t in range(_seconds(6), day_end + 1, STEP)]
-    source = tmp_path / "samples.om"
-    source.write_text("\n".join(lines) + "\n# EOF\n")
-    data = tmp_path / "data"
-    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(source),
-                    str(data)], check=True, capture_output=True)
-    config = tmp_path / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 1h\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (tmp_path / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [prometheus, f"--config.file={config}", f"--storage.tsdb.path={data}",
-         f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=36500d"],
-        stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_until_ready(f"{url}/-/ready", READY_WAIT, process, "prometheus")
-        except AssertionError as exc:
-            pytest.fail(f"{exc}: " + (tmp_path / "prometheus.log").read_text()[-2000:])
+    with serve(tmp_path, lines) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def _units(cpu_seconds: Decimal) -> Decimal:
@@ -145,4 +107,55 @@ def test_the_collector_against_a_real_prometheus_folds_each_users_cpu(
         f"prometheus:{cluster}:unattributed": float(sidecar)}
     other_row = day_row(session, other)
     assert other_row is not None
-    assert other_row.user_breakdown == {other: float(_units(Decimal(2) * 86_400))}
+    assert other_row.user_breakdown == {other: float(_units(Decimal(2) * 86_400 + ENDED))}
+
+
+ENDED = Decimal(7_200 + STEP // 2)
+"""What ``increase`` counts for the pod that ran 08:00-10:00 at 1 core: its 7,200
+core-seconds, plus half a sample interval extrapolated past its last sample (Prometheus
+extrapolates a series that ends inside the window by half its average interval; it starts
+at 0, so nothing is extrapolated before its first sample)."""
+
+
+@pytest.mark.slow
+def test_today_so_far_counts_resets_and_ended_pods_as_increase_does_and_the_day_then_replaces_it(
+    session: Session, prometheus_url: str
+) -> None:
+    cluster = make_cluster(session, {"prometheus_url": prometheus_url})
+    owner = make_user(session, cluster=cluster, project_id=11, project_name="Lab_One")
+    member = make_user(session, owner=owner)
+    other = make_user(session, cluster=cluster, project_id=12, project_name="other")
+    session.execute(text(
+        "UPDATE users SET hopsworks_username = CASE id WHEN :o THEN 'own10000' "
+        "WHEN :m THEN 'mem10001' ELSE 'own20000' END WHERE id IN (:o, :m, :x)"),
+        {"o": owner, "m": member, "x": other})
+    client = HttpPrometheusClient(prometheus_url)
+    at_three = rules.day_start(DAY) + timedelta(hours=15)
+
+    # 15:00 on the day: the job's container restarted at 12:00 (its counter went back to
+    # 0) and the pod of 08:00-10:00 is gone; both are counted
+    so_far = service.collect_cluster_day(session, cluster, DAY, client, now=at_three)
+    assert so_far.through == at_three and sorted(so_far.accounts) == sorted([owner, other])
+    jupyter = Decimal("0.5") * 15 * 3_600
+    job = Decimal(1) * 6 * 3_600 + Decimal("0.25") * 3 * 3_600
+    sidecar = Decimal("0.1") * 15 * 3_600
+    row = day_row(session, owner)
+    assert row is not None and row.user_breakdown == {
+        member: float(_units(jupyter)), owner: float(_units(job) + _units(sidecar))}
+    other_row = day_row(session, other)
+    assert other_row is not None
+    assert other_row.user_breakdown == {other: float(_units(Decimal(2) * 15 * 3_600 + ENDED))}
+
+    # the day, whole, replaces what was collected so far (one event per user, revised)
+    whole = service.collect_cluster_day(session, cluster, DAY, client,
+                                        now=rules.day_end(DAY) + timedelta(minutes=1))
+    assert (whole.new, whole.corrected) == (0, 4)
+    session.expire_all()
+    row = day_row(session, owner)
+    assert row is not None and row.user_breakdown == {
+        member: float(_units(Decimal("0.5") * 86_400)),
+        owner: float(_units(Decimal(21_600 + 10_800)) + _units(Decimal("0.1") * 86_400))}
+    revisions = session.execute(text(
+        "SELECT event_id, revision FROM hopsplane.usage_events WHERE day = :d ORDER BY 1"),
+        {"d": DAY}).all()
+    assert len(revisions) == 4 and {r for _e, r in revisions} == {2}

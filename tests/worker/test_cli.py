@@ -17,11 +17,18 @@ def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
     return rows
 
 
+# The usage collection queues the final collection of yesterday (due now: it runs too) and
+# of today (due after midnight: it waits).
+FINALISE = "usage.finalise_day"
+
+
 def test_once_schedules_the_periodic_slot_and_runs_it(env: str) -> None:
     r = runner.invoke(app, ["worker", "--once"])
-    assert r.exit_code == 0 and f"ran {len(schedule.periodic_tasks())} job(s)" in r.output, r.output
-    assert _rows(env, "SELECT task, status FROM hopsplane.jobs ORDER BY task") == sorted(
-        (p.task, "done") for p in schedule.periodic_tasks())
+    ran = len(schedule.periodic_tasks()) + 1
+    assert r.exit_code == 0 and f"ran {ran} job(s)" in r.output, r.output
+    assert _rows(env, "SELECT task, status FROM hopsplane.jobs ORDER BY task, status") == sorted(
+        [(p.task, "done") for p in schedule.periodic_tasks()]
+        + [(FINALISE, "done"), (FINALISE, "queued")])
     again = runner.invoke(app, ["worker", "--once"])  # same slot: nothing new
     assert "ran 0 job(s)" in again.output
     assert runner.invoke(app, ["worker", "status"]).exit_code == 0
@@ -52,8 +59,10 @@ def test_two_worker_processes_run_each_job_once(env: str) -> None:
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     ran = [int(o.split("ran ")[1].split(" job")[0]) for o in outputs]
-    # 300 queued jobs plus one job per periodic slot, which one of them created.
-    expected = 300 + len(schedule.periodic_tasks())
+    # 300 queued jobs plus one job per periodic slot, which one of them created, plus the
+    # final collection of yesterday that the usage collection queued (today's waits).
+    expected = 300 + len(schedule.periodic_tasks()) + 1
     assert sum(ran) == expected, outputs
     assert _rows(env, "SELECT status, attempts, count(*) FROM hopsplane.jobs "
-                      "GROUP BY status, attempts") == [("done", 1, expected)]
+                      "GROUP BY status, attempts ORDER BY status") == [
+        ("done", 1, expected), ("queued", 0, 1)]

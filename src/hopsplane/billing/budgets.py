@@ -16,8 +16,9 @@ What a budget does, exactly:
   the account's other users go on. It is reactivated at the first evaluation of the next
   month, or at once when the owner raises the budget above the spend, turns enforcement
   off or removes the budget.
-- **When**: budgets are evaluated after every billing run (every 15 minutes by default)
-  and whenever the owner changes one. Usage is metered per day, so a member is stopped
+- **When**: budgets are evaluated after every billing run (every 15 minutes, and for
+  the accounts a usage collection changed, after the billing job it queues: every 5
+  minutes by default) and whenever the owner changes one. So a member is stopped
   when the evaluation that follows the usage crossing the budget completes: usage
   already consumed up to then is charged to the account (it cannot be unconsumed), and
   nothing the member runs after the deactivation is possible on Hopsworks. This is a hard
@@ -28,6 +29,7 @@ What a budget does, exactly:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -108,14 +110,16 @@ def evaluate(
     *,
     account_owner_id: str | None = None,
     member_id: str | None = None,
+    account_owner_ids: Sequence[str] | None = None,
 ) -> BudgetOutcome:
-    """Bring budgets (all, or an account's, or a member's) up to their month's spend:
+    """Bring budgets (all, or an account's, or a member's, or those of
+    ``account_owner_ids``) up to their month's spend:
     record the notices due (once each), stop the members over an enforced budget and
     reactivate those no longer over it, through the hooks, in this transaction. Budgets
     of people who left the account are removed (a member they stopped is reactivated)."""
     month = month_of(today)
     rows = repo.budgets(session, account_owner_id=account_owner_id, member_id=member_id,
-                        lock=True)
+                        lock=True, account_owner_ids=account_owner_ids)
     if not rows:
         return BudgetOutcome()
     spent = _spend(session, [r.member_id for r in rows], month)

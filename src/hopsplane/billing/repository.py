@@ -6,6 +6,7 @@ The ledger itself is written only through hopsplane.credits.service (post / post
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -18,23 +19,27 @@ from hopsplane.db.models import PriceOverride, UsageTracking
 
 
 def accounts_to_bill(
-    session: Session, through: date, *, after: str | None, limit: int
+    session: Session, through: date, *, after: str | None, limit: int,
+    among: Sequence[str] | None = None,
 ) -> list[str]:
-    """Accounts with something left to charge up to ``through``, in id order (keyset)."""
+    """Accounts (all, or those ``among`` these) with something left to charge up to
+    ``through``, in id order (keyset)."""
     # Two statements, not `(:after IS NULL OR account_owner_id > :after)`: a prepared
     # statement's generic plan cannot start the index scan at :after through an OR, and
     # would walk the index from the start on every batch (quadratic over a run).
     keyset = "AND account_owner_id > :after" if after is not None else ""
+    only = "AND account_owner_id = ANY(CAST(:among AS text[]))" if among is not None else ""
     rows = session.execute(
         text(
             f"""
             SELECT DISTINCT account_owner_id FROM usage_tracking
-            WHERE total_cost > billed_amount AND date <= :through {keyset}
+            WHERE total_cost > billed_amount AND date <= :through {keyset} {only}
             ORDER BY account_owner_id
             LIMIT :limit
             """
         ),
-        {"through": through, "after": after, "limit": limit},
+        {"through": through, "after": after, "limit": limit,
+         "among": list(among) if among is not None else None},
     )
     return [r[0] for r in rows]
 
@@ -157,14 +162,16 @@ def list_overrides(session: Session, account_id: str) -> list[PriceOverride]:
 
 def budgets(
     session: Session, *, account_owner_id: str | None = None, member_id: str | None = None,
-    lock: bool = False,
+    lock: bool = False, account_owner_ids: Sequence[str] | None = None,
 ) -> list[BudgetRow]:
     """Budgets (all, an account's, or one member's) with the member's email and name;
     ``lock`` holds them for this transaction so that two evaluations (a billing run and
     an owner's change) never act on the same budget at once. ``still_member`` is false
     once the person has left the account."""
     where = ("WHERE b.account_owner_id = :a" if account_owner_id is not None
-             else "WHERE b.member_id = :m" if member_id is not None else "")
+             else "WHERE b.member_id = :m" if member_id is not None
+             else "WHERE b.account_owner_id = ANY(CAST(:many AS text[]))"
+             if account_owner_ids is not None else "")
     rows = session.execute(
         text(
             f"""
@@ -180,7 +187,8 @@ def budgets(
             {"FOR UPDATE OF b" if lock else ""}
             """
         ),
-        {"a": account_owner_id, "m": member_id},
+        {"a": account_owner_id, "m": member_id,
+         "many": list(account_owner_ids) if account_owner_ids is not None else None},
     )
     return [BudgetRow(*r) for r in rows]
 

@@ -10,7 +10,7 @@ account's failure is reported and the others are still charged.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
@@ -40,35 +40,44 @@ def run_billing(
     workers: int = 2,
     public_url: str = "",
     progress: Callable[[RunReport], None] | None = None,
+    accounts: Sequence[str] | None = None,
 ) -> RunReport:
-    """Charge all accounts with uncharged usage up to ``through``.
+    """Charge all accounts with uncharged usage up to ``through`` (or only ``accounts``:
+    the job a collection queues for the accounts whose usage it changed; the same path,
+    so there is one way to bill).
 
     Batches of ``batch_size`` accounts (in id order) are charged by ``workers`` threads,
     each batch in its own transaction; notices are sent after each commit. ``hooks`` and
     ``mailer`` are called from the worker threads."""
     report = RunReport(through=through)
+    among = None if accounts is None else sorted(set(accounts))
     _dispatch(db, hooks, mailer, report, public_url)  # events left by earlier postings
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="billing") as pool:
         inflight: deque[Future[RunReport]] = deque()
-        for accounts in _batches(db, through, batch_size):
+        for batch in _batches(db, through, batch_size, among):
             inflight.append(pool.submit(
-                _bill_batch, db, accounts, through, hooks, mailer, thresholds, public_url))
+                _bill_batch, db, batch, through, hooks, mailer, thresholds, public_url))
             while len(inflight) >= 2 * max(1, workers):
                 _merge(report, inflight.popleft().result(), progress)
         while inflight:
             _merge(report, inflight.popleft().result(), progress)
-    _budgets(db, through, hooks, mailer, report, public_url)
+    _budgets(db, through, hooks, mailer, report, public_url, among)
     log.info("billing run", through=str(through), accounts=report.accounts,
              postings=report.postings, amount=str(report.amount),
              failures=len(report.failures))
     return report
 
 
-def _batches(db: Database, through: date, batch_size: int) -> Iterator[list[str]]:
+def _batches(
+    db: Database, through: date, batch_size: int, among: list[str] | None
+) -> Iterator[list[str]]:
+    if among == []:
+        return
     after: str | None = None
     while True:
         with db.transaction() as s:
-            accounts = repo.accounts_to_bill(s, through, after=after, limit=batch_size)
+            accounts = repo.accounts_to_bill(s, through, after=after, limit=batch_size,
+                                             among=among)
         if not accounts:
             return
         after = accounts[-1]
@@ -151,13 +160,14 @@ def _add(report: RunReport, outcome: BatchOutcome) -> None:
 
 def _budgets(
     db: Database, through: date, hooks: AccountHooks, mailer: Mailer, report: RunReport,
-    public_url: str,
+    public_url: str, among: list[str] | None = None,
 ) -> None:
-    """After the run: member budgets against the month of ``through`` (stops and
-    reactivations through the hooks, in one transaction), then their pending notices."""
+    """After the run: member budgets (of the accounts billed, or all) against the month of
+    ``through`` (stops and reactivations through the hooks, in one transaction), then
+    their pending notices."""
     try:
         with db.transaction() as s:
-            outcome = budgets.evaluate(s, hooks, through)
+            outcome = budgets.evaluate(s, hooks, through, account_owner_ids=among)
         report.budget_stops += len(outcome.stopped)
         report.budget_restores += len(outcome.restored)
     except Exception:  # the charges are committed; the next run evaluates again

@@ -76,6 +76,14 @@ def bill_batch(
     )
 
 
+def unbilled_among(session: Session, accounts: list[str], through: date) -> list[str]:
+    """Those of ``accounts`` that still have usage up to ``through`` left to charge."""
+    if not accounts:
+        return []
+    return repo.accounts_to_bill(session, through, after=None, limit=len(accounts),
+                                 among=accounts)
+
+
 def set_price_override(
     session: Session,
     account_owner_id: str,

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from hopsplane.billing.tasks import enqueue_account_billing
 from hopsplane.cli.common import (
     Col,
     JsonOpt,
@@ -62,8 +63,11 @@ def collect(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask each cluster's Prometheus (metadata.prometheus_url) for the CPU core-seconds of
-    every namespace on DAY and fold them in. Safe to repeat: the same answer changes
-    nothing, a different one replaces the day's collected usage."""
+    every namespace on DAY (today: so far) and fold them in, and queue the billing of the
+    accounts whose usage changed (a running `hopsplane worker` charges them). Safe to
+    repeat: the same answer changes nothing, a different one replaces the day's collected
+    usage. The worker does this by itself every few minutes for today, and once for each
+    day that ended."""
     try:
         when = date.fromisoformat(day) if day else datetime.now(UTC).date() - timedelta(days=1)
     except ValueError:
@@ -71,12 +75,13 @@ def collect(
         return
     with database(load_settings()) as db:
         if cluster is None:
-            results = service.collect_all(db, when)
+            results = service.collect_all(db, when, on_change=enqueue_account_billing)
         else:
             cluster_id = _cluster_id(cluster)
             with db.transaction() as session:
                 client = build_prometheus_client(service.prometheus_url(session, cluster_id))
                 results = [service.collect_cluster_day(session, cluster_id, when, client)]
+                enqueue_account_billing(session, results[0].accounts, when)
     _show(results, as_json)
     if any(r.error for r in results):
         raise typer.Exit(1)

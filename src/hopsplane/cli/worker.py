@@ -50,7 +50,7 @@ def run(
         worker = Worker(
             db,
             schedule.handlers(),
-            schedule.periodic_tasks(),
+            schedule.periodic_tasks(settings),
             services=schedule.services(settings, db),
             poll_interval=settings.worker_poll_interval_seconds,
             lease_seconds=settings.worker_lease_seconds,

@@ -18,6 +18,7 @@ its 7-day notices (credits).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hopsplane.billing import tasks as billing_tasks
@@ -53,8 +54,14 @@ def handlers() -> dict[str, Handler]:
     return {t.name: t.handler for t in tasks()}
 
 
-def periodic_tasks() -> list[PeriodicTask]:
-    return [p for t in tasks() if (p := t.periodic()) is not None]
+def periodic_tasks(settings: Settings | None = None) -> list[PeriodicTask]:
+    """Every periodic task, at its declared interval or, with ``settings``, at the one the
+    settings give it (how often usage is collected)."""
+    every = usage_tasks.periodic_every(settings) if settings is not None else {}
+    return [
+        replace(p, every=every.get(t.name, p.every))
+        for t in tasks() if (p := t.periodic()) is not None
+    ]
 
 
 def services(settings: Settings, database: Database) -> dict[str, Any]:
@@ -66,4 +73,6 @@ def services(settings: Settings, database: Database) -> dict[str, Any]:
         "hooks": build_hooks(settings),
         "mailer": build_mailer(settings),
         "stripe": build_stripe(settings),
+        # a usage collection that changed accounts' usage queues their billing at once
+        "usage_changed": billing_tasks.enqueue_account_billing,
     }

@@ -20,12 +20,32 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
 
-CPU_BY_POD_QUERY = (
-    "sum by (namespace, pod) "
-    '(increase(container_cpu_usage_seconds_total{container!="",image!=""}[1d]))'
-)
+
+def _range(seconds: int) -> str:
+    if seconds <= 0:
+        raise ValueError("a range query needs a positive window")
+    return "1d" if seconds == 86_400 else f"{seconds}s"
+
+
+def cpu_by_pod_query(window_seconds: int) -> str:
+    """CPU core-seconds of each pod over the ``window_seconds`` ending at the evaluation
+    time: a whole UTC day (evaluated at its end), or today so far (evaluated now, the
+    window starting at 00:00 UTC). ``increase`` counts a counter reset (a restarted
+    container) as a continuation and a pod that ended inside the window for the samples it
+    left, so a day collected whole and the same day collected so far agree on what ran."""
+    return ("sum by (namespace, pod) "
+            '(increase(container_cpu_usage_seconds_total{container!="",image!=""}'
+            f"[{_range(window_seconds)}]))")
+
+
+def pod_labels_query(window_seconds: int) -> str:
+    """The labels of every pod that existed during the window (a pod gone since included)."""
+    return f"last_over_time(kube_pod_labels[{_range(window_seconds)}])"
+
+
+CPU_BY_POD_QUERY = cpu_by_pod_query(86_400)
 """CPU core-seconds of each pod over the UTC day ending at the evaluation time."""
-POD_LABELS_QUERY = "last_over_time(kube_pod_labels[1d])"
+POD_LABELS_QUERY = pod_labels_query(86_400)
 """The labels of every pod that existed during the day (a pod gone by midnight included)."""
 
 _USERNAME = re.compile(r"[a-z0-9]+")

@@ -412,6 +412,24 @@ def collected_events(session: Session, source: str, day: date) -> list[StoredCol
     ]
 
 
+def accounts_of_events(
+    session: Session, sources: Sequence[str], event_ids: Sequence[str]
+) -> list[str]:
+    """The accounts the folded events among these (of these sources) are billed to."""
+    if not event_ids:
+        return []
+    rows = session.execute(
+        text(
+            "SELECT DISTINCT account_owner_id FROM hopsplane.usage_events "
+            "WHERE source = ANY(CAST(:sources AS text[])) "
+            "AND event_id = ANY(CAST(:ids AS text[])) AND status = 'folded' "
+            "ORDER BY account_owner_id"
+        ),
+        {"sources": list(sources), "ids": list(event_ids)},
+    )
+    return [r[0] for r in rows]
+
+
 _CORRECT = text(
     f"""
 WITH new AS (

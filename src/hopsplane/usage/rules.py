@@ -120,6 +120,20 @@ def day_end(day: date) -> datetime:
     return day_start(day + timedelta(days=1))
 
 
+def collection_window(day: date, now: datetime) -> tuple[datetime, int]:
+    """Where to evaluate a collection of ``day`` and over how many seconds: a day that has
+    ended is collected whole, at its end; today is collected so far, from 00:00 UTC to
+    ``now`` (whole seconds). A window of 0 seconds (00:00 exactly) has nothing in it yet;
+    a day that has not begun is refused."""
+    start, end = day_start(day), day_end(day)
+    if now >= end:
+        return end, int((end - start).total_seconds())
+    if now < start:
+        raise Invalid(f"{day.isoformat()} has not begun yet (UTC)")
+    seconds = int((now - start).total_seconds())
+    return start + timedelta(seconds=seconds), seconds
+
+
 def collected_event_id(cluster_id: uuid.UUID, namespace: str, day: date) -> str:
     """Deterministic: the same cluster, namespace and day always give the same id."""
     return f"{RESERVED_ID_PREFIX}{cluster_id}:{namespace}:{day.isoformat()}"

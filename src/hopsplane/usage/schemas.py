@@ -132,3 +132,5 @@ class CollectResult:
     unmatched: int = 0
     cpu_seconds: Decimal = Decimal(0)
     error: str | None = None
+    through: datetime | None = None  # what the day was collected up to (its end: complete)
+    accounts: list[str] = field(default_factory=list)  # accounts whose usage changed

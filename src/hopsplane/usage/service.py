@@ -8,7 +8,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import structlog
@@ -166,10 +166,14 @@ def cluster_for_token(session: Session, token: str) -> uuid.UUID | None:
 # --- the Prometheus collector ---------------------------------------------------------------
 
 def collect_cluster_day(
-    session: Session, cluster_id: uuid.UUID, day: date, prometheus: PrometheusQuery
+    session: Session, cluster_id: uuid.UUID, day: date, prometheus: PrometheusQuery,
+    *, now: datetime | None = None,
 ) -> CollectResult:
     """Collect one cluster's CPU core-seconds per namespace and Hopsworks user for one UTC
-    day (:mod:`hopsplane.usage.attribution`).
+    day (:mod:`hopsplane.usage.attribution`): a day that has ended whole, today so far
+    (00:00 UTC to ``now``, default the current time; :func:`rules.collection_window`).
+    Today's collections and the day's final one write the same events, so each replaces
+    the previous value: the day always holds its latest collection.
 
     A user's share of a namespace becomes the event
     ``prom:<cluster>:<namespace>:<day>:user:<user id>`` (source ``prometheus:<cluster>``);
@@ -183,13 +187,15 @@ def collect_cluster_day(
     metadata = repo.cluster_metadata(session, cluster_id)
     if metadata is None:
         raise NotFound(f"no cluster {cluster_id}")
-    result = CollectResult(cluster_id=cluster_id, day=day)
+    at, window = rules.collection_window(day, now or datetime.now(UTC))
+    result = CollectResult(cluster_id=cluster_id, day=day, through=at)
+    if window == 0:
+        return result
     repo.lock_collection(session, cluster_id, day)
-    at = rules.day_end(day)
     ignored = rules.ignored_namespaces(metadata)
     cpu_by_pod: list[tuple[str, str, Decimal]] = []
     skipped: set[str] = set()
-    for sample in prometheus.query(attribution.CPU_BY_POD_QUERY, at):
+    for sample in prometheus.query(attribution.cpu_by_pod_query(window), at):
         namespace = sample.labels.get("namespace")
         if not namespace:
             continue
@@ -204,7 +210,7 @@ def collect_cluster_day(
         return result
     pod_labels = {
         (s.labels.get("namespace", ""), s.labels.get("pod", "")): s.labels
-        for s in prometheus.query(attribution.POD_LABELS_QUERY, at)
+        for s in prometheus.query(attribution.pod_labels_query(window), at)
     }
     split = attribution.split_by_user(
         cpu_by_pod, pod_labels, repo.hopsworks_users_by_namespace(session, cluster_id)
@@ -252,13 +258,22 @@ def collect_cluster_day(
         repo.correct_collected(session, rows, source=src)
         for src, rows in sorted(corrections.items())
     )
+    changed = [e.event_id for e in fresh] + [
+        event_id for rows in corrections.values() for event_id, _cpu, _units in rows]
+    result.accounts = repo.accounts_of_events(session, (source, unattributed), changed)
     log.info("usage collected", cluster=str(cluster_id), day=day.isoformat(),
-             namespaces=result.namespaces, new=result.new, corrected=result.corrected,
-             unmatched=result.unmatched)
+             through=at.isoformat(), namespaces=result.namespaces, new=result.new,
+             corrected=result.corrected, unmatched=result.unmatched,
+             accounts=len(result.accounts))
     return result
 
 
 PrometheusFactory = Callable[[str], PrometheusQuery]
+NO_PROMETHEUS = "no metadata.prometheus_url"
+UsageChanged = Callable[[Session, list[str], date], None]
+"""Told, inside a collection's transaction, which accounts' usage of a day it changed: the
+composition root hands billing's "charge these accounts now" here, so the balance follows
+the usage within the same minute instead of at the next billing slot."""
 
 
 def prometheus_url(session: Session, cluster_id: uuid.UUID) -> str:
@@ -273,11 +288,14 @@ def prometheus_url(session: Session, cluster_id: uuid.UUID) -> str:
 
 
 def collect_all(
-    database: Database, day: date, *, prometheus_for: PrometheusFactory | None = None
+    database: Database, day: date, *, prometheus_for: PrometheusFactory | None = None,
+    now: datetime | None = None, on_change: UsageChanged | None = None,
 ) -> list[CollectResult]:
-    """Collect ``day`` on every cluster that is not disabled and has a
-    ``metadata['prometheus_url']``, one transaction per cluster (a failing cluster is
-    reported in its result and does not stop the others), then refold the unmatched."""
+    """Collect ``day`` (whole once it has ended, else so far up to ``now``) on every
+    cluster that is not disabled and has a ``metadata['prometheus_url']``, one transaction
+    per cluster (a failing cluster is reported in its result and does not stop the others),
+    then refold the unmatched. ``on_change`` hears, in each cluster's transaction, of the
+    accounts whose usage changed."""
     factory = prometheus_for or build_prometheus_client
     with database.transaction() as session:
         clusters = repo.clusters_to_collect(session)
@@ -285,12 +303,15 @@ def collect_all(
     for cluster_id, metadata in clusters:
         url = metadata.get("prometheus_url")
         if not isinstance(url, str) or not url:
-            results.append(CollectResult(cluster_id, day, error="no metadata.prometheus_url"))
+            results.append(CollectResult(cluster_id, day, error=NO_PROMETHEUS))
             continue
         client = factory(url)
         try:
             with database.transaction() as session:
-                results.append(collect_cluster_day(session, cluster_id, day, client))
+                result = collect_cluster_day(session, cluster_id, day, client, now=now)
+                if result.accounts and on_change is not None:
+                    on_change(session, result.accounts, day)
+                results.append(result)
         except AppError as exc:
             log.warning("usage collection failed", cluster=str(cluster_id), error=exc.message)
             results.append(CollectResult(cluster_id, day, error=exc.message))

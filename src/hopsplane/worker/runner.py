@@ -51,7 +51,7 @@ class Worker:
     def run_pending(self, limit: int | None = None) -> int:
         """Run due jobs until none is left (or ``limit`` ran); returns how many ran."""
         ran = 0
-        context = JobContext(services=self.services)
+        context = JobContext(services=self.services, clock=self.clock)
         while limit is None or ran < limit:
             job = service.run_one(
                 self.db, self.handlers, context, self.clock(), lease_seconds=self.lease_seconds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -36,6 +36,8 @@ class JobContext:
     services: dict[str, Any] = field(default_factory=dict)
     job_id: int = 0
     attempt: int = 1
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """The worker's clock: what a job takes as "now" (tests and benchmarks move it)."""
 
 
 Handler = Callable[[Session, dict[str, Any], JobContext], None]
