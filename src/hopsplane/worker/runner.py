@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import psycopg
 import structlog
 
-from hopsplane.db.engine import KEEPALIVES, Database, libpq_conninfo
+from hopsplane.db.engine import KEEPALIVES, Database, is_database_unavailable, libpq_conninfo
 from hopsplane.worker import service
 from hopsplane.worker.schemas import Handler, JobContext, PeriodicTask
 from hopsplane.worker.service import Clock, utcnow
@@ -69,8 +69,14 @@ class Worker:
             try:
                 self.tick()
                 ran = self.run_pending()
-            except Exception:  # a lost database connection must not kill the worker
-                log.exception("worker loop error; retrying after the poll interval")
+            except Exception as exc:  # a lost database connection must not kill the worker
+                if is_database_unavailable(exc):
+                    # expected for the ~20 s of a failover: one line, not a traceback a
+                    # poll interval (the pool has dropped the old primary's connections)
+                    log.warning("database unavailable; retrying after the poll interval",
+                                error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+                else:
+                    log.exception("worker loop error; retrying after the poll interval")
                 ran = 0
             if ran == 0:
                 self.wake.wait(self.poll_interval)
