@@ -2,8 +2,10 @@
 (kill -9 of its Patroni and its postmaster) and a planned switchover.
 
 `hopsplane serve --workers 2` reaches the cluster with a libpq multi-host URL
-(target_session_attrs=read-write); `hopsplane worker` and `hopsplane credits verify` go
-through HAProxy, whose health check is Patroni's /primary. Clients post usage batches,
+(target_session_attrs=read-write); a second `hopsplane serve` (one process), `hopsplane
+worker` and `hopsplane credits verify` go through HAProxy, whose health check is Patroni's
+/primary. Clients send each request to one of the two servers in turn, as a load balancer
+would, so both ways of reaching the primary serve every kind of request. Clients post usage batches,
 admin grants (ledger postings) and signed Stripe webhooks, and read balances; a probe
 commits one row at a time straight into the cluster to time when it takes writes again.
 
@@ -80,9 +82,9 @@ class Seen:
 
 
 class Load:
-    def __init__(self, base: str, seen: Seen, owners: list[str], cookies: dict[str, str],
+    def __init__(self, bases: list[str], seen: Seen, owners: list[str], cookies: dict[str, str],
                  ingest_token: str, app_conninfo: str, probe_conninfo: str) -> None:
-        self.base = base
+        self.bases = bases
         self.seen = seen
         self.owners = owners
         self.cookies = cookies
@@ -90,7 +92,6 @@ class Load:
         self.app_conninfo = app_conninfo
         self.probe_conninfo = probe_conninfo
         self.stop = threading.Event()
-        self.client = httpx.Client(base_url=base, timeout=20)
         self.threads: list[threading.Thread] = []
         self.n = 0
 
@@ -105,8 +106,9 @@ class Load:
         """Until an answer other than 503 (what a well-behaved client does)."""
         while True:
             started = time.monotonic()
+            base = self.bases[self._next() % len(self.bases)]
             try:
-                r = httpx.request(method, self.base + path, content=body, headers=headers,
+                r = httpx.request(method, base + path, content=body, headers=headers,
                                   cookies={"hopsplane_session": cookie} if cookie else None,
                                   timeout=20)
             except httpx.TransportError as exc:
@@ -272,12 +274,14 @@ class Fleet:
                               env=self.env(url or self.api_url), cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
 
-    def start(self, port: int) -> None:
-        for name, args, url in (
-            ("serve", ["serve", "--no-upgrade", "--workers", "2", "--port", str(port)],
-             self.api_url),
-            ("worker", ["worker", "--concurrency", "2"], self.worker_url),
-        ):
+    def start(self, port: int, proxied_port: int | None) -> None:
+        runs = [("serve", ["serve", "--no-upgrade", "--workers", "2", "--port", str(port)],
+                 self.api_url),
+                ("worker", ["worker", "--concurrency", "2"], self.worker_url)]
+        if proxied_port is not None:
+            runs.append(("serve-haproxy", ["serve", "--no-upgrade", "--workers", "1",
+                                           "--port", str(proxied_port)], self.worker_url))
+        for name, args, url in runs:
             with (self.log_dir / f"{name}.log").open("wb") as log:
                 self.procs.append(subprocess.Popen(
                     [sys.executable, "-m", "hopsplane", *args], env=self.env(url), cwd=ROOT,
@@ -385,11 +389,14 @@ def _run(cluster: Cluster, stripe_front: StripeFront, hopsworks: FakeHopsworks,
                for o in [*owners, ADMIN]}
     cookie_db.dispose()
     port = free_port()
+    proxied = free_port() if cluster.haproxy else None
+    bases = [f"http://127.0.0.1:{p}" for p in (port, proxied) if p is not None]
     seen = Seen()
-    load = Load(f"http://127.0.0.1:{port}", seen, owners, cookies, ingest_token, app, probe)
+    load = Load(bases, seen, owners, cookies, ingest_token, app, probe)
     try:
-        fleet.start(port)
-        wait_until_ready(f"http://127.0.0.1:{port}/readyz", 90, fleet.procs[0], "serve")
+        fleet.start(port, proxied)
+        for base, proc in zip(bases, [fleet.procs[0], *fleet.procs[2:]], strict=True):
+            wait_until_ready(f"{base}/readyz", 90, proc, base)
         load.start()
         time.sleep(6)
 
@@ -459,7 +466,7 @@ def _run(cluster: Cluster, stripe_front: StripeFront, hopsworks: FakeHopsworks,
                 "purchases": len(set(acked_purchases) - set(credited))}
         print(f"\nfailover ({'synchronous' if lossless else 'asynchronous'} replication): "
               f"crash {crash}, switchover {switch}")
-        log = (tmp_path / "serve.log").read_text(errors="replace")
+        log = "".join(p.read_text(errors="replace") for p in tmp_path.glob("serve*.log"))
         print(f"server: {log.count('running the request again')} requests run again on a "
               f"fresh connection, {log.count('database unavailable')} answered 503")
         print(f"acknowledged: {len(seen.probe_acked)} probe commits, {len(acked_events)} usage "
@@ -495,9 +502,10 @@ def _run(cluster: Cluster, stripe_front: StripeFront, hopsworks: FakeHopsworks,
 
         # every process found the new primary by itself: the API answers, the worker's
         # LISTEN connection is back on the current primary
-        r = httpx.get(f"http://127.0.0.1:{port}/v1/account/balance", timeout=10,
-                      cookies={"hopsplane_session": cookies[owners[0]]})
-        assert r.status_code == 200, r.text
+        for base in bases:
+            r = httpx.get(f"{base}/v1/account/balance", timeout=10,
+                          cookies={"hopsplane_session": cookies[owners[0]]})
+            assert r.status_code == 200, r.text
         cluster.wait(lambda: _query(app, "SELECT count(*) FROM pg_stat_activity WHERE "
                                          "application_name = 'hopsplane-worker-listen'"
                                     )[0][0] >= 1, 20, "the worker's LISTEN connection")
