@@ -51,3 +51,9 @@ def test_the_libpq_form_lists_hosts_and_ports_in_order() -> None:
 def test_settings_accept_a_multi_host_url() -> None:
     s = Settings(database_url=MULTI, _env_file=None)  # type: ignore[call-arg]
     assert s.database_url is not None and "host=db2:5433" in s.database_url
+
+
+def test_ipv6_hosts_lose_their_brackets_in_the_libpq_form() -> None:
+    info = dict(part.split("=", 1) for part in libpq_conninfo(
+        "postgresql://u@[::1]:5432,[::2]:5433/d").split())
+    assert info["host"] == "::1,::2" and info["port"] == "5432,5433"

@@ -99,7 +99,7 @@ def libpq_conninfo(url: str) -> str:
     if listed:
         pairs = [h.rsplit(":", 1) if ":" in h.rsplit("]", 1)[-1] else [h, "5432"]
                  for h in ([listed] if isinstance(listed, str) else listed)]
-        params["host"] = ",".join(h for h, _ in pairs)
+        params["host"] = ",".join(h.strip("[]") for h, _ in pairs)
         params["port"] = ",".join(p for _, p in pairs)
     else:
         if parsed.host:
