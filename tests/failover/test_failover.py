@@ -347,7 +347,12 @@ def _window(seen: Seen, since: float, until: float) -> dict[str, float | None]:
     def rel(t: float | None) -> float | None:
         return None if t is None else round(t - since, 1)
 
-    return {"answers_503": len(bad), "first_503": rel(first_bad), "db_writable": rel(writable),
+    # answers that still came back 2xx after the fault, before the first 503 (requests in
+    # flight, or served by backends of the old primary before they noticed its death)
+    late_ok = sum(1 for s, e, _, st in seen.answers if st in (200, 201) and since <= e
+                  and (first_bad is None or e < first_bad))
+    return {"answers_503": len(bad), "ok_before_first_503": late_ok,
+            "first_503": rel(first_bad), "db_writable": rel(writable),
             "first_good_write": rel(good_write), "normal_service": rel(last_bad),
             "normal_after_writable": None if last_bad is None or writable is None
             else round(max(0.0, last_bad - writable), 1)}
