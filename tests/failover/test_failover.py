@@ -511,6 +511,8 @@ def _run(cluster: Cluster, stripe_front: StripeFront, hopsworks: FakeHopsworks,
             r = httpx.get(f"{base}/v1/account/balance", timeout=10,
                           cookies={"hopsplane_session": cookies[owners[0]]})
             assert r.status_code == 200, r.text
+            # /readyz checks the database on an engine of its own (async, pre-ping)
+            assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
         cluster.wait(lambda: _query(app, "SELECT count(*) FROM pg_stat_activity WHERE "
                                          "application_name = 'hopsplane-worker-listen'"
                                     )[0][0] >= 1, 20, "the worker's LISTEN connection")
