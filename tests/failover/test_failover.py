@@ -403,7 +403,7 @@ def _run(cluster: Cluster, stripe_front: StripeFront, hopsworks: FakeHopsworks,
         for base, proc in zip(bases, [fleet.procs[0], *fleet.procs[2:]], strict=True):
             wait_until_ready(f"{base}/readyz", 90, proc, base)
         load.start()
-        time.sleep(6)
+        time.sleep(4)
 
         # --- the crash: kill -9 of the primary's Patroni and postmaster ----------------
         crashed = cluster.leader()
@@ -414,13 +414,13 @@ def _run(cluster: Cluster, stripe_front: StripeFront, hopsworks: FakeHopsworks,
                      "a new leader after the crash")
         cluster.wait(lambda: bool(seen.probe_ok) and seen.probe_ok[-1] > killed_at, 60,
                      "the new primary to take writes")
-        time.sleep(12)  # long enough to see the service come back inside its 10 s
+        time.sleep(11)  # long enough to see the service come back inside its 10 s
         crash_end = time.monotonic()
 
         # --- the crashed node rejoins (pg_rewind), then a planned switchover -----------
         cluster.start_node(crashed)
         cluster.wait(cluster.healthy, 120, "the crashed node to rejoin as a standby")
-        time.sleep(2)
+        time.sleep(1)
         leader, candidate = cluster.leader(), cluster.sync_standby()
         if candidate is None:
             candidate = next(n for n in cluster.nodes if n is not leader)
@@ -429,7 +429,7 @@ def _run(cluster: Cluster, stripe_front: StripeFront, hopsworks: FakeHopsworks,
         result = cluster.switchover(leader, candidate)
         assert result.returncode == 0, result.stdout + result.stderr
         cluster.wait(lambda: cluster.leader() is candidate, 60, "the switchover")
-        time.sleep(8)
+        time.sleep(6)
         load.finish()
         ended = time.monotonic()
 
