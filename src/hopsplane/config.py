@@ -406,15 +406,45 @@ class Settings(BaseSettings):
 
 
 def normalise_database_url(url: str) -> str:
-    """Accept plain libpq URLs (postgres://, postgresql://) and pin the psycopg 3 driver."""
-    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+    """Accept plain libpq URLs (postgres://, postgresql://) and pin the psycopg 3 driver.
+
+    A libpq multi-host URL (``postgresql://u@h1:5432,h2:5432,h3:5432/db``, what a Patroni
+    cluster without a proxy in front is reached with) is rewritten into the form SQLAlchemy
+    parses (``?host=h1:5432&host=h2:5432&...``); libpq then tries the hosts in order. With
+    more than one host and no ``target_session_attrs``, ``read-write`` is added: every
+    connection hopsplane opens writes, and a standby would refuse it (or, worse, answer
+    reads with stale balances)."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://",
+                   "postgresql+psycopg://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    if url.startswith("postgresql+psycopg://"):
-        return url
+            return "postgresql+psycopg://" + _multi_host(url[len(prefix):])
     raise ValueError(
         "HOPSPLANE_DATABASE_URL must be a PostgreSQL URL (postgresql://user@host:5432/db)"
     )
+
+
+def _multi_host(rest: str) -> str:
+    """``[userinfo@]hosts[/db][?query]`` with the host list moved into the query when it
+    names more than one host."""
+    from urllib.parse import parse_qsl, urlencode
+
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    userinfo, at, hostlist = netloc.rpartition("@")
+    path, _, query_text = tail.partition("?")
+    query = parse_qsl(query_text, keep_blank_values=True)
+    hosts = [h for h in hostlist.split(",") if h] if "," in hostlist else []
+    if hosts:
+        with_port = [h if h.rsplit("]", 1)[-1].count(":") == 1 else f"{h}:5432" for h in hosts]
+        query = [("host", h) for h in with_port] + query
+        netloc = userinfo + at
+    if len([k for k, _ in query if k == "host"]) > 1 and all(
+        k != "target_session_attrs" for k, _ in query
+    ):
+        query.append(("target_session_attrs", "read-write"))
+    if not hosts and query_text == urlencode(query, safe=":/,[]"):
+        return rest
+    return netloc + (path or "/") + ("?" + urlencode(query, safe=":/,[]") if query else "")
 
 
 @lru_cache(maxsize=1)

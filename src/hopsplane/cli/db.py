@@ -8,6 +8,7 @@ import typer
 
 from hopsplane.cli.common import console, database_url, friendly, load_settings
 from hopsplane.db import migrate
+from hopsplane.db.engine import libpq_conninfo
 
 app = typer.Typer(
     help="Manage the database schema (Alembic revisions shipped inside hopsplane). "
@@ -61,4 +62,8 @@ def url() -> None:
     """Print the connection string of the database in use (the embedded one included,
     started if needed) for psql and other tools: `psql "$(hopsplane db url)"`. It may
     contain the password: do not paste it anywhere shared."""
-    typer.echo(database_url(load_settings()).replace("postgresql+psycopg://", "postgresql://"))
+    url = database_url(load_settings())
+    if "?host=" in url:  # a multi-host URL: libpq's key=value form is what psql reads
+        typer.echo(libpq_conninfo(url))
+    else:
+        typer.echo(url.replace("postgresql+psycopg://", "postgresql://"))

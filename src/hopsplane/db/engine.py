@@ -60,10 +60,69 @@ def _connect_args(settings: Settings) -> dict[str, Any]:
         "options": options,
         "application_name": "hopsplane",
         "connect_timeout": settings.db_connect_timeout_seconds,
+        # A primary that vanished without closing its sockets (power loss, a network
+        # partition, a failover behind a virtual IP) would otherwise leave a pooled or
+        # LISTEN connection waiting on a dead peer for the kernel's two hours.
+        **KEEPALIVES,
     }
     if not settings.db_prepared_statements:
         args["prepare_threshold"] = None  # never prepare (PgBouncer in transaction mode)
     return args
+
+
+KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
+}
+
+_NOT_THE_PRIMARY = frozenset({
+    "25006",  # read_only_sql_transaction: this server is (now) a standby
+    "57P01",  # admin_shutdown: fast shutdown, as in a switchover or a Patroni restart
+    "57P02",  # crash_shutdown: another backend crashed, the server is restarting
+    "57P03",  # cannot_connect_now: starting up or shutting down
+})
+
+
+def libpq_conninfo(url: str) -> str:
+    """The libpq connection string of a database URL, for code that talks to psycopg
+    directly (the worker's LISTEN connection). A multi-host URL becomes ``host=h1,h2
+    port=p1,p2 ... target_session_attrs=read-write``, which libpq understands and the
+    rewritten URL form (``?host=h1:p1&host=h2:p2``) is not."""
+    from psycopg.conninfo import make_conninfo
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(normalise_database_url(url))
+    params: dict[str, str] = {}
+    for key, value in parsed.query.items():
+        if key != "host":
+            params[key] = value if isinstance(value, str) else value[-1]
+    listed = parsed.query.get("host")
+    if listed:
+        pairs = [h.rsplit(":", 1) if ":" in h.rsplit("]", 1)[-1] else [h, "5432"]
+                 for h in ([listed] if isinstance(listed, str) else listed)]
+        params["host"] = ",".join(h.strip("[]") for h, _ in pairs)
+        params["port"] = ",".join(p for _, p in pairs)
+    else:
+        if parsed.host:
+            params["host"] = parsed.host
+        if parsed.port:
+            params["port"] = str(parsed.port)
+    for key, part in (("dbname", parsed.database), ("user", parsed.username),
+                      ("password", parsed.password)):
+        if part:
+            params[key] = str(part)
+    return make_conninfo(**params)
+
+
+def _drop_connection_of_a_lost_primary(context: Any) -> None:
+    """Errors that mean "this server is not (or no longer) a primary that serves": the
+    connection is thrown away (and the pool with it, SQLAlchemy invalidates every pooled
+    connection on a disconnect), so the next checkout connects afresh and libpq's
+    ``target_session_attrs=read-write`` finds the current primary. The serving middleware
+    sees ``connection_invalidated`` and answers 503, or runs a request that had written
+    nothing once more."""
+    sqlstate = getattr(context.original_exception, "sqlstate", None) or ""
+    if sqlstate in _NOT_THE_PRIMARY or sqlstate.startswith("08"):
+        context.is_disconnect = True
 
 
 @dataclass(slots=True)
@@ -138,6 +197,7 @@ class Database:
             connect_args=_connect_args(settings),
         )
         event.listen(self.engine, "checkout", _refuse_dead_connection)
+        event.listen(self.engine, "handle_error", _drop_connection_of_a_lost_primary)
         event.listen(self.engine, "after_cursor_execute", _count_statement)
         event.listen(self.engine, "commit", _count_commit)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -167,6 +227,8 @@ class Database:
                 pool_pre_ping=True,
                 connect_args=_connect_args(self._settings),
             )
+            event.listen(self._async_engine.sync_engine, "handle_error",
+                         _drop_connection_of_a_lost_primary)
         return self._async_engine
 
     @asynccontextmanager

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import psycopg
 import structlog
 
-from hopsplane.db.engine import Database
+from hopsplane.db.engine import KEEPALIVES, Database, is_database_unavailable, libpq_conninfo
 from hopsplane.worker import service
 from hopsplane.worker.schemas import Handler, JobContext, PeriodicTask
 from hopsplane.worker.service import Clock, utcnow
@@ -69,8 +69,14 @@ class Worker:
             try:
                 self.tick()
                 ran = self.run_pending()
-            except Exception:  # a lost database connection must not kill the worker
-                log.exception("worker loop error; retrying after the poll interval")
+            except Exception as exc:  # a lost database connection must not kill the worker
+                if is_database_unavailable(exc):
+                    # expected for the ~20 s of a failover: one line, not a traceback a
+                    # poll interval (the pool has dropped the old primary's connections)
+                    log.warning("database unavailable; retrying after the poll interval",
+                                error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+                else:
+                    log.exception("worker loop error; retrying after the poll interval")
                 ran = 0
             if ran == 0:
                 self.wake.wait(self.poll_interval)
@@ -80,13 +86,16 @@ class Worker:
     def listen(self, stop: threading.Event) -> None:
         """Wake the idle loops when jobs are inserted (revision 0011's trigger sends NOTIFY
         hopsplane_jobs at commit). Reconnects after errors; the loops poll meanwhile."""
-        url = self.db.engine.url.render_as_string(hide_password=False).replace(
-            "postgresql+psycopg://", "postgresql://"
-        )
+        # libpq's own form: a multi-host URL with target_session_attrs=read-write lands on
+        # the primary (NOTIFY is only sent there; a standby refuses LISTEN), and after a
+        # failover the reconnect below finds the new one. Keepalives notice a primary that
+        # vanished without closing the socket.
+        conninfo = libpq_conninfo(self.db.engine.url.render_as_string(hide_password=False))
         while not stop.is_set():
             try:
-                with psycopg.connect(url, autocommit=True, connect_timeout=5,
-                                     application_name="hopsplane-worker-listen") as conn:
+                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5,
+                                     application_name="hopsplane-worker-listen",
+                                     **KEEPALIVES) as conn:
                     conn.execute("LISTEN hopsplane_jobs")
                     while not stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
