@@ -3,7 +3,13 @@
 import time
 from decimal import Decimal
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from hopsplane.credits import service as credits
+from hopsplane.credits.origins import OperatorRefund
+from hopsplane.errors import Conflict
 
 from hopsplane.db.engine import Database
 from tests.apps import act_as
@@ -158,18 +164,39 @@ def test_a_refund_delivered_before_its_purchase_ends_with_the_right_balance(
     ]
 
 
-def test_a_refund_the_balance_cannot_cover_is_recorded_as_failed(
+def test_a_refund_stripe_made_is_recorded_even_below_zero_and_suspends(
     app_client: TestClient, fresh_db: Database, stripe_front: StripeFront
 ) -> None:
+    """Purchase 50, use 40, refund 50 in Stripe: the customer has the money back, so the
+    ledger records it whatever the balance, exactly like a dispute, and suspends."""
     owner, pi, _ = paid_through_checkout(app_client, fresh_db, stripe_front, owner=None,
-                                          amount="20.00")
+                                          amount="50.00")
     with fresh_db.transaction() as s:
-        post(s, owner, "usage", "-15.00")
-    charge = stripe_front.refund(pi)  # the whole 20.00 back on the card
-    r = deliver(app_client, stripe_event("charge.refunded", charge))
-    assert r.status_code == 200 and r.json()["status"] == "failed"
-    assert "below zero" in (r.json()["note"] or "")
-    assert balance(fresh_db, owner) == Decimal("5.00")
+        post(s, owner, "usage", "-40.00")
+    charge = stripe_front.refund(pi)  # the whole 50.00 back on the card
+    event = stripe_event("charge.refunded", charge)
+    r = deliver(app_client, event)
+    assert r.status_code == 200 and r.json()["status"] == "processed", r.json()
+    assert ledger(fresh_db, owner)[-1] == ("refund", Decimal("-50.00"), Decimal("-40.00"))
+    assert deliver(app_client, event).json()["status"] == "duplicate"
+    assert stored_events(fresh_db)[event["id"]] == ("processed", None)
+    with fresh_db.transaction() as s:
+        assert s.execute(text("SELECT suspended FROM hopsplane.account_standing "
+                              "WHERE account_owner_id = :a"), {"a": owner}).scalar_one()
+        assert credits.verify(s, owner).ok
+    # a refund made here (not by Stripe) still may not overdraw
+    with fresh_db.transaction() as s:
+        purchase = credits.purchase_for_payment_intent(s, pi)
+        assert purchase is not None
+    other, other_pi, _ = paid_through_checkout(app_client, fresh_db, stripe_front,
+                                                owner=None, amount="20.00")
+    with fresh_db.transaction() as s:
+        post(s, other, "usage", "-15.00")
+        mine = credits.purchase_for_payment_intent(s, other_pi)
+        assert mine is not None
+        with pytest.raises(Conflict, match="below zero"):
+            credits.refund(s, other, mine.id, "20.00", reason="goodwill",
+                           origin=OperatorRefund("r1"))
 
 
 def test_webhooks_answer_503_when_stripe_is_not_configured(

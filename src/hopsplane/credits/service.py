@@ -471,7 +471,7 @@ def _check_refund(session: Session, posting: Posting) -> None:
             code=REFUND_EXCEEDS_PURCHASE,
         )
     current = repo.balance(session, posting.account_owner_id)
-    if would_overdraw(posting.entry_type, posting.amount, current):
+    if would_overdraw(posting.entry_type, posting.amount, current, posting.idempotency_key):
         raise Conflict(
             f"refund of {-posting.amount} would take the balance ({current}) below zero",
             code=INSUFFICIENT_BALANCE,

@@ -228,8 +228,9 @@ def handle_event(
 ) -> EventOutcome:
     """Store a verified event once and process it in the same transaction.
 
-    A repeated delivery of a stored event changes nothing. A problem with the event itself
-    (unknown account, wrong currency, a refund the balance cannot cover) is recorded as
+    A repeated delivery of a stored event changes nothing. A refund Stripe made is posted
+    whatever the balance (it may overdraw and suspend, like a dispute: the money is gone).
+    A problem with the event itself (unknown account, wrong currency) is recorded as
     ``failed`` and acknowledged, since Stripe resending it would not help (``stripe
     reconcile`` lists it). Stripe being unreachable raises Unavailable: nothing is stored and
     Stripe delivers again later.
