@@ -170,6 +170,16 @@ class Settings(BaseSettings):
     billing_batch_size: int = Field(
         1000, ge=1, le=5000, description="Accounts charged per transaction by a billing run."
     )
+    billing_slice_days: int = Field(
+        31, ge=1, le=1000,
+        description="Days of one account's usage charged per transaction by a billing run; "
+        "a longer backlog is charged in further slices of the same run.",
+    )
+    usage_max_age_days: int = Field(
+        400, ge=1, le=3650,
+        description="Usage dated more than this many days before today (UTC) is refused, "
+        "at ingestion (422) and by the collector.",
+    )
 
     @field_validator("balance_thresholds")
     @classmethod

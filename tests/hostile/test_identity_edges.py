@@ -72,7 +72,7 @@ def test_an_address_a_mail_server_delivers_elsewhere_is_another_identity(
     """x@straße.de must neither sign in as x@strasse.de nor accept that address's invite."""
     assert normalise_email(theirs) != normalise_email(other)
     victim, _ = api.new_user(email=other)
-    owner, oh = api.new_user()
+    _, oh = api.new_user()
     assert api.client.post("/v1/team/invites", headers=oh, json={"email": other}
                            ).status_code == 201
     token = api.last_token()

@@ -9,9 +9,8 @@ from sqlalchemy import text
 
 from hopsplane.credits import service as credits
 from hopsplane.credits.origins import OperatorRefund
-from hopsplane.errors import Conflict
-
 from hopsplane.db.engine import Database
+from hopsplane.errors import Conflict
 from tests.apps import act_as
 from tests.factories import RecordingHooks, committed_user, post
 from tests.payments.fakes import StripeFront, stripe_event

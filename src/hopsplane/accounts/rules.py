@@ -32,7 +32,7 @@ def normalise_email(value: str) -> str:
     Only what makes two spellings the same mailbox is folded, never two mailboxes into one:
 
     - the domain is IDNA-normalised (UTS #46, non-transitional, as email-validator does:
-      ``EXAMPLE.com``, a fullwidth ``ＥＸＡＭＰＬＥ.com`` and ``example.com`` are one DNS
+      ``EXAMPLE.com``, its fullwidth spelling (U+FF25 ...) and ``example.com`` are one DNS
       name, and ``xn--strae-oqa.de`` is ``straße.de``), kept in Unicode and lower case.
       ``straße.de`` stays ``straße.de``: under IDNA2008 it is another domain than
       ``strasse.de`` (the transitional mapping ß -> ss is not applied);
@@ -41,8 +41,8 @@ def normalise_email(value: str) -> str:
       stores the address of a database-connection user "in lower case, regardless of how
       you initially provided it" (Management API, "Search Users by Email"), so
       ``Ann@x.io`` and ``ann@x.io`` are one Auth0 user and one invitee. Nothing more: no
-      NFKC (a fullwidth ``ａ``, U+216F ``Ⅿ`` stay themselves), no case folding (``ß`` is
-      not ``ss``, final ``ς`` is not ``σ``). Mail servers deliver those to other mailboxes.
+      NFKC (a fullwidth U+FF41, the numeral U+216F stay themselves), no case folding
+      (U+00DF sharp s is not ``ss``, final sigma U+03C2 is not U+03C3). Mail servers deliver those to other mailboxes.
     - the whole is trimmed, NFC (email-validator's canonical composition, which changes no
       mailbox) and valid by email-validator's rules (no DNS lookup), so markup such as
       ``"><script>@x.io`` is never stored. Invalid otherwise.

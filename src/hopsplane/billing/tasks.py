@@ -30,6 +30,7 @@ def run_billing_job(session: Session, args: dict[str, Any], ctx: JobContext) -> 
         batch_size=settings.billing_batch_size,
         workers=1,
         public_url=settings.public_url,
+        slice_days=settings.billing_slice_days,
     )
 
 

@@ -11,7 +11,8 @@ The flow, and what makes each anchor failure impossible:
    this domain's row lock. A usage posting that leaves the balance below the threshold
    (crossing it, or finding it already below after an expiry, a dispute or a short top-up)
    inserts one attempt keyed by that posting's ledger key (unique), unless an attempt of
-   the account is still active (unique partial index), and enqueues its charge job. Nothing calls Stripe here, so Stripe being down never blocks a posting.
+   the account is still active (unique partial index), and enqueues its charge job.
+   Nothing calls Stripe here, so Stripe being down never blocks a posting.
 3. **Decide** (:func:`begin_charge`, a short transaction with the row lock): still on, still
    below the threshold, within today's count and money caps (else deferred to the next UTC
    day) -> the try is counted and the money reserved before Stripe is called.
@@ -68,12 +69,12 @@ from hopsplane.payments.autotopup_rules import (
     Limits,
     backoff,
     cap_refusal,
-    wants_topup,
     next_day_start,
     require_terms,
     terms_text,
     utc_day,
     validate_settings,
+    wants_topup,
 )
 from hopsplane.payments.autotopup_schemas import (
     AttemptOut,
