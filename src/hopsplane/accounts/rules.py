@@ -42,7 +42,8 @@ def normalise_email(value: str) -> str:
       you initially provided it" (Management API, "Search Users by Email"), so
       ``Ann@x.io`` and ``ann@x.io`` are one Auth0 user and one invitee. Nothing more: no
       NFKC (a fullwidth U+FF41, the numeral U+216F stay themselves), no case folding
-      (U+00DF sharp s is not ``ss``, final sigma U+03C2 is not U+03C3). Mail servers deliver those to other mailboxes.
+      (U+00DF sharp s is not ``ss``, final sigma U+03C2 is not U+03C3). Mail servers
+      deliver those to other mailboxes.
     - the whole is trimmed, NFC (email-validator's canonical composition, which changes no
       mailbox) and valid by email-validator's rules (no DNS lookup), so markup such as
       ``"><script>@x.io`` is never stored. Invalid otherwise.
