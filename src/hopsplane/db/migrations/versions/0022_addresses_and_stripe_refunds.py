@@ -2,7 +2,7 @@
 made may overdraw like a dispute.
 
 - users.email and team_invites.email: checked under the address rule of
-  ``hopsplane.accounts.rules.normalise_email`` (domain IDNA-normalised and lower-cased, local
+  ``hopsplane.accounts.rules.normalise_email`` (copied here as it stands at this revision) (domain IDNA-normalised and lower-cased, local
   part lower-cased as Auth0 does; no NFKC, no case folding). Two users whose addresses are
   one under this rule are a conflict only a person can resolve (both may hold credits): the
   upgrade refuses and names them. Rows whose stored form differs from the rule's are
@@ -26,9 +26,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from alembic import op
-
-from hopsplane.accounts.rules import normalise_email
-from hopsplane.errors import Invalid
+from email_validator import EmailNotValidError, validate_email
 
 revision: str = "0022"
 down_revision: str | None = "0020"
@@ -52,11 +50,24 @@ ALTER TABLE public.credits_ledger ADD CONSTRAINT credits_ledger_only_usage_overd
 """
 
 
-def _normalised(email: str) -> str | None:
-    try:
-        return normalise_email(email)
-    except Invalid:
+MAX_EMAIL = 254
+
+
+def _normalised(value: str) -> str | None:
+    """The stored form of an address, or None when it is not a valid one: the rule of
+    ``hopsplane.accounts.rules.normalise_email`` at this revision (trimmed, valid by
+    email-validator without a DNS lookup, domain IDNA-normalised, domain and local part
+    lower case, at most 254 characters), frozen here because a revision must not change its
+    effect when the application's rule changes later."""
+    text = value.strip()
+    if not text or len(text) > MAX_EMAIL:
         return None
+    try:
+        checked = validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    email = f"{checked.local_part.lower()}@{checked.domain.lower()}"
+    return email if len(email) <= MAX_EMAIL else None
 
 
 def _check_users() -> None:
