@@ -115,6 +115,7 @@ def test_the_cli_lists_exits_1_then_fixes(
     assert unconfigured.exit_code == 1 and "not configured" in unconfigured.output
 
 
+@pytest.mark.stripe_unreconciled("credits Stripe never received, listed and left for a person")
 def test_credits_that_stripe_never_received_are_listed_and_never_fixed(
     fresh_db: Database, gateway: StripeApi, stripe_front: StripeFront
 ) -> None:

@@ -132,6 +132,8 @@ def test_the_success_redirect_refuses_another_accounts_session(
     assert app_client.get("/v1/account/topups/cs_test_unknown/complete").status_code == 404
     assert app_client.get("/v1/account/topups/not-a-session/complete").status_code == 404
     assert balance(fresh_db, alice) == 0 and balance(fresh_db, bob) == 0
+    act_as(app_client, alice)  # her own redirect credits her: Stripe and the ledger agree
+    assert app_client.get(f"/v1/account/topups/{sid}/complete").json()["credited"] is True
 
 
 def test_live_keys_use_the_live_customer_column(
