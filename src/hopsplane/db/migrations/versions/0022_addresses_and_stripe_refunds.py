@@ -2,14 +2,14 @@
 made may overdraw like a dispute.
 
 - users.email and team_invites.email: checked under the address rule of
-  ``hopsplane.accounts.rules.normalise_email`` (copied here as it stands at this revision) (domain IDNA-normalised and lower-cased, local
-  part lower-cased as Auth0 does; no NFKC, no case folding). Two users whose addresses are
-  one under this rule are a conflict only a person can resolve (both may hold credits): the
-  upgrade refuses and names them. Rows whose stored form differs from the rule's are
-  rewritten to it; pending invites that become duplicates (same account and address) keep
-  the newest, the others are revoked. Addresses the older rule already folded (``ß`` to
-  ``ss``, NFKC) cannot be unfolded: the person signs in by subject, and the next invite is
-  compared under the new rule.
+  ``hopsplane.accounts.rules.normalise_email``, copied here as it stands at this revision
+  (domain IDNA-normalised and lower-cased, local part lower-cased as Auth0 does; no NFKC,
+  no case folding). Two users whose addresses are one under this rule are a conflict only
+  a person can resolve (both may hold credits): the upgrade refuses and names them. Rows
+  whose stored form differs from the rule's are rewritten to it; pending invites that
+  become duplicates (same account and address) keep the newest, the others are revoked.
+  Addresses the older rule already folded (``ß`` to ``ss``, NFKC) cannot be unfolded:
+  the person signs in by subject, and the next invite is compared under the new rule.
 - credits_ledger: ``credits_ledger_only_usage_overdraws`` also lets a refund keyed
   ``stripe:refund:...`` (the cumulative refund Stripe reports for a payment) take the
   balance below zero. The money already went back to the customer: the ledger must record
