@@ -1,7 +1,7 @@
 """One account with a long unbilled backlog in a billing run, on a real PostgreSQL server.
 
     .venv/bin/python benchmarks/billing_backlog.py [--url postgresql://root@127.0.0.1:5432/postgres]
-        [--days 20000] [--others 1000] [--slice-days 31]
+        [--days 10000] [--others 1000] [--slice-days 366]
 
 Creates a scratch database (dropped at the end), and twice (a fresh database each time)
 one account with ``--days`` unbilled days plus ``--others`` accounts with one day each, then
@@ -92,9 +92,9 @@ def _one(admin: str, days: int, others: int, slice_days: int) -> tuple[float, in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="postgresql://root@127.0.0.1:5432/postgres")
-    parser.add_argument("--days", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=10_000)
     parser.add_argument("--others", type=int, default=1000)
-    parser.add_argument("--slice-days", type=int, default=31)
+    parser.add_argument("--slice-days", type=int, default=366)
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     admin = args.url.replace("postgresql+psycopg://", "postgresql://")

@@ -171,7 +171,7 @@ class Settings(BaseSettings):
         1000, ge=1, le=5000, description="Accounts charged per transaction by a billing run."
     )
     billing_slice_days: int = Field(
-        31, ge=1, le=1000,
+        366, ge=1, le=1000,
         description="Days of one account's usage charged per transaction by a billing run; "
         "a longer backlog is charged in further slices of the same run.",
     )

@@ -33,7 +33,7 @@ from hopsplane.money import cost_of
 log = structlog.get_logger(__name__)
 
 MAX_USAGE_DAYS = 366
-DEFAULT_SLICE_DAYS = 31
+DEFAULT_SLICE_DAYS = 366
 """Days of one account charged per transaction (``HOPSPLANE_BILLING_SLICE_DAYS``)."""
 NOTICE_KINDS = frozenset({"low_balance", "recovered"})  # balance events sent by email
 
