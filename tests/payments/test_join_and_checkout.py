@@ -176,3 +176,31 @@ def test_reconcile_fix_credits_a_payment_for_a_closed_account(
     assert [(k, a) for k, a, _ in ledger(fresh_db, owner)] == [
         ("purchase", Decimal("25.00")), ("refund", Decimal("-5.00"))]
     assert ledger(fresh_db, buyer) == []
+
+
+def test_the_accept_route_refuses_a_join_while_a_payment_is_processing(
+    app_client: TestClient, fresh_db: Database, stripe_front: StripeFront
+) -> None:
+    """Through the API as served (the app's own hooks and Stripe client): 409 while the
+    buyer's bank debit is processing, the join once Stripe has settled it otherwise."""
+    from hopsplane.http.deps import Principal
+
+    owner, buyer = committed_user(fresh_db), committed_user(fresh_db)
+    sid = _open_checkout(app_client, buyer)
+    with stripe_front.lock:
+        stripe_front.sessions[sid].update(status="complete", payment_status="unpaid")
+    ctx = teams.InviteContext(mailer=LogMailer(), public_url="https://x.test",
+                              default_expiry_days=7)
+    with fresh_db.transaction() as s:
+        token = teams.create_invite(s, ctx, owner, f"{buyer[6:]}@example.com").token
+    verified = Principal(buyer, f"{buyer[6:]}@example.com", account_owner_id=None,
+                         is_platform_admin=False, email_verified=True)
+    app_client.app.state.authenticator = lambda _r, _s: verified  # type: ignore[attr-defined]
+    r = app_client.post("/v1/invites/accept", json={"token": token})
+    assert r.status_code == 409 and "still being processed" in r.json()["detail"], r.json()
+    assert _member_of(fresh_db, buyer) is None
+    with stripe_front.lock:  # the debit failed: Stripe expired the session
+        stripe_front.sessions[sid].update(status="expired")
+    r = app_client.post("/v1/invites/accept", json={"token": token})
+    assert r.status_code == 200, r.json()
+    assert _member_of(fresh_db, buyer) == owner
