@@ -189,6 +189,16 @@ class Settings(BaseSettings):
         description="How long after 00:00 UTC the worker collects the day that ended, once, "
         "at its end (room for the last scrapes to reach Prometheus).",
     )
+    billing_slice_days: int = Field(
+        366, ge=1, le=1000,
+        description="Days of one account's usage charged per transaction by a billing run; "
+        "a longer backlog is charged in further slices of the same run.",
+    )
+    usage_max_age_days: int = Field(
+        400, ge=1, le=3650,
+        description="Usage dated more than this many days before today (UTC) is refused, "
+        "at ingestion (422) and by the collector.",
+    )
 
     @field_validator("balance_thresholds")
     @classmethod

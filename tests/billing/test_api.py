@@ -156,6 +156,10 @@ def test_admin_grant_refund_and_price(world: dict[str, str], app_client) -> None
     assert too_much.status_code == 409 and too_much.json()["error"] == "Conflict"
     ok = c.post(f"/v1/admin/accounts/{o}/refunds", json=refund | {"amount": "20.00"})
     assert ok.status_code == 201 and ok.json()["entry"]["amount"] == "-20.00"
+    # a retry with the same key (the answer was lost) gets the original entry, not a 409
+    retry = c.post(f"/v1/admin/accounts/{o}/refunds", json=refund | {"amount": "20.00"})
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["created"] is False and retry.json()["entry"] == ok.json()["entry"]
     price = c.post(f"/v1/admin/accounts/{o}/price-overrides",
                    json={"effective_from": str(D2), "unit_price": "0.0003", "reason": "deal"})
     assert price.status_code == 201

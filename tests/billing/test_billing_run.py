@@ -150,3 +150,42 @@ def test_a_day_row_being_folded_is_skipped_not_waited_for(fresh_db: Database) ->
     second = _run(fresh_db)
     assert (second.postings, second.amount) == (1, Decimal("2.00"))
     assert _debits(fresh_db, a) == [Decimal("-1.00"), Decimal("-2.00")]
+
+
+def test_a_long_backlog_is_charged_in_bounded_slices_within_one_run(
+    fresh_db: Database,
+) -> None:
+    """An account with thousands of unbilled days (an agent reported any past date) is
+    charged slice by slice, each slice its own bounded transaction, oldest days first, and
+    the accounts after it in the same batch are charged in the same run."""
+    with fresh_db.transaction() as s:
+        big, small1, small2 = sorted(make_user(s) for _ in range(3))
+        post(s, big, "purchase", "5000.00")
+        s.execute(text(
+            "INSERT INTO usage_tracking (account_owner_id, date, compute_units, user_breakdown) "
+            "SELECT CAST(:a AS text), d::date, 10000, jsonb_build_object(CAST(:a AS text), '10000') "
+            "FROM generate_series(CAST(:first AS date), CAST(:last AS date), interval '1 day') d"),
+            {"a": big, "first": date(2018, 1, 1), "last": date(2026, 3, 19)})
+        for acct in (small1, small2):
+            upsert_usage(s, acct, D1, "10000")
+    r = _run(fresh_db, batch_size=3, slice_days=250)
+    assert r.failures == [] and r.accounts == 3
+    assert r.postings == 3000 + 2 and r.amount == Decimal("3002.00")
+    with fresh_db.transaction() as s:
+        left = s.execute(text("SELECT count(*) FROM usage_tracking "
+                              "WHERE total_cost > billed_amount")).scalar_one()
+        # entries of one transaction share its now(): no transaction took more than a
+        # slice of one account
+        per_transaction = s.execute(text(
+            "SELECT max(n) FROM (SELECT count(*) AS n FROM credits_ledger "
+            "WHERE type = 'usage' GROUP BY account_owner_id, created_at) t")).scalar_one()
+        first_slice = s.execute(text(
+            "SELECT max(description) FROM credits_ledger WHERE account_owner_id = :a "
+            "AND type = 'usage' AND created_at = (SELECT min(created_at) FROM credits_ledger "
+            "WHERE account_owner_id = :a AND type = 'usage')"), {"a": big}).scalar_one()
+        assert credits.balance(s, big) == Decimal("2000.00")
+        assert credits.verify(s).ok
+    assert left == 0
+    assert per_transaction <= 250
+    assert "2018" in first_slice  # the oldest days first
+    assert _run(fresh_db, slice_days=250).postings == 0

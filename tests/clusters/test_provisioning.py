@@ -126,6 +126,19 @@ def test_sign_up_without_capacity_succeeds_and_is_placed_later(
     assert user(fresh_db, owner).hopsworks_project_id is not None
 
 
+def test_the_placement_of_someone_who_joined_a_team_stops_at_once(
+    fresh_db: Database, worker: Worker
+) -> None:
+    owner = signup(fresh_db)  # no cluster at all: placement is retried
+    with fresh_db.transaction() as s:
+        team = make_user(s)
+        s.execute(text("UPDATE users SET account_owner_id = :t WHERE id = :u"),
+                  {"t": team, "u": owner})
+    worker.run_pending()
+    placements = [j for j in jobs(fresh_db) if j.task == "clusters.place_account"]
+    assert [(j.status, j.attempts) for j in placements] == [("done", 1)]
+
+
 def test_hooks_are_undone_with_the_callers_transaction(fresh_db: Database, box: SecretBox) -> None:
     with fresh_db.transaction() as s:
         add_cluster(s, box, "eu-1")

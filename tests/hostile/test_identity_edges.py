@@ -3,6 +3,8 @@ normalised form and real addresses, and revision 0013 brings existing rows to th
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -33,18 +35,56 @@ def test_a_token_claiming_the_invited_address_does_not_make_another_user_a_membe
     assert me["email_verified"] is False  # the claim vouches for another address
 
 
-def test_addresses_are_one_normalised_form(api: Api) -> None:
+def test_addresses_are_one_form_but_distinct_mailboxes_stay_distinct(api: Api) -> None:
     first, _ = api.new_user(email="m2@example.com")
-    r = api.client.get("/v1/me", headers=api.auth("auth0|lookalike", f"{ROMAN_M}2@Example.COM"))
+    # case and an IDNA-equivalent domain are one address (Auth0 stores it lower-cased)
+    r = api.client.get("/v1/me", headers=api.auth("auth0|case", "M2@EXAMPLE.com"))
     assert r.status_code == 403 and "already belongs" in r.json()["detail"]
-    # an invite to a look-alike is the invite to the one address, accepted by its owner
+    r = api.client.get("/v1/me", headers=api.auth("auth0|wide-domain",
+                                                   "m2@\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.com"))
+    assert r.status_code == 403 and "already belongs" in r.json()["detail"]
+    # a look-alike by compatibility (U+216F) is another mailbox: another user
+    r = api.client.get("/v1/me", headers=api.auth("auth0|lookalike", f"{ROMAN_M}2@Example.COM"))
+    assert r.status_code == 200 and r.json()["email"] == "\u217f2@example.com"
     owner, oh = api.new_user()
     made = api.client.post("/v1/team/invites", headers=oh, json={"email": f" {ROMAN_M}2@EXAMPLE.com"})
-    assert made.status_code == 201 and made.json()["email"] == "m2@example.com"
+    assert made.status_code == 201 and made.json()["email"] == "\u217f2@example.com"
+    refused = api.client.post("/v1/invites/accept", headers=api.auth(first, "m2@example.com"),
+                              json={"token": api.last_token()})
+    assert refused.status_code == 403, refused.text
+    # an invite in another case is accepted by the address's owner
+    api.client.post("/v1/team/invites", headers=oh, json={"email": "M2@Example.COM"})
     accepted = api.client.post("/v1/invites/accept", headers=api.auth(first, "M2@example.com"),
                                json={"token": api.last_token()})
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["account_owner_id"] == owner
+
+
+@pytest.mark.parametrize("theirs,other", [
+    ("x@stra\u00dfe.de", "x@strasse.de"),  # IDNA2008: another domain
+    ("stra\u00dfe@x.de", "strasse@x.de"),  # no case folding of sharp s
+    ("\u03c3\u03b1\u03c2@x.gr", "\u03c3\u03b1\u03c3@x.gr"),  # final sigma is not sigma
+    ("\uff41b@x.io", "ab@x.io"),  # fullwidth letters are not ASCII
+])
+def test_an_address_a_mail_server_delivers_elsewhere_is_another_identity(
+    api: Api, theirs: str, other: str
+) -> None:
+    """x@straße.de must neither sign in as x@strasse.de nor accept that address's invite."""
+    assert normalise_email(theirs) != normalise_email(other)
+    victim, _ = api.new_user(email=other)
+    _, oh = api.new_user()
+    assert api.client.post("/v1/team/invites", headers=oh, json={"email": other}
+                           ).status_code == 201
+    token = api.last_token()
+    intruder = f"auth0|intruder-{uuid.uuid4().hex[:12]}"
+    r = api.client.get("/v1/me", headers=api.auth(intruder, theirs))
+    assert r.status_code == 200 and r.json()["email"] == normalise_email(theirs), r.text
+    r = api.client.post("/v1/invites/accept", headers=api.auth(intruder, theirs),
+                        json={"token": token})
+    assert r.status_code == 403, r.text
+    r = api.client.post("/v1/invites/accept", headers=api.auth(victim, other),
+                        json={"token": token})
+    assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("bad", ['"><script>alert(1)</script>@x.io', "a@b", "x@localhost",
@@ -106,6 +146,7 @@ def test_0013_normalises_users_and_invites_and_revokes_duplicates(pg: PgServer) 
             "compute_units, status, problem) VALUES ('job-1', 'agent:x', 'ghost', now(), 1, "
             "'unmatched', 'unknown')"))
     engine.dispose()
+    # 0013 applied the rule of its time (NFKC, case folding); 0022 cannot unfold it
     assert users == {"o": "owner@example.com", "m": "mia@example.com"}
     live = [(h[0], e) for h, e, is_live in invites if is_live]
     assert live == [("b", "kim@example.com")]  # the newer of the two look-alikes is kept
@@ -120,3 +161,35 @@ def test_0013_refuses_users_that_become_one_address(pg: PgServer) -> None:
     with pytest.raises(RuntimeError, match="u1 and u2"):
         migrate.upgrade(url)
     assert migrate.current(url) == "0010"
+
+
+def _at_0020_with(pg: PgServer, sql: str) -> str:
+    url = pg.empty_database()
+    migrate.upgrade(url, "0020")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+    return url
+
+
+def test_0022_refuses_and_names_users_that_are_one_address_under_the_rule(
+    pg: PgServer,
+) -> None:
+    url = _at_0020_with(pg, "INSERT INTO users (id, email) VALUES "
+                            "('u1', 'Ann@example.com'), ('u2', 'ann@EXAMPLE.com'), "
+                            "('u3', 'stra\u00dfe@x.de'), ('u4', 'strasse@x.de')")
+    with pytest.raises(RuntimeError, match=r"1 group\(s\).*u1 \(Ann@example.com\) and u2"):
+        migrate.upgrade(url)
+    assert migrate.current(url) == "0020"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE users SET email = 'ann2@example.com' WHERE id = 'u2'"))
+    engine.dispose()
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        users = dict(conn.execute(text("SELECT id, email FROM users")).all())
+    engine.dispose()
+    assert users == {"u1": "ann@example.com", "u2": "ann2@example.com",
+                     "u3": "stra\u00dfe@x.de", "u4": "strasse@x.de"}  # ß is not ss

@@ -105,3 +105,30 @@ def test_a_balance_at_its_limit_refuses_a_grant_with_422_and_keeps_it(web: Api) 
     assert fits.status_code == 201, fits.text
     with web.db.transaction() as s:
         assert credits.balance(s, owner) == Decimal("99999999999999.99")
+
+
+@pytest.mark.parametrize("extra", [
+    {"expires": "2027-01-01T00:00:00Z"},  # misspelt: was ignored, a permanent grant
+    {"expiry": "2027-01-01"},
+    {"expires_at": "2027-01-01"},  # no time zone
+    {"expires_at": "next year"},
+    {"expires_at": "1999-01-01T00:00:00Z"},  # in the past
+])
+def test_a_mistyped_expiry_on_a_grant_is_422_never_a_permanent_grant(
+    web: Api, extra: dict[str, str]
+) -> None:
+    owner, _, admin_headers, _ = _admin_and_owner(web)
+    before = _ledger_rows(web, owner)
+    r = web.client.post(f"/v1/admin/accounts/{owner}/grants", headers=admin_headers,
+                        json={"amount": "5.00", "reason": "promo", "idempotency_key": "g1",
+                              **extra})
+    assert r.status_code == 422 and r.json()["error"] == "Invalid", (extra, r.text[:300])
+    assert _ledger_rows(web, owner) == before
+    ok = web.client.post(f"/v1/admin/accounts/{owner}/grants", headers=admin_headers,
+                         json={"amount": "5.00", "reason": "promo", "idempotency_key": "g1",
+                               "expires_at": "2099-01-01T00:00:00Z"})
+    assert ok.status_code == 422  # beyond ten years
+    ok = web.client.post(f"/v1/admin/accounts/{owner}/grants", headers=admin_headers,
+                         json={"amount": "5.00", "reason": "promo", "idempotency_key": "g2",
+                               "expires_at": "2030-01-01T00:00:00Z"})
+    assert ok.status_code == 201 and ok.json()["entry"]["expires_at"], ok.text

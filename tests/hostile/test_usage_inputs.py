@@ -5,7 +5,7 @@ strings and integers are a 422, and a disabled cluster's agent is refused."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,6 +17,7 @@ from hopsplane.billing.run import run_billing
 from hopsplane.config import Settings
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
+from hopsplane.errors import Invalid
 from hopsplane.http.deps import Principal
 from hopsplane.integrations.email import LogMailer
 from hopsplane.usage import repository, service
@@ -190,3 +191,43 @@ def test_a_disabled_clusters_agent_is_refused_until_it_is_active_again(
     assert _post(client, agent, _ev("e1", a)) == (200, {
         "received": 1, "accepted": 1, "duplicates": 0, "unmatched": 0, "days_updated": 1})
     assert _day_units(fresh_db, a) == 1
+
+
+@pytest.mark.parametrize("timestamp", [
+    "0001-01-01T00:00:00Z",  # an agent may not report year 0001: a backlog of 740,000 days
+    "2000-02-29T12:00:00Z",
+    "OLDEST-1",  # one day older than the setting allows
+    "9999-12-31T23:59:59-01:00",  # its offset takes UTC past the last datetime
+    "0001-01-01T00:30:00+01:00",  # ... or before the first
+])
+def test_usage_too_old_or_out_of_range_is_422_and_stores_nothing(
+    client: TestClient, fresh_db: Database, timestamp: str
+) -> None:
+    oldest = datetime.now(UTC).date() - timedelta(days=400)
+    if timestamp == "OLDEST-1":
+        timestamp = f"{oldest - timedelta(days=1)}T23:59:59Z"
+    with fresh_db.transaction() as s:
+        owner = make_user(s)
+    status, answer = _post(client, None, _ev("old", owner, timestamp=timestamp))
+    assert status == 422 and answer["error"] == "Invalid", (timestamp, answer)
+    with fresh_db.transaction() as s:
+        assert s.execute(text("SELECT count(*) FROM hopsplane.usage_events")).scalar_one() == 0
+    status, answer = _post(client, None, _ev("oldest", owner, timestamp=f"{oldest}T00:00:00Z"))
+    assert status == 200 and answer["accepted"] == 1, answer
+
+
+def test_the_usage_age_limit_is_a_setting_and_binds_the_collector(
+    fresh_db: Database, settings: Settings
+) -> None:
+    tight = Settings(**{**settings.model_dump(), "usage_max_age_days": 10,  # type: ignore[arg-type]
+                        "_env_file": None})
+    app = create_app(tight, database=fresh_db)
+    app.state.authenticator = lambda _r, _s: ADMIN
+    eleven = datetime.now(UTC).date() - timedelta(days=11)
+    with fresh_db.transaction() as s:
+        owner = make_user(s)
+    with TestClient(app) as c:
+        status, answer = _post(c, None, _ev("e", owner, timestamp=f"{eleven}T12:00:00Z"))
+    assert status == 422 and "older than 10 days" in answer["detail"]
+    with fresh_db.transaction() as s, pytest.raises(Invalid, match="older than 400 days"):
+        service.collect_cluster_day(s, make_cluster(s), date(2001, 1, 1), None)  # type: ignore[arg-type]

@@ -135,6 +135,8 @@ class StripeFront:
         and confirmed on localstripe, and the session becomes complete and paid."""
         with self.lock:
             cs = self.sessions[session_id]
+            if cs["status"] != "open":  # Stripe's page refuses an expired session
+                raise RuntimeError(f"checkout session {session_id} is {cs['status']}")
         pm = self.client.v1.payment_methods.create(params={
             "type": "card",
             "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030,
@@ -311,6 +313,32 @@ class StripeFront:
             self.sessions[sid] = cs
         return self.public(cs)
 
+    def _list_sessions(self, query: dict[str, str]) -> dict[str, Any]:
+        """"List all Checkout Sessions" (https://docs.stripe.com/api/checkout/sessions/list):
+        filtered by ``customer`` and ``status``, newest first, one page."""
+        with self.lock:
+            found = [self.public(cs) for cs in reversed(self.sessions.values())
+                     if ("customer" not in query or cs["customer"] == query["customer"])
+                     and ("status" not in query or cs["status"] == query["status"])]
+        return {"object": "list", "data": found, "has_more": False,
+                "url": "/v1/checkout/sessions"}
+
+    def _expire(self, sid: str) -> tuple[int, dict[str, Any]]:
+        """"Expire a Checkout Session" (https://docs.stripe.com/api/checkout/sessions/expire):
+        only an ``open`` session can be expired; it becomes ``expired`` and can no longer
+        be paid."""
+        with self.lock:
+            cs = self.sessions.get(sid)
+            if cs is None:
+                return 404, {"error": {"type": "invalid_request_error",
+                                       "message": f"No such checkout.session: '{sid}'"}}
+            if cs["status"] != "open":
+                return 400, {"error": {"type": "invalid_request_error", "message": (
+                    "Only Checkout Sessions with a status in [\"open\"] can be expired. "
+                    f"This Checkout Session has a status of \"{cs['status']}\".")}}
+            cs["status"] = "expired"
+            return 200, self.public(cs)
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         front = self
 
@@ -355,6 +383,15 @@ class StripeFront:
                                                    "message": f"Invalid request: {exc}"}})
                         return True
                     self._json(200, created)
+                    return True
+                if method == "GET" and path == "/v1/checkout/sessions":
+                    self._json(200, front._list_sessions(dict(parse_qsl(
+                        self.path.partition("?")[2]))))
+                    return True
+                if method == "POST" and path.endswith("/expire"):
+                    self._body()
+                    code, answer = front._expire(path.split("/")[-2])
+                    self._json(code, answer)
                     return True
                 sid = path.rsplit("/", 1)[-1]
                 with front.lock:

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from hopsplane.composition.hooks import WatchingHooks
 from hopsplane.composition.jobs import handlers
 from hopsplane.config import Settings
+from hopsplane.credits import expiry
 from hopsplane.credits import service as credits
 from hopsplane.credits.rules import EntryType
 from hopsplane.credits.schemas import BalancePolicy, Posting
@@ -436,3 +437,48 @@ def test_a_processing_payment_that_fails_later_counts_as_a_failure_once(
     assert attempt["status"] == "scheduled" and "bank declined" in attempt["outcome"]
     assert _notices(fresh_db, owner) == ["failed"] and _purchases(fresh_db, owner) == []
 
+
+
+def test_usage_below_the_threshold_charges_after_a_short_topup_or_an_expiry(
+    app_client: TestClient, fresh_db: Database, stripe_front: StripeFront,
+    stripe_settings: Settings, gateway: StripeApi,
+) -> None:
+    """The balance went below the threshold by another route than usage (a credit that
+    did not lift it above, an auto top-up too small to, an expiry): later usage must still
+    start a charge, or auto top-up goes quiet while 'on' and the account is suspended."""
+    ctx, _ = _ctx(stripe_settings, fresh_db, gateway)
+    owner = committed_user(fresh_db)
+    _enable(app_client, stripe_front, owner, amount="5.00")
+    _fund(fresh_db, owner, "10.00")  # below 20 from the start: no usage crossed anything
+    _use(fresh_db, owner, "1.00")  # 9.00
+    assert len(_attempts(fresh_db, owner)) == 1
+    _drain(fresh_db, ctx)
+    assert _purchases(fresh_db, owner) == [Decimal("5.00")]  # 14.00: still below
+    _use(fresh_db, owner, "1.00")  # 13.00, after a top-up that did not lift it above
+    _drain(fresh_db, ctx)
+    assert _purchases(fresh_db, owner) == [Decimal("5.00")] * 2
+    assert [a["status"] for a in _attempts(fresh_db, owner)] == ["succeeded"] * 2
+
+    # an expiry takes the balance below the threshold; the next usage charges
+    other = committed_user(fresh_db)
+    _enable(app_client, stripe_front, other, amount="50.00")
+    with fresh_db.transaction() as s:
+        now = s.execute(text("SELECT now()")).scalar_one()
+        post(s, other, EntryType.PURCHASE, "15.00")
+        credits.post(s, Posting(other, EntryType.GRANT, Decimal("30.00"),
+                                f"test:grant:{uuid.uuid4().hex}",
+                                expires_at=now + timedelta(days=1)))
+    later = now + timedelta(days=2)
+    with fresh_db.transaction() as s:
+        expired = expiry.expire_due(s, now=later)
+    assert [r.entry.amount for r in expired if r.entry.account_owner_id == other] == [
+        Decimal("-30.00")]
+    assert _attempts(fresh_db, other) == []  # an expiry is not usage: nothing yet
+    with fresh_db.transaction() as s:
+        credits.post_many(s, [Posting(other, EntryType.USAGE, Decimal("-1.00"),
+                                      f"test:usage:{uuid.uuid4().hex}",
+                                      at=later + timedelta(hours=1))],
+                          hooks=WatchingHooks(LoggingHooks()))
+    assert len(_attempts(fresh_db, other)) == 1
+    _drain(fresh_db, ctx)
+    assert _purchases(fresh_db, other) == [Decimal("15.00"), Decimal("50.00")]

@@ -10,19 +10,20 @@ from hopsplane.payments.autotopup_rules import (
     Limits,
     backoff,
     cap_refusal,
-    crossed,
     next_day_start,
     validate_settings,
+    wants_topup,
 )
 
 LIMITS = Limits(max_per_day=2, max_amount_per_day=Decimal("100.00"), max_failures=3,
                 backoff_seconds=60)
 
 
-def test_a_crossing_is_from_at_or_above_to_below() -> None:
-    assert crossed(Decimal("20.00"), Decimal("19.99"), Decimal("20.00"))
-    assert not crossed(Decimal("19.99"), Decimal("10.00"), Decimal("20.00"))  # already below
-    assert not crossed(Decimal("30.00"), Decimal("20.00"), Decimal("20.00"))  # at, not below
+def test_a_posting_that_leaves_the_balance_below_the_threshold_wants_a_topup() -> None:
+    assert wants_topup(Decimal("19.99"), Decimal("20.00"))  # a crossing
+    assert wants_topup(Decimal("10.00"), Decimal("20.00"))  # already below before it
+    assert wants_topup(Decimal("-5.00"), Decimal("0.00"))
+    assert not wants_topup(Decimal("20.00"), Decimal("20.00"))  # at, not below
 
 
 def test_caps_count_then_money() -> None:

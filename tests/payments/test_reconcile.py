@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from hopsplane.cli.main import app as cli
@@ -115,6 +116,7 @@ def test_the_cli_lists_exits_1_then_fixes(
     assert unconfigured.exit_code == 1 and "not configured" in unconfigured.output
 
 
+@pytest.mark.stripe_unreconciled("credits Stripe never received, listed and left for a person")
 def test_credits_that_stripe_never_received_are_listed_and_never_fixed(
     fresh_db: Database, gateway: StripeApi, stripe_front: StripeFront
 ) -> None:
@@ -132,3 +134,31 @@ def test_credits_that_stripe_never_received_are_listed_and_never_fixed(
     assert [(d.kind, d.payment_intent_id, d.amount, d.fixed) for d in report.discrepancies] == [
         ("unknown_to_stripe", "pi_ghost", Decimal("99.00"), False)]
     assert not report.ok
+
+
+def test_reconcile_fix_records_a_stripe_refund_the_balance_cannot_cover(
+    fresh_db: Database, gateway: StripeApi, stripe_front: StripeFront
+) -> None:
+    """Purchase 50, use 40, refund 50 in Stripe, the webhooks lost: --fix posts the purchase
+    and the whole refund (the balance goes to -40 and the account is suspended), and the
+    next reconcile finds nothing."""
+    from tests.factories import post
+
+    owner = committed_user(fresh_db)
+    pi = _pay(gateway, stripe_front, owner, 5000)
+    with fresh_db.transaction() as s:
+        assert reconcile(s, gateway, since=None, fix=True).ok  # the purchase
+        post(s, owner, "usage", "-40.00")
+    stripe_front.refund(pi)
+    with fresh_db.transaction() as s:
+        listed = reconcile(s, gateway, since=None, fix=False)
+    assert [(d.kind, d.amount) for d in listed.discrepancies] == [
+        ("missing_refund", Decimal("50.00"))]
+    with fresh_db.transaction() as s:
+        fixed = reconcile(s, gateway, since=None, fix=True)
+    assert fixed.ok, [(d.kind, d.fix_error) for d in fixed.discrepancies]
+    assert ledger(fresh_db, owner)[-1] == ("refund", Decimal("-50.00"), Decimal("-40.00"))
+    with fresh_db.transaction() as s:
+        assert reconcile(s, gateway, since=None, fix=False).discrepancies == []
+        assert s.execute(text("SELECT suspended FROM hopsplane.account_standing "
+                              "WHERE account_owner_id = :a"), {"a": owner}).scalar_one()

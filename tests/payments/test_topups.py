@@ -75,7 +75,9 @@ def test_members_cannot_top_up(app_client: TestClient, fresh_db: Database) -> No
     act_as(app_client, member, owner=owner)
     r = app_client.post("/v1/account/topups", json={"amount": "50.00"})
     assert r.status_code == 403 and r.json()["error"] == "Forbidden"
-    assert app_client.get("/v1/account/topups/cs_test_x/complete").status_code == 403
+    # the success page answers any signed-in person for a session naming their account
+    # or their former one (a buyer who joined a team); any other session is unknown to them
+    assert app_client.get("/v1/account/topups/cs_test_x/complete").status_code == 404
     app_client.app.state.authenticator = None  # type: ignore[attr-defined]
     del app_client.app.state.authenticator  # type: ignore[attr-defined]
     assert app_client.post("/v1/account/topups", json={"amount": "50.00"}).status_code == 401
@@ -130,6 +132,8 @@ def test_the_success_redirect_refuses_another_accounts_session(
     assert app_client.get("/v1/account/topups/cs_test_unknown/complete").status_code == 404
     assert app_client.get("/v1/account/topups/not-a-session/complete").status_code == 404
     assert balance(fresh_db, alice) == 0 and balance(fresh_db, bob) == 0
+    act_as(app_client, alice)  # her own redirect credits her: Stripe and the ledger agree
+    assert app_client.get(f"/v1/account/topups/{sid}/complete").json()["credited"] is True
 
 
 def test_live_keys_use_the_live_customer_column(

@@ -157,3 +157,12 @@ def get_user(session: Session, user_id: str) -> UserSummary:
     if user is None:
         raise NotFound(f"no user {user_id!r}")
     return summary(user)
+
+
+def current_account_of(session: Session, user_id: str) -> str | None:
+    """The account a user belongs to now: their own id while they own one, the owner's id
+    once they joined a team; None for an unknown user."""
+    user = repo.get(session, user_id)
+    if user is None:
+        return None
+    return user.account_owner_id or user.id

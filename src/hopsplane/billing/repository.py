@@ -45,7 +45,7 @@ def accounts_to_bill(
 
 
 def take_pending_charges(
-    session: Session, accounts: list[str], through: date
+    session: Session, accounts: list[str], through: date, per_account: int
 ) -> list[PendingCharge]:
     """Mark the batch's rows with something left to charge as charged (billed_amount :=
     total_cost) and return them with what was charged before, in one statement. The rows
@@ -55,23 +55,33 @@ def take_pending_charges(
     Rows another transaction holds right now (a usage fold, another billing run) are
     skipped, not waited for: they are charged by the next run. Billing therefore never
     waits on a row lock and cannot close a deadlock cycle with the folds, which lock the
-    day rows in their own order."""
+    day rows in their own order.
+
+    At most ``per_account`` days of each account, its oldest: one account's backlog is
+    charged in bounded slices (the caller comes back for the rest), so no transaction
+    grows with it."""
     rows = session.execute(
         text(
             """
             UPDATE usage_tracking u SET billed_amount = u.total_cost
             FROM (
-                SELECT id, billed_amount FROM usage_tracking
-                WHERE account_owner_id = ANY(CAST(:accounts AS text[])) AND date <= :through
-                  AND total_cost > billed_amount
-                FOR UPDATE SKIP LOCKED
+                SELECT t.id, t.billed_amount
+                FROM unnest(CAST(:accounts AS text[])) AS a(account_owner_id)
+                CROSS JOIN LATERAL (
+                    SELECT id, billed_amount FROM usage_tracking
+                    WHERE account_owner_id = a.account_owner_id AND date <= :through
+                      AND total_cost > billed_amount
+                    ORDER BY date
+                    LIMIT :per_account
+                    FOR UPDATE SKIP LOCKED
+                ) AS t
             ) AS p
             WHERE u.id = p.id
             RETURNING u.id, u.account_owner_id, u.date, u.compute_units, u.total_cost,
                       p.billed_amount
             """
         ),
-        {"accounts": accounts, "through": through},
+        {"accounts": accounts, "through": through, "per_account": per_account},
     )
     charges = [
         PendingCharge(r.id, r.account_owner_id, r.date, r.compute_units, r.total_cost,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -41,14 +42,18 @@ def run_billing(
     public_url: str = "",
     progress: Callable[[RunReport], None] | None = None,
     accounts: Sequence[str] | None = None,
+    slice_days: int = service.DEFAULT_SLICE_DAYS,
 ) -> RunReport:
     """Charge all accounts with uncharged usage up to ``through`` (or only ``accounts``:
     the job a collection queues for the accounts whose usage it changed; the same path,
     so there is one way to bill).
 
     Batches of ``batch_size`` accounts (in id order) are charged by ``workers`` threads,
-    each batch in its own transaction; notices are sent after each commit. ``hooks`` and
-    ``mailer`` are called from the worker threads."""
+    each batch in its own transaction; notices are sent after each commit. An account's
+    backlog is charged ``slice_days`` days per transaction, oldest first, slice after slice
+    until it is done: a transaction stays bounded however many days an account has, so one
+    account can neither time out nor fail the run. ``hooks`` and ``mailer`` are called
+    from the worker threads."""
     report = RunReport(through=through)
     among = None if accounts is None else sorted(set(accounts))
     _dispatch(db, hooks, mailer, report, public_url)  # events left by earlier postings
@@ -56,7 +61,8 @@ def run_billing(
         inflight: deque[Future[RunReport]] = deque()
         for batch in _batches(db, through, batch_size, among):
             inflight.append(pool.submit(
-                _bill_batch, db, batch, through, hooks, mailer, thresholds, public_url))
+                _bill_batch, db, batch, through, hooks, mailer, thresholds, public_url,
+                slice_days))
             while len(inflight) >= 2 * max(1, workers):
                 _merge(report, inflight.popleft().result(), progress)
         while inflight:
@@ -92,20 +98,27 @@ def _bill_batch(
     mailer: Mailer,
     thresholds: tuple[Decimal, ...],
     public_url: str,
+    slice_days: int = service.DEFAULT_SLICE_DAYS,
 ) -> RunReport:
     part = RunReport(through=through)
     notices: list[int] = []
+    more: tuple[str, ...] = ()
     try:
         with db.transaction() as s:
             outcome = service.bill_batch(
-                s, accounts, through, hooks=hooks, thresholds=thresholds)
+                s, accounts, through, hooks=hooks, thresholds=thresholds,
+                slice_days=slice_days)
         _add(part, outcome)
         notices += outcome.notices
+        more = outcome.more
     except Exception:  # isolate the failing account(s); the rest is charged below
         log.warning("billing batch failed; retrying its accounts one by one",
                     first=accounts[0], size=len(accounts))
         for account in accounts:
-            notices += _bill_one(db, account, through, hooks, thresholds, part)
+            notices += _bill_one(db, account, through, hooks, thresholds, part, slice_days)
+    for account in more:  # the rest of a long backlog: slice after slice, each committed
+        notices += _bill_one(db, account, through, hooks, thresholds, part, slice_days,
+                             counted=True)
     for start in range(0, len(notices), 1000):  # this batch's notices, after its commit
         with db.transaction() as s:
             hooked, sent, _ = service.dispatch_events(
@@ -135,19 +148,34 @@ def _bill_one(
     hooks: AccountHooks,
     thresholds: tuple[Decimal, ...],
     report: RunReport,
+    slice_days: int = service.DEFAULT_SLICE_DAYS,
+    *,
+    counted: bool = False,
 ) -> tuple[int, ...]:
+    """Charge one account's backlog, ``slice_days`` days per transaction, until it is done
+    (each slice marks its days charged, so every slice makes progress). ``counted``: the
+    account is already in the report's count. A failing slice is reported and ends this
+    account's charging in this run; what the earlier slices charged stays committed."""
+    notices: tuple[int, ...] = ()
     try:
-        with db.transaction() as s:
-            outcome = service.bill_batch(
-                s, [account], through, hooks=hooks, thresholds=thresholds)
-        _add(report, outcome)
-        return outcome.notices
+        while True:
+            with db.transaction() as s:
+                outcome = service.bill_batch(
+                    s, [account], through, hooks=hooks, thresholds=thresholds,
+                    slice_days=slice_days)
+            if counted:
+                outcome = replace(outcome, accounts=0)
+            counted = True
+            _add(report, outcome)
+            notices += outcome.notices
+            if not outcome.more:
+                return notices
     except AppError as exc:
         report.failures.append(AccountFailure(account, f"{exc.name}: {exc.message}"))
     except Exception as exc:  # a bug or a database error: report it, bill the others
         log.exception("billing failed for an account", account=account)
         report.failures.append(AccountFailure(account, f"{type(exc).__name__}: {exc}"))
-    return ()
+    return notices
 
 
 def _add(report: RunReport, outcome: BatchOutcome) -> None:

@@ -35,6 +35,7 @@ class BatchOutcome:
     amount: Decimal
     suspended: int = 0  # accounts suspended by this batch (announced through the hooks)
     notices: tuple[int, ...] = ()  # low-balance events to mail after commit
+    more: tuple[str, ...] = ()  # accounts with usage left beyond this slice
 
 
 @dataclass(frozen=True, slots=True)

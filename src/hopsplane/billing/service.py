@@ -6,6 +6,7 @@ The run over all accounts (one transaction per batch) is the job in
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -32,6 +33,8 @@ from hopsplane.money import cost_of
 log = structlog.get_logger(__name__)
 
 MAX_USAGE_DAYS = 366
+DEFAULT_SLICE_DAYS = 366
+"""Days of one account charged per transaction (``HOPSPLANE_BILLING_SLICE_DAYS``)."""
 NOTICE_KINDS = frozenset({"low_balance", "recovered"})  # balance events sent by email
 
 
@@ -42,8 +45,11 @@ def bill_batch(
     *,
     hooks: AccountHooks | None = None,
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
+    slice_days: int = DEFAULT_SLICE_DAYS,
 ) -> BatchOutcome:
-    """Charge every uncharged part of the accounts' usage up to ``through``.
+    """Charge the uncharged parts of the accounts' usage up to ``through``: at most
+    ``slice_days`` days of each account, its oldest first; the accounts that have more are
+    in the outcome's ``more``, for the caller to charge in another transaction.
 
     Under the accounts' ledger locks, the rows with ``total_cost > billed_amount`` are
     locked and marked charged (``billed_amount := total_cost``), and one usage debit per
@@ -51,7 +57,7 @@ def bill_batch(
     charged only for what it added), all in this transaction. A repeat finds nothing.
     """
     credits.lock_accounts(session, accounts)
-    charges = repo.take_pending_charges(session, accounts, through)
+    charges = repo.take_pending_charges(session, accounts, through, slice_days)
     if not charges:
         return BatchOutcome(len(accounts), 0, 0, Decimal("0.00"))
     postings = [
@@ -73,6 +79,8 @@ def bill_batch(
         sum((c.due for c in charges), Decimal(0)),
         sum(1 for e in result.events if e.kind == "suspended"),
         tuple(e.id for e in result.events if e.kind in NOTICE_KINDS),
+        tuple(sorted(a for a, n in Counter(c.account_owner_id for c in charges).items()
+                     if n >= slice_days)),
     )
 
 

@@ -71,6 +71,7 @@ def _run(ctx: JobContext, through: date, accounts: Sequence[str] | None) -> Any:
         workers=1,
         public_url=settings.public_url,
         accounts=accounts,
+        slice_days=settings.billing_slice_days,
     )
 
 

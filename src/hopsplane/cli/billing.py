@@ -72,6 +72,7 @@ def run(
             batch_size=batch_size if batch_size is not None else settings.billing_batch_size,
             workers=workers,
             public_url=settings.public_url,
+            slice_days=settings.billing_slice_days,
             progress=lambda r: status.update(
                 f"billing... {r.accounts} accounts, {r.postings} debits, {r.amount}"),
         )

@@ -73,14 +73,19 @@ def collect(
     except ValueError:
         fail(f"--day must be YYYY-MM-DD, got {day!r}")
         return
-    with database(load_settings()) as db:
+    settings = load_settings()
+    with database(settings) as db:
         if cluster is None:
-            results = service.collect_all(db, when, on_change=enqueue_account_billing)
+            results = service.collect_all(
+                db, when, on_change=enqueue_account_billing,
+                max_age_days=settings.usage_max_age_days)
         else:
             cluster_id = _cluster_id(cluster)
             with db.transaction() as session:
                 client = build_prometheus_client(service.prometheus_url(session, cluster_id))
-                results = [service.collect_cluster_day(session, cluster_id, when, client)]
+                results = [service.collect_cluster_day(
+                    session, cluster_id, when, client,
+                    max_age_days=settings.usage_max_age_days)]
                 enqueue_account_billing(session, results[0].accounts, when)
     _show(results, as_json)
     if any(r.error for r in results):

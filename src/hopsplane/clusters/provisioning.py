@@ -255,8 +255,16 @@ def sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext)
 
 
 def place_account(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
-    """Retry the placement of an account that found no capacity at sign-up."""
-    service.assign_account(session, str(args["user_id"]))
+    """Retry the placement of an account that found no capacity at sign-up. A user who has
+    joined a team since (or is gone) has no account to place: the job is done at once,
+    instead of failing on "not an owner" for each of its 1,000 attempts."""
+    owner_id = str(args["user_id"])
+    user = repo.get_user(session, owner_id)
+    if user is None or user.account_owner_id is not None:
+        log.info("placement dropped: no account to place", user=owner_id,
+                 member_of=user.account_owner_id if user else None)
+        return
+    service.assign_account(session, owner_id)
 
 
 def _remove_member(session: Session, args: dict[str, Any], ctx: JobContext) -> None:

@@ -12,14 +12,18 @@ from sqlalchemy.orm import Session
 from hopsplane.clusters.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.hooks import AccountHooks, BalanceDrop
+from hopsplane.integrations.stripe import build_stripe
+from hopsplane.integrations.stripe.types import StripeGateway
 from hopsplane.payments import autotopup
+from hopsplane.payments import service as payments
 
 
 class WatchingHooks:
     """:class:`AccountHooks` that also start auto top-ups (a :class:`BalanceWatch`)."""
 
-    def __init__(self, inner: AccountHooks) -> None:
+    def __init__(self, inner: AccountHooks, stripe: StripeGateway | None = None) -> None:
         self.inner = inner
+        self.stripe = stripe
 
     def balance_dropped(self, session: Session, drops: Sequence[BalanceDrop]) -> None:
         autotopup.observe(session, drops)
@@ -37,6 +41,11 @@ class WatchingHooks:
         self.inner.project_assigned(session, member_id, project_id)
 
     def account_closing(self, session: Session, owner_id: str) -> None:
+        """An owner joins another account: their open Checkout Sessions are expired first,
+        so no payment can arrive for an account that is gone (refused while one is still
+        processing). Without Stripe configured there is nothing to expire."""
+        if self.stripe is not None:
+            payments.close_checkouts(session, self.stripe, owner_id)
         self.inner.account_closing(session, owner_id)
 
     def account_suspended(self, session: Session, owner_id: str) -> None:
@@ -53,4 +62,4 @@ class WatchingHooks:
 
 
 def build_hooks(settings: Settings) -> AccountHooks:
-    return WatchingHooks(build_account_hooks(settings))
+    return WatchingHooks(build_account_hooks(settings), build_stripe(settings))

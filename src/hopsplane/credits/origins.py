@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from hopsplane.credits.rules import STRIPE_REFUND_KEY_PREFIX
+
 
 @dataclass(frozen=True, slots=True)
 class StripePurchase:
@@ -121,7 +123,7 @@ RefundOrigin = OperatorRefund | AdminRefund
 
 PREFIXES: dict[type[Origin], str] = {
     StripePurchase: "stripe:purchase:",
-    StripeRefund: "stripe:refund:",
+    StripeRefund: STRIPE_REFUND_KEY_PREFIX,  # the database names it too (revision 0022)
     UsageCharge: "usage:",
     OperatorGrant: "operator:grant:",
     OperatorRefund: "operator:refund:",

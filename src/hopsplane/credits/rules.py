@@ -89,8 +89,26 @@ def parse_expiry_date(value: str) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def would_overdraw(entry_type: EntryType, amount: Decimal, balance: Decimal) -> bool:
-    return not entry_type.may_overdraw and amount < 0 and balance + amount < 0
+STRIPE_REFUND_KEY_PREFIX = "stripe:refund:"
+"""The ledger keys of refunds Stripe made (``origins.StripeRefund``). The database's
+``credits_ledger_only_usage_overdraws`` names the same prefix (revision 0022)."""
+
+
+def may_overdraw(entry_type: EntryType, idempotency_key: str) -> bool:
+    """Whether a debit may take the balance below zero: the types of
+    :attr:`EntryType.may_overdraw`, and a refund Stripe made. That money already went back
+    to the customer, so the ledger records it whatever the balance, exactly like a dispute
+    (and the posting's standing update suspends the account at or below zero). A refund
+    made here (admin, operator) is still refused below zero: it can wait for the balance."""
+    return entry_type.may_overdraw or (
+        entry_type is EntryType.REFUND and idempotency_key.startswith(STRIPE_REFUND_KEY_PREFIX)
+    )
+
+
+def would_overdraw(
+    entry_type: EntryType, amount: Decimal, balance: Decimal, idempotency_key: str = ""
+) -> bool:
+    return (not may_overdraw(entry_type, idempotency_key)) and amount < 0 and balance + amount < 0
 
 
 # --- balance enforcement (issue 4) ------------------------------------------------------

@@ -106,7 +106,12 @@ def post(
         # a refund is checked against its purchase under the account's lock first
         exists, owner = repo.owner_and_lock(session, posting.account_owner_id)
         _refuse_non_owner(posting.account_owner_id, exists, owner)
-        _check_refund(session, posting)
+        if _check_refund(session, posting):
+            # A replay answers with the original before any insert is tried: the insert
+            # would chain after today's balance, and the database's overdraw check runs
+            # before its key check, so a retry of a refund the balance no longer covers
+            # was refused (409) instead of getting its entry.
+            return _replay(session, posting)
     elif posting.refund_of is not None:
         raise Invalid("only a refund may reference a purchase")
 
@@ -132,6 +137,11 @@ def post(
                 posting.account_owner_id, entry.amount, entry.balance))])
         return PostResult(entry, created=True, events=events)
 
+    return _replay(session, posting)
+
+
+def _replay(session: Session, posting: Posting) -> PostResult:
+    """The original entry of a posting whose key is taken (Conflict when it differs)."""
     original = repo.find_by_key(session, posting.idempotency_key)
     if original is None:  # pragma: no cover - the conflict row cannot vanish: no deletes
         raise Conflict("idempotency key collided with an entry that cannot be read")
@@ -454,7 +464,9 @@ def _refuse_non_owner(account_id: str, exists: bool, owner: str | None) -> None:
         )
 
 
-def _check_refund(session: Session, posting: Posting) -> None:
+def _check_refund(session: Session, posting: Posting) -> bool:
+    """Refuse a refund its purchase or the balance cannot take; True for a replay (its key
+    is posted already: :func:`post` answers with the original)."""
     if posting.refund_of is None:
         raise Invalid("a refund must reference the purchase it reverses (refund_of)")
     purchase = repo.find_by_id(session, posting.refund_of)
@@ -463,7 +475,7 @@ def _check_refund(session: Session, posting: Posting) -> None:
     if purchase.type != EntryType.PURCHASE:
         raise Invalid(f"entry {purchase.id} is a {purchase.type}, only purchases can be refunded")
     if repo.find_by_key(session, posting.idempotency_key) is not None:
-        return  # a replay: post() returns (or refuses) the original
+        return True  # a replay: post() returns (or refuses) the original
     left = purchase.amount + repo.refunded_so_far(session, purchase.id)
     if -posting.amount > left:
         raise Conflict(
@@ -471,11 +483,12 @@ def _check_refund(session: Session, posting: Posting) -> None:
             code=REFUND_EXCEEDS_PURCHASE,
         )
     current = repo.balance(session, posting.account_owner_id)
-    if would_overdraw(posting.entry_type, posting.amount, current):
+    if would_overdraw(posting.entry_type, posting.amount, current, posting.idempotency_key):
         raise Conflict(
             f"refund of {-posting.amount} would take the balance ({current}) below zero",
             code=INSUFFICIENT_BALANCE,
         )
+    return False
 
 
 def _same_posting(entry: LedgerEntry, posting: Posting) -> bool:

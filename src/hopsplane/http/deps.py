@@ -146,6 +146,12 @@ def require_buyer(principal: Annotated[Principal, Depends(current_principal)],
     return _delegated(principal, session, Capability.BUY)
 
 
+def may_buy(principal: Principal, session: Session) -> bool:
+    """Whether the principal may buy credits (and see the balance) for their account."""
+    return principal.is_owner or organizations.can(
+        session, principal.account_id, principal.user_id, Capability.BUY)
+
+
 def require_team_admin(principal: Annotated[Principal, Depends(current_principal)],
                        session: SessionDep) -> Principal:
     return _delegated(principal, session, Capability.TEAM)

@@ -6,12 +6,13 @@ The flow, and what makes each anchor failure impossible:
    and amount with the exact terms agreed to (stored with who and when), then a card saved
    through Stripe Checkout in ``setup`` mode. Turning it off or removing the card revokes
    the consent and cancels what has not been charged yet.
-2. **Crossing** (:func:`observe`): called by the ledger in the posting's transaction
-   (:class:`hopsplane.hooks.BalanceWatch`), under the account's ledger lock and this
-   domain's row lock. A usage posting that takes the balance from at or above the threshold
-   to below it inserts one attempt keyed by that posting's ledger key (unique), unless an
-   attempt of the account is still active (unique partial index), and enqueues its charge
-   job. Nothing calls Stripe here, so Stripe being down never blocks a posting.
+2. **Below the threshold** (:func:`observe`): called by the ledger in the posting's
+   transaction (:class:`hopsplane.hooks.BalanceWatch`), under the account's ledger lock and
+   this domain's row lock. A usage posting that leaves the balance below the threshold
+   (crossing it, or finding it already below after an expiry, a dispute or a short top-up)
+   inserts one attempt keyed by that posting's ledger key (unique), unless an attempt of
+   the account is still active (unique partial index), and enqueues its charge job.
+   Nothing calls Stripe here, so Stripe being down never blocks a posting.
 3. **Decide** (:func:`begin_charge`, a short transaction with the row lock): still on, still
    below the threshold, within today's count and money caps (else deferred to the next UTC
    day) -> the try is counted and the money reserved before Stripe is called.
@@ -68,12 +69,12 @@ from hopsplane.payments.autotopup_rules import (
     Limits,
     backoff,
     cap_refusal,
-    crossed,
     next_day_start,
     require_terms,
     terms_text,
     utc_day,
     validate_settings,
+    wants_topup,
 )
 from hopsplane.payments.autotopup_schemas import (
     AttemptOut,
@@ -244,7 +245,7 @@ def observe(session: Session, drops: Sequence[BalanceDrop], now: datetime | None
     when = now or queue.utcnow()
     for row in repo.lock_watching(session, sorted(by_account)):
         drop = by_account[row["account_owner_id"]]
-        if not crossed(drop.before, drop.after, row["threshold"]):
+        if not wants_topup(drop.after, row["threshold"]):
             continue
         attempt_id = repo.insert_attempt(
             session, drop.account_owner_id, drop.entry_key, row["threshold"], row["amount"],

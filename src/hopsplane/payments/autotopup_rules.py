@@ -1,5 +1,5 @@
-"""Pure rules of auto top-up (no I/O): what the owner agrees to, when a posting crosses the
-threshold, the daily limits, the backoff after a decline."""
+"""Pure rules of auto top-up (no I/O): what the owner agrees to, when a usage posting starts
+a charge, the daily limits, the backoff after a decline."""
 
 from __future__ import annotations
 
@@ -53,9 +53,15 @@ def terms_text(threshold: Decimal, amount: Decimal, currency: str, limits: Limit
     )
 
 
-def crossed(before: Decimal, after: Decimal, threshold: Decimal) -> bool:
-    """A posting took the balance from at or above the threshold to below it."""
-    return before >= threshold > after
+def wants_topup(after: Decimal, threshold: Decimal) -> bool:
+    """A usage posting left the balance below the threshold.
+
+    Not only a crossing from above: the balance may have gone below by another route (an
+    expiry, a dispute, a top-up that did not lift it back above, a charge the caps
+    deferred), and later usage must still start a charge, or auto top-up goes quiet while
+    "on". At most one attempt per account is active (the database's unique index), so a
+    run of postings below the threshold starts one charge, not one each."""
+    return after < threshold
 
 
 def cap_refusal(

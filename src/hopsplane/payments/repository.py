@@ -76,6 +76,19 @@ def _column(mode: Mode) -> str:
     return "stripe_customer_id" if mode == "live" else "stripe_test_customer_id"
 
 
+def hold_owner(session: Session, account_id: str) -> bool:
+    """Share-lock the user row (until the transaction ends) and tell whether it still owns
+    an account: a join takes the row ``FOR UPDATE``, so a Checkout opening and a join of
+    the same person run one after the other, never side by side."""
+    owner = session.execute(
+        text("SELECT account_owner_id IS NULL FROM users WHERE id = :id FOR SHARE"),
+        {"id": account_id},
+    ).scalar_one_or_none()
+    if owner is None:
+        raise NotFound(f"no account {account_id!r}")
+    return bool(owner)
+
+
 def customer_of(session: Session, account_id: str, mode: Mode) -> tuple[str, str | None]:
     """(email, customer id of this mode or None) of a user."""
     row = session.execute(

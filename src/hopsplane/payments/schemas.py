@@ -60,7 +60,9 @@ class TopupStatusOut(BaseModel):
     payment_status: str
     credited: bool = Field(description="True when the purchase is in the ledger.")
     amount: Decimal | None
-    balance: Decimal
+    balance: Decimal | None = Field(
+        description="The account's balance; null when the caller may not see it (a buyer "
+        "who has since joined a team without a billing role).")
 
 
 class WebhookAck(BaseModel):

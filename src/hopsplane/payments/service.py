@@ -8,6 +8,7 @@ of deliveries, a payment is credited once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from typing import Literal
@@ -15,11 +16,12 @@ from typing import Literal
 import structlog
 from sqlalchemy.orm import Session
 
+from hopsplane.accounts import service as accounts
 from hopsplane.credits import service as credits
 from hopsplane.credits.origins import StripePurchase, StripeRefund
 from hopsplane.credits.rules import EntryType
 from hopsplane.credits.schemas import BalancePolicy, LedgerEntryOut, Posting
-from hopsplane.errors import AppError, Invalid, NotFound, Unavailable
+from hopsplane.errors import AppError, Conflict, Invalid, NotFound, Unavailable
 from hopsplane.integrations.stripe.parse import checkout_session_from, payment_intent_from
 from hopsplane.integrations.stripe.types import (
     ACCOUNT_METADATA_KEY,
@@ -54,23 +56,86 @@ def fulfil_payment(
     once the balance is positive again) happens in the posting, announced through
     ``policy.hooks``.
     """
+    credited = credits.purchase_for_payment_intent(session, payment.payment_intent_id)
+    if credited is not None:  # wherever it went then: the account may have changed since
+        return FulfilResult(credited, False)
+    account = credited_account(session, payment.account_owner_id)
+    moved = "" if account == payment.account_owner_id else (
+        f" paid for account {payment.account_owner_id}, whose owner has joined this one")
     result = credits.post(
         session,
         Posting(
-            account_owner_id=payment.account_owner_id,
+            account_owner_id=account,
             entry_type=EntryType.PURCHASE,
             amount=payment.amount,
             idempotency_key=credits.ledger_key(StripePurchase(payment.payment_intent_id)),
-            description=f"Stripe top-up {payment.amount} {payment.currency.upper()}",
+            description=f"Stripe top-up {payment.amount} {payment.currency.upper()}{moved}",
             stripe_payment_intent_id=payment.payment_intent_id,
         ),
         hooks=policy.hooks,
         thresholds=policy.thresholds,
     )
     if result.created:
-        log.info("credits purchased", account=payment.account_owner_id,
+        log.info("credits purchased", account=account, named=payment.account_owner_id,
                  amount=str(payment.amount), payment_intent=payment.payment_intent_id)
     return FulfilResult(result.entry, result.created)
+
+
+def _into(payment: Payment, credited: FulfilResult) -> Payment:
+    """The payment as credited: to the account its purchase entry is on."""
+    return dataclasses.replace(payment, account_owner_id=credited.entry.account_owner_id)
+
+
+def credited_account(session: Session, named: str) -> str:
+    """The account a payment naming ``named`` is credited to.
+
+    ``named`` itself, always, while it is an account; and it stays one while a Checkout of
+    it is open, since joining a team first expires the owner's open Checkout Sessions and
+    is refused while a payment is still processing (:func:`close_checkouts`). Money that
+    reaches a closed account anyway (a session opened before that rule, an asynchronous
+    payment Stripe confirmed late) is never dropped: it is credited to the account its
+    owner belongs to now, and the entry says for whom it was paid."""
+    account = accounts.current_account_of(session, named)
+    if account is None:
+        raise Invalid(f"the payment names account {named!r}, which does not exist")
+    return account
+
+
+def close_checkouts(session: Session, gateway: StripeGateway, owner_id: str) -> list[str]:
+    """Before an owner's account closes (they join another account): expire its open
+    Checkout Sessions, credit a paid one the ledger lacks (so the join is refused: the
+    account holds credit now), and refuse (Conflict) while a payment is still processing.
+    Returns the sessions expired. The caller holds the user's row lock, which
+    :func:`start_topup` waits for, so no Checkout opens meanwhile; Stripe unreachable is
+    Unavailable (503): the join waits rather than risk a payment to a closed account."""
+    _, customer = repo.customer_of(session, owner_id, gateway.mode)
+    if not customer:
+        return []  # never opened a Checkout in this mode
+    expired = []
+    for checkout in gateway.checkout_sessions_of(customer):
+        if checkout.status == "open":
+            try:
+                gateway.expire_checkout_session(checkout.id)
+            except Invalid:  # Stripe refuses: it was completed a moment ago
+                checkout = gateway.retrieve_checkout_session(checkout.id)
+            else:
+                expired.append(checkout.id)
+                continue
+        if checkout.mode != "payment" or checkout.status != "complete":
+            continue
+        if checkout.payment_status == "unpaid":
+            raise Conflict(
+                f"a payment of yours is still being processed by Stripe (checkout session "
+                f"{checkout.id}): join once it has completed, so that its credit has an "
+                "account to go to"
+            )
+        payment = rules.payment_from_checkout(checkout, gateway.config.currency)
+        if payment is not None and payment.account_owner_id == owner_id:
+            fulfil_payment(session, payment)  # the ledger then holds credit: join refused
+    if expired:
+        log.info("checkout sessions expired before the account closed", account=owner_id,
+                 sessions=expired)
+    return expired
 
 
 def ensure_customer(session: Session, gateway: StripeGateway, account_id: str) -> str:
@@ -96,6 +161,8 @@ def start_topup(
     a suspended account tops up to be resumed."""
     config = gateway.config
     value = rules.validate_topup(amount, config.min_topup, config.max_topup, config.currency)
+    if not repo.hold_owner(session, account_id):  # joined a team while this request waited
+        raise Conflict(f"{account_id!r} has joined another account: buy credits there")
     customer = ensure_customer(session, gateway, account_id)
     checkout = gateway.create_checkout_session(
         CheckoutRequest(
@@ -129,25 +196,38 @@ def complete_topup(
     account_id: str,
     session_id: str,
     policy: BalancePolicy = NO_POLICY,
+    *,
+    user_id: str | None = None,
+    sees_balance: bool = True,
 ) -> TopupStatusOut:
     """The success redirect: read the Checkout Session from Stripe and, when it is paid,
-    credit it now (the same idempotent fulfilment as the webhook)."""
+    credit it now (the same idempotent fulfilment as the webhook).
+
+    The caller may complete a session naming ``account_id`` (their account now) or
+    ``user_id`` (their own account when they opened it, before joining a team): the buyer
+    always gets an answer, and the payment goes where :func:`credited_account` says. The
+    balance is shown only when it is the caller's to see (``sees_balance``) and of the
+    account credited."""
     if not session_id.startswith("cs_"):
         raise NotFound(f"no checkout session {session_id!r}")
     checkout = gateway.retrieve_checkout_session(session_id)
     owner = rules.account_from(checkout.metadata, checkout.client_reference_id)
-    if owner != account_id:  # the same answer as an unknown session: existence is not told
+    if owner not in (account_id, user_id):  # as an unknown session: existence is not told
         raise NotFound(f"no checkout session {session_id!r}")
     payment = rules.payment_from_checkout(checkout, gateway.config.currency)
-    credited = fulfil_payment(session, payment, policy) if payment else None
     if payment is not None:
-        receipts.record_from_checkout(session, gateway, checkout, payment)
+        repo.lock_payment(session, payment.payment_intent_id)
+    credited = fulfil_payment(session, payment, policy) if payment else None
+    if payment is not None and credited is not None:
+        receipts.record_from_checkout(session, gateway, checkout, _into(payment, credited))
+    into = credited.entry.account_owner_id if credited is not None else account_id
     return TopupStatusOut(
         session_id=checkout.id,
         payment_status=checkout.payment_status,
         credited=credited is not None,
         amount=payment.amount if payment else None,
-        balance=credits.balance(session, account_id),
+        balance=credits.balance(session, into) if sees_balance and into == account_id
+        else None,
     )
 
 
@@ -228,8 +308,9 @@ def handle_event(
 ) -> EventOutcome:
     """Store a verified event once and process it in the same transaction.
 
-    A repeated delivery of a stored event changes nothing. A problem with the event itself
-    (unknown account, wrong currency, a refund the balance cannot cover) is recorded as
+    A repeated delivery of a stored event changes nothing. A refund Stripe made is posted
+    whatever the balance (it may overdraw and suspend, like a dispute: the money is gone).
+    A problem with the event itself (unknown account, wrong currency) is recorded as
     ``failed`` and acknowledged, since Stripe resending it would not help (``stripe
     reconcile`` lists it). Stripe being unreachable raises Unavailable: nothing is stored and
     Stripe delivers again later.
@@ -281,9 +362,9 @@ def _process(
         if autotopup.ATTEMPT_METADATA_KEY in checkout.metadata:  # completed after 3-D Secure
             return _auto_topup_paid(session, checkout.metadata, payment, policy)
         result = fulfil_payment(session, payment, policy)
-        receipts.record_from_checkout(session, gateway, checkout, payment)
+        receipts.record_from_checkout(session, gateway, checkout, _into(payment, result))
         note = "credited" if result.created else "already credited"
-        return "processed", payment.account_owner_id, note
+        return "processed", result.entry.account_owner_id, note
     if event.type in rules.DISPUTE_EVENTS:  # issue 15: hopsplane.payments.disputes
         from hopsplane.payments.disputes import sync_dispute
 

@@ -133,7 +133,8 @@ def accept_invite(
 ) -> Membership:
     """Join the inviting account. ``email`` is the signed-in user's stored address and
     ``email_verified`` whether the current sign-in vouches for exactly that address; it
-    must be the invited one after normalisation (NFKC, trimmed, case-folded)."""
+    must be the invited one after normalisation (``accounts.rules.normalise_email``: the
+    domain IDNA and lower case, the local part lower case, nothing folded further)."""
     invite = repo.invite_by_hash(session, hash_token(token)) if plausible_token(token) else None
     if invite is None:
         raise NotFound("this invite link is not valid: check that you copied all of it")

@@ -105,10 +105,30 @@ def parse_unmatched_cursor(cursor: str) -> tuple[str, str]:
     return source, event_id
 
 
+DEFAULT_MAX_AGE_DAYS = 400
+"""Usage older than this (days before today, UTC) is refused: ``HOPSPLANE_USAGE_MAX_AGE_DAYS``."""
+
+
 def utc_timestamp(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise Invalid(f"timestamp {value.isoformat()} has no time zone (use ...Z)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is after the last datetime in UTC
+        raise Invalid(f"timestamp {value.isoformat()} is out of range in UTC") from None
+
+
+def check_usage_day(day: date, today: date, max_age_days: int) -> date:
+    """Refuse usage of a day more than ``max_age_days`` before ``today``: an agent's
+    mistake (year 0001) would otherwise put a backlog of thousands of days before every
+    billing run, and no invoice or dispute reaches that far back."""
+    oldest = today - timedelta(days=max_age_days)
+    if day < oldest:
+        raise Invalid(
+            f"usage of {day.isoformat()} is older than {max_age_days} days "
+            f"(the oldest day accepted today is {oldest.isoformat()})"
+        )
+    return day
 
 
 def day_start(day: date) -> datetime:

@@ -41,6 +41,7 @@ class Submitter:
 
     cluster_id: uuid.UUID | None = None
     admin_id: str | None = None
+    max_age_days: int = rules.DEFAULT_MAX_AGE_DAYS  # HOPSPLANE_USAGE_MAX_AGE_DAYS
 
     @property
     def source(self) -> str:
@@ -73,7 +74,8 @@ def ingest_grouped(
 def validated_batch(events: Iterable[UsageEventIn], submitter: Submitter) -> list[NewEvent]:
     """The rows to store for a batch, or Invalid/Forbidden naming the first bad event."""
     source = submitter.source
-    rows = [_validated(e, submitter, source, i) for i, e in enumerate(events)]
+    today = datetime.now(UTC).date()
+    rows = [_validated(e, submitter, source, i, today) for i, e in enumerate(events)]
     if not rows:
         raise Invalid("a batch needs at least one event")
     if len(rows) > rules.MAX_BATCH:
@@ -88,7 +90,8 @@ def _result(received: int, accepted: int, unmatched: int, days: int) -> IngestRe
     )
 
 
-def _validated(event: UsageEventIn, submitter: Submitter, source: str, index: int) -> NewEvent:
+def _validated(event: UsageEventIn, submitter: Submitter, source: str, index: int,
+               today: date) -> NewEvent:
     try:
         event_id = rules.check_event_id(event.id)
         if (event.account_id is None) == (event.project_id is None):
@@ -103,6 +106,7 @@ def _validated(event: UsageEventIn, submitter: Submitter, source: str, index: in
             cluster_id = submitter.cluster_id
         units, cpu_seconds = rules.event_units(event.compute_units, event.cpu_seconds)
         occurred_at = rules.utc_timestamp(event.timestamp)
+        rules.check_usage_day(occurred_at.date(), today, submitter.max_age_days)
     except AppError as exc:
         exc.message = f"events[{index}] ({event.id!r}): {exc.message}"
         raise
@@ -167,7 +171,7 @@ def cluster_for_token(session: Session, token: str) -> uuid.UUID | None:
 
 def collect_cluster_day(
     session: Session, cluster_id: uuid.UUID, day: date, prometheus: PrometheusQuery,
-    *, now: datetime | None = None,
+    *, now: datetime | None = None, max_age_days: int = rules.DEFAULT_MAX_AGE_DAYS,
 ) -> CollectResult:
     """Collect one cluster's CPU core-seconds per namespace and Hopsworks user for one UTC
     day (:mod:`hopsplane.usage.attribution`): a day that has ended whole, today so far
@@ -184,6 +188,7 @@ def collect_cluster_day(
     holds the latest collection. An event that disappeared from a non-empty answer is
     replaced by zero; an empty answer changes nothing (Prometheus may have lost its data).
     """
+    rules.check_usage_day(day, datetime.now(UTC).date(), max_age_days)
     metadata = repo.cluster_metadata(session, cluster_id)
     if metadata is None:
         raise NotFound(f"no cluster {cluster_id}")
@@ -290,6 +295,7 @@ def prometheus_url(session: Session, cluster_id: uuid.UUID) -> str:
 def collect_all(
     database: Database, day: date, *, prometheus_for: PrometheusFactory | None = None,
     now: datetime | None = None, on_change: UsageChanged | None = None,
+    max_age_days: int = rules.DEFAULT_MAX_AGE_DAYS,
 ) -> list[CollectResult]:
     """Collect ``day`` (whole once it has ended, else so far up to ``now``) on every
     cluster that is not disabled and has a ``metadata['prometheus_url']``, one transaction
@@ -308,7 +314,8 @@ def collect_all(
         client = factory(url)
         try:
             with database.transaction() as session:
-                result = collect_cluster_day(session, cluster_id, day, client, now=now)
+                result = collect_cluster_day(session, cluster_id, day, client, now=now,
+                                             max_age_days=max_age_days)
                 if result.accounts and on_change is not None:
                     on_change(session, result.accounts, day)
                 results.append(result)

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import AwareDatetime, BaseModel, Field, StrictStr, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, StringConstraints
 
 from hopsplane.api.errors import error_responses
 from hopsplane.api.routers.account import Cursor, Limit
@@ -32,6 +32,9 @@ Why = Annotated[Reason, Field(description="Why (kept).")]
 
 
 class GrantIn(BaseModel):
+    # A misspelt field is refused, never ignored: {"expires": ...} made a permanent grant.
+    model_config = ConfigDict(extra="forbid")
+
     amount: Amount
     reason: Why
     idempotency_key: Key
@@ -44,6 +47,8 @@ class GrantIn(BaseModel):
 
 
 class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     purchase_id: uuid.UUID = Field(description="The purchase entry being reversed.")
     amount: Amount = Field(description="Dollars going back, positive (the entry is negative).")
     reason: Why
@@ -51,6 +56,8 @@ class RefundIn(BaseModel):
 
 
 class PriceOverrideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     effective_from: date
     unit_price: Annotated[StrictStr, StringConstraints(max_length=40)] = Field(
         description="Dollars per compute unit, e.g. \"0.00008\" (0 to 0.009999, at most six "

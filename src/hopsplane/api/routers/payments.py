@@ -1,7 +1,8 @@
 """Buying credits: Stripe Checkout top-ups, their success redirect, and Stripe's webhook.
 
-- ``POST /v1/account/topups`` and ``GET /v1/account/topups/{session_id}/complete``: account
-  owners only (members get 403). Neither looks at the balance, so a suspended account can
+- ``POST /v1/account/topups``: those who may buy for the account (others get 403);
+  ``GET /v1/account/topups/{session_id}/complete``: any signed-in person whose account (or
+  former account) the session names. Neither looks at the balance, so a suspended account can
   always top up; the purchase is what resumes it.
 - ``POST /v1/stripe/webhook``: anonymous, authenticated by the Stripe signature over the
   raw body.
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Depends, Header, Path, Request, status
 from hopsplane.api.errors import error_responses
 from hopsplane.errors import PayloadTooLarge
 from hopsplane.fields import Identifier
-from hopsplane.http.deps import BuyDep, PolicyDep, SessionDep
+from hopsplane.http.deps import BuyDep, MemberDep, PolicyDep, SessionDep, may_buy
 from hopsplane.http.state import GatewayDep
 from hopsplane.payments import service
 from hopsplane.payments.schemas import TopupIn, TopupOut, TopupStatusOut, WebhookAck
@@ -69,15 +70,21 @@ def create_topup(
 )
 def complete_topup(
     session_id: Annotated[Identifier, Path(description="The Checkout Session id (cs_...).")],
-    principal: BuyDep,
+    principal: MemberDep,
     session: SessionDep,
     gateway: GatewayDep,
     policy: PolicyDep,
 ) -> TopupStatusOut:
     """Stripe sends the buyer here after paying. Reads the Checkout Session from Stripe and,
     when it is paid, credits it at once (the same idempotent fulfilment as the webhook, so
-    whichever comes first credits and the other changes nothing)."""
-    return service.complete_topup(session, gateway, principal.account_id, session_id, policy)
+    whichever comes first credits and the other changes nothing). Any signed-in person may
+    complete a session that names their account, or their own former account (a buyer who
+    has joined a team since): the payment is credited either way; the balance is shown to
+    those who may buy for the account."""
+    return service.complete_topup(
+        session, gateway, principal.account_id, session_id, policy,
+        user_id=principal.user_id, sees_balance=may_buy(principal, session),
+    )
 
 
 @router.post(

@@ -40,6 +40,7 @@ def usage_submitter(request: Request, db: Annotated[Database, Depends(database)]
     handed to the group commit: a request waiting for its group holds no connection (else
     enough waiting requests would take every connection of the pool from the group).
     """
+    max_age = request.app.state.settings.usage_max_age_days
     with db.transaction() as session:
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
         credential = credential.strip()
@@ -47,9 +48,9 @@ def usage_submitter(request: Request, db: Annotated[Database, Depends(database)]
             cluster_id = service.cluster_for_token(session, credential)
             if cluster_id is None:
                 raise Unauthorized("unknown or replaced usage ingestion token")
-            return Submitter(cluster_id=cluster_id)
+            return Submitter(cluster_id=cluster_id, max_age_days=max_age)
         principal = require_admin(current_principal(request, session))
-        return Submitter(admin_id=principal.user_id)
+        return Submitter(admin_id=principal.user_id, max_age_days=max_age)
 
 
 AdminOrClusterAgentDep = Annotated[Submitter, Depends(usage_submitter)]

@@ -155,6 +155,25 @@ class StripeCheckoutSessions:
             raise _call_error(exc, f"reading checkout session {session_id}") from exc
         return checkout_session_from(to_dict(found))
 
+    def list_for_customer(self, customer_id: str) -> list[CheckoutSession]:
+        """Every Checkout Session of a customer, newest first ("List all Checkout
+        Sessions", ``customer`` filter)."""
+        try:
+            found = self._client.v1.checkout.sessions.list(
+                params={"customer": customer_id, "limit": 100})
+            return [checkout_session_from(to_dict(cs)) for cs in found.auto_paging_iter()]
+        except stripe.StripeError as exc:
+            raise _call_error(exc, f"listing the checkout sessions of {customer_id}") from exc
+
+    def expire(self, session_id: str) -> CheckoutSession:
+        """Expire an open Checkout Session: the customer can no longer pay it ("Expire a
+        Checkout Session"; Stripe refuses one that is not ``open``)."""
+        try:
+            expired = self._client.v1.checkout.sessions.expire(session_id)
+        except stripe.StripeError as exc:
+            raise _call_error(exc, f"expiring checkout session {session_id}") from exc
+        return checkout_session_from(to_dict(expired))
+
 
 class StripeApi:
     """:class:`~hopsplane.integrations.stripe.types.StripeGateway` on the real API."""
@@ -212,6 +231,12 @@ class StripeApi:
 
     def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
         return self._checkout.create(request)
+
+    def checkout_sessions_of(self, customer_id: str) -> list[CheckoutSession]:
+        return self._checkout.list_for_customer(customer_id)
+
+    def expire_checkout_session(self, session_id: str) -> CheckoutSession:
+        return self._checkout.expire(session_id)
 
     def retrieve_checkout_session(self, session_id: str) -> CheckoutSession:
         return self._checkout.retrieve(session_id)
