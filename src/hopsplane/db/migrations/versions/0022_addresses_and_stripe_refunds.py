@@ -29,7 +29,7 @@ from alembic import op
 from email_validator import EmailNotValidError, validate_email
 
 revision: str = "0022"
-down_revision: str | None = "0020"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
