@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -231,6 +232,88 @@ def post_next(session: Session, posting: Posting) -> tuple[bool, str | None, Led
             refers_to=posting.refers_to, stripe_dispute_id=posting.stripe_dispute_id,
         )
     return bool(found), member_of, entry
+
+
+def _psycopg_style(statement: str) -> str:
+    """A SQLAlchemy text() statement (``:name`` parameters) in psycopg's ``%(name)s``."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement.replace("%", "%%"))
+
+
+_APPLY_STANDING_RAW = _psycopg_style(str(_APPLY_STANDING))
+
+
+def post_now(
+    conn: psycopg.Connection[Any],
+    posting: Posting,
+    thresholds: tuple[Decimal, ...],
+    *,
+    durable: bool,
+) -> tuple[bool, str | None, LedgerEntryOut | None, list[BalanceEvent]]:
+    """One posting as its own transaction, in ONE round trip: BEGIN, the posting
+    (owner check, lock, chained INSERT, :func:`post_next`), the account's standing
+    (:data:`_APPLY_STANDING`, which changes nothing unless a threshold or zero is crossed)
+    and COMMIT are sent together in a pipeline, so the account's lock is never held while
+    the client runs. ``durable=False`` commits without waiting for the WAL flush (the
+    entry is lost with a crash of the server in the next few milliseconds, together with
+    everything else of its transaction, never out of order with later entries).
+
+    ``conn`` is idle (autocommit) and owned by the caller. Returns (exists,
+    account_owner_id, entry, events) like :func:`post_next`."""
+    params = {
+        "account": posting.account_owner_id,
+        "amount": posting.amount,
+        "type": posting.entry_type.value,
+        "description": posting.description,
+        "payment_intent": posting.stripe_payment_intent_id,
+        "key": posting.idempotency_key,
+        "refund_of": posting.refund_of,
+        "expires_at": posting.expires_at,
+        "refers_to": posting.refers_to,
+        "dispute": posting.stripe_dispute_id,
+        "at": posting.at,
+    }
+    standing = {"accounts": [posting.account_owner_id], "thresholds": list(thresholds),
+                "announced": False}
+    try:
+        with conn.pipeline(), conn.transaction():
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit = off")
+            posted = conn.execute(_POST_NEXT_SQL, params)
+            events = conn.execute(_APPLY_STANDING_RAW, standing)
+        row = posted.fetchone()
+        event_rows = events.fetchall()
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(_POST_NEXT_SQL, params, exc) from exc
+    except psycopg.DataError as exc:
+        raise DataError(_POST_NEXT_SQL, params, exc) from exc
+    assert row is not None  # the function returns exactly one row
+    found, member_of, entry_id, seq, amount, after, created_at = row
+    entry = None
+    if entry_id is not None:
+        entry = LedgerEntryOut(
+            id=entry_id, account_owner_id=posting.account_owner_id, seq=seq,
+            type=posting.entry_type, amount=amount, balance=after,
+            description=posting.description,
+            stripe_payment_intent_id=posting.stripe_payment_intent_id,
+            refund_of=posting.refund_of, idempotency_key=posting.idempotency_key,
+            created_at=created_at, expires_at=posting.expires_at,
+            refers_to=posting.refers_to, stripe_dispute_id=posting.stripe_dispute_id,
+        )
+    return bool(found), member_of, entry, [BalanceEvent(*r) for r in event_rows]
+
+
+def entry_by_key_now(conn: psycopg.Connection[Any], key: str) -> LedgerEntryOut | None:
+    """The entry of an idempotency key, read on an idle psycopg connection."""
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "SELECT id, account_owner_id, seq, type, amount, balance, description, "
+            "stripe_payment_intent_id, refund_of, idempotency_key, created_at, expires_at, "
+            "refers_to, stripe_dispute_id FROM credits_ledger WHERE idempotency_key = %s",
+            (key,),
+        ).fetchone()
+    return None if row is None else LedgerEntryOut.model_validate(row)
 
 
 def find_by_key(session: Session, key: str) -> LedgerEntry | None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -144,6 +145,52 @@ def post(
             code=KEY_REUSED,
         )
     return PostResult(LedgerEntryOut.model_validate(original), created=False)
+
+
+def post_now(
+    conn: psycopg.Connection[Any],
+    posting: Posting,
+    *,
+    thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
+    durable: bool | None = None,
+) -> PostResult:
+    """:func:`post` as its own transaction in one round trip, on an idle psycopg
+    connection (autocommit) the caller owns: the hot path of a posting, with no ORM
+    session and no lock held while Python runs (see ``repository.post_now``).
+
+    Same validation, idempotency and standing as :func:`post`; the standing's events are
+    recorded unannounced (the next billing run or ``hopsplane billing dispatch`` announces
+    them), so there are no hooks. Refunds go through :func:`post` (their purchase check
+    runs under the lock before the posting). ``durable`` (default: every type but usage)
+    waits for the WAL flush before returning; a usage debit does not, since its source
+    re-posts it under the same key after a crash (billing charges what ``billed_amount``,
+    lost in the same transaction, says is not charged)."""
+    amount = validate_posting(posting.entry_type, posting.amount, posting.idempotency_key)
+    posting = _with_amount(posting, amount)
+    if posting.entry_type is EntryType.REFUND or posting.refund_of is not None:
+        raise Invalid("refunds are posted with post(): the purchase is checked first")
+    if durable is None:
+        durable = posting.entry_type is not EntryType.USAGE
+    try:
+        exists, owner, entry, events = repo.post_now(conn, posting, thresholds,
+                                                     durable=durable)
+    except IntegrityError as exc:
+        raise _integrity_error(exc, posting) from exc
+    _refuse_non_owner(posting.account_owner_id, exists, owner)
+    if entry is not None:
+        return PostResult(entry, created=True, events=tuple(events))
+    original = repo.entry_by_key_now(conn, posting.idempotency_key)
+    if original is None:  # pragma: no cover - the conflict row cannot vanish: no deletes
+        raise Conflict("idempotency key collided with an entry that cannot be read")
+    if not _same_posting(original, posting):
+        raise Conflict(
+            f"idempotency key {posting.idempotency_key!r} was already used for a "
+            f"{original.type} of {original.amount} on account {original.account_owner_id}; "
+            f"refusing a {posting.entry_type} of {posting.amount} "
+            f"on account {posting.account_owner_id}",
+            code=KEY_REUSED,
+        )
+    return PostResult(original, created=False)
 
 
 def post_many(
@@ -498,7 +545,7 @@ def _check_refund(session: Session, posting: Posting) -> None:
         )
 
 
-def _same_posting(entry: LedgerEntry, posting: Posting) -> bool:
+def _same_posting(entry: LedgerEntry | LedgerEntryOut, posting: Posting) -> bool:
     return (
         entry.account_owner_id == posting.account_owner_id
         and entry.type == posting.entry_type.value
