@@ -16,6 +16,10 @@ from sqlalchemy.orm import Session
 from hopsplane.credits.schemas import BalanceEvent, ChainBreak, LedgerEntryOut, Posting
 from hopsplane.db.models import LedgerEntry
 
+# An account's entries that are not drawn yet stay fewer than this (revision 0023's
+# BACKLOG: post_next_entry draws the account at every multiple of it; insert_many too).
+DRAW_BACKLOG = 256
+
 # One posting, in one round trip: the owner check, the account's advisory lock and the
 # INSERT ... SELECT chained after the head, run on the server in that order (revision 0010
 # holds the function and says why it is safe).
@@ -78,7 +82,7 @@ _INSERT_MANY = text(
     ) AS h ON true
     ORDER BY n.account, n.rn
     ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING l.idempotency_key, l.account_owner_id, l.amount, l.balance
+    RETURNING l.idempotency_key, l.account_owner_id, l.amount, l.balance, l.seq
     """
 )
 
@@ -452,7 +456,19 @@ def insert_many(
             "keys": [p.idempotency_key for p in postings],
         },
     )
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    inserted = {}
+    spans: dict[str, tuple[int, int]] = {}
+    for key, account, amount, after, seq in rows:
+        inserted[key] = (account, amount, after)
+        low, high = spans.get(account, (seq, seq))
+        spans[account] = (min(low, seq), max(high, seq))
+    # the accounts whose new entries reached a multiple of BACKLOG (revision 0023) are
+    # drawn now, as post_next_entry does: no account's backlog outgrows it
+    behind = sorted(a for a, (low, high) in spans.items()
+                    if high // DRAW_BACKLOG > (low - 1) // DRAW_BACKLOG)
+    if behind:
+        catch_up(session, behind)
+    return inserted
 
 
 def find_by_keys(session: Session, keys: list[str]) -> list[LedgerEntry]:
