@@ -343,7 +343,7 @@ def bench_year(url: str, accounts: int) -> None:
         postings = []
         for i, a in enumerate(ids):
             if day % 30 == 0:
-                postings.append(Posting(a, EntryType.GRANT, Decimal("30.00"), f"y:{a}:g{day}",
+                postings.append(Posting(a, EntryType.GRANT, Decimal("50.00"), f"y:{a}:g{day}",
                                         description=f"monthly credit, day {day}"))
             postings.append(Posting(a, EntryType.USAGE, -Decimal(50 + (i + day) % 150) / 100,
                                     f"y:{a}:u{day}", description=f"usage of day {day}"))
