@@ -528,7 +528,10 @@ _STANDING_OF = text(
     SELECT NULLIF(m.account_id, m.user_id) AS account_owner_id, s.suspended,
            s.notice_threshold,
            (SELECT l.balance FROM credits_ledger l WHERE l.account_owner_id = m.user_id
-            ORDER BY l.seq DESC LIMIT 1) AS balance
+            ORDER BY l.seq DESC LIMIT 1) AS balance,
+           now() AS now,
+           EXISTS (SELECT 1 FROM credits_ledger x WHERE x.account_owner_id = m.user_id
+                   AND x.expires_at IS NOT NULL AND x.expires_at > now()) AS expiring
     FROM hopsplane.account_members m
     LEFT JOIN hopsplane.account_standing s ON s.account_owner_id = m.user_id
     WHERE m.user_id = :a
@@ -538,14 +541,17 @@ _STANDING_OF = text(
 
 def standing_of(
     session: Session, account_id: str
-) -> tuple[bool, str | None, bool, Decimal | None, Decimal]:
-    """(exists, account_owner_id, suspended, notice threshold, balance) of a user in one
-    round trip: what :func:`account_owner_of`, :func:`standing` and :func:`balance` read."""
+) -> tuple[bool, str | None, bool, Decimal | None, Decimal, datetime | None, bool]:
+    """(exists, account_owner_id, suspended, notice threshold, balance, the transaction's
+    time, holds unexpired expiring credit) of a user in one round trip: what
+    :func:`account_owner_of`, :func:`standing`, :func:`balance` and :func:`db_now` read,
+    and whether :func:`promotional` has anything to find."""
     row = session.execute(_STANDING_OF, {"a": account_id}).one_or_none()
     if row is None:
-        return False, None, False, None, Decimal("0.00")
+        return False, None, False, None, Decimal("0.00"), None, False
     balance = Decimal("0.00") if row.balance is None else Decimal(row.balance)
-    return True, row.account_owner_id, bool(row.suspended), row.notice_threshold, balance
+    return (True, row.account_owner_id, bool(row.suspended), row.notice_threshold, balance,
+            row.now, bool(row.expiring))
 
 
 def standing(session: Session, account_id: str) -> tuple[bool, Decimal | None]:

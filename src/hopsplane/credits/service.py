@@ -397,11 +397,14 @@ def refresh_standings(
 
 def standing(session: Session, account_owner_id: str) -> Standing:
     """Balance and standing (suspended, announced low-balance threshold) of an account."""
-    exists, owner, suspended, level, balance = repo.standing_of(session, account_owner_id)
+    exists, owner, suspended, level, balance, now, expiring = repo.standing_of(
+        session, account_owner_id)
     _refuse_non_owner(account_owner_id, exists, owner)
+    # most accounts hold no expiring credit: one statement answers, nothing is drawn
     grants = [
         PromotionalCredit(amount=amount, expires_at=at)
-        for amount, at in repo.promotional(session, account_owner_id, repo.db_now(session))
+        for amount, at in (repo.promotional(session, account_owner_id, now)
+                           if expiring and now is not None else [])
     ]
     return Standing(
         account_owner_id=account_owner_id,
