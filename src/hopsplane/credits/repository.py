@@ -243,7 +243,17 @@ def _psycopg_style(statement: str) -> str:
     return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement.replace("%", "%%"))
 
 
-_APPLY_STANDING_RAW = _psycopg_style(str(_APPLY_STANDING))
+# The standing of one posting: the heads that cannot have changed anything are dropped
+# first (rules.standing_may_change, in SQL: above every threshold and zero before and
+# after), so for a funded account the statement is one index probe.
+_HEADS_END = "        ) AS h\n    ),\n    computed AS ("
+_APPLY_STANDING_RAW = _psycopg_style(str(_APPLY_STANDING)).replace(
+    _HEADS_END,
+    "        ) AS h\n"
+    "        WHERE NOT (h.balance > %(ceiling)s AND h.balance - %(amount)s > %(ceiling)s)\n"
+    "    ),\n    computed AS (",
+)
+assert _APPLY_STANDING_RAW.count("%(ceiling)s") == 2, "the heads of _APPLY_STANDING moved"
 
 
 def post_now(
@@ -277,7 +287,8 @@ def post_now(
         "at": posting.at,
     }
     standing = {"accounts": [posting.account_owner_id], "thresholds": list(thresholds),
-                "announced": False}
+                "announced": False, "amount": posting.amount,
+                "ceiling": max((*thresholds, Decimal(0)))}
     try:
         with conn.pipeline(), conn.transaction():
             if not durable:
