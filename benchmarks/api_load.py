@@ -658,7 +658,7 @@ async def measure(endpoint: str, hops_port: int, base_port: int, hops: subproces
     print(f"\n== {endpoint}")
     http = Http(hops_port)
     await closed_loop(http, make, args.concurrency, 1.0)  # warm up
-    pids = descendants(hops.pid)
+    pids = [hops.pid, *descendants(hops.pid)]  # one worker runs in the parent
     cpu0 = cpu_seconds(pids)
     capacity, done = await closed_loop(http, make, args.concurrency, 3.0)
     cpu = (cpu_seconds(pids) - cpu0) / max(done, 1)
@@ -669,7 +669,7 @@ async def measure(endpoint: str, hops_port: int, base_port: int, hops: subproces
     if make_base is not None:
         bhttp = Http(base_port)
         await closed_loop(bhttp, make_base, args.concurrency, 1.0)
-        bpids = descendants(base.pid)
+        bpids = [base.pid, *descendants(base.pid)]
         bcpu0 = cpu_seconds(bpids)
         bcap, bdone = await closed_loop(bhttp, make_base, args.concurrency, 3.0)
         bcpu = (cpu_seconds(bpids) - bcpu0) / max(bdone, 1)
