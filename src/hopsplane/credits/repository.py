@@ -690,8 +690,8 @@ def accounts_behind(session: Session) -> list[str]:
     return [r[0] for r in rows]
 
 
-# Expiring grants past their expiry without an expiry entry whose lot is open or not drawn
-# yet: their accounts are caught up before the due grants are read.
+# Accounts behind their head that hold an expiring grant (in the window) without an expiry
+# entry whose lot is open or not drawn yet: caught up before the grants are read.
 _CATCH_UP_DUE = text(
     """
     SELECT count(hopsplane.burn_down(a)) FROM (
@@ -702,6 +702,13 @@ _CATCH_UP_DUE = text(
                           WHERE x.refers_to = l.id AND x.type = 'expiry')
           AND NOT EXISTS (SELECT 1 FROM hopsplane.credit_lots o
                           WHERE o.entry_id = l.id AND o.spent)
+          -- only accounts behind: once caught up they leave the list, so the next call
+          -- takes the next ones however many hold such grants
+          AND EXISTS (SELECT 1 FROM credits_ledger n
+                      WHERE n.account_owner_id = l.account_owner_id
+                        AND n.seq > COALESCE((SELECT c.seq FROM hopsplane.credit_checkpoints c
+                                              WHERE c.account_owner_id = l.account_owner_id),
+                                             0))
         ORDER BY 1
         LIMIT :limit
     ) AS s
