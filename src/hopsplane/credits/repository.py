@@ -892,12 +892,17 @@ bad_draws AS (
       AND ((b.type = 'expiry') <> (d.drawn_at >= l.expires_at))
       {draws_and}
 ),
+open_by_account AS (  -- one pass over the lots (a subquery per account would be a scan each)
+    SELECT o.account_owner_id,
+           sum(CASE WHEN o.is_credit THEN o.open ELSE -o.open END) AS open_total
+    FROM hopsplane.credit_lots o {lots_where_o}
+    GROUP BY o.account_owner_id
+),
 totals AS (
-    SELECT c.account_owner_id, c.seq AS checkpoint,
-           COALESCE((SELECT sum(CASE WHEN o.is_credit THEN o.open ELSE -o.open END)
-                     FROM hopsplane.credit_lots o
-                     WHERE o.account_owner_id = c.account_owner_id), 0) AS open_total
-    FROM hopsplane.credit_checkpoints c {checkpoints_where}
+    SELECT c.account_owner_id, c.seq AS checkpoint, COALESCE(t.open_total, 0) AS open_total
+    FROM hopsplane.credit_checkpoints c
+    LEFT JOIN open_by_account t ON t.account_owner_id = c.account_owner_id
+    {checkpoints_where}
 ),
 balance_problems AS (
     SELECT t.account_owner_id, h.seq,
@@ -930,6 +935,7 @@ def draw_breaks(
         ledger_and="AND l.account_owner_id = :account" if one else "",
         draws_and="AND l.account_owner_id = :account" if one else "",
         checkpoints_where="WHERE c.account_owner_id = :account" if one else "",
+        lots_where_o="WHERE o.account_owner_id = :account" if one else "",
     )
     rows = session.execute(text(sql), {"account": account_id, "max_breaks": max_breaks})
     return [ChainBreak(r.account_owner_id, r.seq, r.problem) for r in rows]
