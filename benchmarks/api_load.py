@@ -95,6 +95,8 @@ def baseline_app() -> Any:
         for k, v in template.items():
             if v == "$ACCOUNT":
                 v = account
+            elif isinstance(v, dict) and "__datetime__" in v:
+                v = datetime.fromisoformat(v["__datetime__"])
             elif isinstance(v, dict) and "__date__" in v:
                 v = date.fromisoformat(v["__date__"])
             out[k] = v
@@ -362,7 +364,11 @@ def start_hopsplane(
              str(workers)],
             env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)
-    wait_ready(port, proc)
+    try:
+        wait_ready(port, proc)
+    except BaseException:
+        stop(proc)
+        raise
     issuer = None
     for _ in range(50):
         found = re.findall(r"http://127\.0\.0\.1:\d+/", log.read_text())
@@ -386,7 +392,11 @@ def start_baseline(
         [sys.executable, "-m", "uvicorn", "--factory", "api_load:baseline_app", "--port",
          str(port), "--workers", str(workers), "--log-level", "warning"],
         env=env, cwd=ROOT / "benchmarks", text=True, start_new_session=True)
-    wait_ready(port, proc, "/balance?account=none")
+    try:
+        wait_ready(port, proc, "/balance?account=none")
+    except BaseException:
+        stop(proc)  # not yet in the caller's list: it would outlive the run
+        raise
     return proc, port
 
 
@@ -502,6 +512,8 @@ def capture_sql(url: str, ids: list[str], paths: dict[str, str]) -> dict[str, li
         for k, v in dict(parameters or {}).items():
             if v == ids[0]:
                 v = "$ACCOUNT"
+            elif isinstance(v, datetime):  # before date: a datetime is a date too
+                v = {"__datetime__": v.isoformat()}
             elif isinstance(v, date):
                 v = {"__date__": v.isoformat()}
             template[k] = v
@@ -550,7 +562,12 @@ def main() -> None:
                     "HOPSPLANE_DB_PREPARED_STATEMENTS=false")
     ap.add_argument("--profile", action="store_true", help="py-spy one server process")
     ap.add_argument("--profile-only", action="store_true", help="skip the load runs")
+    ap.add_argument("--smoke", action="store_true",
+                    help="seconds, tiny data: checks that the benchmark runs "
+                    "(tests/benchmarks/test_smoke.py)")
     args = ap.parse_args()
+    if args.smoke:
+        args.seconds, args.accounts, args.workers, args.pool = 0.5, 10, 1, 2
     try:
         import uvloop
 
@@ -641,7 +658,7 @@ async def measure(endpoint: str, hops_port: int, base_port: int, hops: subproces
     print(f"\n== {endpoint}")
     http = Http(hops_port)
     await closed_loop(http, make, args.concurrency, 1.0)  # warm up
-    pids = descendants(hops.pid)
+    pids = [hops.pid, *descendants(hops.pid)]  # one worker runs in the parent
     cpu0 = cpu_seconds(pids)
     capacity, done = await closed_loop(http, make, args.concurrency, 3.0)
     cpu = (cpu_seconds(pids) - cpu0) / max(done, 1)
@@ -652,7 +669,7 @@ async def measure(endpoint: str, hops_port: int, base_port: int, hops: subproces
     if make_base is not None:
         bhttp = Http(base_port)
         await closed_loop(bhttp, make_base, args.concurrency, 1.0)
-        bpids = descendants(base.pid)
+        bpids = [base.pid, *descendants(base.pid)]
         bcpu0 = cpu_seconds(bpids)
         bcap, bdone = await closed_loop(bhttp, make_base, args.concurrency, 3.0)
         bcpu = (cpu_seconds(bpids) - bcpu0) / max(bdone, 1)

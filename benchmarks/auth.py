@@ -56,7 +56,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="postgresql://root@127.0.0.1:5432/postgres")
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--smoke", action="store_true",
+                    help="seconds, tiny data: checks that the benchmark runs "
+                    "(tests/benchmarks/test_smoke.py)")
     args = parser.parse_args()
+    if args.smoke:
+        args.seconds = 0.3
     logging.disable(logging.CRITICAL)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
 

@@ -166,7 +166,12 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql://root@127.0.0.1:5432/postgres")
     parser.add_argument("--signups", type=int, default=2000)
     parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--smoke", action="store_true",
+                    help="seconds, tiny data: checks that the benchmark runs "
+                    "(tests/benchmarks/test_smoke.py)")
     args = parser.parse_args()
+    if args.smoke:
+        args.signups, args.jobs = 20, 30
     configure_logging("WARNING", "console")
     name = f"hsp_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.url, autocommit=True) as conn:

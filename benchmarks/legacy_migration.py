@@ -48,7 +48,12 @@ def main() -> None:
     parser.add_argument("--backup-dir", type=Path, default=None,
                         help="default: a temporary folder, removed at the end")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--smoke", action="store_true",
+                    help="seconds, tiny data: checks that the benchmark runs "
+                    "(tests/benchmarks/test_smoke.py)")
     args = parser.parse_args()
+    if args.smoke:
+        args.users = 200
 
     name = f"hsp_bench_legacy_{os.getpid()}"
     url = replace_database(args.admin_url, name)

@@ -94,7 +94,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--purchases", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--smoke", action="store_true",
+                    help="seconds, tiny data: checks that the benchmark runs "
+                    "(tests/benchmarks/test_smoke.py)")
     args = parser.parse_args()
+    if args.smoke:
+        args.purchases, args.threads = 20, 2
     n, threads = args.purchases, args.threads
 
     admin = os.environ.get("HOPSPLANE_BENCH_DATABASE_URL",

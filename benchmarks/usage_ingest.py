@@ -56,7 +56,12 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=500)
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--smoke", action="store_true",
+                    help="seconds, tiny data: checks that the benchmark runs "
+                    "(tests/benchmarks/test_smoke.py)")
     args = ap.parse_args()
+    if args.smoke:
+        args.events, args.batch, args.clients, args.accounts, args.days = 2000, 100, 2, 20, 2
 
     name = f"hsp_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.server, autocommit=True) as conn:
@@ -75,9 +80,10 @@ def main() -> None:
 
         port = free_port()
         server = start_server(url, port)
-        server_cpu = cpu_seconds([server.pid])
+        # the server forks its workers: count every process of its tree, read while alive
+        server_cpu = cpu_seconds(process_tree(server.pid))
         elapsed = post_all(f"http://127.0.0.1:{port}", token, bodies, args.clients)
-        server_cpu = cpu_seconds([server.pid]) - server_cpu
+        server_cpu = cpu_seconds(process_tree(server.pid)) - server_cpu
         backends = [p for (p,) in psycopg.connect(args.server, autocommit=True).execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             (name,))]
@@ -221,6 +227,21 @@ def post_all(base: str, token: str, bodies: list[bytes], clients: int) -> float:
     if failures:
         raise SystemExit(f"requests failed: {failures[:3]}")
     return elapsed
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (Linux /proc)."""
+    out = [pid]
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            kids = []
+        out += kids
+        todo += kids
+    return out
 
 
 def cpu_seconds(pids: list[int]) -> float:

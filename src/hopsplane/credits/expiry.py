@@ -2,7 +2,8 @@
 first and never commit.
 
 A grant with ``expires_at`` is promotional: usage draws it before anything that expires
-later or never (the ledger's trigger records every draw, revision 0017). At its expiry
+later or never (``hopsplane.burn_down`` records the draws, revision 0023; the accounts
+concerned are caught up before what is left of a grant is read). At its expiry
 :func:`expire_due` posts one ``expiry`` entry for what is left of it, keyed by the grant
 (``expiry:<grant id>``), so a repeated or concurrent run posts it once. Seven days before,
 :func:`notify_expiring` records one ``credits_expiring`` balance event per grant (the
@@ -39,6 +40,7 @@ def expire_due(
     ``limit`` of them; the next run takes the rest). ``now`` defaults to the transaction's
     time; the expiry entries carry it."""
     at = now or repo.db_now(session)
+    repo.catch_up_grants(session, at, limit)
     posted = []
     for grant_id, account in repo.grants_due(session, at, limit):
         result = expire_grant(session, account, grant_id, now=at, hooks=hooks,
@@ -86,4 +88,5 @@ def notify_expiring(
     """Record a ``credits_expiring`` notice for each grant that expires within ``within``
     with something left, once per grant; returns how many were new."""
     at = now or repo.db_now(session)
+    repo.catch_up_grants(session, at + within, EXPIRE_BATCH, since=at)
     return repo.record_expiring(session, at, at + within)

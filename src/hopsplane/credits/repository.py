@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -14,6 +15,10 @@ from sqlalchemy.orm import Session
 
 from hopsplane.credits.schemas import BalanceEvent, ChainBreak, LedgerEntryOut, Posting
 from hopsplane.db.models import LedgerEntry
+
+# An account's entries that are not drawn yet stay fewer than this (revision 0023's
+# BACKLOG: post_next_entry draws the account at every multiple of it; insert_many too).
+DRAW_BACKLOG = 256
 
 # One posting, in one round trip: the owner check, the account's advisory lock and the
 # INSERT ... SELECT chained after the head, run on the server in that order (revision 0010
@@ -77,7 +82,7 @@ _INSERT_MANY = text(
     ) AS h ON true
     ORDER BY n.account, n.rn
     ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING l.idempotency_key, l.account_owner_id, l.amount, l.balance
+    RETURNING l.idempotency_key, l.account_owner_id, l.amount, l.balance, l.seq
     """
 )
 
@@ -233,6 +238,99 @@ def post_next(session: Session, posting: Posting) -> tuple[bool, str | None, Led
     return bool(found), member_of, entry
 
 
+def _psycopg_style(statement: str) -> str:
+    """A SQLAlchemy text() statement (``:name`` parameters) in psycopg's ``%(name)s``."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement.replace("%", "%%"))
+
+
+# The standing of one posting: the heads that cannot have changed anything are dropped
+# first (rules.standing_may_change, in SQL: above every threshold and zero before and
+# after), so for a funded account the statement is one index probe.
+_HEADS_END = "        ) AS h\n    ),\n    computed AS ("
+_APPLY_STANDING_RAW = _psycopg_style(str(_APPLY_STANDING)).replace(
+    _HEADS_END,
+    "        ) AS h\n"
+    "        WHERE NOT (h.balance > %(ceiling)s AND h.balance - %(amount)s > %(ceiling)s)\n"
+    "    ),\n    computed AS (",
+)
+assert _APPLY_STANDING_RAW.count("%(ceiling)s") == 2, "the heads of _APPLY_STANDING moved"
+
+
+def post_now(
+    conn: psycopg.Connection[Any],
+    posting: Posting,
+    thresholds: tuple[Decimal, ...],
+    *,
+    durable: bool,
+) -> tuple[bool, str | None, LedgerEntryOut | None, list[BalanceEvent]]:
+    """One posting as its own transaction, in ONE round trip: BEGIN, the posting
+    (owner check, lock, chained INSERT, :func:`post_next`), the account's standing
+    (:data:`_APPLY_STANDING`, which changes nothing unless a threshold or zero is crossed)
+    and COMMIT are sent together in a pipeline, so the account's lock is never held while
+    the client runs. ``durable=False`` commits without waiting for the WAL flush (the
+    entry is lost with a crash of the server in the next few milliseconds, together with
+    everything else of its transaction, never out of order with later entries).
+
+    ``conn`` is idle (autocommit) and owned by the caller. Returns (exists,
+    account_owner_id, entry, events) like :func:`post_next`."""
+    params = {
+        "account": posting.account_owner_id,
+        "amount": posting.amount,
+        "type": posting.entry_type.value,
+        "description": posting.description,
+        "payment_intent": posting.stripe_payment_intent_id,
+        "key": posting.idempotency_key,
+        "refund_of": posting.refund_of,
+        "expires_at": posting.expires_at,
+        "refers_to": posting.refers_to,
+        "dispute": posting.stripe_dispute_id,
+        "at": posting.at,
+    }
+    standing = {"accounts": [posting.account_owner_id], "thresholds": list(thresholds),
+                "announced": False, "amount": posting.amount,
+                "ceiling": max((*thresholds, Decimal(0)))}
+    try:
+        with conn.pipeline(), conn.transaction():
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit = off")
+            posted = conn.execute(_POST_NEXT_SQL, params)
+            events = conn.execute(_APPLY_STANDING_RAW, standing)
+        row = posted.fetchone()
+        event_rows = events.fetchall()
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(_POST_NEXT_SQL, params, exc) from exc
+    except psycopg.DataError as exc:
+        raise DataError(_POST_NEXT_SQL, params, exc) from exc
+    assert row is not None  # the function returns exactly one row
+    found, member_of, entry_id, seq, amount, after, created_at = row
+    entry = None
+    if entry_id is not None:
+        entry = LedgerEntryOut(
+            id=entry_id, account_owner_id=posting.account_owner_id, seq=seq,
+            type=posting.entry_type, amount=amount, balance=after,
+            description=posting.description,
+            stripe_payment_intent_id=posting.stripe_payment_intent_id,
+            refund_of=posting.refund_of, idempotency_key=posting.idempotency_key,
+            created_at=created_at, expires_at=posting.expires_at,
+            refers_to=posting.refers_to, stripe_dispute_id=posting.stripe_dispute_id,
+        )
+    return bool(found), member_of, entry, [BalanceEvent(*r) for r in event_rows]
+
+
+def entry_by_key_now(conn: psycopg.Connection[Any], key: str) -> LedgerEntryOut | None:
+    """The entry of an idempotency key, read on an idle psycopg connection."""
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "SELECT id, account_owner_id, seq, type, amount, balance, description, "
+            "stripe_payment_intent_id, refund_of, idempotency_key, created_at, expires_at, "
+            "refers_to, stripe_dispute_id FROM credits_ledger WHERE idempotency_key = %s",
+            (key,),
+        ).fetchone()
+    return None if row is None else LedgerEntryOut.model_validate(row)
+
+
 def find_by_key(session: Session, key: str) -> LedgerEntry | None:
     return session.scalars(
         select(LedgerEntry).where(LedgerEntry.idempotency_key == key)
@@ -369,7 +467,19 @@ def insert_many(
             "keys": [p.idempotency_key for p in postings],
         },
     )
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    inserted = {}
+    spans: dict[str, tuple[int, int]] = {}
+    for key, account, amount, after, seq in rows:
+        inserted[key] = (account, amount, after)
+        low, high = spans.get(account, (seq, seq))
+        spans[account] = (min(low, seq), max(high, seq))
+    # the accounts whose new entries reached a multiple of BACKLOG (revision 0023) are
+    # drawn now, as post_next_entry does: no account's backlog outgrows it
+    behind = sorted(a for a, (low, high) in spans.items()
+                    if high // DRAW_BACKLOG > (low - 1) // DRAW_BACKLOG)
+    if behind:
+        catch_up(session, behind)
+    return inserted
 
 
 def find_by_keys(session: Session, keys: list[str]) -> list[LedgerEntry]:
@@ -429,7 +539,10 @@ _STANDING_OF = text(
     SELECT NULLIF(m.account_id, m.user_id) AS account_owner_id, s.suspended,
            s.notice_threshold,
            (SELECT l.balance FROM credits_ledger l WHERE l.account_owner_id = m.user_id
-            ORDER BY l.seq DESC LIMIT 1) AS balance
+            ORDER BY l.seq DESC LIMIT 1) AS balance,
+           now() AS now,
+           EXISTS (SELECT 1 FROM credits_ledger x WHERE x.account_owner_id = m.user_id
+                   AND x.expires_at IS NOT NULL AND x.expires_at > now()) AS expiring
     FROM hopsplane.account_members m
     LEFT JOIN hopsplane.account_standing s ON s.account_owner_id = m.user_id
     WHERE m.user_id = :a
@@ -439,14 +552,17 @@ _STANDING_OF = text(
 
 def standing_of(
     session: Session, account_id: str
-) -> tuple[bool, str | None, bool, Decimal | None, Decimal]:
-    """(exists, account_owner_id, suspended, notice threshold, balance) of a user in one
-    round trip: what :func:`account_owner_of`, :func:`standing` and :func:`balance` read."""
+) -> tuple[bool, str | None, bool, Decimal | None, Decimal, datetime | None, bool]:
+    """(exists, account_owner_id, suspended, notice threshold, balance, the transaction's
+    time, holds unexpired expiring credit) of a user in one round trip: what
+    :func:`account_owner_of`, :func:`standing`, :func:`balance` and :func:`db_now` read,
+    and whether :func:`promotional` has anything to find."""
     row = session.execute(_STANDING_OF, {"a": account_id}).one_or_none()
     if row is None:
-        return False, None, False, None, Decimal("0.00")
+        return False, None, False, None, Decimal("0.00"), None, False
     balance = Decimal("0.00") if row.balance is None else Decimal(row.balance)
-    return True, row.account_owner_id, bool(row.suspended), row.notice_threshold, balance
+    return (True, row.account_owner_id, bool(row.suspended), row.notice_threshold, balance,
+            row.now, bool(row.expiring))
 
 
 def standing(session: Session, account_id: str) -> tuple[bool, Decimal | None]:
@@ -530,7 +646,10 @@ def mark_events_dispatched(session: Session, ids: list[int]) -> None:
     )
 
 
-# --- expiring grants and draws (issue 15, revision 0017) ---------------------------------
+# --- expiring grants and draws (issue 15, revision 0017; lazy since 0023) ---------------
+# The draws of an account exist up to its checkpoint; ``hopsplane.burn_down`` (revision
+# 0023, the one home of the burn order: see credits/README.md) draws the entries after it
+# under the account's lock. Whatever reads lots or draws catches the account up first.
 
 
 def db_now(session: Session) -> datetime:
@@ -539,8 +658,75 @@ def db_now(session: Session) -> datetime:
     return value
 
 
+def catch_up(session: Session, account_ids: list[str]) -> int:
+    """Draw every entry of these accounts after their checkpoints (each under its lock,
+    taken in sorted order until the transaction ends). Returns how many entries were
+    drawn."""
+    value = session.execute(
+        text(
+            "SELECT COALESCE(sum(hopsplane.burn_down(a)), 0) "
+            "FROM (SELECT DISTINCT a FROM unnest(CAST(:accounts AS text[])) AS a "
+            "ORDER BY a) AS s"
+        ),
+        {"accounts": account_ids},
+    ).scalar_one()
+    return int(value)
+
+
+def accounts_behind(session: Session) -> list[str]:
+    """Accounts with entries after their checkpoint (one pass over the heads), sorted."""
+    rows = session.execute(
+        text(
+            """
+            SELECT h.account_owner_id
+            FROM (SELECT DISTINCT ON (account_owner_id) account_owner_id, seq
+                  FROM credits_ledger ORDER BY account_owner_id, seq DESC) AS h
+            LEFT JOIN hopsplane.credit_checkpoints c USING (account_owner_id)
+            WHERE h.seq > COALESCE(c.seq, 0)
+            ORDER BY 1
+            """
+        )
+    )
+    return [r[0] for r in rows]
+
+
+# Accounts behind their head that hold an expiring grant (in the window) without an expiry
+# entry whose lot is open or not drawn yet: caught up before the grants are read.
+_CATCH_UP_DUE = text(
+    """
+    SELECT count(hopsplane.burn_down(a)) FROM (
+        SELECT DISTINCT l.account_owner_id AS a FROM credits_ledger l
+        WHERE l.expires_at IS NOT NULL AND l.expires_at <= :until
+          AND (CAST(:since AS timestamptz) IS NULL OR l.expires_at > :since)
+          AND NOT EXISTS (SELECT 1 FROM credits_ledger x
+                          WHERE x.refers_to = l.id AND x.type = 'expiry')
+          AND NOT EXISTS (SELECT 1 FROM hopsplane.credit_lots o
+                          WHERE o.entry_id = l.id AND o.spent)
+          -- only accounts behind: once caught up they leave the list, so the next call
+          -- takes the next ones however many hold such grants
+          AND EXISTS (SELECT 1 FROM credits_ledger n
+                      WHERE n.account_owner_id = l.account_owner_id
+                        AND n.seq > COALESCE((SELECT c.seq FROM hopsplane.credit_checkpoints c
+                                              WHERE c.account_owner_id = l.account_owner_id),
+                                             0))
+        ORDER BY 1
+        LIMIT :limit
+    ) AS s
+    """
+)
+
+
+def catch_up_grants(
+    session: Session, until: datetime, limit: int, since: datetime | None = None
+) -> None:
+    """Catch up (at most ``limit``) accounts holding a grant that expires in (since,
+    until] with something possibly left, so that what is left of it can be read."""
+    session.execute(_CATCH_UP_DUE, {"until": until, "since": since, "limit": limit})
+
+
 def grants_due(session: Session, now: datetime, limit: int) -> list[tuple[uuid.UUID, str]]:
-    """(grant id, account) of expiring grants past their expiry with something left."""
+    """(grant id, account) of expiring grants past their expiry with something left, as
+    of the accounts' checkpoints (:func:`catch_up_grants` first)."""
     rows = session.execute(
         text(
             """
@@ -557,26 +743,34 @@ def grants_due(session: Session, now: datetime, limit: int) -> list[tuple[uuid.U
 
 
 def open_part(session: Session, entry_id: uuid.UUID) -> Decimal:
-    """What is left of a credit (or not yet covered of a debit); read under the account's
-    lock, it cannot change before the transaction ends."""
+    """What is left of a credit (or not yet covered of a debit), after catching its
+    account up; under the account's lock, it cannot change before the transaction ends."""
     value = session.execute(
-        text("SELECT open FROM hopsplane.credit_lots WHERE entry_id = :id"), {"id": entry_id}
+        text(
+            "SELECT o.open FROM credits_ledger l "
+            "CROSS JOIN LATERAL hopsplane.burn_down(l.account_owner_id) AS b "
+            "LEFT JOIN hopsplane.credit_lots o ON o.entry_id = l.id WHERE l.id = :id"
+        ),
+        {"id": entry_id},
     ).scalar_one_or_none()
     return Decimal("0.00") if value is None else Decimal(value)
 
 
+# Only accounts drawn up to their head: a notice states what is left exactly.
 _RECORD_EXPIRING = text(
     """
     INSERT INTO hopsplane.balance_events AS e (
         account_owner_id, kind, threshold, balance, ledger_seq, amount, expires_at)
-    SELECT l.account_owner_id, 'credits_expiring', NULL,
-           (SELECT h.balance FROM credits_ledger h WHERE h.account_owner_id = l.account_owner_id
-            ORDER BY h.seq DESC LIMIT 1),
-           l.seq, o.open, l.expires_at
+    SELECT l.account_owner_id, 'credits_expiring', NULL, h.balance, l.seq, o.open,
+           l.expires_at
     FROM credits_ledger l
     JOIN hopsplane.credit_lots o ON o.entry_id = l.id
+    JOIN hopsplane.credit_checkpoints c ON c.account_owner_id = l.account_owner_id
+    CROSS JOIN LATERAL (SELECT h.seq, h.balance FROM credits_ledger h
+                        WHERE h.account_owner_id = l.account_owner_id
+                        ORDER BY h.seq DESC LIMIT 1) AS h
     WHERE l.expires_at IS NOT NULL AND l.expires_at > :now AND l.expires_at <= :until
-      AND o.open > 0
+      AND o.open > 0 AND h.seq = c.seq
     ON CONFLICT (account_owner_id, ledger_seq, kind) DO NOTHING
     RETURNING e.id
     """
@@ -591,7 +785,15 @@ def record_expiring(session: Session, now: datetime, until: datetime) -> int:
 
 
 def promotional(session: Session, account_id: str, now: datetime) -> list[tuple[Decimal, datetime]]:
-    """(amount left, expires at) of an account's unexpired expiring grants, soonest first."""
+    """(amount left, expires at) of an account's unexpired expiring grants, soonest first.
+    Only an account that holds such a grant is caught up (and locked) first."""
+    session.execute(
+        text(
+            "SELECT hopsplane.burn_down(:a) WHERE EXISTS (SELECT 1 FROM credits_ledger "
+            "WHERE account_owner_id = :a AND expires_at IS NOT NULL AND expires_at > :now)"
+        ),
+        {"a": account_id, "now": now},
+    )
     rows = session.execute(
         text(
             """
@@ -607,7 +809,12 @@ def promotional(session: Session, account_id: str, now: datetime) -> list[tuple[
 
 
 def draws_of(session: Session, entry_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID, Decimal]]:
-    """(debit, credit, amount) of the draws an entry takes part in, either side."""
+    """(debit, credit, amount) of the draws an entry takes part in, either side, after
+    catching its account up."""
+    session.execute(
+        text("SELECT hopsplane.burn_down(account_owner_id) FROM credits_ledger WHERE id = :id"),
+        {"id": entry_id},
+    )
     rows = session.execute(
         text(
             "SELECT debit_entry_id, credit_entry_id, amount FROM hopsplane.credit_draws "
@@ -619,8 +826,16 @@ def draws_of(session: Session, entry_id: uuid.UUID) -> list[tuple[uuid.UUID, uui
     return [(r[0], r[1], Decimal(r[2])) for r in rows]
 
 
+# The draws are checked up to each account's checkpoint (the caller catches up first).
 _DRAW_BREAKS = """
-WITH lots AS (
+WITH drawn AS (
+    SELECT l.id, l.account_owner_id, l.seq, abs(l.amount) AS amount, (l.amount > 0) AS credit,
+           l.expires_at, c.seq AS checkpoint
+    FROM credits_ledger l
+    JOIN hopsplane.credit_checkpoints c ON c.account_owner_id = l.account_owner_id
+    WHERE l.seq <= c.seq {ledger_and}
+),
+lots AS (
     SELECT o.*, l.account_owner_id AS ledger_account, abs(l.amount) AS ledger_amount,
            (l.amount > 0) AS ledger_credit, l.expires_at AS ledger_expires,
            COALESCE((SELECT sum(d.amount) FROM hopsplane.credit_draws d
@@ -645,41 +860,61 @@ lot_problems AS (
        OR ledger_amount <> amount OR ledger_credit <> is_credit
        OR ledger_expires IS DISTINCT FROM expires_at OR open <> amount - drawn
 ),
-missing AS (
-    SELECT l.account_owner_id, l.seq, 'an entry without its lot' AS problem
-    FROM credits_ledger l
-    WHERE NOT EXISTS (SELECT 1 FROM hopsplane.credit_lots o WHERE o.entry_id = l.id)
-    {ledger_and}
+missing AS (  -- a credit drawn without its lot
+    SELECT e.account_owner_id, e.seq, 'a credit without its lot' AS problem
+    FROM drawn e
+    WHERE e.credit AND NOT EXISTS (SELECT 1 FROM hopsplane.credit_lots o WHERE o.entry_id = e.id)
+),
+uncovered AS (  -- a debit without a lot must be covered in full by its draws
+    SELECT e.account_owner_id, e.seq,
+           format('debit of %s drawn %s and owes nothing', e.amount, COALESCE(d.drawn, 0))
+             AS problem
+    FROM drawn e
+    LEFT JOIN LATERAL (SELECT sum(x.amount) AS drawn FROM hopsplane.credit_draws x
+                       WHERE x.debit_entry_id = e.id) AS d ON true
+    WHERE NOT e.credit AND COALESCE(d.drawn, 0) <> e.amount
+      AND NOT EXISTS (SELECT 1 FROM hopsplane.credit_lots o WHERE o.entry_id = e.id)
+),
+early AS (  -- a lot or a draw of an entry after the checkpoint
+    SELECT o.account_owner_id, o.seq, 'drawn ahead of the checkpoint' AS problem
+    FROM hopsplane.credit_lots o
+    LEFT JOIN hopsplane.credit_checkpoints c ON c.account_owner_id = o.account_owner_id
+    WHERE o.seq > COALESCE(c.seq, 0) {lots_and}
 ),
 bad_draws AS (
-    SELECT c.account_owner_id, c.seq,
+    SELECT l.account_owner_id, l.seq,
            format('draw of %s by entry %s after the credit expired at %s',
-                  d.amount, db.seq, c.expires_at) AS problem
+                  d.amount, b.seq, l.expires_at) AS problem
     FROM hopsplane.credit_draws d
-    JOIN hopsplane.credit_lots c ON c.entry_id = d.credit_entry_id
-    JOIN hopsplane.credit_lots db ON db.entry_id = d.debit_entry_id
-    WHERE c.expires_at IS NOT NULL
-      AND ((db.type = 'expiry') <> (d.drawn_at >= c.expires_at))
+    JOIN credits_ledger l ON l.id = d.credit_entry_id
+    JOIN credits_ledger b ON b.id = d.debit_entry_id
+    WHERE l.expires_at IS NOT NULL
+      AND ((b.type = 'expiry') <> (d.drawn_at >= l.expires_at))
       {draws_and}
 ),
-totals AS (
+open_by_account AS (  -- one pass over the lots (a subquery per account would be a scan each)
     SELECT o.account_owner_id,
            sum(CASE WHEN o.is_credit THEN o.open ELSE -o.open END) AS open_total
     FROM hopsplane.credit_lots o {lots_where_o}
     GROUP BY o.account_owner_id
+),
+totals AS (
+    SELECT c.account_owner_id, c.seq AS checkpoint, COALESCE(t.open_total, 0) AS open_total
+    FROM hopsplane.credit_checkpoints c
+    LEFT JOIN open_by_account t ON t.account_owner_id = c.account_owner_id
+    {checkpoints_where}
 ),
 balance_problems AS (
     SELECT t.account_owner_id, h.seq,
            format('open credit minus open debt %s <> balance %s', t.open_total, h.balance)
              AS problem
     FROM totals t
-    CROSS JOIN LATERAL (SELECT seq, balance FROM credits_ledger
-                        WHERE account_owner_id = t.account_owner_id
-                        ORDER BY seq DESC LIMIT 1) h
+    JOIN credits_ledger h ON h.account_owner_id = t.account_owner_id AND h.seq = t.checkpoint
     WHERE t.open_total <> h.balance
 )
-SELECT * FROM lot_problems UNION ALL SELECT * FROM missing
-UNION ALL SELECT * FROM bad_draws UNION ALL SELECT * FROM balance_problems
+SELECT * FROM lot_problems UNION ALL SELECT * FROM missing UNION ALL SELECT * FROM uncovered
+UNION ALL SELECT * FROM early UNION ALL SELECT * FROM bad_draws
+UNION ALL SELECT * FROM balance_problems
 ORDER BY 1, 2
 LIMIT :max_breaks
 """
@@ -688,15 +923,19 @@ LIMIT :max_breaks
 def draw_breaks(
     session: Session, account_id: str | None = None, *, max_breaks: int = 1000
 ) -> list[ChainBreak]:
-    """What is wrong with the draws (issue 15): every entry has its lot, each lot matches
-    its entry and its open part is its amount minus its draws, no draw of a credit at or
-    after its expiry but its own expiry, and open credit minus open debt is the balance."""
+    """What is wrong with the draws up to each account's checkpoint: every credit has its
+    lot, each lot matches its entry and its open part is its amount minus its draws, a
+    debit without a lot drew exactly its amount, nothing is drawn ahead of the checkpoint,
+    no draw of a credit at or after its expiry but by its own expiry, and open credit minus
+    open debt is the balance at the checkpoint."""
     one = account_id is not None
     sql = _DRAW_BREAKS.format(
         lots_where="WHERE o.account_owner_id = :account" if one else "",
-        lots_where_o="WHERE o.account_owner_id = :account" if one else "",
+        lots_and="AND o.account_owner_id = :account" if one else "",
         ledger_and="AND l.account_owner_id = :account" if one else "",
-        draws_and="AND c.account_owner_id = :account" if one else "",
+        draws_and="AND l.account_owner_id = :account" if one else "",
+        checkpoints_where="WHERE c.account_owner_id = :account" if one else "",
+        lots_where_o="WHERE o.account_owner_id = :account" if one else "",
     )
     rows = session.execute(text(sql), {"account": account_id, "max_breaks": max_breaks})
     return [ChainBreak(r.account_owner_id, r.seq, r.problem) for r in rows]

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -154,6 +155,52 @@ def _replay(session: Session, posting: Posting) -> PostResult:
             code=KEY_REUSED,
         )
     return PostResult(LedgerEntryOut.model_validate(original), created=False)
+
+
+def post_now(
+    conn: psycopg.Connection[Any],
+    posting: Posting,
+    *,
+    thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
+    durable: bool | None = None,
+) -> PostResult:
+    """:func:`post` as its own transaction in one round trip, on an idle psycopg
+    connection (autocommit) the caller owns: the hot path of a posting, with no ORM
+    session and no lock held while Python runs (see ``repository.post_now``).
+
+    Same validation, idempotency and standing as :func:`post`; the standing's events are
+    recorded unannounced (the next billing run or ``hopsplane billing dispatch`` announces
+    them), so there are no hooks. Refunds go through :func:`post` (their purchase check
+    runs under the lock before the posting). ``durable`` (default: every type but usage)
+    waits for the WAL flush before returning; a usage debit does not, since its source
+    re-posts it under the same key after a crash (billing charges what ``billed_amount``,
+    lost in the same transaction, says is not charged)."""
+    amount = validate_posting(posting.entry_type, posting.amount, posting.idempotency_key)
+    posting = _with_amount(posting, amount)
+    if posting.entry_type is EntryType.REFUND or posting.refund_of is not None:
+        raise Invalid("refunds are posted with post(): the purchase is checked first")
+    if durable is None:
+        durable = posting.entry_type is not EntryType.USAGE
+    try:
+        exists, owner, entry, events = repo.post_now(conn, posting, thresholds,
+                                                     durable=durable)
+    except IntegrityError as exc:
+        raise _integrity_error(exc, posting) from exc
+    _refuse_non_owner(posting.account_owner_id, exists, owner)
+    if entry is not None:
+        return PostResult(entry, created=True, events=tuple(events))
+    original = repo.entry_by_key_now(conn, posting.idempotency_key)
+    if original is None:  # pragma: no cover - the conflict row cannot vanish: no deletes
+        raise Conflict("idempotency key collided with an entry that cannot be read")
+    if not _same_posting(original, posting):
+        raise Conflict(
+            f"idempotency key {posting.idempotency_key!r} was already used for a "
+            f"{original.type} of {original.amount} on account {original.account_owner_id}; "
+            f"refusing a {posting.entry_type} of {posting.amount} "
+            f"on account {posting.account_owner_id}",
+            code=KEY_REUSED,
+        )
+    return PostResult(original, created=False)
 
 
 def post_many(
@@ -360,11 +407,14 @@ def refresh_standings(
 
 def standing(session: Session, account_owner_id: str) -> Standing:
     """Balance and standing (suspended, announced low-balance threshold) of an account."""
-    exists, owner, suspended, level, balance = repo.standing_of(session, account_owner_id)
+    exists, owner, suspended, level, balance, now, expiring = repo.standing_of(
+        session, account_owner_id)
     _refuse_non_owner(account_owner_id, exists, owner)
+    # most accounts hold no expiring credit: one statement answers, nothing is drawn
     grants = [
         PromotionalCredit(amount=amount, expires_at=at)
-        for amount, at in repo.promotional(session, account_owner_id, repo.db_now(session))
+        for amount, at in (repo.promotional(session, account_owner_id, now)
+                           if expiring and now is not None else [])
     ]
     return Standing(
         account_owner_id=account_owner_id,
@@ -428,13 +478,33 @@ def verify(session: Session, account_owner_id: str | None = None) -> VerifyRepor
     draws (every entry's lot, each lot's open part its amount minus its draws, no credit
     drawn at or after its expiry but by its own expiry, open credit minus open debt equal
     to the balance). An
-    unknown account is NotFound (an empty report would read as "ok")."""
+    unknown account is NotFound (an empty report would read as "ok").
+
+    One account is caught up first (its draws up to its head). For every account the
+    draws are checked up to each account's checkpoint: catch the accounts up first with
+    :func:`accounts_behind` and :func:`catch_up`, a transaction per batch (``hopsplane
+    credits verify`` does), since one transaction cannot hold every account's lock."""
     if account_owner_id is not None:
         _require_owner(session, account_owner_id)
+        repo.catch_up(session, [account_owner_id])
     accounts, entries = repo.ledger_size(session, account_owner_id)
     breaks = repo.chain_breaks(session, account_owner_id)
     breaks += repo.draw_breaks(session, account_owner_id)
     return VerifyReport(accounts, entries, breaks)
+
+
+def accounts_behind(session: Session) -> list[str]:
+    """Accounts whose latest entries are not drawn yet (sorted)."""
+    return repo.accounts_behind(session)
+
+
+def catch_up(session: Session, account_owner_ids: Sequence[str]) -> int:
+    """Draw every entry of these accounts that is not drawn yet, each under its lock
+    (held until the transaction ends; keep batches to a few hundred accounts). Returns
+    how many entries were drawn."""
+    if not account_owner_ids:
+        return 0
+    return repo.catch_up(session, sorted(set(account_owner_ids)))
 
 
 def lock_accounts(session: Session, account_owner_ids: Sequence[str]) -> None:
@@ -491,7 +561,7 @@ def _check_refund(session: Session, posting: Posting) -> bool:
     return False
 
 
-def _same_posting(entry: LedgerEntry, posting: Posting) -> bool:
+def _same_posting(entry: LedgerEntry | LedgerEntryOut, posting: Posting) -> bool:
     return (
         entry.account_owner_id == posting.account_owner_id
         and entry.type == posting.entry_type.value

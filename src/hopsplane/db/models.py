@@ -242,6 +242,13 @@ class LedgerEntry(Base):
             "expires_at",
             postgresql_where=text("expires_at IS NOT NULL"),
         ),
+        # issue 25 (revision 0023): does an account hold credit that expires
+        Index(
+            "credits_ledger_expiring_by_account",
+            "account_owner_id",
+            "expires_at",
+            postgresql_where=text("expires_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
@@ -437,8 +444,9 @@ class BalanceEvent(Base):
 
 
 class CreditLot(Base):
-    """One row per ledger entry: a credit's part left to draw, or a debit's part no credit
-    covered yet. Written only by the ledger's trigger and the draws' trigger."""
+    """One row per drawn credit (its part left to draw) and per drawn debit that a credit
+    did not cover in full (the part still owed). Written only by ``hopsplane.burn_down``
+    and the draws' trigger (revision 0023)."""
 
     __tablename__ = "credit_lots"
     __table_args__ = (
@@ -485,6 +493,16 @@ class CreditDraw(Base):
     credit_entry_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     amount: Mapped[Decimal] = mapped_column(MONEY)
     drawn_at: Mapped[datetime]
+
+
+class CreditCheckpoint(Base):
+    """Every entry of the account up to ``seq`` has its lots and draws (revision 0023)."""
+
+    __tablename__ = "credit_checkpoints"
+    __table_args__ = ({"schema": MACHINERY_SCHEMA},)
+
+    account_owner_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
 
 
 # --- issue 7: Stripe webhook event log (hopsplane schema) ---------------------------------
