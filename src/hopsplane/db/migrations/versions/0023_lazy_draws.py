@@ -32,7 +32,7 @@ The lots of covered debits written by 0017 to 0020 carry nothing (open = 0) and 
 removed; every draw recorded so far stays in ``credit_draws``.
 
 Revision ID: 0023
-Revises: 0020
+Revises: 0022
 Create Date: 2026-12-07
 """
 
@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0023"
-down_revision: str | None = "0020"
+down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
