@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated
 
 import typer
@@ -19,7 +20,7 @@ from hopsplane.cli import (
     usage,
     worker,
 )
-from hopsplane.cli.common import friendly, set_debug, set_quiet
+from hopsplane.cli.common import debugging, friendly, set_debug, set_quiet
 
 app = typer.Typer(
     name="hopsplane",
@@ -61,6 +62,47 @@ def _global(
     as `auth0|abc`) need quotes in a shell: 'auth0|abc'."""
     set_debug(debug)
     set_quiet(quiet)
+    _library_warnings(shown=debugging())
+
+
+def _library_warnings(*, shown: bool) -> None:
+    """Warnings of the libraries underneath (SQLAlchemy, embedded PostgreSQL, ...) speak to
+    their developers, not to an operator, who can do nothing about them: hidden, shown
+    with --debug. Warnings asked for with python -W or PYTHONWARNINGS are left alone."""
+    import sys
+    import warnings
+
+    if sys.warnoptions:
+        return
+    warnings.simplefilter("default" if shown else "ignore")
+
+
+def reflow(text: str) -> str:
+    """A help text as paragraphs: the line breaks of a docstring's source are not the
+    reader's, so each paragraph becomes one line that the help screen wraps to the
+    terminal's width (typer keeps single line breaks in all but the first paragraph and
+    in the command lists, which broke sentences mid-line). A paragraph starting with \\b
+    keeps its lines."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+
+
+def _help_as_paragraphs(typer_app: typer.Typer) -> None:
+    for command in typer_app.registered_commands:
+        text = command.help or (command.callback.__doc__ if command.callback else None)
+        if text:
+            command.help = reflow(text)
+    info = typer_app.registered_callback
+    if info is not None and (text := info.help or (info.callback.__doc__ if info.callback
+                                                     else None)):
+        info.help = reflow(text)
+    if isinstance(typer_app.info.help, str):
+        typer_app.info.help = reflow(typer_app.info.help)
+    for group in typer_app.registered_groups:
+        if isinstance(group.help, str):
+            group.help = reflow(group.help)
+        if group.typer_instance is not None:
+            _help_as_paragraphs(group.typer_instance)
 
 
 def _every_command_friendly(typer_app: typer.Typer) -> None:
@@ -79,6 +121,7 @@ def _every_command_friendly(typer_app: typer.Typer) -> None:
 
 
 _every_command_friendly(app)
+_help_as_paragraphs(app)
 
 
 def _stop_on_sigterm() -> None:
