@@ -228,7 +228,7 @@ def activate(cluster: ClusterArg) -> None:
 def assign(
     account: lookup.AccountArg,
     cluster: Annotated[str | None, typer.Argument(
-        metavar="[CLUSTER]",
+        metavar="CLUSTER",
         help="Target cluster, by name or id; omitted: the active cluster with most room "
         "(an account that has a cluster keeps it).")] = None,
     by: Annotated[str | None, typer.Option(

@@ -88,19 +88,22 @@ def reflow(text: str) -> str:
 
 
 def _help_as_paragraphs(typer_app: typer.Typer) -> None:
-    for command in typer_app.registered_commands:
-        text = command.help or (command.callback.__doc__ if command.callback else None)
-        if text:
-            command.help = reflow(text)
-    info = typer_app.registered_callback
-    if info is not None and (text := info.help or (info.callback.__doc__ if info.callback
-                                                     else None)):
-        info.help = reflow(text)
+    """Reflow every help text where it is, so that typer's choice between a docstring and
+    an explicit help= stays what it was."""
+    infos: list[typer.models.CommandInfo | typer.models.TyperInfo] = list(
+        typer_app.registered_commands)
+    if typer_app.registered_callback is not None:
+        infos.append(typer_app.registered_callback)
+    infos += typer_app.registered_groups
+    for info in infos:
+        if isinstance(info.help, str):
+            info.help = reflow(info.help)
+        callback = info.callback
+        if callback is not None and callback.__doc__:
+            callback.__doc__ = reflow(callback.__doc__)
     if isinstance(typer_app.info.help, str):
         typer_app.info.help = reflow(typer_app.info.help)
     for group in typer_app.registered_groups:
-        if isinstance(group.help, str):
-            group.help = reflow(group.help)
         if group.typer_instance is not None:
             _help_as_paragraphs(group.typer_instance)
 
