@@ -42,7 +42,7 @@ def test_verify_passes_then_fails_on_a_broken_chain(env: str) -> None:
 def test_balance_and_history(env: str) -> None:
     _seed(env)
     r = runner.invoke(app, ["credits", "balance", "u1"])
-    assert r.exit_code == 0 and "u1: 12.00" in r.output
+    assert r.exit_code == 0 and "u1@example.com (u1): 12.00 USD" in r.output, r.output
     h = runner.invoke(app, ["credits", "history", "u1", "--limit", "1"])
     assert h.exit_code == 0 and "12.00" in h.output and "5.00" not in h.output
 

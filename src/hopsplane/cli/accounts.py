@@ -44,6 +44,7 @@ def find(who: WhoArg, as_json: JsonOpt = False) -> None:
         owner = user if owner_id == user.id else accounts.get_user(session, owner_id)
         members = teams.list_members(session, owner_id, limit=1000)
         assignment = clusters.assignment(session, owner_id)
+        on = clusters.get_cluster(session, assignment.hopsworks_cluster_id) if assignment else None
         standing = credits.standing(session, owner_id)
         topup = autotopup.view(session, owner_id, autotopup.limits_from(settings))
     found: dict[str, Any] = {
@@ -64,7 +65,7 @@ def find(who: WhoArg, as_json: JsonOpt = False) -> None:
     console.print(f"owner    {owner.id}  {owner.email}", highlight=False)
     for m in members:
         console.print(f"member   {m.id}  {m.email}", highlight=False)
-    where = f"{assignment.hopsworks_cluster_id}" if assignment else "not assigned to a cluster"
+    where = f"{on.name} ({on.id})" if on else "not assigned to a cluster"
     console.print(f"cluster  {where}", highlight=False)
     state = "SUSPENDED" if standing.suspended else "in good standing"
     console.print(f"balance  ${standing.balance}  ({state})", highlight=False)

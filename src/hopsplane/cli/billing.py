@@ -10,6 +10,7 @@ import typer
 from hopsplane.billing import service
 from hopsplane.billing.rules import today_utc
 from hopsplane.billing.run import run_billing
+from hopsplane.cli import lookup
 from hopsplane.cli.common import (
     console,
     database,
@@ -110,7 +111,7 @@ def dispatch() -> None:
 @app.command("set-price", context_settings={"ignore_unknown_options": True})
 @friendly
 def set_price(
-    account: Annotated[str, typer.Argument(help="Account owner's user id.")],
+    account: lookup.AccountArg,
     unit_price: Annotated[str, typer.Argument(
         help="Dollars per compute unit, e.g. 0.00008; zero or more (a leading minus, as in "
         "-0.1, is read as the price and refused).")],
@@ -124,6 +125,8 @@ def set_price(
     day = _day(effective_from, "--from")
     assert day is not None
     with transaction(load_settings()) as s:
-        o = service.set_price_override(s, account, day, unit_price, reason=reason,
+        owner = lookup.account(s, account, for_change=True)
+        o = service.set_price_override(s, owner.id, day, unit_price, reason=reason,
                                        set_by="cli")
-    console.print(f"{o.account_owner_id}: {o.unit_price} per unit from {o.effective_from}")
+    console.print(f"{lookup.account_label(owner)}: {o.unit_price} USD per compute unit from "
+                  f"{o.effective_from}", highlight=False)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import getpass
-import uuid
+import logging
+import shlex
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, SecretStr, ValidationError
+from rich.markup import escape
 
+from hopsplane.cli import lookup
 from hopsplane.cli.common import (
     Col,
     JsonOpt,
     console,
+    debugging,
     encryption_box_keys,
     friendly,
     load_settings,
@@ -34,9 +38,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ClusterArg = Annotated[
-    uuid.UUID, typer.Argument(help="Cluster id (see `hopsplane clusters list`).")
-]
+ClusterArg = lookup.ClusterArg
 ApiKeyOpt = Annotated[
     str | None,
     typer.Option(
@@ -132,8 +134,8 @@ def add(
             session, SecretBox(encryption_box_keys(settings)), data
         )
     _show([out])
-    console.print(f"check that it answers with these keys: hopsplane clusters check {out.id}",
-                  highlight=False)
+    console.print("check that it answers with these keys: hopsplane clusters check "
+                  f"{shlex.quote(out.name)}", highlight=False)
 
 
 @app.command("list")
@@ -188,14 +190,15 @@ def update(
     settings = load_settings()
     with transaction(settings) as session:
         out = service.update_cluster(
-            session, SecretBox(encryption_box_keys(settings)), cluster, data
+            session, SecretBox(encryption_box_keys(settings)),
+            lookup.cluster(session, cluster).id, data,
         )
     _show([out])
 
 
-def _set_status(cluster: uuid.UUID, status: ClusterStatus) -> None:
+def _set_status(cluster: str, status: ClusterStatus) -> None:
     with transaction(load_settings()) as session:
-        out = service.set_status(session, cluster, status)
+        out = service.set_status(session, lookup.cluster(session, cluster).id, status)
     _show([out])
 
 
@@ -223,24 +226,42 @@ def activate(cluster: ClusterArg) -> None:
 @app.command()
 @friendly
 def assign(
-    account: Annotated[str, typer.Argument(help="Account owner's user id.")],
-    cluster: Annotated[
-        uuid.UUID | None,
-        typer.Argument(help="Target cluster; omitted: the active cluster with most room."),
-    ] = None,
-    by: Annotated[str | None, typer.Option(help="Recorded as assigned_by.")] = None,
+    account: lookup.AccountArg,
+    cluster: Annotated[str | None, typer.Argument(
+        metavar="CLUSTER",
+        help="Target cluster, by name or id; omitted: the active cluster with most room "
+        "(an account that has a cluster keeps it).")] = None,
+    by: Annotated[str | None, typer.Option(
+        help="Who decided, recorded as assigned_by (default: cli:<your login>).")] = None,
 ) -> None:
-    """Place an account automatically, or move it to CLUSTER by hand."""
+    """Place an account automatically, or assign it to CLUSTER by hand (a move when it
+    is on another cluster; its Hopsworks users are then provisioned there). Assigning it
+    to the cluster it is on moves nothing and records the assignment as yours."""
     who = by or f"cli:{getpass.getuser()}"
     with transaction(load_settings()) as session:
+        owner = lookup.account(session, account, for_change=True)
+        before = service.assignment(session, owner.id)
         if cluster is None:
-            out = service.assign_account(session, account, assigned_by=who)
+            out = service.assign_account(session, owner.id, assigned_by=who)
         else:
-            out = service.move_account(session, account, cluster, assigned_by=who)
-    console.print(
-        f"{out.account_owner_id} → cluster {out.hopsworks_cluster_id} "
-        f"(assigned by {out.assigned_by or 'automatic placement'})"
-    )
+            out = service.move_account(
+                session, owner.id, lookup.cluster(session, cluster).id, assigned_by=who)
+        target = service.get_cluster(session, out.hopsworks_cluster_id)
+    label = lookup.account_label(owner)
+    since = out.assigned_at.strftime("%Y-%m-%d %H:%M UTC")
+    by_whom = f"assigned by {out.assigned_by}" if out.assigned_by else "placed automatically"
+    if before is not None and before.hopsworks_cluster_id == out.hopsworks_cluster_id:
+        if cluster is None:
+            console.print(f"{label} is already on cluster {target.name} ({target.id}) since "
+                          f"{since}, {by_whom}; nothing changed (give a CLUSTER to move it)",
+                          highlight=False)
+        else:
+            console.print(f"{label} stays on cluster {target.name} ({target.id}), where it is "
+                          f"since {since}; now recorded as {by_whom}", highlight=False)
+        return
+    moved = f" (moved from cluster {before.hopsworks_cluster_id})" if before else ""
+    console.print(f"{label} → cluster {target.name} ({target.id}), {by_whom}{moved}",
+                  highlight=False)
 
 
 @app.command()
@@ -259,7 +280,8 @@ def check(cluster: ClusterArg) -> None:
     settings = load_settings()
     box = SecretBox(settings.effective_encryption_keys)
     with transaction(settings) as session:
-        secrets = service.connection(session, box, cluster)
+        cluster_id = lookup.cluster(session, cluster).id
+        secrets = service.connection(session, box, cluster_id)
     auth = secrets.auth_api_key.get_secret_value() if secrets.auth_api_key else None
     client = HopsworksClient(
         secrets.api_url, secrets.api_key.get_secret_value(), auth,
@@ -267,6 +289,7 @@ def check(cluster: ClusterArg) -> None:
         verify_tls=settings.hopsworks_verify_tls,
     )
     failed = 0
+    projects = None
 
     def report(what: str, step: Any) -> Any:
         nonlocal failed
@@ -274,29 +297,39 @@ def check(cluster: ClusterArg) -> None:
             result = step()
         except AppError as exc:
             failed += 1
-            console.print(f"[red]FAIL[/red] {what}: {exc.message}", highlight=False)
+            console.print(f"[red]FAIL[/red] {what}: {escape(exc.message)}", highlight=False)
             return None
         console.print(f"[green]ok[/green]   {what}", highlight=False)
         return result
 
+    # Each failure is said once, here: the client's own warning of the same failure
+    # would repeat it as a log line.
+    client_log = logging.getLogger("hopsplane.integrations.hopsworks")
+    level = client_log.level
+    if not debugging():
+        client_log.setLevel(logging.ERROR)
     try:
         version = report(f"reachable at {secrets.api_url}", client.version)
-        if version is not None:
+        if version is None:
+            console.print("     the keys are not checked until the cluster answers",
+                          highlight=False)
+        else:
             shown = ".".join(str(p) for p in version)
             if tuple(version[:2]) < JWT_SINCE:
                 failed += 1
                 console.print(f"[red]FAIL[/red] Hopsworks {shown}: provisioning needs 3.7 or "
-                              "later (API-key /jwt)")
+                              "later (API-key /jwt)", highlight=False)
             else:
-                console.print(f"[green]ok[/green]   Hopsworks {shown}")
-        report("admin key: users (ADMIN or ADMINISTER_USERS scope)", client.list_users)
-        projects = report("admin key: projects (ADMIN scope)", client.list_projects)
-        report("AUTH key: /jwt (AUTH scope)", client.check_auth_key)
+                console.print(f"[green]ok[/green]   Hopsworks {shown}", highlight=False)
+            report("admin key: users (ADMIN or ADMINISTER_USERS scope)", client.list_users)
+            projects = report("admin key: projects (ADMIN scope)", client.list_projects)
+            report("AUTH key: /jwt (AUTH scope)", client.check_auth_key)
     finally:
+        client_log.setLevel(level)
         client.close()
     if projects:
         with transaction(settings) as session:
-            strays = service.find_stray_projects(session, cluster, projects)
+            strays = service.find_stray_projects(session, cluster_id, projects)
         for account, found in sorted(strays.items()):
             for p in found:
                 console.print(

@@ -253,5 +253,7 @@ def print_list(
 
 
 def fail(message: str, code: int = 1) -> Any:
-    err_console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from hopsplane.cli import lookup
 from hopsplane.cli.common import (
     Col,
     JsonOpt,
@@ -65,7 +66,7 @@ _AMOUNT_RULE = (
 @app.command(context_settings=_NEGATIVE_AS_VALUE)
 @friendly
 def grant(
-    account: Annotated[str, typer.Argument(help="Account owner's user id.")],
+    account: lookup.AccountArg,
     amount: Annotated[str, typer.Argument(help="Dollars to add, e.g. 25.00." + _AMOUNT_RULE)],
     reason: Annotated[
         str, typer.Option("--reason", "-r", help="Why (required; kept in the entry).")
@@ -86,8 +87,9 @@ def grant(
     except Invalid as exc:  # a usage error: exit 2, nothing posted
         raise typer.BadParameter(exc.message, param_hint="--expires") from None
     with transaction(settings) as session:
+        owner = lookup.account(session, account, for_change=True)
         result = service.grant(
-            session, account, amount, reason=reason,
+            session, owner.id, amount, reason=reason,
             origin=OperatorGrant(key or str(uuid.uuid4())), expires_at=expires_at,
             granted_by="cli", hooks=build_account_hooks(settings), thresholds=settings.thresholds,
         )
@@ -97,8 +99,9 @@ def grant(
 @app.command(context_settings=_NEGATIVE_AS_VALUE)
 @friendly
 def refund(
-    account: Annotated[str, typer.Argument(help="Account owner's user id.")],
-    purchase: Annotated[str, typer.Argument(help="Id of the purchase entry to refund.")],
+    account: lookup.AccountArg,
+    purchase: Annotated[str, typer.Argument(
+        help="Id of the purchase entry to refund (the id column of `credits history`).")],
     amount: Annotated[
         str, typer.Argument(help="Dollars to give back, e.g. 10.00." + _AMOUNT_RULE)
     ],
@@ -112,11 +115,13 @@ def refund(
     try:
         purchase_id = uuid.UUID(purchase)
     except ValueError:
-        raise Invalid(f"purchase must be an entry id (a UUID), got {purchase!r}") from None
+        raise Invalid(f"purchase must be an entry id (a UUID, the id column of `hopsplane "
+                      f"credits history`), got {purchase!r}") from None
     settings = load_settings()
     with transaction(settings) as session:
+        owner = lookup.account(session, account, for_change=True)
         result = service.refund(
-            session, account, purchase_id, amount, reason=reason,
+            session, owner.id, purchase_id, amount, reason=reason,
             origin=OperatorRefund(key or str(uuid.uuid4())),
             refunded_by="cli", hooks=build_account_hooks(settings), thresholds=settings.thresholds,
         )
@@ -125,10 +130,12 @@ def refund(
 
 @app.command()
 @friendly
-def balance(account: Annotated[str, typer.Argument(help="Account owner's user id.")]) -> None:
-    """Print an account's current balance."""
+def balance(account: lookup.AccountArg) -> None:
+    """Print an account's current balance, in dollars."""
     with transaction(load_settings()) as session:
-        console.print(f"{account}: {service.balance(session, account)}")
+        owner = lookup.account(session, account, for_change=False)
+        amount = service.balance(session, owner.id)
+    console.print(f"{lookup.account_label(owner)}: {amount} USD", highlight=False)
 
 
 _HISTORY = (
@@ -145,7 +152,7 @@ _HISTORY = (
 @app.command()
 @friendly
 def history(
-    account: Annotated[str, typer.Argument(help="Account owner's user id.")],
+    account: lookup.AccountArg,
     limit: Annotated[int, typer.Option(
         min=1, max=service.MAX_PAGE, help="How many entries, newest first.")] = 20,
     before: Annotated[int | None, typer.Option(help="Only entries before this sequence.")] = None,
@@ -154,7 +161,8 @@ def history(
     """List an account's ledger entries, newest first, with the running balance (the id
     column is what `credits refund` takes)."""
     with transaction(load_settings()) as session:
-        entries = service.history(session, account, limit=limit, before_seq=before)
+        owner = lookup.account(session, account, for_change=False)
+        entries = service.history(session, owner.id, limit=limit, before_seq=before)
     print_list(entries, _HISTORY, as_json=as_json)
 
 
@@ -164,9 +172,9 @@ _CATCH_UP_BATCH = 500
 @app.command()
 @friendly
 def verify(
-    account: Annotated[
-        str | None, typer.Option(help="Check only this account (default: every account).")
-    ] = None,
+    account: Annotated[str | None, typer.Option(
+        help="Check only this account: its owner's email or user id (default: every "
+        "account).")] = None,
 ) -> None:
     """Check every running-balance chain and the draws; exit 1 and list the breaks if any
     is broken."""
@@ -179,7 +187,8 @@ def verify(
             with transaction(settings) as session:
                 service.catch_up(session, behind[start:start + _CATCH_UP_BATCH])
     with transaction(settings) as session:
-        report = service.verify(session, account)
+        owner = lookup.account(session, account, for_change=False) if account else None
+        report = service.verify(session, owner.id if owner else None)
     if report.ok:
         console.print(
             f"[green]ok[/green]: {report.entries} entries in {report.accounts} accounts, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated
 
 import typer
@@ -14,11 +15,12 @@ from hopsplane.cli import (
     db,
     legacy,
     secrets,
+    serve,
     stripe,
     usage,
     worker,
 )
-from hopsplane.cli.common import console, friendly, load_settings, set_debug, set_quiet
+from hopsplane.cli.common import debugging, friendly, set_debug, set_quiet
 
 app = typer.Typer(
     name="hopsplane",
@@ -27,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(credits.app, name="credits")
 app.add_typer(billing.app, name="billing")
@@ -59,83 +62,50 @@ def _global(
     as `auth0|abc`) need quotes in a shell: 'auth0|abc'."""
     set_debug(debug)
     set_quiet(quiet)
+    _library_warnings(shown=debugging())
 
 
-@app.command()
-@friendly
-def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (HOPSPLANE_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (HOPSPLANE_PORT).")] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            min=1, max=64,
-            help="Server processes sharing the port (HOPSPLANE_WEB_WORKERS; default: the "
-            "number of cores). Each has its own connection pool: see the README on sizing.",
-        ),
-    ] = None,
-    upgrade: Annotated[
-        bool, typer.Option(help="Upgrade the schema to head before serving.")
-    ] = True,
-) -> None:
-    """Run the HTTP API in one or more processes. Starts the embedded PostgreSQL when no
-    server is configured and upgrades the schema first. A worker process that dies is
-    replaced."""
-    import os
+def _library_warnings(*, shown: bool) -> None:
+    """Warnings of the libraries underneath (SQLAlchemy, embedded PostgreSQL, ...) speak to
+    their developers, not to an operator, who can do nothing about them: hidden, shown
+    with --debug. Warnings asked for with python -W or PYTHONWARNINGS are left alone."""
+    import sys
+    import warnings
 
-    import uvicorn
-
-    from hopsplane.api.app import DEV_ISSUER_URL_ENV, create_app
-    from hopsplane.db import migrate
-    from hopsplane.db.engine import Database, resolve_database_url
-
-    settings = load_settings()
-    url = resolve_database_url(settings)
-    if upgrade:
-        migrate.upgrade(url)
-        console.print(f"schema at revision {migrate.current(url)}")
-    processes = workers or settings.web_workers or os.cpu_count() or 1
-    bind_host, bind_port = host or settings.host, port or settings.port
-    if processes == 1:
-        database = Database(url, settings)
-        app_ = create_app(settings, database=database)
-        try:
-            uvicorn.run(
-                app_, host=bind_host, port=bind_port, log_config=None, proxy_headers=True,
-                access_log=False,  # the app logs each request itself
-            )
-        finally:
-            database.dispose()
+    if sys.warnoptions:
         return
-    # Several processes: each builds its own app (and pool) from the environment. The
-    # database URL is passed on resolved (the embedded server is started once, here), and
-    # the development issuer runs here, once, so that every process trusts one key.
-    os.environ["HOPSPLANE_DATABASE_URL"] = url
-    issuer = None
-    if settings.auth_dev_issuer:
-        from hopsplane.integrations.auth0 import LocalIssuer
+    warnings.simplefilter("default" if shown else "ignore")
 
-        issuer = LocalIssuer(claims_namespace=settings.auth0_claims_namespace)
-        os.environ[DEV_ISSUER_URL_ENV] = issuer.issuer
-        console.print(
-            f"development sign-in: one issuer for all {processes} processes at "
-            f"{issuer.issuer} (API tokens: curl -d email=you@example.com "
-            f"{issuer.issuer}dev/token)"
-        )
-    try:
-        uvicorn.run(
-            "hopsplane.api.app:app_from_environment",
-            factory=True,
-            workers=processes,
-            host=bind_host,
-            port=bind_port,
-            log_config=None,
-            proxy_headers=True,
-            access_log=False,
-        )
-    finally:
-        if issuer is not None:
-            issuer.stop()
+
+def reflow(text: str) -> str:
+    """A help text as paragraphs: the line breaks of a docstring's source are not the
+    reader's, so each paragraph becomes one line that the help screen wraps to the
+    terminal's width (typer keeps single line breaks in all but the first paragraph and
+    in the command lists, which broke sentences mid-line). A paragraph starting with \\b
+    keeps its lines."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+
+
+def _help_as_paragraphs(typer_app: typer.Typer) -> None:
+    """Reflow every help text where it is, so that typer's choice between a docstring and
+    an explicit help= stays what it was."""
+    infos: list[typer.models.CommandInfo | typer.models.TyperInfo] = list(
+        typer_app.registered_commands)
+    if typer_app.registered_callback is not None:
+        infos.append(typer_app.registered_callback)
+    infos += typer_app.registered_groups
+    for info in infos:
+        if isinstance(info.help, str):
+            info.help = reflow(info.help)
+        callback = info.callback
+        if callback is not None and callback.__doc__:
+            callback.__doc__ = reflow(callback.__doc__)
+    if isinstance(typer_app.info.help, str):
+        typer_app.info.help = reflow(typer_app.info.help)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _help_as_paragraphs(group.typer_instance)
 
 
 def _every_command_friendly(typer_app: typer.Typer) -> None:
@@ -154,6 +124,7 @@ def _every_command_friendly(typer_app: typer.Typer) -> None:
 
 
 _every_command_friendly(app)
+_help_as_paragraphs(app)
 
 
 def _stop_on_sigterm() -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import typer
 
 from hopsplane.billing.tasks import enqueue_account_billing
+from hopsplane.cli import lookup
 from hopsplane.cli.common import (
     Col,
     JsonOpt,
@@ -31,23 +31,16 @@ app = typer.Typer(
 )
 
 
-def _cluster_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return fail(f"{value!r} is not a cluster id (a UUID)")  # type: ignore[no-any-return]
-
-
 @app.command("issue-token")
 @friendly
 def issue_token(
-    cluster: Annotated[str, typer.Argument(help="Cluster id (UUID).")],
+    cluster: lookup.ClusterArg,
 ) -> None:
     """Print a new ingestion token for CLUSTER's usage agent, once. It replaces the
     cluster's previous token; only its SHA-256 is stored. The agent sends it as
     `Authorization: Bearer <token>` to POST /v1/usage/events."""
     with transaction(load_settings()) as session:
-        token = service.issue_token(session, _cluster_id(cluster))
+        token = service.issue_token(session, lookup.cluster(session, cluster).id)
     console.print(token, soft_wrap=True)
 
 
@@ -58,7 +51,8 @@ def collect(
         str | None, typer.Option(help="UTC day, YYYY-MM-DD (default: yesterday, UTC).")
     ] = None,
     cluster: Annotated[
-        str | None, typer.Option(help="Only this cluster (default: every cluster not disabled).")
+        str | None, typer.Option(
+            help="Only this cluster, by name or id (default: every cluster not disabled).")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -80,8 +74,8 @@ def collect(
                 db, when, on_change=enqueue_account_billing,
                 max_age_days=settings.usage_max_age_days)
         else:
-            cluster_id = _cluster_id(cluster)
             with db.transaction() as session:
+                cluster_id = lookup.cluster(session, cluster).id
                 client = build_prometheus_client(service.prometheus_url(session, cluster_id))
                 results = [service.collect_cluster_day(
                     session, cluster_id, when, client,

@@ -83,7 +83,7 @@ _STATUS = (
     Col("jobs", lambda r: r.count, justify="right"),
     Col("next run (UTC)",
         lambda r: r.next_run_at.strftime("%Y-%m-%d %H:%M:%S") if r.next_run_at else None),
-    Col("last error", lambda r: (r.last_error or "")[:80]),
+    Col("last error", lambda r: r.last_error),  # wrapped on a terminal, whole when piped
 )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, select, text, update
+from sqlalchemy import CursorResult, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from hopsplane.db.models import AccountCluster, HopsworksCluster, StoppedWorkload, User
@@ -27,6 +27,12 @@ def get_cluster(
     if lock:
         stmt = stmt.with_for_update()
     return session.scalars(stmt).one_or_none()
+
+
+def get_cluster_by_name(session: Session, name: str) -> HopsworksCluster | None:
+    return session.scalars(
+        select(HopsworksCluster).where(func.lower(HopsworksCluster.name) == name.lower())
+    ).one_or_none()
 
 
 def list_clusters(

@@ -89,6 +89,26 @@ def get_cluster(session: Session, cluster_id: uuid.UUID) -> ClusterOut:
     return to_out(_require(session, cluster_id))
 
 
+def find_cluster(session: Session, id_or_name: str) -> ClusterOut:
+    """A cluster by id or by name (names are unique whatever their case): what an
+    operator has at hand."""
+    wanted = id_or_name.strip()
+    if not wanted:
+        raise Invalid("type a cluster name or id (`hopsplane clusters list` shows both)")
+    cluster = repo.get_cluster_by_name(session, wanted)
+    if cluster is None:
+        try:
+            cluster = repo.get_cluster(session, uuid.UUID(wanted))
+        except ValueError:
+            cluster = None
+    if cluster is None:
+        raise NotFound(
+            f"no cluster named {wanted!r} or with that id (`hopsplane clusters list` shows "
+            "every cluster)"
+        )
+    return to_out(cluster)
+
+
 def list_clusters(
     session: Session, *, limit: int = 50, cursor: str | None = None
 ) -> tuple[list[ClusterOut], str | None]:
@@ -190,6 +210,11 @@ def move_account(
     if target.status == ClusterStatus.DISABLED:
         raise Conflict(f"cluster {target.name} is disabled")
     if existing is not None and existing.hopsworks_cluster_id == cluster_id:
+        # Already there: nothing moves, but the placement is now this person's decision
+        # (an automatic placement confirmed by hand is a placement by hand).
+        if existing.assigned_by != assigned_by:
+            existing.assigned_by = assigned_by
+            session.flush()
         return AssignmentOut.model_validate(existing)
     if target.current_users >= target.max_users:
         raise Conflict(f"cluster {target.name} is full ({target.current_users}/{target.max_users})")

@@ -7,11 +7,13 @@ the console only renders pages around them."""
 from __future__ import annotations
 
 import hmac
+import html
+import re
 import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hopsplane.accounts import service as accounts
@@ -35,6 +37,7 @@ from hopsplane.integrations.auth0 import AuthorizationCodeClient, IdentityProvid
 from hopsplane.integrations.auth0.oauth import new_code_verifier
 from hopsplane.sessions import service as web_sessions
 from hopsplane.sessions.schemas import SessionIdentity
+from hopsplane.web.security import CONSOLE_CSS
 
 router = APIRouter(prefix="/auth", tags=["sign-in"])
 
@@ -52,8 +55,51 @@ def _settings(request: Request) -> Settings:
 def _web(request: Request) -> AuthorizationCodeClient:
     provider: IdentityProvider | None = getattr(request.app.state, "identity", None)
     if provider is None or provider.web is None:
-        raise Unavailable("browser sign-in is not configured on this server")
+        raise Unavailable(_not_configured(_settings(request), provider is not None))
     return provider.web
+
+
+def _not_configured(settings: Settings, tokens_only: bool) -> str:
+    """What the operator sets so that people can sign in (names of settings only)."""
+    if tokens_only:
+        return ("browser sign-in is not configured on this server: API tokens are checked, "
+                "but signing in needs the console's Auth0 application: set "
+                "`HOPSPLANE_AUTH0_CLIENT_ID` and `HOPSPLANE_AUTH0_CLIENT_SECRET`, then restart it")
+    auth0 = ("`HOPSPLANE_AUTH0_DOMAIN`, `HOPSPLANE_AUTH0_AUDIENCE`, `HOPSPLANE_AUTH0_CLIENT_ID` "
+             "and `HOPSPLANE_AUTH0_CLIENT_SECRET`")
+    if settings.environment == "production":
+        return f"sign-in is not configured on this server: set {auth0}, then restart it"
+    return ("sign-in is not configured on this server. To try it locally, start the server "
+            "with the development sign-in (any email, no password): "
+            "`HOPSPLANE_AUTH_DEV_ISSUER=true hopsplane serve`. With Auth0, set "
+            f"{auth0}, then restart it")
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept.split(",")[0]
+
+
+def _not_configured_page(message: str) -> HTMLResponse:
+    """A browser following the console's sign-in link reads what to set, as a page."""
+    first, _, rest = message.partition(". ")
+    paragraphs = [first[:1].upper() + first[1:] + ("." if rest else "")]
+    if rest:
+        paragraphs.append(rest if rest.endswith(".") else rest + ".")
+    body = "".join(
+        "<p>" + re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(p, quote=False)) + "</p>"
+        for p in paragraphs
+    )
+    page = (
+        '<!doctype html><html lang="en"><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>Sign-in is not configured</title>"
+        # the console's own stylesheet: the one inline style its security policy allows
+        f"<style>{CONSOLE_CSS}</style><main>"
+        f"<h1>Sign-in is not configured</h1>{body}"
+        '<p><a href="/console">Back to the console</a></p></main></html>'
+    )
+    return HTMLResponse(page, status_code=503)
 
 
 def _callback_url(settings: Settings) -> str:
@@ -77,9 +123,15 @@ def _login_signer(settings: Settings) -> CookieSigner:
 )
 def login(
     request: Request, return_to: Annotated[str | None, Query(max_length=2048)] = None
-) -> RedirectResponse:
-    """Start signing in: redirect to the identity provider."""
-    web = _web(request)
+) -> Response:
+    """Start signing in: redirect to the identity provider. When sign-in is not
+    configured: 503, as a page that says what to set for a browser, else the error shape."""
+    try:
+        web = _web(request)
+    except Unavailable as exc:
+        if not _wants_html(request):
+            raise
+        return _not_configured_page(exc.message)
     settings = _settings(request)
     state, verifier = secrets.token_urlsafe(32), new_code_verifier()
     response = RedirectResponse(

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+from email_validator import EmailNotValidError, validate_email
 from jwt.algorithms import RSAAlgorithm
 
 from hopsplane.integrations.auth0.oauth import code_challenge
@@ -148,8 +149,12 @@ class LocalIssuer:
         if query.get("code_challenge_method") != "S256" or query["client_id"] != self.client_id:
             return 400, {}, b"unknown client or unsupported PKCE method"
         email = query.get("login_hint", "").strip()
-        if "@" not in email:
+        if not email:
             return 200, {"Content-Type": "text/html; charset=utf-8"}, _login_form(query)
+        refused = email_refusal(email)
+        if refused is not None:
+            return (422, {"Content-Type": "text/html; charset=utf-8"},
+                    _login_form(query, refused))
         code = secrets.token_urlsafe(32)
         with self._lock:
             self._grants[code] = _Grant(
@@ -181,26 +186,54 @@ class LocalIssuer:
     def _dev_token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """Development convenience: an API access token for an email (curl, scripts)."""
         email = form.get("email", "").strip().lower()
-        if "@" not in email:
+        if not email:
             return 400, _dev_token_usage()
+        refused = email_refusal(email)
+        if refused is not None:
+            return 400, {"error": "invalid_request", "error_description": refused}
         token = self.issue(self.sub_for(email), email=email)
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+
+
+def email_refusal(email: str) -> str | None:
+    """Why the app would refuse to sign ``email`` in, or None. The app keeps only addresses
+    that email-validator accepts (accounts.rules.normalise_email; no DNS lookup), and that
+    refuses special-use domains (``.test``, ``.invalid``, ``.local``, ``.onion``,
+    ``.arpa``; its ``SPECIAL_USE_DOMAIN_NAMES``) and a domain without a dot
+    (``localhost``): no mail can ever reach them. The development sign-in refuses them
+    too, with this reason on its own page, rather than issuing a token the app then
+    answers with a bare 401 (making the app accept them would loosen what production
+    keeps). Addresses at example.com, .org and .net work (RFC 6761 reserves them for
+    examples, and email-validator accepts them without a DNS lookup)."""
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return (f"{email} cannot sign in: {exc} Use an address the app can keep, such as "
+                "you@example.com.")
+    return None
 
 
 def _dev_token_usage() -> dict[str, Any]:
     return {"error": "invalid_request", "error_description": "POST email=you@example.com"}
 
 
-def _login_form(query: dict[str, str]) -> bytes:
+def _login_form(query: dict[str, str], refused: str | None = None) -> bytes:
     hidden = "".join(
         f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
         for k, v in query.items() if k != "login_hint"
     )
+    typed = html.escape(query.get("login_hint", ""))
+    problem = (f'<p id="problem" role="alert" style="color:#b00020">{html.escape(refused)}</p>'
+               if refused else "")
     return (
-        "<!doctype html><title>hopsplane development sign-in</title>"
-        "<h1>Development sign-in</h1><p>No password: any email signs in.</p>"
+        '<!doctype html><meta charset="utf-8"><title>hopsplane development sign-in</title>'
+        "<h1>Development sign-in</h1><p>No password: any address that could receive mail "
+        "signs in: you@example.com does; reserved names such as .test, .local, .invalid "
+        "or localhost do not.</p>"
+        f"{problem}"
         f'<form method="get" action="/authorize">{hidden}'
-        '<input name="login_hint" type="email" required placeholder="you@example.com">'
+        f'<input name="login_hint" type="email" required placeholder="you@example.com" '
+        f'value="{typed}">'
         "<button>Sign in</button></form>"
     ).encode()
 
