@@ -120,6 +120,8 @@ def create_app(
         admission=admission,
         metrics=app.state.metrics,
         html_errors=lambda request, exc: app.state.html_errors(request, exc),
+        body_timeout=settings.web_body_timeout_seconds,
+        max_body_bytes=settings.web_max_body_bytes,
     )
     app.include_router(health.router)
     app.include_router(clusters.router)
