@@ -38,6 +38,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_deadline: asyncio.TimerHandle | None = None
         self._header_seconds = _header_timeout()
+        self._cycles: list[Any] = []
 
     def _arm_header_deadline(self) -> None:
         self._disarm_header_deadline()
@@ -60,11 +61,22 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_deadline()
+        # uvicorn marks only the newest request of the connection as disconnected; with
+        # pipelined requests the one being answered is older, and its send (waiting on a
+        # slow reader) would go on to write to the closed transport. Mark them all.
+        for cycle in self._cycles:
+            if not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+        self._cycles.clear()
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
         self._disarm_header_deadline()
         super().on_headers_complete()
+        self._cycles = [c for c in self._cycles if not c.response_complete]
+        if self.cycle is not None:
+            self._cycles.append(self.cycle)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -110,34 +110,9 @@ class ServingMiddleware:
         started = time.perf_counter()
         outcome = _Outcome()
         try:
-            if scope["path"] in OPERATIONS_PATHS:
-                await self.app(scope, receive, _sender(send, request_id, outcome))
-                return
-            body = await self._read_body(scope, receive, send, request_id, outcome)
-            if body is None:
-                return  # answered (408, 413) or the client is gone
-            if self.admission.inflight >= self.admission.limit:
-                # cheap on purpose: a refusal must cost far less than an answer
-                self.admission.last_shed = time.monotonic()
-                self.metrics.shed.inc()
-                outcome.route = "<shed>"
-                await self._error(
-                    scope, send, request_id, outcome,
-                    Unavailable(
-                        f"this server is at its limit of {self.admission.limit} requests "
-                        "at once; retry shortly", retry_after=RETRY_AFTER_SHED,
-                    ),
-                )
-            else:
-                slot = _Slot(self.admission, self.metrics)
-                slot.take()
-                try:
-                    await self._admitted(
-                        scope, _ReplayableReceive(receive, body), slot.sending(send),
-                        request_id, outcome,
-                    )
-                finally:
-                    slot.give_back()
+            await self._serve(scope, receive, send, request_id, outcome)
+        except ClientDisconnect:
+            outcome.status = CLIENT_CLOSED  # nobody is left to answer
         finally:
             elapsed = time.perf_counter() - started
             route = outcome.route or _route_template(outcome.scope or scope)
@@ -151,6 +126,38 @@ class ServingMiddleware:
                 log.info("request", method=method, route=route, status=outcome.status,
                          duration_ms=round(elapsed * 1000, 2))
             structlog.contextvars.unbind_contextvars("request_id")
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, outcome: _Outcome
+    ) -> None:
+        if scope["path"] in OPERATIONS_PATHS:
+            await self.app(scope, receive, _sender(send, request_id, outcome))
+            return
+        body = await self._read_body(scope, receive, send, request_id, outcome)
+        if body is None:
+            return  # answered (408, 413) or the client is gone
+        if self.admission.inflight >= self.admission.limit:
+            # cheap on purpose: a refusal must cost far less than an answer
+            self.admission.last_shed = time.monotonic()
+            self.metrics.shed.inc()
+            outcome.route = "<shed>"
+            await self._error(
+                scope, send, request_id, outcome,
+                Unavailable(
+                    f"this server is at its limit of {self.admission.limit} requests "
+                    "at once; retry shortly", retry_after=RETRY_AFTER_SHED,
+                ),
+            )
+        else:
+            slot = _Slot(self.admission, self.metrics)
+            slot.take()
+            try:
+                await self._admitted(
+                    scope, _ReplayableReceive(receive, body), slot.sending(send),
+                    request_id, outcome,
+                )
+            finally:
+                slot.give_back()
 
     async def _read_body(
         self, scope: Scope, receive: Receive, send: Send, request_id: str, outcome: _Outcome
@@ -285,7 +292,14 @@ def _sender(send: Send, request_id: str, outcome: _Outcome) -> Send:
             headers = list(message.get("headers", []))
             headers.append((b"x-request-id", request_id.encode()))
             message = {**message, "headers": headers}
-        await send(message)
+        try:
+            await send(message)
+        except RuntimeError as exc:
+            # uvicorn on uvloop writes to a transport the client has closed meanwhile
+            # (a send that waited on a slow reader): the client is gone, not a bug here.
+            if "closed" in str(exc):
+                raise ClientDisconnect() from None
+            raise
 
     return wrapped
 
@@ -296,8 +310,9 @@ async def _no_receive() -> Message:
 
 class _Slot:
     """One admitted request's place among those in flight. It is given back while the
-    answer waits on the client to take it (a send of the body), and taken again after:
-    a client that reads slowly holds a socket, not capacity."""
+    answer waits on the client to take it (any send: uvicorn waits for a full write
+    buffer to drain before it writes even a header), and taken again after: a client that
+    reads slowly holds a socket, not capacity."""
 
     def __init__(self, admission: Admission, metrics: Metrics) -> None:
         self._admission = admission
@@ -318,9 +333,6 @@ class _Slot:
 
     def sending(self, send: Send) -> Send:
         async def wrapped(message: Message) -> None:
-            if message["type"] != "http.response.body":
-                await send(message)
-                return
             self.give_back()
             try:
                 await send(message)
