@@ -108,7 +108,10 @@ def parse_unmatched_cursor(cursor: str) -> tuple[str, str]:
 def utc_timestamp(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise Invalid(f"timestamp {value.isoformat()} has no time zone (use ...Z)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is after the last day in UTC
+        raise Invalid(f"timestamp {value.isoformat()} is outside the calendar in UTC") from None
 
 
 def day_start(day: date) -> datetime:
