@@ -43,6 +43,8 @@ PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 
 SECRET_MAX_LENGTH = 1024
+PASTE_SPACE = " \t\r\n"
+"""What a paste may put around a key (dropped); inside one, nothing but visible ASCII."""
 
 
 def is_header_safe(text: str) -> bool:
@@ -55,7 +57,7 @@ def header_safe_secret(value: SecretStr) -> SecretStr:
     ASCII only. A NUL, CR/LF, space or non-ASCII character would be stored and then break
     every call made with it (or split the header). Surrounding spaces (a paste) are
     dropped. The message never repeats the value."""
-    text = value.get_secret_value().strip()
+    text = value.get_secret_value().strip(PASTE_SPACE)
     if not 1 <= len(text) <= SECRET_MAX_LENGTH:
         raise ValueError(f"must be 1 to {SECRET_MAX_LENGTH} characters")
     if not is_header_safe(text):
@@ -65,5 +67,6 @@ def header_safe_secret(value: SecretStr) -> SecretStr:
 
 
 HeaderSafeSecret = Annotated[SecretStr, AfterValidator(header_safe_secret),
-                             Field(json_schema_extra={"pattern": "^[\\x21-\\x7e]{1,1024}$"})]
+                             Field(json_schema_extra={
+                                 "pattern": "^[ \\t\\r\\n]*[\\x21-\\x7e]{1,1024}[ \\t\\r\\n]*$"})]
 """A secret sent as (part of) an HTTP header: a cluster's API keys."""
