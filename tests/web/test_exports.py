@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from hopsplane.billing import service as billing_service
 from hopsplane.billing.rules import NOBODY_LABEL
 from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant
@@ -137,3 +138,38 @@ def test_a_database_failure_while_an_export_is_written_is_a_503_never_a_short_20
     whole = web.client.get("/v1/account/ledger.csv", headers=headers)
     assert whole.status_code == 200 and len(rows(whole.text)) == 31
     assert whole.headers["content-length"] == str(len(whole.content))
+
+
+def test_an_export_is_one_snapshot_even_when_usage_changes_while_it_is_written(
+    web: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Usage is read in 31-day chunks; a day of a later chunk that changes while an earlier
+    one is read shows its value as of the export's start (one REPEATABLE READ snapshot)."""
+    owner, headers = web.new_user()
+    first = date(2026, 1, 1)
+    late = first + timedelta(days=65)  # in the third chunk
+    with web.db.transaction() as s:
+        for n in (0, 40, 65):
+            upsert_usage(s, owner, first + timedelta(days=n), "100", {owner: "100"})
+    real_report = billing_service.usage_report
+    calls = 0
+
+    def report_while_usage_changes(*args: Any, **kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # between the first and the second chunk, another transaction
+            with web.db.transaction() as s:
+                s.execute(text("UPDATE usage_tracking SET compute_units = 999, "
+                               "user_breakdown = jsonb_build_object(CAST(:o AS text), 999) "
+                               "WHERE account_owner_id = :o AND date = :d"),
+                          {"o": owner, "d": late})
+        return real_report(*args, **kw)
+
+    monkeypatch.setattr(billing_service, "usage_report", report_while_usage_changes)
+    query = {"from": first.isoformat(), "to": (first + timedelta(days=80)).isoformat()}
+    during = rows(web.client.get("/v1/account/usage.csv", params=query, headers=headers).text)
+    assert calls == 3
+    assert {r["date"]: r["compute_units"] for r in during}[late.isoformat()] == "100"
+    monkeypatch.setattr(billing_service, "usage_report", real_report)
+    after = rows(web.client.get("/v1/account/usage.csv", params=query, headers=headers).text)
+    assert {r["date"]: r["compute_units"] for r in after}[late.isoformat()] == "999"
