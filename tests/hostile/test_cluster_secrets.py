@@ -102,3 +102,11 @@ def test_at_debug_no_http_library_line_repeats_a_refused_header(
     err = capsys.readouterr().err
     assert "debug lines are written" in err  # DEBUG was on
     assert SECRET not in err
+
+
+@pytest.mark.parametrize("url", ["http://[x", "http://[::1", "http://\u2100", "http://a:99999999"])
+def test_urls_the_parser_cannot_take_are_422(client: TestClient, url: str) -> None:
+    answer = client.post("/v1/admin/clusters", json={
+        "name": "eu-1", "api_url": url, "api_key": "good.Key1", "auth_api_key": "good.Auth1"})
+    assert answer.status_code == 422, answer.text
+    assert "api_url" in answer.json()["detail"]
