@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from hopsplane.api.app import create_app
@@ -20,6 +21,7 @@ from hopsplane.db.engine import Database
 from hopsplane.http.deps import Principal
 from hopsplane.integrations.hopsworks.client import HopsworksClient, HopsworksMisconfigured
 from hopsplane.observability import configure_logging
+from tests.apps import Api, csrf_of
 
 ADMIN = Principal("admin", "a@x.io", account_owner_id=None, is_platform_admin=True)
 SECRET = "SeKrEt0123456789"
@@ -110,3 +112,18 @@ def test_urls_the_parser_cannot_take_are_422(client: TestClient, url: str) -> No
         "name": "eu-1", "api_url": url, "api_key": "good.Key1", "auth_api_key": "good.Auth1"})
     assert answer.status_code == 422, answer.text
     assert "api_url" in answer.json()["detail"]
+
+
+def test_the_console_form_refuses_them_with_a_page(web: Api) -> None:
+    _, admin = web.new_user(admin=True)
+    page = web.client.get("/console/admin", headers=admin)
+    fields = {"csrf": csrf_of(page.text), "name": "eu-1", "api_url": "https://hw.example.com",
+              "api_key": "admin-key-1", "auth_api_key": "auth-key-1", "max_users": "5"}
+    for field, key in (("api_key", f"{SECRET}\x00x"), ("auth_api_key", f"{SECRET}\r\nX: 1"),
+                       ("api_key", f"{SECRET}\u00e9")):
+        answer = web.client.post("/console/admin/clusters", data={**fields, field: key},
+                                 headers=admin)
+        assert answer.status_code == 422 and "visible ASCII" in answer.text, answer.text[:300]
+        assert SECRET not in answer.text
+    with web.db.transaction() as s:
+        assert s.execute(text("SELECT count(*) FROM hopsworks_clusters")).scalar_one() == 0
