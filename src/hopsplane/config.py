@@ -117,6 +117,22 @@ class Settings(BaseSettings):
         "connections the process may open (a request that cannot get one within "
         "DB_POOL_TIMEOUT_SECONDS answers 503).",
     )
+    web_header_timeout_seconds: float = Field(
+        10.0, gt=0, le=300,
+        description="A connection must send a request's whole header block within this "
+        "many seconds of opening (or of its previous answer); otherwise it is closed.",
+    )
+    web_body_timeout_seconds: float = Field(
+        10.0, gt=0, le=600,
+        description="A request's whole body must arrive within this many seconds of its "
+        "header; otherwise it is answered 408 and the connection closed. A request counts "
+        "against WEB_MAX_INFLIGHT only once its body has arrived.",
+    )
+    web_max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024,
+        description="Largest request body accepted (413 beyond); bodies are read whole "
+        "before a request is admitted.",
+    )
 
     smtp_host: str | None = Field(
         None, description="SMTP server for outgoing email. Unset: development keeps emails "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, SecretStr, StringConstraints
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # INTEGER
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # BIGINT
@@ -40,3 +40,33 @@ CursorText = Annotated[str, StringConstraints(min_length=1, max_length=600), *_N
 
 Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX)]
+
+
+SECRET_MAX_LENGTH = 1024
+PASTE_SPACE = " \t\r\n"
+"""What a paste may put around a key (dropped); inside one, nothing but visible ASCII."""
+
+
+def is_header_safe(text: str) -> bool:
+    """Visible ASCII only (0x21-0x7E): a value that can go in an HTTP header as it is."""
+    return 1 <= len(text) <= SECRET_MAX_LENGTH and all("\x21" <= c <= "\x7e" for c in text)
+
+
+def header_safe_secret(value: SecretStr) -> SecretStr:
+    """A key that is sent in an HTTP header (``Authorization: ApiKey <key>``): visible
+    ASCII only. A NUL, CR/LF, space or non-ASCII character would be stored and then break
+    every call made with it (or split the header). Surrounding spaces (a paste) are
+    dropped. The message never repeats the value."""
+    text = value.get_secret_value().strip(PASTE_SPACE)
+    if not 1 <= len(text) <= SECRET_MAX_LENGTH:
+        raise ValueError(f"must be 1 to {SECRET_MAX_LENGTH} characters")
+    if not is_header_safe(text):
+        raise ValueError("must be visible ASCII characters only (no spaces, line breaks, "
+                         "control or non-ASCII characters): paste the key exactly as issued")
+    return SecretStr(text)
+
+
+HeaderSafeSecret = Annotated[SecretStr, AfterValidator(header_safe_secret),
+                             Field(json_schema_extra={
+                                 "pattern": "^[ \\t\\r\\n]*[\\x21-\\x7e]{1,1024}[ \\t\\r\\n]*$"})]
+"""A secret sent as (part of) an HTTP header: a cluster's API keys."""

@@ -72,6 +72,10 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     # httpx logs every outgoing request's full URL at INFO; a query string may carry a
     # token (an OAuth code, a signed link), so only its warnings are written.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    # httpcore writes only DEBUG lines, and they carry what must never be logged: a failed
+    # send's error repeats the request header it refused (``Authorization: ApiKey <key>``),
+    # and each response's headers are written whole (cookies, tokens). Never written.
+    logging.getLogger("httpcore").setLevel(max(logging.INFO, root.level))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

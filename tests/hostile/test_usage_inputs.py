@@ -231,3 +231,27 @@ def test_the_usage_age_limit_is_a_setting_and_binds_the_collector(
     assert status == 422 and "older than 10 days" in answer["detail"]
     with fresh_db.transaction() as s, pytest.raises(Invalid, match="older than 400 days"):
         service.collect_cluster_day(s, make_cluster(s), date(2001, 1, 1), None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("timestamp", [
+    "9999-12-31T23:59:59-01:00", "9999-12-31T23:00:00-23:59", "0001-01-01T00:00:00+01:00",
+])
+def test_timestamps_whose_offset_leaves_the_calendar_in_utc_are_422(
+    client: TestClient, fresh_db: Database, timestamp: str
+) -> None:
+    with fresh_db.transaction() as s:
+        account = make_user(s)
+    status, body = _post(client, None, _ev("edge-1", account, timestamp=timestamp))
+    assert status == 422 and body["error"] == "Invalid", body
+    with fresh_db.transaction() as s:
+        assert s.execute(text("SELECT count(*) FROM hopsplane.usage_events")).scalar_one() == 0
+
+
+@pytest.mark.parametrize("timestamp", ["9999-12-31T12:00:00Z", "0001-01-01T00:00:00Z"])
+def test_the_first_and_last_days_of_the_calendar_are_never_a_500(
+    client: TestClient, fresh_db: Database, timestamp: str
+) -> None:
+    with fresh_db.transaction() as s:
+        account = make_user(s)
+    status, body = _post(client, None, _ev("edge-2", account, timestamp=timestamp))
+    assert status == 200 or 400 <= status < 500, body

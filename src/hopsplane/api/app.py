@@ -28,7 +28,7 @@ from hopsplane.api.routers import (
     team,
     usage,
 )
-from hopsplane.api.serving import Admission, ServingMiddleware
+from hopsplane.api.serving import OPERATIONS_PATHS, Admission, ServingMiddleware
 from hopsplane.composition.hooks import build_hooks as build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
@@ -120,6 +120,8 @@ def create_app(
         admission=admission,
         metrics=app.state.metrics,
         html_errors=lambda request, exc: app.state.html_errors(request, exc),
+        body_timeout=settings.web_body_timeout_seconds,
+        max_body_bytes=settings.web_max_body_bytes,
     )
     app.include_router(health.router)
     app.include_router(clusters.router)
@@ -157,11 +159,37 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
         "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
         "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "hopsplane_session"},
     }
-    for path_item in spec.get("paths", {}).values():
-        for operation in path_item.values():
+    for path, path_item in spec.get("paths", {}).items():
+        for method, operation in path_item.items():
+            if isinstance(operation, dict) and path not in OPERATIONS_PATHS:
+                _serving_responses(operation, with_body=method in ("post", "put", "patch"))
             guarded = isinstance(operation, dict) and "401" in operation.get("responses", {})
             anonymous = {"sign-in", "webhooks"} & set(operation.get("tags", []))
             if guarded and not anonymous:
                 operation["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
     app.openapi_schema = spec
     return spec
+
+
+_SERVING_RESPONSES = {
+    "503": "Unavailable: this server is at its in-flight limit, or the database cannot "
+           "serve; `Retry-After` says when to retry.",
+    "408": "RequestTimeout: the body did not arrive within HOPSPLANE_WEB_BODY_TIMEOUT_SECONDS "
+           "(the connection is closed).",
+    "413": "PayloadTooLarge: the body is larger than HOPSPLANE_WEB_MAX_BODY_BYTES, or than "
+           "this operation accepts.",
+}
+
+
+def _serving_responses(operation: dict[str, Any], *, with_body: bool) -> None:
+    """What the serving middleware may answer before (or instead of) the route: a shed
+    request or an unavailable database (503) anywhere, a slow or oversize body (408, 413)
+    where there is a body."""
+    responses = operation.setdefault("responses", {})
+    wanted = ["503"] + (["408", "413"] if with_body else [])
+    for status in wanted:
+        responses.setdefault(status, {
+            "description": _SERVING_RESPONSES[status],
+            "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        })

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -13,10 +13,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from hopsplane.errors import ALL_ERRORS, AppError, Invalid, code_of
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_RETRY_AFTER_SECONDS = 2
 
 _STATUS_NAMES = {
     400: "BadRequest",
@@ -90,6 +93,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if page is not None:
             return page
         retry = exc.context.get("retry_after")
+        if exc.status == 503 and not isinstance(retry, int):
+            retry = DEFAULT_RETRY_AFTER_SECONDS  # every 503 says when to come back
         headers = {"Retry-After": str(retry)} if isinstance(retry, int) else None
         return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
 
@@ -113,14 +118,18 @@ def install_error_handlers(app: FastAPI) -> None:
                 _body("Invalid", "the request body is not valid JSON"), status_code=422
             )
         name = _STATUS_NAMES.get(exc.status_code, "HTTPError")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         page = _as_html(request, AppError(
             str(exc.detail), status=exc.status_code, code=status_code_of(exc.status_code)))
         if page is not None:
+            page.headers.update(headers)
             return page
         return JSONResponse(
             _body(name, str(exc.detail), status_code_of(exc.status_code)),
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(DataError)
@@ -137,3 +146,29 @@ def install_error_handlers(app: FastAPI) -> None:
     # middleware (hopsplane.api.serving): a handler for `Exception` here would run in
     # Starlette's outermost middleware, which re-raises to the server after answering, and
     # the server then closes the client's keep-alive connection.
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path. Starlette's 405 names only the
+    methods of the first route that matched the path, where one path often has a route
+    per method (GET and POST, GET and DELETE)."""
+    found: set[str] = set()
+    _collect_methods(request.app.router.routes, dict(request.scope), found)
+    if "GET" in found:
+        found.add("HEAD")
+    return sorted(found)
+
+
+def _collect_methods(routes: Iterable[Any], scope: dict[str, Any], found: set[str]) -> None:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI keeps routers nested
+        if included is not None:
+            prefix = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+            path = scope["path"]
+            if prefix and not path.startswith(prefix):
+                continue
+            _collect_methods(included.routes, {**scope, "path": path[len(prefix):]}, found)
+            continue
+        methods = getattr(route, "methods", None)
+        if methods and route.matches(scope)[0] in (Match.FULL, Match.PARTIAL):
+            found.update(methods)

@@ -2,11 +2,20 @@
 
 - **Request id, access log, metrics** (as before, without Starlette's BaseHTTPMiddleware,
   which costs a task group and a memory stream per request).
+- **Bodies first.** A request's whole body is read (at most ``max_body_bytes``, within
+  ``body_timeout`` seconds of its header: 413 / 408 otherwise) *before* it is admitted, so
+  a client that sends its body slowly, or never, holds a socket and a few bytes of memory,
+  never a place among the requests in flight, a thread or a database connection.
 - **Admission.** A process works on at most ``max_inflight`` requests at once (by default
   the size of its connection pool). One more is answered at once with 503 and
   ``Retry-After``, in the error shape; nothing queues behind the pool. Operations paths
   (``/healthz``, ``/readyz``, ``/metrics``) are never refused and touch no pool. Why this
-  bound is what keeps the process from wedging: docs/scaling.md, "The wedge".
+  bound is what keeps the process from wedging: docs/scaling.md, "The wedge". While the
+  answer waits on the client to read it (a slow reader), the request does not count either:
+  what is being sent holds no connection (exports are materialised first, see
+  hopsplane.http.exports).
+- **Clients that go away** (before their body arrived, or while the app worked) are one
+  log line with status 499, never an unhandled error.
 - **Database unavailable.** A request that fails because the database cannot serve (a
   connection broken or refused, a terminated backend, no pooled connection in time) is
   answered 503 with ``Retry-After``. When it met a *broken pooled connection* before
@@ -26,8 +35,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import structlog
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,6 +56,10 @@ SATURATION_MEMORY_SECONDS = 1.0
 """/readyz says "not ready" for this long after the process last refused a request."""
 
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
+CLIENT_CLOSED = 499
+"""Logged (never sent) when the client went away before its answer: nginx's convention."""
+DEFAULT_BODY_TIMEOUT = 10.0
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 class Admission:
@@ -76,11 +90,15 @@ class ServingMiddleware:
         admission: Admission,
         metrics: Metrics,
         html_errors: Callable[[Request, AppError], Any] | None = None,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.app = app
         self.admission = admission
         self.metrics = metrics
         self.html_errors = html_errors
+        self.body_timeout = body_timeout
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,42 +110,107 @@ class ServingMiddleware:
         started = time.perf_counter()
         outcome = _Outcome()
         try:
-            if scope["path"] in OPERATIONS_PATHS:
-                await self.app(scope, receive, _sender(send, request_id, outcome))
-            elif self.admission.inflight >= self.admission.limit:
-                # cheap on purpose: a refusal must cost far less than an answer
-                self.admission.last_shed = time.monotonic()
-                self.metrics.shed.inc()
-                outcome.route = "<shed>"
-                await self._error(
-                    scope, send, request_id, outcome,
-                    Unavailable(
-                        f"this server is at its limit of {self.admission.limit} requests "
-                        "at once; retry shortly", retry_after=RETRY_AFTER_SHED,
-                    ),
-                )
-            else:
-                self.admission.inflight += 1
-                self.metrics.inflight.inc()
-                try:
-                    await self._admitted(scope, receive, send, request_id, outcome)
-                finally:
-                    self.admission.inflight -= 1
-                    self.metrics.inflight.dec()
+            await self._serve(scope, receive, send, request_id, outcome)
+        except ClientDisconnect:
+            outcome.status = CLIENT_CLOSED  # nobody is left to answer
         finally:
             elapsed = time.perf_counter() - started
             route = outcome.route or _route_template(outcome.scope or scope)
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(outcome.status)).inc()
             self.metrics.latency.labels(route, method).observe(elapsed)
-            log.info("request", method=method, route=route, status=outcome.status,
-                     duration_ms=round(elapsed * 1000, 2))
+            if outcome.status == CLIENT_CLOSED:
+                log.info("request", method=method, route=route, status=CLIENT_CLOSED,
+                         duration_ms=round(elapsed * 1000, 2), client_closed=True)
+            else:
+                log.info("request", method=method, route=route, status=outcome.status,
+                         duration_ms=round(elapsed * 1000, 2))
             structlog.contextvars.unbind_contextvars("request_id")
 
-    async def _admitted(
+    async def _serve(
         self, scope: Scope, receive: Receive, send: Send, request_id: str, outcome: _Outcome
     ) -> None:
-        replay = _ReplayableReceive(receive)
+        if scope["path"] in OPERATIONS_PATHS:
+            await self.app(scope, receive, _sender(send, request_id, outcome))
+            return
+        body = await self._read_body(scope, receive, send, request_id, outcome)
+        if body is None:
+            return  # answered (408, 413) or the client is gone
+        if self.admission.inflight >= self.admission.limit:
+            # cheap on purpose: a refusal must cost far less than an answer
+            self.admission.last_shed = time.monotonic()
+            self.metrics.shed.inc()
+            outcome.route = "<shed>"
+            await self._error(
+                scope, send, request_id, outcome,
+                Unavailable(
+                    f"this server is at its limit of {self.admission.limit} requests "
+                    "at once; retry shortly", retry_after=RETRY_AFTER_SHED,
+                ),
+            )
+        else:
+            slot = _Slot(self.admission, self.metrics)
+            slot.take()
+            try:
+                await self._admitted(
+                    scope, _ReplayableReceive(receive, body), slot.sending(send),
+                    request_id, outcome,
+                )
+            finally:
+                slot.give_back()
+
+    async def _read_body(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, outcome: _Outcome
+    ) -> list[Message] | None:
+        """The request's body messages, read whole before admission; ``None`` when the
+        request has been answered (too slow: 408, too large: 413) or its client left."""
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await self._refuse_body(scope, send, request_id, outcome, 413)
+            return None
+        messages: list[Message] = []
+        size = 0
+        with anyio.move_on_after(self.body_timeout) as deadline:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    outcome.status = CLIENT_CLOSED
+                    outcome.route = outcome.route or _route_template(scope)
+                    return None
+                if message["type"] != "http.request":
+                    continue
+                size += len(message.get("body", b""))
+                if size > self.max_body_bytes:
+                    await self._refuse_body(scope, send, request_id, outcome, 413)
+                    return None
+                messages.append(message)
+                if not message.get("more_body", False):
+                    return messages
+        if deadline.cancelled_caught:
+            await self._refuse_body(scope, send, request_id, outcome, 408)
+        return None
+
+    async def _refuse_body(
+        self, scope: Scope, send: Send, request_id: str, outcome: _Outcome, status: int
+    ) -> None:
+        if status == 408:
+            error = AppError(
+                f"the request body did not arrive within {self.body_timeout:g} seconds",
+                status=408,
+            )
+            name = "RequestTimeout"
+        else:
+            error = AppError(f"a request body is at most {self.max_body_bytes} bytes",
+                             status=413)
+            name = "PayloadTooLarge"
+        # The rest of the body is never read: the connection cannot carry another request.
+        await self._error(scope, send, request_id, outcome, error, name=name,
+                          close=True, html=False)
+
+    async def _admitted(
+        self, scope: Scope, replay: _ReplayableReceive, send: Send, request_id: str,
+        outcome: _Outcome,
+    ) -> None:
         for attempt in (1, 2):
             unit = UnitOfWork()
             token = current_unit.set(unit)
@@ -138,6 +221,9 @@ class ServingMiddleware:
                 await self.app(attempt_scope, replay.receive, _sender(send, request_id, outcome))
                 return
             except Exception as exc:
+                if isinstance(exc, ClientDisconnect):
+                    outcome.status = CLIENT_CLOSED  # nobody is left to answer
+                    return
                 if outcome.started:
                     raise  # half a response is out: only closing the connection is left
                 if is_database_unavailable(exc):
@@ -168,9 +254,9 @@ class ServingMiddleware:
 
     async def _error(
         self, scope: Scope, send: Send, request_id: str, outcome: _Outcome, exc: AppError,
-        name: str | None = None,
+        name: str | None = None, *, close: bool = False, html: bool = True,
     ) -> None:
-        if self.html_errors is not None:
+        if html and self.html_errors is not None:
             page = self.html_errors(Request(scope), exc)
             if page is not None:
                 await page(scope, _no_receive, _sender(send, request_id, outcome))
@@ -179,6 +265,8 @@ class ServingMiddleware:
         retry = exc.context.get("retry_after")
         if isinstance(retry, int):
             headers.append((b"retry-after", str(retry).encode()))
+        if close:
+            headers.append((b"connection", b"close"))
         body = _error_body(name or exc.name, code_of(name) if name else exc.code, exc.message)
         headers.append((b"content-length", str(len(body)).encode()))
         sender = _sender(send, request_id, outcome)
@@ -204,7 +292,14 @@ def _sender(send: Send, request_id: str, outcome: _Outcome) -> Send:
             headers = list(message.get("headers", []))
             headers.append((b"x-request-id", request_id.encode()))
             message = {**message, "headers": headers}
-        await send(message)
+        try:
+            await send(message)
+        except RuntimeError as exc:
+            # uvicorn on uvloop writes to a transport the client has closed meanwhile
+            # (a send that waited on a slow reader): the client is gone, not a bug here.
+            if "closed" in str(exc):
+                raise ClientDisconnect() from None
+            raise
 
     return wrapped
 
@@ -213,14 +308,56 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-class _ReplayableReceive:
-    """Keeps the request body messages the app read, so that a second attempt reads the
-    same body."""
+class _Slot:
+    """One admitted request's place among those in flight. It is given back while the
+    answer waits on the client to take it (any send: uvicorn waits for a full write
+    buffer to drain before it writes even a header), and taken again after: a client that
+    reads slowly holds a socket, not capacity."""
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, admission: Admission, metrics: Metrics) -> None:
+        self._admission = admission
+        self._metrics = metrics
+        self._held = False
+
+    def take(self) -> None:
+        if not self._held:
+            self._held = True
+            self._admission.inflight += 1
+            self._metrics.inflight.inc()
+
+    def give_back(self) -> None:
+        if self._held:
+            self._held = False
+            self._admission.inflight -= 1
+            self._metrics.inflight.dec()
+
+    def sending(self, send: Send) -> Send:
+        async def wrapped(message: Message) -> None:
+            self.give_back()
+            try:
+                await send(message)
+            finally:
+                self.take()
+
+        return wrapped
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() and len(text) < 20 else None
+    return None
+
+
+class _ReplayableReceive:
+    """Serves the request's body (read before admission) to the app, and again to a
+    second attempt; after the body, the client's own messages (a disconnect)."""
+
+    def __init__(self, receive: Receive, body: list[Message]) -> None:
         self._receive = receive
-        self._seen: list[Message] = []
-        self._position: int | None = None  # replaying: index into _seen
+        self._seen: list[Message] = list(body)
+        self._position: int | None = 0  # replaying: index into _seen
 
     async def receive(self) -> Message:
         if self._position is not None and self._position < len(self._seen):

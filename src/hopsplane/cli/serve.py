@@ -71,6 +71,7 @@ def serve(
     import uvicorn
 
     from hopsplane.api.app import DEV_ISSUER_URL_ENV, create_app
+    from hopsplane.api.protocol import uvicorn_options
     from hopsplane.db import migrate
     from hopsplane.db.engine import Database, resolve_database_url
 
@@ -85,14 +86,12 @@ def serve(
         migrate.upgrade(url)
         console.print(f"schema at revision {migrate.current(url)}")
     count = workers or settings.web_workers or os.cpu_count() or 1
+    options = uvicorn_options(settings.web_header_timeout_seconds)
     if count == 1:
         database = Database(url, settings)
         app_ = create_app(settings, database=database)
         try:
-            uvicorn.run(
-                app_, host=bind_host, port=bind_port, log_config=None, proxy_headers=True,
-                access_log=False,  # the app logs each request itself
-            )
+            uvicorn.run(app_, host=bind_host, port=bind_port, **options)
         finally:
             database.dispose()
         return
@@ -120,9 +119,7 @@ def serve(
             workers=count,
             host=bind_host,
             port=bind_port,
-            log_config=None,
-            proxy_headers=True,
-            access_log=False,
+            **options,
         )
     finally:
         if issuer is not None:

@@ -50,7 +50,11 @@ def validate_name(name: str) -> str:
 
 def validate_http_url(url: str, what: str) -> str:
     url = url.strip().rstrip("/")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port out of range raises here, not at the first call
+    except ValueError:  # "http://[x" (a broken IPv6 literal), a netloc NFKC changes, ...
+        raise Invalid(f"{what} must be an http(s) URL, got {url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise Invalid(f"{what} must be an http(s) URL, got {url!r}")
     if parts.username or parts.password:

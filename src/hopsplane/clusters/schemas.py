@@ -8,21 +8,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from hopsplane.fields import Identifier, ShortText, Url
+from hopsplane.fields import HeaderSafeSecret, Identifier, ShortText, Url
 
 
 class ClusterCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # hide_input: a refused key is never repeated in an error's text
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     name: ShortText
     api_url: Url = Field(
         description="Base URL of the Hopsworks cluster, e.g. https://hw.example.com"
     )
-    api_key: SecretStr = Field(
+    api_key: HeaderSafeSecret = Field(
         description="Hopsworks API key of a HOPS_ADMIN user with the scopes ADMIN, "
         "ADMINISTER_USERS and PROJECT. Stored encrypted, never returned."
     )
-    auth_api_key: SecretStr | None = Field(
+    auth_api_key: HeaderSafeSecret | None = Field(
         None,
         description="A second API key of a HOPS_ADMIN user with only the AUTH scope: it signs "
         "tokens of project owners (it can act as any user). Stored encrypted, never returned.",
@@ -38,12 +39,12 @@ class ClusterCreate(BaseModel):
 
 
 class ClusterUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     name: ShortText | None = None
     api_url: Url | None = None
-    api_key: SecretStr | None = None
-    auth_api_key: SecretStr | None = None
+    api_key: HeaderSafeSecret | None = None
+    auth_api_key: HeaderSafeSecret | None = None
     project_services: list[str] | None = None
     max_users: int | None = Field(None, ge=0, le=1_000_000)
     kubeconfig: SecretStr | None = None

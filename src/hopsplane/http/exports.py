@@ -2,26 +2,38 @@
 (same filters, same numbers: the rows come from the services the JSON routes call).
 
 The usage export has one row per day and member, named (never by id) and priced as the
-usage chart names and prices them, so each day's rows add up to the day's cost. An export
-is streamed: the route checks the caller and the filters in its own request
-(so a refusal is an ordinary 4xx before any byte is sent), then the body is written in
-chunks (31 days of usage, 500 ledger entries) read in one transaction of its own, so a year
-of a large account never sits in memory and every chunk sees the same snapshot. Money and
-units are the stored decimals, written as they are (never through a float)."""
+usage chart names and prices them, so each day's rows add up to the day's cost. Money and
+units are the stored decimals, written as they are (never through a float).
+
+How an export is answered: the route checks the caller and the filters in its own request
+(so a refusal is an ordinary 4xx before any byte is sent). Then, after the request's own
+transaction has ended, the whole file is written to a spooled temporary file (memory up to
+1 MiB, then disk) from one REPEATABLE READ transaction of its own, read in chunks (31 days
+of usage, 500 ledger entries): one consistent snapshot, never a year of a large account in
+memory. Only then is the header sent, with the file's Content-Length. So
+
+- a client that reads slowly (or never) holds no database connection and no place among
+  the requests in flight, only the spooled file;
+- a database that fails while the file is written is an ordinary 503 with Retry-After,
+  never a 200 that ends cleanly while truncated (and should the connection break while the
+  body is sent, the Content-Length tells the client its copy is short)."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
+import anyio
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from starlette.types import Receive, Scope, Send
 
 from hopsplane.accounts import service as accounts
 from hopsplane.billing import service as billing
@@ -34,6 +46,12 @@ from hopsplane.usage.rules import UNITS_PER_CPU_HOUR
 
 USAGE_CHUNK_DAYS = 31
 LEDGER_CHUNK = 500
+SPOOL_IN_MEMORY_BYTES = 1024 * 1024
+SEND_CHUNK_BYTES = 64 * 1024
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+"""Exports cover days in this range: a day beyond it is refused (422) rather than
+overflowing the calendar while the file is written."""
 USAGE_COLUMNS = ("date", "member", "compute_units", "cpu_hours", "unit_price", "cost")
 LEDGER_COLUMNS = ("seq", "created_at", "type", "amount", "balance", "description",
                   "stripe_payment_intent_id")
@@ -41,6 +59,9 @@ LEDGER_COLUMNS = ("seq", "created_at", "type", "amount", "balance", "description
 
 def check_usage_range(session: Session, account_id: str, first: date, last: date) -> None:
     """Refuse what :func:`billing.usage_report` would refuse, before streaming starts."""
+    for day in (first, last):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise Invalid(f"dates must be between {FIRST_DAY} and {LAST_DAY}, got {day}")
     if last < first:
         raise Invalid("`to` must not be before `from`")
     if (last - first).days >= billing.MAX_USAGE_DAYS:
@@ -75,7 +96,7 @@ def _usage_rows(db: Database, account_id: str, first: date, last: date,
         session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
         start = first
         while start <= last:
-            end = min(last, start + timedelta(days=USAGE_CHUNK_DAYS - 1))
+            end = start + timedelta(days=min(USAGE_CHUNK_DAYS - 1, (last - start).days))
             report = billing.usage_report(session, account_id, start, end, members=members)
             people = accounts.people_of(
                 session, account_id, [u for d in report.days for u in d.user_breakdown])
@@ -114,23 +135,68 @@ def _ledger_rows(db: Database, account_id: str) -> Iterator[list[object]]:
             before = entries[-1].seq
 
 
-def _csv(lines: Iterator[str], filename: str) -> StreamingResponse:
-    return StreamingResponse(lines, media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
-        "Cache-Control": "no-store",
-    })
+class MaterialisedCSV(Response):
+    """A CSV answer written whole (in a worker thread, in its own transaction) before its
+    header is sent, then sent from the spooled file; see the module's docstring."""
+
+    media_type = "text/csv; charset=utf-8"
+
+    def __init__(self, lines: Callable[[], Iterator[str]], filename: str) -> None:
+        super().__init__(media_type=self.media_type, headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+            "Cache-Control": "no-store",
+        })
+        self._lines = lines
+
+    def _write(self) -> tuple[tempfile.SpooledTemporaryFile[bytes], int]:
+        spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=SPOOL_IN_MEMORY_BYTES)
+        size = 0
+        try:
+            for line in self._lines():
+                data = line.encode()
+                spool.write(data)
+                size += len(data)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool, size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        spool, size = await anyio.to_thread.run_sync(self._write)
+        try:
+            self.headers["content-length"] = str(size)
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            if scope["method"] == "HEAD":
+                await send({"type": "http.response.body", "body": b""})
+                return
+            while True:
+                chunk = await anyio.to_thread.run_sync(spool.read, SEND_CHUNK_BYTES)
+                more = spool.tell() < size
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
+                if not more:
+                    return
+        finally:
+            spool.close()
+
+
+def _csv(header: Iterable[str], rows: Callable[[], Iterator[Iterable[object]]],
+         filename: str) -> MaterialisedCSV:
+    return MaterialisedCSV(lambda: _lines(header, rows()), filename)
 
 
 def usage_csv(request: Request, account_id: str, first: date, last: date,
-              members: frozenset[str] | None, name: str = "usage") -> StreamingResponse:
+              members: frozenset[str] | None, name: str = "usage") -> MaterialisedCSV:
     """Daily usage of the account by member (``members``: those people's share: a member's
     own, an organization's), oldest day first, one row per day and member."""
     db: Database = request.app.state.database
-    rows = _usage_rows(db, account_id, first, last, members)
-    return _csv(_lines(USAGE_COLUMNS, rows), f"{name}-{first}-{last}.csv")
+    return _csv(USAGE_COLUMNS, lambda: _usage_rows(db, account_id, first, last, members),
+                f"{name}-{first}-{last}.csv")
 
 
-def ledger_csv(request: Request, account_id: str) -> StreamingResponse:
+def ledger_csv(request: Request, account_id: str) -> MaterialisedCSV:
     """Every ledger entry of the account, newest first (as the ledger pages)."""
     db: Database = request.app.state.database
-    return _csv(_lines(LEDGER_COLUMNS, _ledger_rows(db, account_id)), "ledger.csv")
+    return _csv(LEDGER_COLUMNS, lambda: _ledger_rows(db, account_id), "ledger.csv")

@@ -47,7 +47,10 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def check_csrf(request: Request, fields: dict[str, str]) -> None:
-    if not hmac.compare_digest(fields.get("csrf", ""), csrf_token(request)):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError,
+    # which would be a 500 for a hand-made form).
+    sent = fields.get("csrf", "").encode("utf-8", "surrogatepass")
+    if not hmac.compare_digest(sent, csrf_token(request).encode()):
         raise Forbidden("the form expired or came from another site: reload the page and retry")
 
 

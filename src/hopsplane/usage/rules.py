@@ -115,7 +115,7 @@ def utc_timestamp(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:59:59-01:00 is after the last datetime in UTC
-        raise Invalid(f"timestamp {value.isoformat()} is out of range in UTC") from None
+        raise Invalid(f"timestamp {value.isoformat()} is outside the calendar in UTC") from None
 
 
 def check_usage_day(day: date, today: date, max_age_days: int) -> date:

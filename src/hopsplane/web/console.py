@@ -128,6 +128,9 @@ def _can_sign_in(request: Request) -> bool:
     return identity is not None and getattr(identity, "web", None) is not None
 
 
+DEFAULT_RETRY_AFTER_SECONDS = 2
+
+
 def render_error(request: Request, exc: AppError) -> Response | None:
     """The console's page for an error raised before a page could render (not signed in,
     wrong role, bad query): the same status as the API would give, in HTML. None outside
@@ -143,8 +146,13 @@ def render_error(request: Request, exc: AppError) -> Response | None:
             and _can_sign_in(request)):
         return RedirectResponse(
             "/auth/login?return_to=" + quote(_here(request), safe="/"), status_code=303)
-    return render(request, "error.html", principal, exc.status, title=title_for(exc),
+    page = render(request, "error.html", principal, exc.status, title=title_for(exc),
                   message=exc.message, status=exc.status, code=exc.code)
+    if exc.status == 503:  # as the API's 503s: when to come back
+        retry = exc.context.get("retry_after")
+        page.headers["Retry-After"] = str(retry if isinstance(retry, int) else
+                                          DEFAULT_RETRY_AFTER_SECONDS)
+    return page
 
 
 def capabilities_of(session: Session, principal: Principal) -> frozenset[str]:

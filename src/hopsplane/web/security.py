@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TEMPLATES = Path(__file__).parent / "templates"
 CONSOLE_CSS = (TEMPLATES / "console.css").read_text(encoding="utf-8")
@@ -49,12 +50,26 @@ def is_page(path: str) -> bool:
 
 
 def install_security_headers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if is_page(request.url.path):
-            for name, value in HEADERS.items():
-                response.headers.setdefault(name, value)
-        return response
+    # A plain ASGI middleware (not @app.middleware("http")): it neither copies the answer
+    # through a stream of its own nor hides a failed send from the serving middleware.
+    app.add_middleware(_SecurityHeaders)
+
+
+class _SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_page(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": list(message.get("headers", []))}
+                headers = MutableHeaders(scope=message)
+                for name, value in HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from hopsplane.api.errors import error_responses
@@ -73,7 +73,7 @@ def usage(
 
 
 _CSV: dict[int | str, dict[str, object]] = {
-    200: {"description": "CSV, streamed.", "content": {"text/csv": {}}}}
+    200: {"description": "CSV, one snapshot.", "content": {"text/csv": {}}}}
 
 
 @router.get("/usage.csv", response_class=StreamingResponse,
@@ -84,11 +84,11 @@ def usage_csv(
     session: SessionDep,
     date_from: Annotated[date, Query(alias="from", description="First UTC day.")],
     date_to: Annotated[date, Query(alias="to", description="Last UTC day (inclusive).")],
-) -> StreamingResponse:
+) -> Response:
     """The days of `GET /v1/account/usage` as CSV, one row per day and member (`date,
     member, compute_units, cpu_hours, unit_price, cost`): members by name and email, usage
     of no current member under one label, each day's costs split as the usage chart splits
-    them (they add up to the day's `total_cost`); exact decimals, streamed. A team member
+    them (they add up to the day's `total_cost`); exact decimals, one snapshot. A team member
     gets only their own share."""
     exports.check_usage_range(session, principal.account_id, date_from, date_to)
     member = None if sees_account_usage(principal, session) else principal.user_id
@@ -98,9 +98,9 @@ def usage_csv(
 
 @router.get("/ledger.csv", response_class=StreamingResponse,
             responses={**_CSV, **error_responses(401, 403)})
-def ledger_csv(request: Request, principal: LedgerDep, session: SessionDep) -> StreamingResponse:
+def ledger_csv(request: Request, principal: LedgerDep, session: SessionDep) -> Response:
     """Every entry of `GET /v1/account/ledger` as CSV, newest first, exact decimals,
-    streamed."""
+    one snapshot."""
     credits.require_owner(session, principal.account_id)
     return exports.ledger_csv(request, principal.account_id)
 

@@ -166,7 +166,9 @@ def callback(
     pending = _login_signer(settings).loads(request.cookies.get(LOGIN_COOKIE))
     if pending is None:
         raise Unauthorized("the sign-in took too long or started elsewhere: sign in again")
-    if not code or not state or not hmac.compare_digest(str(pending.get("state")), state):
+    expected = str(pending.get("state")).encode("utf-8", "surrogatepass")
+    given = (state or "").encode("utf-8", "surrogatepass")  # bytes: any character compares
+    if not code or not state or not hmac.compare_digest(expected, given):
         raise Unauthorized("the sign-in response does not match the request: sign in again")
     tokens = web.exchange_code(
         code=code, verifier=str(pending["verifier"]), redirect_uri=_callback_url(settings)

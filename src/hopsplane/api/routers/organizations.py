@@ -92,14 +92,14 @@ def org_usage(
 
 
 @router.get("/{org_id}/usage.csv", response_class=StreamingResponse,
-            responses={200: {"description": "CSV, streamed.", "content": {"text/csv": {}}},
+            responses={200: {"description": "CSV, one snapshot.", "content": {"text/csv": {}}},
                        **error_responses(401, 403, 404, 422)})
 def org_usage_csv(
     request: Request, principal: OrgManagerDep, session: SessionDep, org_id: uuid.UUID,
     date_from: From, date_to: To,
-) -> StreamingResponse:
+) -> Response:
     """The days of `GET /v1/organizations/{id}/usage` as CSV, one row per day and member
-    (the columns of `GET /v1/account/usage.csv`), streamed."""
+    (the columns of `GET /v1/account/usage.csv`), one snapshot."""
     ids = org_usage_members(session, principal, org_id)
     exports.check_usage_range(session, principal.account_id, date_from, date_to)
     return exports.usage_csv(request, principal.account_id, date_from, date_to, ids,

@@ -30,6 +30,7 @@ import structlog
 
 from hopsplane.config import Settings
 from hopsplane.errors import AppError, Unavailable
+from hopsplane.fields import is_header_safe
 
 if TYPE_CHECKING:
     from hopsplane.integrations.hopsworks.owner import OwnerSession
@@ -162,6 +163,14 @@ class HopsworksClient:
         verify_tls: bool = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        for what, key in (("admin", api_key), ("AUTH", auth_api_key)):
+            if key is not None and not is_header_safe(key):
+                # Stored before keys were checked at input. Sent, it would fail in the HTTP
+                # library, whose error (and debug log) repeats the header with the key.
+                raise HopsworksMisconfigured(
+                    f"the cluster's {what} API key holds characters an HTTP header cannot "
+                    "carry (it must be visible ASCII): set it again with `hopsplane "
+                    "clusters update`")
         self.base_url = api_url.rstrip("/") + API_PREFIX
         self.retries = max(0, retries)
         self.backoff = max(0.0, backoff)

@@ -211,6 +211,10 @@ class StripeApi:
         except UnicodeDecodeError:
             # Stripe signs UTF-8 JSON; the library would fail decoding it (a 500).
             raise Invalid("the webhook body is not UTF-8 text, so not a Stripe event") from None
+        if signature_header is not None and not signature_header.isascii():
+            # Stripe's header is ASCII (t=..., v1=hex); the library would compare a
+            # non-ASCII string with compare_digest, a TypeError (a 500).
+            raise Unauthorized("Stripe signature refused: the header is not ASCII")
         try:
             stripe.WebhookSignature.verify_header(
                 payload, signature_header, self._webhook_secret, WEBHOOK_TOLERANCE_SECONDS
