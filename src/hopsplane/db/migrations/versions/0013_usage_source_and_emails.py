@@ -6,13 +6,15 @@
   events, both billed; a repeat from the same source is still ignored. Existing rows keep
   their source and id (ids were unique over all sources, so they are unique per source).
   The partial index of unmatched events follows the new order (their page order).
-- users.email and team_invites.email: normalised (Unicode NFKC, trimmed, case-folded;
-  hopsplane.accounts.rules.normalise_email). Two users whose addresses become one are a
-  conflict only a person can resolve (both may hold credits): the upgrade refuses and
-  names them. Pending invites that become duplicates (same account and address) keep the
-  newest; the others, and pending invites to addresses that are not valid, are revoked.
-  A user whose stored address is not valid keeps it (sign-in goes by subject) and is
-  reported.
+- users.email and team_invites.email: normalised (Unicode NFKC, trimmed, case-folded,
+  and a valid address by email-validator's rules: the rule of
+  hopsplane.accounts.rules.normalise_email as it stood at this revision, copied below so
+  that replaying the revision does what it did then, whatever the rule becomes). Two
+  users whose addresses become one are a conflict only a person can resolve (both may
+  hold credits): the upgrade refuses and names them. Pending invites that become
+  duplicates (same account and address) keep the newest; the others, and pending
+  invites to addresses that are not valid, are revoked. A user whose stored address is
+  not valid keeps it (sign-in goes by subject) and is reported.
 
 Revision ID: 0013
 Revises: 0012
@@ -20,13 +22,12 @@ Create Date: 2026-11-30
 """
 
 import logging
+import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 
 from alembic import op
-
-from hopsplane.accounts.rules import normalise_email
-from hopsplane.errors import Invalid
+from email_validator import EmailNotValidError, validate_email
 
 revision: str = "0013"
 down_revision: str | None = "0012"
@@ -53,11 +54,23 @@ CREATE INDEX usage_events_unmatched_idx ON hopsplane.usage_events (event_id)
 """
 
 
-def _normalised(email: str) -> str | None:
-    try:
-        return normalise_email(email)
-    except Invalid:
+MAX_EMAIL = 254
+
+
+def _normalised(value: str) -> str | None:
+    """The stored form of an address, or None when it is not a valid one: the application's
+    rule at this revision (NFKC, trimmed, case-folded, valid by email-validator without a
+    DNS lookup, at most 254 characters), frozen here because a revision must not change
+    its effect when the application's rule changes later."""
+    text = unicodedata.normalize("NFKC", value).strip().casefold()
+    if not text or len(text) > MAX_EMAIL:
         return None
+    try:
+        checked = validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    email = unicodedata.normalize("NFKC", checked.normalized).casefold()
+    return email if len(email) <= MAX_EMAIL else None
 
 
 def _normalise_users() -> None:
