@@ -134,6 +134,7 @@ def test_a_refused_database_is_503_and_the_connection_stays_open(
     dead.dispose()
 
 
+@pytest.mark.slow  # a storm against a served app
 def test_terminated_backends_under_load_give_200_or_503_never_500_and_keep_alive(
     owner_db: tuple[Database, str], settings: Settings
 ) -> None:

@@ -52,6 +52,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # a served process
 def test_serve_starts_on_the_embedded_default_and_stops_it_on_exit(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOPSPLANE_")}

@@ -26,6 +26,9 @@ from hopsplane.usage import rules, service
 from tests.factories import day_row, make_cluster, make_user
 from tests.live_server import wait_until_ready
 
+pytestmark = pytest.mark.slow  # a real Prometheus server
+
+
 DAY = date(2026, 11, 20)
 STEP = 60  # seconds between samples
 READY_WAIT = 120  # seconds Prometheus may take to load the blocks (a wait, not an assertion)
