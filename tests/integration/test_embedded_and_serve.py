@@ -34,6 +34,7 @@ def tmp_path() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow  # starts and stops an embedded server twice
 def test_embedded_server_keeps_its_data_between_runs(tmp_path: Path) -> None:
     settings = Settings(database_url=None, data_dir=tmp_path, _env_file=None)  # type: ignore[call-arg]
     url = resolve_database_url(settings).replace("postgresql+psycopg://", "postgresql://")
