@@ -266,6 +266,7 @@ def test_error_logs_never_print_local_variables(
     assert "hunter2-secret" not in err and "tok_secret_value" not in err
 
 
+@pytest.mark.slow  # a storm of 300 clients against a served app
 def test_a_burst_of_clients_that_give_up_leaves_the_server_serving(
     owner_db: tuple[Database, str], settings: Settings
 ) -> None:

@@ -38,6 +38,7 @@ from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant
 from hopsplane.credits.rules import parse_expiry_date
 from hopsplane.crypto import SecretBox
+from hopsplane.db.engine import is_database_unavailable
 from hopsplane.errors import AppError, Invalid
 from hopsplane.http import exports
 from hopsplane.http.deps import (
@@ -118,9 +119,15 @@ def render(
             caps = capabilities_of(request, session, principal)
         else:
             # An error page drawn after the request's transaction ended (its connection is
-            # back in the pool): a short read of its own, never two connections at once.
-            with request.app.state.database.transaction() as own:
-                caps = capabilities_of(request, own, principal)
+            # back in the pool): a short read of its own, never two connections at once,
+            # and none at all when the request already read them. When the database is
+            # what failed, the page (a 503) goes without the delegated links.
+            try:
+                with request.app.state.database.transaction() as own:
+                    caps = capabilities_of(request, own, principal)
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
     return templates.TemplateResponse(
         request, template,
         {"principal": principal, "csrf": csrf_token(request), "error": None,
