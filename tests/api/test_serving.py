@@ -134,6 +134,7 @@ def test_a_refused_database_is_503_and_the_connection_stays_open(
     dead.dispose()
 
 
+@pytest.mark.slow  # a storm against a served app
 def test_terminated_backends_under_load_give_200_or_503_never_500_and_keep_alive(
     owner_db: tuple[Database, str], settings: Settings
 ) -> None:
@@ -265,6 +266,7 @@ def test_error_logs_never_print_local_variables(
     assert "hunter2-secret" not in err and "tok_secret_value" not in err
 
 
+@pytest.mark.slow  # a storm of 300 clients against a served app
 def test_a_burst_of_clients_that_give_up_leaves_the_server_serving(
     owner_db: tuple[Database, str], settings: Settings
 ) -> None:

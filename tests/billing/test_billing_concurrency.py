@@ -12,6 +12,7 @@ import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import text
 
 from hopsplane.billing.run import run_billing
@@ -85,6 +86,7 @@ def _payer(url: str, barrier: mp.synchronize.Barrier, accounts: list[str], seed:
     db.dispose()
 
 
+@pytest.mark.slow  # processes racing
 def test_billing_purchases_and_late_usage_racing_in_processes(fresh_db: Database) -> None:
     url = fresh_db.url
     with fresh_db.transaction() as s:

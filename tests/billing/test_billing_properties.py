@@ -9,6 +9,7 @@ import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -152,6 +153,7 @@ class Billing(RuleBasedStateMachine):
         assert (len(calls) % 2 == 1) == standing.suspended
 
 
+@pytest.mark.slow  # a long property proof (state machine)
 def test_billing_state_machine(fresh_db: Database) -> None:
     Billing.db = fresh_db
     run_state_machine_as_test(

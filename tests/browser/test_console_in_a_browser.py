@@ -18,6 +18,9 @@ from sqlalchemy import text
 from hopsplane.db.engine import Database
 from tests import apps
 
+pytestmark = pytest.mark.slow  # a real browser
+
+
 CHROMIUM = shutil.which("chromium") or apps.CHROMIUM
 
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from hopsplane.credits import service as credits
@@ -22,6 +23,9 @@ from hopsplane.credits.origins import AdminGrant
 from hopsplane.db.engine import Database
 from tests.apps import CHROMIUM, Served, browser_or_skip
 from tests.factories import upsert_usage
+
+pytestmark = pytest.mark.slow  # a real browser walking every page
+
 
 WIDTHS = (390, 1280)
 

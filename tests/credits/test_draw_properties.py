@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -168,6 +169,7 @@ class Draws(RuleBasedStateMachine):
         assert report.ok, report.breaks
 
 
+@pytest.mark.slow  # a long property proof (state machine)
 def test_draw_down_state_machine(fresh_db: Database) -> None:
     Draws.db = fresh_db
     run_state_machine_as_test(

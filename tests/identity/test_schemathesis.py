@@ -24,6 +24,9 @@ from hopsplane.db.engine import Database
 from tests.apps import Api, id_settings
 from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, StripeFront
 
+pytestmark = pytest.mark.slow  # the OpenAPI fuzz: minutes of generated requests
+
+
 EXAMPLES = 20  # per operation, caller and mode: 40 operations x 2 x 2 x 20 ≈ 3,000 cases
 SHARDS = 4  # the operations split into four tests, so that xdist runs them side by side
 SKIP = {"/metrics"}  # Prometheus text, not JSON; covered by tests/api

@@ -34,6 +34,7 @@ def tmp_path() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow  # starts and stops an embedded server twice
 def test_embedded_server_keeps_its_data_between_runs(tmp_path: Path) -> None:
     settings = Settings(database_url=None, data_dir=tmp_path, _env_file=None)  # type: ignore[call-arg]
     url = resolve_database_url(settings).replace("postgresql+psycopg://", "postgresql://")
@@ -52,6 +53,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # a served process
 def test_serve_starts_on_the_embedded_default_and_stops_it_on_exit(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOPSPLANE_")}

@@ -59,6 +59,7 @@ def pgdata() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow  # processes killed with SIGKILL, servers started twice
 def test_a_killed_holder_leaves_a_server_the_next_process_starts_and_stops(
     pgdata: Path,
 ) -> None:
@@ -86,6 +87,7 @@ def test_a_killed_holder_leaves_a_server_the_next_process_starts_and_stops(
     assert not _running(_postmaster_pid(pgdata))
 
 
+@pytest.mark.slow  # processes killed with SIGKILL, servers started twice
 def test_a_killed_server_leaves_a_postmaster_pid_the_next_start_recovers_from(
     pgdata: Path,
 ) -> None:

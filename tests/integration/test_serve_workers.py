@@ -12,8 +12,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.live_server import free_port, wait_until_ready
+
+pytestmark = pytest.mark.slow  # served processes
+
 
 ROOT = Path(__file__).resolve().parents[2]
 

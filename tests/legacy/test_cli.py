@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from hopsplane.cli.main import app
@@ -63,6 +64,7 @@ def test_plan_says_what_differs_from_the_legacy_schema(pg: PgServer, settings_en
     assert "users.email is missing" in " ".join(result.output.split())
 
 
+@pytest.mark.slow  # a whole cleanup, backup and restore
 def test_dry_run_changes_nothing_then_migrate_verify_restore(
     pg: PgServer, legacy_url: str, tmp_path: Path, settings_env: None
 ) -> None:

@@ -31,6 +31,7 @@ class Boom(Exception):
     pass
 
 
+@pytest.mark.slow  # a killed process and a rerun
 def test_a_kill_in_the_middle_leaves_the_legacy_database_and_a_rerun_finishes(
     legacy_url: str, box: SecretBox, tmp_path: Path
 ) -> None:
@@ -146,6 +147,7 @@ _CONSTRAINTS = (
 )
 
 
+@pytest.mark.slow  # a whole cleanup, backup and restore
 def test_restore_gives_back_identical_tables(
     pg: PgServer, legacy_url: str, box: SecretBox, tmp_path: Path
 ) -> None:

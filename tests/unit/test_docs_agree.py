@@ -25,3 +25,14 @@ def test_ci_runs_the_readme_test_command_as_written() -> None:
     line = next(li for li in ci.splitlines() if li.startswith("TEST_COMMAND="))
     command = line.split("=", 1)[1].strip('"')
     assert command in readme
+
+
+def test_ci_runs_the_readme_second_tier_command_and_the_default_run_skips_it() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    line = next(li for li in ci.splitlines() if li.startswith("SLOW_COMMAND="))
+    command = line.split("=", 1)[1].strip('"')
+    assert command.endswith("-m slow") and command in readme
+    assert '"$SLOW_COMMAND"' in ci  # run, not only checked
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert "addopts = \"-ra --strict-markers -m 'not slow'\"" in pyproject

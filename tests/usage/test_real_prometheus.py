@@ -22,6 +22,9 @@ from hopsplane.usage import rules, service
 from tests.factories import day_row, make_cluster, make_user
 from tests.usage.real_prometheus import counter, linear, serve
 
+pytestmark = pytest.mark.slow  # a real Prometheus server
+
+
 DAY = date(2026, 11, 20)
 STEP = 60  # seconds between samples
 

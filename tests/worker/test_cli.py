@@ -1,5 +1,6 @@
 """`hopsplane worker --once` / `status` / `retry-failed`, in-process."""
 
+import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
@@ -42,6 +43,7 @@ def test_retry_failed_requeues(env: str) -> None:
     assert _rows(env, "SELECT status FROM hopsplane.jobs") == [("queued",)]
 
 
+@pytest.mark.slow  # worker processes racing
 def test_two_worker_processes_run_each_job_once(env: str) -> None:
     """Two `hopsplane worker --once` processes drain one queue side by side."""
     import os

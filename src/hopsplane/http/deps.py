@@ -70,9 +70,13 @@ async def database(request: Request) -> Database:
     return db
 
 
-async def db_session(db: Annotated[Database, Depends(database)]) -> AsyncIterator[Session]:
+async def db_session(
+    request: Request, db: Annotated[Database, Depends(database)],
+) -> AsyncIterator[Session]:
     """One transaction per request: committed before the response is sent (scope
-    "function"), rolled back if the endpoint raises.
+    "function"), rolled back if the endpoint raises. While it is open it is also
+    ``request.state.session``, so that code outside the dependencies (the console's page
+    renderer) reads in it rather than taking a second pooled connection.
 
     The session takes a connection at its first statement (in the thread of the
     dependency or endpoint that runs it) and gives it back when it ends here, in a worker
@@ -80,11 +84,13 @@ async def db_session(db: Annotated[Database, Depends(database)]) -> AsyncIterato
     dependencies), shielded from cancellation: ending a transaction never waits behind
     other requests for a thread, and always happens."""
     session = db.sessions()
+    request.state.session = session
     ok = False
     try:
         yield session
         ok = True
     finally:
+        request.state.session = None
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_end, session, ok, limiter=anyio.CapacityLimiter(1))
 
@@ -128,22 +134,38 @@ def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -
     return principal
 
 
-def _delegated(principal: Principal, session: Session, capability: Capability) -> Principal:
-    if principal.is_owner or organizations.can(
-            session, principal.account_id, principal.user_id, capability):
+def capabilities(request: Request, session: Session,
+                 principal: Principal) -> frozenset[Capability]:
+    """What the caller may do in their account: everything for the owner, what their
+    organization roles delegate for anyone else. Read once per request, in the request's
+    session, and kept on the request: the guards, the usage scope and the console's
+    navigation all ask, and a role does not change half-way through a request."""
+    known: tuple[Principal, frozenset[Capability]] | None = getattr(
+        request.state, "capabilities", None)
+    if known is not None and known[0] == principal:
+        return known[1]
+    caps = frozenset(Capability) if principal.is_owner else organizations.capabilities_of(
+        session, principal.account_id, principal.user_id)
+    request.state.capabilities = (principal, caps)
+    return caps
+
+
+def _delegated(request: Request, principal: Principal, session: Session,
+               capability: Capability) -> Principal:
+    if capability in capabilities(request, session, principal):
         return principal
     raise Forbidden("only the account owner, or a person whose organization role allows it, "
                     "may do this")
 
 
-def require_ledger(principal: Annotated[Principal, Depends(current_principal)],
+def require_ledger(request: Request, principal: Annotated[Principal, Depends(current_principal)],
                    session: SessionDep) -> Principal:
-    return _delegated(principal, session, Capability.LEDGER)
+    return _delegated(request, principal, session, Capability.LEDGER)
 
 
-def require_buyer(principal: Annotated[Principal, Depends(current_principal)],
+def require_buyer(request: Request, principal: Annotated[Principal, Depends(current_principal)],
                   session: SessionDep) -> Principal:
-    return _delegated(principal, session, Capability.BUY)
+    return _delegated(request, principal, session, Capability.BUY)
 
 
 def may_buy(principal: Principal, session: Session) -> bool:
@@ -152,16 +174,16 @@ def may_buy(principal: Principal, session: Session) -> bool:
         session, principal.account_id, principal.user_id, Capability.BUY)
 
 
-def require_team_admin(principal: Annotated[Principal, Depends(current_principal)],
+def require_team_admin(request: Request,
+                       principal: Annotated[Principal, Depends(current_principal)],
                        session: SessionDep) -> Principal:
-    return _delegated(principal, session, Capability.TEAM)
+    return _delegated(request, principal, session, Capability.TEAM)
 
 
-def sees_account_usage(principal: Principal, session: Session) -> bool:
+def sees_account_usage(request: Request, principal: Principal, session: Session) -> bool:
     """The owner, and an organization admin, see the whole account's usage; anyone else
     their own share."""
-    return principal.is_owner or organizations.can(
-        session, principal.account_id, principal.user_id, Capability.USAGE)
+    return Capability.USAGE in capabilities(request, session, principal)
 
 
 MemberDep = Annotated[Principal, Depends(require_member)]

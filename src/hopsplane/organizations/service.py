@@ -55,10 +55,14 @@ def role_in(session: Session, account_id: str, user_id: str, org_id: uuid.UUID) 
                  if o == org_id), None)
 
 
+def capabilities_of(session: Session, account_id: str, user_id: str) -> frozenset[Capability]:
+    """Everything a person who is not the owner holds through their roles (one query)."""
+    return capabilities({OrgRole(r) for _, r in repo.roles_of(session, user_id, account_id)})
+
+
 def can(session: Session, account_id: str, user_id: str, capability: Capability) -> bool:
     """Whether a person who is not the owner holds ``capability`` through a role."""
-    roles = {OrgRole(r) for _, r in repo.roles_of(session, user_id, account_id)}
-    return capability in capabilities(roles)
+    return capability in capabilities_of(session, account_id, user_id)
 
 
 def members(session: Session, account_id: str, user_id: str, is_owner: bool,

@@ -38,6 +38,7 @@ from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant
 from hopsplane.credits.rules import parse_expiry_date
 from hopsplane.crypto import SecretBox
+from hopsplane.db.engine import is_database_unavailable
 from hopsplane.errors import AppError, Invalid
 from hopsplane.http import exports
 from hopsplane.http.deps import (
@@ -50,6 +51,7 @@ from hopsplane.http.deps import (
     Principal,
     SessionDep,
     TeamDep,
+    capabilities,
     sees_account_usage,
 )
 from hopsplane.http.forms import FormDep, csrf_token
@@ -64,7 +66,7 @@ from hopsplane.http.state import (
 )
 from hopsplane.integrations.stripe import StripeGateway
 from hopsplane.organizations import service as organizations
-from hopsplane.organizations.rules import Capability, OrgRole
+from hopsplane.organizations.rules import OrgRole
 from hopsplane.payments import autotopup, receipts
 from hopsplane.payments import service as payments
 from hopsplane.sessions import service as web_sessions
@@ -112,9 +114,20 @@ def render(
     currency = request.app.state.settings.stripe_currency
     caps: frozenset[str] = frozenset()
     if principal is not None:
-        db = request.app.state.database
-        with db.transaction() as session:
-            caps = capabilities_of(session, principal)
+        session: Session | None = getattr(request.state, "session", None)
+        if session is not None:
+            caps = capabilities_of(request, session, principal)
+        else:
+            # An error page drawn after the request's transaction ended (its connection is
+            # back in the pool): a short read of its own, never two connections at once,
+            # and none at all when the request already read them. When the database is
+            # what failed, the page (a 503) goes without the delegated links.
+            try:
+                with request.app.state.database.transaction() as own:
+                    caps = capabilities_of(request, own, principal)
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
     return templates.TemplateResponse(
         request, template,
         {"principal": principal, "csrf": csrf_token(request), "error": None,
@@ -155,13 +168,11 @@ def render_error(request: Request, exc: AppError) -> Response | None:
     return page
 
 
-def capabilities_of(session: Session, principal: Principal) -> frozenset[str]:
-    """What the caller may do beyond their own pages: everything for the owner, what their
-    organization roles delegate for anyone else."""
-    if principal.is_owner:
-        return frozenset(c.value for c in Capability)
-    return frozenset(c.value for c in Capability
-                     if organizations.can(session, principal.account_id, principal.user_id, c))
+def capabilities_of(request: Request, session: Session,
+                    principal: Principal) -> frozenset[str]:
+    """What the caller may do beyond their own pages (the navigation shows those), read once
+    per request in the request's session (:func:`hopsplane.http.deps.capabilities`)."""
+    return frozenset(c.value for c in capabilities(request, session, principal))
 
 
 def _here(request: Request) -> str:
@@ -195,7 +206,7 @@ def home(request: Request, principal: MemberDep, session: SessionDep) -> HTMLRes
 def _home(request: Request, principal: Principal, session: Session, status_code: int = 200,
           error: str | None = None) -> HTMLResponse:
     profile = accounts.profile(session, principal.user_id, email_verified=principal.email_verified)
-    caps = capabilities_of(session, principal)
+    caps = capabilities_of(request, session, principal)
     standing = credits.standing(session, principal.account_id) if "ledger" in caps else None
     stopped = clusters.stopped_workloads(session, principal.account_id) \
         if principal.is_owner else []
@@ -256,7 +267,7 @@ def usage(
     """The chart of daily cost by member, the table beneath it, and the range picker. A
     range the page cannot show (not a date, ``to`` before ``from``, too long) is refused on
     the page itself (422), which then shows the last 30 days."""
-    member = None if sees_account_usage(principal, session) else principal.user_id
+    member = None if sees_account_usage(request, principal, session) else principal.user_id
     status_code, error = 200, None
     try:
         first, last = _range(date_from, date_to)
@@ -285,7 +296,7 @@ def usage_export(
     """The usage page's range as CSV: the rows of ``GET /v1/account/usage.csv``."""
     first, last = _range(date_from, date_to)
     exports.check_usage_range(session, principal.account_id, first, last)
-    member = None if sees_account_usage(principal, session) else principal.user_id
+    member = None if sees_account_usage(request, principal, session) else principal.user_id
     return exports.usage_csv(request, principal.account_id, first, last,
                              frozenset({member}) if member else None)
 

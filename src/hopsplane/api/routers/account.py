@@ -60,13 +60,14 @@ def ledger(
 
 @router.get("/usage", response_model=UsageReport, responses=error_responses(401, 403, 422))
 def usage(
+    request: Request,
     principal: MemberDep,
     session: SessionDep,
     date_from: Annotated[date, Query(alias="from", description="First UTC day.")],
     date_to: Annotated[date, Query(alias="to", description="Last UTC day (inclusive).")],
 ) -> UsageReport:
     """Daily usage with the per-user breakdown. A team member sees only their own share."""
-    member = None if sees_account_usage(principal, session) else principal.user_id
+    member = None if sees_account_usage(request, principal, session) else principal.user_id
     return billing.usage_report(
         session, principal.account_id, date_from, date_to, member_id=member
     )
@@ -91,7 +92,7 @@ def usage_csv(
     them (they add up to the day's `total_cost`); exact decimals, one snapshot. A team member
     gets only their own share."""
     exports.check_usage_range(session, principal.account_id, date_from, date_to)
-    member = None if sees_account_usage(principal, session) else principal.user_id
+    member = None if sees_account_usage(request, principal, session) else principal.user_id
     return exports.usage_csv(request, principal.account_id, date_from, date_to,
                              frozenset({member}) if member else None)
 

@@ -42,6 +42,10 @@ class _Grant:
     issued_at: float
 
 
+SHUTDOWN_POLL_SECONDS = 0.05
+"""How often the issuer's HTTP server checks whether it was asked to stop."""
+
+
 class LocalIssuer:
     def __init__(
         self,
@@ -61,8 +65,11 @@ class LocalIssuer:
         self.token_requests: list[dict[str, str]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
+        # shutdown() waits for the serving loop to look at its flag, which it does once per
+        # poll interval (0.5 s by default): every app that stops would wait that long.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="hopsplane-dev-issuer", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+            name="hopsplane-dev-issuer", daemon=True,
         )
         self._thread.start()
 
