@@ -95,7 +95,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=10_000)
     parser.add_argument("--others", type=int, default=1000)
     parser.add_argument("--slice-days", type=int, default=366)
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds, tiny data: only shows the script runs "
+                        "(tests/benchmarks/test_smoke.py)")
     args = parser.parse_args()
+    if args.smoke:
+        args.days, args.others, args.slice_days = 40, 5, 7
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     admin = args.url.replace("postgresql+psycopg://", "postgresql://")
     print(f"one account with {args.days:,} unbilled days and {args.others:,} accounts with "

@@ -287,7 +287,12 @@ def main() -> None:
     parser.add_argument("--baseline-accounts", type=int, default=8)
     parser.add_argument("--rates", default="1,6,60", help="burn rates, dollars an hour")
     parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds, tiny data: only shows the script runs "
+                        "(tests/benchmarks/test_smoke.py)")
     args = parser.parse_args()
+    if args.smoke:
+        args.accounts, args.baseline_accounts, args.rates = 1, 1, "60"
     configure_logging("ERROR", "console")
     rates = [Decimal(r) for r in args.rates.split(",")]
     for name, interval, n in (

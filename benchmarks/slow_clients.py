@@ -61,7 +61,12 @@ def main() -> None:
     parser.add_argument("--slow-readers", type=int, default=50)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--inflight", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds, tiny data: only shows the script runs "
+                        "(tests/benchmarks/test_smoke.py)")
     args = parser.parse_args()
+    if args.smoke:
+        args.slow_bodies, args.slow_readers, args.requests = 5, 2, 20
 
     name = f"bench_slow_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.server, autocommit=True) as admin:

@@ -16,7 +16,7 @@ from tests.pg import PgServer
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py"))
 # the option naming the server's admin URL (each script creates its own scratch database)
-URL_OPTION = {"api_load": "--server", "usage_ingest": "--server",
+URL_OPTION = {"api_load": "--server", "usage_ingest": "--server", "slow_clients": "--server",
               "legacy_migration": "--admin-url", "stripe_webhooks": None}
 
 

@@ -172,12 +172,12 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
 
 
 _SERVING_RESPONSES = {
-    "503": "Unavailable: this server is at its in-flight limit, or the database cannot "
-           "serve; `Retry-After` says when to retry.",
-    "408": "RequestTimeout: the body did not arrive within HOPSPLANE_WEB_BODY_TIMEOUT_SECONDS "
-           "(the connection is closed).",
-    "413": "PayloadTooLarge: the body is larger than HOPSPLANE_WEB_MAX_BODY_BYTES, or than "
-           "this operation accepts.",
+    "503": "Unavailable; `code` is one of: `unavailable`. This server is at its in-flight "
+           "limit, or the database cannot serve; `Retry-After` says when to retry.",
+    "408": "RequestTimeout; `code` is one of: `request_timeout`. The body did not arrive "
+           "within HOPSPLANE_WEB_BODY_TIMEOUT_SECONDS (the connection is closed).",
+    "413": "PayloadTooLarge; `code` is one of: `payload_too_large`. The body is larger than "
+           "HOPSPLANE_WEB_MAX_BODY_BYTES, or than this operation accepts.",
 }
 
 
