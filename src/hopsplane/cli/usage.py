@@ -19,7 +19,8 @@ from hopsplane.cli.common import (
     print_list,
     transaction,
 )
-from hopsplane.integrations.prometheus import build_prometheus_client
+from hopsplane.composition.jobs import prometheus_factory
+from hopsplane.crypto import SecretBox
 from hopsplane.usage import service
 from hopsplane.usage.schemas import CollectResult
 
@@ -69,13 +70,17 @@ def collect(
     except ValueError:
         fail(f"--day must be YYYY-MM-DD, got {day!r}")
         return
-    with database(load_settings()) as db:
+    settings = load_settings()
+    box = SecretBox(settings.effective_encryption_keys)
+    with database(settings) as db:
         if cluster is None:
-            results = service.collect_all(db, when)
+            results = service.collect_all(db, when, prometheus_for=prometheus_factory(db, box))
         else:
             cluster_id = _cluster_id(cluster)
             with db.transaction() as session:
-                client = build_prometheus_client(service.prometheus_url(session, cluster_id))
+                url = service.prometheus_url(session, cluster_id)
+            client = prometheus_factory(db, box)(cluster_id, url)
+            with db.transaction() as session:
                 results = [service.collect_cluster_day(session, cluster_id, when, client)]
     _show(results, as_json)
     if any(r.error for r in results):

@@ -258,7 +258,13 @@ def collect_cluster_day(
     return result
 
 
-PrometheusFactory = Callable[[str], PrometheusQuery]
+PrometheusFactory = Callable[[uuid.UUID, str], PrometheusQuery]
+"""(cluster id, its prometheus_url) -> client. The composition root gives one that adds the
+cluster's CA bundle and credentials (kept by the clusters domain); the default has neither."""
+
+
+def _plain_prometheus(cluster_id: uuid.UUID, url: str) -> PrometheusQuery:
+    return build_prometheus_client(url)
 
 
 def prometheus_url(session: Session, cluster_id: uuid.UUID) -> str:
@@ -278,7 +284,7 @@ def collect_all(
     """Collect ``day`` on every cluster that is not disabled and has a
     ``metadata['prometheus_url']``, one transaction per cluster (a failing cluster is
     reported in its result and does not stop the others), then refold the unmatched."""
-    factory = prometheus_for or build_prometheus_client
+    factory = prometheus_for or _plain_prometheus
     with database.transaction() as session:
         clusters = repo.clusters_to_collect(session)
     results: list[CollectResult] = []
@@ -287,7 +293,7 @@ def collect_all(
         if not isinstance(url, str) or not url:
             results.append(CollectResult(cluster_id, day, error="no metadata.prometheus_url"))
             continue
-        client = factory(url)
+        client = factory(cluster_id, url)
         try:
             with database.transaction() as session:
                 results.append(collect_cluster_day(session, cluster_id, day, client))

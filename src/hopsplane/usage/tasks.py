@@ -19,7 +19,8 @@ def collect_usage_job(session: Session, args: dict[str, Any], ctx: JobContext) -
     transaction per cluster, a failing cluster is logged and retried by the next slot. A
     day is complete only once it has ended, and re-collecting it changes nothing unless
     Prometheus changed its answer."""
-    collect_all(ctx.services["database"], datetime.now(UTC).date() - timedelta(days=1))
+    collect_all(ctx.services["database"], datetime.now(UTC).date() - timedelta(days=1),
+                prometheus_for=ctx.services.get("prometheus"))
 
 
 TASKS: tuple[Task, ...] = (
