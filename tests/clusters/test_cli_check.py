@@ -99,3 +99,29 @@ def test_projects_an_accounts_user_owns_besides_the_accounts_are_listed(
     assert "stray project side_lab" in r.output and "owned by owner001" in r.output
     assert uid in r.output and "hp_account" not in r.output and "admins_own" not in r.output
     assert owner["maxNumProjects"] == 5  # check is read-only on the cluster
+
+
+def test_a_certificate_problem_is_said_in_plain_words_and_a_ca_bundle_fixes_it(
+    env: str, tmp_path: object,
+) -> None:
+    from pathlib import Path
+
+    from tests.tls_certs import make_ca, server_context
+
+    ca = make_ca()
+    server = FakeHopsworks(ssl_context=server_context(ca))
+    try:
+        cid = _cluster(env, server.url)
+        r = runner.invoke(app, ["clusters", "check", cid])
+        assert r.exit_code == 1, r.output
+        assert "cannot be trusted" in r.output and "signed by a CA that is not trusted" in \
+            r.output.replace("\n", " ")
+        bundle = Path(str(tmp_path)) / "ca.pem"
+        bundle.write_text(ca.pem)
+        r = runner.invoke(app, ["clusters", "update", cid, "--ca-bundle", str(bundle)])
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(app, ["clusters", "check", cid])
+        assert r.exit_code == 0, r.output
+        assert "FAIL" not in r.output
+    finally:
+        server.close()
