@@ -9,12 +9,13 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from hopsplane.clusters import service
+from hopsplane.clusters.hooks import ClusterHooks
 from hopsplane.clusters.provisioning import SigningKeys
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.integrations.hopsworks import HopsworksClient
 from hopsplane.worker.runner import Worker
-from tests.factories import Clock, add_cluster, jobs, signup, user
+from tests.factories import Clock, add_cluster, jobs, make_user, signup, user
 from tests.fake_hopsworks import PREFIX, FakeHopsworks, _error
 
 CREATEAS = ("POST", PREFIX + "/admin/projects/createas")
@@ -128,3 +129,21 @@ def test_a_signing_key_whose_deletion_failed_is_deleted_by_the_sweep(
     worker.run_pending()
     assert hw.state.signing_keys == set()
     assert _keys(fresh_db) == []
+
+
+def test_an_account_on_a_cluster_of_10000_users_is_provisioned_without_listing_them(
+    fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker,
+) -> None:
+    _cluster(fresh_db, box, hw)
+    for i in range(10_000):
+        hw.state.add_user(f"someone{i:05d}@example.com")
+    owner = signup(fresh_db)
+    hw.state.add_user(user(fresh_db, owner).email)  # an existing plain user: adopted
+    with fresh_db.transaction() as s:
+        member = make_user(s, owner=owner)
+        ClusterHooks().member_joined(s, member, owner)
+    worker.run_pending()
+    o, m = user(fresh_db, owner), user(fresh_db, member)
+    assert o.hopsworks_project_id is not None and m.hopsworks_username
+    assert m.email in hw.state.projects[o.hopsworks_project_id]["members"]
+    assert hw.state.users_listed < 10  # rows of GET /admin/users, every call together
