@@ -275,7 +275,7 @@ def _provision_member(session: Session, args: dict[str, Any], ctx: JobContext) -
     log.info("member provisioned", account=owner.id, member=member.id, project=project_id)
 
 
-def sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+def _sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     """Deactivate (suspended) or reactivate every provisioned Hopsworks user of an account;
     a member stopped by their budget stays deactivated while the account is active.
     After a deactivation, queue the next step of the suspension: stopping the account's
@@ -355,6 +355,7 @@ def _on(user: User, cluster: str) -> bool:
 
 
 provision_owner = _operator_errors(_provision_owner)
+sync_account_status = _operator_errors(_sync_account_status)
 provision_member = _operator_errors(_provision_member)
 remove_member = _operator_errors(_remove_member)
 

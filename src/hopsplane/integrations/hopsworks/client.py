@@ -44,19 +44,20 @@ log = structlog.get_logger(__name__)
 API_PREFIX = "/hopsworks-api/api"
 USER_EXISTS = 160003
 PROJECT_EXISTS = 150001
-ALREADY_MEMBER = 150024  # RESTCodes.ProjectErrorCode.TEAM_MEMBER_ALREADY_EXISTS; 409 too
+ALREADY_MEMBER = 150024  # RESTCodes.ProjectErrorCode.TEAM_MEMBER_ALREADY_EXISTS; HTTP 400
 DUPLICATE_KEY_ERROR = 200015  # a signing key of that name exists (a re-sent POST /jwt)
 ALREADY_DONE: dict[int, str] = {
     USER_EXISTS: "USER_EXISTS: an account with this email exists (RESTCodes.java:921, "
                  "thrown by UserValidator.java:110-112); the user is then looked up by email",
     ALREADY_MEMBER: "TEAM_MEMBER_ALREADY_EXISTS: the user is a member of the project already "
-                    "(RESTCodes.java:102)",
+                    "(RESTCodes.java:102-103, answered 400)",
 }
-"""The only 409 answers that mean "what you asked for is done already" (error code ->
-what it means, with its source in logicalclocks/hopsworks master
-``hopsworks-rest-utils/.../RESTCodes.java``). Everything else that answers 409 is an error
-with its code: PROJECT_EXISTS 150001 (``RESTCodes.java:65``) says only that *a* project of
-that name exists, maybe still being built, maybe not ours (see ``create_project``);
+"""The only refusals that mean "what you asked for is done already" (error code -> what it
+means, with its source in logicalclocks/hopsworks master
+``hopsworks-rest-utils/.../RESTCodes.java``), accepted where the caller names them.
+Every other 409 is an error with its code: PROJECT_EXISTS 150001 (``RESTCodes.java:65``)
+says only that *a* project of that name exists, maybe still being built, maybe not ours
+(see ``create_project``);
 DUPLICATE_KEY_ERROR 200015 (``RESTCodes.java:876``) means a ``POST /jwt`` was sent twice.
 Members already in a project come back as 400 FAILED_TO_ADD_MEMBER with the reason in text
 (:meth:`OwnerSession.add_member`)."""
@@ -496,7 +497,7 @@ class HopsworksClient:
         timeout: float | None = None,
         resend: bool = True,
     ) -> httpx.Response | None:
-        """The response, or None when it said "already done" (a 409 of ``exists_codes``
+        """The response, or None when it said "already done" (a code of ``exists_codes``
         that :data:`ALREADY_DONE` names) or "not there" (``missing_ok``: 404 or a code of
         ``missing_codes``). ``auth`` replaces the admin key's Authorization header (the AUTH
         key, a token); ``timeout`` replaces the client's; ``resend=False``: never send the
@@ -538,7 +539,7 @@ class HopsworksClient:
             if response.is_success:
                 return response
             code = _error_code(response)
-            if response.status_code == 409 and code in exists_codes and code in ALREADY_DONE:
+            if code in exists_codes and code in ALREADY_DONE:
                 return None
             if missing_ok and (response.status_code == 404 or code in missing_codes):
                 return None
