@@ -71,8 +71,9 @@ def test_a_project_of_that_name_made_by_someone_else_is_not_ours(
 def test_only_the_already_done_codes_of_the_table_are_success(
     client: HopsworksClient, hw: FakeHopsworks,
 ) -> None:
-    assert set(ALREADY_DONE) == {160003, 150024}
-    assert all("RESTCodes.java:" in source for source in ALREADY_DONE.values())
+    assert set(ALREADY_DONE) == {160003, 150024, 150081}
+    assert all("RESTCodes.java:" in done.source for done in ALREADY_DONE.values())
+    assert [d.name for d in ALREADY_DONE.values() if d.http_status == 409] == ["USER_EXISTS"]
     # a POST /jwt re-sent with the key name of the first answers 409 DUPLICATE_KEY_ERROR
     owner = client.create_user("jwt@example.com", "J", "W")
     hw.state.refuse["POST /jwt"] = (409, _error(200015, "A signing key with the same name "

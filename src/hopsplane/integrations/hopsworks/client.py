@@ -46,26 +46,44 @@ USER_EXISTS = 160003
 PROJECT_EXISTS = 150001
 ALREADY_MEMBER = 150024  # RESTCodes.ProjectErrorCode.TEAM_MEMBER_ALREADY_EXISTS; HTTP 400
 DUPLICATE_KEY_ERROR = 200015  # a signing key of that name exists (a re-sent POST /jwt)
-ALREADY_DONE: dict[int, str] = {
-    USER_EXISTS: "USER_EXISTS: an account with this email exists (RESTCodes.java:921, "
-                 "thrown by UserValidator.java:110-112); the user is then looked up by email",
-    ALREADY_MEMBER: "TEAM_MEMBER_ALREADY_EXISTS: the user is a member of the project already "
-                    "(RESTCodes.java:102-103, answered 400)",
-}
-"""The only refusals that mean "what you asked for is done already" (error code -> what it
-means, with its source in logicalclocks/hopsworks master
-``hopsworks-rest-utils/.../RESTCodes.java``), accepted where the caller names them.
-Every other 409 is an error with its code: PROJECT_EXISTS 150001 (``RESTCodes.java:65``)
-says only that *a* project of that name exists, maybe still being built, maybe not ours
-(see ``create_project``);
-DUPLICATE_KEY_ERROR 200015 (``RESTCodes.java:876``) means a ``POST /jwt`` was sent twice.
-Members already in a project come back as 400 FAILED_TO_ADD_MEMBER with the reason in text
-(:meth:`OwnerSession.add_member`)."""
 FAILED_TO_ADD_MEMBER = 150081  # ProjectMembersService since 2.5: not added, reason in usrMsg
+_ALREADY_MEMBER_TEXT = "already a member"
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyDone:
+    name: str
+    http_status: int
+    source: str
+    text: str | None = None  # the answer counts only when its message says this
+
+
+ALREADY_DONE: dict[int, AlreadyDone] = {
+    USER_EXISTS: AlreadyDone(
+        "USER_EXISTS", 409, "RESTCodes.java:921, thrown by UserValidator.java:110-112 "
+        "(POST /admin/users); the user is then looked up by email"),
+    ALREADY_MEMBER: AlreadyDone(
+        "TEAM_MEMBER_ALREADY_EXISTS", 400, "RESTCodes.java:102-103 (project members)"),
+    FAILED_TO_ADD_MEMBER: AlreadyDone(
+        "FAILED_TO_ADD_MEMBER", 400, "RESTCodes.java:197; ProjectMembersService.java:160-172 "
+        "puts ProjectController.java:1845,1848's reason in usrMsg", _ALREADY_MEMBER_TEXT),
+}
+"""The only refusals that mean "what you asked for is done already" (error code -> name,
+status, source in logicalclocks/hopsworks master, and for a code that has several reasons
+the words that make it this one), each accepted only by the call that names it
+(``exists_codes``). Every other 409 is an error with its code: PROJECT_EXISTS 150001
+(``RESTCodes.java:65``) says only that *a* project of that name exists, maybe still being
+built, maybe not ours (see ``create_project``); DUPLICATE_KEY_ERROR 200015
+(``RESTCodes.java:876``) means a ``POST /jwt`` was sent twice."""
+
+
+def already_done(code: int | None, message: str, exists_codes: frozenset[int] | set[int]) -> bool:
+    entry = ALREADY_DONE.get(code) if code is not None and code in exists_codes else None
+    return entry is not None and (entry.text is None or entry.text in message)
+
 NUM_PROJECTS_LIMIT_REACHED = 150002  # RESTCodes.ProjectErrorCode; HTTP 400
 NO_ROLE_FOUND = 160000  # ProjectAuthFilter: the caller is not a member of the project; 403
 FEATURE_FLAG_NOT_ENABLED = 120012  # FeatureFlagFilter: e.g. serving without the DS profile
-_ALREADY_MEMBER_TEXT = "already a member"
 ACTIVATED = "ACTIVATED_ACCOUNT"
 DEACTIVATED = "DEACTIVATED_ACCOUNT"
 DEFAULT_MEMBER_ROLE = "Data scientist"
@@ -539,7 +557,7 @@ class HopsworksClient:
             if response.is_success:
                 return response
             code = _error_code(response)
-            if code in exists_codes and code in ALREADY_DONE:
+            if already_done(code, _error_message(response), exists_codes):
                 return None
             if missing_ok and (response.status_code == 404 or code in missing_codes):
                 return None

@@ -91,13 +91,8 @@ class OwnerSession:
             "projectTeamPK": {"projectId": int(project_id), "teamMember": email},
             "teamRole": role,
         }]}
-        try:
-            response = self._call("POST", f"/project/{int(project_id)}/projectMembers",
-                                  json=body, exists_codes={ALREADY_MEMBER})
-        except HopsworksRejected as exc:
-            if exc.error_code == FAILED_TO_ADD_MEMBER and _ALREADY_MEMBER_TEXT in exc.message:
-                return
-            raise
+        response = self._call("POST", f"/project/{int(project_id)}/projectMembers",
+                              json=body, exists_codes={ALREADY_MEMBER, FAILED_TO_ADD_MEMBER})
         if response is None or not response.content:
             return
         errors = _json(response).get("fieldErrors") or []
