@@ -58,7 +58,10 @@ def test_a_project_still_being_built_is_saved_only_once_its_owner_can_use_it(
     assert user(fresh_db, owner).hopsworks_project_id == pid
     assert len(hw.state.projects) == 1
     assert hw.state.projects[pid]["creationStatus"] == "DONE"
-    assert hw.state.requests.count(CREATEAS) <= 3  # never blindly re-sent within an attempt
+    # one POST per attempt: timed out; 409 while ONGOING, not usable; 409, usable -> saved
+    assert hw.state.requests.count(CREATEAS) == 3
+    [job] = [j for j in jobs(fresh_db) if j.task == "clusters.provision_owner"]
+    assert (job.status, job.attempts) == ("done", 3)
 
 
 def test_a_refusal_retrying_cannot_fix_fails_the_job_at_once_with_an_operator_error(
