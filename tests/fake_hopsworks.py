@@ -65,13 +65,35 @@ branch-3.8 and master 2b1cb50ee agree on every rule here unless said otherwise):
   (FEATURE_FLAG_NOT_ENABLED, ``RESTCodes.java:820``) after authentication. A deployment's
   ``creator`` is the display name ``"First Last"`` (``api/serving/ServingView.java:98-99``).
 - ``GET /variables/versions`` needs no authentication (``api/util/VariablesService.java:176-188``).
+- ``GET /admin/users`` (``UsersAdminResource.java:111-125``): without ``sort_by`` the query
+  has no ORDER BY (``common/dao/user/UserFacade.java:85-95``), so the fake answers each call in
+  a new order; ``sort_by=email:asc`` orders by ``LOWER(email)`` (:216-220); no ``limit``
+  means every row. ``filter_by=user_email:x`` is ``UPPER(u.email) LIKE CONCAT(:email, '%')``
+  (:271; the value upper-cased by ``api/user/FilterBy.java:26-31``): a prefix match. Each
+  user carries ``role``, a list of BbcGroup ``{groupName, groupDesc, gid}``
+  (``UsersBuilder.java:126``, ``UserProfileDTO.java:64``); new users are HOPS_USER.
+- ``createas`` is synchronous and slow: the row is stored ONGOING first
+  (``ProjectController.java:616``), the owner becomes a member part-way
+  (``setProjectOwnerAndQuotas``), DONE at the end (:545); the name check counts rows of any
+  status (:606-607, ``ProjectFacade.java:219-223``, names compared ignoring case), so a
+  second call during the build answers 409 PROJECT_EXISTS. :meth:`FakeHopsworks.hold_creation`
+  keeps a creation in its ONGOING phase until released.
+- ``GET /project/{id}`` (``api/project/ProjectService.java:459-476``: JWT or a PROJECT-scope
+  key, any member) answers the ProjectDTO with ``creationStatus``
+  (``common/project/ProjectDTO.java:67,88``).
+- Codes of 409 answers: USER_EXISTS 160003, PROJECT_EXISTS 150001, DUPLICATE_KEY_ERROR
+  200015 (a ``POST /jwt`` re-sent with the same ``keyName``) (``RESTCodes.java:65,876,921``).
+- TLS: ``FakeHopsworks(ssl_context=...)`` serves HTTPS with the certificate given.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
 import re
 import secrets
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -120,6 +142,8 @@ ROUTES: list[tuple[str, str, Rule]] = [
     ("PUT", r"/admin/users/\d+", _USERS_ADMIN),
     ("POST", r"/admin/projects/createas", _PROJECTS_ADMIN),
     ("GET", r"/admin/projects", _PROJECTS_ADMIN),
+    ("GET", r"/project/\d+", Rule(frozenset({"PROJECT"}), _USER_ROLES | {"HOPS_SERVICE_USER"},
+                                  project_roles=_ANY_MEMBER)),
     ("POST", r"/jwt", _JWT_AUTH),
     ("DELETE", r"/jwt/key/[^/]+", _JWT_AUTH),
     ("POST", r"/project/\d+/projectMembers",
@@ -168,7 +192,27 @@ class State:
     refuse: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     # "METHOD route" -> (status, error body): a call Hopsworks refuses (after authentication)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    last_project_id: int = 100
+    users_listed: int = 0  # rows GET /admin/users has answered, all calls together
+    hold: threading.Event | None = None  # set: creations stay ONGOING until it is set
+    held: int = 0  # creations waiting in their ONGOING phase
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_user(self, email: str, first: str | None = "A", last: str | None = "B",
+                 status: str = "ACTIVATED_ACCOUNT", max_projects: int | None = None,
+                 roles: tuple[str, ...] = ("HOPS_USER",)) -> dict[str, Any]:
+        """UsersController.registerUser: a generated username (8 chars of [a-z0-9],
+        UsersController.java:469-505; the fake's are shorter) and the HOPS_USER group."""
+        uid = 10000 + len(self.users) + 1
+        base = re.sub(r"[^a-z]", "", email.split("@")[0].lower())[:8] or "user"
+        user = {"id": uid, "email": email, "username": f"{base}{len(self.users):03d}",
+                "firstname": first, "lastname": last, "status": status,
+                "maxNumProjects": self.max_num_projects if max_projects is None
+                else max_projects,
+                "role": [{"groupName": r, "groupDesc": r.lower(), "gid": 1000 + i}
+                         for i, r in enumerate(roles)]}
+        self.users[uid] = user
+        return user
 
     def user_by_email(self, email: str) -> dict[str, Any] | None:
         return next((u for u in self.users.values() if u["email"].lower() == email.lower()), None)
@@ -207,14 +251,25 @@ class State:
             return 400, _error(150002, "You have reached the maximum number of projects you "
                                        "could create. Contact an administrator to increase "
                                        "your limit or delete some of the existing projects.")
-        if any(p["name"] == name for p in self.projects.values()):
+        if any(str(p["name"]).lower() == str(name).lower() for p in self.projects.values()):
             return 409, _error(150001, "Project with the same name already exists.")
-        pid = 100 + len(self.projects) + 1
+        self.last_project_id += 1  # AUTO_INCREMENT: ids of deleted projects are not reused
+        pid = self.last_project_id
         self.projects[pid] = {"id": pid, "name": name, "owner": owner["email"],
                               "namespace": str(name).lower().replace("_", "-"),
-                              "services": services, "members": {owner["email"]: OWNER},
+                              "services": services, "members": {},
+                              "creationStatus": "ONGOING",
                               "jobs": {}, "jupyter": set(), "servings": {}}
+        if self.hold is not None and not self.hold.is_set():
+            return 0, pid  # the handler finishes it once released (_finish_creation)
+        self.finish_creation(pid)
         return 200, None
+
+    def finish_creation(self, pid: int) -> None:
+        """setProjectOwnerAndQuotas, then DONE (ProjectController.java:545)."""
+        project = self.projects[pid]
+        project["members"][project["owner"]] = OWNER
+        project["creationStatus"] = "DONE"
 
     def user_view(self, username: str, expand: bool) -> dict[str, Any]:
         """UsersBuilder.build (:83-101): a link, and the user's fields when expanded."""
@@ -232,11 +287,15 @@ class State:
 
 class FakeHopsworks:
     def __init__(self, api_key: str = "hw-secret-key", auth_api_key: str = "hw-auth-key",
-                 version: str = "3.8.0") -> None:
+                 version: str = "3.8.0", ssl_context: ssl.SSLContext | None = None) -> None:
         self.state = State(api_key=api_key, auth_api_key=auth_api_key, version=version)
         self.state.api_keys = {api_key: ADMIN_SCOPES, auth_api_key: frozenset({"AUTH"})}
         handler = type("Handler", (_Handler,), {"state": self.state})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.scheme = "http"
+        if ssl_context is not None:
+            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever,  # stops within 0.05 s
                                        kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
@@ -244,11 +303,19 @@ class FakeHopsworks:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def hold_creation(self) -> threading.Event:
+        """From now on a ``createas`` stores its row ONGOING and answers only once the
+        returned event is set (what a real cluster does for the minute or two it builds a
+        project); set it to let every held creation finish."""
+        with self.state.lock:
+            self.state.hold = threading.Event()
+            return self.state.hold
 
     def fail_next(self, n: int) -> None:
         with self.state.lock:
@@ -386,9 +453,21 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             refused = self.state.refuse.get(f"{method} {route}")
             status, answer = refused or self._route(method, route, query, body, principal)
-            if status < 300 and self.state.outage_after == f"{method} {path}":
-                self.state.outage, self.state.outage_after = 1000, None
-            self._send(status, answer)
+            if status == 0:  # a creation held in its ONGOING phase: wait outside the lock
+                held, pid = self.state.hold, int(answer)
+                self.state.held += 1
+            else:
+                if status < 300 and self.state.outage_after == f"{method} {path}":
+                    self.state.outage, self.state.outage_after = 1000, None
+                self._send(status, answer)
+                return
+        assert held is not None
+        held.wait(30)
+        with self.state.lock:
+            self.state.held -= 1
+            self.state.finish_creation(pid)
+        with contextlib.suppress(OSError):  # the client gave up waiting (its timeout):
+            self._send(200, None)  # Hopsworks finishes the build anyway
 
     def _authenticate(self, route: str, rule: Rule) -> tuple[tuple[int, Any] | None, str | None]:
         s = self.state
@@ -453,20 +532,30 @@ class _Handler(BaseHTTPRequestHandler):
                 return 400, _error(160014, "Invalid account type or email")
             if s.user_by_email(q["email"]):
                 return 409, _error(160003, "There is an existing account associated with this email")
-            uid = 10000 + len(s.users) + 1
-            base = re.sub(r"[^a-z]", "", q["email"].split("@")[0].lower())[:8] or "user"
             asked = int(q.get("maxNumProjects") or 0)  # 0: the default (:305)
-            user = {"id": uid, "email": q["email"], "username": f"{base}{len(s.users):03d}",
-                    "firstname": q.get("givenName"), "lastname": q.get("surname"),
-                    "status": q.get("status", "TEMP_PASSWORD"),
-                    "maxNumProjects": asked if asked > 0 else s.max_num_projects}
-            s.users[uid] = user
+            user = s.add_user(q["email"], q.get("givenName"), q.get("surname"),
+                              q.get("status", "TEMP_PASSWORD"),
+                              asked if asked > 0 else s.max_num_projects)
             return 201, {**user, "password": "generated"}
         if method == "GET" and path == "/admin/users":
-            users = [{**u, "numActiveProjects": s.owned_projects(u["email"])}
-                     for u in sorted(s.users.values(), key=lambda u: u["id"])]
-            offset, limit = int(q.get("offset", 0)), int(q.get("limit", 10))
-            return 200, {"items": users[offset:offset + limit], "count": len(users)}
+            users = list(s.users.values())
+            wanted = q.get("filter_by", "")
+            if wanted:
+                field_name, _, value = wanted.partition(":")
+                if field_name.upper() != "USER_EMAIL":
+                    return 400, _error(120001, "An argument was not provided or it was "
+                                               "malformed.")
+                users = [u for u in users if u["email"].upper().startswith(value.upper())]
+            if q.get("sort_by", "").lower() == "email:asc":
+                users.sort(key=lambda u: u["email"].lower())
+            else:  # no ORDER BY: whatever order the database reads the rows in
+                random.shuffle(users)
+            offset = int(q.get("offset", 0))
+            limit = int(q["limit"]) if q.get("limit") else len(users)
+            page = [{**u, "numActiveProjects": s.owned_projects(u["email"])}
+                    for u in users[offset:offset + limit]]
+            s.users_listed += len(page)
+            return 200, {"items": page, "count": len(users)}
         m = re.fullmatch(r"/admin/users/(\d+)", path)
         if method == "PUT" and m:
             user = s.users.get(int(m.group(1)))
@@ -478,6 +567,12 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, user
         if method == "POST" and path == "/admin/projects/createas":
             return self._createas(body or {})
+        m = re.fullmatch(r"/project/(\d+)", path)
+        if method == "GET" and m:  # ProjectService.findByProjectID -> ProjectDTO
+            project = s.projects[int(m.group(1))]
+            return 200, {"projectId": project["id"], "projectName": project["name"],
+                         "owner": project["owner"],
+                         "creationStatus": project["creationStatus"]}
         if method == "GET" and path == "/admin/projects" and s.old_project_list:
             return 200, [{"projectId": p["id"], "projectName": p["name"],
                           "projectOwner": p["owner"]} for p in s.projects.values()]

@@ -165,7 +165,16 @@ class Settings(BaseSettings):
     hopsworks_retry_backoff_seconds: float = Field(
         0.5, ge=0, le=60, description="First wait between Hopsworks retries (doubles)."
     )
-    hopsworks_verify_tls: bool = Field(True, description="Verify Hopsworks TLS certificates.")
+    hopsworks_create_project_timeout_seconds: float = Field(
+        120.0, gt=0, le=1800,
+        description="Timeout of the one call that creates a Hopsworks project (createas): "
+        "Hopsworks builds the whole project (certificates, HopsFS, quotas, services, Python "
+        "environment) before it answers. It is never re-sent; after a timeout provisioning "
+        "finds the project by name and waits for it.",
+    )
+    hopsworks_verify_tls: bool = Field(
+        True, description="Verify Hopsworks TLS certificates (against the cluster's CA bundle "
+        "when it has one, else the system's). Switch off only on a test bench.")
     suspension_sweep_minutes: int = Field(
         10, ge=1, le=1440,
         description="While an account is suspended (or a member is over an enforced budget), "

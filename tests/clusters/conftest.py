@@ -10,6 +10,9 @@ from hopsplane.worker.runner import Worker
 from tests.factories import Clock
 from tests.fake_hopsworks import FakeHopsworks
 
+CREATE_TIMEOUT = 1.0
+"""createas' own timeout in these tests: a creation held by the stand-in outlasts it."""
+
 
 @pytest.fixture
 def hw() -> Iterator[FakeHopsworks]:
@@ -25,8 +28,11 @@ def clock() -> Clock:
 
 @pytest.fixture
 def worker(fresh_db: Database, box: SecretBox, clock: Clock) -> Iterator[Worker]:
-    def factory(url: str, key: str, auth_key: str | None) -> HopsworksApi:
-        return HopsworksClient(url, key, auth_key, timeout=5, retries=1, backoff=0)
+    def factory(url: str, key: str, auth_key: str | None, *,
+                ca_bundle: str | None = None) -> HopsworksApi:
+        return HopsworksClient(url, key, auth_key, timeout=5, retries=1, backoff=0,
+                               ca_bundle=ca_bundle, create_timeout=CREATE_TIMEOUT)
 
     yield Worker(fresh_db, schedule.handlers(), schedule.periodic_tasks(),
-                 services={"box": box, "hopsworks": factory, "clock": clock}, clock=clock)
+                 services={"box": box, "hopsworks": factory, "clock": clock,
+                           "database": fresh_db}, clock=clock)

@@ -1,5 +1,7 @@
 """`hopsplane clusters ...` and `hopsplane secrets rotate`, run in-process."""
 
+import json
+
 import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
@@ -82,9 +84,16 @@ def test_secrets_rotate_reencrypts_under_the_first_key(
     kube = Path(str(tmp_path)) / "kubeconfig"
     kube.write_text("apiVersion: v1\n")
     r = runner.invoke(app, ["clusters", "add", "eu-1", "--api-url", "https://eu-1.example.com",
-                            "--api-key", "k-123", "--kubeconfig", str(kube)],
-                       env={"HOPSPLANE_CLUSTER_AUTH_API_KEY": "auth-123"})
+                            "--api-key", "k-123", "--kubeconfig", str(kube),
+                            "--prometheus-url", "https://prom.example.com",
+                            "--prometheus-username", "reader"],
+                       env={"HOPSPLANE_CLUSTER_AUTH_API_KEY": "auth-123",
+                            "HOPSPLANE_PROMETHEUS_PASSWORD": "prom-pw-123"})
     assert r.exit_code == 0, r.output
+    assert "prom-pw-123" not in r.output
+    assert _one(env, "SELECT metadata->>'prometheus_auth' FROM hopsworks_clusters") == "basic"
+    stored = str(_one(env, "SELECT prometheus_auth FROM hopsworks_clusters"))
+    assert stored.startswith("gAAAAA") and "prom-pw-123" not in stored
     new_key = SecretBox.generate_key()
     monkeypatch.setenv("HOPSPLANE_ENCRYPTION_KEYS", f"{new_key},{DEV_ENCRYPTION_KEY}")
     get_settings.cache_clear()
@@ -94,6 +103,9 @@ def test_secrets_rotate_reencrypts_under_the_first_key(
     assert only_new.decrypt(str(_one(env, "SELECT api_key FROM hopsworks_clusters"))) == "k-123"
     assert only_new.decrypt(str(_one(env, "SELECT kubeconfig FROM hopsworks_clusters"))) == "apiVersion: v1\n"
     assert only_new.decrypt(str(_one(env, "SELECT auth_api_key FROM hopsworks_clusters"))) == "auth-123"
+    assert json.loads(only_new.decrypt(str(_one(
+        env, "SELECT prometheus_auth FROM hopsworks_clusters")))) == {
+        "username": "reader", "password": "prom-pw-123"}
     # A key set that cannot read the secrets refuses and changes nothing.
     before = _one(env, "SELECT api_key FROM hopsworks_clusters")
     monkeypatch.setenv("HOPSPLANE_ENCRYPTION_KEYS", SecretBox.generate_key())

@@ -99,3 +99,77 @@ def test_projects_an_accounts_user_owns_besides_the_accounts_are_listed(
     assert "stray project side_lab" in r.output and "owned by owner001" in r.output
     assert uid in r.output and "hp_account" not in r.output and "admins_own" not in r.output
     assert owner["maxNumProjects"] == 5  # check is read-only on the cluster
+
+
+def test_a_certificate_problem_is_said_in_plain_words_and_a_ca_bundle_fixes_it(
+    env: str, tmp_path: object,
+) -> None:
+    from pathlib import Path
+
+    from tests.tls_certs import make_ca, server_context
+
+    ca = make_ca()
+    server = FakeHopsworks(ssl_context=server_context(ca))
+    try:
+        cid = _cluster(env, server.url)
+        r = runner.invoke(app, ["clusters", "check", cid])
+        assert r.exit_code == 1, r.output
+        assert "cannot be trusted" in r.output and "signed by a CA that is not trusted" in \
+            r.output.replace("\n", " ")
+        bundle = Path(str(tmp_path)) / "ca.pem"
+        bundle.write_text(ca.pem)
+        r = runner.invoke(app, ["clusters", "update", cid, "--ca-bundle", str(bundle)])
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(app, ["clusters", "check", cid])
+        assert r.exit_code == 0, r.output
+        assert "FAIL" not in r.output
+    finally:
+        server.close()
+
+
+def test_prometheus_is_checked_with_its_ca_bundle_and_token(
+    env: str, hw: FakeHopsworks, tmp_path: object,
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from pathlib import Path
+
+    from tests.tls_certs import make_ca, server_context
+
+    class Prometheus(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            ok = self.headers.get("Authorization") == "Bearer prom-secret-1"
+            body = (b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+                    if ok else b"")
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    ca = make_ca()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Prometheus)
+    server.socket = server_context(ca).wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    prom = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        cid = _cluster(env, hw.url)
+        r = runner.invoke(app, ["clusters", "update", cid, "--prometheus-url", prom,
+                                "--prometheus-bearer-token", "prom-secret-1"])
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(app, ["clusters", "check", cid])
+        assert r.exit_code == 1, r.output
+        assert "FAIL Prometheus answers" in r.output and "cannot be trusted" in r.output
+        bundle = Path(str(tmp_path)) / "prom-ca.pem"
+        bundle.write_text(ca.pem)
+        r = runner.invoke(app, ["clusters", "update", cid, "--prometheus-ca-bundle",
+                                str(bundle)])
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(app, ["clusters", "check", cid])
+        assert r.exit_code == 0, r.output
+        assert "ok   Prometheus answers" in r.output and "prom-secret-1" not in r.output
+    finally:
+        server.shutdown()
+        server.server_close()

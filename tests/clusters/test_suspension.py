@@ -8,11 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from hopsplane.clusters import service
+from hopsplane.clusters import service, tasks
 from hopsplane.clusters.hooks import ClusterHooks
 from hopsplane.clusters.schemas import ClusterUpdate
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
+from hopsplane.db.models import User
 from hopsplane.worker.runner import Worker
 from tests.factories import Clock, add_cluster, jobs, make_user, signup, user
 from tests.fake_hopsworks import FakeHopsworks
@@ -130,7 +131,10 @@ def test_a_cluster_older_than_3_7_is_an_operator_error_not_a_retry_loop(
 ) -> None:
     hw.state.version = "3.5.0"
     owner, member = _account(fresh_db, box, hw, worker)
-    project = int(user(fresh_db, owner).hopsworks_project_id or 0)
+    # created, but never saved: only its owner can say it is usable, and no token of the
+    # owner can be had on 3.5
+    assert user(fresh_db, owner).hopsworks_project_id is None
+    [project] = hw.state.projects
     email = user(fresh_db, member).email
     assert email not in hw.state.projects[project]["members"]
     with fresh_db.transaction() as s:
@@ -169,6 +173,9 @@ def test_a_missing_or_wrong_auth_key_is_an_operator_error(
         assert "no AUTH API key" in str(service.get_cluster(s, cluster.id).operator_error)
         service.update_cluster(s, box, cluster.id, ClusterUpdate.model_validate(
             {"auth_api_key": hw.state.api_key}))  # the admin key: no AUTH scope
+        # the owner's project is saved only once the owner's token says it is usable
+        assert s.get(User, owner).hopsworks_project_id is None  # type: ignore[union-attr]
+        tasks.enqueue_owner_provisioning(s, owner)  # what the next reconcile does
         hooks.member_joined(s, make_user(s, owner=owner), owner)
     worker.run_pending()
     with fresh_db.transaction() as s:

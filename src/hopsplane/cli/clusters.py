@@ -70,6 +70,42 @@ KubeconfigOpt = Annotated[
     typer.Option(exists=True, dir_okay=False, readable=True, help="Path of a kubeconfig file."),
 ]
 
+CaBundleOpt = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, readable=True,
+                 help="PEM file of the CA(s) that signed the Hopsworks API's certificate "
+                 "(default: the system's trust store)."),
+]
+PromCaBundleOpt = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, readable=True,
+                 help="PEM file of the CA(s) that signed Prometheus' certificate."),
+]
+PromTokenOpt = Annotated[
+    str | None,
+    typer.Option(envvar="HOPSPLANE_PROMETHEUS_BEARER_TOKEN", show_envvar=True,
+                 help="Bearer token for Prometheus (stored encrypted; '' removes the "
+                 "Prometheus credentials on update)."),
+]
+PromUserOpt = Annotated[
+    str | None, typer.Option(help="Basic-auth user for Prometheus (the password is prompted "
+                             "for unless HOPSPLANE_PROMETHEUS_PASSWORD is set).")]
+
+
+def _pem(path: Path | None, remove: bool = False) -> str | None:
+    if remove:
+        return ""
+    return path.read_text() if path else None
+
+
+def _prometheus_password(user: str | None) -> SecretStr | None:
+    if not user:
+        return None
+    import os
+
+    given = os.environ.get("HOPSPLANE_PROMETHEUS_PASSWORD")
+    return SecretStr(given or typer.prompt("Prometheus password", hide_input=True))
+
 
 _COLUMNS = (
     Col("id", lambda c: c.id, whole=True),  # what assign, update, drain and check take
@@ -112,6 +148,10 @@ def add(
     kubeconfig: KubeconfigOpt = None,
     prometheus_url: Annotated[str | None, typer.Option(help="Prometheus HTTP API URL.")] = None,
     project_services: ServicesOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    prometheus_ca_bundle: PromCaBundleOpt = None,
+    prometheus_bearer_token: PromTokenOpt = None,
+    prometheus_username: PromUserOpt = None,
 ) -> None:
     """Register a cluster (active: new accounts may be placed on it). Both API keys are
     stored encrypted and never shown; docs/hopsworks.md says how to create them."""
@@ -127,6 +167,12 @@ def add(
         max_users=max_users,
         kubeconfig=SecretStr(kubeconfig.read_text()) if kubeconfig else None,
         prometheus_url=prometheus_url,
+        ca_bundle=_pem(ca_bundle),
+        prometheus_ca_bundle=_pem(prometheus_ca_bundle),
+        prometheus_bearer_token=SecretStr(prometheus_bearer_token)
+        if prometheus_bearer_token else None,
+        prometheus_username=prometheus_username,
+        prometheus_password=_prometheus_password(prometheus_username),
     )
     settings = load_settings()
     with transaction(settings) as session:
@@ -170,10 +216,17 @@ def update(
         str | None, typer.Option(help="Prometheus HTTP API URL; '' removes it.")
     ] = None,
     project_services: ServicesOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    no_ca_bundle: Annotated[bool, typer.Option(help="Remove the CA bundle.")] = False,
+    prometheus_ca_bundle: PromCaBundleOpt = None,
+    no_prometheus_ca_bundle: Annotated[
+        bool, typer.Option(help="Remove Prometheus' CA bundle.")] = False,
+    prometheus_bearer_token: PromTokenOpt = None,
+    prometheus_username: PromUserOpt = None,
 ) -> None:
-    """Change a cluster's name, URL, API keys, capacity, kubeconfig, Prometheus URL or
-    project services. A new URL or key clears the cluster's operator error, so that
-    provisioning tries again."""
+    """Change a cluster's name, URL, API keys, capacity, kubeconfig, CA bundles, Prometheus
+    URL or credentials, or project services. A new URL, key or CA bundle clears the
+    cluster's operator error, so that provisioning tries again."""
     if prompt_auth_api_key and not auth_api_key:
         auth_api_key = typer.prompt("Hopsworks AUTH-scope API key", hide_input=True)
     data = _parse(
@@ -186,6 +239,12 @@ def update(
         max_users=max_users,
         kubeconfig=SecretStr(kubeconfig.read_text()) if kubeconfig else None,
         prometheus_url=prometheus_url,
+        ca_bundle=_pem(ca_bundle, no_ca_bundle),
+        prometheus_ca_bundle=_pem(prometheus_ca_bundle, no_prometheus_ca_bundle),
+        prometheus_bearer_token=SecretStr(prometheus_bearer_token)
+        if prometheus_bearer_token is not None else None,
+        prometheus_username=prometheus_username,
+        prometheus_password=_prometheus_password(prometheus_username),
     )
     settings = load_settings()
     with transaction(settings) as session:
@@ -269,13 +328,18 @@ def assign(
 def check(cluster: ClusterArg) -> None:
     """Call the cluster with its stored keys: reachable, Hopsworks version, and whether
     each key has the scopes provisioning needs (admin key: ADMIN for users and projects;
-    AUTH key: the AUTH scope). Lists the stray projects: projects that a user of an
-    account owns besides the account's project. Read-only on the cluster. Exit 1 when
+    AUTH key: the AUTH scope), and that its Prometheus answers a query with the stored CA
+    bundle and credentials. A certificate that is not trusted, expired or made out to
+    another name is said in plain words. Lists the stray projects: projects that a user of
+    an account owns besides the account's project. Read-only on the cluster. Exit 1 when
     anything fails."""
+    from datetime import UTC, datetime
+
     from hopsplane.integrations.hopsworks.client import (
         JWT_SINCE,
         HopsworksClient,
     )
+    from hopsplane.integrations.prometheus import build_prometheus_client
 
     settings = load_settings()
     box = SecretBox(settings.effective_encryption_keys)
@@ -286,7 +350,7 @@ def check(cluster: ClusterArg) -> None:
     client = HopsworksClient(
         secrets.api_url, secrets.api_key.get_secret_value(), auth,
         timeout=settings.hopsworks_timeout_seconds, retries=0,
-        verify_tls=settings.hopsworks_verify_tls,
+        verify_tls=settings.hopsworks_verify_tls, ca_bundle=secrets.ca_bundle,
     )
     failed = 0
     projects = None
@@ -321,12 +385,29 @@ def check(cluster: ClusterArg) -> None:
                               "later (API-key /jwt)", highlight=False)
             else:
                 console.print(f"[green]ok[/green]   Hopsworks {shown}", highlight=False)
-            report("admin key: users (ADMIN or ADMINISTER_USERS scope)", client.list_users)
+            report("admin key: users (ADMIN or ADMINISTER_USERS scope)",
+                   lambda: client.find_user("hopsplane-check@hopsplane.invalid"))
             projects = report("admin key: projects (ADMIN scope)", client.list_projects)
             report("AUTH key: /jwt (AUTH scope)", client.check_auth_key)
     finally:
         client_log.setLevel(level)
         client.close()
+    with transaction(settings) as session:
+        prometheus = service.prometheus_connection(session, box, cluster_id)
+    if prometheus is not None:
+        basic = ((prometheus.username, prometheus.password.get_secret_value())
+                 if prometheus.username and prometheus.password else None)
+        query = build_prometheus_client(
+            prometheus.url, ca_bundle=prometheus.ca_bundle, basic_auth=basic,
+            bearer_token=prometheus.bearer_token.get_secret_value()
+            if prometheus.bearer_token else None)
+        try:
+            report(f"Prometheus answers at {prometheus.url}",
+                   lambda: query.query("vector(1)", datetime.now(UTC)))
+        finally:
+            close = getattr(query, "close", None)
+            if callable(close):
+                close()
     if projects:
         with transaction(settings) as session:
             strays = service.find_stray_projects(session, cluster_id, projects)

@@ -20,7 +20,8 @@ from hopsplane.cli.common import (
     print_list,
     transaction,
 )
-from hopsplane.integrations.prometheus import build_prometheus_client
+from hopsplane.composition.jobs import prometheus_factory
+from hopsplane.crypto import SecretBox
 from hopsplane.usage import service
 from hopsplane.usage.schemas import CollectResult
 
@@ -68,15 +69,19 @@ def collect(
         fail(f"--day must be YYYY-MM-DD, got {day!r}")
         return
     settings = load_settings()
+    box = SecretBox(settings.effective_encryption_keys)
     with database(settings) as db:
         if cluster is None:
             results = service.collect_all(
-                db, when, on_change=enqueue_account_billing,
+                db, when, prometheus_for=prometheus_factory(db, box),
+                on_change=enqueue_account_billing,
                 max_age_days=settings.usage_max_age_days)
         else:
             with db.transaction() as session:
                 cluster_id = lookup.cluster(session, cluster).id
-                client = build_prometheus_client(service.prometheus_url(session, cluster_id))
+                url = service.prometheus_url(session, cluster_id)
+            client = prometheus_factory(db, box)(cluster_id, url)
+            with db.transaction() as session:
                 results = [service.collect_cluster_day(
                     session, cluster_id, when, client,
                     max_age_days=settings.usage_max_age_days)]

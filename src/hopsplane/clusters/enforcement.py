@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -61,11 +61,13 @@ from hopsplane.clusters.rules import (
 )
 from hopsplane.db.models import User
 from hopsplane.integrations.hopsworks import (
+    HopsworksProject,
     HopsworksRejected,
     HopsworksUnavailable,
     OwnerSession,
     Workload,
 )
+from hopsplane.integrations.hopsworks.client import OWNER_TOKEN_SECONDS
 from hopsplane.worker.rules import backoff
 from hopsplane.worker.schemas import JobContext, Task
 
@@ -251,7 +253,16 @@ def audit_cluster(session: Session, args: dict[str, Any], ctx: JobContext) -> No
     if not users:
         return
     corrected = 0
+    expired = _now(ctx) - timedelta(seconds=OWNER_TOKEN_SECONDS + 60)
     with _client(session, ctx, cluster_id) as client:
+        for key_name in repo.signing_keys_older_than(session, cluster_id, expired):
+            try:  # a key whose DELETE failed when its work ended; its token has expired
+                client.delete_signing_key(key_name)
+            except (HopsworksRejected, HopsworksUnavailable) as exc:
+                log.warning("signing key still on the cluster", key_name=key_name,
+                            error=type(exc).__name__)
+                break
+            repo.forget_signing_key(session, key_name)
         listed = {u.id: u for u in client.list_users()}
         for user in users:
             found = listed.get(int((user.metadata_ or {})["hopsworks_user_id"]))
@@ -260,6 +271,7 @@ def audit_cluster(session: Session, args: dict[str, Any], ctx: JobContext) -> No
                 client.set_max_projects(found.id, wanted)
                 corrected += 1
         projects = client.list_projects()
+    _reprovision_vanished(session, users, projects)
     strays = service.find_stray_projects(session, cluster_id, projects)
     for user in users:
         if user.account_owner_id is None:
@@ -269,6 +281,22 @@ def audit_cluster(session: Session, args: dict[str, Any], ctx: JobContext) -> No
     if corrected or strays:
         log.warning("cluster audited", cluster=str(cluster_id), quotas_corrected=corrected,
                     accounts_with_stray_projects=len(strays))
+
+
+def _reprovision_vanished(
+    session: Session, users: list[User], projects: list[HopsworksProject],
+) -> None:
+    """An account whose saved project is no longer on the cluster (deleted by hand, or a
+    creation that Hopsworks cleaned up after it failed) is provisioned again: the project
+    is forgotten, so the owner's provisioning makes it anew and members join the new one."""
+    existing = {p.id for p in projects}
+    for user in users:
+        if user.account_owner_id is None and user.hopsworks_project_id is not None \
+                and user.hopsworks_project_id not in existing:
+            log.warning("hopsworks project gone; provisioning it again", account=user.id,
+                        project=user.hopsworks_project_id)
+            repo.forget_project(session, user.id)
+            tasks.enqueue_owner_provisioning(session, user.id)
 
 
 stop_workloads = _operator_errors(_stop_workloads)

@@ -4,7 +4,17 @@ Every job reads the current state when it runs and converges Hopsworks on it, wi
 that are idempotent (an existing user, project or membership is success), so a job can be
 retried any number of times, and jobs of one account are serialised by their lock key.
 A Hopsworks outage makes the job fail; the queue retries it with backoff and the periodic
-``clusters.reconcile`` re-enqueues anything still unprovisioned, so nothing is lost.
+``clusters.reconcile`` re-enqueues anything still unprovisioned, so nothing is lost. A
+refusal that retrying cannot fix (a 4xx: a name taken by someone else, an account hopsplane
+may not adopt, a certificate it does not trust) ends the job at once and is recorded as the
+cluster's operator error instead of being retried.
+
+An account's project is saved only once it is usable: ``createas`` is sent once per attempt
+with its own long timeout (Hopsworks builds the project inside the call); after a timeout or
+409 the project is found by name and then checked as its owner (``GET /project/{id}``,
+``creationStatus`` DONE); until then the job is retried with the queue's backoff
+(``ProjectNotReady``), a bounded wait. A saved project that disappears from the cluster is
+found by the cluster audit and provisioned again.
 
 What only a project member may do (members, jobs, Jupyter, deployments) is done with a
 short-lived token of the project's owner (or, for a Jupyter server, of its user), signed
@@ -44,6 +54,7 @@ from hopsplane.clusters.rules import (
     split_name,
 )
 from hopsplane.crypto import SecretBox
+from hopsplane.db.engine import Database
 from hopsplane.db.models import User
 from hopsplane.errors import Unavailable
 from hopsplane.integrations.hopsworks import (
@@ -57,6 +68,7 @@ from hopsplane.integrations.hopsworks import (
     OwnerSession,
 )
 from hopsplane.integrations.hopsworks.client import NUM_PROJECTS_LIMIT_REACHED
+from hopsplane.integrations.hopsworks.owner import PROJECT_NOT_FOUND
 from hopsplane.worker.schemas import Handler, JobContext, Task
 
 log = structlog.get_logger(__name__)
@@ -87,11 +99,35 @@ def _client(session: Session, ctx: JobContext, cluster_id: uuid.UUID) -> Iterato
     factory: HopsworksClientFactory = ctx.services["hopsworks"]
     conn = service.connection(session, box, cluster_id)
     auth = conn.auth_api_key.get_secret_value() if conn.auth_api_key else None
-    client = factory(conn.api_url, conn.api_key.get_secret_value(), auth)
+    client = factory(conn.api_url, conn.api_key.get_secret_value(), auth,
+                     ca_bundle=conn.ca_bundle)
+    database: Database | None = ctx.services.get("database")
+    if database is not None:
+        client.key_ledger = SigningKeys(database, cluster_id)
     try:
         yield client
     finally:
         client.close()
+
+
+class SigningKeys:
+    """The record of the signing keys hopsplane makes on a cluster, written in transactions
+    of their own so that it survives the job's rollback: a key is recorded before
+    ``POST /jwt`` and forgotten once ``DELETE /jwt/key`` succeeded; what is left is deleted
+    by the cluster audit once its token has expired (:func:`hopsplane.clusters.enforcement.
+    audit_cluster`)."""
+
+    def __init__(self, database: Database, cluster_id: uuid.UUID) -> None:
+        self._database = database
+        self._cluster_id = cluster_id
+
+    def opened(self, key_name: str) -> None:
+        with self._database.transaction() as session:
+            repo.record_signing_key(session, self._cluster_id, key_name)
+
+    def closed(self, key_name: str) -> None:
+        with self._database.transaction() as session:
+            repo.forget_signing_key(session, key_name)
 
 
 @contextmanager
@@ -109,8 +145,10 @@ def _as_user(client: HopsworksApi, username: str) -> Iterator[OwnerSession]:
 
 
 def _operator_errors(handler: Handler) -> Handler:
-    """Run ``handler``; a HopsworksMisconfigured ends the job and is recorded on the cluster
-    of the account (retrying cannot fix it)."""
+    """Run ``handler``; what retrying cannot fix ends the job and is recorded on the cluster
+    of the account: a HopsworksMisconfigured, or a 4xx refusal (the worker's retries are for
+    outages). A project that no longer exists (404 PROJECT_NOT_FOUND) is not the cluster's
+    fault: the job ends and the cluster audit provisions the account again."""
 
     def run(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
         cluster = _cluster_of(session, args)
@@ -123,6 +161,18 @@ def _operator_errors(handler: Handler) -> Handler:
             service.report_operator_error(session, cluster, exc.message)
             log.error("hopsworks cluster needs an operator", cluster=str(cluster),
                       error=exc.message)
+        except HopsworksRejected as exc:
+            if cluster is None or not 400 <= exc.http_status < 500:
+                raise
+            if exc.http_status == 404 and exc.error_code == PROJECT_NOT_FOUND:
+                log.warning("hopsworks project gone; the cluster audit provisions it again",
+                            cluster=str(cluster), error=exc.message)
+                tasks.enqueue_cluster_audit(session, str(cluster))
+                return
+            message = f"{exc.message} (retrying cannot fix a {exc.http_status})"
+            service.report_operator_error(session, cluster, message)
+            log.error("hopsworks refused; the cluster needs an operator", cluster=str(cluster),
+                      error=message)
 
     run.__doc__ = handler.__doc__
     return run
@@ -144,7 +194,7 @@ def _budget_stopped(user: User) -> bool:
     return bool((user.metadata_ or {}).get(BUDGET_STOPPED_KEY, False))
 
 
-def provision_owner(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+def _provision_owner(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     owner = repo.get_user(session, str(args["user_id"]))
     if owner is None or owner.account_owner_id is not None:
         return  # deleted, or now a member (provision_member takes over)
@@ -161,6 +211,8 @@ def provision_owner(session: Session, args: dict[str, Any], ctx: JobContext) -> 
             client, project_name_for(owner.id), hw_user, f"hopsplane account {owner.id}",
             project_services(cluster.metadata),
         )
+        with _as_user(client, hw_user.username) as as_owner:
+            as_owner.project_ready(project.id)  # ProjectNotReady: retried with backoff
         repo.save_project(session, owner.id, project.id, project.name, project.namespace)
         if _suspended(owner):
             client.set_user_active(hw_user.id, False)
@@ -223,7 +275,7 @@ def _provision_member(session: Session, args: dict[str, Any], ctx: JobContext) -
     log.info("member provisioned", account=owner.id, member=member.id, project=project_id)
 
 
-def sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+def _sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     """Deactivate (suspended) or reactivate every provisioned Hopsworks user of an account;
     a member stopped by their budget stays deactivated while the account is active.
     After a deactivation, queue the next step of the suspension: stopping the account's
@@ -310,6 +362,8 @@ def _on(user: User, cluster: str) -> bool:
     return metadata.get(CLUSTER_KEY) == cluster and metadata.get("hopsworks_user_id") is not None
 
 
+provision_owner = _operator_errors(_provision_owner)
+sync_account_status = _operator_errors(_sync_account_status)
 provision_member = _operator_errors(_provision_member)
 remove_member = _operator_errors(_remove_member)
 

@@ -4,6 +4,7 @@ columns of users. The only module of the domain that writes SQL."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, func, select, text, update
@@ -139,27 +140,65 @@ def count_drift(session: Session) -> list[tuple[uuid.UUID, int, int]]:
 
 def all_secrets_for_update(
     session: Session,
-) -> list[tuple[uuid.UUID, str, str | None, str | None]]:
-    """(id, api_key, kubeconfig, auth_api_key) ciphertexts of every cluster, locked."""
+) -> list[tuple[uuid.UUID, str, str | None, str | None, str | None]]:
+    """(id, api_key, kubeconfig, auth_api_key, prometheus_auth) ciphertexts of every
+    cluster, locked."""
     rows = session.execute(
         text(
-            "SELECT id, api_key, kubeconfig, auth_api_key FROM hopsworks_clusters "
-            "ORDER BY id FOR UPDATE"
+            "SELECT id, api_key, kubeconfig, auth_api_key, prometheus_auth "
+            "FROM hopsworks_clusters ORDER BY id FOR UPDATE"
         )
     )
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
 def store_secrets(
     session: Session, cluster_id: uuid.UUID, api_key: str, kubeconfig: str | None,
-    auth_api_key: str | None,
+    auth_api_key: str | None, prometheus_auth: str | None,
 ) -> None:
     session.execute(
         text(
-            "UPDATE hopsworks_clusters SET api_key = :k, kubeconfig = :c, auth_api_key = :a "
-            "WHERE id = :id"
+            "UPDATE hopsworks_clusters SET api_key = :k, kubeconfig = :c, auth_api_key = :a, "
+            "prometheus_auth = :p WHERE id = :id"
         ),
-        {"k": api_key, "c": kubeconfig, "a": auth_api_key, "id": cluster_id},
+        {"k": api_key, "c": kubeconfig, "a": auth_api_key, "p": prometheus_auth,
+         "id": cluster_id},
+    )
+
+
+# -- signing keys hopsplane made on clusters (Hopsworks cannot list them) ------------------
+
+def record_signing_key(session: Session, cluster_id: uuid.UUID, key_name: str) -> None:
+    session.execute(
+        text("INSERT INTO hopsplane.hopsworks_signing_keys (key_name, cluster_id) "
+             "VALUES (:k, :c) ON CONFLICT (key_name) DO NOTHING"),
+        {"k": key_name, "c": cluster_id},
+    )
+
+
+def forget_signing_key(session: Session, key_name: str) -> None:
+    session.execute(text("DELETE FROM hopsplane.hopsworks_signing_keys WHERE key_name = :k"),
+                    {"k": key_name})
+
+
+def signing_keys_older_than(
+    session: Session, cluster_id: uuid.UUID, before: datetime, *, limit: int = 500
+) -> list[str]:
+    rows = session.execute(
+        text("SELECT key_name FROM hopsplane.hopsworks_signing_keys "
+             "WHERE cluster_id = :c AND created_at < :t ORDER BY created_at LIMIT :n"),
+        {"c": cluster_id, "t": before, "n": limit},
+    )
+    return [r[0] for r in rows]
+
+
+def forget_project(session: Session, user_id: str) -> None:
+    """The account's saved project no longer exists on its cluster: provisioning makes it
+    again."""
+    session.execute(
+        text("UPDATE users SET hopsworks_project_id = NULL, metadata = metadata "
+             "- 'hopsworks_project_name' - 'hopsworks_namespace' WHERE id = :id"),
+        {"id": user_id},
     )
 
 

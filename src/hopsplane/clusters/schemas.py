@@ -35,6 +35,19 @@ class ClusterCreate(BaseModel):
     max_users: int = Field(100, ge=0, le=1_000_000, description="Accounts the cluster may hold.")
     kubeconfig: SecretStr | None = Field(None, description="Stored encrypted, never returned.")
     prometheus_url: Url | None = Field(None, description="Prometheus HTTP API base URL.")
+    ca_bundle: str | None = Field(
+        None, max_length=200_000, description="PEM of the CA(s) that signed the Hopsworks "
+        "API's certificate; without it the system's trust store is used.")
+    prometheus_ca_bundle: str | None = Field(
+        None, max_length=200_000, description="PEM of the CA(s) that signed Prometheus' "
+        "certificate.")
+    prometheus_bearer_token: SecretStr | None = Field(
+        None, description="Bearer token Prometheus wants. Stored encrypted, never returned.")
+    prometheus_username: str | None = Field(
+        None, max_length=200, description="Basic-auth user of Prometheus (with the password).")
+    prometheus_password: SecretStr | None = Field(
+        None, description="Basic-auth password of Prometheus. Stored encrypted, never "
+        "returned.")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -49,6 +62,15 @@ class ClusterUpdate(BaseModel):
     max_users: int | None = Field(None, ge=0, le=1_000_000)
     kubeconfig: SecretStr | None = None
     prometheus_url: Url | None = Field(None, description="Empty string removes it.")
+    ca_bundle: str | None = Field(None, max_length=200_000,
+                                  description="PEM; an empty string removes it.")
+    prometheus_ca_bundle: str | None = Field(None, max_length=200_000,
+                                             description="PEM; an empty string removes it.")
+    prometheus_bearer_token: SecretStr | None = Field(
+        None, description="Replaces Prometheus' credentials; an empty string removes them.")
+    prometheus_username: str | None = Field(None, max_length=200)
+    prometheus_password: SecretStr | None = Field(
+        None, description="With prometheus_username: basic auth; replaces a bearer token.")
 
 
 class ClusterOut(BaseModel):
@@ -68,6 +90,10 @@ class ClusterOut(BaseModel):
         None, description="What an operator must fix before provisioning can go on."
     )
     prometheus_url: str | None
+    has_ca_bundle: bool = False
+    has_prometheus_ca_bundle: bool = False
+    prometheus_auth: str | None = Field(
+        None, description="How hopsplane authenticates to Prometheus: bearer, basic or none.")
     metadata: dict[str, Any]
 
 
@@ -93,6 +119,17 @@ class ClusterSecrets(BaseModel):
     api_url: str
     api_key: SecretStr
     auth_api_key: SecretStr | None
+    ca_bundle: str | None = None
+
+
+class PrometheusConnection(BaseModel):
+    """How to reach a cluster's Prometheus, decrypted, for the usage collector only."""
+
+    url: str
+    ca_bundle: str | None = None
+    bearer_token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
 
 
 class StoppedWorkloadOut(BaseModel):

@@ -32,6 +32,7 @@ from hopsplane.clusters.schemas import (
     ClusterOut,
     ClusterSecrets,
     ClusterUpdate,
+    PrometheusConnection,
     StoppedWorkloadOut,
     StrayProjectOut,
 )
@@ -39,6 +40,9 @@ from hopsplane.crypto import SecretBox
 from hopsplane.db.models import HopsworksCluster
 from hopsplane.errors import Conflict, Invalid, NotFound, Unavailable
 from hopsplane.integrations.hopsworks import HopsworksProject
+from hopsplane.integrations.tls import validate_ca_bundle
+
+PROMETHEUS_AUTH_KIND_KEY = "prometheus_auth"  # metadata: "bearer" | "basic" (never the secret)
 
 MAX_PAGE = 500
 
@@ -58,8 +62,36 @@ def to_out(cluster: HopsworksCluster) -> ClusterOut:
         project_services=project_services(metadata),
         operator_error=metadata.get(OPERATOR_ERROR_KEY),
         prometheus_url=metadata.get(PROMETHEUS_URL_KEY),
+        has_ca_bundle=cluster.ca_bundle is not None,
+        has_prometheus_ca_bundle=cluster.prometheus_ca_bundle is not None,
+        prometheus_auth=metadata.get(PROMETHEUS_AUTH_KIND_KEY) if cluster.prometheus_auth
+        else None,
         metadata=metadata,
     )
+
+
+def _prometheus_auth(
+    box: SecretBox, bearer: SecretStr | None, username: str | None, password: SecretStr | None,
+) -> tuple[str | None, str | None] | None:
+    """(kind, ciphertext) of the Prometheus credentials given, (None, None) to remove them
+    (an empty bearer token), None when none were given."""
+    if bearer is not None:
+        token = bearer.get_secret_value().strip()
+        if not token:
+            return None, None
+        return "bearer", box.encrypt(json.dumps({"bearer": token}))
+    if username is None and password is None:
+        return None
+    if not username or not username.strip() or password is None \
+            or not password.get_secret_value():
+        raise Invalid("Prometheus basic auth needs both prometheus_username and "
+                      "prometheus_password")
+    return "basic", box.encrypt(json.dumps(
+        {"username": username.strip(), "password": password.get_secret_value()}))
+
+
+def _bundle(value: str | None, what: str) -> str | None:
+    return validate_ca_bundle(value, what) if value else None
 
 
 def register_cluster(session: Session, box: SecretBox, data: ClusterCreate) -> ClusterOut:
@@ -69,6 +101,11 @@ def register_cluster(session: Session, box: SecretBox, data: ClusterCreate) -> C
         metadata[PROMETHEUS_URL_KEY] = validate_http_url(data.prometheus_url, "prometheus_url")
     metadata[PROJECT_SERVICES_KEY] = validate_services(data.project_services)
     kubeconfig = data.kubeconfig.get_secret_value() if data.kubeconfig else None
+    kind, prometheus_auth = _prometheus_auth(
+        box, data.prometheus_bearer_token, data.prometheus_username, data.prometheus_password,
+    ) or (None, None)
+    if kind:
+        metadata[PROMETHEUS_AUTH_KIND_KEY] = kind
     cluster = _guarded(session, lambda: repo.insert_cluster(
         session,
         name=validate_name(data.name),
@@ -80,6 +117,9 @@ def register_cluster(session: Session, box: SecretBox, data: ClusterCreate) -> C
         else None,
         max_users=validate_max_users(data.max_users),
         status=ClusterStatus.ACTIVE.value,
+        ca_bundle=_bundle(data.ca_bundle, "ca_bundle"),
+        prometheus_ca_bundle=_bundle(data.prometheus_ca_bundle, "prometheus_ca_bundle"),
+        prometheus_auth=prometheus_auth,
         metadata_=metadata,
     ))
     return to_out(cluster)
@@ -154,10 +194,23 @@ def update_cluster(
             metadata.pop(PROMETHEUS_URL_KEY, None)
     if data.project_services is not None:
         metadata[PROJECT_SERVICES_KEY] = validate_services(data.project_services)
+    if data.ca_bundle is not None:
+        values["ca_bundle"] = _bundle(data.ca_bundle.strip(), "ca_bundle")
+    if data.prometheus_ca_bundle is not None:
+        values["prometheus_ca_bundle"] = _bundle(data.prometheus_ca_bundle.strip(),
+                                                 "prometheus_ca_bundle")
+    auth = _prometheus_auth(box, data.prometheus_bearer_token, data.prometheus_username,
+                            data.prometheus_password)
+    if auth is not None:
+        kind, values["prometheus_auth"] = auth
+        if kind:
+            metadata[PROMETHEUS_AUTH_KIND_KEY] = kind
+        else:
+            metadata.pop(PROMETHEUS_AUTH_KIND_KEY, None)
     if not values and data.prometheus_url is None and data.project_services is None:
         raise Invalid("nothing to update")
-    # a change of URL or keys is what an operator does to fix an operator error: try again
-    if {"api_url", "api_key", "auth_api_key"} & values.keys():
+    # a change of URL, keys or trust is what an operator does to fix an operator error
+    if {"api_url", "api_key", "auth_api_key", "ca_bundle"} & values.keys():
         metadata.pop(OPERATOR_ERROR_KEY, None)
     values["metadata_"] = metadata
     return to_out(_guarded(session, lambda: repo.update_cluster(session, cluster, **values)))
@@ -248,21 +301,43 @@ def connection(session: Session, box: SecretBox, cluster_id: uuid.UUID) -> Clust
     return ClusterSecrets(
         id=cluster.id, api_url=cluster.api_url, api_key=SecretStr(box.decrypt(cluster.api_key)),
         auth_api_key=SecretStr(box.decrypt(auth)) if auth is not None else None,
+        ca_bundle=cluster.ca_bundle,
+    )
+
+
+def prometheus_connection(
+    session: Session, box: SecretBox, cluster_id: uuid.UUID
+) -> PrometheusConnection | None:
+    """How to reach the cluster's Prometheus (decrypted, never rendered); None when it has
+    no ``prometheus_url``."""
+    cluster = _require(session, cluster_id)
+    url = (cluster.metadata_ or {}).get(PROMETHEUS_URL_KEY)
+    if not isinstance(url, str) or not url:
+        return None
+    secret: dict[str, Any] = (json.loads(box.decrypt(cluster.prometheus_auth))
+                              if cluster.prometheus_auth else {})
+    return PrometheusConnection(
+        url=url, ca_bundle=cluster.prometheus_ca_bundle,
+        bearer_token=SecretStr(secret["bearer"]) if secret.get("bearer") else None,
+        username=secret.get("username"),
+        password=SecretStr(secret["password"]) if secret.get("password") else None,
     )
 
 
 def rotate_secrets(session: Session, box: SecretBox) -> int:
-    """Re-encrypt every stored cluster secret (both API keys, the kubeconfig) under the
-    first configured key. Returns how many clusters were rewritten. Fails (and changes
-    nothing) if any secret cannot be decrypted with the configured keys."""
+    """Re-encrypt every stored cluster secret (both API keys, the kubeconfig, the
+    Prometheus credentials) under the first configured key. Returns how many clusters were
+    rewritten. Fails (and changes nothing) if any secret cannot be decrypted with the
+    configured keys."""
     rows = repo.all_secrets_for_update(session)
-    for cluster_id, api_key, kubeconfig, auth_api_key in rows:
+    for cluster_id, api_key, kubeconfig, auth_api_key, prometheus_auth in rows:
         repo.store_secrets(
             session,
             cluster_id,
             box.rotate(api_key),
             box.rotate(kubeconfig) if kubeconfig is not None else None,
             box.rotate(auth_api_key) if auth_api_key is not None else None,
+            box.rotate(prometheus_auth) if prometheus_auth is not None else None,
         )
     return len(rows)
 

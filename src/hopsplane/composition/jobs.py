@@ -19,10 +19,12 @@ its 7-day notices (credits).
 from __future__ import annotations
 
 from dataclasses import replace
+import uuid
 from typing import Any
 
 from hopsplane.billing import tasks as billing_tasks
 from hopsplane.clusters import enforcement, provisioning
+from hopsplane.clusters import service as clusters
 from hopsplane.composition.hooks import build_hooks
 from hopsplane.config import Settings
 from hopsplane.credits import tasks as credits_tasks
@@ -30,6 +32,7 @@ from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.hopsworks import build_client_factory
+from hopsplane.integrations.prometheus import PrometheusQuery, build_prometheus_client
 from hopsplane.integrations.stripe import build_stripe
 from hopsplane.payments import tasks as payment_tasks
 from hopsplane.sessions import tasks as session_tasks
@@ -70,9 +73,28 @@ def services(settings: Settings, database: Database) -> dict[str, Any]:
         "database": database,
         "box": SecretBox(settings.effective_encryption_keys),
         "hopsworks": build_client_factory(settings),
+        "prometheus": prometheus_factory(database, SecretBox(settings.effective_encryption_keys)),
         "hooks": build_hooks(settings),
         "mailer": build_mailer(settings),
         "stripe": build_stripe(settings),
         # a usage collection that changed accounts' usage queues their billing at once
         "usage_changed": billing_tasks.enqueue_account_billing,
     }
+
+
+def prometheus_factory(database: Database, box: SecretBox) -> Any:
+    """(cluster id, prometheus_url) -> a Prometheus client with the cluster's CA bundle and
+    credentials (decrypted in a short transaction of its own, never logged)."""
+
+    def build(cluster_id: uuid.UUID, url: str) -> PrometheusQuery:
+        with database.transaction() as session:
+            conn = clusters.prometheus_connection(session, box, cluster_id)
+        if conn is None:
+            return build_prometheus_client(url)
+        basic = ((conn.username, conn.password.get_secret_value())
+                 if conn.username and conn.password else None)
+        return build_prometheus_client(
+            conn.url, ca_bundle=conn.ca_bundle, basic_auth=basic,
+            bearer_token=conn.bearer_token.get_secret_value() if conn.bearer_token else None)
+
+    return build

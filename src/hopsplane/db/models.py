@@ -113,6 +113,9 @@ class HopsworksCluster(Base):
     kubeconfig: Mapped[str | None] = mapped_column(Text)  # Fernet ciphertext
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=_EMPTY_JSON)
     auth_api_key: Mapped[str | None] = mapped_column(Text)  # Fernet ciphertext (revision 0012)
+    ca_bundle: Mapped[str | None] = mapped_column(Text)  # PEM, public (revision 0024)
+    prometheus_ca_bundle: Mapped[str | None] = mapped_column(Text)  # PEM, public
+    prometheus_auth: Mapped[str | None] = mapped_column(Text)  # Fernet ciphertext of JSON
 
 
 class AccountCluster(Base):
@@ -665,6 +668,28 @@ class StoppedWorkload(Base):
     name: Mapped[str] = mapped_column(Text)
     hopsworks_user: Mapped[str | None] = mapped_column(Text)
     stopped_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class HopsworksSigningKey(Base):
+    """A signing key hopsplane made on a cluster (``POST /jwt``) and has not yet seen
+    deleted (revision 0024)."""
+
+    __tablename__ = "hopsworks_signing_keys"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["cluster_id"], ["hopsworks_clusters.id"],
+            name="hopsworks_signing_keys_cluster_id_fkey", ondelete="CASCADE",
+        ),
+        CheckConstraint("key_name LIKE 'hopsplane-%'",
+                        name="hopsworks_signing_keys_key_name_check"),
+        Index("hopsworks_signing_keys_created_idx", "created_at"),
+        {"schema": MACHINERY_SCHEMA},
+    )
+
+    key_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    cluster_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
 # --- issue 16: browser sessions, server-side (revision 0014, schema `hopsplane`) --------
 
 

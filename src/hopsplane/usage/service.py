@@ -273,12 +273,18 @@ def collect_cluster_day(
     return result
 
 
-PrometheusFactory = Callable[[str], PrometheusQuery]
+PrometheusFactory = Callable[[uuid.UUID, str], PrometheusQuery]
+"""(cluster id, its prometheus_url) -> client. The composition root gives one that adds the
+cluster's CA bundle and credentials (kept by the clusters domain); the default has neither."""
 NO_PROMETHEUS = "no metadata.prometheus_url"
 UsageChanged = Callable[[Session, list[str], date], None]
 """Told, inside a collection's transaction, which accounts' usage of a day it changed: the
 composition root hands billing's "charge these accounts now" here, so the balance follows
 the usage within the same minute instead of at the next billing slot."""
+
+
+def _plain_prometheus(cluster_id: uuid.UUID, url: str) -> PrometheusQuery:
+    return build_prometheus_client(url)
 
 
 def prometheus_url(session: Session, cluster_id: uuid.UUID) -> str:
@@ -302,7 +308,7 @@ def collect_all(
     per cluster (a failing cluster is reported in its result and does not stop the others),
     then refold the unmatched. ``on_change`` hears, in each cluster's transaction, of the
     accounts whose usage changed."""
-    factory = prometheus_for or build_prometheus_client
+    factory = prometheus_for or _plain_prometheus
     with database.transaction() as session:
         clusters = repo.clusters_to_collect(session)
     results: list[CollectResult] = []
@@ -311,7 +317,7 @@ def collect_all(
         if not isinstance(url, str) or not url:
             results.append(CollectResult(cluster_id, day, error=NO_PROMETHEUS))
             continue
-        client = factory(url)
+        client = factory(cluster_id, url)
         try:
             with database.transaction() as session:
                 result = collect_cluster_day(session, cluster_id, day, client, now=now,

@@ -46,7 +46,8 @@ def collect_usage_job(session: Session, args: dict[str, Any], ctx: JobContext) -
     yesterday = today - timedelta(days=1)
     enqueue_finalisation(session, yesterday, max(now, day_end(yesterday) + grace))
     enqueue_finalisation(session, today, day_end(today) + grace)
-    collect_all(ctx.services["database"], today, now=now, on_change=_on_change(ctx))
+    collect_all(ctx.services["database"], today, now=now, on_change=_on_change(ctx),
+                prometheus_for=ctx.services.get("prometheus"))
 
 
 def finalise_day_job(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
@@ -58,7 +59,8 @@ def finalise_day_job(session: Session, args: dict[str, Any], ctx: JobContext) ->
     now = ctx.clock().astimezone(UTC)
     if now < day_end(day):
         raise Unavailable(f"{day.isoformat()} has not ended yet")
-    results = collect_all(ctx.services["database"], day, now=now, on_change=_on_change(ctx))
+    results = collect_all(ctx.services["database"], day, now=now, on_change=_on_change(ctx),
+                prometheus_for=ctx.services.get("prometheus"))
     # a cluster without a Prometheus (its usage comes from an agent) is not a failure
     failed = [f"{r.cluster_id}: {r.error}" for r in results
               if r.error and r.error != NO_PROMETHEUS]

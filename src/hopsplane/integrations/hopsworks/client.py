@@ -6,9 +6,12 @@ ADMINISTER_USERS and PROJECT) for ``/admin/...``, and an API key with only the A
 that signs short-lived tokens of project owners (``POST /jwt``) for the endpoints that
 accept nothing but a JWT of a project member (:mod:`hopsplane.integrations.hopsworks.owner`).
 Every call has a timeout; connection errors,
-timeouts, 429 and 5xx answers are retried with exponential backoff; "already exists"
-answers (HTTP 409, or Hopsworks error codes USER_EXISTS 160003 / PROJECT_EXISTS 150001) are
-success, so every operation can be repeated safely. The API key is never logged.
+timeouts, 429 and 5xx answers are retried with exponential backoff, except the calls that
+must not be sent twice (``createas``, ``POST /jwt``): their outcome is looked up instead.
+A 409 is success only for the error codes of :data:`ALREADY_DONE` ("the thing you asked
+for exists already"); any other 409 is an error with its code. A certificate the client does
+not trust is an operator's error (said in plain words), never retried. The API key is never
+logged.
 
 Endpoints and payloads were checked against the public sources of logicalclocks/hopsworks
 (``UsersAdminResource``, ``ProjectsAdmin``, ``RESTCodes``); see docs/hopsworks.md for what
@@ -20,10 +23,11 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 import httpx
 import structlog
@@ -31,6 +35,7 @@ import structlog
 from hopsplane.config import Settings
 from hopsplane.errors import AppError, Unavailable
 from hopsplane.fields import is_header_safe
+from hopsplane.integrations.tls import describe_tls_error, verify_for
 
 if TYPE_CHECKING:
     from hopsplane.integrations.hopsworks.owner import OwnerSession
@@ -40,12 +45,46 @@ log = structlog.get_logger(__name__)
 API_PREFIX = "/hopsworks-api/api"
 USER_EXISTS = 160003
 PROJECT_EXISTS = 150001
-ALREADY_MEMBER = 150024  # RESTCodes.ProjectErrorCode.TEAM_MEMBER_ALREADY_EXISTS; 409 too
+ALREADY_MEMBER = 150024  # RESTCodes.ProjectErrorCode.TEAM_MEMBER_ALREADY_EXISTS; HTTP 400
+DUPLICATE_KEY_ERROR = 200015  # a signing key of that name exists (a re-sent POST /jwt)
 FAILED_TO_ADD_MEMBER = 150081  # ProjectMembersService since 2.5: not added, reason in usrMsg
+_ALREADY_MEMBER_TEXT = "already a member"
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyDone:
+    name: str
+    http_status: int
+    source: str
+    text: str | None = None  # the answer counts only when its message says this
+
+
+ALREADY_DONE: dict[int, AlreadyDone] = {
+    USER_EXISTS: AlreadyDone(
+        "USER_EXISTS", 409, "RESTCodes.java:921, thrown by UserValidator.java:110-112 "
+        "(POST /admin/users); the user is then looked up by email"),
+    ALREADY_MEMBER: AlreadyDone(
+        "TEAM_MEMBER_ALREADY_EXISTS", 400, "RESTCodes.java:102-103 (project members)"),
+    FAILED_TO_ADD_MEMBER: AlreadyDone(
+        "FAILED_TO_ADD_MEMBER", 400, "RESTCodes.java:197; ProjectMembersService.java:160-172 "
+        "puts ProjectController.java:1845,1848's reason in usrMsg", _ALREADY_MEMBER_TEXT),
+}
+"""The only refusals that mean "what you asked for is done already" (error code -> name,
+status, source in logicalclocks/hopsworks master, and for a code that has several reasons
+the words that make it this one), each accepted only by the call that names it
+(``exists_codes``). Every other 409 is an error with its code: PROJECT_EXISTS 150001
+(``RESTCodes.java:65``) says only that *a* project of that name exists, maybe still being
+built, maybe not ours (see ``create_project``); DUPLICATE_KEY_ERROR 200015
+(``RESTCodes.java:876``) means a ``POST /jwt`` was sent twice."""
+
+
+def already_done(code: int | None, message: str, exists_codes: frozenset[int] | set[int]) -> bool:
+    entry = ALREADY_DONE.get(code) if code is not None and code in exists_codes else None
+    return entry is not None and (entry.text is None or entry.text in message)
+
 NUM_PROJECTS_LIMIT_REACHED = 150002  # RESTCodes.ProjectErrorCode; HTTP 400
 NO_ROLE_FOUND = 160000  # ProjectAuthFilter: the caller is not a member of the project; 403
 FEATURE_FLAG_NOT_ENABLED = 120012  # FeatureFlagFilter: e.g. serving without the DS profile
-_ALREADY_MEMBER_TEXT = "already a member"
 ACTIVATED = "ACTIVATED_ACCOUNT"
 DEACTIVATED = "DEACTIVATED_ACCOUNT"
 DEFAULT_MEMBER_ROLE = "Data scientist"
@@ -96,6 +135,12 @@ class HopsworksRejected(AppError):
         self.error_code = error_code
 
 
+class ProjectNotReady(Unavailable):
+    """The account's project is listed but not usable yet (Hopsworks is still building it,
+    ``creationStatus`` ONGOING, or its owner is not yet its member) or it vanished (a failed
+    creation is cleaned up): the job is retried, with its backoff, until it is."""
+
+
 class HopsworksMisconfigured(AppError):
     """The cluster cannot do what provisioning needs until an operator acts: no AUTH key,
     a key without the AUTH scope, or a Hopsworks older than 3.7 (no API-key ``/jwt``).
@@ -111,6 +156,7 @@ class HopsworksUser:
     email: str
     status: int | str | None = None
     max_projects: int | None = None  # maxNumProjects: how many projects they may own
+    roles: tuple[str, ...] = ()  # group names of ``role`` (UsersBuilder.java:126): HOPS_USER…
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +174,14 @@ def namespace_of(project_name: str) -> str:
 
 
 class HopsworksApi(Protocol):
+    key_ledger: SigningKeyLedger | None
     def version(self) -> tuple[int, ...] | None: ...
     def create_user(
         self, email: str, first_name: str, last_name: str, max_projects: int | None = None,
     ) -> HopsworksUser: ...
     def find_user(self, email: str) -> HopsworksUser | None: ...
     def list_users(self) -> list[HopsworksUser]: ...
+    def find_project(self, name: str) -> HopsworksProject | None: ...
     def create_project(
         self, name: str, owner_username: str, description: str,
         services: Sequence[str] = DEFAULT_PROJECT_SERVICES,
@@ -141,13 +189,31 @@ class HopsworksApi(Protocol):
     def list_projects(self) -> list[HopsworksProject]: ...
     def set_user_active(self, user_id: int, active: bool) -> None: ...
     def set_max_projects(self, user_id: int, max_projects: int) -> None: ...
-    def acting_as(self, username: str) -> contextlib.AbstractContextManager[OwnerSession]: ...
+    def delete_signing_key(self, key_name: str) -> None: ...
+    def acting_as(
+        self, username: str, ledger: SigningKeyLedger | None = None,
+    ) -> contextlib.AbstractContextManager[OwnerSession]: ...
     def close(self) -> None: ...
 
 
-HopsworksClientFactory = Callable[[str, str, "str | None"], HopsworksApi]
-"""(api_url, admin api_key, AUTH api_key or None) -> client; built once from settings,
-called per cluster."""
+class SigningKeyLedger(Protocol):
+    """Where the names of the signing keys hopsplane makes are written down until they are
+    deleted again: Hopsworks has no public call that lists signing keys (``JWTResource.java``
+    offers POST, PUT, DELETE /{token}, DELETE /key/{keyName} and the ELK calls only), so a
+    key whose ``DELETE /jwt/key`` failed can only be found again from hopsplane's record."""
+
+    def opened(self, key_name: str) -> None: ...
+    def closed(self, key_name: str) -> None: ...
+
+
+class HopsworksClientFactory(Protocol):
+    """(api_url, admin api_key, AUTH api_key or None, the cluster's CA bundle) -> client;
+    built once from settings, called per cluster."""
+
+    def __call__(
+        self, api_url: str, api_key: str, auth_api_key: str | None, *,
+        ca_bundle: str | None = None,
+    ) -> HopsworksApi: ...
 
 
 class HopsworksClient:
@@ -161,6 +227,8 @@ class HopsworksClient:
         retries: int = 3,
         backoff: float = 0.5,
         verify_tls: bool = True,
+        ca_bundle: str | None = None,
+        create_timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         for what, key in (("admin", api_key), ("AUTH", auth_api_key)):
@@ -174,12 +242,14 @@ class HopsworksClient:
         self.base_url = api_url.rstrip("/") + API_PREFIX
         self.retries = max(0, retries)
         self.backoff = max(0.0, backoff)
+        self.create_timeout = create_timeout
+        self.key_ledger: SigningKeyLedger | None = None
         self._auth_header = f"ApiKey {auth_api_key}" if auth_api_key else None
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"ApiKey {api_key}", "Accept": "application/json"},
             timeout=timeout,
-            verify=verify_tls,
+            verify=verify_for(ca_bundle, verify_tls),
             transport=transport,
         )
 
@@ -250,16 +320,31 @@ class HopsworksClient:
                 http_status=409,
                 error_code=USER_EXISTS,
             )
+        if created is None:
+            _refuse_to_adopt(found)
         if max_projects is not None and found.max_projects != max_projects:
             self.set_max_projects(found.id, max_projects)
         return found
 
     def find_user(self, email: str) -> HopsworksUser | None:
+        """The user of ``email``, asked for by email rather than by listing the cluster:
+        ``filter_by=user_email:<email>`` is ``UPPER(u.email) LIKE CONCAT(:email, '%')``
+        (``UserFacade.java:271``, the value upper-cased by ``api/user/FilterBy.java:26-31``),
+        a prefix match, hence the exact comparison here; ``sort_by=email:asc``
+        (``UserFacade.java:216-220``) because without it the pages have no ORDER BY and may
+        skip or repeat rows."""
         wanted = email.lower()
-        return next((u for u in self.list_users() if u.email.lower() == wanted), None)
+        params = {"filter_by": f"user_email:{email}", "sort_by": "email:asc"}
+        for item in self._paged("/admin/users", params=params):
+            if str(item.get("email", "")).lower() == wanted:
+                return _user(item)
+        return None
 
     def list_users(self) -> list[HopsworksUser]:
-        return [_user(item) for item in self._paged("/admin/users")]
+        """Every user of the cluster, in a stable order (``sort_by=email:asc``: without it
+        offset pages are unordered, ``UserFacade.java:85-95``)."""
+        return [_user(item) for item in self._paged("/admin/users",
+                                                      params={"sort_by": "email:asc"})]
 
     def set_user_active(self, user_id: int, active: bool) -> None:
         """PUT /admin/users/{id} with the new status; setting the current status is a no-op."""
@@ -283,10 +368,17 @@ class HopsworksClient:
         """Create ``name`` owned by the Hopsworks user ``owner_username`` (``createas``
         looks the owner up by username since Hopsworks 3.0) with ``services`` (names of
         ProjectServiceEnum; an empty list makes a project without feature store, jobs or
-        Jupyter); an existing project of that name is success (names are derived from the
-        account, so the same name means ours). Hopsworks answers without the project's id
-        (201 with a message up to 3.1, 200 with no body since 3.2), so it is read from the
-        project list."""
+        Jupyter), and return it as listed. The project may not be usable yet: check it as
+        its owner (:meth:`OwnerSession.project_ready`) before relying on it.
+
+        Hopsworks builds the whole project inside this one call (the row is stored ONGOING
+        first, ``ProjectController.java:616``, and marked DONE at the end, :545; its own
+        integration tests wait 240 s), so the call has its own long timeout and is sent
+        once: a re-sent POST would meet the ONGOING row and answer 409 PROJECT_EXISTS.
+        After a timeout, a lost connection or a 409 PROJECT_EXISTS, the project is looked
+        up by name: one owned by someone else is not ours (HopsworksMisconfigured: an
+        operator must rename or delete it); none listed after a timeout is
+        :class:`ProjectNotReady` (the job is retried and sends createas again)."""
         body = {
             "projectName": name,
             "owner": owner_username,
@@ -294,31 +386,40 @@ class HopsworksClient:
             "services": list(services),
         }
         try:
-            response = self._request(
-                "POST", "/admin/projects/createas", json=body, exists_codes={PROJECT_EXISTS}
-            )
+            response = self._request("POST", "/admin/projects/createas", json=body,
+                                     timeout=self.create_timeout, resend=False)
+        except HopsworksUnavailable as exc:
+            existing = self.find_project(name)
+            if existing is None:
+                raise ProjectNotReady(
+                    f"creating project {name} did not complete ({exc.message}) and Hopsworks "
+                    "does not list it: it is tried again") from exc
+            return _ours(existing, owner_username)
         except HopsworksRejected as exc:
             # The owner's quota is checked before the name (ProjectController.java:602-607):
             # a repeat for an owner who may own one project answers "limit reached".
-            if exc.error_code != NUM_PROJECTS_LIMIT_REACHED:
+            if exc.error_code not in (PROJECT_EXISTS, NUM_PROJECTS_LIMIT_REACHED):
                 raise
-            existing = next((p for p in self.list_projects() if p.name == name), None)
+            existing = self.find_project(name)
             if existing is None:
+                if exc.error_code == PROJECT_EXISTS:  # gone between the POST and the list
+                    raise ProjectNotReady(f"project {name} exists but is not listed") from exc
                 raise
-            return existing
+            return _ours(existing, owner_username)
         if response is not None and response.content:
             created = _json(response)
             pid = created.get("id", created.get("projectId"))
             if pid is not None:
                 return _project({**created, "name": created.get("name", name)})
-        for project in self.list_projects():
-            if project.name == name:
-                return project
-        raise HopsworksRejected(
-            f"project {name} was created but Hopsworks does not list it",
-            http_status=response.status_code if response is not None else 409,
-            error_code=None,
-        )
+        found = self.find_project(name)
+        if found is None:
+            raise ProjectNotReady(f"project {name} was created but Hopsworks does not list it")
+        return found
+
+    def find_project(self, name: str) -> HopsworksProject | None:
+        """The project called ``name`` (names are unique ignoring case:
+        ``ProjectFacade.java:219-223``), with its creator; None when there is none."""
+        return next((p for p in self.list_projects() if p.name.lower() == name.lower()), None)
 
     def list_projects(self) -> list[HopsworksProject]:
         """Every project: ``{"items": [{"id", "name", ...}], "count"}`` since Hopsworks 3.2
@@ -334,24 +435,33 @@ class HopsworksClient:
     # -- acting as a user (the AUTH key) -------------------------------------------------
 
     @contextmanager
-    def acting_as(self, username: str) -> Iterator[OwnerSession]:
+    def acting_as(
+        self, username: str, ledger: SigningKeyLedger | None = None,
+    ) -> Iterator[OwnerSession]:
         """A session of the Hopsworks user ``username`` for the endpoints that take only a
         JWT of a project member (members, jobs, Jupyter, serving): ``POST /jwt`` with the
         AUTH key signs a token for them under a new signing key, which is deleted
         (``DELETE /jwt/key/{keyName}``, killing the token) when the block ends, whatever
-        happened inside it."""
+        happened inside it. ``ledger`` records the key's name before it exists and forgets
+        it once deleted, so a key left behind is deleted later (:meth:`delete_signing_key`).
+        The POST is sent once: re-sent with the same key name it would answer 409
+        DUPLICATE_KEY_ERROR."""
         from hopsplane.integrations.hopsworks.owner import OwnerSession
 
         if self._auth_header is None:
             raise HopsworksMisconfigured(
                 "the cluster has no AUTH API key (`hopsplane clusters update --auth-api-key`)"
             )
-        key_name = f"hopsplane-{uuid.uuid4().hex}"
+        ledger = ledger or self.key_ledger
+        key_name = f"{SIGNING_KEY_PREFIX}{uuid.uuid4().hex}"
         body = {"subject": username, "audiences": "api", "keyName": key_name,
                 "renewable": False, "expiresAt": jwt_expiry()}
+        if ledger is not None:
+            ledger.opened(key_name)
         try:
             try:
-                response = self._request("POST", "/jwt", json=body, auth=self._auth_header)
+                response = self._request("POST", "/jwt", json=body, auth=self._auth_header,
+                                         resend=False)
             except HopsworksRejected as exc:
                 _raise_if_auth_key_refused(exc, " at POST /jwt")
                 raise
@@ -364,19 +474,32 @@ class HopsworksClient:
             yield OwnerSession(self, f"Bearer {token}", username)
         finally:
             try:
-                self._request("DELETE", f"/jwt/key/{key_name}", auth=self._auth_header,
-                              missing_ok=True)
-            except (HopsworksRejected, HopsworksUnavailable) as exc:
+                self.delete_signing_key(key_name)
+            except (HopsworksRejected, HopsworksUnavailable, HopsworksMisconfigured) as exc:
                 log.error("hopsworks signing key left behind", key_name=key_name,
                           error=type(exc).__name__)
+            else:
+                if ledger is not None:
+                    ledger.closed(key_name)
+
+    def delete_signing_key(self, key_name: str) -> None:
+        """``DELETE /jwt/key/{keyName}`` with the AUTH key; a key that does not exist is a
+        no-op 200 (``JWTHelper.java:470-480``)."""
+        if self._auth_header is None:
+            raise HopsworksMisconfigured("the cluster has no AUTH API key")
+        self._request("DELETE", f"/jwt/key/{quote(key_name, safe='')}",
+                      auth=self._auth_header, missing_ok=True)
 
     # -- transport -----------------------------------------------------------------------
 
-    def _paged(self, path: str, page: int = 200) -> list[Mapping[str, Any]]:
+    def _paged(
+        self, path: str, page: int = 200, params: Mapping[str, Any] | None = None,
+    ) -> list[Mapping[str, Any]]:
         items: list[Mapping[str, Any]] = []
         offset = 0
         while True:
-            response = self._request("GET", path, params={"offset": offset, "limit": page})
+            response = self._request("GET", path,
+                                     params={**(params or {}), "offset": offset, "limit": page})
             assert response is not None
             data = response.json()
             batch = data.get("items", []) if isinstance(data, dict) else data
@@ -398,19 +521,29 @@ class HopsworksClient:
         missing_ok: bool = False,
         missing_codes: frozenset[int] | set[int] = frozenset(),
         auth: str | None = None,
+        timeout: float | None = None,
+        resend: bool = True,
     ) -> httpx.Response | None:
-        """The response, or None when it said "already exists" / "not there" (success).
-        ``auth`` replaces the admin key's Authorization header (the AUTH key, a token)."""
+        """The response, or None when it said "already done" (a code of ``exists_codes``
+        that :data:`ALREADY_DONE` names) or "not there" (``missing_ok``: 404 or a code of
+        ``missing_codes``). ``auth`` replaces the admin key's Authorization header (the AUTH
+        key, a token); ``timeout`` replaces the client's; ``resend=False``: never send the
+        request a second time (its outcome is unknown after a timeout: the caller looks)."""
         headers = {"Authorization": auth} if auth is not None else None
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         last: str = ""
-        for attempt in range(self.retries + 1):
+        for attempt in range(self.retries + 1 if resend else 1):
             if attempt:
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
             try:
                 response = self._http.request(
-                    method, path, params=params, json=json, data=data, headers=headers
+                    method, path, params=params, json=json, data=data, headers=headers, **extra
                 )
             except httpx.TransportError as exc:
+                problem = describe_tls_error(exc)
+                if problem is not None:  # retrying cannot fix a certificate
+                    raise HopsworksMisconfigured(
+                        f"Hopsworks at {self.base_url} cannot be trusted: {problem}") from exc
                 last = f"{type(exc).__name__}"
                 log.warning(
                     "hopsworks unreachable",
@@ -433,7 +566,7 @@ class HopsworksClient:
             if response.is_success:
                 return response
             code = _error_code(response)
-            if response.status_code == 409 or (code is not None and code in exists_codes):
+            if already_done(code, _error_message(response), exists_codes):
                 return None
             if missing_ok and (response.status_code == 404 or code in missing_codes):
                 return None
@@ -446,8 +579,44 @@ class HopsworksClient:
             )
         raise HopsworksUnavailable(
             f"Hopsworks at {self.base_url} did not answer {method} {path} "
-            f"after {self.retries + 1} attempts ({last})"
+            f"after {attempt + 1} attempt{'s' if attempt else ''} ({last})"
         )
+
+
+SIGNING_KEY_PREFIX = "hopsplane-"
+"""Every signing key hopsplane makes is called ``hopsplane-<32 hex>`` (42 characters; the
+column takes 45, ``JwtSigningKey.java:71-76``)."""
+
+PLAIN_USER_ROLE = "HOPS_USER"
+
+
+def _refuse_to_adopt(user: HopsworksUser) -> None:
+    """An account that existed on the cluster before hopsplane asked for it is adopted only
+    when it is a plain HOPS_USER: hopsplane deactivates the users of a suspended account,
+    and deactivating an administrator (the keys hopsplane holds belong to a HOPS_ADMIN:
+    ``ProjectsAdminResource.java:75``, ``JWTResource.java:71``) would lock hopsplane, and
+    every other account of the cluster, out (``ApiKeyFilter.java:56-58`` refuses keys of
+    a deactivated user)."""
+    roles = set(user.roles)
+    if roles and roles != {PLAIN_USER_ROLE}:
+        raise HopsworksMisconfigured(
+            f"the Hopsworks account {user.username} ({user.email}) exists already with the "
+            f"role(s) {', '.join(sorted(roles))}; hopsplane adopts only plain HOPS_USER "
+            "accounts (an administrator, maybe the owner of the cluster's API keys, would be "
+            "deactivated with the account): give the hopsplane user another email or remove "
+            "the role on the cluster")
+
+
+def _ours(project: HopsworksProject, owner_username: str) -> HopsworksProject:
+    """``project`` when ``owner_username`` created it; a project of the same name made by
+    someone else is an operator's problem (hopsplane derives names from account ids, so it
+    never chose this one for another account)."""
+    if project.creator is not None and project.creator != owner_username:
+        raise HopsworksMisconfigured(
+            f"a project named {project.name} (id {project.id}) exists on the cluster, owned by "
+            f"{project.creator}, not by {owner_username}: hopsplane did not create it; rename "
+            "or delete it in Hopsworks")
+    return project
 
 
 def _raise_if_auth_key_refused(exc: HopsworksRejected, where: str) -> None:
@@ -499,7 +668,19 @@ def _user(item: Mapping[str, Any]) -> HopsworksUser:
         email=str(item["email"]),
         status=item.get("status"),
         max_projects=_int_or_none(item.get("maxNumProjects")),
+        roles=_roles(item.get("role")),
     )
+
+
+def _roles(value: Any) -> tuple[str, ...]:
+    """``role`` of a listed user: BbcGroup entities ``{"groupName", "groupDesc", "gid"}``
+    (``UserProfileDTO.java:64``, ``BbcGroup.java:78``)."""
+    names = []
+    for group in value if isinstance(value, list) else []:
+        name = group.get("groupName") if isinstance(group, Mapping) else group
+        if name:
+            names.append(str(name))
+    return tuple(sorted(names))
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -524,7 +705,8 @@ def _error_message(response: httpx.Response) -> str:
 
 
 def build_client_factory(settings: Settings) -> HopsworksClientFactory:
-    def factory(api_url: str, api_key: str, auth_api_key: str | None) -> HopsworksApi:
+    def factory(api_url: str, api_key: str, auth_api_key: str | None, *,
+                ca_bundle: str | None = None) -> HopsworksApi:
         return HopsworksClient(
             api_url,
             api_key,
@@ -533,6 +715,8 @@ def build_client_factory(settings: Settings) -> HopsworksClientFactory:
             retries=settings.hopsworks_retries,
             backoff=settings.hopsworks_retry_backoff_seconds,
             verify_tls=settings.hopsworks_verify_tls,
+            ca_bundle=ca_bundle,
+            create_timeout=settings.hopsworks_create_project_timeout_seconds,
         )
 
     return factory

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from hopsplane.integrations.hopsworks.client import (
     ALREADY_MEMBER,
@@ -20,6 +21,7 @@ from hopsplane.integrations.hopsworks.client import (
     FEATURE_FLAG_NOT_ENABLED,
     NO_ROLE_FOUND,
     HopsworksRejected,
+    ProjectNotReady,
     _json,
 )
 
@@ -40,6 +42,17 @@ of a deployment that runs no pods (the Python client treats Creating, Created an
 stopped and Stopping as stopping: ``hsml/engine/serving_engine.py:276-286``); every other
 status (Starting, Running, Idle, Updating, Failed) is stopped."""
 PAGE = 100
+PROJECT_NOT_FOUND = 150004  # ProjectAuthFilter: no such project; 404
+
+
+def _email(email: str) -> str:
+    """An email as a path segment: ``#``, ``?``, ``%`` or ``/`` in an address would otherwise
+    end the path or start a query."""
+    return quote(email, safe="@")
+
+
+def _segment(name: str) -> str:
+    return quote(name, safe="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +91,8 @@ class OwnerSession:
             "projectTeamPK": {"projectId": int(project_id), "teamMember": email},
             "teamRole": role,
         }]}
-        try:
-            response = self._call("POST", f"/project/{int(project_id)}/projectMembers",
-                                  json=body, exists_codes={ALREADY_MEMBER})
-        except HopsworksRejected as exc:
-            if exc.error_code == FAILED_TO_ADD_MEMBER and _ALREADY_MEMBER_TEXT in exc.message:
-                return
-            raise
+        response = self._call("POST", f"/project/{int(project_id)}/projectMembers",
+                              json=body, exists_codes={ALREADY_MEMBER, FAILED_TO_ADD_MEMBER})
         if response is None or not response.content:
             return
         errors = _json(response).get("fieldErrors") or []
@@ -97,13 +105,37 @@ class OwnerSession:
 
     def change_role(self, project_id: int, email: str, role: str) -> None:
         """``POST /project/{id}/projectMembers/{email}`` with the form field ``role``."""
-        self._call("POST", f"/project/{int(project_id)}/projectMembers/{email}",
+        self._call("POST", f"/project/{int(project_id)}/projectMembers/{_email(email)}",
                    data={"role": role})
 
     def remove_member(self, project_id: int, email: str) -> None:
         """Remove ``email`` from the project; not a member (404, 150023) is success."""
-        self._call("DELETE", f"/project/{int(project_id)}/projectMembers/{email}",
+        self._call("DELETE", f"/project/{int(project_id)}/projectMembers/{_email(email)}",
                    missing_ok=True)
+
+    # -- the project -----------------------------------------------------------------------
+
+    def project_ready(self, project_id: int) -> None:
+        """Whether the project is usable, as its owner sees it: ``GET /project/{id}``
+        (``ProjectService.java:459-476``, a member's JWT) answers the ProjectDTO with
+        ``creationStatus`` (``ProjectDTO.java:67,88``), DONE only once Hopsworks finished
+        building it (``ProjectController.java:545``). The owner becomes a member part-way
+        through the build (``setProjectOwnerAndQuotas``), so until then the answer is 403
+        NO_ROLE_FOUND; a failed build is deleted (``cleanup``): 404. Each of these is
+        :class:`ProjectNotReady` (retried later); returns when the project is DONE."""
+        try:
+            response = self._call("GET", f"/project/{int(project_id)}")
+        except HopsworksRejected as exc:
+            if exc.http_status == 404 or (exc.http_status == 403
+                                           and exc.error_code == NO_ROLE_FOUND):
+                raise ProjectNotReady(
+                    f"project {project_id} is not usable by its owner yet "
+                    f"(HTTP {exc.http_status}, errorCode {exc.error_code})") from exc
+            raise
+        status = _json(response).get("creationStatus") if response is not None else None
+        if status is not None and str(status).upper() != "DONE":
+            raise ProjectNotReady(f"project {project_id} is still being created ({status})")
+
 
     # -- workloads -------------------------------------------------------------------------
 
@@ -116,7 +148,7 @@ class OwnerSession:
         for job in self._paged(f"/project/{int(project_id)}/jobs"):
             name = str(job.get("name"))
             executions = self._paged(
-                f"/project/{int(project_id)}/jobs/{name}/executions",
+                f"/project/{int(project_id)}/jobs/{_segment(name)}/executions",
                 {"filter_by": "state:" + ",".join(RUNNING_EXECUTION_STATES), "expand": "user"},
             )
             for execution in executions:
@@ -134,7 +166,7 @@ class OwnerSession:
         happened: an execution without an appId yet (still INITIALIZING) is returned
         unchanged (``AbstractExecutionController.java:206-224``), so only a later listing
         says whether it stopped."""
-        self._call("PUT", f"/project/{int(project_id)}/jobs/{job}/executions/"
+        self._call("PUT", f"/project/{int(project_id)}/jobs/{_segment(job)}/executions/"
                    f"{int(execution_id)}/status", json={"state": "stopped"})
 
     def stop_own_jupyter(self, project_id: int) -> bool:
