@@ -18,8 +18,8 @@ its 7-day notices (credits).
 
 from __future__ import annotations
 
-from dataclasses import replace
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from hopsplane.billing import tasks as billing_tasks
