@@ -201,14 +201,9 @@ def owner_and_lock(session: Session, account_id: str) -> tuple[bool, str | None]
     return (False, None) if row is None else (True, row[0])
 
 
-def post_next(session: Session, posting: Posting) -> tuple[bool, str | None, LedgerEntryOut | None]:
-    """Append after the account's head under the account's lock, in one round trip.
-
-    Returns (exists, account_owner_id, entry): nothing is written for an unknown account
-    (exists False) or a team member (account_owner_id set); entry is None when the
-    idempotency key already exists. A refund's purchase check must run before, under the
-    lock taken by :func:`owner_and_lock` (the function takes it again; the lock stacks)."""
-    params = {
+def _posting_params(posting: Posting) -> dict[str, Any]:
+    """The parameters of :data:`_POST_NEXT_SQL` for one posting."""
+    return {
         "account": posting.account_owner_id,
         "amount": posting.amount,
         "type": posting.entry_type.value,
@@ -221,6 +216,16 @@ def post_next(session: Session, posting: Posting) -> tuple[bool, str | None, Led
         "dispute": posting.stripe_dispute_id,
         "at": posting.at,
     }
+
+
+def post_next(session: Session, posting: Posting) -> tuple[bool, str | None, LedgerEntryOut | None]:
+    """Append after the account's head under the account's lock, in one round trip.
+
+    Returns (exists, account_owner_id, entry): nothing is written for an unknown account
+    (exists False) or a team member (account_owner_id set); entry is None when the
+    idempotency key already exists. A refund's purchase check must run before, under the
+    lock taken by :func:`owner_and_lock` (the function takes it again; the lock stacks)."""
+    params = _posting_params(posting)
     row = _fetch_one(session, _POST_NEXT_SQL, params)
     assert row is not None  # the function returns exactly one row
     found, member_of, entry_id, seq, amount, after, created_at = row
@@ -273,19 +278,7 @@ def post_now(
 
     ``conn`` is idle (autocommit) and owned by the caller. Returns (exists,
     account_owner_id, entry, events) like :func:`post_next`."""
-    params = {
-        "account": posting.account_owner_id,
-        "amount": posting.amount,
-        "type": posting.entry_type.value,
-        "description": posting.description,
-        "payment_intent": posting.stripe_payment_intent_id,
-        "key": posting.idempotency_key,
-        "refund_of": posting.refund_of,
-        "expires_at": posting.expires_at,
-        "refers_to": posting.refers_to,
-        "dispute": posting.stripe_dispute_id,
-        "at": posting.at,
-    }
+    params = _posting_params(posting)
     standing = {"accounts": [posting.account_owner_id], "thresholds": list(thresholds),
                 "announced": False, "amount": posting.amount,
                 "ceiling": max((*thresholds, Decimal(0)))}

@@ -144,6 +144,12 @@ def post(
 def _replay(session: Session, posting: Posting) -> PostResult:
     """The original entry of a posting whose key is taken (Conflict when it differs)."""
     original = repo.find_by_key(session, posting.idempotency_key)
+    _refuse_other_posting(original, posting)
+    return PostResult(LedgerEntryOut.model_validate(original), created=False)
+
+
+def _refuse_other_posting(original: Any, posting: Posting) -> None:
+    """Conflict when the entry holding a posting's idempotency key is another posting."""
     if original is None:  # pragma: no cover - the conflict row cannot vanish: no deletes
         raise Conflict("idempotency key collided with an entry that cannot be read")
     if not _same_posting(original, posting):
@@ -154,7 +160,6 @@ def _replay(session: Session, posting: Posting) -> PostResult:
             f"on account {posting.account_owner_id}",
             code=KEY_REUSED,
         )
-    return PostResult(LedgerEntryOut.model_validate(original), created=False)
 
 
 def post_now(
@@ -190,16 +195,8 @@ def post_now(
     if entry is not None:
         return PostResult(entry, created=True, events=tuple(events))
     original = repo.entry_by_key_now(conn, posting.idempotency_key)
-    if original is None:  # pragma: no cover - the conflict row cannot vanish: no deletes
-        raise Conflict("idempotency key collided with an entry that cannot be read")
-    if not _same_posting(original, posting):
-        raise Conflict(
-            f"idempotency key {posting.idempotency_key!r} was already used for a "
-            f"{original.type} of {original.amount} on account {original.account_owner_id}; "
-            f"refusing a {posting.entry_type} of {posting.amount} "
-            f"on account {posting.account_owner_id}",
-            code=KEY_REUSED,
-        )
+    _refuse_other_posting(original, posting)
+    assert original is not None
     return PostResult(original, created=False)
 
 
