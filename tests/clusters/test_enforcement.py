@@ -14,34 +14,14 @@ import httpx
 from sqlalchemy import text
 
 from hopsplane.clusters import service
-from hopsplane.clusters.hooks import ClusterHooks
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.usage import repository as usage_repo
 from hopsplane.usage.schemas import NewEvent
 from hopsplane.worker.runner import Worker
-from tests.factories import Clock, add_cluster, jobs, make_user, signup, user
+from tests.clusters.ladder import account_with_member, hooks, stopped_workloads
+from tests.factories import Clock, add_cluster, jobs, signup, user
 from tests.fake_hopsworks import FakeHopsworks
-
-hooks = ClusterHooks()
-
-
-def _account(db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker) -> tuple[str, str]:
-    with db.transaction() as s:
-        add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
-    owner = signup(db)
-    worker.run_pending()
-    with db.transaction() as s:
-        member = make_user(s, owner=owner)
-        hooks.member_joined(s, member, owner)
-    worker.run_pending()
-    return owner, member
-
-
-def _stopped(db: Database) -> list[tuple[str, str, str | None]]:
-    with db.transaction() as s:
-        return [(r.kind, r.ref, r.hopsworks_user) for r in s.execute(text(
-            "SELECT kind, ref, hopsworks_user FROM hopsplane.stopped_workloads ORDER BY id"))]
 
 
 def _names(db: Database, owner: str, member: str) -> tuple[str, str, int]:
@@ -64,7 +44,7 @@ def test_a_default_cluster_without_serving_still_stops_jobs_and_jupyter(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker,
 ) -> None:
     assert hw.state.data_science_profile is False  # the default: /serving answers 400 120012
-    owner, member = _account(fresh_db, box, hw, worker)
+    owner, member = account_with_member(fresh_db, box, hw, worker)
     o, m, project = _names(fresh_db, owner, member)
     etl = hw.run_job(project, "etl", o)
     hw.start_jupyter(project, m)
@@ -74,7 +54,7 @@ def test_a_default_cluster_without_serving_still_stops_jobs_and_jupyter(
     assert hw.state.projects[project]["jobs"]["etl"][0]["state"] == "KILLED"
     assert hw.state.projects[project]["jupyter"] == set()
     # the owner of the execution is read (expand=user), not left empty
-    assert sorted(_stopped(fresh_db)) == [("job_execution", str(etl), o), ("jupyter", m, m)]
+    assert sorted(stopped_workloads(fresh_db)) == [("job_execution", str(etl), o), ("jupyter", m, m)]
     assert {j.status for j in jobs(fresh_db)} == {"done"}
     assert [j.task for j in jobs(fresh_db)].count("clusters.stop_workloads") == 1
 
@@ -83,7 +63,7 @@ def test_an_execution_still_initializing_counts_as_stopped_only_once_it_ended(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock,
 ) -> None:
     hw.state.data_science_profile = True
-    owner, member = _account(fresh_db, box, hw, worker)
+    owner, member = account_with_member(fresh_db, box, hw, worker)
     o, _m, project = _names(fresh_db, owner, member)
     early = hw.run_job(project, "etl", o, state="INITIALIZING")  # no appId yet
     creating = hw.deploy(project, "fraud", o, status="Creating")  # runs no pods yet
@@ -92,7 +72,7 @@ def test_an_execution_still_initializing_counts_as_stopped_only_once_it_ended(
     worker.run_pending()
     # the stop answered 202 and changed nothing: not recorded, tried again later
     assert hw.state.execution(project, early)["state"] == "INITIALIZING"
-    assert _stopped(fresh_db) == []
+    assert stopped_workloads(fresh_db) == []
     follow_up = jobs(fresh_db)[-1]
     assert (follow_up.task, follow_up.status, follow_up.args["round"]) == (
         "clusters.stop_workloads", "queued", 2)
@@ -101,20 +81,20 @@ def test_an_execution_still_initializing_counts_as_stopped_only_once_it_ended(
     hw.give_app_id(project, early)  # YARN accepted it: now it can be killed
     _later(clock, worker, 1)
     assert hw.state.execution(project, early)["state"] == "KILLED"
-    assert _stopped(fresh_db) == [("job_execution", str(early), o)]
+    assert stopped_workloads(fresh_db) == [("job_execution", str(early), o)]
 
 
 def test_jupyter_is_stopped_for_project_members_and_a_non_member_is_no_failure(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker,
 ) -> None:
-    owner, member = _account(fresh_db, box, hw, worker)
+    owner, member = account_with_member(fresh_db, box, hw, worker)
     o, _m, project = _names(fresh_db, owner, member)
     del hw.state.projects[project]["members"][user(fresh_db, member).email]  # left the project
     hw.start_jupyter(project, o)
     with fresh_db.transaction() as s:
         hooks.account_suspended(s, owner)
     worker.run_pending()
-    assert _stopped(fresh_db) == [("jupyter", o, o)]
+    assert stopped_workloads(fresh_db) == [("jupyter", o, o)]
     assert [j.task for j in jobs(fresh_db)].count("clusters.stop_workloads") == 1
     assert {j.status for j in jobs(fresh_db)} == {"done"}
 
@@ -122,7 +102,7 @@ def test_jupyter_is_stopped_for_project_members_and_a_non_member_is_no_failure(
 def test_a_live_session_of_a_suspended_user_cannot_keep_compute_going(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock,
 ) -> None:
-    owner, member = _account(fresh_db, box, hw, worker)
+    owner, member = account_with_member(fresh_db, box, hw, worker)
     o, m, project = _names(fresh_db, owner, member)
     session = hw.login(m)  # the member has the UI open
     first = hw.run_job(project, "train", m)
@@ -130,7 +110,7 @@ def test_a_live_session_of_a_suspended_user_cannot_keep_compute_going(
         hooks.account_suspended(s, owner)
     worker.run_pending()
     assert hw.state.users[_hw_id(fresh_db, member)]["status"] == "DEACTIVATED_ACCOUNT"
-    assert _stopped(fresh_db) == [("job_execution", str(first), m)]
+    assert stopped_workloads(fresh_db) == [("job_execution", str(first), m)]
 
     # deactivated, the member still starts the job again with the session they had
     started = httpx.post(f"{hw.url}/hopsworks-api/api/project/{project}/jobs/train/executions",
@@ -145,7 +125,7 @@ def test_a_live_session_of_a_suspended_user_cannot_keep_compute_going(
     _later(clock, worker, 6)  # the sweep (every 10 minutes by default)
     assert hw.state.execution(project, again)["state"] == "KILLED"
     assert hw.state.projects[project]["jupyter"] == set()
-    assert sorted(_stopped(fresh_db))[-2:] == sorted([
+    assert sorted(stopped_workloads(fresh_db))[-2:] == sorted([
         ("job_execution", str(again), m), ("jupyter", m, m)])
     with fresh_db.transaction() as s:
         names = {w.name for w in service.stopped_workloads(s, owner)}
@@ -163,7 +143,7 @@ def test_a_member_over_an_enforced_budget_loses_their_running_work_only(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock,
 ) -> None:
     hw.state.data_science_profile = True
-    owner, member = _account(fresh_db, box, hw, worker)
+    owner, member = account_with_member(fresh_db, box, hw, worker)
     o, m, project = _names(fresh_db, owner, member)
     session = hw.login(m)
     theirs = hw.run_job(project, "train", m)
@@ -181,7 +161,7 @@ def test_a_member_over_an_enforced_budget_loses_their_running_work_only(
     assert state["servings"][their_model]["status"] == "Stopped"
     assert state["servings"][my_model]["status"] == "Running"
     assert state["jupyter"] == {o}
-    stopped = _stopped(fresh_db)
+    stopped = stopped_workloads(fresh_db)
     assert sorted((k, r) for k, r, _u in stopped) == sorted([
         ("job_execution", str(theirs)), ("deployment", str(their_model)), ("jupyter", m)])
     # a deployment names its creator as "First Last": recorded as such, not as a username
@@ -200,7 +180,7 @@ def test_a_member_over_an_enforced_budget_loses_their_running_work_only(
 def test_users_of_an_account_cannot_create_projects_of_their_own(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock,
 ) -> None:
-    owner, member = _account(fresh_db, box, hw, worker)
+    owner, member = account_with_member(fresh_db, box, hw, worker)
     o, m, _project = _names(fresh_db, owner, member)
     by_email = {u["username"]: u for u in hw.state.users.values()}
     assert (by_email[o]["maxNumProjects"], by_email[m]["maxNumProjects"]) == (1, 0)
@@ -218,7 +198,7 @@ def test_a_project_an_account_user_made_on_their_own_is_listed_and_billed_to_the
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock,
 ) -> None:
     for_old_users = hw.state.max_num_projects
-    owner, member = _account(fresh_db, box, hw, worker)
+    owner, member = account_with_member(fresh_db, box, hw, worker)
     _o, m, _project = _names(fresh_db, owner, member)
     # provisioned by an older hopsplane: the cluster's default quota
     hw.state.users[_hw_id(fresh_db, member)]["maxNumProjects"] = for_old_users
@@ -266,7 +246,7 @@ def test_an_adopted_hopsworks_user_who_owns_projects_still_gets_the_accounts_pro
 def test_a_suspension_stops_what_runs_in_the_accounts_stray_projects_too(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock,
 ) -> None:
-    owner, member = _account(fresh_db, box, hw, worker)
+    owner, member = account_with_member(fresh_db, box, hw, worker)
     o, m, project = _names(fresh_db, owner, member)
     hw.state.users[_hw_id(fresh_db, member)]["maxNumProjects"] = hw.state.max_num_projects
     assert hw.create_project_as(m, "side_lab")[0] == 200
@@ -282,7 +262,7 @@ def test_a_suspension_stops_what_runs_in_the_accounts_stray_projects_too(
     assert hw.state.execution(stray.id, side)["state"] == "KILLED"
     assert hw.state.execution(project, main)["state"] == "KILLED"
     assert hw.state.projects[stray.id]["jupyter"] == set()
-    assert sorted(_stopped(fresh_db)) == sorted([
+    assert sorted(stopped_workloads(fresh_db)) == sorted([
         ("job_execution", str(main), o), ("job_execution", str(side), m),
         ("jupyter", f"{m}@{stray.id}", m)])
     # the owner is no member of the stray project: their 403 there is no failure

@@ -9,34 +9,14 @@ import pytest
 from sqlalchemy import text
 
 from hopsplane.clusters import service, tasks
-from hopsplane.clusters.hooks import ClusterHooks
 from hopsplane.clusters.schemas import ClusterUpdate
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.db.models import User
 from hopsplane.worker.runner import Worker
+from tests.clusters.ladder import account_with_member, hooks, stopped_workloads
 from tests.factories import Clock, add_cluster, jobs, make_user, signup, user
 from tests.fake_hopsworks import FakeHopsworks
-
-hooks = ClusterHooks()
-
-
-def _account(db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker) -> tuple[str, str]:
-    with db.transaction() as s:
-        add_cluster(s, box, "eu-1", api_url=hw.url, api_key=hw.state.api_key)
-    owner = signup(db)
-    worker.run_pending()
-    with db.transaction() as s:
-        member = make_user(s, owner=owner)
-        hooks.member_joined(s, member, owner)
-    worker.run_pending()
-    return owner, member
-
-
-def _stopped(db: Database) -> list[tuple[str, str, str | None]]:
-    with db.transaction() as s:
-        return [(r.kind, r.ref, r.hopsworks_user) for r in s.execute(text(
-            "SELECT kind, ref, hopsworks_user FROM hopsplane.stopped_workloads ORDER BY id"))]
 
 
 def test_suspension_deactivates_then_stops_and_records_what_ran_and_resumption_restarts_nothing(
@@ -44,7 +24,7 @@ def test_suspension_deactivates_then_stops_and_records_what_ran_and_resumption_r
     capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
     hw.state.data_science_profile = True  # a cluster that serves models
-    owner, member = _account(fresh_db, box, hw, worker)
+    owner, member = account_with_member(fresh_db, box, hw, worker)
     o, m = user(fresh_db, owner), user(fresh_db, member)
     project = int(o.hopsworks_project_id or 0)
     assert o.hopsworks_username and m.hopsworks_username
@@ -63,7 +43,7 @@ def test_suspension_deactivates_then_stops_and_records_what_ran_and_resumption_r
     assert {e["id"]: e["state"] for e in state["jobs"]["etl"] + state["jobs"]["train"]} == {
         etl: "KILLED", train: "KILLED", done: "FINISHED"}
     assert state["servings"][fraud]["status"] == "Stopped" and state["jupyter"] == set()
-    assert sorted(_stopped(fresh_db)) == sorted([
+    assert sorted(stopped_workloads(fresh_db)) == sorted([
         ("job_execution", str(etl), o.hopsworks_username),
         ("job_execution", str(train), m.hopsworks_username),
         ("deployment", str(fraud), None),  # Hopsworks names its creator "First Last" only
@@ -80,7 +60,7 @@ def test_suspension_deactivates_then_stops_and_records_what_ran_and_resumption_r
                        "('clusters.stop_workloads', CAST(:a AS jsonb))"),
                   {"a": json.dumps(args)})
     worker.run_pending()
-    assert len(_stopped(fresh_db)) == 4
+    assert len(stopped_workloads(fresh_db)) == 4
 
     with fresh_db.transaction() as s:
         hooks.account_resumed(s, owner)
@@ -105,7 +85,7 @@ def test_a_workload_that_will_not_stop_leaves_the_others_stopped_and_is_tried_ag
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock
 ) -> None:
     hw.state.data_science_profile = True
-    owner, _member = _account(fresh_db, box, hw, worker)
+    owner, _member = account_with_member(fresh_db, box, hw, worker)
     o = user(fresh_db, owner)
     project = int(o.hopsworks_project_id or 0)
     etl = hw.run_job(project, "etl", str(o.hopsworks_username))
@@ -115,7 +95,7 @@ def test_a_workload_that_will_not_stop_leaves_the_others_stopped_and_is_tried_ag
     with fresh_db.transaction() as s:
         hooks.account_suspended(s, owner)
     worker.run_pending()
-    assert _stopped(fresh_db) == [("job_execution", str(etl), o.hopsworks_username)]
+    assert stopped_workloads(fresh_db) == [("job_execution", str(etl), o.hopsworks_username)]
     follow_up = jobs(fresh_db)[-1]
     assert (follow_up.task, follow_up.status, follow_up.args["round"]) == (
         "clusters.stop_workloads", "queued", 2)
@@ -123,14 +103,14 @@ def test_a_workload_that_will_not_stop_leaves_the_others_stopped_and_is_tried_ag
     clock.offset += timedelta(minutes=1)
     worker.run_pending()
     assert hw.state.projects[project]["servings"][fraud]["status"] == "Stopped"
-    assert [k for k, _ref, _u in _stopped(fresh_db)] == ["job_execution", "deployment"]
+    assert [k for k, _ref, _u in stopped_workloads(fresh_db)] == ["job_execution", "deployment"]
 
 
 def test_a_cluster_older_than_3_7_is_an_operator_error_not_a_retry_loop(
     fresh_db: Database, box: SecretBox, hw: FakeHopsworks, worker: Worker, clock: Clock
 ) -> None:
     hw.state.version = "3.5.0"
-    owner, member = _account(fresh_db, box, hw, worker)
+    owner, member = account_with_member(fresh_db, box, hw, worker)
     # created, but never saved: only its owner can say it is usable, and no token of the
     # owner can be had on 3.5
     assert user(fresh_db, owner).hopsworks_project_id is None
