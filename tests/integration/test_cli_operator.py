@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 from typer.testing import CliRunner
 
 from hopsplane.cli.main import app
@@ -72,6 +73,25 @@ def test_db_url_is_the_database_in_use(env: str) -> None:
     assert printed.startswith("postgresql://")
     with psycopg.connect(printed) as conn:
         assert conn.execute("SELECT count(*) FROM credits_ledger").fetchone() == (0,)
+
+
+def test_db_url_of_several_hosts_is_libpqs_key_value_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hopsplane.config import get_settings
+
+    monkeypatch.setenv("HOPSPLANE_DATABASE_URL",
+                       "postgresql://u@h1:5433,h2:5434/db?target_session_attrs=read-write")
+    get_settings.cache_clear()
+    try:
+        r = runner.invoke(app, ["db", "url"])
+    finally:
+        get_settings.cache_clear()
+    assert r.exit_code == 0, r.output
+    printed = r.output.strip()
+    assert not printed.startswith("postgresql") and "h1" in printed and "h2" in printed
+    assert "target_session_attrs=read-write" in printed
+    assert psycopg.conninfo.conninfo_to_dict(printed)["dbname"] == "db"
 
 
 def test_clusters_list_keeps_whole_ids_when_narrow_and_takes_json(env: str) -> None:

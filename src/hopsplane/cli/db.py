@@ -63,7 +63,7 @@ def url() -> None:
     started if needed) for psql and other tools: `psql "$(hopsplane db url)"`. It may
     contain the password: do not paste it anywhere shared."""
     url = database_url(load_settings())
-    if "?host=" in url:  # a multi-host URL: libpq's key=value form is what psql reads
+    if url.count("host=") > 1:  # a multi-host URL: libpq's key=value form is what psql reads
         typer.echo(libpq_conninfo(url))
     else:
         typer.echo(url.replace("postgresql+psycopg://", "postgresql://"))
