@@ -33,10 +33,42 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200), *_NO
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500), *_NO_NUL]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=512), *_NO_NUL]
 Url = Annotated[str, StringConstraints(max_length=2048), *_NO_NUL]
-EmailText = Annotated[str, StringConstraints(min_length=3, max_length=254), *_NO_NUL]
+def any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" for c in word)
+
+
+# email-validator refuses addresses at special-use names (RFC 6761: .test, .local, ...)
+# even without a DNS lookup; the pattern says so next to `format: email`.
+SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+EMAIL_PATTERN = (
+    "^(?![\\s\\S]*[.@](?:" + "|".join(any_case(d) for d in SPECIAL_USE_DOMAINS)
+    + ")\\s*$)[^\\u0000]*$"
+)
+EmailText = Annotated[
+    str, StringConstraints(min_length=3, max_length=254), AfterValidator(no_nul),
+    Field(json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN}),
+]
 """An email address as typed; ``accounts.rules.normalise_email`` checks and normalises it."""
-CursorText = Annotated[str, StringConstraints(min_length=1, max_length=600), *_NO_NUL]
-"""A page cursor as returned by a list (opaque to the caller)."""
+PORT_PATTERN = (  # 0 to 65535
+    "6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0"
+)
+HTTP_URL_PATTERN = (
+    "^[ \\t]*https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::(?:" + PORT_PATTERN + "))?"
+    "(?:/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?[ \\t]*$"
+)
+"""An http(s) URL of a host name (no credentials, query or fragment), as a cluster's
+Hopsworks and Prometheus addresses are: checked by validation and stated in OpenAPI."""
+HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=HTTP_URL_PATTERN)]
+NameText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_nul),
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}),
+]
+"""A name: 1 to 200 characters, at least one of them not a space, no NUL."""
+CursorText = Annotated[
+    str, StringConstraints(min_length=1, max_length=600, pattern="^[A-Za-z0-9_-]+={0,2}$")
+]
+"""A page cursor as returned by a list: opaque to the caller, URL-safe base64 (what it
+encodes, a position a list gave out, is beyond what OpenAPI can state)."""
 
 Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX)]

@@ -21,7 +21,24 @@ class UsageEventIn(BaseModel):
     one of ``compute_units`` and ``cpu_seconds`` (decimal strings or integers, never JSON
     floats)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # "Exactly one of" is two schemas the event must match one of: OpenAPI states it, so a
+    # client generated from the spec cannot send both or neither.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        {"oneOf": [
+            {"required": ["account_id"], "properties": {"project_id": {"type": "null"},
+                                                        "account_id": {"type": "string"}}},
+            {"required": ["project_id"], "properties": {"account_id": {"type": "null"},
+                                                        "project_id": {"type": "integer"}}},
+        ]},
+        {"oneOf": [
+            {"required": ["compute_units"], "properties": {
+                "cpu_seconds": {"type": "null"},
+                "compute_units": {"type": ["string", "integer"]}}},
+            {"required": ["cpu_seconds"], "properties": {
+                "compute_units": {"type": "null"},
+                "cpu_seconds": {"type": ["string", "integer"]}}},
+        ]},
+    ]})
 
     id: Identifier = Field(
         description="Id chosen by the sender, unique among the sender's events (a cluster's "

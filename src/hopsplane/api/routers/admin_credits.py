@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, StringConstraints
 
-from hopsplane.api.errors import error_responses
+from hopsplane.api.errors import DATE_RANGE_RULES, error_responses, with_rules
 from hopsplane.api.routers.account import Cursor, Limit
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import PriceOverrideOut, UsageReport
@@ -19,7 +19,7 @@ from hopsplane.credits.schemas import LedgerEntryOut, PostResult, Standing
 from hopsplane.fields import Identifier, Reason, ShortText
 from hopsplane.http.deps import AdminDep, PolicyDep, SessionDep
 from hopsplane.http.pagination import DEFAULT_LIMIT, Page, ledger_page
-from hopsplane.money import Amount
+from hopsplane.money import PositiveAmount
 
 router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
 
@@ -35,7 +35,7 @@ class GrantIn(BaseModel):
     # A misspelt field is refused, never ignored: {"expires": ...} made a permanent grant.
     model_config = ConfigDict(extra="forbid")
 
-    amount: Amount
+    amount: PositiveAmount
     reason: Why
     idempotency_key: Key
     expires_at: AwareDatetime | None = Field(
@@ -50,7 +50,9 @@ class RefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     purchase_id: uuid.UUID = Field(description="The purchase entry being reversed.")
-    amount: Amount = Field(description="Dollars going back, positive (the entry is negative).")
+    amount: PositiveAmount = Field(
+        description="Dollars going back, positive (the entry is negative)."
+    )
     reason: Why
     idempotency_key: Key
 
@@ -97,13 +99,14 @@ def ledger(
 
 
 @router.get("/{account_id}/usage", response_model=UsageReport,
-            responses=error_responses(401, 403, 404, 422))
+            responses=with_rules(error_responses(401, 403, 404, 422), DATE_RANGE_RULES))
 def usage(
     account_id: AccountId, admin: AdminDep, session: SessionDep,
     date_from: Annotated[date, Query(alias="from")],
     date_to: Annotated[date, Query(alias="to")],
 ) -> UsageReport:
-    """Any account's daily usage with the per-user breakdown."""
+    """Any account's daily usage with the per-user breakdown. `to` must not be before
+    `from`, and a request covers at most 366 days (422)."""
     return billing.usage_report(session, account_id, date_from, date_to)
 
 
