@@ -26,7 +26,9 @@ router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
 AccountId = Annotated[Identifier, Path(description="Owner's user id.")]
 Key = Annotated[
     ShortText,
-    Field(description="Idempotency key: a retry with the same key returns the original."),
+    Field(description="Idempotency key: a retry with the same key returns the original "
+          "(no spaces around it).",
+          json_schema_extra={"pattern": "^[^\\s\\u0000](?:[^\\u0000]*[^\\s\\u0000])?$"}),
 ]
 Why = Annotated[Reason, Field(description="Why (kept).")]
 
@@ -57,11 +59,16 @@ class RefundIn(BaseModel):
     idempotency_key: Key
 
 
+# 0 to 0.009999 with at most six decimals (billing.rules.parse_unit_price), written as
+# plain decimal text: validation and the spec say the same
+UNIT_PRICE = r"^[ \t]*\+?(?:0+(?:\.(?:00[0-9]{0,4})?0*)?|\.(?:00[0-9]{0,4}|0)0*)[ \t]*$"
+
+
 class PriceOverrideIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     effective_from: date
-    unit_price: Annotated[StrictStr, StringConstraints(max_length=40)] = Field(
+    unit_price: Annotated[StrictStr, StringConstraints(max_length=40, pattern=UNIT_PRICE)] = Field(
         description="Dollars per compute unit, e.g. \"0.00008\" (0 to 0.009999, at most six "
         "decimals)."
     )
