@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, SecretStr, StringConstraints
+from typing_extensions import TypeAliasType
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # INTEGER
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # BIGINT
@@ -102,3 +103,11 @@ HeaderSafeSecret = Annotated[SecretStr, AfterValidator(header_safe_secret),
                              Field(json_schema_extra={
                                  "pattern": "^[ \\t\\r\\n]*[\\x21-\\x7e]{1,1024}[ \\t\\r\\n]*$"})]
 """A secret sent as (part of) an HTTP header: a cluster's API keys."""
+
+
+NoNulText = Annotated[str, *_NO_NUL]
+JsonDocument = TypeAliasType(  # type: ignore[misc]
+    "JsonDocument",
+    "NoNulText | int | float | bool | list[JsonDocument] | dict[NoNulText, JsonDocument] | None",
+)
+"""Any JSON value whose strings (and keys) PostgreSQL's jsonb can hold: no NUL anywhere."""

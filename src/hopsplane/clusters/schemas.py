@@ -9,7 +9,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from hopsplane.clusters.rules import PROJECT_SERVICES
-from hopsplane.fields import HeaderSafeSecret, HttpUrl, Identifier, NameText, Url, any_case
+from hopsplane.fields import (
+    HeaderSafeSecret,
+    HttpUrl,
+    Identifier,
+    JsonDocument,
+    NameText,
+    NoNulText,
+    Url,
+    any_case,
+)
 
 # What validation takes as a service: a ProjectServiceEnum name in any case, spaces around
 # it dropped (an entry of spaces only is skipped).
@@ -42,7 +51,7 @@ class ClusterCreate(BaseModel):
     max_users: int = Field(100, ge=0, le=1_000_000, description="Accounts the cluster may hold.")
     kubeconfig: SecretStr | None = Field(None, description="Stored encrypted, never returned.")
     prometheus_url: HttpUrl | None = Field(None, description="Prometheus HTTP API base URL.")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[NoNulText, JsonDocument] = Field(default_factory=dict)
 
 
 class ClusterUpdate(BaseModel):

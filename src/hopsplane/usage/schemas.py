@@ -6,14 +6,30 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
 from hopsplane.fields import Identifier, PositiveInt32
+from hopsplane.money import digits_range
 from hopsplane.usage.rules import MAX_BATCH, MAX_EVENT_CPU_SECONDS, MAX_EVENT_UNITS
 
-Quantity = Annotated[StrictStr, StringConstraints(max_length=64)] | StrictInt
+
+def _quantity(maximum: Decimal, decimals: str) -> object:
+    """A quantity 0 to ``maximum`` as plain decimal text (``decimals``: a regex of how many
+    digits may follow the point) or an integer: the pattern is both the check and what the
+    spec says (``rules.parse_quantity`` then takes it)."""
+    top = int(maximum)
+    pattern = (
+        f"^[ \\t]*\\+?0*(?:(?:{digits_range(0, top - 1)})(?:\\.[0-9]{decimals}0*)?"
+        f"|{top}(?:\\.0*)?|\\.[0-9]{decimals.replace('{0,', '{1,').replace('*', '+')}0*)[ \\t]*$"
+    )
+    return (Annotated[StrictStr, StringConstraints(max_length=64, pattern=pattern)]
+            | Annotated[StrictInt, Field(ge=0, le=top)])
+
+
+Units: Any = _quantity(MAX_EVENT_UNITS, "{0,4}")
+Seconds: Any = _quantity(MAX_EVENT_CPU_SECONDS, "*")
 
 
 class UsageEventIn(BaseModel):
@@ -43,7 +59,9 @@ class UsageEventIn(BaseModel):
     id: Identifier = Field(
         description="Id chosen by the sender, unique among the sender's events (a cluster's "
         "agent, or the admin API): the sender's repeat is ignored; the same id from another "
-        "sender is another event."
+        "sender is another event. No spaces around it; ids starting with `prom:` are "
+        "reserved for usage collected from Prometheus.",
+        json_schema_extra={"pattern": "^(?!prom:)[^\\s\\u0000](?:[^\\u0000]*[^\\s\\u0000])?$"},
     )
     account_id: Identifier | None = Field(
         None, description="A user id: an account owner, or a member (billed to their owner)."
@@ -53,10 +71,10 @@ class UsageEventIn(BaseModel):
         None, description="The cluster the usage ran on (a cluster agent's own, implicitly)."
     )
     timestamp: datetime = Field(description="When the usage happened (with a time zone).")
-    compute_units: Quantity | None = Field(
+    compute_units: Units | None = Field(
         None, description=f"Compute units, 0 to {MAX_EVENT_UNITS:,}, at most 4 decimals."
     )
-    cpu_seconds: Quantity | None = Field(
+    cpu_seconds: Seconds | None = Field(
         None, description=f"CPU core-seconds, 0 to {MAX_EVENT_CPU_SECONDS:,} "
         "(1 CPU-hour = 10,000 units)."
     )
