@@ -106,7 +106,7 @@ HeaderSafeSecret = Annotated[SecretStr, AfterValidator(header_safe_secret),
 
 
 NoNulText = Annotated[str, *_NO_NUL]
-JsonDocument = TypeAliasType(  # type: ignore[misc]
+JsonDocument = TypeAliasType(
     "JsonDocument",
     "NoNulText | int | float | bool | list[JsonDocument] | dict[NoNulText, JsonDocument] | None",
 )

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from hopsplane.clusters.rules import PROJECT_SERVICES
 from hopsplane.fields import (
     HeaderSafeSecret,
     HttpUrl,
@@ -19,6 +18,7 @@ from hopsplane.fields import (
     Url,
     any_case,
 )
+from hopsplane.integrations.hopsworks import PROJECT_SERVICES
 
 # What validation takes as a service: a ProjectServiceEnum name in any case, spaces around
 # it dropped (an entry of spaces only is skipped).
