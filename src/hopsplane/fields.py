@@ -9,9 +9,10 @@ cannot store), a string longer than its column or an integer outside its column 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, SecretStr, StringConstraints
+from pydantic import AfterValidator, Field, SecretStr, StringConstraints, ValidationInfo
 from typing_extensions import TypeAliasType
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # INTEGER
@@ -59,7 +60,18 @@ HTTP_URL_PATTERN = (
 )
 """An http(s) URL of a host name (no credentials, query or fragment), as a cluster's
 Hopsworks and Prometheus addresses are: checked by validation and stated in OpenAPI."""
-HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=HTTP_URL_PATTERN)]
+_HTTP_URL = re.compile(HTTP_URL_PATTERN)
+
+
+def http_url(value: str, info: ValidationInfo) -> str:
+    if not _HTTP_URL.match(value):
+        raise ValueError(f"{info.field_name} must be an http(s) URL of a host name (no "
+                         f"credentials, query or fragment), got {value[:80]!r}")
+    return value
+
+
+HttpUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(http_url),
+                    Field(json_schema_extra={"pattern": HTTP_URL_PATTERN})]
 NameText = Annotated[
     str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_nul),
     Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}),

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationInfo,
+)
 
+from hopsplane.errors import Invalid
 from hopsplane.fields import Identifier, PositiveInt32
 from hopsplane.money import digits_range
-from hopsplane.usage.rules import MAX_BATCH, MAX_EVENT_CPU_SECONDS, MAX_EVENT_UNITS
+from hopsplane.usage.rules import (
+    MAX_BATCH,
+    MAX_EVENT_CPU_SECONDS,
+    MAX_EVENT_UNITS,
+    parse_quantity,
+)
 
 
 def _quantity(maximum: Decimal, decimals: str) -> object:
@@ -21,11 +37,28 @@ def _quantity(maximum: Decimal, decimals: str) -> object:
     spec says (``rules.parse_quantity`` then takes it)."""
     top = int(maximum)
     pattern = (
-        f"^[ \\t]*\\+?0*(?:(?:{digits_range(0, top - 1)})(?:\\.[0-9]{decimals}0*)?"
-        f"|{top}(?:\\.0*)?|\\.[0-9]{decimals.replace('{0,', '{1,').replace('*', '+')}0*)[ \\t]*$"
+        "^[ \\t]*(?:-(?:0+(?:\\.0*)?|\\.0+)"  # minus zero is zero
+        f"|\\+?0*(?:(?:{digits_range(0, top - 1)})(?:\\.[0-9]{decimals}0*)?"
+        f"|{top}(?:\\.0*)?|\\.[0-9]{decimals.replace('{0,', '{1,').replace('*', '+')}0*))[ \\t]*$"
     )
-    return (Annotated[StrictStr, StringConstraints(max_length=64, pattern=pattern)]
-            | Annotated[StrictInt, Field(ge=0, le=top)])
+    shape = re.compile(pattern)
+
+    def check(value: str | int, info: ValidationInfo) -> str | int:
+        name = info.field_name or "quantity"
+        try:  # the rules' own message (negative, out of range, too many decimals) first
+            parse_quantity(value, name, exact_units=maximum == MAX_EVENT_UNITS)
+        except Invalid as exc:
+            raise ValueError(exc.message) from exc
+        if isinstance(value, str) and not shape.match(value):
+            raise ValueError(f"{name} must be plain decimal text such as 12.5, got {value!r}")
+        return value
+
+    return Annotated[
+        Annotated[StrictStr, StringConstraints(max_length=64),
+                  Field(json_schema_extra={"pattern": pattern})]
+        | Annotated[StrictInt, Field(json_schema_extra={"minimum": 0, "maximum": top})],
+        AfterValidator(check),
+    ]
 
 
 Units: Any = _quantity(MAX_EVENT_UNITS, "{0,4}")

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    StringConstraints,
+)
 
 from hopsplane.api.errors import DATE_RANGE_RULES, error_responses, with_rules
 from hopsplane.api.routers.account import Cursor, Limit
 from hopsplane.billing import service as billing
+from hopsplane.billing.rules import parse_unit_price
 from hopsplane.billing.schemas import PriceOverrideOut, UsageReport
 from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant, AdminRefund
 from hopsplane.credits.schemas import LedgerEntryOut, PostResult, Standing
+from hopsplane.errors import Invalid
 from hopsplane.fields import Identifier, Reason, ShortText
 from hopsplane.http.deps import AdminDep, PolicyDep, SessionDep
 from hopsplane.http.pagination import DEFAULT_LIMIT, Page, ledger_page
@@ -62,15 +73,29 @@ class RefundIn(BaseModel):
 # 0 to 0.009999 with at most six decimals (billing.rules.parse_unit_price), written as
 # plain decimal text: validation and the spec say the same
 UNIT_PRICE = r"^[ \t]*\+?(?:0+(?:\.(?:00[0-9]{0,4})?0*)?|\.(?:00[0-9]{0,4}|0)0*)[ \t]*$"
+_UNIT_PRICE = re.compile(UNIT_PRICE)
+
+
+def _unit_price_text(value: str) -> str:
+    try:  # the rule's own message (range, decimals) first
+        parse_unit_price(value)
+    except Invalid as exc:
+        raise ValueError(exc.message) from exc
+    if not _UNIT_PRICE.match(value):
+        raise ValueError(f"unit_price must be plain decimal text such as 0.0001, got {value!r}")
+    return value
 
 
 class PriceOverrideIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     effective_from: date
-    unit_price: Annotated[StrictStr, StringConstraints(max_length=40, pattern=UNIT_PRICE)] = Field(
+    unit_price: Annotated[
+        StrictStr, StringConstraints(max_length=40), AfterValidator(_unit_price_text)
+    ] = Field(
         description="Dollars per compute unit, e.g. \"0.00008\" (0 to 0.009999, at most six "
-        "decimals)."
+        "decimals).",
+        json_schema_extra={"pattern": UNIT_PRICE},
     )
     reason: Why
 
