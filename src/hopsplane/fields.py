@@ -9,9 +9,11 @@ cannot store), a string longer than its column or an integer outside its column 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, SecretStr, StringConstraints
+from pydantic import AfterValidator, Field, SecretStr, StringConstraints, ValidationInfo
+from typing_extensions import TypeAliasType
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # INTEGER
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # BIGINT
@@ -33,10 +35,53 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200), *_NO
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500), *_NO_NUL]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=512), *_NO_NUL]
 Url = Annotated[str, StringConstraints(max_length=2048), *_NO_NUL]
-EmailText = Annotated[str, StringConstraints(min_length=3, max_length=254), *_NO_NUL]
+def any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" for c in word)
+
+
+# email-validator refuses addresses at special-use names (RFC 6761: .test, .local, ...)
+# even without a DNS lookup; the pattern says so next to `format: email`.
+SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+EMAIL_PATTERN = (
+    "^(?![\\s\\S]*[.@](?:" + "|".join(any_case(d) for d in SPECIAL_USE_DOMAINS)
+    + ")\\s*$)[^\\u0000]*$"
+)
+EmailText = Annotated[
+    str, StringConstraints(min_length=3, max_length=254), AfterValidator(no_nul),
+    Field(json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN}),
+]
 """An email address as typed; ``accounts.rules.normalise_email`` checks and normalises it."""
-CursorText = Annotated[str, StringConstraints(min_length=1, max_length=600), *_NO_NUL]
-"""A page cursor as returned by a list (opaque to the caller)."""
+PORT_PATTERN = (  # 0 to 65535
+    "6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0"
+)
+HTTP_URL_PATTERN = (
+    "^[ \\t]*https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::(?:" + PORT_PATTERN + "))?"
+    "(?:/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?[ \\t]*$"
+)
+"""An http(s) URL of a host name (no credentials, query or fragment), as a cluster's
+Hopsworks and Prometheus addresses are: checked by validation and stated in OpenAPI."""
+_HTTP_URL = re.compile(HTTP_URL_PATTERN)
+
+
+def http_url(value: str, info: ValidationInfo) -> str:
+    if not _HTTP_URL.match(value):
+        raise ValueError(f"{info.field_name} must be an http(s) URL of a host name (no "
+                         f"credentials, query or fragment), got {value[:80]!r}")
+    return value
+
+
+HttpUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(http_url),
+                    Field(json_schema_extra={"pattern": HTTP_URL_PATTERN})]
+NameText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_nul),
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}),
+]
+"""A name: 1 to 200 characters, at least one of them not a space, no NUL."""
+CursorText = Annotated[
+    str, StringConstraints(min_length=1, max_length=600, pattern="^[A-Za-z0-9_-]+={0,2}$")
+]
+"""A page cursor as returned by a list: opaque to the caller, URL-safe base64 (what it
+encodes, a position a list gave out, is beyond what OpenAPI can state)."""
 
 Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX)]
@@ -70,3 +115,11 @@ HeaderSafeSecret = Annotated[SecretStr, AfterValidator(header_safe_secret),
                              Field(json_schema_extra={
                                  "pattern": "^[ \\t\\r\\n]*[\\x21-\\x7e]{1,1024}[ \\t\\r\\n]*$"})]
 """A secret sent as (part of) an HTTP header: a cluster's API keys."""
+
+
+NoNulText = Annotated[str, *_NO_NUL]
+JsonDocument = TypeAliasType(
+    "JsonDocument",
+    "NoNulText | int | float | bool | list[JsonDocument] | dict[NoNulText, JsonDocument] | None",
+)
+"""Any JSON value whose strings (and keys) PostgreSQL's jsonb can hold: no NUL anywhere."""

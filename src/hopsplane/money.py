@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
@@ -107,3 +107,106 @@ Amount = Annotated[
     }),
 ]
 """An amount in an input schema: parsed by :func:`parse_amount` during validation."""
+
+
+def _fixed_range(lo: int, hi: int, width: int) -> str:
+    """A regex matching the ``width``-digit strings (leading zeros) of lo..hi."""
+    if width == 0:
+        return ""
+    a, b = f"{lo:0{width}d}", f"{hi:0{width}d}"
+    if a == b:
+        return a
+    if width == 1:
+        return f"[{a}-{b}]"
+    if a[0] == b[0]:
+        return f"{a[0]}(?:{_fixed_range(int(a[1:]), int(b[1:]), width - 1)})"
+    rest = width - 1
+    if a[1:] == "0" * rest and b[1:] == "9" * rest:
+        return f"[{a[0]}-{b[0]}][0-9]{{{rest}}}"
+    parts = [f"{a[0]}(?:{_fixed_range(int(a[1:]), 10**rest - 1, rest)})"]
+    if int(a[0]) + 1 <= int(b[0]) - 1:
+        parts.append(f"[{int(a[0]) + 1}-{int(b[0]) - 1}][0-9]{{{rest}}}")
+    parts.append(f"{b[0]}(?:{_fixed_range(0, int(b[1:]), rest)})")
+    return "|".join(parts)
+
+
+def digits_range(lo: int, hi: int) -> str:
+    """A regex matching the decimal integers lo..hi written without leading zeros."""
+    parts = []
+    for width in range(len(str(lo)), len(str(hi)) + 1):
+        first = max(lo, 10 ** (width - 1) if width > 1 else 0)
+        last = min(hi, 10**width - 1)
+        if first <= last:
+            parts.append(f"(?:{_fixed_range(first, last, width)})")
+    return "|".join(parts)
+
+
+def amount_pattern(minimum: Decimal, maximum: Decimal) -> str:
+    """The decimal strings :func:`parse_amount` accepts between ``minimum`` and ``maximum``
+    (0 or more, whole cents), as a regular expression: so the OpenAPI description
+    states the real bounds of a money field, not only its shape."""
+    if not 0 <= minimum <= maximum <= MAX_AMOUNT:
+        raise ValueError("amount_pattern covers bounds from 0 to MAX_AMOUNT")
+    lo_whole, lo_cents = int(minimum), int((minimum - int(minimum)) * 100)
+    hi_whole, hi_cents = int(maximum), int((maximum - int(maximum)) * 100)
+    frac_any = r"(?:\.[0-9]{1,2}0*)?"
+
+    def cents_between(lo: int, hi: int) -> str:
+        # ".5" is 50 cents: the first digit is tens of cents
+        two = "|".join(f"{c:02d}" for c in range(lo, hi + 1))
+        ones = "|".join(str(c // 10) for c in range(lo, hi + 1) if c % 10 == 0)
+        opts = f"(?:{two})" + (f"|(?:{ones})" if ones else "")
+        return rf"\.(?:{opts})0*"
+
+    def cents_part(lo: int, hi: int) -> str:
+        if lo == 0 and hi == 99:
+            return frac_any
+        core = cents_between(max(lo, 1), hi) if hi >= max(lo, 1) else None
+        zero = r"(?:\.0+)?" if lo == 0 else None
+        if core is None:
+            return zero or ""
+        return f"(?:{core})" if zero is None else f"(?:{zero}|{core})"
+
+    alternatives: list[str] = []
+    if lo_whole == hi_whole:
+        alternatives.append(f"(?:{lo_whole}){cents_part(lo_cents, hi_cents)}")
+    else:
+        alternatives.append(f"(?:{lo_whole}){cents_part(lo_cents, 99)}")
+        if lo_whole + 1 <= hi_whole - 1:
+            alternatives.append(f"(?:{digits_range(lo_whole + 1, hi_whole - 1)}){frac_any}")
+        alternatives.append(f"(?:{hi_whole}){cents_part(0, hi_cents)}")
+    body = "|".join(f"(?:{a})" for a in alternatives)
+    # "0*" then a whole part without leading zeros: "0.50" is the whole part "0" after no
+    # extra zeros, "007" is "7" after two
+    return rf"^[ \t]*\+?0*(?:{body})[ \t]*$"
+
+
+def amount_between(minimum: Decimal, maximum: Decimal) -> object:
+    """An input amount that validation bounds to ``minimum``..``maximum`` (positive, whole
+    cents), with the same bounds in its OpenAPI description: a pattern for the decimal
+    string, minimum and maximum for the integer."""
+
+    def check(value: object) -> Decimal:
+        try:
+            return parse_amount(value, minimum=minimum, maximum=maximum)
+        except Invalid as exc:
+            raise ValueError(exc.message) from exc
+
+    whole_min = int(minimum) if minimum == int(minimum) else int(minimum) + 1
+    return Annotated[
+        Decimal,
+        BeforeValidator(check),
+        WithJsonSchema({
+            "anyOf": [
+                {"type": "string", "pattern": amount_pattern(minimum, maximum)},
+                {"type": "integer", "minimum": whole_min, "maximum": int(maximum)},
+            ],
+            "description": f"Dollars from {minimum} to {maximum}, as a decimal string "
+            "(\"12.50\": at most two decimals, no exponent) or an integer; floats are refused.",
+            "examples": ["12.50"],
+        }),
+    ]
+
+
+PositiveAmount: Any = amount_between(CENT, MAX_AMOUNT)
+"""An amount that must be more than zero (grants, refunds, budgets)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import anyio.to_thread
@@ -38,6 +39,7 @@ from hopsplane.http.session_cookie import session_signer
 from hopsplane.integrations.auth0 import build_identity
 from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.stripe import build_stripe
+from hopsplane.money import amount_pattern
 from hopsplane.observability import Metrics, configure_logging
 from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.web import auto_topup as web_auto_topup
@@ -159,6 +161,8 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
         "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
         "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "hopsplane_session"},
     }
+    _money_bounds(spec, app.state.settings)
+    _integer_bounds(spec)
     for path, path_item in spec.get("paths", {}).items():
         for method, operation in path_item.items():
             if isinstance(operation, dict) and path not in OPERATIONS_PATHS:
@@ -169,6 +173,43 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
                 operation["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
     app.openapi_schema = spec
     return spec
+
+
+def _integer_bounds(node: object) -> None:
+    """FastAPI writes every minimum and maximum as a float ("maximum": 100.0); on an
+    integer schema that tells generated clients a float is fine. Write them as integers."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                if isinstance(node.get(key), float) and node[key].is_integer():
+                    node[key] = int(node[key])
+        for value in node.values():
+            _integer_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _integer_bounds(value)
+
+
+def _money_bounds(spec: dict[str, Any], settings: Settings) -> None:
+    """Top-up amounts are bounded by settings (HOPSPLANE_STRIPE_MIN_TOPUP and _MAX_TOPUP),
+    so their schemas only know the shape of an amount: state the bounds of this server."""
+    lo, hi = settings.stripe_min_topup, settings.stripe_max_topup
+    bounded = {
+        ("TopupIn", "amount"): (lo, hi),
+        ("AutoTopupIn", "amount"): (lo, hi),
+        ("AutoTopupIn", "threshold"): (Decimal("0.00"), hi),
+    }
+    schemas = spec.get("components", {}).get("schemas", {})
+    for (name, field), (minimum, maximum) in bounded.items():
+        prop = schemas.get(name, {}).get("properties", {}).get(field)
+        if prop is None:
+            continue
+        whole_min = int(minimum) if minimum == int(minimum) else int(minimum) + 1
+        prop["anyOf"] = [
+            {"type": "string", "pattern": amount_pattern(minimum, maximum)},
+            {"type": "integer", "minimum": whole_min, "maximum": int(maximum)},
+        ]
+        prop["description"] = (prop.get("description", "") + f" From {minimum} to {maximum}.")
 
 
 _SERVING_RESPONSES = {

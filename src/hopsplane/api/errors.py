@@ -172,3 +172,21 @@ def _collect_methods(routes: Iterable[Any], scope: dict[str, Any], found: set[st
         methods = getattr(route, "methods", None)
         if methods and route.matches(scope)[0] in (Match.FULL, Match.PARTIAL):
             found.update(methods)
+
+
+DATE_RANGE_RULES = (
+    "`to` must not be before `from`, and the range is at most 366 days (`to` - `from` < "
+    "366): rules between the two parameters, which OpenAPI cannot state."
+)
+
+
+def with_rules(
+    responses: dict[int | str, dict[str, Any]], rules: str, status: int = 422
+) -> dict[int | str, dict[str, Any]]:
+    """``responses`` with the rules a refusal (``status``) also stands for, in its
+    description: the checks between fields that a schema cannot express."""
+    out = dict(responses)
+    entry = dict(out[status])
+    entry["description"] = f"{entry['description']}. Also refused: {rules}"
+    out[status] = entry
+    return out

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hopsplane.money import Amount
+from hopsplane.money import PositiveAmount
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +101,7 @@ class PriceOverrideOut(BaseModel):
 class BudgetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    monthly_budget: Amount = Field(
+    monthly_budget: PositiveAmount = Field(
         description="The member's budget per UTC calendar month, in the account's currency "
         "(a decimal string such as \"50.00\"; at least 0.01)."
     )

@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from hopsplane.fields import HeaderSafeSecret, Identifier, ShortText, Url
+from hopsplane.fields import (
+    HeaderSafeSecret,
+    HttpUrl,
+    Identifier,
+    JsonDocument,
+    NameText,
+    NoNulText,
+    Url,
+    any_case,
+)
+from hopsplane.integrations.hopsworks import PROJECT_SERVICES
+
+# What validation takes as a service: a ProjectServiceEnum name in any case, spaces around
+# it dropped (an entry of spaces only is skipped).
+ServiceName = Annotated[str, Field(json_schema_extra={"pattern": (
+    "^\\s*(?:" + "|".join(any_case(s) for s in sorted(PROJECT_SERVICES)) + ")?\\s*$"
+)})]
 
 
 class ClusterCreate(BaseModel):
     # hide_input: a refused key is never repeated in an error's text
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    name: ShortText
-    api_url: Url = Field(
+    name: NameText
+    api_url: HttpUrl = Field(
         description="Base URL of the Hopsworks cluster, e.g. https://hw.example.com"
     )
     api_key: HeaderSafeSecret = Field(
@@ -28,13 +44,13 @@ class ClusterCreate(BaseModel):
         description="A second API key of a HOPS_ADMIN user with only the AUTH scope: it signs "
         "tokens of project owners (it can act as any user). Stored encrypted, never returned.",
     )
-    project_services: list[str] | None = Field(
+    project_services: list[ServiceName] | None = Field(
         None, description="Services of new projects (ProjectServiceEnum names); default: "
-        "JOBS, KAFKA, JUPYTER, HIVE, SERVING, FEATURESTORE, AIRFLOW."
+        "JOBS, KAFKA, JUPYTER, HIVE, SERVING, FEATURESTORE, AIRFLOW.",
     )
     max_users: int = Field(100, ge=0, le=1_000_000, description="Accounts the cluster may hold.")
     kubeconfig: SecretStr | None = Field(None, description="Stored encrypted, never returned.")
-    prometheus_url: Url | None = Field(None, description="Prometheus HTTP API base URL.")
+    prometheus_url: HttpUrl | None = Field(None, description="Prometheus HTTP API base URL.")
     ca_bundle: str | None = Field(
         None, max_length=200_000, description="PEM of the CA(s) that signed the Hopsworks "
         "API's certificate; without it the system's trust store is used.")
@@ -48,17 +64,17 @@ class ClusterCreate(BaseModel):
     prometheus_password: SecretStr | None = Field(
         None, description="Basic-auth password of Prometheus. Stored encrypted, never "
         "returned.")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[NoNulText, JsonDocument] = Field(default_factory=dict)
 
 
 class ClusterUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    name: ShortText | None = None
-    api_url: Url | None = None
+    name: NameText | None = None
+    api_url: HttpUrl | None = None
     api_key: HeaderSafeSecret | None = None
     auth_api_key: HeaderSafeSecret | None = None
-    project_services: list[str] | None = None
+    project_services: list[ServiceName] | None = None
     max_users: int | None = Field(None, ge=0, le=1_000_000)
     kubeconfig: SecretStr | None = None
     prometheus_url: Url | None = Field(None, description="Empty string removes it.")

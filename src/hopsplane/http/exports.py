@@ -52,6 +52,11 @@ FIRST_DAY = date(1970, 1, 1)
 LAST_DAY = date(9998, 12, 31)
 """Exports cover days in this range: a day beyond it is refused (422) rather than
 overflowing the calendar while the file is written."""
+EXPORT_DAY: dict[str, object] = {"pattern": (
+    "^(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+    "-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])$"
+)}
+"""FIRST_DAY to LAST_DAY as the OpenAPI pattern of a `format: date` parameter."""
 USAGE_COLUMNS = ("date", "member", "compute_units", "cpu_hours", "unit_price", "cost")
 LEDGER_COLUMNS = ("seq", "created_at", "type", "amount", "balance", "description",
                   "stripe_payment_intent_id")

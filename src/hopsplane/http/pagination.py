@@ -7,16 +7,26 @@ import binascii
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Annotated, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import LedgerEntryOut
 from hopsplane.errors import Invalid
+from hopsplane.money import digits_range
 
 T = TypeVar("T")
+
+SEQ_CURSOR_PATTERN = f"^(?:{digits_range(1, 2**63 - 1)})$"
+"""A ledger page's cursor: the sequence number the next page starts below (1 to 2^63-1)."""
+SeqCursor = Annotated[str, StringConstraints(pattern=SEQ_CURSOR_PATTERN)]
+UNMATCHED_CURSOR_PATTERN = "^[^ \\u0000]+ [^\\u0000]+$"
+"""An unmatched-usage page's cursor: the source (no spaces), a space, the event id."""
+UnmatchedCursor = Annotated[
+    str, StringConstraints(max_length=600, pattern=UNMATCHED_CURSOR_PATTERN)
+]
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50

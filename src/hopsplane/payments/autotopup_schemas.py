@@ -22,7 +22,8 @@ class AutoTopupIn(BaseModel):
     amount: Amount = Field(description="What each auto top-up buys (a valid top-up amount).")
     accept_terms: bool = Field(
         description="True: the caller agrees to the terms returned in `terms` (stored with "
-        "who and when). Required to turn auto top-up on."
+        "who and when). Required: without it nothing is changed (422).",
+        json_schema_extra={"enum": [True]},
     )
 
 

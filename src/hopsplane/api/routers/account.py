@@ -13,17 +13,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from hopsplane.api.errors import error_responses
+from hopsplane.api.errors import DATE_RANGE_RULES, error_responses, with_rules
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import UsageReport
 from hopsplane.clusters import service as clusters
 from hopsplane.clusters.schemas import StoppedWorkloadOut
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import Standing
-from hopsplane.fields import CursorText
 from hopsplane.http import exports
 from hopsplane.http.deps import LedgerDep, MemberDep, OwnerDep, SessionDep, sees_account_usage
-from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, ledger_page
+from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, SeqCursor, ledger_page
 from hopsplane.payments import receipts
 from hopsplane.payments.schemas import LedgerEntryWithReceipt
 
@@ -31,7 +30,7 @@ router = APIRouter(prefix="/v1/account", tags=["account"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Entries per page.")]
 Cursor = Annotated[
-    CursorText | None, Query(description="`next_cursor` of the previous page; omit for the newest.")
+    SeqCursor | None, Query(description="`next_cursor` of the previous page; omit for the newest.")
 ]
 
 
@@ -58,7 +57,8 @@ def ledger(
     )
 
 
-@router.get("/usage", response_model=UsageReport, responses=error_responses(401, 403, 422))
+@router.get("/usage", response_model=UsageReport,
+            responses=with_rules(error_responses(401, 403, 422), DATE_RANGE_RULES))
 def usage(
     request: Request,
     principal: MemberDep,
@@ -66,7 +66,8 @@ def usage(
     date_from: Annotated[date, Query(alias="from", description="First UTC day.")],
     date_to: Annotated[date, Query(alias="to", description="Last UTC day (inclusive).")],
 ) -> UsageReport:
-    """Daily usage with the per-user breakdown. A team member sees only their own share."""
+    """Daily usage with the per-user breakdown. A team member sees only their own share.
+    `to` must not be before `from`, and a request covers at most 366 days (422)."""
     member = None if sees_account_usage(request, principal, session) else principal.user_id
     return billing.usage_report(
         session, principal.account_id, date_from, date_to, member_id=member
@@ -78,19 +79,22 @@ _CSV: dict[int | str, dict[str, object]] = {
 
 
 @router.get("/usage.csv", response_class=StreamingResponse,
-            responses={**_CSV, **error_responses(401, 403, 422)})
+            responses={**_CSV, **with_rules(error_responses(401, 403, 422), DATE_RANGE_RULES)})
 def usage_csv(
     request: Request,
     principal: MemberDep,
     session: SessionDep,
-    date_from: Annotated[date, Query(alias="from", description="First UTC day.")],
-    date_to: Annotated[date, Query(alias="to", description="Last UTC day (inclusive).")],
+    date_from: Annotated[date, Query(alias="from", description="First UTC day (1970-01-01 "
+                                     "to 9998-12-31).", json_schema_extra=exports.EXPORT_DAY)],
+    date_to: Annotated[date, Query(alias="to", description="Last UTC day, inclusive (1970-01-01 "
+                                   "to 9998-12-31).", json_schema_extra=exports.EXPORT_DAY)],
 ) -> Response:
     """The days of `GET /v1/account/usage` as CSV, one row per day and member (`date,
     member, compute_units, cpu_hours, unit_price, cost`): members by name and email, usage
     of no current member under one label, each day's costs split as the usage chart splits
     them (they add up to the day's `total_cost`); exact decimals, one snapshot. A team member
-    gets only their own share."""
+    gets only their own share. `to` must not be before `from`, and a request covers at most
+    366 days (422)."""
     exports.check_usage_range(session, principal.account_id, date_from, date_to)
     member = None if sees_account_usage(request, principal, session) else principal.user_id
     return exports.usage_csv(request, principal.account_id, date_from, date_to,

@@ -2,31 +2,44 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    StringConstraints,
+)
 
-from hopsplane.api.errors import error_responses
+from hopsplane.api.errors import DATE_RANGE_RULES, error_responses, with_rules
 from hopsplane.api.routers.account import Cursor, Limit
 from hopsplane.billing import service as billing
+from hopsplane.billing.rules import parse_unit_price
 from hopsplane.billing.schemas import PriceOverrideOut, UsageReport
 from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant, AdminRefund
 from hopsplane.credits.schemas import LedgerEntryOut, PostResult, Standing
+from hopsplane.errors import Invalid
 from hopsplane.fields import Identifier, Reason, ShortText
 from hopsplane.http.deps import AdminDep, PolicyDep, SessionDep
 from hopsplane.http.pagination import DEFAULT_LIMIT, Page, ledger_page
-from hopsplane.money import Amount
+from hopsplane.money import PositiveAmount
 
 router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
 
 AccountId = Annotated[Identifier, Path(description="Owner's user id.")]
 Key = Annotated[
     ShortText,
-    Field(description="Idempotency key: a retry with the same key returns the original."),
+    Field(description="Idempotency key: a retry with the same key returns the original "
+          "(no spaces around it).",
+          json_schema_extra={"pattern": "^[^\\s\\u0000](?:[^\\u0000]*[^\\s\\u0000])?$"}),
 ]
 Why = Annotated[Reason, Field(description="Why (kept).")]
 
@@ -35,7 +48,7 @@ class GrantIn(BaseModel):
     # A misspelt field is refused, never ignored: {"expires": ...} made a permanent grant.
     model_config = ConfigDict(extra="forbid")
 
-    amount: Amount
+    amount: PositiveAmount
     reason: Why
     idempotency_key: Key
     expires_at: AwareDatetime | None = Field(
@@ -50,18 +63,39 @@ class RefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     purchase_id: uuid.UUID = Field(description="The purchase entry being reversed.")
-    amount: Amount = Field(description="Dollars going back, positive (the entry is negative).")
+    amount: PositiveAmount = Field(
+        description="Dollars going back, positive (the entry is negative)."
+    )
     reason: Why
     idempotency_key: Key
+
+
+# 0 to 0.009999 with at most six decimals (billing.rules.parse_unit_price), written as
+# plain decimal text: validation and the spec say the same
+UNIT_PRICE = r"^[ \t]*\+?(?:0+(?:\.(?:00[0-9]{0,4})?0*)?|\.(?:00[0-9]{0,4}|0)0*)[ \t]*$"
+_UNIT_PRICE = re.compile(UNIT_PRICE)
+
+
+def _unit_price_text(value: str) -> str:
+    try:  # the rule's own message (range, decimals) first
+        parse_unit_price(value)
+    except Invalid as exc:
+        raise ValueError(exc.message) from exc
+    if not _UNIT_PRICE.match(value):
+        raise ValueError(f"unit_price must be plain decimal text such as 0.0001, got {value!r}")
+    return value
 
 
 class PriceOverrideIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     effective_from: date
-    unit_price: Annotated[StrictStr, StringConstraints(max_length=40)] = Field(
+    unit_price: Annotated[
+        StrictStr, StringConstraints(max_length=40), AfterValidator(_unit_price_text)
+    ] = Field(
         description="Dollars per compute unit, e.g. \"0.00008\" (0 to 0.009999, at most six "
-        "decimals)."
+        "decimals).",
+        json_schema_extra={"pattern": UNIT_PRICE},
     )
     reason: Why
 
@@ -97,13 +131,14 @@ def ledger(
 
 
 @router.get("/{account_id}/usage", response_model=UsageReport,
-            responses=error_responses(401, 403, 404, 422))
+            responses=with_rules(error_responses(401, 403, 404, 422), DATE_RANGE_RULES))
 def usage(
     account_id: AccountId, admin: AdminDep, session: SessionDep,
     date_from: Annotated[date, Query(alias="from")],
     date_to: Annotated[date, Query(alias="to")],
 ) -> UsageReport:
-    """Any account's daily usage with the per-user breakdown."""
+    """Any account's daily usage with the per-user breakdown. `to` must not be before
+    `from`, and a request covers at most 366 days (422)."""
     return billing.usage_report(session, account_id, date_from, date_to)
 
 

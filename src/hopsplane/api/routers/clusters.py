@@ -42,7 +42,7 @@ BoxDep = Annotated[SecretBox, Depends(secret_box)]
     "",
     response_model=ClusterOut,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(*_GUARDED, 422),
+    responses=error_responses(*_GUARDED, 409, 422, codes={409: ["cluster_name_taken"]}),
 )
 def register_cluster(
     body: ClusterCreate, session: SessionDep, admin: AdminDep, box: BoxDep

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from hopsplane.api.errors import error_responses
 from hopsplane.db.engine import Database
 from hopsplane.errors import Unauthorized
-from hopsplane.fields import CursorText
 from hopsplane.http.deps import (
     AdminDep,
     SessionDep,
@@ -18,7 +17,7 @@ from hopsplane.http.deps import (
     database,
     require_admin,
 )
-from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, UnmatchedCursor
 from hopsplane.usage import service
 from hopsplane.usage.combiner import BatchCombiner
 from hopsplane.usage.rules import TOKEN_PREFIX, unmatched_cursor
@@ -83,7 +82,7 @@ def list_unmatched_usage(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[
-        CursorText | None, Query(description="next_cursor of the previous page")
+        UnmatchedCursor | None, Query(description="next_cursor of the previous page")
     ] = None,
 ) -> Page[UnmatchedEventOut]:
     """Events kept but not billed yet (unknown account, project or namespace), by source
