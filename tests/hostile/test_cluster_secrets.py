@@ -127,3 +127,21 @@ def test_the_console_form_refuses_them_with_a_page(web: Api) -> None:
         assert SECRET not in answer.text
     with web.db.transaction() as s:
         assert s.execute(text("SELECT count(*) FROM hopsworks_clusters")).scalar_one() == 0
+
+
+@pytest.mark.parametrize("bundle", [
+    "-----BEGIN CERTIFICATE-----\n\u00e9\n-----END CERTIFICATE-----",  # OpenSSL takes ASCII
+    "-----BEGIN CERTIFICATE-----\nAAAA\x00\n-----END CERTIFICATE-----",
+    "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----",
+    "no certificate here",
+])
+@pytest.mark.parametrize("field", ["ca_bundle", "prometheus_ca_bundle"])
+def test_a_ca_bundle_that_is_not_pem_certificates_is_422_and_stores_nothing(
+    client: TestClient, field: str, bundle: str
+) -> None:
+    answer = client.post("/v1/admin/clusters", json={
+        "name": "eu-1", "api_url": "https://eu-1.example.com", "api_key": "good.Key1",
+        "auth_api_key": "good.Auth1", field: bundle})
+    assert answer.status_code == 422, answer.text
+    assert field in answer.json()["detail"], answer.text
+    assert client.get("/v1/admin/clusters").json()["items"] == []

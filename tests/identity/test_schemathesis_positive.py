@@ -42,6 +42,19 @@ UNSTATABLE: dict[str, tuple[str, tuple[str, ...]]] = {
         "relative to today: usage older than HOPSPLANE_USAGE_MAX_AGE_DAYS or in the future",
         ("older than", "in the future"),
     ),
+    "POST /v1/admin/clusters": (
+        "whether a CA bundle's blocks hold certificates OpenSSL loads; between two fields: "
+        "Prometheus basic auth takes a user and a password, together",
+        ("is not a readable PEM certificate bundle", "needs both prometheus_username"),
+    ),
+    "PATCH /v1/admin/clusters/{cluster_id}": (
+        "as POST /v1/admin/clusters",
+        ("is not a readable PEM certificate bundle", "needs both prometheus_username"),
+    ),
+    "POST /v1/organizations": (
+        "which characters Unicode calls printable: hundreds of ranges, no portable pattern",
+        ("printable characters",),
+    ),
     "POST /v1/admin/accounts/{account_id}/grants": (
         "relative to now: an expiry in the future and within ten years",
         ("not in the future", "within ten years"),

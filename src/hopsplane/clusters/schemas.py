@@ -19,6 +19,11 @@ from hopsplane.fields import (
     any_case,
 )
 from hopsplane.integrations.hopsworks import PROJECT_SERVICES
+from hopsplane.integrations.tls import PEM_CERTIFICATE, PEM_CHARS
+
+# A CA bundle holds at least one certificate block (whether OpenSSL loads what is inside is
+# beyond a pattern; the description says so).
+PEM_PATTERN = f"^{PEM_CHARS}*{PEM_CERTIFICATE}{PEM_CHARS}*$"
 
 # What validation takes as a service: a ProjectServiceEnum name in any case, spaces around
 # it dropped (an entry of spaces only is skipped).
@@ -52,11 +57,12 @@ class ClusterCreate(BaseModel):
     kubeconfig: SecretStr | None = Field(None, description="Stored encrypted, never returned.")
     prometheus_url: HttpUrl | None = Field(None, description="Prometheus HTTP API base URL.")
     ca_bundle: str | None = Field(
-        None, max_length=200_000, description="PEM of the CA(s) that signed the Hopsworks "
-        "API's certificate; without it the system's trust store is used.")
+        None, max_length=200_000, pattern=PEM_PATTERN, description="PEM of the CA(s) that "
+        "signed the Hopsworks API's certificate; without it the system's trust store is used. "
+        "Its blocks must hold certificates OpenSSL loads (else 422).")
     prometheus_ca_bundle: str | None = Field(
-        None, max_length=200_000, description="PEM of the CA(s) that signed Prometheus' "
-        "certificate.")
+        None, max_length=200_000, pattern=PEM_PATTERN, description="PEM of the CA(s) that "
+        "signed Prometheus' certificate (as ca_bundle).")
     prometheus_bearer_token: SecretStr | None = Field(
         None, description="Bearer token Prometheus wants. Stored encrypted, never returned.")
     prometheus_username: str | None = Field(
@@ -78,9 +84,10 @@ class ClusterUpdate(BaseModel):
     max_users: int | None = Field(None, ge=0, le=1_000_000)
     kubeconfig: SecretStr | None = None
     prometheus_url: Url | None = Field(None, description="Empty string removes it.")
-    ca_bundle: str | None = Field(None, max_length=200_000,
+    ca_bundle: str | None = Field(None, max_length=200_000, pattern=f"^$|{PEM_PATTERN}",
                                   description="PEM; an empty string removes it.")
     prometheus_ca_bundle: str | None = Field(None, max_length=200_000,
+                                             pattern=f"^$|{PEM_PATTERN}",
                                              description="PEM; an empty string removes it.")
     prometheus_bearer_token: SecretStr | None = Field(
         None, description="Replaces Prometheus' credentials; an empty string removes them.")

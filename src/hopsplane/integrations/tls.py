@@ -9,11 +9,15 @@ PEM text: one or more ``-----BEGIN CERTIFICATE-----`` blocks.
 
 from __future__ import annotations
 
+import re
 import ssl
 
 from hopsplane.errors import Invalid
 
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+PEM_CHARS = "[\\t\\n\\r\\x20-\\x7e]"
+"""What PEM text is made of (a JSON Schema / ECMAScript class, and a Python one)."""
+PEM_TEXT = re.compile(f"{PEM_CHARS}*")
 
 
 def validate_ca_bundle(pem: str, what: str) -> str:
@@ -21,9 +25,11 @@ def validate_ca_bundle(pem: str, what: str) -> str:
     text = pem.strip()
     if PEM_CERTIFICATE not in text:
         raise Invalid(f"{what} must be PEM text with at least one '{PEM_CERTIFICATE}' block")
+    if not PEM_TEXT.fullmatch(text):  # OpenSSL takes ASCII only (a TypeError otherwise)
+        raise Invalid(f"{what} must be PEM text: printable ASCII and line breaks only")
     try:
         ssl.create_default_context(cadata=text + "\n")
-    except (ssl.SSLError, ValueError) as exc:
+    except (ssl.SSLError, ValueError, TypeError) as exc:
         raise Invalid(f"{what} is not a readable PEM certificate bundle ({exc})") from exc
     return text + "\n"
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from hopsplane.api.errors import error_responses
+from hopsplane.api.errors import error_responses, with_rules
 from hopsplane.clusters import service
 from hopsplane.clusters.rules import ClusterStatus
 from hopsplane.clusters.schemas import (
@@ -36,13 +36,19 @@ def secret_box(request: Request) -> SecretBox:
 
 
 BoxDep = Annotated[SecretBox, Depends(secret_box)]
+_CLUSTER_RULES = (
+    "a CA bundle whose blocks hold no certificate OpenSSL loads; `prometheus_username` "
+    "without `prometheus_password` or the reverse (rules on the content of a PEM and between "
+    "two fields, which OpenAPI cannot state)."
+)
 
 
 @router.post(
     "",
     response_model=ClusterOut,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(*_GUARDED, 409, 422, codes={409: ["cluster_name_taken"]}),
+    responses=with_rules(error_responses(*_GUARDED, 409, 422,
+                                         codes={409: ["cluster_name_taken"]}), _CLUSTER_RULES),
 )
 def register_cluster(
     body: ClusterCreate, session: SessionDep, admin: AdminDep, box: BoxDep
@@ -73,7 +79,7 @@ def get_cluster(cluster_id: uuid.UUID, session: SessionDep, admin: AdminDep) -> 
 @router.patch(
     "/{cluster_id}",
     response_model=ClusterOut,
-    responses=error_responses(*_GUARDED, 404, 409, 422),
+    responses=with_rules(error_responses(*_GUARDED, 404, 409, 422), _CLUSTER_RULES),
 )
 def update_cluster(
     cluster_id: uuid.UUID, body: ClusterUpdate, session: SessionDep, admin: AdminDep, box: BoxDep
