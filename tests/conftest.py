@@ -18,6 +18,7 @@ from hopsplane.db.engine import Database
 from hopsplane.integrations.email import Email, LogMailer, SmtpMailer
 from tests.apps import Api, email_links, id_settings, link_problem
 from tests.factories import TEST_ENCRYPTION_KEY
+from tests.fake_hopsworks import FakeHopsworks
 from tests.fake_smtp import SmtpInbox
 from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, LocalStripe, StripeFront
 from tests.pg import PgServer
@@ -201,6 +202,14 @@ def fresh_db(fresh_url: str, settings: Settings) -> Iterator[Database]:
     db = Database(fresh_url, settings)
     yield db
     db.dispose()
+
+
+@pytest.fixture
+def hw() -> Iterator[FakeHopsworks]:
+    """A Hopsworks stand-in on a free 127.0.0.1 port, answering as a default cluster."""
+    server = FakeHopsworks()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

@@ -8,17 +8,9 @@ from hopsplane.db.engine import Database
 from hopsplane.integrations.hopsworks import HopsworksApi, HopsworksClient
 from hopsplane.worker.runner import Worker
 from tests.factories import Clock
-from tests.fake_hopsworks import FakeHopsworks
 
 CREATE_TIMEOUT = 1.0
 """createas' own timeout in these tests: a creation held by the stand-in outlasts it."""
-
-
-@pytest.fixture
-def hw() -> Iterator[FakeHopsworks]:
-    server = FakeHopsworks()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -18,13 +18,6 @@ from tests.fake_hopsworks import PREFIX, FakeHopsworks, _error
 
 
 @pytest.fixture
-def hw() -> Iterator[FakeHopsworks]:
-    server = FakeHopsworks()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def client(hw: FakeHopsworks) -> Iterator[HopsworksClient]:
     c = HopsworksClient(hw.url, hw.state.api_key, hw.state.auth_api_key, timeout=5, retries=2,
                         backoff=0, create_timeout=0.5)

@@ -227,6 +227,14 @@ def post_next(session: Session, posting: Posting) -> tuple[bool, str | None, Led
     lock taken by :func:`owner_and_lock` (the function takes it again; the lock stacks)."""
     params = _posting_params(posting)
     row = _fetch_one(session, _POST_NEXT_SQL, params)
+    found, member_of, entry = _posted(posting, row)
+    return found, member_of, entry
+
+
+def _posted(
+    posting: Posting, row: Any
+) -> tuple[bool, str | None, LedgerEntryOut | None]:
+    """(exists, account_owner_id, entry) from the one row of :data:`_POST_NEXT_SQL`."""
     assert row is not None  # the function returns exactly one row
     found, member_of, entry_id, seq, amount, after, created_at = row
     entry = None
@@ -294,20 +302,8 @@ def post_now(
         raise IntegrityError(_POST_NEXT_SQL, params, exc) from exc
     except psycopg.DataError as exc:
         raise DataError(_POST_NEXT_SQL, params, exc) from exc
-    assert row is not None  # the function returns exactly one row
-    found, member_of, entry_id, seq, amount, after, created_at = row
-    entry = None
-    if entry_id is not None:
-        entry = LedgerEntryOut(
-            id=entry_id, account_owner_id=posting.account_owner_id, seq=seq,
-            type=posting.entry_type, amount=amount, balance=after,
-            description=posting.description,
-            stripe_payment_intent_id=posting.stripe_payment_intent_id,
-            refund_of=posting.refund_of, idempotency_key=posting.idempotency_key,
-            created_at=created_at, expires_at=posting.expires_at,
-            refers_to=posting.refers_to, stripe_dispute_id=posting.stripe_dispute_id,
-        )
-    return bool(found), member_of, entry, [BalanceEvent(*r) for r in event_rows]
+    found, member_of, entry = _posted(posting, row)
+    return found, member_of, entry, [BalanceEvent(*r) for r in event_rows]
 
 
 def entry_by_key_now(conn: psycopg.Connection[Any], key: str) -> LedgerEntryOut | None:
