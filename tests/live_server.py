@@ -20,10 +20,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app: Any) -> Iterator[int]:
+def live_server(app: Any, **config: Any) -> Iterator[int]:
+    """Serve ``app`` with uvicorn on a free 127.0.0.1 port (``config``: more uvicorn
+    options) in a thread; yields the port."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
+                       **config)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

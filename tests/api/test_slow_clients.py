@@ -13,17 +13,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -34,7 +30,7 @@ from hopsplane.db.engine import Database
 from hopsplane.db.models import User
 from hopsplane.http.deps import Principal
 from hopsplane.observability import configure_logging
-from tests.live_server import KeepAlive, free_port, wait_until_ready
+from tests.live_server import KeepAlive, free_port, live_server, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,25 +47,6 @@ def _app_as_owner(settings: Settings, db: Database) -> FastAPI:
     principal = Principal(uid, "o@example.com", account_owner_id=None, is_platform_admin=False)
     app.state.authenticator = lambda _req, _s: principal
     return app
-
-
-@contextmanager
-def _served(app: Any, **config: Any) -> Iterator[int]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           lifespan="on", **config))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
 
 
 def _slow_body(port: int, path: str = "/v1/stripe/webhook") -> socket.socket:
@@ -92,7 +69,7 @@ def test_slow_bodies_hold_no_place_in_flight_and_are_answered_408(
 ) -> None:
     app = _app_as_owner(_settings(settings, web_max_inflight=3, web_body_timeout_seconds=2),
                         fresh_db)
-    with _served(app) as port:
+    with live_server(app) as port:
         slow = [_slow_body(port) for _ in range(10)]  # more than the limit of 3
         try:
             conn = KeepAlive(port)
@@ -127,7 +104,7 @@ def test_a_client_that_hangs_up_is_a_499_line_not_an_error(
 ) -> None:
     app = _app_as_owner(settings, fresh_db)
     configure_logging("INFO", "json")
-    with _served(app) as port:
+    with live_server(app) as port:
         for _ in range(3):
             _slow_body(port).close()  # gone before its body arrived
         conn = KeepAlive(port)
@@ -156,7 +133,7 @@ def test_a_connection_whose_header_never_finishes_is_closed(
     def ok() -> dict[str, str]:
         return {"ok": "yes"}
 
-    with _served(app, http=HeaderDeadlineProtocol) as port:
+    with live_server(app, http=HeaderDeadlineProtocol) as port:
         idle = socket.create_connection(("127.0.0.1", port), timeout=30)
         half = socket.create_connection(("127.0.0.1", port), timeout=30)
         half.sendall(b"GET /ok HTTP/1.1\r\nHost: t\r\n")  # never the blank line

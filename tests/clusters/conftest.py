@@ -26,5 +26,4 @@ def worker(fresh_db: Database, box: SecretBox, clock: Clock) -> Iterator[Worker]
                                ca_bundle=ca_bundle, create_timeout=CREATE_TIMEOUT)
 
     yield Worker(fresh_db, schedule.handlers(), schedule.periodic_tasks(),
-                 services={"box": box, "hopsworks": factory, "clock": clock,
-                           "database": fresh_db}, clock=clock)
+                 services={"box": box, "hopsworks": factory, "database": fresh_db}, clock=clock)

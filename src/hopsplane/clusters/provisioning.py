@@ -32,7 +32,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -82,9 +82,8 @@ DEFAULT_SWEEP_EVERY = timedelta(minutes=10)
 
 
 def _now(ctx: JobContext) -> datetime:
-    """The worker's clock when it hands one to its jobs (``services["clock"]``), else UTC now."""
-    clock = ctx.services.get("clock")
-    return clock() if clock is not None else datetime.now(UTC)
+    """The worker's clock (``JobContext.clock``: tests and benchmarks move it)."""
+    return ctx.clock()
 
 
 def _sweep_every(ctx: JobContext) -> timedelta:

@@ -168,10 +168,9 @@ def require_buyer(request: Request, principal: Annotated[Principal, Depends(curr
     return _delegated(request, principal, session, Capability.BUY)
 
 
-def may_buy(principal: Principal, session: Session) -> bool:
+def may_buy(request: Request, principal: Principal, session: Session) -> bool:
     """Whether the principal may buy credits (and see the balance) for their account."""
-    return principal.is_owner or organizations.can(
-        session, principal.account_id, principal.user_id, Capability.BUY)
+    return Capability.BUY in capabilities(request, session, principal)
 
 
 def require_team_admin(request: Request,

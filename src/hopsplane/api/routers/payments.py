@@ -69,6 +69,7 @@ def create_topup(
     summary="Success redirect of a top-up: credit it now if it is paid",
 )
 def complete_topup(
+    request: Request,
     session_id: Annotated[Identifier, Path(description="The Checkout Session id (cs_...).")],
     principal: MemberDep,
     session: SessionDep,
@@ -83,7 +84,7 @@ def complete_topup(
     those who may buy for the account."""
     return service.complete_topup(
         session, gateway, principal.account_id, session_id, policy,
-        user_id=principal.user_id, sees_balance=may_buy(principal, session),
+        user_id=principal.user_id, sees_balance=may_buy(request, principal, session),
     )
 
 
