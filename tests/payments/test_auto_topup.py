@@ -26,9 +26,9 @@ from hopsplane.hooks import LoggingHooks
 from hopsplane.integrations.email import LogMailer
 from hopsplane.integrations.stripe import StripeApi
 from hopsplane.integrations.stripe.types import ChargeOutcome, OffSessionCharge
-from hopsplane.payments import autotopup
-from hopsplane.payments.autotopup_rules import Limits, charge_key
-from hopsplane.payments.autotopup_schemas import ChargePlan
+from hopsplane.payments.autotopup import service as autotopup
+from hopsplane.payments.autotopup.rules import Limits, charge_key
+from hopsplane.payments.autotopup.schemas import ChargePlan
 from hopsplane.worker import service as queue
 from hopsplane.worker.schemas import JobContext
 from tests.apps import act_as

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from hopsplane.errors import Invalid
-from hopsplane.payments.autotopup_rules import (
+from hopsplane.payments.autotopup.rules import (
     Limits,
     backoff,
     cap_refusal,
@@ -56,7 +56,7 @@ def test_the_hooks_every_edge_builds_watch_balances() -> None:
     from hopsplane.composition.jobs import handlers
     from hopsplane.config import Settings
     from hopsplane.hooks import BalanceWatch
-    from hopsplane.payments import autotopup
+    from hopsplane.payments.autotopup import service as autotopup
 
     assert isinstance(build_hooks(Settings(_env_file=None)), BalanceWatch)  # type: ignore[call-arg]
     assert {autotopup.CHARGE_TASK, autotopup.NOTICE_TASK, autotopup.FAILED_TASK} <= set(

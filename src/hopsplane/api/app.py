@@ -42,8 +42,8 @@ from hopsplane.integrations.stripe import build_stripe
 from hopsplane.money import amount_pattern
 from hopsplane.observability import Metrics, configure_logging
 from hopsplane.usage.combiner import BatchCombiner
-from hopsplane.web import auto_topup as web_auto_topup
-from hopsplane.web import console
+from hopsplane.web import rendering
+from hopsplane.web.pages import ROUTERS as CONSOLE_ROUTERS
 from hopsplane.web.security import install_security_headers
 
 DEV_ISSUER_URL_ENV = "HOPSPLANE_SERVE_DEV_ISSUER_URL"
@@ -138,11 +138,11 @@ def create_app(
     app.include_router(admin_users.router)
     app.include_router(usage.router)
     app.include_router(organizations.router)
-    app.include_router(console.router)
-    app.include_router(web_auto_topup.router)
+    for console_router in CONSOLE_ROUTERS:
+        app.include_router(console_router)
     install_docs(app)
     install_security_headers(app)
-    app.state.html_errors = console.render_error
+    app.state.html_errors = rendering.render_error
     return app
 
 

@@ -18,7 +18,7 @@ from hopsplane.cli.common import (
 )
 from hopsplane.clusters import service as clusters
 from hopsplane.credits import service as credits
-from hopsplane.payments import autotopup
+from hopsplane.payments.autotopup import service as autotopup
 from hopsplane.teams import service as teams
 
 app = typer.Typer(

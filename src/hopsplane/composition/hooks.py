@@ -14,8 +14,8 @@ from hopsplane.config import Settings
 from hopsplane.hooks import AccountHooks, BalanceDrop
 from hopsplane.integrations.stripe import build_stripe
 from hopsplane.integrations.stripe.types import StripeGateway
-from hopsplane.payments import autotopup
 from hopsplane.payments import service as payments
+from hopsplane.payments.autotopup import service as autotopup
 
 
 class WatchingHooks:

@@ -15,8 +15,8 @@ from hopsplane.hooks import AccountHooks
 from hopsplane.http.deps import Principal
 from hopsplane.integrations.email import Mailer
 from hopsplane.integrations.stripe.types import StripeGateway
-from hopsplane.payments import autotopup
-from hopsplane.payments.autotopup_rules import Limits
+from hopsplane.payments.autotopup import service as autotopup
+from hopsplane.payments.autotopup.rules import Limits
 from hopsplane.ratelimits import service as ratelimits
 from hopsplane.teams import service as teams
 

@@ -29,8 +29,9 @@ from hopsplane.integrations.stripe.types import (
     StripeGateway,
     WebhookEvent,
 )
-from hopsplane.payments import autotopup, receipts, rules
+from hopsplane.payments import receipts, rules
 from hopsplane.payments import repository as repo
+from hopsplane.payments.autotopup import service as autotopup
 from hopsplane.payments.schemas import (
     EventOutcome,
     FulfilResult,

@@ -20,9 +20,9 @@ from hopsplane.credits.schemas import BalancePolicy
 from hopsplane.errors import Unavailable
 from hopsplane.integrations.email.templates import render
 from hopsplane.integrations.stripe.types import OffSessionCharge, StripeGateway
-from hopsplane.payments import autotopup
 from hopsplane.payments import rules as payment_rules
-from hopsplane.payments.autotopup_rules import charge_key
+from hopsplane.payments.autotopup import service as autotopup
+from hopsplane.payments.autotopup.rules import charge_key
 from hopsplane.worker.schemas import JobContext, Task
 
 SUBJECTS = {

@@ -16,8 +16,8 @@ from hopsplane.api.errors import error_responses
 from hopsplane.fields import Identifier
 from hopsplane.http.deps import AdminDep, BuyDep, SessionDep
 from hopsplane.http.state import GatewayDep, LimitsDep
-from hopsplane.payments import autotopup
-from hopsplane.payments.autotopup_schemas import AutoTopupIn, AutoTopupOut, CheckoutLinkOut
+from hopsplane.payments.autotopup import service as autotopup
+from hopsplane.payments.autotopup.schemas import AutoTopupIn, AutoTopupOut, CheckoutLinkOut
 
 router = APIRouter(tags=["auto top-up"])
 

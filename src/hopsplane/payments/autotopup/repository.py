@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
-from hopsplane.payments.autotopup_rules import ACTIVE
+from hopsplane.payments.autotopup.rules import ACTIVE
 
 _STATE_COLUMNS = frozenset({
     "status", "paused_reason", "threshold", "amount", "currency", "payment_method_id",

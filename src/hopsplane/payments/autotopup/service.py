@@ -60,11 +60,11 @@ from hopsplane.integrations.stripe.types import (
     StripeConfig,
     StripeGateway,
 )
-from hopsplane.payments import autotopup_repository as repo
 from hopsplane.payments import repository as payments_repo
 from hopsplane.payments import rules as payment_rules
 from hopsplane.payments import service as payments
-from hopsplane.payments.autotopup_rules import (
+from hopsplane.payments.autotopup import repository as repo
+from hopsplane.payments.autotopup.rules import (
     ACTIVE,
     Limits,
     backoff,
@@ -76,7 +76,7 @@ from hopsplane.payments.autotopup_rules import (
     validate_settings,
     wants_topup,
 )
-from hopsplane.payments.autotopup_schemas import (
+from hopsplane.payments.autotopup.schemas import (
     AttemptOut,
     AutoTopupOut,
     ChargePlan,

@@ -18,10 +18,10 @@ from hopsplane.http.deps import BuyDep, Principal, SessionDep
 from hopsplane.http.forms import FormDep
 from hopsplane.http.state import GatewayDep, LimitsDep
 from hopsplane.integrations.stripe import SESSION_ID_PLACEHOLDER
-from hopsplane.payments import autotopup
-from hopsplane.payments.autotopup_rules import Limits, terms_text, validate_settings
-from hopsplane.web.console import _attempt, render
+from hopsplane.payments.autotopup import service as autotopup
+from hopsplane.payments.autotopup.rules import Limits, terms_text, validate_settings
 from hopsplane.web.messages import message_for
+from hopsplane.web.rendering import attempt, render
 
 router = APIRouter(include_in_schema=False, tags=["console"])
 
@@ -78,7 +78,7 @@ def review(request: Request, principal: BuyDep, session: SessionDep, limits: Lim
 def save(request: Request, principal: BuyDep, session: SessionDep, limits: LimitsDep,
          gateway: GatewayDep, form: FormDep) -> Response:
     try:
-        _attempt(session, lambda: autotopup.configure(
+        attempt(session, lambda: autotopup.configure(
             session, gateway.config, limits, principal.account_id, principal.user_id,
             form.get("threshold", "").strip(), form.get("amount", "").strip(),
             form.get("accept_terms") == "yes"))
@@ -93,7 +93,7 @@ def save_card(request: Request, principal: BuyDep, session: SessionDep, limits: 
     """Send the browser to Stripe Checkout (setup mode) to save a card."""
     base = _base(request)
     try:
-        link = _attempt(session, lambda: autotopup.start_card_setup(
+        link = attempt(session, lambda: autotopup.start_card_setup(
             session, gateway, principal.account_id,
             f"{base}{PAGE}/card/{SESSION_ID_PLACEHOLDER}", f"{base}{PAGE}"))
     except AppError as exc:
@@ -106,7 +106,7 @@ def card_saved(request: Request, session_id: str, principal: BuyDep, session: Se
                limits: LimitsDep, gateway: GatewayDep) -> Response:
     """Checkout's success redirect: record the card now (the webhook does it too)."""
     try:
-        _attempt(session, lambda: autotopup.complete_card_setup(
+        attempt(session, lambda: autotopup.complete_card_setup(
             session, gateway, limits, principal.account_id, session_id[:255]))
     except AppError as exc:
         return _page(request, principal, session, limits, exc.status, error=message_for(exc))
@@ -117,7 +117,7 @@ def card_saved(request: Request, session_id: str, principal: BuyDep, session: Se
 def turn_off(request: Request, principal: BuyDep, session: SessionDep, limits: LimitsDep,
              form: FormDep) -> Response:
     try:
-        _attempt(session, lambda: autotopup.turn_off(
+        attempt(session, lambda: autotopup.turn_off(
             session, limits, principal.account_id, principal.user_id))
     except AppError as exc:
         return _page(request, principal, session, limits, exc.status, error=message_for(exc))
@@ -128,7 +128,7 @@ def turn_off(request: Request, principal: BuyDep, session: SessionDep, limits: L
 def remove_card(request: Request, principal: BuyDep, session: SessionDep, limits: LimitsDep,
                 gateway: GatewayDep, form: FormDep) -> Response:
     try:
-        _attempt(session, lambda: autotopup.remove_card(
+        attempt(session, lambda: autotopup.remove_card(
             session, gateway, limits, principal.account_id, principal.user_id))
     except AppError as exc:
         return _page(request, principal, session, limits, exc.status, error=message_for(exc))
@@ -141,7 +141,7 @@ def complete(request: Request, attempt_id: uuid.UUID, principal: BuyDep, session
     """Pay an auto top-up the bank wants authenticated, on Stripe's Checkout page."""
     base = _base(request)
     try:
-        link = _attempt(session, lambda: autotopup.start_authentication(
+        link = attempt(session, lambda: autotopup.start_authentication(
             session, gateway, principal.account_id, attempt_id, f"{base}{PAGE}?paid=1",
             f"{base}{PAGE}"))
     except AppError as exc:

@@ -1,0 +1,7 @@
+"""The console's pages, one module per audience: the customer's own account, the team,
+organizations, auto top-up, and platform admins. Each module has its ``router``; what they
+share (rendering, notices, the savepoint around a form) is :mod:`hopsplane.web.rendering`."""
+
+from hopsplane.web.pages import account, admin, auto_topup, organizations, team
+
+ROUTERS = (account.router, team.router, organizations.router, auto_topup.router, admin.router)

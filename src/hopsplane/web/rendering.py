@@ -1,0 +1,160 @@
+"""What every console page shares: the templates, :func:`render` (a page with the caller's
+capabilities, read once per request in the request's session), the error page, the
+notices a redirect may name, and running a form's service call in a savepoint.
+
+Who may see what is decided by the API's own guards (MemberDep, OwnerDep), so the route walk
+of the API covers the pages too. Sign-in is the browser flow of /auth (session cookie).
+Forms post ``application/x-www-form-urlencoded`` with a CSRF token bound to the caller's
+session (HMAC of the session cookie under the secret key), on top of the cookie's
+SameSite=Lax. A refused form re-renders its page with the reason and the 4xx status, and
+changes nothing: the service call runs in a savepoint that is rolled back on error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from hopsplane.db.engine import is_database_unavailable
+from hopsplane.errors import AppError, Invalid
+from hopsplane.http.deps import (
+    Principal,
+    capabilities,
+)
+from hopsplane.http.forms import csrf_token
+from hopsplane.web import charts
+from hopsplane.web.messages import title_for
+from hopsplane.web.security import CONSOLE_CSS, TEMPLATES
+
+templates = Jinja2Templates(directory=TEMPLATES)
+templates.env.globals["console_css"] = CONSOLE_CSS
+templates.env.globals["money"] = charts.money
+templates.env.filters["units"] = charts.units
+templates.env.filters["cpu_hours"] = charts.cpu_hours
+
+
+USAGE_DEFAULT_DAYS = 30
+
+NOTICES = {
+    "invited": "Invite sent.",
+    "already-invited": "That address already has a pending invite; nothing was sent again.",
+    "revoked": "Invite revoked: its link no longer works.",
+    "joined": "You joined the team: this is now the account you work in.",
+    "granted": "Credit granted (a repeated form grants once).",
+    "cluster-saved": "Cluster saved; its keys are stored encrypted and never shown again.",
+    "signed-out": "Signed out everywhere: every browser session of this user was revoked.",
+    "budget-saved": "Budget saved and checked against this month's spend.",
+    "budget-removed": "Budget removed: nothing limits that member any more.",
+}
+"""Messages a redirect may ask for by name (never text from the query string)."""
+
+T = TypeVar("T")
+
+
+def is_console(request: Request) -> bool:
+    return request.url.path == "/console" or request.url.path.startswith("/console/")
+
+
+def render(
+    request: Request, template: str, principal: Principal | None, status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    currency = request.app.state.settings.stripe_currency
+    caps: frozenset[str] = frozenset()
+    if principal is not None:
+        session: Session | None = getattr(request.state, "session", None)
+        if session is not None:
+            caps = capabilities_of(request, session, principal)
+        else:
+            # An error page drawn after the request's transaction ended (its connection is
+            # back in the pool): a short read of its own, never two connections at once,
+            # and none at all when the request already read them. When the database is
+            # what failed, the page (a 503) goes without the delegated links.
+            try:
+                with request.app.state.database.transaction() as own:
+                    caps = capabilities_of(request, own, principal)
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
+    return templates.TemplateResponse(
+        request, template,
+        {"principal": principal, "csrf": csrf_token(request), "error": None,
+         "currency": currency, "caps": caps, **context},
+        status_code=status_code,
+    )
+
+
+def _can_sign_in(request: Request) -> bool:
+    identity = getattr(request.app.state, "identity", None)
+    return identity is not None and getattr(identity, "web", None) is not None
+
+
+DEFAULT_RETRY_AFTER_SECONDS = 2
+
+
+def render_error(request: Request, exc: AppError) -> Response | None:
+    """The console's page for an error raised before a page could render (not signed in,
+    wrong role, bad query): the same status as the API would give, in HTML. None outside
+    the console (the API keeps its JSON errors). Installed as ``app.state.html_errors``.
+
+    A signed-out visitor opening a page (a GET) is sent to sign in and brought back to the
+    very address (an invite link keeps its token); a form posted without a session, or a
+    server without browser sign-in, gets the 401 page with a sign-in link."""
+    if not is_console(request):
+        return None
+    principal = getattr(request.state, "principal", None)
+    if (exc.status == 401 and principal is None and request.method == "GET"
+            and _can_sign_in(request)):
+        return RedirectResponse(
+            "/auth/login?return_to=" + quote(_here(request), safe="/"), status_code=303)
+    page = render(request, "error.html", principal, exc.status, title=title_for(exc),
+                  message=exc.message, status=exc.status, code=exc.code)
+    if exc.status == 503:  # as the API's 503s: when to come back
+        retry = exc.context.get("retry_after")
+        page.headers["Retry-After"] = str(retry if isinstance(retry, int) else
+                                          DEFAULT_RETRY_AFTER_SECONDS)
+    return page
+
+
+def capabilities_of(request: Request, session: Session,
+                    principal: Principal) -> frozenset[str]:
+    """What the caller may do beyond their own pages (the navigation shows those), read once
+    per request in the request's session (:func:`hopsplane.http.deps.capabilities`)."""
+    return frozenset(c.value for c in capabilities(request, session, principal))
+
+
+def _here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + ("?" + query if query else "")
+
+
+def attempt(session: Session, action: Callable[[], T]) -> T:
+    """Run a service call in a savepoint: on a refusal, nothing it wrote stays."""
+    with session.begin_nested():
+        return action()
+
+
+
+def date_range(date_from: str, date_to: str) -> tuple[date, date]:
+    """The dates typed in the range picker (ISO ``YYYY-MM-DD``); empty: the last 30 days."""
+    try:
+        last = date.fromisoformat(date_to) if date_to else date.today()
+        first = date.fromisoformat(date_from) if date_from else max(
+            date.min, last - timedelta(days=min(USAGE_DEFAULT_DAYS - 1, (last - date.min).days)))
+    except ValueError as exc:
+        raise Invalid("dates are written YYYY-MM-DD, for example 2026-01-31") from exc
+    return first, last
+
+
+def first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
+
