@@ -8,7 +8,7 @@ with T threads, one transaction per item, on fresh accounts:
 
   baseline   credits.service.post of N purchases (the ledger primitive alone)
   service    N signed checkout.session.completed events: signature check, store the
-             event, credit (payments.service.handle_event)
+             event, credit (payments.webhooks.handle_event)
   3x         the same N purchases delivered three times each, shuffled (2N duplicates)
   http       N events through POST /v1/stripe/webhook (FastAPI TestClient)
 """
@@ -42,7 +42,7 @@ from hopsplane.db.embedded import replace_database
 from hopsplane.db.engine import Database
 from hopsplane.db.models import User
 from hopsplane.integrations.stripe import build_stripe
-from hopsplane.payments import service
+from hopsplane.payments import webhooks
 
 SECRET = "whsec_bench_" + "x" * 20
 ACCOUNTS = 40
@@ -129,7 +129,7 @@ def main() -> None:
 
         def handle(delivery: tuple[bytes, str]) -> None:
             with db.transaction() as s:
-                service.handle_event(s, gateway, gateway.verify_event(*delivery))
+                webhooks.handle_event(s, gateway, gateway.verify_event(*delivery))
 
         accts = owners(db)
         once = [event_for(accts[i % ACCOUNTS], i, "a") for i in range(n)]

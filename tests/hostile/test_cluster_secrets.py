@@ -19,7 +19,7 @@ from hopsplane.cli.main import app as cli
 from hopsplane.config import Settings, get_settings
 from hopsplane.db.engine import Database
 from hopsplane.http.deps import Principal
-from hopsplane.integrations.hopsworks.client import HopsworksClient, HopsworksMisconfigured
+from hopsplane.integrations.hopsworks import HopsworksClient, HopsworksMisconfigured
 from hopsplane.observability import configure_logging
 from tests.apps import Api, csrf_of
 

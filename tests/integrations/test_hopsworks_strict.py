@@ -13,7 +13,7 @@ from hopsplane.integrations.hopsworks import (
     HopsworksMisconfigured,
     HopsworksRejected,
 )
-from hopsplane.integrations.hopsworks.client import ALREADY_DONE, ProjectNotReady
+from hopsplane.integrations.hopsworks.errors import ALREADY_DONE, ProjectNotReady
 from tests.fake_hopsworks import PREFIX, FakeHopsworks, _error
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from hopsplane.db.engine import Database
 from hopsplane.integrations.stripe import ChargeState, StripeApi, parse_event
-from hopsplane.payments import service
+from hopsplane.payments import webhooks
 from hopsplane.payments.schemas import EventOutcome
 from tests.payments.fakes import StripeFront, sign, stripe_event
 from tests.payments.helpers import ledger, paid_through_checkout
@@ -61,7 +61,7 @@ def test_a_refund_read_before_a_newer_one_still_refunds_the_total_once(
 
     def handle(name: str, gw: Any, event: dict[str, Any]) -> None:
         with fresh_db.transaction() as s:
-            outcomes[name] = service.handle_event(s, gw, parse_event(sign(event)[0]))
+            outcomes[name] = webhooks.handle_event(s, gw, parse_event(sign(event)[0]))
 
     a = threading.Thread(target=handle, args=("a", pausing, first))
     a.start()

@@ -253,14 +253,14 @@ def test_a_live_server_refuses_test_mode_events(session: object, gateway: object
 
     from hopsplane.errors import Invalid
     from hopsplane.integrations.stripe import StripeApi, parse_event
-    from hopsplane.payments import service
+    from hopsplane.payments import webhooks
     from tests.payments.fakes import sign
 
     assert isinstance(gateway, StripeApi)
     live = StripeApi("sk_live_x", "whsec_x", dataclasses.replace(gateway.config, mode="live"))
     event = parse_event(sign(stripe_event("charge.refunded", {"id": "ch_1"}))[0])
     with pytest.raises(Invalid, match="test-mode event"):
-        service.handle_event(session, live, event)  # type: ignore[arg-type]
+        webhooks.handle_event(session, live, event)  # type: ignore[arg-type]
 
 
 def test_refunds_of_payments_that_are_not_top_ups_are_ignored(

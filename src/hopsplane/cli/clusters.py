@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import shlex
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -29,6 +30,8 @@ from hopsplane.clusters.rules import ClusterStatus
 from hopsplane.clusters.schemas import ClusterCreate, ClusterOut, ClusterUpdate
 from hopsplane.crypto import SecretBox
 from hopsplane.errors import AppError, Invalid
+from hopsplane.integrations.hopsworks import JWT_SINCE, HopsworksClient
+from hopsplane.integrations.prometheus import build_prometheus_client
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -333,14 +336,6 @@ def check(cluster: ClusterArg) -> None:
     another name is said in plain words. Lists the stray projects: projects that a user of
     an account owns besides the account's project. Read-only on the cluster. Exit 1 when
     anything fails."""
-    from datetime import UTC, datetime
-
-    from hopsplane.integrations.hopsworks.client import (
-        JWT_SINCE,
-        HopsworksClient,
-    )
-    from hopsplane.integrations.prometheus import build_prometheus_client
-
     settings = load_settings()
     box = SecretBox(settings.effective_encryption_keys)
     with transaction(settings) as session:

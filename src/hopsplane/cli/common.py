@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.orm import Session
 
-from hopsplane.config import Settings
+from hopsplane.config import DEV_ENCRYPTION_KEY, Settings
 from hopsplane.db.engine import Database, resolve_database_url
 from hopsplane.errors import AppError
 from hopsplane.observability import configure_logging
@@ -175,8 +175,6 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
 def encryption_box_keys(settings: Settings) -> list[str]:
     """The encryption keys of a command that stores secrets, with a loud warning when they
     include the development placeholder (public in this repository) outside tests."""
-    from hopsplane.config import DEV_ENCRYPTION_KEY
-
     keys = settings.effective_encryption_keys
     if DEV_ENCRYPTION_KEY in keys and settings.environment != "test":
         err_console.print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from hopsplane.cli.common import console, encryption_box_keys, friendly, load_settings, transaction
+from hopsplane.clusters import service as clusters
 from hopsplane.crypto import SecretBox
 
 app = typer.Typer(help="Encryption keys for secrets stored in the database.", no_args_is_help=True)
@@ -24,8 +25,6 @@ def rotate() -> None:
     the first key of HOPSPLANE_ENCRYPTION_KEYS. Rotation: prepend a new key, run this, then
     remove the old key. All or nothing: a secret no configured key can decrypt changes
     nothing."""
-    from hopsplane.clusters import service as clusters
-
     settings = load_settings()
     box = SecretBox(encryption_box_keys(settings))
     with transaction(settings) as session:

@@ -67,7 +67,7 @@ from hopsplane.integrations.hopsworks import (
     HopsworksUser,
     OwnerSession,
 )
-from hopsplane.integrations.hopsworks.client import NUM_PROJECTS_LIMIT_REACHED
+from hopsplane.integrations.hopsworks.errors import NUM_PROJECTS_LIMIT_REACHED
 from hopsplane.integrations.hopsworks.owner import PROJECT_NOT_FOUND
 from hopsplane.worker.schemas import Handler, JobContext, Task
 

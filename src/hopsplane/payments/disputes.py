@@ -1,4 +1,4 @@
-"""Stripe disputes (chargebacks) of top-ups in the ledger (issue 15).
+"""Stripe disputes (chargebacks) of top-ups in the ledger.
 
 Every dispute event, whatever its type, order or number of deliveries, goes through
 :func:`sync_dispute`: under the payment's lock it reads the dispute from Stripe as it is

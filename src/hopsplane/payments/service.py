@@ -4,14 +4,16 @@ Every path that credits a payment (the webhook, the success redirect, a refund t
 first, ``stripe reconcile --fix``) goes through :func:`fulfil_payment`, which posts the
 purchase under the key ``stripe:purchase:<payment intent>``: whatever the order or number
 of deliveries, a payment is credited once.
+
+This is the core of the domain: auto top-up (:mod:`hopsplane.payments.autotopup`), disputes
+and reconciliation import it, it imports none of them; Stripe's webhook events are routed in
+:mod:`hopsplane.payments.webhooks`, above all of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
-from typing import Literal
 
 import structlog
 from sqlalchemy.orm import Session
@@ -21,19 +23,15 @@ from hopsplane.credits import service as credits
 from hopsplane.credits.origins import StripePurchase, StripeRefund
 from hopsplane.credits.rules import EntryType
 from hopsplane.credits.schemas import BalancePolicy, LedgerEntryOut, Posting
-from hopsplane.errors import AppError, Conflict, Invalid, NotFound, Unavailable
-from hopsplane.integrations.stripe.parse import checkout_session_from, payment_intent_from
+from hopsplane.errors import Conflict, Invalid, NotFound, Unavailable
 from hopsplane.integrations.stripe.types import (
     ACCOUNT_METADATA_KEY,
     CheckoutRequest,
     StripeGateway,
-    WebhookEvent,
 )
 from hopsplane.payments import receipts, rules
 from hopsplane.payments import repository as repo
-from hopsplane.payments.autotopup import service as autotopup
 from hopsplane.payments.schemas import (
-    EventOutcome,
     FulfilResult,
     Payment,
     TopupOut,
@@ -82,7 +80,7 @@ def fulfil_payment(
     return FulfilResult(result.entry, result.created)
 
 
-def _into(payment: Payment, credited: FulfilResult) -> Payment:
+def as_credited(payment: Payment, credited: FulfilResult) -> Payment:
     """The payment as credited: to the account its purchase entry is on."""
     return dataclasses.replace(payment, account_owner_id=credited.entry.account_owner_id)
 
@@ -220,7 +218,7 @@ def complete_topup(
         repo.lock_payment(session, payment.payment_intent_id)
     credited = fulfil_payment(session, payment, policy) if payment else None
     if payment is not None and credited is not None:
-        receipts.record_from_checkout(session, gateway, checkout, _into(payment, credited))
+        receipts.record_from_checkout(session, gateway, checkout, as_credited(payment, credited))
     into = credited.entry.account_owner_id if credited is not None else account_id
     return TopupStatusOut(
         session_id=checkout.id,
@@ -299,116 +297,3 @@ def purchase_of(
         return None
     payment = rules.payment_from_intent(intent, gateway.config.currency)
     return fulfil_payment(session, payment, policy).entry
-
-
-def handle_event(
-    session: Session,
-    gateway: StripeGateway,
-    event: WebhookEvent,
-    policy: BalancePolicy = NO_POLICY,
-) -> EventOutcome:
-    """Store a verified event once and process it in the same transaction.
-
-    A repeated delivery of a stored event changes nothing. A refund Stripe made is posted
-    whatever the balance (it may overdraw and suspend, like a dispute: the money is gone).
-    A problem with the event itself (unknown account, wrong currency) is recorded as
-    ``failed`` and acknowledged, since Stripe resending it would not help (``stripe
-    reconcile`` lists it). Stripe being unreachable raises Unavailable: nothing is stored and
-    Stripe delivers again later.
-    """
-    expected = gateway.mode == "live"
-    if event.livemode != expected:
-        raise Invalid(
-            f"event {event.id} is a {'live' if event.livemode else 'test'}-mode event; this "
-            f"server is configured for {gateway.mode} mode"
-        )
-    if not repo.insert_event(session, event):
-        return EventOutcome(event.id, "duplicate")
-    object_id = event.object.get("id")
-    account: str | None = None
-    status: Done
-    try:
-        with session.begin_nested():
-            status, account, note = _process(session, gateway, event, policy)
-    except Unavailable:
-        raise
-    except AppError as exc:
-        status, note = "failed", exc.message
-        log.warning("stripe event failed", event_id=event.id, type=event.type, error=exc.message)
-    repo.finish_event(
-        session, event.id, status, object_id=str(object_id) if object_id else None,
-        account_owner_id=account, error=note if status == "failed" else None,
-    )
-    return EventOutcome(event.id, status, note, account)
-
-
-Done = Literal["processed", "ignored", "failed"]
-
-
-def _process(
-    session: Session, gateway: StripeGateway, event: WebhookEvent, policy: BalancePolicy
-) -> tuple[Done, str | None, str | None]:
-    if event.type in rules.PURCHASE_EVENTS:
-        checkout = checkout_session_from(event.object)
-        if checkout.mode == "setup":  # auto top-up's saved card
-            owner = rules.account_from(checkout.metadata, checkout.client_reference_id)
-            saved = autotopup.card_saved(session, gateway, owner, checkout.setup_intent_id)
-            return ("processed", owner, "card saved") if saved else (
-                "ignored", owner, "setup not succeeded")
-        if checkout.mode != "payment":
-            return "ignored", None, "not a one-time payment"
-        payment = rules.payment_from_checkout(checkout, gateway.config.currency)
-        if payment is None:
-            return "ignored", None, f"payment status is {checkout.payment_status}"
-        if autotopup.ATTEMPT_METADATA_KEY in checkout.metadata:  # completed after 3-D Secure
-            return _auto_topup_paid(session, checkout.metadata, payment, policy)
-        result = fulfil_payment(session, payment, policy)
-        receipts.record_from_checkout(session, gateway, checkout, _into(payment, result))
-        note = "credited" if result.created else "already credited"
-        return "processed", result.entry.account_owner_id, note
-    if event.type in rules.DISPUTE_EVENTS:  # issue 15: hopsplane.payments.disputes
-        from hopsplane.payments.disputes import sync_dispute
-
-        dispute_id = event.object.get("id")
-        if not isinstance(dispute_id, str) or not dispute_id.startswith("dp_"):
-            return "ignored", None, "no dispute to read"
-        account = sync_dispute(session, gateway, dispute_id, policy)
-        return ("processed", account, None) if account else ("ignored", None, "not a top-up")
-    if event.type in rules.REFUND_EVENTS:
-        charge_id = event.object.get("id") if event.type == "charge.refunded" else (
-            event.object.get("charge")
-        )
-        if not isinstance(charge_id, str) or not charge_id:
-            return "ignored", None, "no charge to read"
-        pi = event.object.get("payment_intent")
-        account = sync_refunds(
-            session, gateway, charge_id, pi if isinstance(pi, str) else None, policy
-        )
-        return ("processed", account, None) if account else ("ignored", None, "not a top-up")
-    if event.type == "payment_intent.succeeded":
-        intent = payment_intent_from(event.object)
-        if autotopup.ATTEMPT_METADATA_KEY not in intent.metadata:
-            return "ignored", None, "not an auto top-up (top-ups credit on checkout events)"
-        payment = rules.payment_from_intent(intent, gateway.config.currency)
-        return _auto_topup_paid(session, intent.metadata, payment, policy)
-    if event.type == "payment_intent.payment_failed":
-        intent = payment_intent_from(event.object)
-        error = event.object.get("last_payment_error") or {}
-        why = str(error.get("message") or error.get("code") or "payment failed")
-        if autotopup.payment_failed_later(session, intent.metadata, intent.id, why):
-            return "processed", intent.metadata.get(ACCOUNT_METADATA_KEY), "failure recorded"
-        return "ignored", None, "not an auto top-up"
-    return "ignored", None, "event type not handled"
-
-
-def _auto_topup_paid(
-    session: Session, metadata: Mapping[str, str], payment: Payment, policy: BalancePolicy
-) -> tuple[Done, str | None, str | None]:
-    settled = autotopup.settle_paid(
-        session, metadata[autotopup.ATTEMPT_METADATA_KEY], payment.account_owner_id,
-        payment.payment_intent_id, rules.to_minor(payment.amount, payment.currency),
-        payment.currency, policy,
-    )
-    return "processed", payment.account_owner_id, "auto top-up credited" if settled else (
-        "auto top-up already settled")
-

@@ -19,7 +19,7 @@ from hopsplane.errors import PayloadTooLarge
 from hopsplane.fields import Identifier
 from hopsplane.http.deps import BuyDep, MemberDep, PolicyDep, SessionDep, may_buy
 from hopsplane.http.state import GatewayDep
-from hopsplane.payments import service
+from hopsplane.payments import service, webhooks
 from hopsplane.payments.schemas import TopupIn, TopupOut, TopupStatusOut, WebhookAck
 
 router = APIRouter(tags=["payments"])
@@ -105,5 +105,5 @@ def stripe_webhook(
     the other mode (test/live), store the event once by id and process it in the same
     transaction. Repeated deliveries answer 200 and change nothing."""
     event = gateway.verify_event(body, stripe_signature)
-    outcome = service.handle_event(session, gateway, event, policy)
+    outcome = webhooks.handle_event(session, gateway, event, policy)
     return WebhookAck(event_id=outcome.event_id, status=outcome.status, note=outcome.note)

@@ -1,5 +1,6 @@
 """Hopsworks REST client. See :mod:`hopsplane.integrations.hopsworks.client` (admin API and
-tokens) and :mod:`hopsplane.integrations.hopsworks.owner` (calls as a project's user)."""
+tokens), :mod:`hopsplane.integrations.hopsworks.owner` (calls as a project's user) and
+:mod:`hopsplane.integrations.hopsworks.errors` (refusals and errors both share)."""
 
 from hopsplane.integrations.hopsworks.client import (
     DEFAULT_PROJECT_SERVICES,
@@ -8,13 +9,15 @@ from hopsplane.integrations.hopsworks.client import (
     HopsworksApi,
     HopsworksClient,
     HopsworksClientFactory,
-    HopsworksMisconfigured,
     HopsworksProject,
-    HopsworksRejected,
-    HopsworksUnavailable,
     HopsworksUser,
     build_client_factory,
     namespace_of,
+)
+from hopsplane.integrations.hopsworks.errors import (
+    HopsworksMisconfigured,
+    HopsworksRejected,
+    HopsworksUnavailable,
 )
 from hopsplane.integrations.hopsworks.owner import OwnerSession, Workload
 

@@ -26,68 +26,35 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
 import structlog
 
 from hopsplane.config import Settings
-from hopsplane.errors import AppError, Unavailable
 from hopsplane.fields import is_header_safe
+from hopsplane.integrations.hopsworks.errors import (
+    NUM_PROJECTS_LIMIT_REACHED,
+    PROJECT_EXISTS,
+    USER_EXISTS,
+    HopsworksMisconfigured,
+    HopsworksRejected,
+    HopsworksUnavailable,
+    ProjectNotReady,
+    already_done,
+    error_code,
+    error_message,
+    json_body,
+)
+from hopsplane.integrations.hopsworks.owner import OwnerSession
 from hopsplane.integrations.tls import describe_tls_error, verify_for
-
-if TYPE_CHECKING:
-    from hopsplane.integrations.hopsworks.owner import OwnerSession
 
 log = structlog.get_logger(__name__)
 
 API_PREFIX = "/hopsworks-api/api"
-USER_EXISTS = 160003
-PROJECT_EXISTS = 150001
-ALREADY_MEMBER = 150024  # RESTCodes.ProjectErrorCode.TEAM_MEMBER_ALREADY_EXISTS; HTTP 400
-DUPLICATE_KEY_ERROR = 200015  # a signing key of that name exists (a re-sent POST /jwt)
-FAILED_TO_ADD_MEMBER = 150081  # ProjectMembersService since 2.5: not added, reason in usrMsg
-_ALREADY_MEMBER_TEXT = "already a member"
-
-
-@dataclass(frozen=True, slots=True)
-class AlreadyDone:
-    name: str
-    http_status: int
-    source: str
-    text: str | None = None  # the answer counts only when its message says this
-
-
-ALREADY_DONE: dict[int, AlreadyDone] = {
-    USER_EXISTS: AlreadyDone(
-        "USER_EXISTS", 409, "RESTCodes.java:921, thrown by UserValidator.java:110-112 "
-        "(POST /admin/users); the user is then looked up by email"),
-    ALREADY_MEMBER: AlreadyDone(
-        "TEAM_MEMBER_ALREADY_EXISTS", 400, "RESTCodes.java:102-103 (project members)"),
-    FAILED_TO_ADD_MEMBER: AlreadyDone(
-        "FAILED_TO_ADD_MEMBER", 400, "RESTCodes.java:197; ProjectMembersService.java:160-172 "
-        "puts ProjectController.java:1845,1848's reason in usrMsg", _ALREADY_MEMBER_TEXT),
-}
-"""The only refusals that mean "what you asked for is done already" (error code -> name,
-status, source in logicalclocks/hopsworks master, and for a code that has several reasons
-the words that make it this one), each accepted only by the call that names it
-(``exists_codes``). Every other 409 is an error with its code: PROJECT_EXISTS 150001
-(``RESTCodes.java:65``) says only that *a* project of that name exists, maybe still being
-built, maybe not ours (see ``create_project``); DUPLICATE_KEY_ERROR 200015
-(``RESTCodes.java:876``) means a ``POST /jwt`` was sent twice."""
-
-
-def already_done(code: int | None, message: str, exists_codes: frozenset[int] | set[int]) -> bool:
-    entry = ALREADY_DONE.get(code) if code is not None and code in exists_codes else None
-    return entry is not None and (entry.text is None or entry.text in message)
-
-NUM_PROJECTS_LIMIT_REACHED = 150002  # RESTCodes.ProjectErrorCode; HTTP 400
-NO_ROLE_FOUND = 160000  # ProjectAuthFilter: the caller is not a member of the project; 403
-FEATURE_FLAG_NOT_ENABLED = 120012  # FeatureFlagFilter: e.g. serving without the DS profile
 ACTIVATED = "ACTIVATED_ACCOUNT"
 DEACTIVATED = "DEACTIVATED_ACCOUNT"
-DEFAULT_MEMBER_ROLE = "Data scientist"
 DEFAULT_PROJECT_SERVICES = (
     "JOBS", "KAFKA", "JUPYTER", "HIVE", "SERVING", "FEATURESTORE", "AIRFLOW",
 )
@@ -118,35 +85,6 @@ def jwt_expiry(seconds: float | None = None) -> str:
 
 JWT_SINCE = (3, 7)
 """POST /jwt takes an API key with the AUTH scope since v3.7.0 (JWTResource)."""
-
-
-class HopsworksUnavailable(Unavailable):
-    """Hopsworks could not be reached or kept failing (5xx) after the retries."""
-
-
-class HopsworksRejected(AppError):
-    """Hopsworks refused the request (a 4xx other than "already exists")."""
-
-    status = 502
-
-    def __init__(self, message: str, *, http_status: int, error_code: int | None) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.error_code = error_code
-
-
-class ProjectNotReady(Unavailable):
-    """The account's project is listed but not usable yet (Hopsworks is still building it,
-    ``creationStatus`` ONGOING, or its owner is not yet its member) or it vanished (a failed
-    creation is cleaned up): the job is retried, with its backoff, until it is."""
-
-
-class HopsworksMisconfigured(AppError):
-    """The cluster cannot do what provisioning needs until an operator acts: no AUTH key,
-    a key without the AUTH scope, or a Hopsworks older than 3.7 (no API-key ``/jwt``).
-    Retrying does not help; provisioning reports it on the cluster instead."""
-
-    status = 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +248,7 @@ class HopsworksClient:
         response = self._request("POST", "/admin/users", params=params, exists_codes={USER_EXISTS})
         created: HopsworksUser | None = None
         if response is not None:
-            body = _json(response)
+            body = json_body(response)
             if body.get("username") and body.get("id") is not None:
                 created = _user(body)
         found = created or self.find_user(email)
@@ -407,7 +345,7 @@ class HopsworksClient:
                 raise
             return _ours(existing, owner_username)
         if response is not None and response.content:
-            created = _json(response)
+            created = json_body(response)
             pid = created.get("id", created.get("projectId"))
             if pid is not None:
                 return _project({**created, "name": created.get("name", name)})
@@ -446,8 +384,6 @@ class HopsworksClient:
         it once deleted, so a key left behind is deleted later (:meth:`delete_signing_key`).
         The POST is sent once: re-sent with the same key name it would answer 409
         DUPLICATE_KEY_ERROR."""
-        from hopsplane.integrations.hopsworks.owner import OwnerSession
-
         if self._auth_header is None:
             raise HopsworksMisconfigured(
                 "the cluster has no AUTH API key (`hopsplane clusters update --auth-api-key`)"
@@ -465,13 +401,13 @@ class HopsworksClient:
             except HopsworksRejected as exc:
                 _raise_if_auth_key_refused(exc, " at POST /jwt")
                 raise
-            token = _json(response).get("token") if response is not None else None
+            token = json_body(response).get("token") if response is not None else None
             if not token:
                 raise HopsworksRejected(
                     "Hopsworks answered POST /jwt without a token", http_status=200,
                     error_code=None,
                 )
-            yield OwnerSession(self, f"Bearer {token}", username)
+            yield OwnerSession(self._request, f"Bearer {token}", username)
         finally:
             try:
                 self.delete_signing_key(key_name)
@@ -565,15 +501,15 @@ class HopsworksClient:
                 continue
             if response.is_success:
                 return response
-            code = _error_code(response)
-            if already_done(code, _error_message(response), exists_codes):
+            code = error_code(response)
+            if already_done(code, error_message(response), exists_codes):
                 return None
             if missing_ok and (response.status_code == 404 or code in missing_codes):
                 return None
             raise HopsworksRejected(
                 f"Hopsworks refused {method} {path}: HTTP {response.status_code}"
                 + (f", errorCode {code}" if code is not None else "")
-                + f": {_error_message(response)}",
+                + f": {error_message(response)}",
                 http_status=response.status_code,
                 error_code=code,
             )
@@ -629,14 +565,6 @@ def _raise_if_auth_key_refused(exc: HopsworksRejected, where: str) -> None:
         ) from exc
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def parse_version(text: str) -> tuple[int, ...] | None:
     numbers: list[int] = []
     for part in text.split("-", 1)[0].split("."):
@@ -688,20 +616,6 @@ def _int_or_none(value: Any) -> int | None:
         return None if value is None else int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _error_code(response: httpx.Response) -> int | None:
-    code = _json(response).get("errorCode")
-    try:
-        return None if code is None else int(code)
-    except (TypeError, ValueError):
-        return None
-
-
-def _error_message(response: httpx.Response) -> str:
-    body = _json(response)
-    message = body.get("usrMsg") or body.get("errorMsg") or response.text[:200]
-    return str(message)
 
 
 def build_client_factory(settings: Settings) -> HopsworksClientFactory:

@@ -10,25 +10,25 @@ versions: docs/hopsworks.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
-from hopsplane.integrations.hopsworks.client import (
+import httpx
+
+from hopsplane.integrations.hopsworks.errors import (
     ALREADY_MEMBER,
-    DEFAULT_MEMBER_ROLE,
+    ALREADY_MEMBER_TEXT,
     FAILED_TO_ADD_MEMBER,
     FEATURE_FLAG_NOT_ENABLED,
     NO_ROLE_FOUND,
     HopsworksRejected,
     ProjectNotReady,
-    _json,
+    json_body,
 )
 
-if TYPE_CHECKING:
-    from hopsplane.integrations.hopsworks.client import HopsworksClient
-
-_ALREADY_MEMBER_TEXT = "already a member"
+DEFAULT_MEMBER_ROLE = "Data scientist"
 TEAM_MEMBER_NOT_FOUND = 150023  # RESTCodes.ProjectErrorCode; HTTP 404
 JUPYTER_SERVERS_NOT_FOUND = 100033  # RESTCodes.ServiceErrorCode; HTTP 404
 RUNNING_EXECUTION_STATES = (
@@ -67,11 +67,31 @@ class Workload:
     creator_name: str | None = None  # a deployment's creator: "First Last", not a username
 
 
+class Send(Protocol):
+    """How a session sends a request: the admin client's transport (its retries, timeouts
+    and "done already" rules) with the session's ``auth`` header instead of the admin key.
+    The response, or None for an answer the call accepts as done already or not there."""
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = ...,
+        json: Any = ...,
+        data: Mapping[str, str] | None = ...,
+        exists_codes: frozenset[int] | set[int] = ...,
+        missing_ok: bool = ...,
+        missing_codes: frozenset[int] | set[int] = ...,
+        auth: str | None = ...,
+    ) -> httpx.Response | None: ...
+
+
 class OwnerSession:
     """Calls made with a user's token (``Authorization: Bearer …``)."""
 
-    def __init__(self, client: HopsworksClient, auth: str, username: str) -> None:
-        self._client = client
+    def __init__(self, send: Send, auth: str, username: str) -> None:
+        self._send = send
         self._auth = auth
         self.username = username
 
@@ -79,7 +99,7 @@ class OwnerSession:
         return f"OwnerSession({self.username!r})"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._client._request(method, path, auth=self._auth, **kwargs)
+        return self._send(method, path, auth=self._auth, **kwargs)
 
     # -- members ---------------------------------------------------------------------------
 
@@ -95,8 +115,8 @@ class OwnerSession:
                               json=body, exists_codes={ALREADY_MEMBER, FAILED_TO_ADD_MEMBER})
         if response is None or not response.content:
             return
-        errors = _json(response).get("fieldErrors") or []
-        failed = [str(e) for e in errors if _ALREADY_MEMBER_TEXT not in str(e)]
+        errors = json_body(response).get("fieldErrors") or []
+        failed = [str(e) for e in errors if ALREADY_MEMBER_TEXT not in str(e)]
         if failed:
             raise HopsworksRejected(
                 f"Hopsworks did not add {email} to project {project_id}: {'; '.join(failed)}",
@@ -132,7 +152,7 @@ class OwnerSession:
                     f"project {project_id} is not usable by its owner yet "
                     f"(HTTP {exc.http_status}, errorCode {exc.error_code})") from exc
             raise
-        status = _json(response).get("creationStatus") if response is not None else None
+        status = json_body(response).get("creationStatus") if response is not None else None
         if status is not None and str(status).upper() != "DONE":
             raise ProjectNotReady(f"project {project_id} is still being created ({status})")
 
