@@ -24,6 +24,7 @@ from hopsplane.credits.schemas import Posting, PostResult
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.db.models import UsageTracking, User
+from hopsplane.hooks import Listeners
 from hopsplane.http.session_cookie import CookieSigner, session_cookie
 from hopsplane.legacy import service as legacy
 from hopsplane.legacy.generate import generate
@@ -237,6 +238,7 @@ class RecordingHooks:
     """AccountHooks that write down what happened (the outcome other domains act on)."""
 
     events: list[tuple[str, ...]] = field(default_factory=list)
+    listeners: Listeners = field(default_factory=Listeners)
 
     def account_created(self, session: Session, owner_id: str) -> None:
         self.events.append(("account_created", owner_id))

@@ -1,9 +1,13 @@
-"""The seam between the account lifecycle and the clusters it runs on.
+"""The seam between the account lifecycle and the domains that act on it.
 
 Identity and teams (sign-up, invites), and credits (suspension) announce what happened to
 an account through :class:`AccountHooks`; the clusters domain implements it by assigning a
-cluster and queueing Hopsworks provisioning jobs. Hooks run inside the caller's
-transaction and must only record or enqueue work (never call a remote service), so that a
+cluster and queueing Hopsworks provisioning jobs. Other domains that must hear of an event
+register a listener on the hooks' :class:`Listeners`, explicitly, in the composition root
+(``composition/hooks.py``): auto top-up hears the ledger's balance drops, payments expires
+an owner's open Checkout Sessions before their account closes. Hooks and listeners run
+inside the caller's transaction and must only record or enqueue work (never call a remote
+service, with the one exception said at :meth:`Listeners.on_account_closing`), so that a
 rollback takes them back too.
 """
 
@@ -12,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import structlog
 from sqlalchemy.orm import Session
@@ -21,6 +25,10 @@ log = structlog.get_logger(__name__)
 
 
 class AccountHooks(Protocol):
+    listeners: Listeners
+    """What other domains registered to hear (the ledger's balance drops, an account
+    closing), called by the domain that announces the event."""
+
     def account_created(self, session: Session, owner_id: str) -> None:
         """A new account owner exists (first sign-in, or a member removed from a team)."""
 
@@ -64,17 +72,53 @@ class BalanceDrop:
     entry_key: str
 
 
-@runtime_checkable
-class BalanceWatch(Protocol):
-    """Hooks that also want to hear of usage taking balances down (auto top-up). Called by
-    the ledger inside the posting's transaction, after the entries are appended and with
-    the accounts' ledger locks held: like every hook it may only record or enqueue work."""
+class BalanceListener(Protocol):
+    def __call__(self, session: Session, drops: Sequence[BalanceDrop], /) -> object: ...
 
-    def balance_dropped(self, session: Session, drops: Sequence[BalanceDrop]) -> None: ...
+
+class ClosingListener(Protocol):
+    def __call__(self, session: Session, owner_id: str, /) -> object: ...
+
+
+class Listeners:
+    """The listeners of a hooks object, each registered by one explicit call of the
+    composition root; the domain that announces an event calls every listener of it, in
+    the order registered."""
+
+    def __init__(self) -> None:
+        self.balance_drop: list[BalanceListener] = []
+        self.account_closing: list[ClosingListener] = []
+
+    def on_balance_drop(self, listener: BalanceListener) -> None:
+        """Hear what usage postings did to balances (auto top-up). Called by the ledger in
+        the posting's transaction, after the entries are appended and with the accounts'
+        ledger locks held; listeners run in the order registered, and like every hook may
+        only record or enqueue work."""
+        self.balance_drop.append(listener)
+
+    def on_account_closing(self, listener: ClosingListener) -> None:
+        """Act before an owner's account closes (they join another account), before the
+        hooks' own :meth:`AccountHooks.account_closing`. A listener may refuse the join by
+        raising; the payments domain's (expire the owner's open Checkout Sessions) is the
+        one listener that calls a remote service, Stripe, since a payment to an account
+        that is gone must be prevented before the join commits."""
+        self.account_closing.append(listener)
+
+    def announce_balance_drops(self, session: Session, drops: Sequence[BalanceDrop]) -> None:
+        for listener in self.balance_drop:
+            listener(session, drops)
+
+    def announce_account_closing(self, session: Session, owner_id: str) -> None:
+        for listener in self.account_closing:
+            listener(session, owner_id)
 
 
 class LoggingHooks:
-    """Default when no cluster integration is wired: record the event in the log."""
+    """Hooks that only record each event in the log (tests and benchmarks that need no
+    clusters); listeners may be registered on them like on any hooks."""
+
+    def __init__(self) -> None:
+        self.listeners = Listeners()
 
     def account_created(self, session: Session, owner_id: str) -> None:
         log.info("account created", account=owner_id)

@@ -21,6 +21,7 @@ from hopsplane.credits import service as credits
 from hopsplane.credits.rules import EntryType
 from hopsplane.credits.schemas import Posting
 from hopsplane.db.engine import Database
+from hopsplane.hooks import Listeners
 from hopsplane.integrations.email import LogMailer
 from tests.factories import make_user, upsert_usage
 
@@ -33,6 +34,9 @@ ROUNDS = 12
 class CountingHooks:
     """Records every announcement in a table of the test database (in the caller's
     transaction, as real hooks do), so that calls from all processes can be counted."""
+
+    def __init__(self) -> None:
+        self.listeners = Listeners()
 
     def account_suspended(self, session, owner_id):  # type: ignore[no-untyped-def]
         session.execute(text("INSERT INTO hook_calls VALUES (:a, 'suspended', "

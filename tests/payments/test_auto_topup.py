@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from hopsplane.composition.hooks import WatchingHooks
+from hopsplane.composition.hooks import register_listeners
 from hopsplane.composition.jobs import handlers
 from hopsplane.config import Settings
 from hopsplane.credits import expiry
@@ -54,7 +54,7 @@ def _ctx(settings: Settings, db: Database, gateway: StripeApi) -> tuple[JobConte
     mailer = LogMailer()
     return JobContext(services={
         "settings": settings, "database": db, "stripe": gateway, "mailer": mailer,
-        "hooks": WatchingHooks(LoggingHooks()),
+        "hooks": register_listeners(LoggingHooks(), None),
     }), mailer
 
 
@@ -91,7 +91,7 @@ def _use(db: Database, owner: str, amount: str) -> None:
     with db.transaction() as s:
         credits.post_many(s, [Posting(owner, EntryType.USAGE, -Decimal(amount),
                                       f"test:usage:{uuid.uuid4().hex}")],
-                          hooks=WatchingHooks(LoggingHooks()))
+                          hooks=register_listeners(LoggingHooks(), None))
 
 
 def _attempts(db: Database, owner: str) -> list[Any]:
@@ -478,7 +478,7 @@ def test_usage_below_the_threshold_charges_after_a_short_topup_or_an_expiry(
         credits.post_many(s, [Posting(other, EntryType.USAGE, Decimal("-1.00"),
                                       f"test:usage:{uuid.uuid4().hex}",
                                       at=later + timedelta(hours=1))],
-                          hooks=WatchingHooks(LoggingHooks()))
+                          hooks=register_listeners(LoggingHooks(), None))
     assert len(_attempts(fresh_db, other)) == 1
     _drain(fresh_db, ctx)
     assert _purchases(fresh_db, other) == [Decimal("15.00"), Decimal("50.00")]

@@ -52,12 +52,12 @@ def test_bad_settings_are_refused(threshold: str, amount: str) -> None:
 def test_the_hooks_every_edge_builds_watch_balances() -> None:
     """The billing run posts usage with the hooks of composition: they must be the ones
     that start auto top-ups, or crossings would go unnoticed (a silent stop)."""
-    from hopsplane.composition.hooks import build_hooks
+    from hopsplane.composition.hooks import build_account_hooks
     from hopsplane.composition.jobs import handlers
     from hopsplane.config import Settings
-    from hopsplane.hooks import BalanceWatch
     from hopsplane.payments.autotopup import service as autotopup
 
-    assert isinstance(build_hooks(Settings(_env_file=None)), BalanceWatch)  # type: ignore[call-arg]
+    hooks = build_account_hooks(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert hooks.listeners.balance_drop == [autotopup.observe]
     assert {autotopup.CHARGE_TASK, autotopup.NOTICE_TASK, autotopup.FAILED_TASK} <= set(
         handlers())

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from hopsplane.cli.main import app as cli
-from hopsplane.composition.hooks import WatchingHooks
+from hopsplane.composition.hooks import register_listeners
 from hopsplane.db.engine import Database
 from hopsplane.errors import Conflict
 from hopsplane.hooks import LoggingHooks
@@ -71,7 +71,7 @@ def test_joining_expires_the_open_checkout_so_it_can_never_be_paid(
 ) -> None:
     owner, buyer = committed_user(fresh_db), committed_user(fresh_db)
     sid = _open_checkout(app_client, buyer)
-    _join(fresh_db, WatchingHooks(LoggingHooks(), gateway), owner, buyer)
+    _join(fresh_db, register_listeners(LoggingHooks(), gateway), owner, buyer)
     assert _member_of(fresh_db, buyer) == owner
     assert stripe_front.sessions[sid]["status"] == "expired"
     with pytest.raises(RuntimeError, match="expired"):
@@ -89,7 +89,7 @@ def test_joining_is_refused_while_a_payment_is_processing_or_once_one_is_paid(
     sid = _open_checkout(app_client, buyer)
     with stripe_front.lock:  # a bank debit: the session completes unpaid, money comes later
         stripe_front.sessions[sid].update(status="complete", payment_status="unpaid")
-    hooks = WatchingHooks(LoggingHooks(), gateway)
+    hooks = register_listeners(LoggingHooks(), gateway)
     with pytest.raises(Conflict, match="still being processed"):
         _join(fresh_db, hooks, owner, buyer)
     assert _member_of(fresh_db, buyer) is None

@@ -30,7 +30,7 @@ from hopsplane.api.routers import (
     usage,
 )
 from hopsplane.api.serving import OPERATIONS_PATHS, Admission, ServingMiddleware
-from hopsplane.composition.hooks import build_hooks as build_account_hooks
+from hopsplane.composition.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
 from hopsplane.http.identity import TokenAuthenticator

@@ -20,7 +20,7 @@ from hopsplane.cli.common import (
     progress_console,
     transaction,
 )
-from hopsplane.composition.hooks import build_hooks as build_account_hooks
+from hopsplane.composition.hooks import build_account_hooks
 from hopsplane.errors import Invalid
 from hopsplane.integrations.email import build_mailer
 

@@ -19,7 +19,7 @@ from hopsplane.cli.common import (
     print_list,
     transaction,
 )
-from hopsplane.clusters.hooks import build_account_hooks
+from hopsplane.composition.hooks import build_account_hooks
 from hopsplane.credits import service
 from hopsplane.credits.origins import OperatorGrant, OperatorRefund
 from hopsplane.credits.rules import parse_expiry_date, validate_expiry

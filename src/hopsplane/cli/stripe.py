@@ -19,7 +19,7 @@ from hopsplane.cli.common import (
     print_list,
     transaction,
 )
-from hopsplane.clusters.hooks import build_account_hooks
+from hopsplane.composition.hooks import build_account_hooks
 from hopsplane.credits.schemas import BalancePolicy
 from hopsplane.integrations.stripe import build_stripe
 from hopsplane.payments.receipts import backfill

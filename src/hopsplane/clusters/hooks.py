@@ -18,14 +18,16 @@ from hopsplane.clusters.rules import (
     SUSPENDED_KEY,
     SUSPENSION_KEY,
 )
-from hopsplane.config import Settings
 from hopsplane.errors import Unavailable
-from hopsplane.hooks import AccountHooks
+from hopsplane.hooks import Listeners
 
 log = structlog.get_logger(__name__)
 
 
 class ClusterHooks:
+    def __init__(self) -> None:
+        self.listeners = Listeners()
+
     def account_created(self, session: Session, owner_id: str) -> None:
         """Place the account now; with no capacity anywhere the sign-up still succeeds and
         a retried job places it when room appears (operators see the queued job)."""
@@ -83,8 +85,3 @@ class ClusterHooks:
         repo.merge_user_metadata(session, member_id, {BUDGET_STOPPED_KEY: False})
         tasks.enqueue_status_sync(session, owner_id)
 
-
-def build_account_hooks(settings: Settings) -> AccountHooks:
-    """The hooks every edge (API, CLI, worker) hands to the services: cluster placement and
-    Hopsworks provisioning through the job queue."""
-    return ClusterHooks()

@@ -25,7 +25,7 @@ from typing import Any
 from hopsplane.billing import tasks as billing_tasks
 from hopsplane.clusters import enforcement, provisioning
 from hopsplane.clusters import service as clusters
-from hopsplane.composition.hooks import build_hooks
+from hopsplane.composition.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.credits import tasks as credits_tasks
 from hopsplane.crypto import SecretBox
@@ -74,7 +74,7 @@ def services(settings: Settings, database: Database) -> dict[str, Any]:
         "box": SecretBox(settings.effective_encryption_keys),
         "hopsworks": build_client_factory(settings),
         "prometheus": prometheus_factory(database, SecretBox(settings.effective_encryption_keys)),
-        "hooks": build_hooks(settings),
+        "hooks": build_account_hooks(settings),
         "mailer": build_mailer(settings),
         "stripe": build_stripe(settings),
         # a usage collection that changed accounts' usage queues their billing at once

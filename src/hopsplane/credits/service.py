@@ -37,7 +37,7 @@ from hopsplane.credits.schemas import (
 )
 from hopsplane.db.models import LedgerEntry
 from hopsplane.errors import Conflict, Invalid, NotFound
-from hopsplane.hooks import AccountHooks, BalanceDrop, BalanceWatch
+from hopsplane.hooks import AccountHooks, BalanceDrop
 from hopsplane.money import CENT, parse_amount
 
 MAX_PAGE = 500
@@ -274,9 +274,10 @@ def _watch(
     hooks: AccountHooks | None,
     entries: Sequence[tuple[str, tuple[str, Decimal, Decimal]]],
 ) -> None:
-    """Tell hooks that watch balances (auto top-up) what the usage entries just appended
-    did to each account, one :class:`BalanceDrop` per account, in this transaction."""
-    if not entries or not isinstance(hooks, BalanceWatch):
+    """Tell the balance-drop listeners registered on the hooks (auto top-up) what the usage
+    entries just appended did to each account, one :class:`BalanceDrop` per account, in
+    this transaction."""
+    if not entries or hooks is None or not hooks.listeners.balance_drop:
         return
     drops: dict[str, BalanceDrop] = {}
     for key, (account, amount, after) in entries:
@@ -289,7 +290,8 @@ def _watch(
         else:
             drops[account] = BalanceDrop(account, max(seen.before, before), seen.after,
                                          seen.entry_key)
-    hooks.balance_dropped(session, sorted(drops.values(), key=lambda d: d.account_owner_id))
+    hooks.listeners.announce_balance_drops(
+        session, sorted(drops.values(), key=lambda d: d.account_owner_id))
 
 
 def announce(session: Session, events: Sequence[BalanceEvent], hooks: AccountHooks) -> None:

@@ -176,8 +176,10 @@ def accept_invite(
             + "; ".join(reasons)
             + ". Contact support to close or transfer it first."
         )
-    # What an owner with nothing of value still holds (the cluster assignment made at
-    # sign-up, the invites they sent) references them as an owner: release it first.
+    # What an owner with nothing of value still holds (open Checkout Sessions, the cluster
+    # assignment made at sign-up, the invites they sent) references them as an owner:
+    # release it first; a listener may refuse (a payment still processing).
+    hooks.listeners.announce_account_closing(session, user_id)
     hooks.account_closing(session, user_id)
     repo.delete_sent_invites(session, user_id)
     try:

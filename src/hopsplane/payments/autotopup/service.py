@@ -7,7 +7,8 @@ The flow, and what makes each anchor failure impossible:
    through Stripe Checkout in ``setup`` mode. Turning it off or removing the card revokes
    the consent and cancels what has not been charged yet.
 2. **Below the threshold** (:func:`observe`): called by the ledger in the posting's
-   transaction (:class:`hopsplane.hooks.BalanceWatch`), under the account's ledger lock and
+   transaction (a balance-drop listener registered on the hooks, :class:`hopsplane.hooks.
+   Listeners`, by ``composition/hooks.py``), under the account's ledger lock and
    this domain's row lock. A usage posting that leaves the balance below the threshold
    (crossing it, or finding it already below after an expiry, a dispute or a short top-up)
    inserts one attempt keyed by that posting's ledger key (unique), unless an attempt of
