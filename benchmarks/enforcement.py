@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -150,7 +150,7 @@ class SimClock:
 def _collect_yesterday(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     """The baseline's collection, as it was: yesterday (UTC), whole, hourly."""
     now = ctx.clock()
-    collect_all(ctx.services["database"], now.date() - timedelta(days=1), now=now)
+    collect_all(ctx.services.database, now.date() - timedelta(days=1), now=now)
 
 
 @dataclass
@@ -193,7 +193,7 @@ def run_scenario(base_url: str, name: str, interval: int | None, rates: list[Dec
             periodic.append(PeriodicTask("usage-collect-daily", timedelta(hours=1),
                                          "bench.collect_yesterday"))
             handlers = {**schedule.handlers(), "bench.collect_yesterday": _collect_yesterday}
-            services["usage_changed"] = None
+            services = replace(services, usage_changed=None)
         else:
             periodic, handlers = schedule.periodic_tasks(settings), schedule.handlers()
         # tomorrow 00:00 UTC: after the database's now(), so every job queued is due

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from hopsplane.composition.hooks import register_listeners
-from hopsplane.composition.jobs import handlers
+from hopsplane.composition.jobs import handlers, services
 from hopsplane.config import Settings
 from hopsplane.credits import expiry
 from hopsplane.credits import service as credits
@@ -52,10 +53,9 @@ def _settings(base: Settings, **limits: Any) -> Settings:
 
 def _ctx(settings: Settings, db: Database, gateway: StripeApi) -> tuple[JobContext, LogMailer]:
     mailer = LogMailer()
-    return JobContext(services={
-        "settings": settings, "database": db, "stripe": gateway, "mailer": mailer,
-        "hooks": register_listeners(LoggingHooks(), None),
-    }), mailer
+    built = replace(services(settings, db), stripe=gateway, mailer=mailer,
+                    hooks=register_listeners(LoggingHooks(), None))
+    return JobContext(built), mailer
 
 
 def _drain(db: Database, ctx: JobContext, now: Any = None) -> int:

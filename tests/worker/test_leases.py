@@ -134,7 +134,7 @@ def test_a_billing_run_whose_worker_died_after_charging_charges_nothing_twice(
         post(s, acct, "grant", "100.00")
         upsert_usage(s, acct, today_utc(), "123450")  # $12.35
         job_id = service.enqueue(s, BILLING_TASK)
-    context = JobContext(services=schedule.services(settings, fresh_db))
+    context = JobContext(schedule.services(settings, fresh_db))
     handler = schedule.handlers()[BILLING_TASK]
     _claim_and_die(fresh_db, lease_seconds=1.0)
     with fresh_db.transaction() as s:  # the dead worker's run got as far as its batches

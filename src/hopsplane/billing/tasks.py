@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from hopsplane.billing import service
 from hopsplane.billing.run import run_billing
-from hopsplane.config import Settings
 from hopsplane.errors import Unavailable
 from hopsplane.worker.schemas import JobContext, Task
 from hopsplane.worker.service import enqueue_unless_queued
@@ -53,19 +52,19 @@ def bill_accounts_job(session: Session, args: dict[str, Any], ctx: JobContext) -
     through = date.fromisoformat(str(args["through"]))
     report = _run(ctx, through, accounts)
     failed = {f.account_owner_id for f in report.failures}
-    with ctx.services["database"].transaction() as s:
+    with ctx.services.database.transaction() as s:
         left = [a for a in service.unbilled_among(s, accounts, through) if a not in failed]
     if left:
         raise Unavailable(f"{len(left)} account(s) had usage rows held by a fold; retrying")
 
 
 def _run(ctx: JobContext, through: date, accounts: Sequence[str] | None) -> Any:
-    settings: Settings = ctx.services["settings"]
+    settings = ctx.services.settings
     return run_billing(
-        ctx.services["database"],
+        ctx.services.database,
         through,
-        hooks=ctx.services["hooks"],
-        mailer=ctx.services["mailer"],
+        hooks=ctx.services.hooks,
+        mailer=ctx.services.mailer,
         thresholds=settings.thresholds,
         batch_size=settings.billing_batch_size,
         workers=1,

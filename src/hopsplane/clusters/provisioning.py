@@ -23,8 +23,9 @@ tokens (no AUTH key, a key without the AUTH scope, Hopsworks older than 3.7) is 
 error: it is recorded on the cluster, the job ends, and reconcile leaves the cluster alone
 until `hopsplane clusters update` fixes it.
 
-Handlers need two services in the worker's context: ``box`` (SecretBox, to decrypt the
-cluster's API keys) and ``hopsworks`` (a HopsworksClientFactory).
+Handlers use the worker's services (:class:`~hopsplane.worker.schemas.JobServices`): ``box``
+to decrypt the cluster's API keys, ``hopsworks`` to build its client, ``database`` to record
+signing keys in transactions of their own.
 """
 
 from __future__ import annotations
@@ -53,14 +54,12 @@ from hopsplane.clusters.rules import (
     project_services,
     split_name,
 )
-from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.db.models import User
 from hopsplane.errors import Unavailable
 from hopsplane.integrations.hopsworks import (
     JWT_SINCE,
     HopsworksApi,
-    HopsworksClientFactory,
     HopsworksMisconfigured,
     HopsworksProject,
     HopsworksRejected,
@@ -78,7 +77,6 @@ RECONCILE_EVERY = timedelta(minutes=15)
 SWEEP_TICK = timedelta(minutes=1)
 """How often the sweep looks for accounts due to be swept; each is swept every
 ``Settings.suspension_sweep_minutes``."""
-DEFAULT_SWEEP_EVERY = timedelta(minutes=10)
 
 
 def _now(ctx: JobContext) -> datetime:
@@ -87,22 +85,17 @@ def _now(ctx: JobContext) -> datetime:
 
 
 def _sweep_every(ctx: JobContext) -> timedelta:
-    settings = ctx.services.get("settings")
-    minutes = getattr(settings, "suspension_sweep_minutes", None)
-    return timedelta(minutes=minutes) if minutes else DEFAULT_SWEEP_EVERY
+    return timedelta(minutes=ctx.services.settings.suspension_sweep_minutes)
 
 
 @contextmanager
 def _client(session: Session, ctx: JobContext, cluster_id: uuid.UUID) -> Iterator[HopsworksApi]:
-    box: SecretBox = ctx.services["box"]
-    factory: HopsworksClientFactory = ctx.services["hopsworks"]
-    conn = service.connection(session, box, cluster_id)
+    services = ctx.services
+    conn = service.connection(session, services.box, cluster_id)
     auth = conn.auth_api_key.get_secret_value() if conn.auth_api_key else None
-    client = factory(conn.api_url, conn.api_key.get_secret_value(), auth,
-                     ca_bundle=conn.ca_bundle)
-    database: Database | None = ctx.services.get("database")
-    if database is not None:
-        client.key_ledger = SigningKeys(database, cluster_id)
+    client = services.hopsworks(conn.api_url, conn.api_key.get_secret_value(), auth,
+                                ca_bundle=conn.ca_bundle)
+    client.key_ledger = SigningKeys(services.database, cluster_id)
     try:
         yield client
     finally:

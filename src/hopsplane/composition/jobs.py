@@ -5,8 +5,10 @@ Each domain declares its jobs next to its code as typed :class:`~hopsplane.worke
 values (``TASKS`` in its ``tasks.py``, or the module that holds the handlers); this module
 only collects them, and builds the clients the handlers need from settings. A handler is
 ``def run(session: Session, args: dict[str, Any], ctx: JobContext) -> None`` (runs inside
-the job's transaction, never commits, raises to be retried); a periodic task gets one job
-per slot, whatever the number of workers. The worker package claims, leases and runs jobs
+the job's transaction, never commits, raises to be retried) and reaches what it needs
+through ``ctx.services``, the typed :class:`~hopsplane.worker.schemas.JobServices` built
+here once per worker; a periodic task gets one job per slot, whatever the number of
+workers. The worker package claims, leases and runs jobs
 and knows no domain.
 
 Registered: Hopsworks provisioning (retried jobs) and cluster reconciliation (clusters),
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from typing import Any
 
 from hopsplane.billing import tasks as billing_tasks
 from hopsplane.clusters import enforcement, provisioning
@@ -32,13 +33,17 @@ from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.hopsworks import build_client_factory
-from hopsplane.integrations.prometheus import PrometheusQuery, build_prometheus_client
+from hopsplane.integrations.prometheus import (
+    PrometheusFactory,
+    PrometheusQuery,
+    build_prometheus_client,
+)
 from hopsplane.integrations.stripe import build_stripe
 from hopsplane.payments import tasks as payment_tasks
 from hopsplane.sessions import tasks as session_tasks
 from hopsplane.usage import tasks as usage_tasks
 from hopsplane.worker import service as queue
-from hopsplane.worker.schemas import Handler, PeriodicTask, Task
+from hopsplane.worker.schemas import Handler, JobServices, PeriodicTask, Task
 
 
 def tasks() -> tuple[Task, ...]:
@@ -67,22 +72,24 @@ def periodic_tasks(settings: Settings | None = None) -> list[PeriodicTask]:
     ]
 
 
-def services(settings: Settings, database: Database) -> dict[str, Any]:
-    return {
-        "settings": settings,
-        "database": database,
-        "box": SecretBox(settings.effective_encryption_keys),
-        "hopsworks": build_client_factory(settings),
-        "prometheus": prometheus_factory(database, SecretBox(settings.effective_encryption_keys)),
-        "hooks": build_account_hooks(settings),
-        "mailer": build_mailer(settings),
-        "stripe": build_stripe(settings),
+def services(settings: Settings, database: Database) -> JobServices:
+    """The services of one worker, handed to every job it runs (``ctx.services``)."""
+    box = SecretBox(settings.effective_encryption_keys)
+    return JobServices(
+        settings=settings,
+        database=database,
+        box=box,
+        hopsworks=build_client_factory(settings),
+        prometheus=prometheus_factory(database, box),
+        hooks=build_account_hooks(settings),
+        mailer=build_mailer(settings),
+        stripe=build_stripe(settings),
         # a usage collection that changed accounts' usage queues their billing at once
-        "usage_changed": billing_tasks.enqueue_account_billing,
-    }
+        usage_changed=billing_tasks.enqueue_account_billing,
+    )
 
 
-def prometheus_factory(database: Database, box: SecretBox) -> Any:
+def prometheus_factory(database: Database, box: SecretBox) -> PrometheusFactory:
     """(cluster id, prometheus_url) -> a Prometheus client with the cluster's CA bundle and
     credentials (decrypted in a short transaction of its own, never logged)."""
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hopsplane.config import Settings
 from hopsplane.credits import expiry
 from hopsplane.worker.schemas import JobContext, Task
 
@@ -19,8 +18,8 @@ def expire_credits(session: Session, args: dict[str, Any], ctx: JobContext) -> N
     """Post the expiries that are due (a batch per run; idempotent, keyed by the grant)
     and record the 7-day notices (once per grant; the billing dispatcher mails them).
     Suspensions an expiry causes are announced through the worker's hooks right away."""
-    settings: Settings = ctx.services["settings"]
-    expiry.expire_due(session, hooks=ctx.services["hooks"], thresholds=settings.thresholds)
+    services = ctx.services
+    expiry.expire_due(session, hooks=services.hooks, thresholds=services.settings.thresholds)
     expiry.notify_expiring(session)
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hopsplane.config import Settings
 from hopsplane.credits.schemas import BalancePolicy
 from hopsplane.errors import Unavailable
 from hopsplane.integrations.email.templates import render
@@ -34,15 +33,14 @@ SUBJECTS = {
 
 
 def _gateway(ctx: JobContext) -> StripeGateway:
-    gateway: StripeGateway | None = ctx.services.get("stripe")
+    gateway = ctx.services.stripe
     if gateway is None:
         raise Unavailable("Stripe is not configured (HOPSPLANE_STRIPE_SECRET_KEY)")
     return gateway
 
 
 def run_charge(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
-    settings: Settings = ctx.services["settings"]
-    database = ctx.services["database"]
+    settings, database = ctx.services.settings, ctx.services.database
     gateway = _gateway(ctx)
     limits = autotopup.limits_from(settings)
     attempt_id = uuid.UUID(str(args["attempt_id"]))
@@ -60,14 +58,14 @@ def run_charge(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     ))
     with database.transaction() as s:
         autotopup.record_outcome(
-            s, limits, plan, outcome, BalancePolicy(ctx.services["hooks"], settings.thresholds)
+            s, limits, plan, outcome, BalancePolicy(ctx.services.hooks, settings.thresholds)
         )
 
 
 def run_notice(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     """Email the owner one auto top-up event. A mail server that is down raises, and the
     queue retries this job (and only this job: the event itself is recorded)."""
-    settings: Settings = ctx.services["settings"]
+    settings = ctx.services.settings
     kind = str(args["kind"])
     email, attempt = autotopup.notice_context(
         session, str(args["account"]), uuid.UUID(str(args["attempt_id"])))
@@ -75,7 +73,7 @@ def run_notice(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
         return
     currency = settings.stripe_currency.upper()
     base = settings.public_url.rstrip("/")
-    ctx.services["mailer"].send(render(
+    ctx.services.mailer.send(render(
         "auto_topup", to=email,
         subject=SUBJECTS[kind].format(amount=attempt["amount"], currency=currency),
         kind=kind, amount=attempt["amount"], currency=currency,
@@ -87,7 +85,7 @@ def run_notice(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
 def run_failed(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     """Count a failure Stripe reported by webhook for a processing auto top-up."""
     autotopup.payment_failed(
-        session, autotopup.limits_from(ctx.services["settings"]), str(args["attempt_id"]),
+        session, autotopup.limits_from(ctx.services.settings), str(args["attempt_id"]),
         str(args["payment_intent"]), str(args["why"]),
     )
 

@@ -16,7 +16,11 @@ from sqlalchemy.orm import Session
 
 from hopsplane.db.engine import Database
 from hopsplane.errors import AppError, Forbidden, Invalid, NotFound
-from hopsplane.integrations.prometheus import PrometheusQuery, build_prometheus_client
+from hopsplane.integrations.prometheus import (
+    PrometheusFactory,
+    PrometheusQuery,
+    build_prometheus_client,
+)
 from hopsplane.usage import attribution, rules
 from hopsplane.usage import repository as repo
 from hopsplane.usage.combiner import BatchCombiner
@@ -273,9 +277,6 @@ def collect_cluster_day(
     return result
 
 
-PrometheusFactory = Callable[[uuid.UUID, str], PrometheusQuery]
-"""(cluster id, its prometheus_url) -> client. The composition root gives one that adds the
-cluster's CA bundle and credentials (kept by the clusters domain); the default has neither."""
 NO_PROMETHEUS = "no metadata.prometheus_url"
 UsageChanged = Callable[[Session, list[str], date], None]
 """Told, inside a collection's transaction, which accounts' usage of a day it changed: the

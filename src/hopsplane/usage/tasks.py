@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from hopsplane.config import Settings
 from hopsplane.errors import Unavailable
 from hopsplane.usage.rules import day_end
-from hopsplane.usage.service import NO_PROMETHEUS, UsageChanged, collect_all
+from hopsplane.usage.service import NO_PROMETHEUS, collect_all
 from hopsplane.worker.schemas import JobContext, Task
 from hopsplane.worker.service import enqueue
 
@@ -30,7 +30,6 @@ log = structlog.get_logger(__name__)
 
 USAGE_EVERY = timedelta(minutes=5)
 """The default of HOPSPLANE_USAGE_COLLECT_INTERVAL_SECONDS (see :func:`periodic_every`)."""
-FINALISE_GRACE = timedelta(minutes=1)
 USAGE_TASK = "usage.collect_all"
 FINALISE_TASK = "usage.finalise_day"
 FINALISE_MAX_ATTEMPTS = 50  # a Prometheus outage after midnight: keep trying for a day
@@ -42,12 +41,12 @@ def collect_usage_job(session: Session, args: dict[str, Any], ctx: JobContext) -
     next slot. Queues the final collection of yesterday and of today (once each)."""
     now = ctx.clock().astimezone(UTC)
     today = now.date()
-    grace = _grace(ctx)
+    grace = timedelta(seconds=ctx.services.settings.usage_finalise_grace_seconds)
     yesterday = today - timedelta(days=1)
     enqueue_finalisation(session, yesterday, max(now, day_end(yesterday) + grace))
     enqueue_finalisation(session, today, day_end(today) + grace)
-    collect_all(ctx.services["database"], today, now=now, on_change=_on_change(ctx),
-                prometheus_for=ctx.services.get("prometheus"))
+    collect_all(ctx.services.database, today, now=now,
+                on_change=ctx.services.usage_changed, prometheus_for=ctx.services.prometheus)
 
 
 def finalise_day_job(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
@@ -59,8 +58,9 @@ def finalise_day_job(session: Session, args: dict[str, Any], ctx: JobContext) ->
     now = ctx.clock().astimezone(UTC)
     if now < day_end(day):
         raise Unavailable(f"{day.isoformat()} has not ended yet")
-    results = collect_all(ctx.services["database"], day, now=now, on_change=_on_change(ctx),
-                prometheus_for=ctx.services.get("prometheus"))
+    results = collect_all(ctx.services.database, day, now=now,
+                          on_change=ctx.services.usage_changed,
+                          prometheus_for=ctx.services.prometheus)
     # a cluster without a Prometheus (its usage comes from an agent) is not a failure
     failed = [f"{r.cluster_id}: {r.error}" for r in results
               if r.error and r.error != NO_PROMETHEUS]
@@ -79,18 +79,6 @@ def enqueue_finalisation(session: Session, day: date, run_at: datetime) -> None:
 def periodic_every(settings: Settings) -> dict[str, timedelta]:
     """The intervals the settings give this domain's periodic tasks."""
     return {USAGE_TASK: timedelta(seconds=settings.usage_collect_interval_seconds)}
-
-
-def _grace(ctx: JobContext) -> timedelta:
-    settings: Settings | None = ctx.services.get("settings")
-    if settings is None:
-        return FINALISE_GRACE
-    return timedelta(seconds=settings.usage_finalise_grace_seconds)
-
-
-def _on_change(ctx: JobContext) -> UsageChanged | None:
-    hook: UsageChanged | None = ctx.services.get("usage_changed")
-    return hook
 
 
 TASKS: tuple[Task, ...] = (

@@ -11,7 +11,7 @@ import structlog
 
 from hopsplane.db.engine import KEEPALIVES, Database, is_database_unavailable, libpq_conninfo
 from hopsplane.worker import service
-from hopsplane.worker.schemas import Handler, JobContext, PeriodicTask
+from hopsplane.worker.schemas import Handler, JobContext, JobServices, PeriodicTask
 from hopsplane.worker.service import Clock, utcnow
 
 log = structlog.get_logger(__name__)
@@ -24,7 +24,7 @@ class Worker:
         handlers: Mapping[str, Handler],
         periodic: list[PeriodicTask] | None = None,
         *,
-        services: dict[str, object] | None = None,
+        services: JobServices | None = None,
         poll_interval: float = 2.0,
         lease_seconds: float = service.DEFAULT_LEASE_SECONDS,
         clock: Clock = utcnow,
@@ -32,7 +32,7 @@ class Worker:
         self.db = db
         self.handlers = dict(handlers)
         self.periodic = list(periodic or [])
-        self.services = dict(services or {})
+        self.services = services
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
         self.clock = clock
@@ -51,7 +51,7 @@ class Worker:
     def run_pending(self, limit: int | None = None) -> int:
         """Run due jobs until none is left (or ``limit`` ran); returns how many ran."""
         ran = 0
-        context = JobContext(services=self.services, clock=self.clock)
+        context = JobContext(job_services=self.services, clock=self.clock)
         while limit is None or ran < limit:
             job = service.run_one(
                 self.db, self.handlers, context, self.clock(), lease_seconds=self.lease_seconds

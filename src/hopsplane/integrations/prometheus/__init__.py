@@ -13,6 +13,8 @@ and one of the two. A refused certificate is reported in plain words.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -34,6 +36,11 @@ class PrometheusQuery(Protocol):
     def query(self, promql: str, at: datetime) -> list[Sample]:
         """Evaluate an instant query at ``at``; raise Unavailable when it cannot."""
         ...
+
+
+PrometheusFactory = Callable[[uuid.UUID, str], PrometheusQuery]
+"""(cluster id, its prometheus_url) -> client. The composition root gives one that adds the
+cluster's CA bundle and credentials (kept by the clusters domain); the default has neither."""
 
 
 class PrometheusError(Unavailable):
