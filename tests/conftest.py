@@ -50,7 +50,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """The log grep of the whole run (issue 17): a token or secret that the suite created
+    """The log grep of the whole run: a token or secret that the suite created
     and that reached a log line fails the run, naming where the lines are."""
     from tests import secret_watch
 
@@ -89,7 +89,7 @@ def pytest_report_header() -> str:
     return f"hopsplane test database server: {where}"
 
 
-# --- every link in every email the suite sends (issue 14) -----------------------------------
+# --- every link in every email the suite sends ----------------------------------------------
 # Every message that leaves hopsplane goes through a Mailer's send: LogMailer (development
 # and the apps under test) or SmtpMailer (RefusingMailer sends nothing). The autouse fixture
 # records what each test sent there; after the test body, while its app and database are

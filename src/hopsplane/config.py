@@ -155,7 +155,7 @@ class Settings(BaseSettings):
         description="Base URL where users reach the console (links in emails, redirects).",
     )
 
-    # --- issue 6: clusters, Hopsworks provisioning, worker ---------------------------------
+    # --- clusters, Hopsworks provisioning, worker ------------------------------------------
     hopsworks_timeout_seconds: float = Field(
         10.0, gt=0, le=300, description="Timeout of one Hopsworks REST call."
     )
@@ -192,7 +192,7 @@ class Settings(BaseSettings):
         "worker that dies loses its jobs' leases, and the jobs run again elsewhere.",
     )
 
-    # issue 4: billing and balance enforcement
+    # billing and balance enforcement
     balance_thresholds: str = Field(
         "10,1,0",
         description="Low-balance notice thresholds in dollars, comma-separated. Crossing "
@@ -239,7 +239,7 @@ class Settings(BaseSettings):
     def thresholds(self) -> tuple[Decimal, ...]:
         return parse_thresholds(self.balance_thresholds)
 
-    # Stripe (issue 7): buying credits. Unset secret key: top-ups and webhooks answer 503.
+    # Stripe: buying credits. Unset secret key: top-ups and webhooks answer 503.
     stripe_secret_key: SecretStr | None = Field(
         None,
         description="Stripe secret (or restricted) key. sk_test_/rk_test_ = test mode "
@@ -261,7 +261,7 @@ class Settings(BaseSettings):
         Decimal("10000.00"), gt=0, description="Largest top-up, in currency units."
     )
 
-    # --- issue 15: auto top-up limits (checked under the account's auto top-up row lock) ---
+    # --- auto top-up limits (checked under the account's auto top-up row lock) -------------
     auto_topup_max_per_day: int = Field(
         3, ge=1, le=100, description="At most this many auto top-up charges per account "
         "per UTC day (every PaymentIntent counts, declined ones too)."
@@ -280,7 +280,7 @@ class Settings(BaseSettings):
         "each consecutive failure."
     )
 
-    # --- issue 5: identity (Auth0), browser sessions, team invites, rate limits ---
+    # --- identity (Auth0), browser sessions, team invites, rate limits ------------
     auth0_domain: str | None = Field(
         None, description="Auth0 tenant domain (e.g. example.eu.auth0.com). Unset: no Auth0."
     )

@@ -270,7 +270,7 @@ def test_error_logs_never_print_local_variables(
 def test_a_burst_of_clients_that_give_up_leaves_the_server_serving(
     owner_db: tuple[Database, str], settings: Settings
 ) -> None:
-    """The wedge of issue 11, small: a pool of 2, a burst of 300 requests whose clients give
+    """The pool wedge, small: a pool of 2, a burst of 300 requests whose clients give
     up after a second. Before, every request took a thread, the ones holding connections
     queued behind them for their next thread, and the server answered only pool timeouts
     (30 s each) long after the burst. Now the burst is shed and service is normal at once."""

@@ -1,4 +1,4 @@
-"""Every benchmark runs (issue 25): each script in benchmarks/ has a ``--smoke`` mode
+"""Every benchmark runs: each script in benchmarks/ has a ``--smoke`` mode
 (seconds, tiny data) that runs end to end against the test server here, so a change that
 breaks a benchmark fails the slow tier instead of the next person who measures."""
 

@@ -1,4 +1,4 @@
-"""Member budgets (issue 15): spend is the member's priced share (the same number the
+"""Member budgets: spend is the member's priced share (the same number the
 usage pages show), the owner and the member are told at 80 % and 100 % once each, an
 enforced budget stops the member through the hooks exactly once and lets them go again
 in a new month, with a higher budget or with enforcement off; the API refuses what it must

@@ -1,4 +1,4 @@
-"""The "back above the threshold" notice (issue 15): written by the same statement as
+"""The "back above the threshold" notice: written by the same statement as
 low-balance notices, once per crossing, only after a low-balance notice, and sent by the
 dispatcher after that notice (never before it, never twice)."""
 

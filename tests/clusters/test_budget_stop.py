@@ -1,4 +1,4 @@
-"""A member stopped by their budget (issue 15) goes through the suspension's job (the
+"""A member stopped by their budget goes through the suspension's job (the
 account's status sync) against a server that answers like Hopsworks: only that member's
 user is deactivated, a suspension and resumption of the account keep them off, and the
 budget's restoration turns them on again."""

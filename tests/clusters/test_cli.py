@@ -33,7 +33,7 @@ def test_add_list_update_drain_assign(env: str, tmp_path: object) -> None:
                             "--max-users", "3"], input="the-api-key\nthe-auth-key\n")
     assert r.exit_code == 0, r.output
     assert "the-api-key" not in r.output and "the-auth-key" not in r.output
-    # no HOPSPLANE_ENCRYPTION_KEYS: the public development key, said loudly (issue 14)
+    # no HOPSPLANE_ENCRYPTION_KEYS: the public development key, said loudly
     assert "WARNING" in r.output and "placeholder key" in r.output
     cid = str(_one(env, "SELECT id FROM hopsworks_clusters"))
     assert str(_one(env, "SELECT api_key FROM hopsworks_clusters")).startswith("gAAAAA")

@@ -1,4 +1,4 @@
-"""`hopsplane clusters check ID` (issue 14): calls the cluster with its stored keys and
+"""`hopsplane clusters check ID`: calls the cluster with its stored keys and
 says whether it is reachable, which Hopsworks it runs and whether each key has its scopes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Property test of the draw-down (issue 15): for any interleaving of purchases, grants
+"""Property test of the draw-down: for any interleaving of purchases, grants
 with and without expiry, usage, refunds, expiry runs, disputes and won disputes on a fake
 clock, the balance is purchases + grants - usage - refunds - expired - disputed +
 reversed, no credit is drawn beyond its amount, no expiring grant is drawn at or after its

@@ -1,4 +1,4 @@
-"""Promotional credit that expires, paid credit that never does (issue 15): the draw-down
+"""Promotional credit that expires, paid credit that never does: the draw-down
 order, the expiry, the 7-day notice, and the database's own refusals."""
 
 from datetime import UTC, datetime, timedelta

@@ -1,4 +1,4 @@
-"""Where promotional credit shows and is made (issue 15): the admin API and the CLI grant
+"""Where promotional credit shows and is made: the admin API and the CLI grant
 it with an expiry, the balance endpoint and `accounts find` show how much is promotional
 and when it expires, the 7-day notice is mailed once, the expiry job is scheduled."""
 

@@ -1,4 +1,4 @@
-"""Concurrent usage postings and expiry runs on one account (issue 15): real threads on
+"""Concurrent usage postings and expiry runs on one account: real threads on
 real connections, each posting in its own transaction. Whatever the interleaving, the
 grant is drawn at most its amount, never after its expiry, expired at most once and to
 the cent, and the chain and the draws verify."""

@@ -1,4 +1,4 @@
-"""Plans that cannot go quadratic (issue 25): on a database whose statistics were never
+"""Plans that cannot go quadratic: on a database whose statistics were never
 taken (autovacuum off, no ANALYZE), the work of one posting and of drawing a hundred entries
 of one account does not grow with the account's history: counted in buffers touched
 (EXPLAIN (ANALYZE, BUFFERS)), never in time."""

@@ -1,4 +1,4 @@
-"""The one-round-trip posting (issue 25): ``credits.service.post_now`` on a bare psycopg
+"""The one-round-trip posting: ``credits.service.post_now`` on a bare psycopg
 connection posts, records the standing and commits in one pipeline, leaves no lock held
 and no transaction open, and keeps the idempotency and refusals of ``post``."""
 

@@ -1,4 +1,4 @@
-"""Property tests of issue 17: usage, top-up, grant and refund bodies with boundary values,
+"""Property tests of hostile bodies: usage, top-up, grant and refund bodies with boundary values,
 hostile text and sums, through the API. Each answer is what the documented ranges say (the
 day totals, the balance) or a 4xx that changed nothing; never a 500."""
 

@@ -1,4 +1,4 @@
-"""Hole 7 of issue 17: invite acceptance trusts the stored address, emails are one
+"""Identity edges: invite acceptance trusts the stored address, emails are one
 normalised form and real addresses, and revision 0013 brings existing rows to that form."""
 
 from __future__ import annotations

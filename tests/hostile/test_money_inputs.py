@@ -1,4 +1,4 @@
-"""Hole 3 of issue 17: every route that takes money refuses exponents, NaN, infinities,
+"""Money inputs: every route that takes money refuses exponents, NaN, infinities,
 floats, sub-cents and out-of-range amounts with a 4xx (never decimal.Overflow, never a 500),
 and changes nothing. One parser (hopsplane.money.parse_amount) serves them all."""
 

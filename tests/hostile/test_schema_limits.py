@@ -1,4 +1,4 @@
-"""Hole 4 of issue 17, beyond usage: a NUL character, a string longer than its column or an
+"""Column limits, beyond usage: a NUL character, a string longer than its column or an
 integer outside its column type is a 422 from the schemas (hopsplane.fields), on every
 route that takes one, and changes nothing."""
 

@@ -1,4 +1,4 @@
-"""Hole 5 of issue 17: live invite links never reach a log line. Without SMTP, development
+"""Secrets in logs: live invite links never reach a log line. Without SMTP, development
 shows the link to the inviting owner and logs only that an email was not sent; every other
 environment refuses invites (503). The suite-wide grep (tests/secret_watch.py, run when the
 session ends) checks every token and secret the suite created against every log line."""

@@ -1,4 +1,4 @@
-"""Holes 1, 2, 4 and 6 of issue 17, through POST /v1/usage/events with real agent tokens:
+"""Hostile usage events, through POST /v1/usage/events with real agent tokens:
 event ids are scoped to their source, no valid event can make a later one fail, bad
 strings and integers are a 422, and a disabled cluster's agent is refused."""
 

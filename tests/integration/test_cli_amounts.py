@@ -1,4 +1,4 @@
-"""Amounts with a leading minus (issue 14). No CLI command takes an amount that may be
+"""Amounts with a leading minus. No CLI command takes an amount that may be
 negative: grants, refunds and unit prices are positive by the ledger's and billing's rules
 (credit is taken away only by usage and refunds). So `-5`, typed as is or after `--`, is
 read as the amount (not as an unknown option) and refused with the rule; options take

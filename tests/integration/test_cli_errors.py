@@ -1,4 +1,4 @@
-"""The error boundary of the CLI (issue 14): an operator's ordinary mistakes (a database
+"""The error boundary of the CLI: an operator's ordinary mistakes (a database
 that is down, missing, refusing the login or at another revision; a bad option) are one
 or two lines and a non-zero exit, never a traceback; --debug shows the traceback."""
 

@@ -1,4 +1,4 @@
-"""Every list command takes --json and never cuts an id (issue 14): the JSON parses and
+"""Every list command takes --json and never cuts an id: the JSON parses and
 holds the whole ids; the table, piped at 80 columns (CliRunner is not a terminal), holds
 them whole too. Stripe's reconcile and the legacy plan are checked beside their own
 fixtures (tests/payments/test_reconcile.py, tests/legacy/test_cli.py)."""

@@ -1,4 +1,4 @@
-"""What a new operator reaches for first (issue 14): make someone an admin, find an
+"""What a new operator reaches for first: make someone an admin, find an
 account by email, the connection string of the database in use, whole ids."""
 
 from __future__ import annotations

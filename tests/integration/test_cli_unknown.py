@@ -1,4 +1,4 @@
-"""Unknown accounts and clusters are errors in every command that names one (issue 14):
+"""Unknown accounts and clusters are errors in every command that names one:
 never an empty "ok" that reads as success."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL after a crash (issue 14): a process killed with kill -9 leaves
+"""The embedded PostgreSQL after a crash: a process killed with kill -9 leaves
 its handle behind; the next process must still start the server and stop it at exit."""
 
 from __future__ import annotations

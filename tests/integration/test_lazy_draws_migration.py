@@ -1,4 +1,4 @@
-"""Revision 0023 (issue 25) on a database built by revision 0020 with a year of history:
+"""Revision 0023 on a database built by revision 0020 with a year of history:
 every draw recorded so far stays, every credit keeps what is left of it, and what is posted
 after the upgrade is drawn exactly as 0020's trigger would have drawn it."""
 

@@ -73,7 +73,7 @@ def test_dry_run_changes_nothing_then_migrate_verify_restore(
                               "--backup-dir", str(tmp_path / "dry"), "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "dry run" in dry.output and "credits_ledger" in dry.output
-    assert "would drop " in dry.output and "  dropped " not in dry.output  # issue 14
+    assert "would drop " in dry.output and "  dropped " not in dry.output  # says what it would do
     assert snapshot(legacy_url) == before
     assert (tmp_path / "dry" / "manifest.json").exists()
 

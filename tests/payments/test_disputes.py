@@ -1,4 +1,4 @@
-"""Stripe disputes in the ledger (issue 15): a chargeback posts a `dispute` entry (it may
+"""Stripe disputes in the ledger: a chargeback posts a `dispute` entry (it may
 overdraw and suspend), a won dispute a `dispute_reversal`, each once whatever the order or
 number of deliveries; `stripe reconcile` finds and posts the missing ones."""
 

@@ -1,4 +1,4 @@
-"""Receipts of top-ups (issue 15): Checkout creates a paid invoice for every top-up, its
+"""Receipts of top-ups: Checkout creates a paid invoice for every top-up, its
 link is stored with the purchase when the payment is credited, and the owner finds it
 next to the purchase in the API's ledger and on the console's home and ledger pages.
 Purchases without one (made before receipts, or credited while Stripe could not be read)

@@ -1,4 +1,4 @@
-"""A domain's repository touches only its own tables (issue 16).
+"""A domain's repository touches only its own tables.
 
 The ownership map is the one in docs/architecture.md ("Which domain owns which table" and
 "Published read models"): parsed here, so the document and the check cannot disagree. For

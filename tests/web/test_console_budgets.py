@@ -1,4 +1,4 @@
-"""The team page's budgets (issue 15): the owner sets, sees and removes a member's
+"""The team page's budgets: the owner sets, sees and removes a member's
 monthly budget; a bad amount is refused on the page and changes nothing."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 12 in the console and the API: admins register a cluster with both API keys (never
+"""Cluster credentials in the console and the API: admins register a cluster with both API keys (never
 shown again) and replace them; an owner sees what a suspension stopped."""
 
 from __future__ import annotations

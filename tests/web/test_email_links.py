@@ -1,4 +1,4 @@
-"""Every email hopsplane sends (issue 14): rendered from templates with a text and an
+"""Every email hopsplane sends: rendered from templates with a text and an
 HTML part, worded for the account's standing, and every link in it leads to a page that
 exists (200 for the person it is meant for; signed out, a sign-in page or redirect)."""
 
@@ -49,7 +49,7 @@ def test_every_link_in_every_email_leads_to_a_page_that_exists(web: Api) -> None
 
 
 def test_the_links_of_recovery_and_budget_notices_lead_to_pages_that_exist(web: Api) -> None:
-    """Issue 15's notices: back above the threshold (to the owner), a member's budget at
+    """The recovery and budget notices: back above the threshold (to the owner), a member's budget at
     80 % and 100 % (to the owner: the team page; to the member: their usage page)."""
     owner, headers = web.new_user()
     member, member_headers = web.new_user()

@@ -74,7 +74,7 @@ def member_share(
     return Decimal(str(raw))
 
 
-# --- member budgets (issue 15) -----------------------------------------------------------
+# --- member budgets ----------------------------------------------------------------------
 
 BUDGET_THRESHOLDS: tuple[int, ...] = (80, 100)
 """Percentages of a member's monthly budget at which the owner and the member are told."""

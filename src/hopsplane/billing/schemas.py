@@ -55,7 +55,7 @@ class RunReport:
     hooks_called: int = 0
     notices_sent: int = 0
     suspended: int = 0
-    budget_stops: int = 0  # members stopped by their budget (issue 15)
+    budget_stops: int = 0  # members stopped by their budget
     budget_restores: int = 0
 
     @property
@@ -95,7 +95,7 @@ class PriceOverrideOut(BaseModel):
     created_at: datetime
 
 
-# --- member budgets (issue 15) -----------------------------------------------------------
+# --- member budgets ----------------------------------------------------------------------
 
 
 class BudgetIn(BaseModel):

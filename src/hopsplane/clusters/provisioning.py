@@ -284,7 +284,7 @@ def _sync_account_status(session: Session, args: dict[str, Any], ctx: JobContext
     cluster = str(placed.hopsworks_cluster_id)
     on_cluster = [u for u in _hopsworks_users(session, owner) if _on(u, cluster)]
     with _client(session, ctx, placed.hopsworks_cluster_id) as client:
-        for user in on_cluster:  # a member over an enforced budget stays off (issue 15)
+        for user in on_cluster:  # a member over an enforced budget stays off
             client.set_user_active(int(user.metadata_["hopsworks_user_id"]),
                                    active and not _budget_stopped(user))
     suspension = (owner.metadata_ or {}).get(SUSPENSION_KEY)

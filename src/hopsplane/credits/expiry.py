@@ -1,4 +1,4 @@
-"""Use cases of promotional credit that expires (issue 15). Functions take the session
+"""Use cases of promotional credit that expires. Functions take the session
 first and never commit.
 
 A grant with ``expires_at`` is promotional: usage draws it before anything that expires

@@ -86,7 +86,7 @@ class LegacyBalance:
 
 @dataclass(frozen=True, slots=True)
 class GrantExpiry:
-    """The expiry of what is left of one expiring grant (issue 15): once per grant."""
+    """The expiry of what is left of one expiring grant: once per grant."""
 
     grant_id: str
 

@@ -111,7 +111,7 @@ def would_overdraw(
     return (not may_overdraw(entry_type, idempotency_key)) and amount < 0 and balance + amount < 0
 
 
-# --- balance enforcement (issue 4) ------------------------------------------------------
+# --- balance enforcement ----------------------------------------------------------------
 
 DEFAULT_THRESHOLDS: tuple[Decimal, ...] = (Decimal("10.00"), Decimal("1.00"), Decimal("0.00"))
 

@@ -1,4 +1,4 @@
-"""Receipts of top-ups (issue 15): the link to Stripe's receipt next to each purchase.
+"""Receipts of top-ups: the link to Stripe's receipt next to each purchase.
 
 Top-ups are Checkout Sessions created with ``invoice_creation[enabled]=true``: once paid,
 Stripe makes a paid invoice for the payment, named by the session's ``invoice`` field, whose

@@ -118,7 +118,7 @@ def set_customer(session: Session, account_id: str, mode: Mode, customer_id: str
     )
 
 
-# --- receipts (issue 15): hopsplane.purchase_receipts ------------------------------------
+# --- receipts: hopsplane.purchase_receipts -----------------------------------------------
 
 _UPSERT_RECEIPT = text(
     """

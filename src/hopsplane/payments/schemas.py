@@ -109,7 +109,7 @@ class ReconcileReport:
 
 
 class LedgerEntryWithReceipt(LedgerEntryOut):
-    """A ledger entry with the Stripe receipt of a purchase (issue 15): the hosted invoice
+    """A ledger entry with the Stripe receipt of a purchase: the hosted invoice
     page (or, for purchases from before invoices, the charge's receipt page) and the
     invoice's PDF. None for every other entry and for a purchase without a receipt yet."""
 

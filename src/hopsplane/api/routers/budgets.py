@@ -1,4 +1,4 @@
-"""/v1/account/budgets: the owner's monthly budgets for members of their team (issue 15).
+"""/v1/account/budgets: the owner's monthly budgets for members of their team.
 
 What a budget enforces, and when, is written in :mod:`hopsplane.billing.budgets`.
 """

@@ -63,7 +63,7 @@ class LedgerEntry(Base):
             "refund_of",
             postgresql_where=text("refund_of IS NOT NULL"),
         ),
-        # issue 15 (revision 0017): expiring grants, expiries, disputes
+        # revision 0017: expiring grants, expiries, disputes
         ForeignKeyConstraint(
             ["refers_to"], ["credits_ledger.id"], name="credits_ledger_refers_to_fkey"
         ),
@@ -85,7 +85,7 @@ class LedgerEntry(Base):
             "expires_at",
             postgresql_where=text("expires_at IS NOT NULL"),
         ),
-        # issue 25 (revision 0023): does an account hold credit that expires
+        # revision 0023: does an account hold credit that expires
         Index(
             "credits_ledger_expiring_by_account",
             "account_owner_id",

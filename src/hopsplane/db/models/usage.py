@@ -37,7 +37,7 @@ class UsageTracking(Base):
             name="usage_tracking_owner_fkey",
             ondelete="RESTRICT",
         ),
-        # issue 4: the rows with something left to charge
+        # the rows with something left to charge
         Index(
             "usage_tracking_unbilled_idx",
             "account_owner_id",
@@ -61,7 +61,7 @@ class UsageTracking(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     account_is_member: Mapped[bool] = mapped_column(Boolean, Computed("false", persisted=True))
-    # issue 4: how much of total_cost is already charged (updated with the usage debit)
+    # how much of total_cost is already charged (updated with the usage debit)
     billed_amount: Mapped[Decimal] = mapped_column(Numeric(16, 2), server_default=text("0"))
 
 

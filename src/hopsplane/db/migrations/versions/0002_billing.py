@@ -1,4 +1,4 @@
-"""Billing and balance enforcement (issue 4).
+"""Billing and balance enforcement.
 
 - usage_tracking.billed_amount: what of a day's total_cost is already charged, updated in
   the same transaction as the usage debit; a CHECK keeps it non-negative and a partial

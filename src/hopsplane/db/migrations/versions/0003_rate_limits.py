@@ -1,4 +1,4 @@
-"""Rate-limit counters shared by every server process (issue 5).
+"""Rate-limit counters shared by every server process.
 
 ``hopsplane.rate_limits`` holds one row per (bucket, fixed window): a counter bumped with
 ``INSERT ... ON CONFLICT DO UPDATE`` in its own short transaction, so several API processes

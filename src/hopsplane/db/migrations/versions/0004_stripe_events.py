@@ -1,4 +1,4 @@
-"""Stripe webhook event log (issue 7).
+"""Stripe webhook event log.
 
 hopsplane.stripe_events keeps every Stripe event once, by its id: a delivery is inserted
 with ON CONFLICT DO NOTHING, and only the delivery that inserted the row processes it, in

@@ -1,4 +1,4 @@
-"""Usage metering machinery (issue 6): raw usage events and cluster ingestion tokens.
+"""Usage metering machinery: raw usage events and cluster ingestion tokens.
 
 - hopsplane.usage_events: every usage event ever received, by its unique id (a repeat is
   ignored), with what it resolved to (account owner and attributed user) or why it could

@@ -1,4 +1,4 @@
-"""Usage metering: a cheaper fold (issue 6's ingestion rate).
+"""Usage metering: a cheaper fold, so ingestion keeps up with its rate.
 
 - hopsplane.jsonb_add_number(obj, key, delta): ``obj`` with ``delta`` added to the number
   under ``key`` (a missing object or key counts as 0; a key whose sum is 0 is removed). A

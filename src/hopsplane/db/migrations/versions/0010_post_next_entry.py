@@ -1,4 +1,4 @@
-"""One round trip per posting (issue 4): hopsplane.post_next_entry.
+"""One round trip per posting: hopsplane.post_next_entry.
 
 The single posting of credits.service.post used to be two statements from the client:
 the owner check with the account's advisory lock, then the INSERT ... SELECT that chains

@@ -1,4 +1,4 @@
-"""Job leases (issue 11): a running job is a row with a lease, not an open transaction.
+"""Job leases: a running job is a row with a lease, not an open transaction.
 
 Before, a worker ran each job inside the transaction that claimed it (the row lock was the
 lease), so a long job (the billing run, usage collection) kept that transaction open and

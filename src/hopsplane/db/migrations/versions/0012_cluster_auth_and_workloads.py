@@ -1,4 +1,4 @@
-"""Provisioning that works on a real Hopsworks (issue 12): the AUTH key of a cluster, and
+"""Provisioning that works on a real Hopsworks: the AUTH key of a cluster, and
 what a suspension stopped.
 
 - hopsworks_clusters.auth_api_key: a second Hopsworks API key, with only the AUTH scope,

@@ -1,5 +1,4 @@
-"""Usage event ids are scoped to their source; email addresses are stored normalised
-(issue 17).
+"""Usage event ids are scoped to their source; email addresses are stored normalised.
 
 - hopsplane.usage_events: the primary key becomes (source, event_id). An id is the
   sender's: the same id from two clusters (or from a cluster and the admin API) is two

@@ -1,4 +1,4 @@
-"""Browser sessions kept server-side (issue 16): hopsplane.sessions.
+"""Browser sessions kept server-side: hopsplane.sessions.
 
 The console's session cookie used to carry who signed in, signed, valid until it expired:
 signing out deleted the browser's copy, but a copied cookie stayed valid. The cookie now

@@ -1,4 +1,4 @@
-"""Cluster names are unique, ignoring case (issue 14).
+"""Cluster names are unique, ignoring case.
 
 Operators tell clusters apart by name (`clusters list`, the admin pages); two clusters
 both called "eu-1" were accepted silently. A unique index on lower(name) refuses the

@@ -1,4 +1,4 @@
-"""Organizations (issue 13), as the plan's "Future: Organizations" sketches them:
+"""Organizations, as the plan's "Future: Organizations" sketches them:
 ``organizations`` and ``organization_members`` with a role.
 
 Billing stays with the account owner: an organization is a group of the owner's people

@@ -1,4 +1,4 @@
-"""Expiring grants, draws and disputes (issue 15).
+"""Expiring grants, draws and disputes.
 
 The ledger gains three entry types and the bookkeeping of which credit every debit used:
 

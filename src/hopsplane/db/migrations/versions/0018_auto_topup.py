@@ -1,4 +1,4 @@
-"""Auto top-up (issue 15): an owner's standing order to buy credit with a saved card when
+"""Auto top-up: an owner's standing order to buy credit with a saved card when
 usage takes the balance below a threshold.
 
 - ``hopsplane.auto_topup``: one row per account: ``status`` (``off``, ``awaiting_card``,

@@ -1,4 +1,4 @@
-"""Receipts of top-ups, "back above the threshold" notices and member budgets (issue 15).
+"""Receipts of top-ups, "back above the threshold" notices and member budgets.
 
 - hopsplane.purchase_receipts (payments): the Stripe receipt of a purchase, one row per
   payment intent. Top-ups are Checkout Sessions with invoice creation on, so Stripe makes

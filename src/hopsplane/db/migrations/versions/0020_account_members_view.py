@@ -1,5 +1,5 @@
 """Published read models: views through which a domain's repository reads what another
-domain owns, so that every repository names only its own tables (issue 16).
+domain owns, so that every repository names only its own tables.
 
 Set-based statements (the usage fold, the billing run's standing, the ledger's owner
 check and lock, the balance-event dispatch) must join an account to its people in one

@@ -1,4 +1,4 @@
-"""Draws burned down lazily per account, behind a checkpoint (issue 25).
+"""Draws burned down lazily per account, behind a checkpoint.
 
 Revision 0017 drew every entry in its posting's statement (an ``AFTER INSERT`` trigger on
 the ledger): each usage debit inserted a lot of its own, scanned the open credits, inserted
