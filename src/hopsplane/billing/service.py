@@ -94,7 +94,7 @@ def unbilled_among(session: Session, accounts: list[str], through: date) -> list
 
 def set_price_override(
     session: Session,
-    account_owner_id: str,
+    account_id: str,
     effective_from: date,
     unit_price: object,
     *,
@@ -110,30 +110,30 @@ def set_price_override(
     cleaned = " ".join((reason or "").split())
     if not cleaned:
         raise Invalid("a reason is required for a price override")
-    credits.require_owner(session, account_owner_id)
-    credits.lock_accounts(session, [account_owner_id])  # billing of this account waits
-    billed = repo.billed_dates_from(session, account_owner_id, effective_from)
+    credits.require_owner(session, account_id)
+    credits.lock_accounts(session, [account_id])  # billing of this account waits
+    billed = repo.billed_dates_from(session, account_id, effective_from)
     if billed is not None:
         raise Conflict(
-            f"usage of {account_owner_id!r} is already charged up to {billed}; "
+            f"usage of {account_id!r} is already charged up to {billed}; "
             f"a price can only take effect after that day"
         )
     override = repo.upsert_override(
-        session, account_owner_id, effective_from, price, cleaned, set_by
+        session, account_id, effective_from, price, cleaned, set_by
     )
-    repo.reprice_from(session, account_owner_id, effective_from)
+    repo.reprice_from(session, account_id, effective_from)
     return PriceOverrideOut.model_validate(override)
 
 
-def price_overrides(session: Session, account_owner_id: str) -> list[PriceOverrideOut]:
-    credits.require_owner(session, account_owner_id)
-    rows = repo.list_overrides(session, account_owner_id)
+def price_overrides(session: Session, account_id: str) -> list[PriceOverrideOut]:
+    credits.require_owner(session, account_id)
+    rows = repo.list_overrides(session, account_id)
     return [PriceOverrideOut.model_validate(o) for o in rows]
 
 
 def usage_report(
     session: Session,
-    account_owner_id: str,
+    account_id: str,
     date_from: date,
     date_to: date,
     *,
@@ -150,9 +150,9 @@ def usage_report(
         raise Invalid("`to` must not be before `from`")
     if (date_to - date_from).days >= MAX_USAGE_DAYS:
         raise Invalid(f"at most {MAX_USAGE_DAYS} days per request")
-    credits.require_owner(session, account_owner_id)
+    credits.require_owner(session, account_id)
     days: list[UsageDay] = []
-    for row in repo.usage_days(session, account_owner_id, date_from, date_to):
+    for row in repo.usage_days(session, account_id, date_from, date_to):
         breakdown = {k: Decimal(str(v)) for k, v in row.user_breakdown.items()}
         if members is None:
             days.append(UsageDay.model_validate(
@@ -169,7 +169,7 @@ def usage_report(
             billed_amount=min(cost, row.billed_amount), user_breakdown=shares,
         ))
     return UsageReport(
-        account_owner_id=account_owner_id,
+        account_owner_id=account_id,
         date_from=date_from,
         date_to=date_to,
         scope="account" if members is None else "member" if member_id else "organization",

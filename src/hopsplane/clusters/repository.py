@@ -85,27 +85,27 @@ _PLACE = text(
 
 
 def place_on_emptiest(
-    session: Session, account_owner_id: str, assigned_by: str | None
+    session: Session, account_id: str, assigned_by: str | None
 ) -> Any | None:
     """In one statement: lock every active cluster row in id order (a stable order, so
     placements and moves never deadlock), pick the one with the most free capacity (ties:
     lowest id) and insert the assignment. FOR UPDATE hands back the newest committed
     version of each row it locks, so the counts compared are the ones the locks protect.
     None when no active cluster has room, else the new row."""
-    return session.execute(_PLACE, {"owner": account_owner_id, "by": assigned_by}).one_or_none()
+    return session.execute(_PLACE, {"owner": account_id, "by": assigned_by}).one_or_none()
 
 
-def assignment_of(session: Session, account_owner_id: str) -> AccountCluster | None:
+def assignment_of(session: Session, account_id: str) -> AccountCluster | None:
     return session.scalars(
-        select(AccountCluster).where(AccountCluster.account_owner_id == account_owner_id)
+        select(AccountCluster).where(AccountCluster.account_owner_id == account_id)
     ).one_or_none()
 
 
 def insert_assignment(
-    session: Session, account_owner_id: str, cluster_id: uuid.UUID, assigned_by: str | None
+    session: Session, account_id: str, cluster_id: uuid.UUID, assigned_by: str | None
 ) -> AccountCluster:
     row = AccountCluster(
-        account_owner_id=account_owner_id,
+        account_owner_id=account_id,
         hopsworks_cluster_id=cluster_id,
         assigned_by=assigned_by,
     )
@@ -116,11 +116,11 @@ def insert_assignment(
 
 
 def move_assignment(
-    session: Session, account_owner_id: str, cluster_id: uuid.UUID, assigned_by: str | None
+    session: Session, account_id: str, cluster_id: uuid.UUID, assigned_by: str | None
 ) -> None:
     session.execute(
         update(AccountCluster)
-        .where(AccountCluster.account_owner_id == account_owner_id)
+        .where(AccountCluster.account_owner_id == account_id)
         .values(hopsworks_cluster_id=cluster_id, assigned_by=assigned_by, assigned_at=text("now()"))
     )
 
@@ -234,12 +234,12 @@ def record_stopped(session: Session, rows: list[dict[str, Any]]) -> int:
 
 
 def stopped_workloads(
-    session: Session, account_owner_id: str, *, limit: int
+    session: Session, account_id: str, *, limit: int
 ) -> list[StoppedWorkload]:
     return list(
         session.scalars(
             select(StoppedWorkload)
-            .where(StoppedWorkload.account_owner_id == account_owner_id)
+            .where(StoppedWorkload.account_owner_id == account_id)
             .order_by(StoppedWorkload.stopped_at.desc(), StoppedWorkload.id.desc())
             .limit(limit)
         )
@@ -256,10 +256,10 @@ def get_user(session: Session, user_id: str, *, lock: bool = False) -> User | No
     return session.scalars(stmt).one_or_none()
 
 
-def members_of(session: Session, account_owner_id: str) -> list[User]:
+def members_of(session: Session, account_id: str) -> list[User]:
     return list(
         session.scalars(
-            select(User).where(User.account_owner_id == account_owner_id).order_by(User.id)
+            select(User).where(User.account_owner_id == account_id).order_by(User.id)
         )
     )
 
@@ -297,11 +297,11 @@ def save_project(
     )
 
 
-def project_of(session: Session, account_owner_id: str) -> tuple[int | None, str | None]:
+def project_of(session: Session, account_id: str) -> tuple[int | None, str | None]:
     """(id, name) of the account's Hopsworks project, as provisioning saved it."""
     row = session.execute(text(
         "SELECT hopsworks_project_id, metadata ->> 'hopsworks_project_name' AS name "
-        "FROM users WHERE id = :id"), {"id": account_owner_id}).first()
+        "FROM users WHERE id = :id"), {"id": account_id}).first()
     return (row.hopsworks_project_id, row.name) if row is not None else (None, None)
 
 
@@ -336,9 +336,9 @@ def _json(values: dict[str, Any]) -> str:
     return json.dumps(values)
 
 
-def delete_assignment(session: Session, account_owner_id: str) -> None:
+def delete_assignment(session: Session, account_id: str) -> None:
     session.execute(
-        delete(AccountCluster).where(AccountCluster.account_owner_id == account_owner_id)
+        delete(AccountCluster).where(AccountCluster.account_owner_id == account_id)
     )
 
 

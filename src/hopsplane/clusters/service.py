@@ -224,7 +224,7 @@ def set_status(session: Session, cluster_id: uuid.UUID, status: ClusterStatus) -
 
 
 def assign_account(
-    session: Session, account_owner_id: str, *, assigned_by: str | None = None
+    session: Session, account_id: str, *, assigned_by: str | None = None
 ) -> AssignmentOut:
     """Place an account on the active cluster with the most free capacity.
 
@@ -232,12 +232,12 @@ def assign_account(
     serialise on the locks of the active cluster rows (taken in id order), so a cluster is
     never overfilled; the CHECK current_users <= max_users backs this up. No room anywhere
     is Unavailable."""
-    _require_owner(session, account_owner_id)
-    existing = repo.assignment_of(session, account_owner_id)
+    _require_owner(session, account_id)
+    existing = repo.assignment_of(session, account_id)
     if existing is not None:
         return AssignmentOut.model_validate(existing)
-    tasks.enqueue_owner_provisioning(session, account_owner_id)  # outside the locks
-    row = _guarded(session, lambda: repo.place_on_emptiest(session, account_owner_id, assigned_by))
+    tasks.enqueue_owner_provisioning(session, account_id)  # outside the locks
+    row = _guarded(session, lambda: repo.place_on_emptiest(session, account_id, assigned_by))
     if row is None:
         raise Unavailable(
             "no active Hopsworks cluster has free capacity; register a cluster or raise "
@@ -247,13 +247,13 @@ def assign_account(
 
 
 def move_account(
-    session: Session, account_owner_id: str, cluster_id: uuid.UUID, *, assigned_by: str
+    session: Session, account_id: str, cluster_id: uuid.UUID, *, assigned_by: str
 ) -> AssignmentOut:
     """Assign or move an account to ``cluster_id`` by hand (recorded in assigned_by). The
     target must be active or draining (an admin may fill a draining cluster on purpose)
     and have room. The account's Hopsworks users are provisioned on the new cluster."""
-    _require_owner(session, account_owner_id)
-    existing = repo.assignment_of(session, account_owner_id)
+    _require_owner(session, account_id)
+    existing = repo.assignment_of(session, account_id)
     # Lock the old and the new cluster together, in id order, before the trigger updates
     # their counts: the same order as placements, so no deadlock.
     involved = {cluster_id} | ({existing.hopsworks_cluster_id} if existing else set())
@@ -274,23 +274,23 @@ def move_account(
     if existing is None:
         _guarded(
             session,
-            lambda: repo.insert_assignment(session, account_owner_id, cluster_id, assigned_by),
+            lambda: repo.insert_assignment(session, account_id, cluster_id, assigned_by),
         )
     else:
         _guarded(
             session,
-            lambda: repo.move_assignment(session, account_owner_id, cluster_id, assigned_by),
+            lambda: repo.move_assignment(session, account_id, cluster_id, assigned_by),
         )
-    tasks.enqueue_owner_provisioning(session, account_owner_id)
-    for member in repo.members_of(session, account_owner_id):
-        tasks.enqueue_member_provisioning(session, member.id, account_owner_id)
-    row = repo.assignment_of(session, account_owner_id)
+    tasks.enqueue_owner_provisioning(session, account_id)
+    for member in repo.members_of(session, account_id):
+        tasks.enqueue_member_provisioning(session, member.id, account_id)
+    row = repo.assignment_of(session, account_id)
     session.refresh(row)
     return AssignmentOut.model_validate(row)
 
 
-def assignment(session: Session, account_owner_id: str) -> AssignmentOut | None:
-    row = repo.assignment_of(session, account_owner_id)
+def assignment(session: Session, account_id: str) -> AssignmentOut | None:
+    row = repo.assignment_of(session, account_id)
     return None if row is None else AssignmentOut.model_validate(row)
 
 
@@ -355,20 +355,20 @@ def clear_operator_error(session: Session, cluster_id: uuid.UUID) -> None:
 MAX_STOPPED = 200
 
 
-def project_name(session: Session, account_owner_id: str, project_id: int | None) -> str | None:
+def project_name(session: Session, account_id: str, project_id: int | None) -> str | None:
     """The name of the account's Hopsworks project when ``project_id`` is it (what a
     customer sees in Hopsworks), else None."""
     if project_id is None:
         return None
-    known_id, name = repo.project_of(session, account_owner_id)
+    known_id, name = repo.project_of(session, account_id)
     return name if known_id == project_id else None
 
 
-def stopped_workloads(session: Session, account_owner_id: str) -> list[StoppedWorkloadOut]:
+def stopped_workloads(session: Session, account_id: str) -> list[StoppedWorkloadOut]:
     """What suspensions of the account stopped, newest first (the owner restarts by hand)."""
     return [
         StoppedWorkloadOut.model_validate(r)
-        for r in repo.stopped_workloads(session, account_owner_id, limit=MAX_STOPPED)
+        for r in repo.stopped_workloads(session, account_id, limit=MAX_STOPPED)
     ]
 
 
@@ -390,9 +390,9 @@ def find_stray_projects(
     return found
 
 
-def stray_projects(session: Session, account_owner_id: str) -> list[StrayProjectOut]:
+def stray_projects(session: Session, account_id: str) -> list[StrayProjectOut]:
     """The account's stray projects as the last cluster audit found them."""
-    owner = repo.get_user(session, account_owner_id)
+    owner = repo.get_user(session, account_id)
     listed = (owner.metadata_ or {}).get(STRAY_PROJECTS_KEY) if owner is not None else None
     return [StrayProjectOut.model_validate(p) for p in listed or [] if isinstance(p, dict)]
 

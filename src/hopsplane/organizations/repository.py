@@ -17,18 +17,18 @@ from hopsplane.errors import Conflict
 _IN_ACCOUNT = "u.account_id = o.owner_id"
 
 
-def create(session: Session, owner_id: str, name: str) -> uuid.UUID:
+def create(session: Session, account_id: str, name: str) -> uuid.UUID:
     try:
         with session.begin_nested():
             org_id: uuid.UUID = session.execute(text(
                 "INSERT INTO organizations (name, owner_id) VALUES (:n, :o) RETURNING id"
-            ), {"n": name, "o": owner_id}).scalar_one()
+            ), {"n": name, "o": account_id}).scalar_one()
             return org_id
     except IntegrityError as exc:
         raise Conflict(f"the account already has an organization named {name!r}") from exc
 
 
-def of_account(session: Session, owner_id: str, viewer: str | None) -> list[Any]:
+def of_account(session: Session, account_id: str, viewer: str | None) -> list[Any]:
     """The account's organizations with their member count; ``viewer`` set: only those the
     viewer belongs to, with their role."""
     return list(session.execute(text(f"""
@@ -43,13 +43,13 @@ def of_account(session: Session, owner_id: str, viewer: str | None) -> list[Any]
          WHERE o.owner_id = :owner AND (CAST(:viewer AS text) IS NULL OR mine.role IS NOT NULL)
          ORDER BY lower(o.name), o.id
          LIMIT 500
-    """), {"owner": owner_id, "viewer": viewer}))
+    """), {"owner": account_id, "viewer": viewer}))
 
 
-def get(session: Session, owner_id: str, org_id: uuid.UUID) -> Any:
+def get(session: Session, account_id: str, org_id: uuid.UUID) -> Any:
     return session.execute(text(
         "SELECT id, name, owner_id, created_at FROM organizations WHERE id = :i AND owner_id = :o"
-    ), {"i": org_id, "o": owner_id}).first()
+    ), {"i": org_id, "o": account_id}).first()
 
 
 def members(session: Session, org_id: uuid.UUID) -> list[Any]:
@@ -63,7 +63,7 @@ def members(session: Session, org_id: uuid.UUID) -> list[Any]:
     """), {"i": org_id}))
 
 
-def roles_of(session: Session, user_id: str, owner_id: str) -> list[tuple[uuid.UUID, str]]:
+def roles_of(session: Session, user_id: str, account_id: str) -> list[tuple[uuid.UUID, str]]:
     """(organization, role) of a person in the organizations of their account."""
     return [(r.organization_id, r.role) for r in session.execute(text(f"""
         SELECT m.organization_id, m.role
@@ -71,7 +71,7 @@ def roles_of(session: Session, user_id: str, owner_id: str) -> list[tuple[uuid.U
           JOIN organizations o ON o.id = m.organization_id
           JOIN hopsplane.account_members u ON u.user_id = m.user_id
          WHERE m.user_id = :u AND o.owner_id = :o AND {_IN_ACCOUNT}
-    """), {"u": user_id, "o": owner_id})]
+    """), {"u": user_id, "o": account_id})]
 
 
 def put_member(session: Session, org_id: uuid.UUID, user_id: str, role: str) -> None:

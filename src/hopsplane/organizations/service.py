@@ -21,10 +21,10 @@ from hopsplane.organizations.rules import (
 from hopsplane.organizations.schemas import OrganizationOut, OrgMemberOut
 
 
-def create(session: Session, owner_id: str, name: str) -> OrganizationOut:
-    """A new organization in the owner's account (``owner_id``: the account)."""
-    org_id = repo.create(session, owner_id, clean_name(name))
-    return _out(session, owner_id, None, org_id)
+def create(session: Session, account_id: str, name: str) -> OrganizationOut:
+    """A new organization in the owner's account (``account_id``: the account)."""
+    org_id = repo.create(session, account_id, clean_name(name))
+    return _out(session, account_id, None, org_id)
 
 
 def list_for(session: Session, account_id: str, user_id: str,

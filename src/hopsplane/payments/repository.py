@@ -58,13 +58,13 @@ def finish_event(
     status: Literal["processed", "ignored", "failed"],
     *,
     object_id: str | None,
-    account_owner_id: str | None,
+    account_id: str | None,
     error: str | None,
 ) -> None:
     session.execute(
         _FINISH_EVENT,
         {"id": event_id, "status": status, "object_id": object_id,
-         "account": account_owner_id, "error": error},
+         "account": account_id, "error": error},
     )
 
 
@@ -136,19 +136,19 @@ _UPSERT_RECEIPT = text(
 
 
 def upsert_receipt(
-    session: Session, payment_intent_id: str, account_owner_id: str, *,
+    session: Session, payment_intent_id: str, account_id: str, *,
     invoice_id: str | None, receipt_url: str | None, pdf_url: str | None,
 ) -> None:
     """Record what is known of a purchase's receipt; a link once stored is kept (a repeat
     or a late delivery changes nothing)."""
     session.execute(_UPSERT_RECEIPT, {
-        "pi": payment_intent_id, "account": account_owner_id, "invoice": invoice_id,
+        "pi": payment_intent_id, "account": account_id, "invoice": invoice_id,
         "url": receipt_url, "pdf": pdf_url,
     })
 
 
 def receipts_of(
-    session: Session, account_owner_id: str, payment_intent_ids: list[str]
+    session: Session, account_id: str, payment_intent_ids: list[str]
 ) -> dict[str, tuple[str | None, str | None]]:
     """(receipt link, PDF link) of the account's purchases among ``payment_intent_ids``
     that have a link."""
@@ -158,7 +158,7 @@ def receipts_of(
             "WHERE account_owner_id = :a AND payment_intent_id = ANY(CAST(:pis AS text[])) "
             "AND receipt_url IS NOT NULL"
         ),
-        {"a": account_owner_id, "pis": payment_intent_ids},
+        {"a": account_id, "pis": payment_intent_ids},
     )
     return {r[0]: (r[1], r[2]) for r in rows}
 

@@ -100,14 +100,14 @@ def credited_account(session: Session, named: str) -> str:
     return account
 
 
-def close_checkouts(session: Session, gateway: StripeGateway, owner_id: str) -> list[str]:
+def close_checkouts(session: Session, gateway: StripeGateway, account_id: str) -> list[str]:
     """Before an owner's account closes (they join another account): expire its open
     Checkout Sessions, credit a paid one the ledger lacks (so the join is refused: the
     account holds credit now), and refuse (Conflict) while a payment is still processing.
     Returns the sessions expired. The caller holds the user's row lock, which
     :func:`start_topup` waits for, so no Checkout opens meanwhile; Stripe unreachable is
     Unavailable (503): the join waits rather than risk a payment to a closed account."""
-    _, customer = repo.customer_of(session, owner_id, gateway.mode)
+    _, customer = repo.customer_of(session, account_id, gateway.mode)
     if not customer:
         return []  # never opened a Checkout in this mode
     expired = []
@@ -129,10 +129,10 @@ def close_checkouts(session: Session, gateway: StripeGateway, owner_id: str) -> 
                 "account to go to"
             )
         payment = rules.payment_from_checkout(checkout, gateway.config.currency)
-        if payment is not None and payment.account_owner_id == owner_id:
+        if payment is not None and payment.account_owner_id == account_id:
             fulfil_payment(session, payment)  # the ledger then holds credit: join refused
     if expired:
-        log.info("checkout sessions expired before the account closed", account=owner_id,
+        log.info("checkout sessions expired before the account closed", account=account_id,
                  sessions=expired)
     return expired
 

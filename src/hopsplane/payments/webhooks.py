@@ -66,7 +66,7 @@ def handle_event(
         log.warning("stripe event failed", event_id=event.id, type=event.type, error=exc.message)
     repo.finish_event(
         session, event.id, status, object_id=str(object_id) if object_id else None,
-        account_owner_id=account, error=note if status == "failed" else None,
+        account_id=account, error=note if status == "failed" else None,
     )
     return EventOutcome(event.id, status, note, account)
 

@@ -16,12 +16,12 @@ def now(session: Session) -> datetime:
     return value
 
 
-def revoke_expired_live(session: Session, owner_id: str, email: str) -> int:
+def revoke_expired_live(session: Session, account_id: str, email: str) -> int:
     """Make room under the one-live-invite index: a live invite past its expiry is revoked."""
     result = session.execute(
         update(TeamInvite)
         .where(
-            TeamInvite.account_owner_id == owner_id,
+            TeamInvite.account_owner_id == account_id,
             func.lower(TeamInvite.email) == email.lower(),
             TeamInvite.accepted_at.is_(None),
             TeamInvite.revoked_at.is_(None),
@@ -32,10 +32,10 @@ def revoke_expired_live(session: Session, owner_id: str, email: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def live_invite(session: Session, owner_id: str, email: str) -> TeamInvite | None:
+def live_invite(session: Session, account_id: str, email: str) -> TeamInvite | None:
     return session.scalars(
         select(TeamInvite).where(
-            TeamInvite.account_owner_id == owner_id,
+            TeamInvite.account_owner_id == account_id,
             func.lower(TeamInvite.email) == email.lower(),
             TeamInvite.accepted_at.is_(None),
             TeamInvite.revoked_at.is_(None),
@@ -44,10 +44,10 @@ def live_invite(session: Session, owner_id: str, email: str) -> TeamInvite | Non
 
 
 def insert_invite(
-    session: Session, owner_id: str, email: str, token_hash: str, expires_at: datetime
+    session: Session, account_id: str, email: str, token_hash: str, expires_at: datetime
 ) -> TeamInvite:
     invite = TeamInvite(
-        account_owner_id=owner_id, email=email, token_hash=token_hash, expires_at=expires_at
+        account_owner_id=account_id, email=email, token_hash=token_hash, expires_at=expires_at
     )
     session.add(invite)
     session.flush()
@@ -55,10 +55,10 @@ def insert_invite(
     return invite
 
 
-def get_invite(session: Session, owner_id: str, invite_id: uuid.UUID) -> TeamInvite | None:
+def get_invite(session: Session, account_id: str, invite_id: uuid.UUID) -> TeamInvite | None:
     return session.scalars(
         select(TeamInvite)
-        .where(TeamInvite.id == invite_id, TeamInvite.account_owner_id == owner_id)
+        .where(TeamInvite.id == invite_id, TeamInvite.account_owner_id == account_id)
         .with_for_update()
     ).one_or_none()
 
@@ -70,11 +70,11 @@ def invite_by_hash(session: Session, token_hash: str) -> TeamInvite | None:
 
 
 def list_pending(
-    session: Session, owner_id: str, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+    session: Session, account_id: str, *, limit: int, after: tuple[datetime, uuid.UUID] | None
 ) -> list[TeamInvite]:
     """Live invites (not accepted, not revoked; expired ones included, marked by status)."""
     stmt = select(TeamInvite).where(
-        TeamInvite.account_owner_id == owner_id,
+        TeamInvite.account_owner_id == account_id,
         TeamInvite.accepted_at.is_(None),
         TeamInvite.revoked_at.is_(None),
     )
@@ -84,10 +84,10 @@ def list_pending(
     return list(session.scalars(stmt.order_by(*order).limit(limit)))
 
 
-def member_exists(session: Session, owner_id: str, email: str) -> bool:
+def member_exists(session: Session, account_id: str, email: str) -> bool:
     return session.execute(
         select(User.id).where(
-            User.account_owner_id == owner_id, func.lower(User.email) == email.lower()
+            User.account_owner_id == account_id, func.lower(User.email) == email.lower()
         )
     ).first() is not None
 
@@ -96,21 +96,21 @@ def lock_user(session: Session, user_id: str) -> User | None:
     return session.scalars(select(User).where(User.id == user_id).with_for_update()).one_or_none()
 
 
-def member_count(session: Session, owner_id: str) -> int:
+def member_count(session: Session, account_id: str) -> int:
     value = session.execute(
-        text("SELECT count(*) FROM users WHERE account_owner_id = :id"), {"id": owner_id}
+        text("SELECT count(*) FROM users WHERE account_owner_id = :id"), {"id": account_id}
     ).scalar_one()
     return int(value)
 
 
-def delete_sent_invites(session: Session, owner_id: str) -> None:
+def delete_sent_invites(session: Session, account_id: str) -> None:
     """The invites an owner sent reference them as an owner and would stop the database
     from turning them into a member."""
-    session.execute(delete(TeamInvite).where(TeamInvite.account_owner_id == owner_id))
+    session.execute(delete(TeamInvite).where(TeamInvite.account_owner_id == account_id))
 
 
-def make_member(session: Session, user: User, owner_id: str) -> None:
-    user.account_owner_id = owner_id
+def make_member(session: Session, user: User, account_id: str) -> None:
+    user.account_owner_id = account_id
     session.flush()
     session.refresh(user)
 
@@ -122,18 +122,18 @@ def mark_accepted(session: Session, invite: TeamInvite, user_id: str) -> None:
 
 
 def list_members(
-    session: Session, owner_id: str, *, limit: int, after: tuple[datetime, str] | None
+    session: Session, account_id: str, *, limit: int, after: tuple[datetime, str] | None
 ) -> list[User]:
-    stmt = select(User).where(User.account_owner_id == owner_id)
+    stmt = select(User).where(User.account_owner_id == account_id)
     if after is not None:
         stmt = stmt.where(tuple_(User.created_at, User.id) < tuple_(*after))
     return list(session.scalars(stmt.order_by(User.created_at.desc(), User.id.desc()).limit(limit)))
 
 
-def get_member(session: Session, owner_id: str, member_id: str) -> User | None:
+def get_member(session: Session, account_id: str, member_id: str) -> User | None:
     return session.scalars(
         select(User)
-        .where(User.id == member_id, User.account_owner_id == owner_id)
+        .where(User.id == member_id, User.account_owner_id == account_id)
         .with_for_update()
     ).one_or_none()
 

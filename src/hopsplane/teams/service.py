@@ -56,27 +56,27 @@ class IssuedInvite:
 
 
 def create_invite(
-    session: Session, ctx: InviteContext, owner_id: str, email: str,
+    session: Session, ctx: InviteContext, account_id: str, email: str,
     expires_in_days: int | None = None,
 ) -> IssuedInvite:
     """Invite an email. Idempotent by (account, email): while an invite for that address is
     pending, asking again returns it unchanged and sends nothing (use resend for that)."""
     address = normalise_email(email)
-    owner = _owner(session, owner_id)
+    owner = _owner(session, account_id)
     if _same_address(owner.email, address):
         raise Invalid("you cannot invite yourself")
-    if repo.member_exists(session, owner_id, address):
+    if repo.member_exists(session, account_id, address):
         raise Conflict(f"{address} is already a member of this account")
-    repo.revoke_expired_live(session, owner_id, address)
+    repo.revoke_expired_live(session, account_id, address)
     now = repo.now(session)
-    existing = repo.live_invite(session, owner_id, address)
+    existing = repo.live_invite(session, account_id, address)
     if existing is not None:  # a repeat (e.g. a retried request): the original, no new email
         return IssuedInvite(invite_out(existing, now), None, created=False)
     token = new_token()
     expires_at = expiry(now, expires_in_days or ctx.default_expiry_days)
     try:
         with session.begin_nested():
-            invite = repo.insert_invite(session, owner_id, address, hash_token(token), expires_at)
+            invite = repo.insert_invite(session, account_id, address, hash_token(token), expires_at)
     except IntegrityError as exc:
         if _constraint(exc) == "team_invites_one_live_per_email":
             raise Conflict(  # only when a concurrent request made it first
@@ -88,12 +88,12 @@ def create_invite(
 
 
 def resend_invite(
-    session: Session, ctx: InviteContext, owner_id: str, invite_id: uuid.UUID,
+    session: Session, ctx: InviteContext, account_id: str, invite_id: uuid.UUID,
     expires_in_days: int | None = None,
 ) -> IssuedInvite:
     """A new token (the old link stops working) and a fresh expiry, sent again."""
-    owner = _owner(session, owner_id)
-    invite = _invite(session, owner_id, invite_id)
+    owner = _owner(session, account_id)
+    invite = _invite(session, account_id, invite_id)
     if invite.accepted_at is not None:
         raise Conflict("this invite was already accepted")
     if invite.revoked_at is not None:
@@ -107,8 +107,8 @@ def resend_invite(
     return IssuedInvite(invite_out(invite, now, link), token)
 
 
-def revoke_invite(session: Session, owner_id: str, invite_id: uuid.UUID) -> InviteOut:
-    invite = _invite(session, owner_id, invite_id)
+def revoke_invite(session: Session, account_id: str, invite_id: uuid.UUID) -> InviteOut:
+    invite = _invite(session, account_id, invite_id)
     if invite.accepted_at is not None:
         raise Conflict("this invite was already accepted: remove the member instead")
     now = repo.now(session)
@@ -119,11 +119,11 @@ def revoke_invite(session: Session, owner_id: str, invite_id: uuid.UUID) -> Invi
 
 
 def list_pending(
-    session: Session, owner_id: str, *, limit: int,
+    session: Session, account_id: str, *, limit: int,
     after: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[InviteOut]:
     now = repo.now(session)
-    rows = repo.list_pending(session, owner_id, limit=limit, after=after)
+    rows = repo.list_pending(session, account_id, limit=limit, after=after)
     return [invite_out(i, now) for i in rows]
 
 
@@ -195,26 +195,26 @@ def accept_invite(
 
 
 def list_members(
-    session: Session, owner_id: str, *, limit: int, after: tuple[datetime, str] | None = None
+    session: Session, account_id: str, *, limit: int, after: tuple[datetime, str] | None = None
 ) -> list[MemberOut]:
-    return [member_out(u) for u in repo.list_members(session, owner_id, limit=limit, after=after)]
+    return [member_out(u) for u in repo.list_members(session, account_id, limit=limit, after=after)]
 
 
 def remove_member(
-    session: Session, hooks: AccountHooks, owner_id: str, member_id: str
+    session: Session, hooks: AccountHooks, account_id: str, member_id: str
 ) -> MemberOut:
     """The member leaves; they become the owner of a fresh, empty account."""
-    member = _member(session, owner_id, member_id)
+    member = _member(session, account_id, member_id)
     repo.release_member(session, member)
-    hooks.member_removed(session, member_id, owner_id)
+    hooks.member_removed(session, member_id, account_id)
     hooks.account_created(session, member_id)
     return member_out(member)
 
 
 def assign_project(
-    session: Session, hooks: AccountHooks, owner_id: str, member_id: str, project_id: int
+    session: Session, hooks: AccountHooks, account_id: str, member_id: str, project_id: int
 ) -> MemberOut:
-    member = _member(session, owner_id, member_id)
+    member = _member(session, account_id, member_id)
     repo.set_project(session, member, project_id)
     hooks.project_assigned(session, member_id, project_id)
     return member_out(member)
@@ -245,22 +245,22 @@ def member_out(user: User) -> MemberOut:
     )
 
 
-def _owner(session: Session, owner_id: str) -> User:
-    owner = repo.lock_user(session, owner_id)
+def _owner(session: Session, account_id: str) -> User:
+    owner = repo.lock_user(session, account_id)
     if owner is None or owner.account_owner_id is not None:
         raise Forbidden("only an account owner may manage a team")
     return owner
 
 
-def _invite(session: Session, owner_id: str, invite_id: uuid.UUID) -> TeamInvite:
-    invite = repo.get_invite(session, owner_id, invite_id)
+def _invite(session: Session, account_id: str, invite_id: uuid.UUID) -> TeamInvite:
+    invite = repo.get_invite(session, account_id, invite_id)
     if invite is None:
         raise NotFound(f"no invite {invite_id} in this account")
     return invite
 
 
-def _member(session: Session, owner_id: str, member_id: str) -> User:
-    member = repo.get_member(session, owner_id, member_id)
+def _member(session: Session, account_id: str, member_id: str) -> User:
+    member = repo.get_member(session, account_id, member_id)
     if member is None:
         raise NotFound(f"no member {member_id!r} in this account")
     return member

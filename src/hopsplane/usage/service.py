@@ -338,6 +338,6 @@ def collect_all(
     return results
 
 
-def day_count(session: Session, account_owner_id: str) -> int:
+def day_count(session: Session, account_id: str) -> int:
     """How many days of usage the account has recorded."""
-    return repo.day_count(session, account_owner_id)
+    return repo.day_count(session, account_id)

@@ -24,11 +24,11 @@ _ATTEMPT_COLUMNS = frozenset({
 _ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in ACTIVE) + ")"
 
 
-def state(session: Session, account: str, *, lock: bool = False) -> RowMapping | None:
+def state(session: Session, account_id: str, *, lock: bool = False) -> RowMapping | None:
     sql = "SELECT * FROM hopsplane.auto_topup WHERE account_owner_id = :a"
     if lock:
         sql += " FOR UPDATE"
-    return session.execute(text(sql), {"a": account}).mappings().one_or_none()
+    return session.execute(text(sql), {"a": account_id}).mappings().one_or_none()
 
 
 def lock_watching(session: Session, accounts: Sequence[str]) -> list[RowMapping]:
@@ -43,7 +43,7 @@ def lock_watching(session: Session, accounts: Sequence[str]) -> list[RowMapping]
 
 
 def upsert_settings(
-    session: Session, account: str, threshold: Decimal, amount: Decimal, currency: str
+    session: Session, account_id: str, threshold: Decimal, amount: Decimal, currency: str
 ) -> RowMapping:
     """Create the row (status off) or change its threshold and amount; returns it locked."""
     session.execute(
@@ -51,9 +51,9 @@ def upsert_settings(
              " VALUES (:a, :t, :m, :c) ON CONFLICT (account_owner_id) DO UPDATE SET "
              "threshold = EXCLUDED.threshold, amount = EXCLUDED.amount, "
              "currency = EXCLUDED.currency, updated_at = now()"),
-        {"a": account, "t": threshold, "m": amount, "c": currency},
+        {"a": account_id, "t": threshold, "m": amount, "c": currency},
     )
-    row = state(session, account, lock=True)
+    row = state(session, account_id, lock=True)
     assert row is not None
     return row
 
@@ -72,19 +72,19 @@ def _update(session: Session, table: str, key_column: str, key: object,
     )
 
 
-def update_state(session: Session, account: str, **fields: Any) -> None:
-    _update(session, "auto_topup", "account_owner_id", account, _STATE_COLUMNS, fields)
+def update_state(session: Session, account_id: str, **fields: Any) -> None:
+    _update(session, "auto_topup", "account_owner_id", account_id, _STATE_COLUMNS, fields)
 
 
 def insert_consent(
-    session: Session, account: str, given_by: str, terms: str, threshold: Decimal,
+    session: Session, account_id: str, given_by: str, terms: str, threshold: Decimal,
     amount: Decimal,
 ) -> uuid.UUID:
     return uuid.UUID(str(session.execute(
         text("INSERT INTO hopsplane.auto_topup_consents "
              "(account_owner_id, given_by, terms, threshold, amount) "
              "VALUES (:a, :b, :t, :th, :m) RETURNING id"),
-        {"a": account, "b": given_by, "t": terms, "th": threshold, "m": amount},
+        {"a": account_id, "b": given_by, "t": terms, "th": threshold, "m": amount},
     ).scalar_one()))
 
 
@@ -103,7 +103,7 @@ def consent(session: Session, consent_id: uuid.UUID) -> RowMapping | None:
 
 
 def insert_attempt(
-    session: Session, account: str, crossing_key: str, threshold: Decimal, amount: Decimal,
+    session: Session, account_id: str, crossing_key: str, threshold: Decimal, amount: Decimal,
     balance: Decimal, next_try_at: datetime,
 ) -> uuid.UUID | None:
     """A new attempt for a crossing, or None when this crossing already has one or another
@@ -113,7 +113,7 @@ def insert_attempt(
              "(account_owner_id, crossing_key, threshold, amount, balance_at_crossing, "
              "next_try_at) VALUES (:a, :k, :t, :m, :b, :n) ON CONFLICT DO NOTHING "
              "RETURNING id"),
-        {"a": account, "k": crossing_key, "t": threshold, "m": amount, "b": balance,
+        {"a": account_id, "k": crossing_key, "t": threshold, "m": amount, "b": balance,
          "n": next_try_at},
     ).scalar_one_or_none()
     return uuid.UUID(str(found)) if found is not None else None
@@ -131,18 +131,18 @@ def update_attempt(session: Session, attempt_id: uuid.UUID, **fields: Any) -> No
     _update(session, "auto_topup_attempts", "id", attempt_id, _ATTEMPT_COLUMNS, fields)
 
 
-def active_attempts(session: Session, account: str) -> list[RowMapping]:
+def active_attempts(session: Session, account_id: str) -> list[RowMapping]:
     return list(session.execute(
         text("SELECT * FROM hopsplane.auto_topup_attempts WHERE account_owner_id = :a AND "
              f"status IN {_ACTIVE_SQL} FOR UPDATE"),
-        {"a": account},
+        {"a": account_id},
     ).mappings())
 
 
-def attempts(session: Session, account: str, limit: int) -> list[RowMapping]:
+def attempts(session: Session, account_id: str, limit: int) -> list[RowMapping]:
     return list(session.execute(
         text("SELECT * FROM hopsplane.auto_topup_attempts WHERE account_owner_id = :a "
              "ORDER BY created_at DESC, id LIMIT :n"),
-        {"a": account, "n": limit},
+        {"a": account_id, "n": limit},
     ).mappings())
 

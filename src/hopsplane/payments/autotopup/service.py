@@ -111,7 +111,7 @@ def limits_from(settings: Settings) -> Limits:
 
 
 def configure(
-    session: Session, config: StripeConfig, limits: Limits, account: str, by_user: str,
+    session: Session, config: StripeConfig, limits: Limits, account_id: str, by_user: str,
     threshold: object, amount: object, accept_terms: bool,
 ) -> AutoTopupOut:
     """Set threshold and amount and record the owner's consent to the terms they were
@@ -119,58 +119,58 @@ def configure(
     auto top-up (its failure count starts again)."""
     require_terms(accept_terms)
     below, value = validate_settings(threshold, amount, config.min_topup, config.max_topup)
-    credits.require_owner(session, account)
-    row = repo.upsert_settings(session, account, below, value, config.currency)
+    credits.require_owner(session, account_id)
+    row = repo.upsert_settings(session, account_id, below, value, config.currency)
     if row["consent_id"] is not None:
         repo.revoke_consent(session, row["consent_id"], by_user)
     consent_id = repo.insert_consent(
-        session, account, by_user, terms_text(below, value, config.currency, limits), below,
+        session, account_id, by_user, terms_text(below, value, config.currency, limits), below,
         value,
     )
     status = "on" if row["payment_method_id"] else "awaiting_card"
-    repo.update_state(session, account, consent_id=consent_id, status=status,
+    repo.update_state(session, account_id, consent_id=consent_id, status=status,
                       paused_reason=None, consecutive_failures=0)
-    log.info("auto top-up configured", account=account, by=by_user, status=status,
+    log.info("auto top-up configured", account=account_id, by=by_user, status=status,
              threshold=str(below), amount=str(value))
-    return view(session, account, limits, config)
+    return view(session, account_id, limits, config)
 
 
 def turn_off(
-    session: Session, limits: Limits, account: str, by_user: str, reason: str = "turned off"
+    session: Session, limits: Limits, account_id: str, by_user: str, reason: str = "turned off"
 ) -> AutoTopupOut:
     """Revoke the consent and stop: nothing scheduled or waiting is charged any more. A
     charge already at Stripe is still recorded when its answer comes (and credited if it
     succeeded: the money was taken)."""
-    row = repo.state(session, account, lock=True)
+    row = repo.state(session, account_id, lock=True)
     if row is None:
         raise NotFound("auto top-up was never set up for this account")
     if row["consent_id"] is not None:
         repo.revoke_consent(session, row["consent_id"], by_user)
-    repo.update_state(session, account, status="off", paused_reason=None)
-    _cancel_waiting(session, account, f"auto top-up {reason} by {by_user}")
-    return view(session, account, limits)
+    repo.update_state(session, account_id, status="off", paused_reason=None)
+    _cancel_waiting(session, account_id, f"auto top-up {reason} by {by_user}")
+    return view(session, account_id, limits)
 
 
-def _cancel_waiting(session: Session, account: str, why: str) -> None:
-    for a in repo.active_attempts(session, account):
+def _cancel_waiting(session: Session, account_id: str, why: str) -> None:
+    for a in repo.active_attempts(session, account_id):
         if a["status"] in ("scheduled", "requires_action"):
             repo.update_attempt(session, a["id"], status="canceled", outcome=why,
                                 next_try_at=None)
 
 
 def start_card_setup(
-    session: Session, gateway: StripeGateway, account: str, success_url: str,
+    session: Session, gateway: StripeGateway, account_id: str, success_url: str,
     cancel_url: str,
 ) -> CheckoutLinkOut:
     """A Stripe Checkout Session in setup mode where the owner saves the card auto top-up
     charges. Settings (and consent) come first."""
-    row = repo.state(session, account)
+    row = repo.state(session, account_id)
     if row is None or row["status"] == "off":
         raise Conflict("set the threshold and amount and accept the terms first",
                        code="auto_topup_not_configured")
-    customer = payments.ensure_customer(session, gateway, account)
+    customer = payments.ensure_customer(session, gateway, account_id)
     checkout = gateway.create_setup_session(SetupCheckoutRequest(
-        customer_id=customer, account_owner_id=account, currency=gateway.config.currency,
+        customer_id=customer, account_owner_id=account_id, currency=gateway.config.currency,
         success_url=success_url, cancel_url=cancel_url,
     ))
     if not checkout.url:
@@ -179,7 +179,7 @@ def start_card_setup(
 
 
 def complete_card_setup(
-    session: Session, gateway: StripeGateway, limits: Limits, account: str,
+    session: Session, gateway: StripeGateway, limits: Limits, account_id: str,
     checkout_session_id: str,
 ) -> AutoTopupOut:
     """The success redirect of the card setup: read the session and its SetupIntent from
@@ -188,14 +188,14 @@ def complete_card_setup(
         raise NotFound(f"no checkout session {checkout_session_id!r}")
     checkout = gateway.retrieve_checkout_session(checkout_session_id)
     owner = payment_rules.account_from(checkout.metadata, checkout.client_reference_id)
-    if owner != account or checkout.mode != "setup":
+    if owner != account_id or checkout.mode != "setup":
         raise NotFound(f"no checkout session {checkout_session_id!r}")
-    card_saved(session, gateway, account, checkout.setup_intent_id)
-    return view(session, account, limits, gateway.config)
+    card_saved(session, gateway, account_id, checkout.setup_intent_id)
+    return view(session, account_id, limits, gateway.config)
 
 
 def card_saved(
-    session: Session, gateway: StripeGateway, account: str, setup_intent_id: str | None
+    session: Session, gateway: StripeGateway, account_id: str, setup_intent_id: str | None
 ) -> bool:
     """Record the payment method of a succeeded SetupIntent as the account's card; turns
     an ``awaiting_card`` auto top-up on. False when there is nothing to record yet."""
@@ -204,33 +204,33 @@ def card_saved(
     intent = gateway.retrieve_setup_intent(setup_intent_id)
     if intent.status != "succeeded" or not intent.payment_method_id:
         return False
-    row = repo.state(session, account, lock=True)
+    row = repo.state(session, account_id, lock=True)
     if row is None:
         raise Invalid(f"setup intent {setup_intent_id} is for an account without auto top-up")
     if row["payment_method_id"] == intent.payment_method_id:
         return True
     label = gateway.describe_card(intent.payment_method_id)
     status = "on" if row["status"] == "awaiting_card" else row["status"]
-    repo.update_state(session, account, payment_method_id=intent.payment_method_id,
+    repo.update_state(session, account_id, payment_method_id=intent.payment_method_id,
                       card_label=label, status=status)
-    log.info("auto top-up card saved", account=account, card=label)
+    log.info("auto top-up card saved", account=account_id, card=label)
     return True
 
 
 def remove_card(
-    session: Session, gateway: StripeGateway, limits: Limits, account: str, by_user: str
+    session: Session, gateway: StripeGateway, limits: Limits, account_id: str, by_user: str
 ) -> AutoTopupOut:
     """Forget the card (detached from the Stripe customer too) and turn auto top-up off."""
-    row = repo.state(session, account, lock=True)
+    row = repo.state(session, account_id, lock=True)
     if row is None or row["payment_method_id"] is None:
         raise NotFound("no card is saved for auto top-up")
     gateway.detach_payment_method(str(row["payment_method_id"]))
     if row["consent_id"] is not None:
         repo.revoke_consent(session, row["consent_id"], by_user)
-    repo.update_state(session, account, status="off", paused_reason=None,
+    repo.update_state(session, account_id, status="off", paused_reason=None,
                       payment_method_id=None, card_label=None)
-    _cancel_waiting(session, account, f"card removed by {by_user}")
-    return view(session, account, limits, gateway.config)
+    _cancel_waiting(session, account_id, f"card removed by {by_user}")
+    return view(session, account_id, limits, gateway.config)
 
 
 # --- the crossing ---------------------------------------------------------------------
@@ -261,21 +261,21 @@ def observe(session: Session, drops: Sequence[BalanceDrop], now: datetime | None
     return started
 
 
-def _enqueue_charge(session: Session, attempt_id: uuid.UUID, account: str, at: datetime
+def _enqueue_charge(session: Session, attempt_id: uuid.UUID, account_id: str, at: datetime
                     ) -> None:
     queue.enqueue(
         session, CHARGE_TASK, {"attempt_id": str(attempt_id)},
         idempotency_key=f"auto-topup:charge:{attempt_id}:{at.isoformat()}",
-        lock_key=f"auto-topup:{account}", run_at=at,
+        lock_key=f"auto-topup:{account_id}", run_at=at,
     )
 
 
-def _notify(session: Session, attempt_id: uuid.UUID, account: str, kind: str, try_no: int,
+def _notify(session: Session, attempt_id: uuid.UUID, account_id: str, kind: str, try_no: int,
             detail: str | None = None) -> None:
     """Queue the owner's notice of one event, once (the job's key names the event)."""
     queue.enqueue(
         session, NOTICE_TASK,
-        {"account": account, "attempt_id": str(attempt_id), "kind": kind, "detail": detail},
+        {"account": account_id, "attempt_id": str(attempt_id), "kind": kind, "detail": detail},
         idempotency_key=f"auto-topup:notice:{attempt_id}:{kind}:{try_no}",
     )
 
@@ -419,24 +419,24 @@ def _failed(
 
 
 def _credit(
-    session: Session, attempt_id: uuid.UUID, account: str, pi: str, minor: int,
+    session: Session, attempt_id: uuid.UUID, account_id: str, pi: str, minor: int,
     currency: str, policy: BalancePolicy, try_no: int,
 ) -> None:
     """Post the purchase (exactly once per PaymentIntent) and close the attempt (once: the
     caller holds its row lock and saw it open)."""
     expected = currency.lower()
     payments.fulfil_payment(
-        session, Payment(account, pi, payment_rules.from_minor(minor, expected), expected),
+        session, Payment(account_id, pi, payment_rules.from_minor(minor, expected), expected),
         policy,
     )
     repo.update_attempt(session, attempt_id, status="succeeded", payment_intent_id=pi,
                         outcome="paid and credited", next_try_at=None)
-    repo.update_state(session, account, consecutive_failures=0)
-    _notify(session, attempt_id, account, "succeeded", try_no)
+    repo.update_state(session, account_id, consecutive_failures=0)
+    _notify(session, attempt_id, account_id, "succeeded", try_no)
 
 
 def settle_paid(
-    session: Session, attempt_key: str, account: str, pi: str, minor: int, currency: str,
+    session: Session, attempt_key: str, account_id: str, pi: str, minor: int, currency: str,
     policy: BalancePolicy,
 ) -> bool:
     """A succeeded PaymentIntent of an attempt reported by Stripe (``payment_intent.
@@ -447,41 +447,41 @@ def settle_paid(
     except ValueError:
         raise Invalid(f"payment {pi} names no auto top-up attempt") from None
     payments_repo.lock_payment(session, pi)
-    credits.lock_accounts(session, [account])  # lock order: payment, ledger, auto top-up
-    row = repo.state(session, account, lock=True)
+    credits.lock_accounts(session, [account_id])  # lock order: payment, ledger, auto top-up
+    row = repo.state(session, account_id, lock=True)
     attempt = repo.attempt(session, attempt_id, lock=True)
-    if row is None or attempt is None or attempt["account_owner_id"] != account:
+    if row is None or attempt is None or attempt["account_owner_id"] != account_id:
         raise Invalid(f"payment {pi} names an unknown auto top-up attempt")
     if attempt["status"] in ACTIVE:  # a charging try's own record then finds it settled
-        _credit(session, attempt_id, account, pi, minor, currency, policy,
+        _credit(session, attempt_id, account_id, pi, minor, currency, policy,
                 int(attempt["tries"]))
         return True
     # settled or canceled already: still make sure a taken payment is credited (once)
     expected = currency.lower()
     payments.fulfil_payment(
-        session, Payment(account, pi, payment_rules.from_minor(minor, expected), expected),
+        session, Payment(account_id, pi, payment_rules.from_minor(minor, expected), expected),
         policy,
     )
     return False
 
 
 def start_authentication(
-    session: Session, gateway: StripeGateway, account: str, attempt_id: uuid.UUID,
+    session: Session, gateway: StripeGateway, account_id: str, attempt_id: uuid.UUID,
     success_url: str, cancel_url: str,
 ) -> CheckoutLinkOut:
     """The owner completes an auto top-up their bank wants authenticated: a Checkout
     Session (Stripe's hosted page runs 3-D Secure) for the attempt's amount, naming the
     attempt, so its payment settles the attempt through :func:`settle_paid`."""
     attempt = repo.attempt(session, attempt_id)
-    if attempt is None or attempt["account_owner_id"] != account:
+    if attempt is None or attempt["account_owner_id"] != account_id:
         raise NotFound(f"no auto top-up {attempt_id}")
     if attempt["status"] != "requires_action":
         raise Conflict(f"auto top-up {attempt_id} does not wait for you (it is "
                        f"{attempt['status']})", code="auto_topup_not_waiting")
     config = gateway.config
     checkout = gateway.create_checkout_session(CheckoutRequest(
-        customer_id=payments.ensure_customer(session, gateway, account),
-        account_owner_id=account,
+        customer_id=payments.ensure_customer(session, gateway, account_id),
+        account_owner_id=account_id,
         amount_minor=payment_rules.to_minor(attempt["amount"], config.currency),
         currency=config.currency, success_url=success_url, cancel_url=cancel_url,
         description=f"{payments.PRODUCT_NAME} (auto top-up)",
@@ -531,22 +531,22 @@ def payment_failed(session: Session, limits: Limits, attempt_key: str, pi: str,
 # --- what the owner and admins see ----------------------------------------------------
 
 
-def view(session: Session, account: str, limits: Limits,
+def view(session: Session, account_id: str, limits: Limits,
          config: StripeConfig | None = None) -> AutoTopupOut:
-    row = repo.state(session, account)
+    row = repo.state(session, account_id)
     if row is None:
-        credits.require_owner(session, account)
-        return AutoTopupOut(account_owner_id=account, status="off",
+        credits.require_owner(session, account_id)
+        return AutoTopupOut(account_owner_id=account_id, status="off",
                             max_per_day=limits.max_per_day,
                             max_amount_per_day=limits.max_amount_per_day)
-    history = repo.attempts(session, account, 20)
+    history = repo.attempts(session, account_id, 20)
     waiting = next((a for a in history if a["status"] == "requires_action"), None)
     agreed = repo.consent(session, row["consent_id"]) if row["consent_id"] else None
     today = utc_day(queue.utcnow())
     current = row["day"] == today
     currency = str(row["currency"])
     return AutoTopupOut(
-        account_owner_id=account, status=row["status"], paused_reason=row["paused_reason"],
+        account_owner_id=account_id, status=row["status"], paused_reason=row["paused_reason"],
         threshold=row["threshold"], amount=row["amount"], currency=currency,
         card=row["card_label"],
         consent=ConsentOut.model_validate(dict(agreed)) if agreed else None,
@@ -560,11 +560,11 @@ def view(session: Session, account: str, limits: Limits,
     )
 
 
-def attempts(session: Session, account: str, limit: int = 50) -> list[AttemptOut]:
-    return [AttemptOut.model_validate(dict(a)) for a in repo.attempts(session, account, limit)]
+def attempts(session: Session, account_id: str, limit: int = 50) -> list[AttemptOut]:
+    return [AttemptOut.model_validate(dict(a)) for a in repo.attempts(session, account_id, limit)]
 
 
-def notice_context(session: Session, account: str, attempt_id: uuid.UUID
+def notice_context(session: Session, account_id: str, attempt_id: uuid.UUID
                    ) -> tuple[str, RowMapping | None]:
     """The owner's email and the attempt, for a notice."""
-    return accounts.get_user(session, account).email, repo.attempt(session, attempt_id)
+    return accounts.get_user(session, account_id).email, repo.attempt(session, attempt_id)
