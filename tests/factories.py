@@ -240,32 +240,32 @@ class RecordingHooks:
     events: list[tuple[str, ...]] = field(default_factory=list)
     listeners: Listeners = field(default_factory=Listeners)
 
-    def account_created(self, session: Session, owner_id: str) -> None:
-        self.events.append(("account_created", owner_id))
+    def account_created(self, session: Session, account_id: str) -> None:
+        self.events.append(("account_created", account_id))
 
-    def member_joined(self, session: Session, member_id: str, owner_id: str) -> None:
-        self.events.append(("member_joined", member_id, owner_id))
+    def member_joined(self, session: Session, member_id: str, account_id: str) -> None:
+        self.events.append(("member_joined", member_id, account_id))
 
-    def member_removed(self, session: Session, member_id: str, owner_id: str) -> None:
-        self.events.append(("member_removed", member_id, owner_id))
+    def member_removed(self, session: Session, member_id: str, account_id: str) -> None:
+        self.events.append(("member_removed", member_id, account_id))
 
     def project_assigned(self, session: Session, member_id: str, project_id: int) -> None:
         self.events.append(("project_assigned", member_id, str(project_id)))
 
-    def account_closing(self, session: Session, owner_id: str) -> None:
-        self.events.append(("account_closing", owner_id))
+    def account_closing(self, session: Session, account_id: str) -> None:
+        self.events.append(("account_closing", account_id))
 
-    def account_suspended(self, session: Session, owner_id: str) -> None:
-        self.events.append(("account_suspended", owner_id))
+    def account_suspended(self, session: Session, account_id: str) -> None:
+        self.events.append(("account_suspended", account_id))
 
-    def account_resumed(self, session: Session, owner_id: str) -> None:
-        self.events.append(("account_resumed", owner_id))
+    def account_resumed(self, session: Session, account_id: str) -> None:
+        self.events.append(("account_resumed", account_id))
 
-    def member_budget_exceeded(self, session: Session, member_id: str, owner_id: str) -> None:
-        self.events.append(("member_budget_exceeded", member_id, owner_id))
+    def member_budget_exceeded(self, session: Session, member_id: str, account_id: str) -> None:
+        self.events.append(("member_budget_exceeded", member_id, account_id))
 
-    def member_budget_restored(self, session: Session, member_id: str, owner_id: str) -> None:
-        self.events.append(("member_budget_restored", member_id, owner_id))
+    def member_budget_restored(self, session: Session, member_id: str, account_id: str) -> None:
+        self.events.append(("member_budget_restored", member_id, account_id))
 
 
 # --- legacy databases ---

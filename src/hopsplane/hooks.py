@@ -29,33 +29,33 @@ class AccountHooks(Protocol):
     """What other domains registered to hear (the ledger's balance drops, an account
     closing), called by the domain that announces the event."""
 
-    def account_created(self, session: Session, owner_id: str) -> None:
+    def account_created(self, session: Session, account_id: str) -> None:
         """A new account owner exists (first sign-in, or a member removed from a team)."""
 
-    def member_joined(self, session: Session, member_id: str, owner_id: str) -> None:
-        """A user accepted an invite and is now a member of ``owner_id``'s account."""
+    def member_joined(self, session: Session, member_id: str, account_id: str) -> None:
+        """A user accepted an invite and is now a member of the account ``account_id``."""
 
-    def member_removed(self, session: Session, member_id: str, owner_id: str) -> None:
-        """A member left (or was removed from) ``owner_id``'s account."""
+    def member_removed(self, session: Session, member_id: str, account_id: str) -> None:
+        """A member left (or was removed from) the account ``account_id``."""
 
     def project_assigned(self, session: Session, member_id: str, project_id: int) -> None:
         """The owner assigned a Hopsworks project to a member."""
 
-    def account_closing(self, session: Session, owner_id: str) -> None:
+    def account_closing(self, session: Session, account_id: str) -> None:
         """An owner with nothing of value (no members, credit or usage) is about to join
         another account: release what was set up for their own (its cluster assignment)."""
 
-    def account_suspended(self, session: Session, owner_id: str) -> None:
+    def account_suspended(self, session: Session, account_id: str) -> None:
         """The balance fell to or below zero: the account's Hopsworks users must stop."""
 
-    def account_resumed(self, session: Session, owner_id: str) -> None:
+    def account_resumed(self, session: Session, account_id: str) -> None:
         """Credit brought the balance above zero again: reactivate the Hopsworks users."""
 
-    def member_budget_exceeded(self, session: Session, member_id: str, owner_id: str) -> None:
+    def member_budget_exceeded(self, session: Session, member_id: str, account_id: str) -> None:
         """A member with an enforced budget spent it this month: deactivate their Hopsworks
         user (the account's other users go on)."""
 
-    def member_budget_restored(self, session: Session, member_id: str, owner_id: str) -> None:
+    def member_budget_restored(self, session: Session, member_id: str, account_id: str) -> None:
         """A member stopped by their budget may work again (a new month, a raised budget,
         enforcement turned off, the budget removed): reactivate their Hopsworks user."""
 
@@ -77,7 +77,7 @@ class BalanceListener(Protocol):
 
 
 class ClosingListener(Protocol):
-    def __call__(self, session: Session, owner_id: str, /) -> object: ...
+    def __call__(self, session: Session, account_id: str, /) -> object: ...
 
 
 class Listeners:
@@ -108,9 +108,9 @@ class Listeners:
         for listener in self.balance_drop:
             listener(session, drops)
 
-    def announce_account_closing(self, session: Session, owner_id: str) -> None:
+    def announce_account_closing(self, session: Session, account_id: str) -> None:
         for listener in self.account_closing:
-            listener(session, owner_id)
+            listener(session, account_id)
 
 
 class LoggingHooks:
@@ -120,29 +120,29 @@ class LoggingHooks:
     def __init__(self) -> None:
         self.listeners = Listeners()
 
-    def account_created(self, session: Session, owner_id: str) -> None:
-        log.info("account created", account=owner_id)
+    def account_created(self, session: Session, account_id: str) -> None:
+        log.info("account created", account=account_id)
 
-    def member_joined(self, session: Session, member_id: str, owner_id: str) -> None:
-        log.info("member joined", account=owner_id, member=member_id)
+    def member_joined(self, session: Session, member_id: str, account_id: str) -> None:
+        log.info("member joined", account=account_id, member=member_id)
 
-    def member_removed(self, session: Session, member_id: str, owner_id: str) -> None:
-        log.info("member removed", account=owner_id, member=member_id)
+    def member_removed(self, session: Session, member_id: str, account_id: str) -> None:
+        log.info("member removed", account=account_id, member=member_id)
 
     def project_assigned(self, session: Session, member_id: str, project_id: int) -> None:
         log.info("project assigned", member=member_id, project=project_id)
 
-    def account_closing(self, session: Session, owner_id: str) -> None:
-        log.info("account closing", account=owner_id)
+    def account_closing(self, session: Session, account_id: str) -> None:
+        log.info("account closing", account=account_id)
 
-    def account_suspended(self, session: Session, owner_id: str) -> None:
-        log.info("account suspended", account=owner_id)
+    def account_suspended(self, session: Session, account_id: str) -> None:
+        log.info("account suspended", account=account_id)
 
-    def account_resumed(self, session: Session, owner_id: str) -> None:
-        log.info("account resumed", account=owner_id)
+    def account_resumed(self, session: Session, account_id: str) -> None:
+        log.info("account resumed", account=account_id)
 
-    def member_budget_exceeded(self, session: Session, member_id: str, owner_id: str) -> None:
-        log.info("member stopped by their budget", account=owner_id, member=member_id)
+    def member_budget_exceeded(self, session: Session, member_id: str, account_id: str) -> None:
+        log.info("member stopped by their budget", account=account_id, member=member_id)
 
-    def member_budget_restored(self, session: Session, member_id: str, owner_id: str) -> None:
-        log.info("member budget no longer stops them", account=owner_id, member=member_id)
+    def member_budget_restored(self, session: Session, member_id: str, account_id: str) -> None:
+        log.info("member budget no longer stops them", account=account_id, member=member_id)

@@ -20,10 +20,10 @@ class Role(StrEnum):
     MEMBER = "member"
 
 
-def role_of(account_owner_id: str | None, is_platform_admin: bool) -> Role:
+def role_of(account_id: str | None, is_platform_admin: bool) -> Role:
     if is_platform_admin:
         return Role.ADMIN
-    return Role.OWNER if account_owner_id is None else Role.MEMBER
+    return Role.OWNER if account_id is None else Role.MEMBER
 
 
 def normalise_email(value: str) -> str:

@@ -143,7 +143,7 @@ def _merge(
 
 def _bill_one(
     db: Database,
-    account: str,
+    account_id: str,
     through: date,
     hooks: AccountHooks,
     thresholds: tuple[Decimal, ...],
@@ -161,7 +161,7 @@ def _bill_one(
         while True:
             with db.transaction() as s:
                 outcome = service.bill_batch(
-                    s, [account], through, hooks=hooks, thresholds=thresholds,
+                    s, [account_id], through, hooks=hooks, thresholds=thresholds,
                     slice_days=slice_days)
             if counted:
                 outcome = replace(outcome, accounts=0)
@@ -171,10 +171,10 @@ def _bill_one(
             if not outcome.more:
                 return notices
     except AppError as exc:
-        report.failures.append(AccountFailure(account, f"{exc.name}: {exc.message}"))
+        report.failures.append(AccountFailure(account_id, f"{exc.name}: {exc.message}"))
     except Exception as exc:  # a bug or a database error: report it, bill the others
-        log.exception("billing failed for an account", account=account)
-        report.failures.append(AccountFailure(account, f"{type(exc).__name__}: {exc}"))
+        log.exception("billing failed for an account", account=account_id)
+        report.failures.append(AccountFailure(account_id, f"{type(exc).__name__}: {exc}"))
     return notices
 
 

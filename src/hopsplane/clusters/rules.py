@@ -82,11 +82,11 @@ def budget_stop_id(member_id: str, metadata: dict[str, object] | None) -> str:
     return str((metadata or {}).get(BUDGET_STOP_KEY) or f"budget:{member_id}")
 
 
-def project_name_for(account_owner_id: str) -> str:
+def project_name_for(account_id: str) -> str:
     """The Hopsworks project of an account: derived from the owner's id, so the name is
     stable across retries (a repeat finds the project it created) and never collides.
     Letters, digits and one underscore, as Hopsworks project names allow."""
-    digest = hashlib.sha256(account_owner_id.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(account_id.encode()).hexdigest()[:16]
     return f"hp_{digest}"
 
 

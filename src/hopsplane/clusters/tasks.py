@@ -20,20 +20,20 @@ SWEEP = "clusters.sweep"
 AUDIT_CLUSTER = "clusters.audit_cluster"
 
 
-def account_lock(account_owner_id: str) -> str:
+def account_lock(account_id: str) -> str:
     """Jobs of one account never run at the same time (they converge one account's
     Hopsworks users on the database's state, in the order the workers pick them up)."""
-    return f"account:{account_owner_id}"
+    return f"account:{account_id}"
 
 
-def enqueue_owner_provisioning(session: Session, owner_id: str) -> None:
+def enqueue_owner_provisioning(session: Session, account_id: str) -> None:
     enqueue_unless_queued(
-        session, PROVISION_OWNER, {"user_id": owner_id}, lock_key=account_lock(owner_id)
+        session, PROVISION_OWNER, {"user_id": account_id}, lock_key=account_lock(account_id)
     )
 
 
 def enqueue_member_provisioning(
-    session: Session, member_id: str, owner_id: str | None = None, project_id: int | None = None
+    session: Session, member_id: str, account_id: str | None = None, project_id: int | None = None
 ) -> None:
     args: dict[str, object] = {"user_id": member_id}
     if project_id is not None:
@@ -42,39 +42,40 @@ def enqueue_member_provisioning(
         session,
         PROVISION_MEMBER,
         args,
-        lock_key=account_lock(owner_id) if owner_id else None,
+        lock_key=account_lock(account_id) if account_id else None,
     )
 
 
-def enqueue_status_sync(session: Session, owner_id: str) -> None:
+def enqueue_status_sync(session: Session, account_id: str) -> None:
     # Not deduplicated: each change of the desired state gets a job that reads the state
     # when it runs, and jobs of one account are serialised, so the last one wins.
-    enqueue(session, SYNC_ACCOUNT_STATUS, {"user_id": owner_id}, lock_key=account_lock(owner_id))
+    enqueue(session, SYNC_ACCOUNT_STATUS, {"user_id": account_id},
+            lock_key=account_lock(account_id))
 
 
-def enqueue_placement(session: Session, owner_id: str) -> None:
+def enqueue_placement(session: Session, account_id: str) -> None:
     enqueue_unless_queued(
         session,
         PLACE_ACCOUNT,
-        {"user_id": owner_id},
-        lock_key=account_lock(owner_id),
+        {"user_id": account_id},
+        lock_key=account_lock(account_id),
         max_attempts=1000,
     )
 
 
 def enqueue_member_removal(
-    session: Session, member_id: str, owner_id: str, email: str, project_id: int | None
+    session: Session, member_id: str, account_id: str, email: str, project_id: int | None
 ) -> None:
     enqueue(
         session,
         REMOVE_MEMBER,
-        {"user_id": member_id, "owner_id": owner_id, "email": email, "project_id": project_id},
-        lock_key=account_lock(owner_id),
+        {"user_id": member_id, "owner_id": account_id, "email": email, "project_id": project_id},
+        lock_key=account_lock(account_id),
     )
 
 
 def enqueue_workload_stop(
-    session: Session, owner_id: str, suspension: str, round_: int = 1,
+    session: Session, account_id: str, suspension: str, round_: int = 1,
     run_at: datetime | None = None, *, member_id: str | None = None,
     record_as: str | None = None, sweep: bool = False,
 ) -> None:
@@ -84,7 +85,7 @@ def enqueue_workload_stop(
     failed stop queued; ``record_as`` is what a follow-up records its stops under (the
     first round's); ``sweep``: queued by the periodic sweep, not by the stop itself
     (see clusters.enforcement)."""
-    args: dict[str, object] = {"user_id": owner_id, "suspension": suspension, "round": round_}
+    args: dict[str, object] = {"user_id": account_id, "suspension": suspension, "round": round_}
     if member_id is not None:
         args["member_id"] = member_id
     if record_as is not None:
@@ -92,9 +93,9 @@ def enqueue_workload_stop(
     if sweep:
         args["sweep"] = True
     if round_ == 1 and run_at is None:  # a first round waiting already does the same work
-        enqueue_unless_queued(session, STOP_WORKLOADS, args, lock_key=account_lock(owner_id))
+        enqueue_unless_queued(session, STOP_WORKLOADS, args, lock_key=account_lock(account_id))
         return
-    enqueue(session, STOP_WORKLOADS, args, lock_key=account_lock(owner_id), run_at=run_at)
+    enqueue(session, STOP_WORKLOADS, args, lock_key=account_lock(account_id), run_at=run_at)
 
 
 def enqueue_cluster_audit(session: Session, cluster_id: str) -> None:

@@ -30,8 +30,8 @@ def register_listeners(hooks: AccountHooks, stripe: StripeGateway | None) -> Acc
     if stripe is not None:
         gateway = stripe
 
-        def close_checkouts(session: Session, owner_id: str) -> None:
-            payments.close_checkouts(session, gateway, owner_id)
+        def close_checkouts(session: Session, account_id: str) -> None:
+            payments.close_checkouts(session, gateway, account_id)
 
         hooks.listeners.on_account_closing(close_checkouts)
     return hooks

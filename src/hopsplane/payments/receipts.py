@@ -50,13 +50,13 @@ def record_from_checkout(
 
 
 def with_receipts(
-    session: Session, account_owner_id: str, entries: Sequence[LedgerEntryOut]
+    session: Session, account_id: str, entries: Sequence[LedgerEntryOut]
 ) -> list[LedgerEntryWithReceipt]:
     """Ledger entries with the receipt link of each purchase that has one (None for the
     others, and for purchases from before receipts were kept until the backfill ran)."""
     pis = [e.stripe_payment_intent_id for e in entries
            if e.stripe_payment_intent_id and e.amount > 0]
-    links = repo.receipts_of(session, account_owner_id, pis) if pis else {}
+    links = repo.receipts_of(session, account_id, pis) if pis else {}
     out = []
     for e in entries:
         url, pdf = links.get(e.stripe_payment_intent_id or "", (None, None)) \

@@ -112,13 +112,13 @@ def payment_from_intent(intent: PaymentIntentState, currency: str) -> Payment:
     )
 
 
-def _payment(account: str, pi: str, minor: int, paid_in: str, expected: str) -> Payment:
+def _payment(account_id: str, pi: str, minor: int, paid_in: str, expected: str) -> Payment:
     if paid_in.lower() != expected.lower():
         raise Invalid(f"payment {pi} is in {paid_in.upper()}, credits are sold in "
                       f"{expected.upper()}")
     if minor <= 0:
         raise Invalid(f"payment {pi} has no amount")
-    return Payment(account, pi, from_minor(minor, expected), expected.lower())
+    return Payment(account_id, pi, from_minor(minor, expected), expected.lower())
 
 
 def refund_due(stripe_refunded_minor: int, ledger_refunded: Decimal, currency: str) -> Decimal:
