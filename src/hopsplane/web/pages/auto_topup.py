@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from hopsplane.accounts import service as accounts
 from hopsplane.errors import AppError
 from hopsplane.http.deps import BuyDep, Principal, SessionDep
 from hopsplane.http.forms import FormDep
@@ -42,7 +43,10 @@ def _page(request: Request, principal: Principal, session: Session, limits: Limi
     state = autotopup.view(session, principal.account_id, limits)
     key = request.query_params.get("notice", "")
     notice = NOTICES.get(key) or (NOTICES["paid"] if request.query_params.get("paid") else None)
+    by = state.consent.given_by if state.consent else None
+    consent_by = accounts.people_of(session, principal.account_id, [by]).get(by) if by else None
     return render(request, "auto_topup.html", principal, status_code, state=state,
+                  consent_by=consent_by,
                   attempts=autotopup.attempts(session, principal.account_id, 20),
                   payments_on=gateway is not None, notice=notice,
                   **{"review": None, **context})
