@@ -12,8 +12,10 @@ changes nothing: the service call runs in a savepoint that is rolled back on err
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -148,7 +150,7 @@ def render_error(request: Request, exc: AppError) -> Response | None:
         return RedirectResponse(
             "/auth/login?return_to=" + quote(_here(request), safe="/"), status_code=303)
     page = render(request, "error.html", principal, exc.status, title=title_for(exc),
-                  message=exc.message, status=exc.status, code=exc.code)
+                  message=sentence(exc.message), status=exc.status, code=exc.code)
     if exc.status == 503:  # as the API's 503s: when to come back
         retry = exc.context.get("retry_after")
         page.headers["Retry-After"] = str(retry if isinstance(retry, int) else
@@ -218,3 +220,32 @@ def sentence(text: str) -> str:
     text = text[:1].upper() + text[1:]
     return text if text[-1] in ".!?:" else text + "."
 
+
+
+_AMOUNT = re.compile(r"^[+-]?[0-9][0-9,]*(\.[0-9]*)?$")
+
+
+def check_amount(typed: str, what: str, currency: str, *, minimum: Decimal | None = None,
+                 maximum: Decimal | None = None, example: str = "50.00") -> None:
+    """A money field of a form, refused in that field's words, per case (empty, not a
+    number, fractions of a cent, too small, too large), before a service sees it: ``what``
+    names the field as its label does ("The amount", "A monthly budget")."""
+    text = typed.strip().replace(",", "")
+    low = minimum if minimum is not None else Decimal("0.01")
+    if not text:
+        raise Invalid(f"{what} is empty: type an amount, for example {example}.")
+    if not _AMOUNT.match(text) or text in {"+", "-"}:
+        raise Invalid(f"{what} must be an amount in {currency.upper()}, for example "
+                      f"{example}: “{typed.strip()[:40]}” is not one.")
+    if "." in text and len(text.split(".", 1)[1].rstrip("0")) > 2:
+        raise Invalid(f"{what} is in whole cents: at most two decimals, for example {example}.")
+    try:
+        value = Decimal(text)
+    except ArithmeticError as exc:  # pragma: no cover - the pattern admits only numbers
+        raise Invalid(f"{what} must be an amount, for example {example}.") from exc
+    if value <= 0 and low > 0:
+        raise Invalid(f"{what} must be a positive amount, for example {example}.")
+    if value < low:
+        raise Invalid(f"{what} must be at least {charts.money(low, currency)}.")
+    if maximum is not None and value > maximum:
+        raise Invalid(f"{what} can be at most {charts.money(maximum, currency)}.")

@@ -40,6 +40,7 @@ from hopsplane.web.rendering import (
     NOTICES,
     attempt,
     capabilities_of,
+    check_amount,
     date_range,
     render,
 )
@@ -131,7 +132,10 @@ def topup(
     form: FormDep,
 ) -> Response:
     """Start a Stripe Checkout for the amount typed in, and send the browser there."""
+    config = gateway.config
     try:
+        check_amount(form.get("amount", ""), "The amount", config.currency,
+                     minimum=config.min_topup, maximum=config.max_topup)
         out = attempt(session, lambda: payments.start_topup(
             session, gateway, principal.account_id, form.get("amount", "").strip()))
     except AppError as exc:

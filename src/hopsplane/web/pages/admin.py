@@ -30,12 +30,14 @@ from hopsplane.http.deps import (
 )
 from hopsplane.http.forms import FormDep
 from hopsplane.http.pagination import ledger_page, time_cursor, time_page
+from hopsplane.money import MAX_AMOUNT
 from hopsplane.payments.autotopup import service as autotopup
 from hopsplane.sessions import service as web_sessions
 from hopsplane.web.messages import message_for
 from hopsplane.web.rendering import (
     NOTICES,
     attempt,
+    check_amount,
     first_error,
     render,
 )
@@ -128,6 +130,11 @@ def admin_grant(
         key = form.get("key", "")
         if not key or len(key) > 64:
             raise Invalid("the form has no grant key: reload the page and retry")
+        check_amount(form.get("amount", ""), "The amount",
+                     request.app.state.settings.stripe_currency, maximum=MAX_AMOUNT)
+        if not form.get("reason", "").strip():
+            raise Invalid("Type the reason for the grant: the customer reads it in their "
+                          "ledger.")
         expires = form.get("expires", "").strip()
         expires_at = parse_expiry_date(expires) if expires else None
         attempt(session, lambda: credits.grant(

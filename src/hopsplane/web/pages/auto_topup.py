@@ -7,6 +7,7 @@ top-up the bank wants authenticated. Same services and guards as the API's route
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,7 +23,7 @@ from hopsplane.integrations.stripe import SESSION_ID_PLACEHOLDER
 from hopsplane.payments.autotopup import service as autotopup
 from hopsplane.payments.autotopup.rules import Limits, terms_text, validate_settings
 from hopsplane.web.messages import message_for
-from hopsplane.web.rendering import attempt, render
+from hopsplane.web.rendering import attempt, check_amount, render
 
 router = APIRouter(include_in_schema=False, tags=["console"])
 
@@ -68,6 +69,10 @@ def review(request: Request, principal: BuyDep, session: SessionDep, limits: Lim
     """Show the exact terms of the typed settings; nothing is saved yet."""
     config = gateway.config
     try:
+        check_amount(form.get("threshold", ""), "The threshold", config.currency,
+                     minimum=Decimal("0.00"), maximum=config.max_topup, example="10.00")
+        check_amount(form.get("amount", ""), "The amount to buy", config.currency,
+                     minimum=config.min_topup, maximum=config.max_topup)
         below, value = validate_settings(form.get("threshold", "").strip(),
                                          form.get("amount", "").strip(),
                                          config.min_topup, config.max_topup)

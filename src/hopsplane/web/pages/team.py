@@ -30,13 +30,14 @@ from hopsplane.http.state import (
     limit_accepts,
     limit_invites,
 )
-from hopsplane.money import parse_amount
+from hopsplane.money import MAX_AMOUNT
 from hopsplane.teams import service as teams
 from hopsplane.teams.schemas import ProjectIn
 from hopsplane.web.messages import message_for
 from hopsplane.web.rendering import (
     NOTICES,
     attempt,
+    check_amount,
     render,
 )
 
@@ -135,7 +136,7 @@ def set_budget(
     hooks = account_hooks(request)
     try:
         if amount:
-            _budget_amount(amount)
+            _budget_amount(amount, request.app.state.settings.stripe_currency)
             attempt(session, lambda: budgets.set_budget(
                 session, principal.account_id, member_id, amount,
                 enforce=form.get("enforce") == "on", hooks=hooks, set_by=principal.user_id))
@@ -223,16 +224,9 @@ def assign_project(
     return RedirectResponse("/console/team?notice=project-assigned", status_code=303)
 
 
-def _budget_amount(amount: str) -> None:
+def _budget_amount(amount: str, currency: str) -> None:
     """The budget form's amount, refused in the form's words before the service sees it."""
-    try:
-        value = parse_amount(amount, field="monthly budget")
-    except Invalid as exc:
-        raise Invalid("A monthly budget must be a positive amount, for example 50.00 "
-                      "(leave it empty to remove the budget).") from exc
-    if value <= 0:
-        raise Invalid("A monthly budget must be a positive amount, for example 50.00 "
-                      "(leave it empty to remove the budget).")
+    check_amount(amount, "A monthly budget", currency, maximum=MAX_AMOUNT)
 
 
 @router.get("/console/invites/accept")
