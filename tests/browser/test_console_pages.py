@@ -192,6 +192,13 @@ def test_every_page_at_both_widths_with_chart_csv_and_organizations(fresh_db: Da
             check_page(member_page, axe, org_url)
             assert "Usage of the last 30 days" in member_page.inner_text("main")
 
+            # a platform admin's pages fit both widths too (ids are theirs to see)
+            with fresh_db.transaction() as s:
+                s.execute(text("UPDATE users SET is_platform_admin = true WHERE id = :o"),
+                          {"o": zoe})
+            for path in ("/console/admin", f"/console/admin/accounts/{zoe}"):
+                check_page(page, axe, base + path, customer=False)
+
             # /docs renders from this server alone
             page.goto(base + "/docs")
             page.wait_for_selector(".swagger-ui .info .title")

@@ -46,14 +46,10 @@ router = APIRouter(include_in_schema=False, tags=["console"])
 INVITE_WORDS = {
     "conflict": "That person is already in your team.",
     "too_many_requests": "Too many invites this hour: wait a while before sending more.",
-    "unavailable": "Invites cannot be sent now: this service cannot send email. Try again "
-                   "later.",
 }
 INVITE_ACTION_WORDS = {
     "not_found": "That invite no longer exists: reload the page.",
     "too_many_requests": "Too many invites this hour: wait a while before sending more.",
-    "unavailable": "Invites cannot be sent now: this service cannot send email. Try again "
-                   "later.",
 }
 MEMBER_WORDS = {
     "not_found": "That person is not a member of your team (any more): reload the page.",
