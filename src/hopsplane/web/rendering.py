@@ -47,6 +47,18 @@ templates.env.filters["cpu_hours"] = charts.cpu_hours
 templates.env.globals["describe"] = wording.describe
 templates.env.globals["kind"] = wording.kind
 templates.env.filters["day"] = wording.day_text
+templates.env.globals["attempt_word"] = lambda status: ATTEMPT_WORDS.get(status, status)
+
+ATTEMPT_WORDS = {
+    "scheduled": "about to be charged",
+    "charging": "being charged",
+    "processing": "waiting for the bank",
+    "requires_action": "waiting for you to confirm with your bank",
+    "succeeded": "paid",
+    "failed": "declined",
+    "canceled": "cancelled",
+}
+"""An auto top-up attempt's state as its owner reads it (the stored value is Stripe's)."""
 
 
 USAGE_DEFAULT_DAYS = 30
@@ -149,8 +161,12 @@ def render_error(request: Request, exc: AppError) -> Response | None:
             and _can_sign_in(request)):
         return RedirectResponse(
             "/auth/login?return_to=" + quote(_here(request), safe="/"), status_code=303)
+    message = sentence(exc.message)
+    if exc.status == 404 and exc.message.strip() in ("Not Found", ""):
+        message = ("There is no page at this address: check the link, or go back to your "
+                   "account.")
     page = render(request, "error.html", principal, exc.status, title=title_for(exc),
-                  message=sentence(exc.message), status=exc.status, code=exc.code)
+                  message=message, status=exc.status, code=exc.code)
     if exc.status == 503:  # as the API's 503s: when to come back
         retry = exc.context.get("retry_after")
         page.headers["Retry-After"] = str(retry if isinstance(retry, int) else
