@@ -47,9 +47,7 @@ templates.env.filters["cpu_hours"] = charts.cpu_hours
 templates.env.globals["describe"] = wording.describe
 templates.env.globals["kind"] = wording.kind
 templates.env.filters["day"] = wording.day_text
-templates.env.globals["attempt_word"] = lambda status: ATTEMPT_WORDS.get(status, status)
-
-ATTEMPT_WORDS = {
+ATTEMPT_WORDS: dict[str, str] = {
     "scheduled": "about to be charged",
     "charging": "being charged",
     "processing": "waiting for the bank",
@@ -59,6 +57,7 @@ ATTEMPT_WORDS = {
     "canceled": "cancelled",
 }
 """An auto top-up attempt's state as its owner reads it (the stored value is Stripe's)."""
+templates.env.globals["attempt_word"] = lambda status: ATTEMPT_WORDS.get(status, status)
 
 
 USAGE_DEFAULT_DAYS = 30
