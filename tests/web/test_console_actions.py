@@ -12,7 +12,7 @@ import io
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -28,8 +28,9 @@ from hopsplane.credits.rules import EntryType
 from hopsplane.db.engine import Database
 from hopsplane.http import wording
 from hopsplane.web import charts
+from hopsplane.worker import service as worker
 from tests.apps import Api, csrf_of, id_settings
-from tests.factories import post, upsert_usage
+from tests.factories import make_cluster, post, upsert_usage
 
 ID_PATTERNS = re.compile(
     r"[a-z0-9-]+\|[0-9a-f]{6,}|\(by cli\)|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
@@ -342,9 +343,17 @@ def test_admin_lists_accounts_changes_cluster_status_and_places_an_account(web: 
 
 def test_no_cluster_yet_says_why(web: Api) -> None:
     _, headers = web.new_user()
+    _, admin = web.new_user(admin=True)
     home = web.client.get("/console", headers=headers).text
     assert 'data-why="none-registered"' in home
     assert "no Hopsworks cluster has been added to this service" in home
+    # a cluster exists but nobody runs the queue: the job placing the account waits
+    with web.db.transaction() as s:
+        make_cluster(s)
+        worker.enqueue(s, "clusters.walk", run_at=datetime.now(UTC) - timedelta(minutes=5))
+    home = web.client.get("/console", headers=headers).text
+    assert 'data-why="no-worker"' in home and "background worker" in home
+    assert 'id="worker-stopped"' in web.client.get("/console/admin", headers=admin).text
 
 
 # --- words ---------------------------------------------------------------------------
