@@ -20,6 +20,19 @@ CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("999999999999.99")  # NUMERIC(14,2)
 
 
+SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+
+
+def display(amount: Decimal, currency: str) -> str:
+    """How a person reads an amount: ``$1,234.50``, ``-€3.00``; a currency without a
+    symbol here is written as its code (``1,234.50 SEK``). The console, its CSV exports and
+    the CLI all write money this way."""
+    text = f"{abs(amount):,.2f}"
+    sign = "-" if amount < 0 else ""
+    symbol = SYMBOLS.get(currency.lower())
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency.upper()}"
+
+
 def round_cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 

@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from hopsplane.billing.rules import usage_description
 from hopsplane.credits import service as credits
 from hopsplane.credits.origins import AdminGrant
+from hopsplane.credits.rules import EntryType
 from hopsplane.db.engine import Database
 from tests.apps import CHROMIUM, Served, browser_or_skip
-from tests.factories import upsert_usage
+from tests.factories import post, upsert_usage
 
 pytestmark = pytest.mark.slow  # a real browser walking every page
 
@@ -43,13 +45,43 @@ def user_id(db: Database, email: str) -> str:
                              {"e": email}).scalar_one())
 
 
-def check_page(page: Any, axe: Any, url: str) -> None:
+ID_PATTERNS = re.compile(
+    r"[a-z0-9-]+\|[0-9a-f]{6,}|\(by cli\)|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+    r"[0-9a-f]{12}\b|\bpi_[A-Za-z0-9]+|\bgrant: ")
+"""What a customer must never read: an identity provider's user id (``dev|0f6c…``), the
+operators' jargon, a UUID, a Stripe object id, the ledger's stored prefixes."""
+
+CLIPPED = """() => [...document.querySelectorAll(
+  'main td, main th, main button, main input, main select, main label, main a')].filter(e => {
+    const r = e.getBoundingClientRect();
+    if (!r.width || e.closest('thead, .visually-hidden')) return false;
+    return r.right > document.documentElement.clientWidth + 1 || e.scrollWidth > e.clientWidth + 1
+      && getComputedStyle(e).overflow !== 'visible';
+  }).map(e => e.tagName + ':' + (e.innerText || e.value || '').slice(0, 40))"""
+"""Cells, buttons and fields that run past the window or cut their text (``$20.`` for
+``$20.00``) at the width of the viewport."""
+
+SMALL_CHART_TEXT = """() => [...document.querySelectorAll('svg text')].filter(t => {
+    const r = t.getBoundingClientRect();
+    return r.height > 0 && r.height < 9;
+  }).length"""
+"""Chart labels drawn smaller than about 9 px high on screen (the 800-wide chart squeezed
+to a phone drew them at 5 px)."""
+
+
+def check_page(page: Any, axe: Any, url: str, customer: bool = True) -> None:
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
         page.goto(url)
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{url} scrolls sideways by {overflow}px at {width}px"
+        clipped = page.evaluate(CLIPPED)
+        assert not clipped, f"{url} at {width}px cuts {clipped}"
+        assert page.evaluate(SMALL_CHART_TEXT) == 0, f"{url} at {width}px: tiny chart text"
+        if customer:
+            found = ID_PATTERNS.findall(page.inner_text("body"))
+            assert not found, f"{url} at {width}px shows ids or jargon: {found}"
         results = axe.run(page)
         bad = [(v["id"], v["impact"], v["help"]) for v in results.response["violations"]
                if v["impact"] in ("serious", "critical")]
@@ -78,10 +110,19 @@ def test_every_page_at_both_widths_with_chart_csv_and_organizations(fresh_db: Da
             with fresh_db.transaction() as s:
                 s.execute(text("UPDATE users SET account_owner_id = :o, name = 'Yan Li' "
                                "WHERE id = :m"), {"o": zoe, "m": yan})
-                credits.grant(s, zoe, "120.00", reason="welcome", origin=AdminGrant("w"))
+                credits.grant(s, zoe, "120.00", reason="welcome", origin=AdminGrant("w"),
+                              granted_by="dev|0f6cb0123456")
+                post(s, zoe, EntryType.USAGE, "-1.20", description=usage_description(
+                    today - timedelta(days=1), Decimal(12000), Decimal("1.20"), Decimal(0)))
                 for n in range(1, 15):
                     upsert_usage(s, zoe, today - timedelta(days=n), str(1000 * n + 0.5),
                                  {zoe: str(400 * n), yan: str(600 * n + 0.5)})
+
+            # the grant an admin made and a day of usage read in plain words
+            page.goto(base + "/console/ledger")
+            ledger_text = page.inner_text("main")
+            assert "Credit granted by Support: welcome" in ledger_text
+            assert "CPU-hours, $" in ledger_text and "Compute on " in ledger_text
 
             # the owner's pages, including an error page, the usage page and /docs
             first, last = today - timedelta(days=29), today
@@ -138,7 +179,7 @@ def test_every_page_at_both_widths_with_chart_csv_and_organizations(fresh_db: Da
             page.fill("input[name=email]", "yan@example.com")
             page.select_option("select[name=role]", "admin")
             page.click("text=Add or change role")
-            page.wait_for_url(org_url)
+            page.wait_for_url(org_url + "?notice=saved")
             assert "admin" in page.inner_text("#org-people")
             check_page(page, axe, org_url)
 
@@ -150,6 +191,13 @@ def test_every_page_at_both_widths_with_chart_csv_and_organizations(fresh_db: Da
                 == total
             check_page(member_page, axe, org_url)
             assert "Usage of the last 30 days" in member_page.inner_text("main")
+
+            # a platform admin's pages fit both widths too (ids are theirs to see)
+            with fresh_db.transaction() as s:
+                s.execute(text("UPDATE users SET is_platform_admin = true WHERE id = :o"),
+                          {"o": zoe})
+            for path in ("/console/admin", f"/console/admin/accounts/{zoe}"):
+                check_page(page, axe, base + path, customer=False)
 
             # /docs renders from this server alone
             page.goto(base + "/docs")

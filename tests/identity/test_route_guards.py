@@ -79,6 +79,7 @@ FORMS: dict[str, dict[str, str]] = {
     "/console/auto-topup/review": {"threshold": "20.00", "amount": "50.00"},
     "/console/organizations/{org_id}/members": {"email": "{member_email}", "role": "member"},
     "/console/team/budgets": {"member_id": "{member_id}", "monthly_budget": "50"},
+    "/console/team/members/{member_id}/project": {"hopsworks_project_id": "5"},
 }
 """Console forms (urlencoded, without their CSRF token: a guard must answer first)."""
 """Valid bodies of routes that need one, so that a request reaches the resource lookup

@@ -57,7 +57,8 @@ def test_owner_sees_balance_and_ledger(web: Api) -> None:
     with web.db.transaction() as s:
         s.execute(text("UPDATE users SET hopsworks_project_id = 7, metadata = metadata || "
                        "'{\"hopsworks_project_name\": \"acme_ml\"}' WHERE id = :o"), {"o": owner})
-    assert "acme_ml (project #7)" in web.client.get("/console", headers=headers).text
+    project = web.client.get("/console", headers=headers).text
+    assert "acme_ml" in project and "project #7" not in project  # named, not by number
     ledger = web.client.get("/console/ledger", headers=headers)
     assert ledger.status_code == 200
     # descriptions are escaped, never rendered as markup
@@ -75,7 +76,7 @@ def test_member_pages_follow_the_api_guards(web: Api) -> None:
     for path in ("/console/ledger", "/console/team"):
         r = web.client.get(path, headers=member_headers)
         assert r.status_code == 403, path
-        assert "only the account owner" in r.text
+        assert "Only the account owner" in r.text  # a sentence, not a fragment
     # the member's navigation has no owner pages
     home = web.client.get("/console", headers=member_headers).text
     assert "/console/ledger" not in home and "Buy credits" not in home
@@ -107,7 +108,8 @@ def test_usage_page_shows_days_and_breakdown_and_refuses_bad_dates(web: Api) -> 
     backwards = web.client.get("/console/usage", params={"from": "2026-11-24", "to": "2026-11-01"},
                                headers=headers)
     assert backwards.status_code == 422
-    assert "must not be before" in backwards.text
+    assert "The end date is before the start date" in backwards.text
+    assert "Please check" not in backwards.text and "`to`" not in backwards.text
 
 
 def test_invite_and_revoke_through_forms(web: Api) -> None:
@@ -151,7 +153,7 @@ def test_a_refused_invite_shows_why_and_changes_nothing(web: Api) -> None:
     owner, headers = web.new_user(email="own@example.com")
     token = csrf_of(web.client.get("/console/team", headers=headers).text)
     for email, reason in (("not-an-email", "email"), ("own@example.com", "yourself"),
-                          ("", "type the email")):
+                          ("", "Type the email")):
         r = web.client.post("/console/team/invites", data={"csrf": token, "email": email},
                             headers=headers)
         assert 400 <= r.status_code < 500, (email, r.status_code)
@@ -197,7 +199,13 @@ def test_the_invite_email_link_leads_through_sign_in_to_joining(web: Api) -> Non
                               follow_redirects=False)
     assert callback.status_code == 302 and callback.headers["location"] == path
     page = web.client.get(path)  # the cookie, no header
-    assert page.status_code == 200 and "Accept the invite" in page.text
+    assert page.status_code == 200 and "Join the team of" in page.text
+    with web.db.transaction() as s:
+        inviter = s.execute(text("SELECT email FROM users WHERE id = :o"),
+                            {"o": owner}).scalar_one()
+    # who invited whom: the inviter by address, the invited address, and no warning
+    assert f"<strong>{inviter}</strong> invited <strong>fay@example.com</strong>" in page.text
+    assert 'id="invite-other"' not in page.text
     invite_token = re.search(r'name="token" value="([^"]+)"', page.text)
     assert invite_token and path.endswith(invite_token.group(1))
     r = web.client.post("/console/invites/accept", follow_redirects=False,
@@ -231,7 +239,7 @@ def ledger_count(db: Database, account: str) -> int:
 def test_admin_pages_are_for_platform_admins_only(web: Api) -> None:
     _, owner_headers = web.new_user()
     r = web.client.get("/console/admin", headers=owner_headers)
-    assert r.status_code == 403 and "only platform admins" in r.text
+    assert r.status_code == 403 and "Only platform admins" in r.text
     assert "<h1>Not allowed</h1>" in r.text
     _, admin_headers = web.new_user(admin=True)
     page = web.client.get("/console/admin", headers=admin_headers)
@@ -281,7 +289,7 @@ def test_admin_finds_an_account_and_grants_once_per_form(web: Api) -> None:
     other = web.client.post(grant_path, data={**fields, "amount": "99"}, headers=admin_headers)
     assert other.status_code == 409 and ledger_count(web.db, owner) == 1
     shown = web.client.get(account_path + "?notice=granted", headers=admin_headers)
-    assert '<strong id="balance">12.50</strong>' in shown.text and "support ticket 42" in shown.text
+    assert '<strong id="balance">$12.50</strong>' in shown.text and "support ticket 42" in shown.text
     # a member asking for the admin pages is refused
     assert web.client.get(account_path, headers=member_headers).status_code == 403
 
@@ -335,8 +343,10 @@ def test_team_pages_through_every_member_with_name_email_role_project(web: Api) 
     assert first.status_code == 200
     seen = set(re.findall(r"m(\d+)@example\.com", first.text))
     assert len(seen) == 50 and "Account owner (you)" in first.text
-    assert re.search(r"<td>Member 1</td><td>m1@example\.com</td><td>Member</td>\s*"
-                     r"<td>project #1</td>", first.text)
+    assert re.search(r'<td data-label="Name">Member 1</td><td data-label="Email">m1@example\.com'
+                     r'</td><td data-label="Role">Member</td>\s*'
+                     r'<td data-label="Hopsworks project" class="with-form"><span>project 1</span>',
+                     first.text)
     more = re.search(r'href="/console/team\?members=([^"]+)"', first.text)
     assert more
     second = web.client.get(f"/console/team?members={more.group(1)}", headers=headers)

@@ -31,7 +31,7 @@ def test_admin_registers_a_cluster_with_both_keys_and_replaces_the_auth_key(web:
     assert box.decrypt(auth) == "auth-key-1"
     empty = web.client.post(f"/console/admin/clusters/{cid}/keys",
                             data={"csrf": fields["csrf"]}, headers=admin)
-    assert empty.status_code == 422 and "give a new" in empty.text
+    assert empty.status_code == 422 and "Type a new admin API key" in empty.text
     r = web.client.post(f"/console/admin/clusters/{cid}/keys",
                         data={"csrf": fields["csrf"], "auth_api_key": "auth-key-2"},
                         headers=admin, follow_redirects=False)

@@ -101,3 +101,11 @@ def platform_admins(session: Session) -> list[User]:
     return list(session.scalars(
         select(User).where(User.is_platform_admin.is_(True)).order_by(User.email, User.id)
     ))
+
+
+def ids_in_order(session: Session, account_id: str, limit: int) -> list[str]:
+    """The account's owner, then its members by when their user was made (so a newcomer
+    comes last and nobody's place moves when someone joins)."""
+    return list(session.scalars(
+        select(User.id).where((User.id == account_id) | (User.account_owner_id == account_id))
+        .order_by(User.account_owner_id.is_not(None), User.created_at, User.id).limit(limit)))

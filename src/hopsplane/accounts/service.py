@@ -152,6 +152,12 @@ def people_of(session: Session, account_id: str, user_ids: list[str]) -> dict[st
             for u in repo.in_account(session, account_id, sorted(set(user_ids))[:5000])}
 
 
+def people_order(session: Session, account_id: str, limit: int = 1000) -> list[str]:
+    """The account's people in a stable order (owner first, then by arrival): what gives
+    each person the same colour on every chart of the account."""
+    return repo.ids_in_order(session, account_id, limit)
+
+
 def get_user(session: Session, user_id: str) -> UserSummary:
     user = repo.get(session, user_id)
     if user is None:

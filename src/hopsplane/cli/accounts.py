@@ -18,6 +18,7 @@ from hopsplane.cli.common import (
 )
 from hopsplane.clusters import service as clusters
 from hopsplane.credits import service as credits
+from hopsplane.credits.rules import standing_words
 from hopsplane.payments.autotopup import service as autotopup
 from hopsplane.teams import service as teams
 
@@ -67,8 +68,10 @@ def find(who: WhoArg, as_json: JsonOpt = False) -> None:
         console.print(f"member   {m.id}  {m.email}", highlight=False)
     where = f"{on.name} ({on.id})" if on else "not assigned to a cluster"
     console.print(f"cluster  {where}", highlight=False)
-    state = "SUSPENDED" if standing.suspended else "in good standing"
-    console.print(f"balance  ${standing.balance}  ({state})", highlight=False)
+    low = standing.notice_threshold
+    state = standing_words(standing.balance, standing.suspended,
+                           str(low) if low is not None and standing.balance <= low else None)
+    console.print(f"balance  ${standing.balance}  ({state.short})", highlight=False)
     for g in standing.promotional_grants:
         console.print(f"promo    ${g.amount} expires {g.expires_at.isoformat()}", highlight=False)
     last = topup.last_attempt

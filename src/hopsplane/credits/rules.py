@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -140,3 +141,41 @@ def standing_may_change(
     standing already says "above everything"), and the posting skips that statement."""
     ceiling = max((*thresholds, Decimal(0)))
     return not (balance > ceiling and balance - amount > ceiling)
+
+
+@dataclass(frozen=True, slots=True)
+class StandingWords:
+    """How an account's standing is said, the same on the console and in the CLI."""
+
+    state: str  # suspended | below_zero | no_credits | low | good
+    short: str  # a few words (the CLI's parenthesis, a badge)
+    text: str  # the sentence of the console's home page (money written by the caller)
+    alarming: bool  # shown in red: something stops, or will
+
+
+def standing_words(balance: Decimal, suspended: bool, low_threshold_text: str | None
+                   ) -> StandingWords:
+    """``low_threshold_text``: the announced low-balance threshold, written as money, when
+    the balance is at or below it (None otherwise). A new account holds nothing and owes
+    nothing: it is in good standing, told kindly how to start, never "out of credits"."""
+    if suspended:
+        return StandingWords(
+            "suspended", "suspended",
+            "Suspended: your workloads on Hopsworks were stopped because the credits ran "
+            "out. Add credits to resume; nothing restarts by itself.", True)
+    if balance < 0:
+        return StandingWords(
+            "below_zero", "below zero",
+            "Below zero: usage went past your credits. Add credits now, or your workloads "
+            "will be stopped.", True)
+    if balance == 0:
+        return StandingWords(
+            "no_credits", "in good standing, no credits yet",
+            "In good standing, with no credits yet: add credits before you start work on "
+            "Hopsworks.", False)
+    if low_threshold_text is not None:
+        return StandingWords(
+            "low", "running low",
+            f"Running low: the balance is below {low_threshold_text}.", False)
+    return StandingWords("good", "in good standing",
+                         "In good standing: your workloads run normally.", False)

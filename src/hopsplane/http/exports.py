@@ -42,6 +42,7 @@ from hopsplane.billing.schemas import UsageDay
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
+from hopsplane.http import wording
 from hopsplane.usage.rules import UNITS_PER_CPU_HOUR
 
 USAGE_CHUNK_DAYS = 31
@@ -58,8 +59,9 @@ EXPORT_DAY: dict[str, object] = {"pattern": (
 )}
 """FIRST_DAY to LAST_DAY as the OpenAPI pattern of a `format: date` parameter."""
 USAGE_COLUMNS = ("date", "member", "compute_units", "cpu_hours", "unit_price", "cost")
-LEDGER_COLUMNS = ("seq", "created_at", "type", "amount", "balance", "description",
-                  "stripe_payment_intent_id")
+LEDGER_COLUMNS = ("seq", "created_at", "type", "amount", "balance", "description")
+"""The ledger as its customer reads it: the description in plain words
+(:mod:`hopsplane.http.wording`), no internal or Stripe id."""
 
 
 def check_usage_range(session: Session, account_id: str, first: date, last: date) -> None:
@@ -126,7 +128,7 @@ def _member_rows(day: UsageDay, people: dict[str, str]) -> Iterator[list[object]
                day.unit_price, costs[label]]
 
 
-def _ledger_rows(db: Database, account_id: str) -> Iterator[list[object]]:
+def _ledger_rows(db: Database, account_id: str, currency: str) -> Iterator[list[object]]:
     with db.transaction() as session:
         session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
         before: int | None = None
@@ -134,7 +136,7 @@ def _ledger_rows(db: Database, account_id: str) -> Iterator[list[object]]:
             entries = credits.history(session, account_id, limit=LEDGER_CHUNK, before_seq=before)
             for e in entries:
                 yield [e.seq, e.created_at.isoformat(), e.type.value, e.amount, e.balance,
-                       e.description, e.stripe_payment_intent_id]
+                       wording.describe(e.type, e.description, currency)]
             if len(entries) < LEDGER_CHUNK:
                 return
             before = entries[-1].seq
@@ -204,4 +206,5 @@ def usage_csv(request: Request, account_id: str, first: date, last: date,
 def ledger_csv(request: Request, account_id: str) -> MaterialisedCSV:
     """Every ledger entry of the account, newest first (as the ledger pages)."""
     db: Database = request.app.state.database
-    return _csv(LEDGER_COLUMNS, lambda: _ledger_rows(db, account_id), "ledger.csv")
+    currency = request.app.state.settings.stripe_currency
+    return _csv(LEDGER_COLUMNS, lambda: _ledger_rows(db, account_id, currency), "ledger.csv")

@@ -92,6 +92,10 @@ def member_exists(session: Session, account_id: str, email: str) -> bool:
     ).first() is not None
 
 
+def get_user(session: Session, user_id: str) -> User | None:
+    return session.get(User, user_id)
+
+
 def lock_user(session: Session, user_id: str) -> User | None:
     return session.scalars(select(User).where(User.id == user_id).with_for_update()).one_or_none()
 

@@ -127,6 +127,33 @@ def list_pending(
     return [invite_out(i, now) for i in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class InvitePreview:
+    """What the page of an invite link says before anyone joins: who invited which
+    address to whose team, and whether the signed-in person is that address."""
+
+    invited_email: str
+    owner_name: str | None
+    owner_email: str
+    status: InviteStatus
+    expires_at: datetime
+    for_viewer: bool  # the signed-in person's address is the invited one
+
+
+def preview_invite(session: Session, token: str, viewer_email: str) -> InvitePreview | None:
+    """The invite a link's token names (None: no such invite). Reads only: the holder of
+    the link learns who sent it and to which address, as the email would have told them."""
+    invite = repo.invite_by_hash(session, hash_token(token)) if plausible_token(token) else None
+    if invite is None:
+        return None
+    owner = repo.get_user(session, invite.account_owner_id)
+    if owner is None:  # pragma: no cover - an invite's owner row outlives it (foreign key)
+        return None
+    out = invite_out(invite, repo.now(session))
+    return InvitePreview(invite.email, owner.name, owner.email, out.status, invite.expires_at,
+                         _same_address(viewer_email, invite.email))
+
+
 def accept_invite(
     session: Session, hooks: AccountHooks, user_id: str, email: str, email_verified: bool,
     token: str,

@@ -28,6 +28,15 @@ def title_for(exc: AppError) -> str:
     return TITLES.get(exc.code, "Something went wrong")
 
 
-def message_for(exc: AppError) -> str:
-    """A refused form's message: the code's heading, then the detail."""
-    return f"{title_for(exc)}: {exc.message}"
+def message_for(exc: AppError, words: dict[str, str] | None = None) -> str:
+    """A refused form's message: the words the page gives that code (``words``, by code:
+    what the form asked, in its own terms), else the service's detail written as a
+    sentence. Never the page-level heading of the code ("Page not found: ..."): a form's
+    message says what to fix, not what kind of error it was."""
+    if words and exc.code in words:
+        return words[exc.code]
+    text = exc.message.strip()
+    if not text:
+        return title_for(exc) + "."
+    text = text[:1].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."

@@ -228,3 +228,10 @@ def delete_finished(session: Session, before: datetime) -> int:
         {"before": before},
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def oldest_due(session: Session) -> datetime | None:
+    """When the longest-waiting queued job was due (None: nothing waits)."""
+    value = session.execute(text(
+        "SELECT min(run_at) FROM hopsplane.jobs WHERE status = 'queued'")).scalar()
+    return value if isinstance(value, datetime) else None

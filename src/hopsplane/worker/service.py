@@ -263,3 +263,15 @@ def prune(session: Session, args: dict[str, Any], context: JobContext) -> None:
 
 TASKS: tuple[Task, ...] = (Task(PRUNE_TASK, prune, every=timedelta(days=1), slot="prune-jobs"),)
 """The queue's own job: pruning finished jobs once a day."""
+
+
+STALLED_AFTER = timedelta(minutes=2)
+"""A queued job due this long ago and still unclaimed means no worker is running (an idle
+worker polls every few seconds)."""
+
+
+def seems_stopped(session: Session, now: datetime | None = None) -> bool:
+    """Whether the queue looks unattended: a job has waited :data:`STALLED_AFTER` past its
+    time. What the console says when a customer's cluster never comes."""
+    due = repo.oldest_due(session)
+    return due is not None and due < (now or utcnow()) - STALLED_AFTER

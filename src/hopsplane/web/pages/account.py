@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from hopsplane.accounts import service as accounts
 from hopsplane.billing import service as billing
 from hopsplane.clusters import service as clusters
+from hopsplane.clusters.schemas import ClusterOut
 from hopsplane.credits import service as credits
+from hopsplane.credits.rules import standing_words
 from hopsplane.errors import AppError
 from hopsplane.http import exports
 from hopsplane.http.deps import (
@@ -38,9 +40,11 @@ from hopsplane.web.rendering import (
     NOTICES,
     attempt,
     capabilities_of,
+    check_amount,
     date_range,
     render,
 )
+from hopsplane.worker import service as worker
 
 router = APIRouter(include_in_schema=False, tags=["console"])
 
@@ -84,14 +88,42 @@ def _home(request: Request, principal: Principal, session: Session, status_code:
     assignment = clusters.assignment(session, principal.account_id)
     cluster = clusters.get_cluster(session, assignment.hopsworks_cluster_id) \
         if assignment is not None else None
+    settings = request.app.state.settings
+    words = None
+    if standing is not None:
+        low = standing.notice_threshold
+        words = standing_words(
+            standing.balance, standing.suspended,
+            charts.money(low, settings.stripe_currency)
+            if low is not None and standing.balance <= low else None)
     return render(request, "home.html", principal, status_code, error=error, profile=profile,
-                  standing=standing, stopped=stopped, runway=runway, topups=topups,
-                  cluster=cluster, project=clusters.project_name(
+                  standing=standing, words=words, stopped=stopped, runway=runway,
+                  topups=topups, cluster=cluster,
+                  waiting=None if cluster is not None else _why_no_cluster(session),
+                  project_url=project_url(cluster, profile.hopsworks_project_id),
+                  project=clusters.project_name(
                       session, principal.account_id, profile.hopsworks_project_id),
-                  contact=request.app.state.settings.support_email,
                   can_buy="buy" in caps and stripe is not None,
                   topup=stripe.config if stripe is not None else None,
                   notice=NOTICES.get(request.query_params.get("notice", "")))
+
+
+def _why_no_cluster(session: Session) -> str:
+    """Why an account has no cluster yet: none is registered, no worker runs to place it,
+    or it is being placed right now."""
+    rows, _ = clusters.list_clusters(session, limit=1)
+    if not rows:
+        return "none-registered"
+    if worker.seems_stopped(session):
+        return "no-worker"
+    return "placing"
+
+
+def project_url(cluster: ClusterOut | None, project_id: int | None) -> str | None:
+    """The Hopsworks page of a project on its cluster (the cluster's own web address)."""
+    if cluster is None or project_id is None:
+        return None
+    return f"{str(cluster.api_url).rstrip('/')}/p/{project_id}/view"
 
 
 @router.post("/console/topup")
@@ -100,7 +132,10 @@ def topup(
     form: FormDep,
 ) -> Response:
     """Start a Stripe Checkout for the amount typed in, and send the browser there."""
+    config = gateway.config
     try:
+        check_amount(form.get("amount", ""), "The amount", config.currency,
+                     minimum=config.min_topup, maximum=config.max_topup)
         out = attempt(session, lambda: payments.start_topup(
             session, gateway, principal.account_id, form.get("amount", "").strip()))
     except AppError as exc:
@@ -141,10 +176,10 @@ def usage(
                                       member_id=member)
     ids = [uid for d in report.days for uid in d.user_breakdown]
     people = accounts.people_of(session, principal.account_id, ids)
-    chart = charts.build(report.days, people, request.app.state.settings.stripe_currency,
-                         first, last)
+    wide, narrow = charts.pair(report.days, people, request.app.state.settings.stripe_currency,
+                               first, last, accounts.people_order(session, principal.account_id))
     return render(request, "usage.html", principal, status_code, error=error, report=report,
-                  chart=chart, people=people, nobody=charts.NOBODY,
+                  chart=wide, narrow=narrow, people=people, nobody=charts.NOBODY,
                   typed={"from": date_from, "to": date_to} if error else None)
 
 

@@ -7,12 +7,14 @@ top-up the bank wants authenticated. Same services and guards as the API's route
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from hopsplane.accounts import service as accounts
 from hopsplane.errors import AppError
 from hopsplane.http.deps import BuyDep, Principal, SessionDep
 from hopsplane.http.forms import FormDep
@@ -21,7 +23,7 @@ from hopsplane.integrations.stripe import SESSION_ID_PLACEHOLDER
 from hopsplane.payments.autotopup import service as autotopup
 from hopsplane.payments.autotopup.rules import Limits, terms_text, validate_settings
 from hopsplane.web.messages import message_for
-from hopsplane.web.rendering import attempt, render
+from hopsplane.web.rendering import attempt, check_amount, render
 
 router = APIRouter(include_in_schema=False, tags=["console"])
 
@@ -42,7 +44,10 @@ def _page(request: Request, principal: Principal, session: Session, limits: Limi
     state = autotopup.view(session, principal.account_id, limits)
     key = request.query_params.get("notice", "")
     notice = NOTICES.get(key) or (NOTICES["paid"] if request.query_params.get("paid") else None)
+    by = state.consent.given_by if state.consent else None
+    consent_by = accounts.people_of(session, principal.account_id, [by]).get(by) if by else None
     return render(request, "auto_topup.html", principal, status_code, state=state,
+                  consent_by=consent_by,
                   attempts=autotopup.attempts(session, principal.account_id, 20),
                   payments_on=gateway is not None, notice=notice,
                   **{"review": None, **context})
@@ -64,6 +69,10 @@ def review(request: Request, principal: BuyDep, session: SessionDep, limits: Lim
     """Show the exact terms of the typed settings; nothing is saved yet."""
     config = gateway.config
     try:
+        check_amount(form.get("threshold", ""), "The threshold", config.currency,
+                     minimum=Decimal("0.00"), maximum=config.max_topup, example="10.00")
+        check_amount(form.get("amount", ""), "The amount to buy", config.currency,
+                     minimum=config.min_topup, maximum=config.max_topup)
         below, value = validate_settings(form.get("threshold", "").strip(),
                                          form.get("amount", "").strip(),
                                          config.min_topup, config.max_topup)
