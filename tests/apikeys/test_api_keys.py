@@ -69,7 +69,7 @@ def test_a_key_is_shown_once_stored_hashed_and_reads_its_account(api: Api) -> No
 
 def test_a_key_is_refused_where_its_scopes_do_not_reach(api: Api) -> None:
     _owner, oh = api.new_user()
-    admin, ah = api.new_user(admin=True)
+    _admin, ah = api.new_user(admin=True)
     secret = _key(api, oh, ["balance:read"])["secret"]
     k = _bearer(secret)
     lacking = api.client.get("/v1/account/ledger", headers=k)

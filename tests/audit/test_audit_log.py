@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import text
 from typer.testing import CliRunner
 
 from hopsplane.audit import service as audit
