@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Row, select, text
 from sqlalchemy.orm import Session
 
 from hopsplane.db.models import ApiKey
@@ -26,15 +27,17 @@ def insert(session: Session, *, account_id: str, name: str, token_sha256: str,
     return session.get_one(ApiKey, key_id)
 
 
-def live_by_digest(session: Session, token_sha256: str) -> ApiKey | None:
-    """The key with this hash, unless revoked or expired."""
-    return session.scalars(
-        select(ApiKey).where(
-            ApiKey.token_sha256 == token_sha256,
-            ApiKey.revoked_at.is_(None),
-            ApiKey.expires_at > text("now()"),
-        )
-    ).one_or_none()
+_LIVE = text(
+    "SELECT k.id, k.account_owner_id, k.scopes FROM hopsplane.api_keys k"
+    " JOIN hopsplane.account_members m ON m.user_id = k.account_owner_id AND m.is_owner"
+    " WHERE k.token_sha256 = :h AND k.revoked_at IS NULL AND k.expires_at > now()"
+)
+
+
+def live_by_digest(session: Session, token_sha256: str) -> Row[Any] | None:
+    """The key with this hash (id, account, scopes), unless revoked, expired, or its
+    account is gone (its owner joined another team): one round trip per request."""
+    return session.execute(_LIVE, {"h": token_sha256}).one_or_none()
 
 
 def touch(session: Session, key_id: uuid.UUID) -> None:

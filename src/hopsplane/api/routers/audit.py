@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -13,7 +13,6 @@ from hopsplane.api.errors import error_responses
 from hopsplane.audit import service as audit
 from hopsplane.audit.actors import ActorKind
 from hopsplane.audit.schemas import AuditEntryOut
-from hopsplane.errors import Invalid
 from hopsplane.http import exports
 from hopsplane.http.deps import AdminDep, SessionDep, TeamDep
 from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, SeqCursor
@@ -28,8 +27,10 @@ Action = Annotated[str | None, Query(
     max_length=100, pattern=r"^[a-z_]+(\.[a-z_]+)*\.?$",
     description="An action (`credits.grant`), or a prefix ending in a dot (`teams.`).")]
 Kind = Annotated[ActorKind | None, Query(description="Only this kind of actor.")]
-Since = Annotated[datetime | None, Query(description="Entries at or after this time.")]
-Until = Annotated[datetime | None, Query(description="Entries before this time.")]
+Since = Annotated[datetime | None, Query(
+    description="Entries at or after this time (UTC when it names no zone).")]
+Until = Annotated[datetime | None, Query(
+    description="Entries before this time (UTC when it names no zone).")]
 AccountFilter = Annotated[str | None, Query(max_length=200, description="One account's id.")]
 
 _CSV: dict[int | str, dict[str, object]] = {
@@ -38,9 +39,9 @@ _CSV: dict[int | str, dict[str, object]] = {
 
 def _filters(action: str | None, actor_kind: str | None, since: datetime | None,
              until: datetime | None) -> dict[str, Any]:
-    for name, when in (("since", since), ("until", until)):
-        if when is not None and when.tzinfo is None:
-            raise Invalid(f"`{name}` needs a time zone (e.g. 2026-12-01T00:00:00Z)")
+    """A time without a zone is UTC, as every time of this API."""
+    since, until = (None if w is None else w if w.tzinfo else w.replace(tzinfo=UTC)
+                    for w in (since, until))
     return {"action": action, "actor_kind": actor_kind, "since": since, "until": until}
 
 
