@@ -208,3 +208,42 @@ def test_the_cli_records_the_operator_and_prints_the_log(env: str) -> None:
     assert table.exit_code == 0 and "credits.grant" in table.output
     bad = runner.invoke(cli, ["audit", "--since", "yesterday"])
     assert bad.exit_code == 2 and "2026-12-01" in bad.output
+
+
+def test_admin_money_decisions_and_joining_are_recorded_once(api: Api) -> None:
+    owner, oh = api.new_user()
+    admin, ah = api.new_user(admin=True)
+    with api.db.transaction() as s:
+        purchase = factories.post(s, owner, "purchase", "40.00").entry.id
+    refund = {"purchase_id": str(purchase), "amount": "15.00", "reason": "unhappy",
+              "idempotency_key": "r1"}
+    for _ in range(2):  # a retry refunds once, and is recorded once
+        r = api.client.post(f"/v1/admin/accounts/{owner}/refunds", headers=ah, json=refund)
+        assert r.status_code in (200, 201), r.text
+    price = {"effective_from": "2999-01-01", "unit_price": "0.0002", "reason": "deal"}
+    assert api.client.post(f"/v1/admin/accounts/{owner}/price-overrides", headers=ah,
+                           json=price).status_code == 201
+    price["unit_price"] = "0.0003"
+    assert api.client.post(f"/v1/admin/accounts/{owner}/price-overrides", headers=ah,
+                           json=price).status_code == 201
+    r = api.client.post("/v1/team/invites", headers=oh, json={"email": "joe@example.com"})
+    invite = r.json()["id"]
+    assert api.client.post(f"/v1/team/invites/{invite}/resend", headers=oh).status_code == 200
+    joe = api.auth("auth0|joe", "joe@example.com")
+    assert api.client.post("/v1/invites/accept", headers=joe,
+                           json={"token": api.last_token()}).status_code == 200
+
+    found = {e["action"]: e for e in reversed(_entries(api.db, owner))}  # newest wins
+    counts = [e["action"] for e in _entries(api.db, owner)]
+    assert counts.count("credits.refund") == 1
+    assert counts.count("billing.price_override") == 2
+    r_entry = found["credits.refund"]
+    assert (r_entry["actor_kind"], r_entry["actor_id"]) == ("person", admin)
+    assert r_entry["after"]["amount"] == "-15.00" and r_entry["after"]["reason"] == "unhappy"
+    assert r_entry["after"]["purchase_id"] == str(purchase)
+    p_entry = found["billing.price_override"]  # the newest of the two
+    assert p_entry["before"]["unit_price"] == "0.000200"
+    assert p_entry["after"]["unit_price"] == "0.0003"
+    assert found["teams.invite_resent"]["before"]["email"] == "joe@example.com"
+    joined = found["teams.member_joined"]
+    assert joined["actor_id"] == "auth0|joe" and joined["after"]["account_owner_id"] == owner
