@@ -31,7 +31,8 @@ def list_keys(principal: TeamDep, session: SessionDep) -> list[ApiKeyOut]:
     return api_keys.list_keys(session, principal.account_id)
 
 
-@router.delete("/{key_id}", response_model=ApiKeyOut, responses=error_responses(401, 403, 404))
+@router.delete("/{key_id}", response_model=ApiKeyOut,
+               responses=error_responses(401, 403, 404, 422))
 def revoke_key(principal: TeamDep, session: SessionDep, key_id: uuid.UUID) -> ApiKeyOut:
     """Revoke a key: it stops working at once. Revoking it again answers it as it is."""
     return api_keys.revoke(session, principal.account_id, key_id)
