@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from decimal import Decimal
 
 from hopsplane.audit import service as audit
 from hopsplane.audit.actors import Actor, bind
+from hopsplane.billing import budgets
 from hopsplane.clusters import service as clusters
 from hopsplane.credits import service as credits
 from hopsplane.credits.origins import OperatorGrant
@@ -64,3 +66,33 @@ def test_a_cluster_move_and_a_member_leaving_are_recorded(fresh_db: Database) ->
     assert moved[0].before == {"cluster_id": str(first), "assigned_by": None}
     assert moved[0].after == {"cluster_id": str(second), "assigned_by": "cli:ops"}
     assert left[0].target == f"user:{member}" and left[0].after == {"account_owner_id": None}
+
+
+def test_an_enforced_budget_stopping_and_restoring_a_member_is_recorded(
+    fresh_db: Database,
+) -> None:
+    nov = date(2026, 11, 1)
+    with fresh_db.transaction() as s:
+        owner = factories.make_user(s)
+        member = factories.make_user(s, owner=owner)
+        hooks = factories.RecordingHooks()
+        bind(s, Actor.person(owner, "192.0.2.1"))
+        budgets.set_budget(s, owner, member, "5.00", enforce=True, hooks=hooks, today=nov)
+        factories.upsert_usage(s, owner, nov, "60000", {member: "60000"})
+    with fresh_db.transaction() as s:
+        bind(s, Actor.system("job:billing.run"))
+        budgets.evaluate(s, hooks, nov)
+        budgets.evaluate(s, hooks, nov)  # a repeat stops nobody twice
+    with fresh_db.transaction() as s:
+        bind(s, Actor.person(owner, "192.0.2.1"))
+        budgets.set_budget(s, owner, member, "50.00", enforce=True, hooks=hooks, today=nov)
+    assert [a for a in _actions(fresh_db, owner) if a[0].startswith("budgets.")] == [
+        ("budgets.set", "person", owner),
+        ("budgets.member_stopped", "system", "job:billing.run"),
+        ("budgets.set", "person", owner),
+        ("budgets.member_restored", "person", owner),
+    ]
+    with fresh_db.transaction() as s:
+        [stopped] = audit.entries(s, account_id=owner, action="budgets.member_stopped")
+    assert stopped.after == {"stopped": True, "spend": "6.00", "monthly_budget": "5.00"}
+    assert stopped.source == "job:billing.run"

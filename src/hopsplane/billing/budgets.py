@@ -158,8 +158,16 @@ def evaluate(
     repo.set_stopped(session, [r.member_id for r in restore], None)
     for r in stop:
         hooks.member_budget_exceeded(session, r.member_id, r.account_owner_id)
+        audit.record(session, "budgets.member_stopped", account_id=r.account_owner_id,
+                     target=f"user:{r.member_id}", before={"stopped": False},
+                     after={"stopped": True, "spend": spent[r.member_id],
+                            "monthly_budget": r.monthly_budget})
     for r in restore:
         hooks.member_budget_restored(session, r.member_id, r.account_owner_id)
+        audit.record(session, "budgets.member_restored", account_id=r.account_owner_id,
+                     target=f"user:{r.member_id}", before={"stopped": True},
+                     after={"stopped": False, "spend": spent[r.member_id],
+                            "monthly_budget": r.monthly_budget})
     repo.delete_budgets(session, [r.member_id for r in rows if not r.still_member])
     if stop or restore:
         log.info("member budgets applied", stopped=len(stop), restored=len(restore))
