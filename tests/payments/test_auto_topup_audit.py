@@ -3,12 +3,14 @@ off, before and after."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from hopsplane.audit import service as audit
 from hopsplane.db.engine import Database
 from tests.apps import act_as
-from tests.factories import committed_user
+from tests.factories import committed_user, post
+from tests.payments.helpers import checkout_event, deliver, paid_session
 
 
 def test_consent_settings_and_turning_off_are_recorded(
@@ -32,3 +34,22 @@ def test_consent_settings_and_turning_off_are_recorded(
     assert second.before is not None and second.before["threshold"] == "20.00"
     assert second.after is not None and second.after["threshold"] == "25.00"
     assert off.after is not None and off.after["status"] == "off"
+
+
+@pytest.mark.stripe_unreconciled("events about payment intents Stripe never had (no Stripe call needed)")
+def test_a_resumption_by_a_stripe_webhook_is_recorded_as_the_webhooks(
+    app_client: TestClient, fresh_db: Database
+) -> None:
+    """No person is behind a webhook: the decision is the system's, named by the route,
+    from Stripe's address, in the webhook's transaction."""
+    owner = committed_user(fresh_db)
+    with fresh_db.transaction() as s:
+        post(s, owner, "usage", "-5.00")  # at or below zero: suspended
+    r = deliver(app_client, checkout_event("checkout.session.completed",
+                                           paid_session(owner, "pi_audit", 1000)))
+    assert r.json()["status"] == "processed"
+    with fresh_db.transaction() as s:
+        [resumed] = audit.entries(s, account_id=owner, action="credits.resumed")
+    assert (resumed.actor_kind, resumed.actor_id) == ("system", "POST /v1/stripe/webhook")
+    assert resumed.source == "testclient" and resumed.request_id
+    assert resumed.after == {"suspended": False, "balance": "5.00"}

@@ -102,6 +102,12 @@ async def db_session(
     other requests for a thread, and always happens."""
     session = db.sessions()
     request.state.session = session
+    # Until a principal is known (and on routes that have none, such as signed webhooks),
+    # what the request decides is the system's, named by the route, from the client.
+    route = request.scope.get("route")
+    bind_actor(session, Actor(
+        "system", f"{request.method} {getattr(route, 'path', request.url.path)}",
+        _client(request), getattr(request.state, "request_id", None)))
     ok = False
     try:
         yield session
@@ -137,11 +143,15 @@ def current_principal(request: Request, session: SessionDep) -> Principal:
             request.app.state, "authenticator", refuse_everyone)
         principal = authenticate(request, session)
     request.state.principal = principal
-    client = request.client.host if request.client else None
+    client = _client(request)
     request_id = getattr(request.state, "request_id", None)
     bind_actor(session, Actor.api_key(principal.api_key_id, client, request_id)
                if principal.api_key_id else Actor.person(principal.user_id, client, request_id))
     return principal
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _bearer(request: Request) -> str | None:
