@@ -73,6 +73,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/account/auto-topup": {"threshold": "20.00", "amount": "50.00", "accept_terms": True},
     "/v1/organizations/{org_id}/members": {"email": "{member_email}", "role": "member"},
     "/v1/account/budgets/{member_id}": {"monthly_budget": "50.00", "enforce": True},
+    "/v1/account/api-keys": {"name": "walk", "scopes": ["balance:read"]},
 }
 FORMS: dict[str, dict[str, str]] = {
     "/console/team/invites": {"email": "walker@example.com"},
@@ -84,6 +85,7 @@ FORMS: dict[str, dict[str, str]] = {
     "/console/auto-topup/review": {"threshold": "20.00", "amount": "50.00"},
     "/console/organizations/{org_id}/members": {"email": "{member_email}", "role": "member"},
     "/console/team/budgets": {"member_id": "{member_id}", "monthly_budget": "50"},
+    "/console/api-keys": {"name": "walk", "scope:balance:read": "on"},
 }
 """Console forms (urlencoded, without their CSRF token: a guard must answer first)."""
 """Valid bodies of routes that need one, so that a request reaches the resource lookup
