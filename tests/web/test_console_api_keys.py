@@ -48,3 +48,18 @@ def test_a_key_made_in_the_console_is_shown_once_and_revocable(api: Api) -> None
     mh = api.auth(member, f"{member[6:]}@example.com")
     assert api.client.get("/console/api-keys", headers=mh).status_code == 403
     assert api.client.get("/console/audit", headers=mh).status_code == 403
+
+
+def test_platform_admins_read_every_accounts_log_in_the_console(api: Api) -> None:
+    a, ah = api.new_user()
+    b, bh = api.new_user()
+    _admin, adh = api.new_user(admin=True)
+    api.client.post("/v1/team/invites", headers=ah, json={"email": "a2@example.com"})
+    api.client.post("/v1/team/invites", headers=bh, json={"email": "b2@example.com"})
+    page = api.client.get("/console/admin/audit", headers=adh)
+    assert page.status_code == 200 and a in page.text and b in page.text
+    only_b = api.client.get("/console/admin/audit", headers=adh, params={"account_id": b})
+    assert b in only_b.text and f"<td>{a}</td>" not in only_b.text
+    assert api.client.get("/console/admin/audit", headers=ah).status_code == 403
+    mine = api.client.get("/console/audit", headers=ah)
+    assert "a2@example.com" in mine.text and "b2@example.com" not in mine.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -84,8 +85,19 @@ def audit_page(
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> HTMLResponse:
     """The account's audit log, newest first, a page at a time, filtered by action."""
-    entries = audit.entries(session, account_id=principal.account_id, action=action or None,
+    return audit_log(request, principal, session, principal.account_id, action, before,
+                     base="/console/audit", csv="/v1/account/audit.csv")
+
+
+def audit_log(request: Request, principal: Principal, session: Session, account_id: str | None,
+              action: str | None, before: int | None, *, base: str, csv: str,
+              every: bool = False) -> HTMLResponse:
+    """A page of the audit log (an account's, or with ``every`` the platform's, where
+    ``account_id`` filters), newest first; the filters carried by the paging links."""
+    entries = audit.entries(session, account_id=account_id, action=action or None,
                             before_id=before, limit=AUDIT_PAGE)
     older = entries[-1].id if len(entries) == AUDIT_PAGE else None
+    filters = {"action": action or ""} | ({"account_id": account_id or ""} if every else {})
     return render(request, "audit.html", principal, entries=entries, action=action or "",
-                  older=older, first=before is None)
+                  account_id=account_id or "", older=older, first=before is None, base=base,
+                  csv=csv, every=every, query=urlencode({k: v for k, v in filters.items() if v}))
