@@ -96,3 +96,18 @@ def test_an_enforced_budget_stopping_and_restoring_a_member_is_recorded(
         [stopped] = audit.entries(s, account_id=owner, action="budgets.member_stopped")
     assert stopped.after == {"stopped": True, "spend": "6.00", "monthly_budget": "5.00"}
     assert stopped.source == "job:billing.run"
+
+
+def test_a_batch_that_suspends_many_accounts_records_each_once(fresh_db: Database) -> None:
+    with fresh_db.transaction() as s:
+        owners = [factories.make_user(s) for _ in range(3)]
+        for owner in owners:
+            factories.post(s, owner, "grant", "1.00")
+    with fresh_db.transaction() as s:
+        bind(s, Actor.system("job:billing.run"))
+        credits.post_many(s, [Posting(o, EntryType.USAGE, -Decimal("2.00"),
+                                      f"test:usage:{uuid.uuid4().hex}") for o in owners]
+                          + [Posting(owners[0], EntryType.USAGE, -Decimal("1.00"),
+                                     f"test:usage:{uuid.uuid4().hex}")])
+    for owner in owners:
+        assert _actions(fresh_db, owner) == [("credits.suspended", "system", "job:billing.run")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,17 +19,15 @@ _INSERT = text(
 )
 
 
-def insert(
-    session: Session, *, kind: str, actor_id: str, action: str, account_id: str | None,
-    target: str | None, before: dict[str, Any] | None, after: dict[str, Any] | None,
-    source: str, request_id: str | None,
-) -> None:
-    session.execute(_INSERT, {
-        "kind": kind, "actor": actor_id, "action": action, "account": account_id,
-        "target": target, "source": source, "request_id": request_id,
-        "before": None if before is None else json.dumps(before),
-        "after": None if after is None else json.dumps(after),
-    })
+def insert(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """One row per decision (keys: kind, actor, action, account, target, before, after,
+    source, request_id), in one executemany round trip however many."""
+    if rows:
+        session.execute(_INSERT, [
+            {**row, "before": None if row["before"] is None else json.dumps(row["before"]),
+             "after": None if row["after"] is None else json.dumps(row["after"])}
+            for row in rows
+        ])
 
 
 def entries(

@@ -7,7 +7,8 @@ the session (``actors.bind``), or the one passed; without either, the system."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -28,16 +29,34 @@ def record(
     """Record one decision. ``action`` is ``domain.verb`` (``credits.grant``); ``before``
     and ``after`` the part of the state it changed (None for a creation / a removal). A
     "change" whose after equals its before decided nothing and is not recorded."""
-    before_json = _jsonable(before)
-    after_json = _jsonable(after)
-    if before is not None and after is not None and before_json == after_json:
-        return
+    record_many(session, [Decision(action, account_id, target, before, after)], actor=actor)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision of a batch (:func:`record_many`), as :func:`record` takes it."""
+
+    action: str
+    account_id: str | None
+    target: str | None = None
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+
+
+def record_many(session: Session, decisions: Sequence[Decision], *,
+                actor: Actor | None = None) -> None:
+    """Record the decisions of one set-based statement (the billing run suspending
+    accounts) in one round trip, all by the same actor."""
     who = actor or bound(session) or SYSTEM
-    repository.insert(
-        session, kind=who.kind, actor_id=who.id, action=action, account_id=account_id,
-        target=target, before=before_json, after=after_json, source=who.source,
-        request_id=who.request_id,
-    )
+    rows = []
+    for d in decisions:
+        before_json, after_json = _jsonable(d.before), _jsonable(d.after)
+        if d.before is not None and d.after is not None and before_json == after_json:
+            continue
+        rows.append({"kind": who.kind, "actor": who.id, "action": d.action,
+                     "account": d.account_id, "target": d.target, "before": before_json,
+                     "after": after_json, "source": who.source, "request_id": who.request_id})
+    repository.insert(session, rows)
 
 
 def _jsonable(values: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -313,14 +313,14 @@ def _apply_standing(
     """The standing rule, and each suspension or resumption it decides recorded in the
     audit log (as the actor of the transaction: a billing run, a grant, a payment)."""
     events = repo.apply_standing(session, account_ids, thresholds, announced=announced)
-    for event in events:
-        if event.kind in ("suspended", "resumed"):
-            audit.record(
-                session, f"credits.{event.kind}", account_id=event.account_owner_id,
-                target=f"ledger_seq:{event.ledger_seq}",
-                before={"suspended": event.kind == "resumed"},
-                after={"suspended": event.kind == "suspended", "balance": event.balance},
-            )
+    audit.record_many(session, [
+        audit.Decision(
+            f"credits.{event.kind}", event.account_owner_id, f"ledger_seq:{event.ledger_seq}",
+            before={"suspended": event.kind == "resumed"},
+            after={"suspended": event.kind == "suspended", "balance": event.balance},
+        )
+        for event in events if event.kind in ("suspended", "resumed")
+    ])
     return events
 
 
