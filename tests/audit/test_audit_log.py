@@ -144,12 +144,18 @@ def test_an_account_reads_only_its_own_log_admins_read_all(api: Api) -> None:
     assert theirs and {e["account_owner_id"] for e in theirs} == {b}
     assert api.client.get("/v1/account/audit", headers=mh).status_code == 403
     assert api.client.get("/v1/admin/audit", headers=ah).status_code == 403
+    r = api.client.post(f"/v1/admin/users/{member}/sessions/revoke", headers=adh)
+    assert r.status_code == 200, r.text
     key = api.client.post("/v1/account/api-keys", headers=ah,
                           json={"name": "k", "scopes": ["team:read"]}).json()["secret"]
     assert api.client.get("/v1/account/audit",
                           headers={"Authorization": f"Bearer {key}"}).status_code == 403
     every = api.client.get("/v1/admin/audit", headers=adh, params={"limit": 500}).json()
     assert {a, b} <= {e["account_owner_id"] for e in every["items"]}
+    [signed_out] = [e for e in every["items"] if e["action"] == "sessions.revoked_everywhere"]
+    assert signed_out["target"] == f"user:{member}" and signed_out["account_owner_id"] is None
+    after = api.client.get("/v1/account/audit", headers=ah).json()["items"]
+    assert all(e["action"] != "sessions.revoked_everywhere" for e in after)  # not the account's
     only_b = api.client.get("/v1/admin/audit", headers=adh, params={"account_id": b}).json()
     assert {e["account_owner_id"] for e in only_b["items"]} == {b}
 
@@ -186,10 +192,12 @@ def test_the_cli_records_the_operator_and_prints_the_log(env: str) -> None:
     try:
         with db.transaction() as s:
             owner = factories.make_user(s)
+            cluster = factories.make_cluster(s)
     finally:
         db.dispose()
     email = f"{owner[6:]}@example.com"
     assert runner.invoke(cli, ["admins", "grant", email]).exit_code == 0
+    assert runner.invoke(cli, ["clusters", "drain", str(cluster)]).exit_code == 0
     r = runner.invoke(cli, ["credits", "grant", owner, "3.00", "-r", "support"])
     assert r.exit_code == 0, r.output
     r = runner.invoke(cli, ["audit", "--json"])
@@ -199,6 +207,9 @@ def test_the_cli_records_the_operator_and_prints_the_log(env: str) -> None:
     assert admin["actor_kind"] == "operator_cli" and admin["source"] == "cli"
     assert admin["before"] == {"is_platform_admin": False}
     assert admin["after"] == {"is_platform_admin": True}
+    drained = next(e for e in entries if e["action"] == "clusters.status_set")
+    assert drained["account_owner_id"] is None and drained["actor_kind"] == "operator_cli"
+    assert (drained["before"], drained["after"]) == ({"status": "active"}, {"status": "draining"})
     r = runner.invoke(cli, ["audit", "--account", email, "--action", "credits.grant",
                             "--since", "2000-01-01", "--json"])
     assert r.exit_code == 0, r.output

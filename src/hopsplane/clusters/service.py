@@ -221,7 +221,11 @@ def set_status(session: Session, cluster_id: uuid.UUID, status: ClusterStatus) -
     """active: takes new accounts; draining: keeps its accounts, takes no new ones;
     disabled: takes nothing (its accounts stay assigned until moved by hand)."""
     cluster = _require(session, cluster_id, lock=True)
-    return to_out(repo.update_cluster(session, cluster, status=status.value))
+    before = {"status": cluster.status}
+    out = to_out(repo.update_cluster(session, cluster, status=status.value))
+    audit.record(session, "clusters.status_set", account_id=None,  # platform-wide
+                 target=f"cluster:{cluster_id}", before=before, after={"status": status})
+    return out
 
 
 def assign_account(
