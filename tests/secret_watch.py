@@ -7,7 +7,7 @@ code makes while the suite runs: ``secrets.token_urlsafe`` / ``token_hex`` calle
 (invite tokens, usage ingestion tokens, OAuth states and codes), access tokens signed with
 ``jwt.encode`` by hopsplane (the development issuer),
 the plaintext of everything encrypted with ``SecretBox`` (cluster API keys, kubeconfigs),
-and the suite's own configured secrets. :func:`leaks` (called when the session ends) greps
+customers' API keys (``apikeys.rules.new_key``), and the suite's own configured secrets. :func:`leaks` (called when the session ends) greps
 the captured lines for each of them.
 """
 
@@ -86,6 +86,16 @@ def start(configured_secrets: list[str]) -> Path:
         return original_encrypt(self, plaintext)
 
     SecretBox.encrypt = encrypt  # type: ignore[method-assign]
+    from hopsplane.apikeys import rules as key_rules
+
+    original_new_key = key_rules.new_key
+
+    def new_key() -> str:
+        key = original_new_key()
+        remember(key)
+        return key
+
+    key_rules.new_key = new_key
     for secret in configured_secrets:
         remember(secret)
     return _log_file

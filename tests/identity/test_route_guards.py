@@ -19,8 +19,10 @@ from starlette.routing import Route
 
 from hopsplane.api.app import create_app
 from hopsplane.api.routers.usage import usage_submitter
+from hopsplane.apikeys import rules as key_rules
 from hopsplane.db.engine import Database
 from hopsplane.http.deps import (
+    API_KEY_SCOPE,
     OwnerDep,
     require_admin,
     require_buyer,
@@ -57,7 +59,10 @@ GUARDS = {
     require_org_manager: "owner",
 }
 RANK = {"member": 1, "owner": 2, "admin": 3}
-CALLERS = ("anonymous", "member", "other_owner", "admin", "owner")  # owner last: it mutates
+CALLERS = ("anonymous", "member", "other_owner", "admin", "key", "owner")  # owner last: mutates
+"""``key``: an API key of the owner's account holding every scope: it passes exactly the
+routes that state a scope (``x-api-key-scope``), as the account, and is refused (403)
+everywhere else, admin routes included."""
 DENIED = {401, 403}
 
 BODIES: dict[str, dict[str, Any]] = {
@@ -68,6 +73,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/account/auto-topup": {"threshold": "20.00", "amount": "50.00", "accept_terms": True},
     "/v1/organizations/{org_id}/members": {"email": "{member_email}", "role": "member"},
     "/v1/account/budgets/{member_id}": {"monthly_budget": "50.00", "enforce": True},
+    "/v1/account/api-keys": {"name": "walk", "scopes": ["balance:read"]},
 }
 FORMS: dict[str, dict[str, str]] = {
     "/console/team/invites": {"email": "walker@example.com"},
@@ -80,6 +86,7 @@ FORMS: dict[str, dict[str, str]] = {
     "/console/organizations/{org_id}/members": {"email": "{member_email}", "role": "member"},
     "/console/team/budgets": {"member_id": "{member_id}", "monthly_budget": "50"},
     "/console/team/members/{member_id}/project": {"hopsworks_project_id": "5"},
+    "/console/api-keys": {"name": "walk", "scope:balance:read": "on"},
 }
 """Console forms (urlencoded, without their CSRF token: a guard must answer first)."""
 """Valid bodies of routes that need one, so that a request reaches the resource lookup
@@ -138,7 +145,7 @@ class World:
 
 def build_world(db: Database, issue: Any) -> World:
     tag = uuid.uuid4().hex[:8]
-    ids = {c: f"auth0|{c}-{tag}" for c in CALLERS if c != "anonymous"}
+    ids = {c: f"auth0|{c}-{tag}" for c in CALLERS if c not in ("anonymous", "key")}
     with db.transaction() as s:
         for caller in ("owner", "other_owner", "admin"):
             s.execute(text("INSERT INTO users (id, email, is_platform_admin) VALUES (:i, :e, :a)"),
@@ -158,6 +165,14 @@ def build_world(db: Database, issue: Any) -> World:
         s.execute(text("INSERT INTO organization_members (organization_id, user_id, role) "
                        "VALUES (:g, :m, 'member')"), {"g": org, "m": ids["member"]})
     tokens = {c: issue(i, email=f"{c}-{tag}@example.com") for c, i in ids.items()}
+    tokens["key"] = key_rules.new_key()
+    with db.transaction() as s:
+        s.execute(text(
+            "INSERT INTO hopsplane.api_keys (account_owner_id, name, token_sha256,"
+            " display_prefix, scopes, created_by, expires_at) VALUES (:o, 'walk', :h, 'hpk',"
+            " CAST(:s AS text[]), :o, now() + interval '1 day')"),
+            {"o": ids["owner"], "h": key_rules.digest(tokens["key"]),
+             "s": [sc.value for sc in key_rules.Scope]})
     params = {"invite_id": str(invite), "member_id": ids["member"], "user_id": ids["member"],
               "org_id": str(org), "member_email": f"member-{tag}@example.com"}
     return World(tokens, params)
@@ -258,6 +273,13 @@ def test_five_callers_get_what_the_guards_promise(fresh_db: Database) -> None:
                         assert 'role="alert"' in r.text if page else "error" in r.json(), where
                     if guard is None:
                         pass  # anonymous routes answer for themselves (a bad callback is 401)
+                    elif caller == "key":
+                        scope = (endpoint.route.openapi_extra or {}).get(API_KEY_SCOPE)
+                        if scope is None:
+                            assert r.status_code == 403, where
+                            assert "API keys may not use this route" in r.text, where
+                        else:
+                            assert r.status_code not in DENIED, where
                     elif not expected_ok(guard, caller):
                         if caller == "anonymous" and page and method == "GET":
                             # a page sends the signed-out visitor to sign in, and back
@@ -291,5 +313,9 @@ def test_the_spec_says_how_to_authenticate_on_every_guarded_operation(fresh_db: 
             declared = set(op.get("responses", {}))
             if "security" in op:
                 assert {"401", "403"} <= declared, (method, path)
+                # whether an API key may call it, and with which scope
+                assert "x-api-key-scope" in op, (method, path)
+                scope = op["x-api-key-scope"]
+                assert (scope is None) == ({"apiKey": [scope]} not in op["security"]), path
             if op.get("parameters") or op.get("requestBody"):
                 assert "422" in declared, (method, path)

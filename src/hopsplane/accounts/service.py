@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from hopsplane.accounts import repository as repo
 from hopsplane.accounts.rules import normalise_email, role_of
 from hopsplane.accounts.schemas import Account, Profile, SignIn, UserSummary
+from hopsplane.audit import service as audit
 from hopsplane.db.models import User
 from hopsplane.errors import Forbidden, Invalid, NotFound, Unauthorized
 from hopsplane.hooks import AccountHooks
@@ -121,8 +122,12 @@ def set_platform_admin(session: Session, id_or_email: str, admin: bool) -> UserS
     """Grant or revoke platform admin (the CLI's `hopsplane admins grant|revoke`). The
     user must have signed in once (the row is made at the first sign-in)."""
     user = _find(session, id_or_email)
+    before = user.is_platform_admin
     user.is_platform_admin = admin
     session.flush()
+    audit.record(session, "admins.granted" if admin else "admins.revoked",
+                 account_id=None, target=f"user:{user.id}",  # platform-wide, not an account's
+                 before={"is_platform_admin": before}, after={"is_platform_admin": admin})
     return summary(user)
 
 

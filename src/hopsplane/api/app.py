@@ -18,6 +18,8 @@ from hopsplane.api.routers import (
     account,
     admin_credits,
     admin_users,
+    api_keys,
+    audit,
     auth,
     auto_topup,
     budgets,
@@ -33,6 +35,7 @@ from hopsplane.api.serving import OPERATIONS_PATHS, Admission, ServingMiddleware
 from hopsplane.composition.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.db.engine import Database
+from hopsplane.http.deps import API_KEY_SCOPE
 from hopsplane.http.identity import TokenAuthenticator
 from hopsplane.http.query import single_query_values
 from hopsplane.http.session_cookie import session_signer
@@ -138,6 +141,8 @@ def create_app(
     app.include_router(admin_users.router)
     app.include_router(usage.router)
     app.include_router(organizations.router)
+    app.include_router(api_keys.router)
+    app.include_router(audit.router)
     for console_router in CONSOLE_ROUTERS:
         app.include_router(console_router)
     install_docs(app)
@@ -160,6 +165,10 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
     spec.setdefault("components", {})["securitySchemes"] = {
         "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
         "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "hopsplane_session"},
+        "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "hpk_live_…",
+                   "description": "A customer's API key (`POST /v1/account/api-keys`); it "
+                                  "opens only the operations whose `x-api-key-scope` it "
+                                  "holds, and is refused (403) everywhere else."},
     }
     _money_bounds(spec, app.state.settings)
     _integer_bounds(spec)
@@ -171,8 +180,23 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
             anonymous = {"sign-in", "webhooks"} & set(operation.get("tags", []))
             if guarded and not anonymous:
                 operation["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
+                _key_scope(operation)
     app.openapi_schema = spec
     return spec
+
+
+def _key_scope(operation: dict[str, Any]) -> None:
+    """Every authenticated operation states whether an API key may call it, and with which
+    scope (`x-api-key-scope`, null: keys refused with 403); one a key may call lists the
+    `apiKey` scheme with that scope."""
+    scope = operation.setdefault(API_KEY_SCOPE, None)
+    if scope is not None:
+        operation["security"].append({"apiKey": [scope]})
+    operation.setdefault("responses", {}).setdefault("403", {
+        "description": "Forbidden; `code` is one of: `forbidden`. Among others: an API key "
+                       "on an operation it has no scope for.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    })
 
 
 def _integer_bounds(node: object) -> None:

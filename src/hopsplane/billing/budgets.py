@@ -37,6 +37,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
+from hopsplane.audit import service as audit
 from hopsplane.billing import repository as repo
 from hopsplane.billing.rules import (
     budget_stops,
@@ -73,7 +74,12 @@ def set_budget(
     transaction; lowering it under the spend stops them (with enforcement on)."""
     value = parse_amount(monthly_budget, field="monthly_budget", minimum=MIN_BUDGET)
     _require_member(session, account_owner_id, member_id)
+    before = [{"monthly_budget": r.monthly_budget, "enforce": r.enforce}
+              for r in repo.budgets(session, member_id=member_id)]
     repo.upsert_budget(session, member_id, account_owner_id, value, enforce, set_by)
+    audit.record(session, "budgets.set", account_id=account_owner_id,
+                 target=f"user:{member_id}", before=before[0] if before else None,
+                 after={"monthly_budget": value, "enforce": enforce})
     day = today or today_utc()
     evaluate(session, hooks, day, member_id=member_id)
     [out] = _out(session, repo.budgets(session, member_id=member_id), month_of(day))
@@ -92,6 +98,9 @@ def remove_budget(
     if rows[0].stopped_month is not None:
         hooks.member_budget_restored(session, member_id, rows[0].account_owner_id)
     repo.delete_budgets(session, [member_id])
+    audit.record(session, "budgets.removed", account_id=account_owner_id,
+                 target=f"user:{member_id}", after=None,
+                 before={"monthly_budget": rows[0].monthly_budget, "enforce": rows[0].enforce})
 
 
 def budgets_of(
@@ -149,8 +158,16 @@ def evaluate(
     repo.set_stopped(session, [r.member_id for r in restore], None)
     for r in stop:
         hooks.member_budget_exceeded(session, r.member_id, r.account_owner_id)
+        audit.record(session, "budgets.member_stopped", account_id=r.account_owner_id,
+                     target=f"user:{r.member_id}", before={"stopped": False},
+                     after={"stopped": True, "spend": spent[r.member_id],
+                            "monthly_budget": r.monthly_budget})
     for r in restore:
         hooks.member_budget_restored(session, r.member_id, r.account_owner_id)
+        audit.record(session, "budgets.member_restored", account_id=r.account_owner_id,
+                     target=f"user:{r.member_id}", before={"stopped": True},
+                     after={"stopped": False, "spend": spent[r.member_id],
+                            "monthly_budget": r.monthly_budget})
     repo.delete_budgets(session, [r.member_id for r in rows if not r.still_member])
     if stop or restore:
         log.info("member budgets applied", stopped=len(stop), restored=len(restore))

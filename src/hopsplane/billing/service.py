@@ -13,6 +13,7 @@ from decimal import Decimal
 import structlog
 from sqlalchemy.orm import Session
 
+from hopsplane.audit import service as audit
 from hopsplane.billing import repository as repo
 from hopsplane.billing.rules import (
     member_share,
@@ -118,9 +119,15 @@ def set_price_override(
             f"usage of {account_id!r} is already charged up to {billed}; "
             f"a price can only take effect after that day"
         )
+    before = [{"unit_price": o.unit_price, "reason": o.reason}
+              for o in repo.list_overrides(session, account_id)
+              if o.effective_from == effective_from]
     override = repo.upsert_override(
         session, account_id, effective_from, price, cleaned, set_by
     )
+    audit.record(session, "billing.price_override", account_id=account_id,
+                 target=f"price_from:{effective_from}", before=before[0] if before else None,
+                 after={"unit_price": price, "reason": cleaned})
     repo.reprice_from(session, account_id, effective_from)
     return PriceOverrideOut.model_validate(override)
 

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.orm import Session
 
+from hopsplane.audit.actors import Actor, bind_sessions
 from hopsplane.config import DEV_ENCRYPTION_KEY, Settings
 from hopsplane.db.engine import Database, resolve_database_url
 from hopsplane.errors import AppError
@@ -51,6 +52,8 @@ def database_url(settings: Settings) -> str:
 def database(settings: Settings) -> Iterator[Database]:
     """The configured database for the length of a command, its pool closed afterwards."""
     db = Database(resolve_database_url(settings), settings)
+    # every decision of the command is the operator's in the audit log
+    bind_sessions(db.sessions, Actor.operator())
     try:
         yield db
     finally:

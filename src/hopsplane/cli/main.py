@@ -9,6 +9,7 @@ import typer
 
 from hopsplane.cli import (
     accounts,
+    audit,
     billing,
     clusters,
     credits,
@@ -41,6 +42,7 @@ app.add_typer(usage.app, name="usage")
 app.add_typer(legacy.app, name="legacy")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(accounts.admins, name="admins")
+app.command("audit")(audit.audit_command)
 
 
 @app.callback()

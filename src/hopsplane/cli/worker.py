@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from hopsplane.audit.actors import Actor, bind_sessions
 from hopsplane.cli.common import (
     Col,
     JsonOpt,
@@ -45,6 +46,9 @@ def run(
         return
     settings = load_settings()
     with database(settings) as db:
+        # the worker's decisions are the system's (each job binds its own name), not the
+        # operator's who started it
+        bind_sessions(db.sessions, Actor.system("worker"))
         with db.transaction() as session:  # fail fast (a message) on a database it cannot use
             service.counts(session)
         worker = Worker(

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hopsplane.audit import service as audit
 from hopsplane.clusters import repository as repo
 from hopsplane.clusters import tasks
 from hopsplane.clusters.rules import (
@@ -220,7 +221,11 @@ def set_status(session: Session, cluster_id: uuid.UUID, status: ClusterStatus) -
     """active: takes new accounts; draining: keeps its accounts, takes no new ones;
     disabled: takes nothing (its accounts stay assigned until moved by hand)."""
     cluster = _require(session, cluster_id, lock=True)
-    return to_out(repo.update_cluster(session, cluster, status=status.value))
+    before = {"status": cluster.status}
+    out = to_out(repo.update_cluster(session, cluster, status=status.value))
+    audit.record(session, "clusters.status_set", account_id=None,  # platform-wide
+                 target=f"cluster:{cluster_id}", before=before, after={"status": status})
+    return out
 
 
 def assign_account(
@@ -243,7 +248,10 @@ def assign_account(
             "no active Hopsworks cluster has free capacity; register a cluster or raise "
             "max_users (`hopsplane clusters add|update`)"
         )
-    return AssignmentOut.model_validate(row._mapping)
+    placed = AssignmentOut.model_validate(row._mapping)
+    audit.record(session, "clusters.assigned", account_id=account_id, target="cluster",
+                 after={"cluster_id": placed.hopsworks_cluster_id, "assigned_by": assigned_by})
+    return placed
 
 
 def move_account(
@@ -254,6 +262,8 @@ def move_account(
     and have room. The account's Hopsworks users are provisioned on the new cluster."""
     _require_owner(session, account_id)
     existing = repo.assignment_of(session, account_id)
+    before = None if existing is None else {"cluster_id": existing.hopsworks_cluster_id,
+                                            "assigned_by": existing.assigned_by}
     # Lock the old and the new cluster together, in id order, before the trigger updates
     # their counts: the same order as placements, so no deadlock.
     involved = {cluster_id} | ({existing.hopsworks_cluster_id} if existing else set())
@@ -268,6 +278,9 @@ def move_account(
         if existing.assigned_by != assigned_by:
             existing.assigned_by = assigned_by
             session.flush()
+            audit.record(session, "clusters.assigned", account_id=account_id,
+                         target="cluster", before=before,
+                         after={"cluster_id": cluster_id, "assigned_by": assigned_by})
         return AssignmentOut.model_validate(existing)
     if target.current_users >= target.max_users:
         raise Conflict(f"cluster {target.name} is full ({target.current_users}/{target.max_users})")
@@ -286,6 +299,8 @@ def move_account(
         tasks.enqueue_member_provisioning(session, member.id, account_id)
     row = repo.assignment_of(session, account_id)
     session.refresh(row)
+    audit.record(session, "clusters.assigned", account_id=account_id, target="cluster",
+                 before=before, after={"cluster_id": cluster_id, "assigned_by": assigned_by})
     return AssignmentOut.model_validate(row)
 
 

@@ -12,6 +12,7 @@ import psycopg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hopsplane.audit import service as audit
 from hopsplane.credits import origins
 from hopsplane.credits import repository as repo
 from hopsplane.credits.origins import GrantOrigin, Origin, RefundOrigin
@@ -126,7 +127,7 @@ def post(
         events: tuple[BalanceEvent, ...] = ()
         if standing_may_change(entry.amount, entry.balance, thresholds):
             events = tuple(
-                repo.apply_standing(
+                _apply_standing(
                     session, [posting.account_owner_id], thresholds,
                     announced=hooks is not None,
                 )
@@ -260,7 +261,7 @@ def post_many(
     })
     events: tuple[BalanceEvent, ...] = ()
     if touched:
-        events = tuple(repo.apply_standing(
+        events = tuple(_apply_standing(
             session, touched, thresholds, announced=hooks is not None))
         if hooks is not None:
             announce(session, events, hooks)
@@ -307,6 +308,24 @@ def announce(session: Session, events: Sequence[BalanceEvent], hooks: AccountHoo
             hooks.account_resumed(session, event.account_owner_id)
 
 
+def _apply_standing(
+    session: Session, account_ids: list[str], thresholds: tuple[Decimal, ...], *,
+    announced: bool,
+) -> list[BalanceEvent]:
+    """The standing rule, and each suspension or resumption it decides recorded in the
+    audit log (as the actor of the transaction: a billing run, a grant, a payment)."""
+    events = repo.apply_standing(session, account_ids, thresholds, announced=announced)
+    audit.record_many(session, [
+        audit.Decision(
+            f"credits.{event.kind}", event.account_owner_id, f"ledger_seq:{event.ledger_seq}",
+            before={"suspended": event.kind == "resumed"},
+            after={"suspended": event.kind == "suspended", "balance": event.balance},
+        )
+        for event in events if event.kind in ("suspended", "resumed")
+    ])
+    return events
+
+
 def grant(
     session: Session,
     account_owner_id: str,
@@ -331,7 +350,7 @@ def grant(
     if expires_at is not None:
         expires_at = validate_expiry(expires_at, now or repo.db_now(session))
     by = f" (by {granted_by})" if granted_by else ""
-    return post(
+    result = post(
         session,
         Posting(
             account_owner_id,
@@ -345,6 +364,12 @@ def grant(
         hooks=hooks,
         thresholds=thresholds,
     )
+    if result.created:
+        audit.record(session, "credits.grant", account_id=account_owner_id,
+                     target=f"ledger_entry:{result.entry.id}", after={
+                         "amount": result.entry.amount, "reason": text_reason,
+                         "expires_at": expires_at, "balance": result.entry.balance})
+    return result
 
 
 def refund(
@@ -373,7 +398,7 @@ def refund(
     purchase = repo.find_by_id(session, purchase_id)
     intent = purchase.stripe_payment_intent_id if purchase is not None else None
     by = f" (by {refunded_by})" if refunded_by else ""
-    return post(
+    result = post(
         session,
         Posting(
             account_owner_id,
@@ -387,6 +412,12 @@ def refund(
         hooks=hooks,
         thresholds=thresholds,
     )
+    if result.created:
+        audit.record(session, "credits.refund", account_id=account_owner_id,
+                     target=f"ledger_entry:{result.entry.id}", after={
+                         "amount": result.entry.amount, "reason": text_reason,
+                         "purchase_id": purchase_id, "balance": result.entry.balance})
+    return result
 
 
 def refresh_standings(
@@ -401,7 +432,7 @@ def refresh_standings(
     accounts = repo.accounts_at_or_below(session, max(thresholds))
     if not accounts:
         return []
-    return repo.apply_standing(session, accounts, thresholds, announced=False)
+    return _apply_standing(session, accounts, thresholds, announced=False)
 
 
 def standing(session: Session, account_owner_id: str) -> Standing:

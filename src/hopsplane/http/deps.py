@@ -13,6 +13,11 @@ answers 401. Guards:
 - ``LedgerDep``, ``BuyDep``, ``TeamDep``: the account owner, or a person of the account
   whose organization role delegates it (``billing``: ledger and buying; ``admin``: those
   and the team). Such a route acts on ``principal.account_id`` (the owner's account).
+
+An API key (``Authorization: Bearer hpk_live_…``) is a principal too: it acts as its
+account, on the routes that state a scope it holds (``http.apikeys.key_scope``) and on no
+other (403). Whoever the principal is, it is bound to the request's session as the actor
+of every decision the audit log records.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from hopsplane.apikeys import rules as key_rules
+from hopsplane.apikeys import service as api_keys
+from hopsplane.audit.actors import Actor
+from hopsplane.audit.actors import bind as bind_actor
 from hopsplane.credits.schemas import BalancePolicy
 from hopsplane.db.engine import Database
 from hopsplane.errors import Forbidden, Unauthorized
@@ -43,6 +52,14 @@ class Principal:
     account_owner_id: str | None
     is_platform_admin: bool
     email_verified: bool = False
+    api_key_id: str | None = None
+    """Set when an API key authenticated the request (then ``user_id`` is the account's)."""
+    scopes: frozenset[str] = frozenset()
+    """What the API key may do (empty for a person, who is limited by role instead)."""
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.api_key_id is not None
 
     @property
     def is_owner(self) -> bool:
@@ -85,6 +102,12 @@ async def db_session(
     other requests for a thread, and always happens."""
     session = db.sessions()
     request.state.session = session
+    # Until a principal is known (and on routes that have none, such as signed webhooks),
+    # what the request decides is the system's, named by the route, from the client.
+    route = request.scope.get("route")
+    bind_actor(session, Actor(
+        "system", f"{request.method} {getattr(route, 'path', request.url.path)}",
+        _client(request), getattr(request.state, "request_id", None)))
     ok = False
     try:
         yield session
@@ -106,11 +129,51 @@ def _end(session: Session, commit: bool) -> None:
 SessionDep = Annotated[Session, Depends(db_session, scope="function")]
 
 
+API_KEY_SCOPE = "x-api-key-scope"
+"""The OpenAPI extension (in a route's ``openapi_extra``) naming the scope an API key needs
+there; a route without it refuses API keys."""
+
+
 def current_principal(request: Request, session: SessionDep) -> Principal:
-    authenticate: Authenticator = getattr(request.app.state, "authenticator", refuse_everyone)
-    principal = authenticate(request, session)
+    token = _bearer(request)
+    if token is not None and key_rules.looks_like_key(token):
+        principal = _key_principal(request, session, token)
+    else:
+        authenticate: Authenticator = getattr(
+            request.app.state, "authenticator", refuse_everyone)
+        principal = authenticate(request, session)
     request.state.principal = principal
+    client = _client(request)
+    request_id = getattr(request.state, "request_id", None)
+    bind_actor(session, Actor.api_key(principal.api_key_id, client, request_id)
+               if principal.api_key_id else Actor.person(principal.user_id, client, request_id))
     return principal
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _key_principal(request: Request, session: Session, token: str) -> Principal:
+    """An API key acts as its account on the routes whose scope it holds; 401 for a key
+    that is not (malformed, unknown, expired, revoked), 403 where keys may not go."""
+    key = api_keys.authenticate(session, token)
+    route = request.scope.get("route")
+    extra = getattr(route, "openapi_extra", None) or {}
+    needed = extra.get(API_KEY_SCOPE)
+    if needed is None:
+        raise Forbidden("API keys may not use this route: sign in as a person")
+    if needed not in key.scopes:
+        raise Forbidden(f"this API key lacks the scope `{needed}` this route needs")
+    return Principal(
+        user_id=key.account_owner_id, email="", account_owner_id=None,
+        is_platform_admin=False, api_key_id=str(key.key_id), scopes=key.scopes,
+    )
 
 
 async def require_member(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
@@ -36,6 +37,8 @@ from sqlalchemy.orm import Session
 from starlette.types import Receive, Scope, Send
 
 from hopsplane.accounts import service as accounts
+from hopsplane.audit import service as audit
+from hopsplane.audit.schemas import CSV_COLUMNS as AUDIT_COLUMNS
 from hopsplane.billing import service as billing
 from hopsplane.billing.rules import NOBODY_LABEL, cost_parts
 from hopsplane.billing.schemas import UsageDay
@@ -208,3 +211,23 @@ def ledger_csv(request: Request, account_id: str) -> MaterialisedCSV:
     db: Database = request.app.state.database
     currency = request.app.state.settings.stripe_currency
     return _csv(LEDGER_COLUMNS, lambda: _ledger_rows(db, account_id, currency), "ledger.csv")
+
+
+def _audit_rows(db: Database, account_id: str | None,
+                filters: dict[str, object]) -> Iterator[list[object]]:
+    with db.transaction() as session:
+        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        for e in audit.all_entries(session, account_id=account_id, **filters):  # type: ignore[arg-type]
+            yield [e.id, e.occurred_at.isoformat(), e.actor_kind, e.actor_id, e.action,
+                   e.account_owner_id, e.target,
+                   None if e.before is None else json.dumps(e.before, sort_keys=True),
+                   None if e.after is None else json.dumps(e.after, sort_keys=True),
+                   e.source, e.request_id]
+
+
+def audit_csv(request: Request, account_id: str | None,
+              filters: dict[str, object]) -> MaterialisedCSV:
+    """The audit log of the account (None: every account), newest first, with the filters
+    of the JSON route; before and after as JSON text."""
+    db: Database = request.app.state.database
+    return _csv(AUDIT_COLUMNS, lambda: _audit_rows(db, account_id, filters), "audit.csv")

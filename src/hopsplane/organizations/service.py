@@ -9,6 +9,7 @@ import uuid
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
+from hopsplane.audit import service as audit
 from hopsplane.errors import Forbidden, Invalid, NotFound
 from hopsplane.organizations import repository as repo
 from hopsplane.organizations.rules import (
@@ -24,7 +25,10 @@ from hopsplane.organizations.schemas import OrganizationOut, OrgMemberOut
 def create(session: Session, account_id: str, name: str) -> OrganizationOut:
     """A new organization in the owner's account (``account_id``: the account)."""
     org_id = repo.create(session, account_id, clean_name(name))
-    return _out(session, account_id, None, org_id)
+    out = _out(session, account_id, None, org_id)
+    audit.record(session, "organizations.created", account_id=account_id,
+                 target=f"organization:{org_id}", after={"name": out.name})
+    return out
 
 
 def list_for(session: Session, account_id: str, user_id: str,
@@ -96,7 +100,12 @@ def put_member(session: Session, account_id: str, user_id: str, is_owner: bool,
         person = None
     if person is None or (person.account_owner_id or person.id) != account_id:
         raise NotFound("nobody of your account has that email: invite them to the team first")
+    before = role_in(session, account_id, person.id, org_id)
     repo.put_member(session, org_id, person.id, wanted.value)
+    audit.record(session, "organizations.role_set", account_id=account_id,
+                 target=f"organization:{org_id}:user:{person.id}",
+                 before=None if before is None else {"role": before},
+                 after={"role": wanted, "email": person.email})
     return next(m for m in members(session, account_id, user_id, is_owner, org_id)
                 if m.user_id == person.id)
 
@@ -104,5 +113,9 @@ def put_member(session: Session, account_id: str, user_id: str, is_owner: bool,
 def remove_member(session: Session, account_id: str, user_id: str, is_owner: bool,
                   org_id: uuid.UUID, member_id: str) -> None:
     require_manager(session, account_id, user_id, is_owner, org_id)
+    before = role_in(session, account_id, member_id, org_id)
     if not repo.remove_member(session, org_id, member_id):
         raise NotFound("that person is not in this organization")
+    audit.record(session, "organizations.member_removed", account_id=account_id,
+                 target=f"organization:{org_id}:user:{member_id}",
+                 before={"role": before}, after=None)

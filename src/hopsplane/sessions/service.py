@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from hopsplane.audit import service as audit
 from hopsplane.sessions import repository as repo
 from hopsplane.sessions.schemas import SessionIdentity
 
@@ -55,7 +56,10 @@ def end(session: Session, token: str) -> bool:
 
 def end_all(session: Session, user_id: str) -> int:
     """Sign out everywhere: revoke every live session of a user; returns how many."""
-    return repo.revoke_user(session, user_id)
+    revoked = repo.revoke_user(session, user_id)
+    audit.record(session, "sessions.revoked_everywhere", account_id=None,  # platform-wide
+                 target=f"user:{user_id}", after={"revoked": revoked})
+    return revoked
 
 
 def prune(session: Session, keep_days: int = 7) -> int:

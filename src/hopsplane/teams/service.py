@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts.rules import normalise_email
+from hopsplane.audit import service as audit
 from hopsplane.credits import service as credits
 from hopsplane.db.models import TeamInvite, User
 from hopsplane.errors import Conflict, Forbidden, Gone, Invalid, NotFound
@@ -83,6 +84,8 @@ def create_invite(
                 f"{address} already has a pending invite: resend or revoke it instead"
             ) from exc
         raise
+    audit.record(session, "teams.invite_sent", account_id=account_id, target=f"invite:{invite.id}",
+                 after={"email": address, "expires_at": expires_at})
     link = _send(ctx, owner, address, token, expires_at)
     return IssuedInvite(invite_out(invite, now, link), token)
 
@@ -100,9 +103,13 @@ def resend_invite(
         raise Conflict("this invite was revoked: send a new one")
     now = repo.now(session)
     token = new_token()
+    before = {"email": invite.email, "expires_at": invite.expires_at, "resent": False}
     invite.token_hash = hash_token(token)
     invite.expires_at = expiry(now, expires_in_days or ctx.default_expiry_days)
     session.flush()
+    audit.record(session, "teams.invite_resent", account_id=account_id,
+                 target=f"invite:{invite.id}", before=before,
+                 after={"email": invite.email, "expires_at": invite.expires_at, "resent": True})
     link = _send(ctx, owner, invite.email, token, invite.expires_at)
     return IssuedInvite(invite_out(invite, now, link), token)
 
@@ -115,6 +122,9 @@ def revoke_invite(session: Session, account_id: str, invite_id: uuid.UUID) -> In
     if invite.revoked_at is None:
         invite.revoked_at = now
         session.flush()
+        audit.record(session, "teams.invite_revoked", account_id=account_id,
+                     target=f"invite:{invite.id}", before={"email": invite.email},
+                     after={"email": invite.email, "revoked_at": now})
     return invite_out(invite, now)
 
 
@@ -218,6 +228,9 @@ def accept_invite(
         ) from exc
     repo.mark_accepted(session, invite, user_id)
     hooks.member_joined(session, user_id, owner_id)
+    audit.record(session, "teams.member_joined", account_id=owner_id, target=f"user:{user_id}",
+                 before={"account_owner_id": None},
+                 after={"account_owner_id": owner_id, "invite_id": invite.id})
     return Membership(account_owner_id=owner_id, member_id=user_id, invite_id=invite.id)
 
 
@@ -233,6 +246,9 @@ def remove_member(
     """The member leaves; they become the owner of a fresh, empty account."""
     member = _member(session, account_id, member_id)
     repo.release_member(session, member)
+    audit.record(session, "teams.member_removed", account_id=account_id,
+                 target=f"user:{member_id}", before={"account_owner_id": account_id},
+                 after={"account_owner_id": None})
     hooks.member_removed(session, member_id, account_id)
     hooks.account_created(session, member_id)
     return member_out(member)
@@ -242,7 +258,10 @@ def assign_project(
     session: Session, hooks: AccountHooks, account_id: str, member_id: str, project_id: int
 ) -> MemberOut:
     member = _member(session, account_id, member_id)
+    before = {"project_id": member.hopsworks_project_id}
     repo.set_project(session, member, project_id)
+    audit.record(session, "teams.project_assigned", account_id=account_id,
+                 target=f"user:{member_id}", before=before, after={"project_id": project_id})
     hooks.project_assigned(session, member_id, project_id)
     return member_out(member)
 

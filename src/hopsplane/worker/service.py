@@ -17,6 +17,8 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
+from hopsplane.audit.actors import Actor
+from hopsplane.audit.actors import bind as bind_actor
 from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
 from hopsplane.worker import repository as repo
@@ -153,6 +155,7 @@ def run_one(
     heartbeat.start()
     try:
         with db.transaction() as session:
+            bind_actor(session, Actor.system(f"job:{job.task}"))  # whom the audit log names
             handler(session, job.args, context)
             if not repo.mark_done(session, job.id, owner):
                 raise LeaseLost(f"job {job.id} lost its lease while it ran")

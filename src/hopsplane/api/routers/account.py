@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from hopsplane.api.errors import DATE_RANGE_RULES, error_responses, with_rules
+from hopsplane.apikeys.rules import Scope
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import UsageReport
 from hopsplane.clusters import service as clusters
@@ -21,6 +22,7 @@ from hopsplane.clusters.schemas import StoppedWorkloadOut
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import Standing
 from hopsplane.http import exports
+from hopsplane.http.apikeys import key_scope
 from hopsplane.http.deps import LedgerDep, MemberDep, OwnerDep, SessionDep, sees_account_usage
 from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, SeqCursor, ledger_page
 from hopsplane.payments import receipts
@@ -34,7 +36,8 @@ Cursor = Annotated[
 ]
 
 
-@router.get("/balance", response_model=Standing, responses=error_responses(401, 403))
+@router.get("/balance", response_model=Standing, responses=error_responses(401, 403),
+            openapi_extra=key_scope(Scope.BALANCE_READ))
 def balance(principal: LedgerDep, session: SessionDep) -> Standing:
     """The account's balance and standing (suspended, last low-balance threshold)."""
     return credits.standing(session, principal.account_id)
@@ -42,8 +45,7 @@ def balance(principal: LedgerDep, session: SessionDep) -> Standing:
 
 @router.get(
     "/ledger", response_model=Page[LedgerEntryWithReceipt],
-    responses=error_responses(401, 403, 422),
-)
+    responses=error_responses(401, 403, 422), openapi_extra=key_scope(Scope.LEDGER_READ))
 def ledger(
     principal: LedgerDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[LedgerEntryWithReceipt]:
@@ -58,7 +60,8 @@ def ledger(
 
 
 @router.get("/usage", response_model=UsageReport,
-            responses=with_rules(error_responses(401, 403, 422), DATE_RANGE_RULES))
+            responses=with_rules(error_responses(401, 403, 422), DATE_RANGE_RULES),
+            openapi_extra=key_scope(Scope.USAGE_READ))
 def usage(
     request: Request,
     principal: MemberDep,
@@ -79,7 +82,8 @@ _CSV: dict[int | str, dict[str, object]] = {
 
 
 @router.get("/usage.csv", response_class=StreamingResponse,
-            responses={**_CSV, **with_rules(error_responses(401, 403, 422), DATE_RANGE_RULES)})
+            responses={**_CSV, **with_rules(error_responses(401, 403, 422), DATE_RANGE_RULES)},
+            openapi_extra=key_scope(Scope.USAGE_READ))
 def usage_csv(
     request: Request,
     principal: MemberDep,
@@ -102,7 +106,8 @@ def usage_csv(
 
 
 @router.get("/ledger.csv", response_class=StreamingResponse,
-            responses={**_CSV, **error_responses(401, 403)})
+            responses={**_CSV, **error_responses(401, 403)},
+            openapi_extra=key_scope(Scope.LEDGER_READ))
 def ledger_csv(request: Request, principal: LedgerDep, session: SessionDep) -> Response:
     """Every entry of `GET /v1/account/ledger` as CSV, newest first, exact decimals,
     one snapshot."""

@@ -12,9 +12,11 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from hopsplane.api.errors import error_responses
+from hopsplane.apikeys.rules import Scope
 from hopsplane.billing import service as billing
 from hopsplane.billing.schemas import UsageReport
 from hopsplane.http import exports
+from hopsplane.http.apikeys import key_scope
 from hopsplane.http.deps import MemberDep, OwnerDep, SessionDep
 from hopsplane.http.organizations import OrgManagerDep, org_usage_members
 from hopsplane.organizations import service as organizations
@@ -31,7 +33,8 @@ From = Annotated[date, Query(alias="from", description="First UTC day.")]
 To = Annotated[date, Query(alias="to", description="Last UTC day (inclusive).")]
 
 
-@router.get("", response_model=list[OrganizationOut], responses=error_responses(401, 403))
+@router.get("", response_model=list[OrganizationOut], responses=error_responses(401, 403),
+            openapi_extra=key_scope(Scope.TEAM_READ))
 def list_organizations(principal: MemberDep, session: SessionDep) -> list[OrganizationOut]:
     """The owner: every organization of the account; anyone else: those they are in."""
     return organizations.list_for(session, principal.account_id, principal.user_id,
@@ -48,7 +51,8 @@ def create_organization(
 
 
 @router.get("/{org_id}/members", response_model=list[OrgMemberOut],
-            responses=error_responses(401, 403, 404, 422))
+            responses=error_responses(401, 403, 404, 422),
+            openapi_extra=key_scope(Scope.TEAM_READ))
 def list_org_members(
     principal: MemberDep, session: SessionDep, org_id: uuid.UUID
 ) -> list[OrgMemberOut]:

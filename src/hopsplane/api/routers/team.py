@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from hopsplane.api.errors import error_responses
+from hopsplane.apikeys.rules import Scope
 from hopsplane.errors import Invalid
 from hopsplane.fields import CursorText, Identifier
+from hopsplane.http.apikeys import key_scope
 from hopsplane.http.deps import MemberDep, SessionDep, TeamDep
 from hopsplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, time_cursor, time_page
 from hopsplane.http.state import account_hooks, invite_context, limit_accepts, limit_invites
@@ -33,8 +35,7 @@ MemberId = Annotated[Identifier, Path(description="The member's user id.")]
 
 @router.get(
     "/team/invites", response_model=Page[InviteOut],
-    responses=error_responses(401, 403, 422, 503),
-)
+    responses=error_responses(401, 403, 422, 503), openapi_extra=key_scope(Scope.TEAM_READ))
 def list_invites(
     principal: TeamDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[InviteOut]:
@@ -100,8 +101,7 @@ def revoke_invite(principal: TeamDep, session: SessionDep, invite_id: uuid.UUID)
 
 @router.get(
     "/team/members", response_model=Page[MemberOut],
-    responses=error_responses(401, 403, 422, 503),
-)
+    responses=error_responses(401, 403, 422, 503), openapi_extra=key_scope(Scope.TEAM_READ))
 def list_members(
     principal: TeamDep, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[MemberOut]:

@@ -4,6 +4,8 @@ holds the invariants (CHECKs, triggers, foreign keys), these classes give typed 
 Importing this package registers every model on :data:`Base.metadata`."""
 
 from hopsplane.db.models.accounts import User
+from hopsplane.db.models.apikeys import ApiKey
+from hopsplane.db.models.audit import AuditEntry
 from hopsplane.db.models.base import (
     BALANCE,
     CORE_TABLES,
@@ -48,7 +50,8 @@ from hopsplane.db.models.worker import Job
 __all__ = [
     "AUTO_TOPUP_ACTIVE", "BALANCE", "CORE_TABLES", "MACHINERY_SCHEMA", "MONEY",
     "ORGANIZATION_TABLES", "PRICE", "PUBLIC_TABLES", "TOPUP_MONEY", "UNITS",
-    "AccountCluster", "AccountStanding", "AutoTopup", "AutoTopupAttempt", "AutoTopupConsent",
+    "AccountCluster", "AccountStanding", "ApiKey", "AuditEntry", "AutoTopup", "AutoTopupAttempt",
+    "AutoTopupConsent",
     "BalanceEvent", "Base", "BudgetNotice", "CreditCheckpoint", "CreditDraw", "CreditLot",
     "HopsworksCluster", "HopsworksSigningKey", "Job", "LedgerEntry", "MemberBudget",
     "Organization", "OrganizationMember", "PriceOverride", "PurchaseReceipt",

@@ -48,6 +48,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
 from hopsplane.accounts import service as accounts
+from hopsplane.audit import service as audit
 from hopsplane.config import Settings
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import BalancePolicy
@@ -120,6 +121,7 @@ def configure(
     require_terms(accept_terms)
     below, value = validate_settings(threshold, amount, config.min_topup, config.max_topup)
     credits.require_owner(session, account_id)
+    before = _audited(repo.state(session, account_id))
     row = repo.upsert_settings(session, account_id, below, value, config.currency)
     if row["consent_id"] is not None:
         repo.revoke_consent(session, row["consent_id"], by_user)
@@ -130,9 +132,21 @@ def configure(
     status = "on" if row["payment_method_id"] else "awaiting_card"
     repo.update_state(session, account_id, consent_id=consent_id, status=status,
                       paused_reason=None, consecutive_failures=0)
+    audit.record(session, "auto_topup.configured", account_id=account_id, target="auto_topup",
+                 before=before, after={**(_audited(repo.state(session, account_id)) or {}),
+                                       "consent_id": consent_id})
     log.info("auto top-up configured", account=account_id, by=by_user, status=status,
              threshold=str(below), amount=str(value))
     return view(session, account_id, limits, config)
+
+
+def _audited(row: RowMapping | None) -> dict[str, object] | None:
+    """What the audit log keeps of auto top-up's state: the settings and standing, never
+    the card's Stripe id (its label names it)."""
+    if row is None:
+        return None
+    return {k: row[k] for k in ("status", "threshold", "amount", "currency", "card_label",
+                                "paused_reason")}
 
 
 def turn_off(
@@ -147,6 +161,8 @@ def turn_off(
     if row["consent_id"] is not None:
         repo.revoke_consent(session, row["consent_id"], by_user)
     repo.update_state(session, account_id, status="off", paused_reason=None)
+    audit.record(session, "auto_topup.turned_off", account_id=account_id, target="auto_topup",
+                 before=_audited(row), after=_audited(repo.state(session, account_id)))
     _cancel_waiting(session, account_id, f"auto top-up {reason} by {by_user}")
     return view(session, account_id, limits)
 
@@ -229,6 +245,8 @@ def remove_card(
         repo.revoke_consent(session, row["consent_id"], by_user)
     repo.update_state(session, account_id, status="off", paused_reason=None,
                       payment_method_id=None, card_label=None)
+    audit.record(session, "auto_topup.card_removed", account_id=account_id, target="auto_topup",
+                 before=_audited(row), after=_audited(repo.state(session, account_id)))
     _cancel_waiting(session, account_id, f"card removed by {by_user}")
     return view(session, account_id, limits, gateway.config)
 
@@ -403,6 +421,8 @@ def _failed(
         reason = f"{failures} auto top-ups failed in a row; last: {why}"
         repo.update_state(session, account, consecutive_failures=failures, status="paused",
                           paused_reason=reason)
+        audit.record(session, "auto_topup.paused", account_id=account, target="auto_topup",
+                     before=_audited(row), after=_audited(repo.state(session, account)))
         repo.update_attempt(session, attempt_id, status="failed", payment_intent_id=pi,
                             outcome=why, next_try_at=None)
         _notify(session, attempt_id, account, "paused", try_no, reason)

@@ -2,6 +2,7 @@
 organizations, auto top-up, and platform admins. Each module has its ``router``; what they
 share (rendering, notices, the savepoint around a form) is :mod:`hopsplane.web.rendering`."""
 
-from hopsplane.web.pages import account, admin, auto_topup, organizations, team
+from hopsplane.web.pages import account, admin, api_keys, auto_topup, organizations, team
 
-ROUTERS = (account.router, team.router, organizations.router, auto_topup.router, admin.router)
+ROUTERS = (account.router, team.router, organizations.router, auto_topup.router, admin.router,
+           api_keys.router)

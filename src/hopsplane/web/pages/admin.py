@@ -34,6 +34,7 @@ from hopsplane.money import MAX_AMOUNT
 from hopsplane.payments.autotopup import service as autotopup
 from hopsplane.sessions import service as web_sessions
 from hopsplane.web.messages import message_for
+from hopsplane.web.pages.api_keys import audit_log
 from hopsplane.web.rendering import (
     NOTICES,
     attempt,
@@ -252,3 +253,13 @@ def admin_assign_cluster(
     return RedirectResponse(
         f"/console/admin/accounts/{quote(account_id, safe='')}?notice=cluster-assigned",
         status_code=303)
+@router.get("/console/admin/audit")
+def admin_audit(
+    request: Request, admin: AdminDep, session: SessionDep,
+    account_id: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z_.]*$")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> HTMLResponse:
+    """The whole audit log (or one account's), newest first."""
+    return audit_log(request, admin, session, account_id or None, action, before,
+                     base="/console/admin/audit", csv="/v1/admin/audit.csv", every=True)
