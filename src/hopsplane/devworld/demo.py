@@ -172,9 +172,9 @@ def _usage(session: Session, settings: Settings, owner: str, today: date) -> int
     for back in range(DAYS - 1, -1, -1):
         day = today - timedelta(days=back)
         units = WEEKEND_UNITS if day.weekday() >= 5 else WEEKDAY_UNITS
-        # the same day always has the same figures (a repeat is ignored by its id anyway)
-        wobble = 1 + (day.toordinal() % 7 - 3) / 20
-        for person, base in zip(people, units, strict=True):
+        for n, (person, base) in enumerate(zip(people, units, strict=True)):
+            # a day's figures depend on the day alone (a repeat is ignored by its id anyway)
+            wobble = 1 + ((day.toordinal() * (n + 3) * 37) % 41 - 20) / 50
             if base:
                 events.append(UsageEventIn(
                     id=f"demo:{day.isoformat()}:{person}", account_id=person, user_id=person,
