@@ -176,8 +176,9 @@ def screenshots(
     out: Annotated[Path, typer.Option(
         file_okay=False, help="Folder the PNGs are written to (made if missing).")],
     url: Annotated[str | None, typer.Option(
-        help="Base URL of a running `hopsplane dev --demo` (default: start one on a free "
-        "port, with this command's settings, and stop it afterwards).")] = None,
+        help="Base URL of a running `hopsplane dev --demo` (default: start a throwaway one "
+        "on a free port, with an embedded PostgreSQL in a temporary folder, and remove it "
+        "afterwards).")] = None,
     chromium: Annotated[Path, typer.Option(
         help="The Chromium executable Playwright drives.")] = Path("/usr/bin/chromium"),
 ) -> None:
@@ -194,6 +195,12 @@ def screenshots(
     if url is not None:
         written = shots.walk(url.rstrip("/"), chromium, out=out)
     else:
-        with shots.demo_world() as base:
-            written = shots.walk(base, chromium, out=out)
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="hopsplane-screenshots-") as scratch:
+            env = {k: v for k, v in os.environ.items() if k != "HOPSPLANE_DATABASE_URL"}
+            env["HOPSPLANE_DATA_DIR"] = scratch
+            console.print("starting a throwaway `hopsplane dev --demo`...")
+            with shots.demo_world(env, log=Path(scratch) / "dev.log") as base:
+                written = shots.walk(base, chromium, out=out)
     console.print(f"{len(written)} screenshots in {out}", highlight=False)

@@ -99,8 +99,9 @@ def walk(base: str, chromium: Path, *, out: Path | None = None,
                 for width in WIDTHS:
                     page.set_viewport_size({"width": width, "height": HEIGHT})
                     response = page.goto(base + path)
-                    assert response is not None and response.ok, \
-                        f"{path} as {visit.role}: {response.status if response else 'none'}"
+                    if response is None or not response.ok:
+                        raise RuntimeError(f"{path} as {visit.role} answered "
+                                           f"{response.status if response else 'nothing'}")
                     if check is not None:
                         check(page, base + path, width)
                     if out is not None:
@@ -129,12 +130,14 @@ def _placeholders(page: Any, base: str, visit: Visit, found: dict[str, str]) -> 
             "a[href*='/console/organizations/']", "els => els.map(e => e.getAttribute('href'))")
         ids = [m.group(1) for h in hrefs
                if (m := re.search(r"/console/organizations/([0-9a-f-]{36})$", h or ""))]
-        assert ids, "no organization is linked from /console/organizations"
+        if not ids:
+            raise RuntimeError("no organization is linked from /console/organizations")
         found["org"] = ids[0]
     if "{account}" in visit.path and "account" not in found:
         page.goto(f"{base}/console/admin/find?q={demo.OWNER.email}")
         matched = re.search(r"/console/admin/accounts/([^/?#]+)$", page.url)
-        assert matched, f"the admin's search did not open the account: {page.url}"
+        if matched is None:
+            raise RuntimeError(f"the admin's search did not open the account: {page.url}")
         found["account"] = matched.group(1)
     return {k: v for k, v in found.items()}
 
@@ -160,10 +163,10 @@ def demo_world(env: dict[str, str] | None = None,
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"`hopsplane dev --demo` exited with {proc.returncode}"
-                                   + (f"; its output is in {log}" if log else ""))
+                                   + _tail(log, sink))
             if time.monotonic() > deadline:
                 raise RuntimeError(f"`hopsplane dev --demo` did not answer at {base} within "
-                                   f"{READY_SECONDS} s")
+                                   f"{READY_SECONDS} s" + _tail(log, sink))
             try:
                 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                     break
@@ -175,6 +178,14 @@ def demo_world(env: dict[str, str] | None = None,
         stop(proc)
         if log is not None and not isinstance(sink, int):
             sink.close()
+
+
+def _tail(log: Path | None, sink: Any) -> str:
+    if log is None:
+        return ""
+    if not isinstance(sink, int):
+        sink.flush()
+    return ":\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float = 60) -> None:
