@@ -13,6 +13,7 @@ import typer
 
 from hopsplane.cli import processes
 from hopsplane.cli.common import console, fail, friendly, load_settings
+from hopsplane.cli.serve import warn_about_orphans
 from hopsplane.observability import configure_logging
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def run(
     problem = processes.port_problem(bind_host, bind_port)
     if problem is not None:
         fail(problem)
+    warn_about_orphans(bind_port)
     _run_world(settings, bind_host, bind_port, demo=demo, started=started)
 
 
@@ -102,6 +104,7 @@ def _run_world(settings: Settings, host: str, port: int, *, demo: bool,
     database = Database(url, settings)
     standin = world.start_standin(settings.data_dir)
     stop = threading.Event()
+    world.keep_saved(standin, settings.data_dir, stop)
     threads: list[threading.Thread] = []
     worker = None
     try:

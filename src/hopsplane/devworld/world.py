@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from pathlib import Path
 
 import structlog
@@ -27,6 +28,7 @@ log = structlog.get_logger(__name__)
 CLUSTER_NAME = "local-standin"
 """The name of the stand-in's cluster row (what `hopsplane clusters check` takes)."""
 STATE_FILE = "hopsworks-standin.json"
+SAVE_EVERY_SECONDS = 5.0
 MAX_ACCOUNTS = 1000
 
 
@@ -45,14 +47,35 @@ def start_standin(data_dir: Path) -> FakeHopsworks:
     return standin
 
 
+def save_standin(standin: FakeHopsworks, data_dir: Path) -> None:
+    """Write what the stand-in holds to the data folder, whole or not at all."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    target = data_dir / STATE_FILE
+    partial = target.with_name(f"{STATE_FILE}.{threading.get_ident()}.tmp")  # one per writer
+    partial.write_text(json.dumps(standin.snapshot()))
+    partial.replace(target)
+
+
+def keep_saved(standin: FakeHopsworks, data_dir: Path, stop: threading.Event,
+               every: float = SAVE_EVERY_SECONDS) -> threading.Thread:
+    """Save the stand-in every ``every`` seconds until ``stop`` (a `kill -9` of `hopsplane
+    dev` then loses at most that much of what it made on the cluster)."""
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                save_standin(standin, data_dir)
+            except OSError as exc:
+                log.warning("could not save the stand-in's state", error=str(exc))
+
+    thread = threading.Thread(target=loop, name="standin-save", daemon=True)
+    thread.start()
+    return thread
+
+
 def stop_standin(standin: FakeHopsworks, data_dir: Path) -> None:
     """Save what the stand-in holds, then stop it."""
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        target = data_dir / STATE_FILE
-        partial = target.with_suffix(".tmp")
-        partial.write_text(json.dumps(standin.snapshot()))
-        partial.replace(target)  # whole or not at all, even when stopped mid-write
+        save_standin(standin, data_dir)
     finally:
         standin.close()
 
