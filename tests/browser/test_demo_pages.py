@@ -18,8 +18,9 @@ from tests.apps import browser_or_skip
 pytestmark = pytest.mark.slow  # a whole world and a real browser
 
 CUT_FIGURES = """() => {
-  // a figure (a cell with a digit) must be whole where it is shown: not wider than its
-  // cell, and not clipped by a box that hides or scrolls its overflow, nor by the window
+  // no cell's text is cut inside its cell; and an amount (money, or a quantity with
+  // decimals) is whole where it is shown: not clipped by a box that hides or scrolls its
+  // overflow, nor by the window (a date or an id may scroll out of sight, a figure not)
   const clipped = (el) => {
     const r = el.getBoundingClientRect();
     if (r.right > document.documentElement.clientWidth + 1 || r.left < -1) return true;
@@ -30,9 +31,10 @@ CUT_FIGURES = """() => {
     }
     return false;
   };
+  const amount = /[$€£]|[0-9][.][0-9]{2}(?![0-9])/;
   return [...document.querySelectorAll('td, th')]
-    .filter(c => c.offsetParent !== null && /[0-9]/.test(c.innerText))
-    .filter(c => c.scrollWidth > c.clientWidth + 1 || clipped(c))
+    .filter(c => c.offsetParent !== null && c.innerText.trim())
+    .filter(c => c.scrollWidth > c.clientWidth + 1 || (amount.test(c.innerText) && clipped(c)))
     .map(c => c.innerText.trim()).slice(0, 5);
 }"""
 
