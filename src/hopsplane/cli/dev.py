@@ -19,12 +19,7 @@ from hopsplane.observability import configure_logging
 if TYPE_CHECKING:
     from hopsplane.config import Settings
 
-app = typer.Typer(
-    help="The local world: the embedded PostgreSQL, the API and console with the "
-    "development sign-in, a worker, and a Hopsworks stand-in registered as a cluster, in one "
-    "command. For a laptop, never for production.",
-    invoke_without_command=True,
-)
+app = typer.Typer(invoke_without_command=True)
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
@@ -41,7 +36,9 @@ def run(
     port: Annotated[int | None, typer.Option(
         min=1, max=65535, help="Port (HOPSPLANE_PORT).")] = None,
 ) -> None:
-    """Start everything a newcomer needs to try hopsplane, in this one process: the
+    """The local world in one command, for a laptop (never for production).
+
+    Starts everything a newcomer needs to try hopsplane, in this one process: the
     embedded PostgreSQL (as `serve` does, unless HOPSPLANE_DATABASE_URL is set), the API
     and the console with the development sign-in (any email, no password), a worker (the
     job loop of `hopsplane worker`: placement, provisioning, billing), and a Hopsworks
@@ -187,8 +184,8 @@ def screenshots(
 ) -> None:
     """Screenshots of every console page with the demo data, at 1280 px and 390 px, for a
     reviewer: the owner's, an organization admin's, a member's and a platform admin's
-    pages, and the signed-out page. Needs Playwright (`pip install -e '.[test]'`) and
-    Chromium."""
+    pages, and the signed-out page. Needs Playwright (the package's test extra) and
+    Chromium (Debian's `chromium`)."""
     from hopsplane.devworld import screenshots as shots
 
     problem = shots.missing(chromium)
