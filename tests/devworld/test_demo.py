@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from hopsplane.billing.rules import today_utc
 from hopsplane.composition import jobs as schedule
 from hopsplane.composition.hooks import build_hooks
 from hopsplane.config import Settings
@@ -47,7 +48,8 @@ def test_the_demo_fills_every_page_once_and_the_standin_provisions_it(
         with fresh_db.transaction() as s:
             cluster = world.register_standin(s, box, standin)
         hooks = build_hooks(settings)
-        account = demo.fill(fresh_db, settings, hooks)
+        today = today_utc()  # both fills end on one day, even across midnight
+        account = demo.fill(fresh_db, settings, hooks, today=today)
         first = counts(fresh_db)
         assert first["members"] == len(demo.MEMBERS)
         assert first["usage days"] == demo.DAYS
@@ -57,7 +59,7 @@ def test_the_demo_fills_every_page_once_and_the_standin_provisions_it(
         assert first["ledger"] == 1 + len(demo.TOPUPS) + demo.DAYS
         assert account.balance > 0  # the demo is an account in good standing
 
-        again = demo.fill(fresh_db, settings, hooks)
+        again = demo.fill(fresh_db, settings, hooks, today=today)
         assert counts(fresh_db) == first
         assert again.balance == account.balance
 

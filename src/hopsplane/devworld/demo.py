@@ -83,10 +83,12 @@ def sub_of(email: str) -> str:
 
 
 def fill(database: Database, settings: Settings, hooks: AccountHooks,
-         progress: Callable[[str], None] = lambda _: None) -> DemoAccount:
-    """Make (or complete) the demo account; one transaction per step, so each step sees
-    the last one committed, as separate requests would."""
-    today = today_utc()
+         progress: Callable[[str], None] = lambda _: None,
+         today: date | None = None) -> DemoAccount:
+    """Make (or complete) the demo account, its usage ending ``today`` (default: today,
+    UTC); one transaction per step, so each step sees the last one committed, as
+    separate requests would."""
+    today = today or today_utc()
     progress("people")
     with database.transaction() as s:
         owner = _sign_in(s, hooks, OWNER)
