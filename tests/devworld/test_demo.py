@@ -4,6 +4,7 @@ and provisions the account end to end (then keeps its projects across a restart)
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -49,7 +50,8 @@ def test_the_demo_fills_every_page_once_and_the_standin_provisions_it(
             cluster = world.register_standin(s, box, standin)
         hooks = build_hooks(settings)
         today = today_utc()  # both fills end on one day, even across midnight
-        account = demo.fill(fresh_db, settings, hooks, today=today)
+        yesterday = today - timedelta(days=1)
+        account = demo.fill(fresh_db, settings, hooks, today=yesterday)
         first = counts(fresh_db)
         assert first["members"] == len(demo.MEMBERS)
         assert first["usage days"] == demo.DAYS
@@ -59,9 +61,15 @@ def test_the_demo_fills_every_page_once_and_the_standin_provisions_it(
         assert first["ledger"] == 1 + len(demo.TOPUPS) + demo.DAYS
         assert account.balance > 0  # the demo is an account in good standing
 
-        again = demo.fill(fresh_db, settings, hooks, today=today)
+        again = demo.fill(fresh_db, settings, hooks, today=yesterday)
         assert counts(fresh_db) == first
         assert again.balance == account.balance
+
+        # a day later: the day since is added and charged, nothing else
+        later = demo.fill(fresh_db, settings, hooks, today=today)
+        assert counts(fresh_db) == first | {"usage days": demo.DAYS + 1,
+                                            "ledger": first["ledger"] + 1}
+        assert later.balance < account.balance
 
         # the worker places the account on the stand-in and provisions it there
         worker = Worker(fresh_db, schedule.handlers(), schedule.periodic_tasks(),

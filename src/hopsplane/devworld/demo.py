@@ -156,11 +156,15 @@ def _organization(session: Session, owner: str) -> None:
 
 def _credits(session: Session, settings: Settings, hooks: AccountHooks, owner: str,
              today: date) -> None:
-    credits.grant(session, owner, GRANT, reason="welcome credit",
-                  origin=OperatorGrant("demo-welcome-credit"), granted_by="hopsplane dev",
-                  expires_at=datetime.combine(today + timedelta(days=60), datetime.min.time(),
-                                              tzinfo=UTC),
-                  hooks=hooks, thresholds=settings.thresholds)
+    welcome = OperatorGrant("demo-welcome-credit")
+    # its expiry depends on the day of the first fill: on a later day the same key with
+    # another expiry would be another posting, which the ledger rightly refuses
+    if credits.entry_by_key(session, credits.ledger_key(welcome)) is None:
+        credits.grant(session, owner, GRANT, reason="welcome credit", origin=welcome,
+                      granted_by="hopsplane dev",
+                      expires_at=datetime.combine(today + timedelta(days=60),
+                                                  datetime.min.time(), tzinfo=UTC),
+                      hooks=hooks, thresholds=settings.thresholds)
     for n, amount in enumerate(TOPUPS, start=1):
         payments.fulfil_payment(session, Payment(
             account_owner_id=owner, payment_intent_id=f"pi_demo_topup_{n}", amount=amount,
