@@ -193,7 +193,14 @@ def screenshots(
         fail(problem)
     out.mkdir(parents=True, exist_ok=True)
     if url is not None:
-        written = shots.walk(url.rstrip("/"), chromium, out=out)
+        base = url.rstrip("/")
+        problem = shots.not_a_demo_world(base)
+        if problem:
+            fail(problem)
+        try:
+            written = shots.walk(base, chromium, out=out)
+        except shots.WalkFailed as exc:
+            fail(str(exc))
     else:
         import tempfile
 
@@ -201,6 +208,9 @@ def screenshots(
             env = {k: v for k, v in os.environ.items() if k != "HOPSPLANE_DATABASE_URL"}
             env["HOPSPLANE_DATA_DIR"] = scratch
             console.print("starting a throwaway `hopsplane dev --demo`...")
-            with shots.demo_world(env, log=Path(scratch) / "dev.log") as base:
-                written = shots.walk(base, chromium, out=out)
+            try:
+                with shots.demo_world(env, log=Path(scratch) / "dev.log") as base:
+                    written = shots.walk(base, chromium, out=out)
+            except shots.WalkFailed as exc:
+                fail(str(exc))
     console.print(f"{len(written)} screenshots in {out}", highlight=False)

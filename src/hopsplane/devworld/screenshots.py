@@ -59,6 +59,10 @@ VISITS = (
     Visit("", "signed-out", "/console/signed-out", "signed-out"),
 )
 
+class WalkFailed(Exception):
+    """A page the walk needed did not come (a world without the demo, a browser error)."""
+
+
 Check = Callable[[Any, str, int], None]
 """Called on every page at every width (page, url, width), after it has loaded."""
 
@@ -76,11 +80,35 @@ def missing(chromium: Path) -> str | None:
     return "; ".join(problems) or None
 
 
+def not_a_demo_world(base: str) -> str | None:
+    """Why ``base`` is not a running `hopsplane dev --demo` to walk; None when it is one."""
+    import httpx
+
+    try:
+        r = httpx.get(f"{base}/readyz", timeout=5)
+    except httpx.HTTPError as exc:
+        return f"nothing answers at {base} ({exc}): start `hopsplane dev --demo` there first"
+    if r.status_code != 200:
+        return f"{base}/readyz answers {r.status_code}: is it a running `hopsplane dev --demo`?"
+    return None
+
+
 def walk(base: str, chromium: Path, *, out: Path | None = None,
          check: Check | None = None) -> list[Path]:
     """Visit every page of :data:`VISITS` at every width of :data:`WIDTHS` on the demo
     world at ``base``; write ``<role>-<name>-<width>.png`` into ``out`` when given, and
-    call ``check`` on each page. Returns the files written."""
+    call ``check`` on each page. Returns the files written; :class:`WalkFailed` when a
+    page does not come (what ``check`` raises goes through as it is)."""
+    from playwright.sync_api import Error
+
+    try:
+        return _walk(base, chromium, out, check)
+    except Error as exc:
+        raise WalkFailed(f"the browser could not walk {base}: "
+                         f"{str(exc).splitlines()[0]}") from exc
+
+
+def _walk(base: str, chromium: Path, out: Path | None, check: Check | None) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     written: list[Path] = []
@@ -100,7 +128,7 @@ def walk(base: str, chromium: Path, *, out: Path | None = None,
                     page.set_viewport_size({"width": width, "height": HEIGHT})
                     response = page.goto(base + path)
                     if response is None or not response.ok:
-                        raise RuntimeError(f"{path} as {visit.role} answered "
+                        raise WalkFailed(f"{path} as {visit.role} answered "
                                            f"{response.status if response else 'nothing'}")
                     if check is not None:
                         check(page, base + path, width)
@@ -131,13 +159,14 @@ def _placeholders(page: Any, base: str, visit: Visit, found: dict[str, str]) -> 
         ids = [m.group(1) for h in hrefs
                if (m := re.search(r"/console/organizations/([0-9a-f-]{36})$", h or ""))]
         if not ids:
-            raise RuntimeError("no organization is linked from /console/organizations")
+            raise WalkFailed("no organization is linked from /console/organizations: is "
+                             "the demo filled (`hopsplane dev --demo`)?")
         found["org"] = ids[0]
     if "{account}" in visit.path and "account" not in found:
         page.goto(f"{base}/console/admin/find?q={demo.OWNER.email}")
         matched = re.search(r"/console/admin/accounts/([^/?#]+)$", page.url)
         if matched is None:
-            raise RuntimeError(f"the admin's search did not open the account: {page.url}")
+            raise WalkFailed(f"the admin's search did not open the demo account: {page.url}")
         found["account"] = matched.group(1)
     return {k: v for k, v in found.items()}
 
@@ -162,10 +191,10 @@ def demo_world(env: dict[str, str] | None = None,
         deadline = time.monotonic() + READY_SECONDS
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"`hopsplane dev --demo` exited with {proc.returncode}"
+                raise WalkFailed(f"`hopsplane dev --demo` exited with {proc.returncode}"
                                    + _tail(log, sink))
             if time.monotonic() > deadline:
-                raise RuntimeError(f"`hopsplane dev --demo` did not answer at {base} within "
+                raise WalkFailed(f"`hopsplane dev --demo` did not answer at {base} within "
                                    f"{READY_SECONDS} s" + _tail(log, sink))
             try:
                 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
