@@ -8,7 +8,8 @@ How it is computed. Each scenario runs the real chain in a scratch database: the
 (every periodic task of `hopsplane worker`, on a clock the benchmark moves in steps of
 one scrape interval, 15 s; nothing sleeps), the usage collector asking a local
 Prometheus stand-in, billing, the suspension, and the Hopsworks stand-in of the tests
-(tests/fake_hopsworks.py), which says when an account's Jupyter server and job execution
+(src/hopsplane/devworld/hopsworks_standin.py),
+which says when an account's Jupyter server and job execution
 are stopped. The Prometheus stand-in answers `increase(...[window])` from a model: each
 account's pod burns RATE cores ($RATE an hour at the default price) from a common start
 until the stand-in stopped it; what it answers at time t is what the last scrape (the
@@ -61,7 +62,6 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' stand-ins
 
 from tests.factories import add_cluster, post, signup, user
-from tests.fake_hopsworks import RUNNING, FakeHopsworks
 
 from hopsplane.composition import jobs as schedule
 from hopsplane.config import Settings, normalise_database_url
@@ -69,6 +69,7 @@ from hopsplane.crypto import SecretBox
 from hopsplane.db import migrate
 from hopsplane.db.embedded import replace_database
 from hopsplane.db.engine import Database
+from hopsplane.devworld.hopsworks_standin import RUNNING, FakeHopsworks
 from hopsplane.observability import configure_logging
 from hopsplane.usage import rules
 from hopsplane.usage.service import collect_all

@@ -15,10 +15,10 @@ from hopsplane.api.app import create_app
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
+from hopsplane.devworld.hopsworks_standin import FakeHopsworks
 from hopsplane.integrations.email import Email, LogMailer, SmtpMailer
 from tests.apps import Api, email_links, id_settings, link_problem
 from tests.factories import TEST_ENCRYPTION_KEY
-from tests.fake_hopsworks import FakeHopsworks
 from tests.fake_smtp import SmtpInbox
 from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, LocalStripe, StripeFront
 from tests.pg import PgServer

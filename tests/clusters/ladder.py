@@ -8,9 +8,9 @@ from sqlalchemy import text
 from hopsplane.clusters.hooks import ClusterHooks
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
+from hopsplane.devworld.hopsworks_standin import FakeHopsworks
 from hopsplane.worker.runner import Worker
 from tests.factories import add_cluster, make_user, signup
-from tests.fake_hopsworks import FakeHopsworks
 
 hooks = ClusterHooks()
 

@@ -13,8 +13,8 @@ from hopsplane.cli.main import app
 from hopsplane.config import DEV_ENCRYPTION_KEY, get_settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
+from hopsplane.devworld.hopsworks_standin import FakeHopsworks
 from tests.factories import add_cluster, make_user
-from tests.fake_hopsworks import FakeHopsworks
 
 runner = CliRunner()
 

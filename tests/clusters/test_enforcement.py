@@ -16,12 +16,12 @@ from sqlalchemy import text
 from hopsplane.clusters import service
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
+from hopsplane.devworld.hopsworks_standin import FakeHopsworks
 from hopsplane.usage import repository as usage_repo
 from hopsplane.usage.schemas import NewEvent
 from hopsplane.worker.runner import Worker
 from tests.clusters.ladder import account_with_member, hooks, stopped_workloads
 from tests.factories import Clock, add_cluster, jobs, signup, user
-from tests.fake_hopsworks import FakeHopsworks
 
 
 def _names(db: Database, owner: str, member: str) -> tuple[str, str, int]:

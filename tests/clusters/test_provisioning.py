@@ -12,10 +12,10 @@ from hopsplane.clusters.rules import project_name_for
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
+from hopsplane.devworld.hopsworks_standin import FakeHopsworks
 from hopsplane.integrations.hopsworks import HopsworksClient, namespace_of
 from hopsplane.worker.runner import Worker
 from tests.factories import Clock, add_cluster, jobs, make_user, signup, user
-from tests.fake_hopsworks import FakeHopsworks
 
 hooks = ClusterHooks()
 

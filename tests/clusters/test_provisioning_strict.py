@@ -13,10 +13,10 @@ from hopsplane.clusters.hooks import ClusterHooks
 from hopsplane.clusters.provisioning import SigningKeys
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
+from hopsplane.devworld.hopsworks_standin import PREFIX, FakeHopsworks, _error
 from hopsplane.integrations.hopsworks import HopsworksClient
 from hopsplane.worker.runner import Worker
 from tests.factories import Clock, add_cluster, jobs, make_user, signup, user
-from tests.fake_hopsworks import PREFIX, FakeHopsworks, _error
 
 CREATEAS = ("POST", PREFIX + "/admin/projects/createas")
 

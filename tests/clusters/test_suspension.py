@@ -13,10 +13,10 @@ from hopsplane.clusters.schemas import ClusterUpdate
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.db.models import User
+from hopsplane.devworld.hopsworks_standin import FakeHopsworks
 from hopsplane.worker.runner import Worker
 from tests.clusters.ladder import account_with_member, hooks, stopped_workloads
 from tests.factories import Clock, add_cluster, jobs, make_user, signup, user
-from tests.fake_hopsworks import FakeHopsworks
 
 
 def test_suspension_deactivates_then_stops_and_records_what_ran_and_resumption_restarts_nothing(

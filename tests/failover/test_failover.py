@@ -41,10 +41,10 @@ from hopsplane.billing.tasks import BILLING_TASK
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database, libpq_conninfo
+from hopsplane.devworld.hopsworks_standin import FakeHopsworks
 from hopsplane.usage.rules import token_hash
 from tests.factories import post, session_cookie_for
 from tests.failover.cluster import Cluster
-from tests.fake_hopsworks import FakeHopsworks
 from tests.live_server import free_port, wait_until_ready
 from tests.payments.fakes import TEST_KEY, WEBHOOK_SECRET, StripeFront, sign, stripe_event
 from tests.payments.helpers import paid_session

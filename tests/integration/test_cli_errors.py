@@ -24,6 +24,10 @@ DOWN = "postgresql://hopsplane:secret-password@127.0.0.1:1/hopsplane"
 # Commands that never open the database: they succeed with any URL (`db url` prints the
 # configured connection string, password included: that is what it is for).
 NO_DATABASE = {("secrets", "generate-key"), ("db", "url")}
+# Commands that never use the configured database because they start a throwaway world of
+# their own (an embedded PostgreSQL in a temporary folder) and drive a browser over it: not
+# run here (tests/browser/test_demo_pages.py takes the same walk).
+OWN_WORLD = {("dev", "screenshots")}
 
 
 def _leaves(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -68,7 +72,7 @@ def _arguments(cmd: Any) -> list[str]:
 
 COMMANDS = sorted(
     (path, _arguments(cmd))
-    for path, cmd in _leaves(typer.main.get_command(app))
+    for path, cmd in _leaves(typer.main.get_command(app)) if path not in OWN_WORLD
 )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from hopsplane.devworld.hopsworks_standin import FakeHopsworks
 from hopsplane.integrations.hopsworks import (
     DEFAULT_PROJECT_SERVICES,
     HopsworksClient,
@@ -15,7 +16,6 @@ from hopsplane.integrations.hopsworks import (
 )
 from hopsplane.integrations.hopsworks import client as hopsworks_client
 from hopsplane.integrations.hopsworks.client import OWNER_TOKEN_SECONDS
-from tests.fake_hopsworks import FakeHopsworks
 
 
 @pytest.fixture

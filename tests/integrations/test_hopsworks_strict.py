@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from hopsplane.devworld.hopsworks_standin import PREFIX, FakeHopsworks, _error
 from hopsplane.integrations.hopsworks import (
     HopsworksClient,
     HopsworksMisconfigured,
     HopsworksRejected,
 )
 from hopsplane.integrations.hopsworks.errors import ALREADY_DONE, ProjectNotReady
-from tests.fake_hopsworks import PREFIX, FakeHopsworks, _error
 
 
 @pytest.fixture

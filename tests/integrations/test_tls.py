@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from hopsplane.devworld.hopsworks_standin import FakeHopsworks
 from hopsplane.errors import Invalid
 from hopsplane.integrations.hopsworks import HopsworksClient, HopsworksMisconfigured
 from hopsplane.integrations.prometheus import HttpPrometheusClient, PrometheusError
 from hopsplane.integrations.tls import validate_ca_bundle
-from tests.fake_hopsworks import FakeHopsworks
 from tests.tls_certs import Ca, make_ca, server_context
 
 

@@ -25,10 +25,10 @@ from hopsplane.config import Settings
 from hopsplane.credits import service as credits
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
+from hopsplane.devworld.hopsworks_standin import RUNNING, FakeHopsworks
 from hopsplane.usage import rules
 from hopsplane.worker.runner import Worker
 from tests.factories import add_cluster, post, signup, user
-from tests.fake_hopsworks import RUNNING, FakeHopsworks
 from tests.usage.real_prometheus import counter, linear, serve
 
 STEP = 15  # seconds: the samples' interval (a 15 s scrape) and the clock's step

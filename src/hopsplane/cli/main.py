@@ -14,6 +14,7 @@ from hopsplane.cli import (
     clusters,
     credits,
     db,
+    dev,
     legacy,
     secrets,
     serve,
@@ -31,6 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("serve")(serve.serve)
+app.add_typer(dev.app, name="dev")
 app.add_typer(db.app, name="db")
 app.add_typer(credits.app, name="credits")
 app.add_typer(billing.app, name="billing")

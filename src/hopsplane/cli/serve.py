@@ -25,7 +25,7 @@ def worker_app() -> FastAPI:
     return app_from_environment()
 
 
-def _warn_about_orphans(port: int) -> None:
+def warn_about_orphans(port: int) -> None:
     """Server processes of another port whose `serve` is gone: not in the way of this
     one, but nobody stops them either."""
     others = [w for w in processes.orphaned_workers() if w.port != port]
@@ -80,7 +80,7 @@ def serve(
     problem = processes.port_problem(bind_host, bind_port)
     if problem is not None:
         fail(problem)
-    _warn_about_orphans(bind_port)
+    warn_about_orphans(bind_port)
     url = resolve_database_url(settings)
     if upgrade:
         migrate.upgrade(url)

@@ -20,6 +20,8 @@ from hopsplane.cli.common import (
     transaction,
 )
 from hopsplane.composition import jobs as schedule
+from hopsplane.config import Settings
+from hopsplane.db.engine import Database
 from hopsplane.worker import service
 from hopsplane.worker.runner import Worker
 
@@ -51,14 +53,7 @@ def run(
         bind_sessions(db.sessions, Actor.system("worker"))
         with db.transaction() as session:  # fail fast (a message) on a database it cannot use
             service.counts(session)
-        worker = Worker(
-            db,
-            schedule.handlers(),
-            schedule.periodic_tasks(settings),
-            services=schedule.services(settings, db),
-            poll_interval=settings.worker_poll_interval_seconds,
-            lease_seconds=settings.worker_lease_seconds,
-        )
+        worker = build_worker(settings, db)
         if once:
             worker.tick()
             console.print(f"ran {worker.run_pending()} job(s)")
@@ -66,19 +61,46 @@ def run(
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        threads = [
-            threading.Thread(target=worker.run_forever, args=(stop,), name=f"worker-{i}")
-            for i in range(concurrency)
-        ]
-        threads.append(threading.Thread(target=worker.listen, args=(stop,), name="listen"))
-        for t in threads:
-            t.start()
+        threads = start_job_loop(worker, stop, concurrency)
         console.print(f"worker running ({concurrency} thread(s)); Ctrl-C stops it")
-        while any(t.is_alive() for t in threads):
-            for t in threads:
-                t.join(timeout=0.5)
-            if stop.is_set():
-                worker.wake.set()  # an idle loop sees the stop at once
+        wait_for_job_loop(worker, stop, threads)
+
+
+def build_worker(settings: Settings, db: Database) -> Worker:
+    """A worker of every domain's tasks, as the settings configure it."""
+    return Worker(
+        db,
+        schedule.handlers(),
+        schedule.periodic_tasks(settings),
+        services=schedule.services(settings, db),
+        poll_interval=settings.worker_poll_interval_seconds,
+        lease_seconds=settings.worker_lease_seconds,
+    )
+
+
+def start_job_loop(
+    worker: Worker, stop: threading.Event, concurrency: int
+) -> list[threading.Thread]:
+    """The job loop of `hopsplane worker` (also run by `hopsplane dev`): ``concurrency``
+    threads running due jobs and one listening for new ones, until ``stop`` is set."""
+    threads = [
+        threading.Thread(target=worker.run_forever, args=(stop,), name=f"worker-{i}")
+        for i in range(concurrency)
+    ]
+    threads.append(threading.Thread(target=worker.listen, args=(stop,), name="listen"))
+    for t in threads:
+        t.start()
+    return threads
+
+
+def wait_for_job_loop(worker: Worker, stop: threading.Event,
+                      threads: list[threading.Thread]) -> None:
+    """Until every thread of the loop has ended: after ``stop``, each finishes its job."""
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(timeout=0.5)
+        if stop.is_set():
+            worker.wake.set()  # an idle loop sees the stop at once
 
 
 _STATUS = (

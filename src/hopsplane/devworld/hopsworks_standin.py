@@ -1,5 +1,7 @@
 """A local HTTP server that answers like the Hopsworks REST API (the parts hopsplane uses),
-including the authentication model a real cluster enforces. Paths below are under
+including the authentication model a real cluster enforces: the cluster of `hopsplane dev`
+(registered as an ordinary cluster, keys encrypted as usual) and the strict fake of the
+tests, one and the same. It imports nothing of hopsplane. Paths below are under
 ``hopsworks-api/src/main/java/io/hops/hopsworks/`` of logicalclocks/hopsworks (v3.7.0,
 branch-3.8 and master 2b1cb50ee agree on every rule here unless said otherwise):
 
@@ -99,7 +101,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 PREFIX = "/hopsworks-api/api"
@@ -301,9 +303,12 @@ class FakeHopsworks:
         self.thread.start()
 
     @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"{self.scheme}://{host}:{port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"  # where __init__ binds it
 
     def close(self) -> None:
         self.server.shutdown()
@@ -373,6 +378,34 @@ class FakeHopsworks:
             self.state.projects[project_id]["servings"][sid] = {
                 "id": sid, "name": name, "status": status, "_creator": creator}
             return sid
+
+
+    # -- kept between runs of `hopsplane dev` ----------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The users and projects as JSON-able data (what a real cluster keeps on disk), so
+        that a restarted stand-in still knows the projects the database points at."""
+        with self.state.lock:
+            projects = {str(pid): {**p, "jupyter": sorted(p["jupyter"]),
+                                   "servings": {str(k): v for k, v in p["servings"].items()}}
+                        for pid, p in self.state.projects.items()}
+            return {"users": {str(uid): u for uid, u in self.state.users.items()},
+                    "projects": projects, "last_project_id": self.state.last_project_id}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """What :meth:`snapshot` gave, back in place (projects left ONGOING by a stop in the
+        middle of a creation are finished, as Hopsworks' own restart does not: good enough
+        for a development stand-in)."""
+        with self.state.lock:
+            self.state.users = {int(uid): u for uid, u in data.get("users", {}).items()}
+            self.state.projects = {
+                int(pid): {**p, "jupyter": set(p.get("jupyter", ())),
+                           "servings": {int(k): v for k, v in p.get("servings", {}).items()}}
+                for pid, p in data.get("projects", {}).items()}
+            self.state.last_project_id = int(data.get("last_project_id", 100))
+            for pid, project in self.state.projects.items():
+                if project.get("creationStatus") != "DONE":
+                    self.state.finish_creation(pid)
 
 
 UI_SIGNING_KEY = "hopsworks-ui"
@@ -454,7 +487,7 @@ class _Handler(BaseHTTPRequestHandler):
             refused = self.state.refuse.get(f"{method} {route}")
             status, answer = refused or self._route(method, route, query, body, principal)
             if status == 0:  # a creation held in its ONGOING phase: wait outside the lock
-                held, pid = self.state.hold, int(answer)
+                held, pid = self.state.hold, int(cast(int, answer))
                 self.state.held += 1
             else:
                 if status < 300 and self.state.outage_after == f"{method} {path}":
@@ -531,7 +564,8 @@ class _Handler(BaseHTTPRequestHandler):
             if q.get("accountType") != "M_ACCOUNT_TYPE" or not q.get("email"):
                 return 400, _error(160014, "Invalid account type or email")
             if s.user_by_email(q["email"]):
-                return 409, _error(160003, "There is an existing account associated with this email")
+                return 409, _error(160003,
+                                   "There is an existing account associated with this email")
             asked = int(q.get("maxNumProjects") or 0)  # 0: the default (:305)
             user = s.add_user(q["email"], q.get("givenName"), q.get("surname"),
                               q.get("status", "TEMP_PASSWORD"),
@@ -558,13 +592,13 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, {"items": page, "count": len(users)}
         m = re.fullmatch(r"/admin/users/(\d+)", path)
         if method == "PUT" and m:
-            user = s.users.get(int(m.group(1)))
-            if user is None:
+            target = s.users.get(int(m.group(1)))
+            if target is None:
                 return 404, _error(160002, "User not found")
-            user["status"] = (body or {}).get("status", user["status"])
+            target["status"] = (body or {}).get("status", target["status"])
             if (body or {}).get("maxNumProjects") is not None:  # UserProfileBuilder:190-192
-                user["maxNumProjects"] = int(body["maxNumProjects"])
-            return 200, user
+                target["maxNumProjects"] = int(body["maxNumProjects"])
+            return 200, target
         if method == "POST" and path == "/admin/projects/createas":
             return self._createas(body or {})
         m = re.fullmatch(r"/project/(\d+)", path)
