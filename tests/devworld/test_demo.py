@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from hopsplane.billing.rules import today_utc
 from hopsplane.composition import jobs as schedule
-from hopsplane.composition.hooks import build_hooks
+from hopsplane.composition.hooks import build_account_hooks
 from hopsplane.config import Settings
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
@@ -48,7 +48,7 @@ def test_the_demo_fills_every_page_once_and_the_standin_provisions_it(
     try:
         with fresh_db.transaction() as s:
             cluster = world.register_standin(s, box, standin)
-        hooks = build_hooks(settings)
+        hooks = build_account_hooks(settings)
         today = today_utc()  # both fills end on one day, even across midnight
         yesterday = today - timedelta(days=1)
         account = demo.fill(fresh_db, settings, hooks, today=yesterday)

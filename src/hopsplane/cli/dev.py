@@ -88,7 +88,7 @@ def _run_world(settings: Settings, host: str, port: int, *, demo: bool,
     from hopsplane.api.app import create_app
     from hopsplane.api.protocol import uvicorn_options
     from hopsplane.cli.worker import build_worker, start_job_loop, wait_for_job_loop
-    from hopsplane.composition.hooks import build_hooks
+    from hopsplane.composition.hooks import build_account_hooks
     from hopsplane.crypto import SecretBox
     from hopsplane.db import migrate
     from hopsplane.db.engine import Database, resolve_database_url
@@ -111,7 +111,7 @@ def _run_world(settings: Settings, host: str, port: int, *, demo: bool,
         account = None
         if demo:
             with console.status("filling the demo account...") as status:
-                account = demo_data.fill(database, settings, build_hooks(settings),
+                account = demo_data.fill(database, settings, build_account_hooks(settings),
                                          lambda step: status.update(f"demo: {step}..."))
         worker = build_worker(settings, database)
         threads = start_job_loop(worker, stop, 1)
