@@ -56,8 +56,9 @@ def test_the_hooks_every_edge_builds_watch_balances() -> None:
     from hopsplane.composition.jobs import handlers
     from hopsplane.config import Settings
     from hopsplane.hooks import BalanceWatch
+    from hopsplane.notices import service as notices
     from hopsplane.payments.autotopup import service as autotopup
 
     assert isinstance(build_hooks(Settings(_env_file=None)), BalanceWatch)  # type: ignore[call-arg]
-    assert {autotopup.CHARGE_TASK, autotopup.NOTICE_TASK, autotopup.FAILED_TASK} <= set(
+    assert {autotopup.CHARGE_TASK, notices.SEND_TASK, autotopup.FAILED_TASK} <= set(
         handlers())

@@ -11,9 +11,10 @@ and knows no domain.
 
 Registered: Hopsworks provisioning (retried jobs) and cluster reconciliation (clusters),
 usage collection from every cluster's Prometheus (usage), the billing run (billing), auto
-top-up charges and their notices (payments), the pruning of ended browser sessions
-(sessions) and of finished jobs (the queue itself), the expiry of promotional credit and
-its 7-day notices (credits).
+top-up charges (payments), the notice of every account event (notices), the pruning of
+ended browser sessions (sessions) and of finished jobs (the queue itself), the expiry of
+promotional credit and the announcement of a suspension that its posting could not
+announce (credits).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.hopsworks import build_client_factory
 from hopsplane.integrations.prometheus import PrometheusQuery, build_prometheus_client
 from hopsplane.integrations.stripe import build_stripe
+from hopsplane.notices import service as notices
 from hopsplane.payments import tasks as payment_tasks
 from hopsplane.sessions import tasks as session_tasks
 from hopsplane.usage import tasks as usage_tasks
@@ -45,6 +47,7 @@ def tasks() -> tuple[Task, ...]:
     declared = (
         *queue.TASKS, *provisioning.TASKS, *enforcement.TASKS, *usage_tasks.TASKS,
         *billing_tasks.TASKS, *session_tasks.TASKS, *credits_tasks.TASKS, *payment_tasks.TASKS,
+        *notices.TASKS,
     )
     names = [t.name for t in declared]
     duplicated = sorted({n for n in names if names.count(n) > 1})

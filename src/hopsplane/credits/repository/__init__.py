@@ -6,7 +6,6 @@ working: every function is re-exported here.
 - :mod:`.standing`: suspended or not, the announced low-balance level
 - :mod:`.reads`: entries, balances, history, the chain check
 - :mod:`.lots`: the draw-down (lots, draws, checkpoints), expiring grants
-- :mod:`.outbox`: the balance events' outbox
 - :mod:`.connection`: the psycopg connection under a session
 """
 
@@ -23,12 +22,6 @@ from hopsplane.credits.repository.lots import (
     open_part,
     promotional,
     record_expiring,
-)
-from hopsplane.credits.repository.outbox import (
-    claim_events,
-    mark_events_dispatched,
-    take_events,
-    unmark_events,
 )
 from hopsplane.credits.repository.postings import (
     DRAW_BACKLOG,
@@ -71,7 +64,6 @@ __all__ = [
     "catch_up",
     "catch_up_grants",
     "chain_breaks",
-    "claim_events",
     "db_now",
     "draw_breaks",
     "draws_of",
@@ -86,7 +78,6 @@ __all__ = [
     "ledger_size",
     "list_entries",
     "lock_accounts",
-    "mark_events_dispatched",
     "open_part",
     "owner_and_lock",
     "owners_among",
@@ -98,6 +89,4 @@ __all__ = [
     "standing",
     "standing_of",
     "stripe_purchases",
-    "take_events",
-    "unmark_events",
 ]

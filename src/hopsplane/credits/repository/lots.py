@@ -122,13 +122,15 @@ def open_part(session: Session, entry_id: uuid.UUID) -> Decimal:
     return Decimal("0.00") if value is None else Decimal(value)
 
 
-# Only accounts drawn up to their head: a notice states what is left exactly.
+# Only accounts drawn up to their head: a notice states what is left exactly. Published
+# through hopsplane.publish_event (revision 0025), keyed by the grant's entry.
 _RECORD_EXPIRING = text(
     """
-    INSERT INTO hopsplane.balance_events AS e (
-        account_owner_id, kind, threshold, balance, ledger_seq, amount, expires_at)
-    SELECT l.account_owner_id, 'credits_expiring', NULL, h.balance, l.seq, o.open,
-           l.expires_at
+    SELECT count(hopsplane.publish_event(
+        'credits_expiring', l.account_owner_id,
+        'credits_expiring:' || l.account_owner_id || ':' || l.seq,
+        jsonb_build_object('amount', CAST(o.open AS text), 'expires_at', l.expires_at,
+                           'balance', CAST(h.balance AS text), 'ledger_seq', l.seq)))
     FROM credits_ledger l
     JOIN hopsplane.credit_lots o ON o.entry_id = l.id
     JOIN hopsplane.credit_checkpoints c ON c.account_owner_id = l.account_owner_id
@@ -137,17 +139,16 @@ _RECORD_EXPIRING = text(
                         ORDER BY h.seq DESC LIMIT 1) AS h
     WHERE l.expires_at IS NOT NULL AND l.expires_at > :now AND l.expires_at <= :until
       AND o.open > 0 AND h.seq = c.seq
-    ON CONFLICT (account_owner_id, ledger_seq, kind) DO NOTHING
-    RETURNING e.id
     """
 )
 
 
 def record_expiring(session: Session, now: datetime, until: datetime) -> int:
-    """One ``credits_expiring`` balance event per grant that expires in (now, until] with
-    something left; the event's ``ledger_seq`` is the grant's, so a grant is announced
-    once whatever the number of runs (the unique key of balance_events)."""
-    return len(session.execute(_RECORD_EXPIRING, {"now": now, "until": until}).all())
+    """Publish one ``credits_expiring`` event per grant that expires in (now, until] with
+    something left; its key names the grant's entry, so a grant is announced once
+    whatever the number of runs (the queue holds one job per key). Returns how many were
+    new."""
+    return int(session.execute(_RECORD_EXPIRING, {"now": now, "until": until}).scalar_one())
 
 
 def promotional(session: Session, account_id: str, now: datetime) -> list[tuple[Decimal, datetime]]:

@@ -13,13 +13,15 @@ from hopsplane.credits.repository.connection import _psycopg_style
 from hopsplane.credits.schemas import BalanceEvent
 
 # After postings: bring each account's standing up to date with its head balance, and
-# record what changed (in the same statement, from the standing read before the update).
+# publish what changed (in the same statement, from the standing read before the update).
 # Level = the lowest threshold the balance is at or under; a notice is due when the level
 # drops below the announced one, and a "recovered" notice when an announced level clears
 # (the balance is back above every threshold; the announced level is set only by a
-# low-balance notice, so a recovery always follows one). Suspensions and resumptions are
-# stored as dispatched (:announced) when the caller announces them through the hooks in
-# this transaction.
+# low-balance notice, so a recovery always follows one). Every change is published
+# through hopsplane.publish_event (revision 0025: the notice job, keyed by kind, account
+# and entry, so it is queued once). A suspension or resumption the caller does not
+# announce through the hooks in this transaction (:announced false) gets a
+# credits.announce_standing job that announces it.
 # The caller holds the accounts' advisory locks.
 _APPLY_STANDING = text(
     """
@@ -38,8 +40,7 @@ _APPLY_STANDING = text(
                s.account_owner_id IS NOT NULL AS known,
                h.balance <= 0 AS now_suspended,
                (SELECT min(t) FROM unnest(CAST(:thresholds AS numeric[])) AS t
-                WHERE h.balance <= t) AS new_level,
-               CASE WHEN CAST(:announced AS boolean) THEN now() END AS announced_at
+                WHERE h.balance <= t) AS new_level
         FROM heads h
         LEFT JOIN hopsplane.account_standing s ON s.account_owner_id = h.account
     ),
@@ -52,23 +53,37 @@ _APPLY_STANDING = text(
         ON CONFLICT (account_owner_id) DO UPDATE
         SET suspended = excluded.suspended, notice_threshold = excluded.notice_threshold,
             ledger_seq = excluded.ledger_seq, changed_at = excluded.changed_at
+    ),
+    changes AS (
+        SELECT account, 'low_balance' AS kind, new_level AS threshold, balance, seq
+        FROM computed
+        WHERE new_level IS NOT NULL AND (old_level IS NULL OR new_level < old_level)
+        UNION ALL
+        SELECT account, 'suspended', NULL, balance, seq FROM computed
+        WHERE now_suspended AND NOT was_suspended
+        UNION ALL
+        SELECT account, 'resumed', NULL, balance, seq FROM computed
+        WHERE was_suspended AND NOT now_suspended
+        UNION ALL  -- back above every threshold after a low-balance notice
+        SELECT account, 'recovered',
+               (SELECT max(t) FROM unnest(CAST(:thresholds AS numeric[])) AS t),
+               balance, seq FROM computed
+        WHERE old_level IS NOT NULL AND new_level IS NULL
     )
-    INSERT INTO hopsplane.balance_events AS e (
-        account_owner_id, kind, threshold, balance, ledger_seq, dispatched_at)
-    SELECT account, 'low_balance', new_level, balance, seq, NULL::timestamptz FROM computed
-    WHERE new_level IS NOT NULL AND (old_level IS NULL OR new_level < old_level)
-    UNION ALL
-    SELECT account, 'suspended', NULL, balance, seq, announced_at FROM computed
-    WHERE now_suspended AND NOT was_suspended
-    UNION ALL
-    SELECT account, 'resumed', NULL, balance, seq, announced_at FROM computed
-    WHERE was_suspended AND NOT now_suspended
-    UNION ALL  -- back above every threshold after a low-balance notice (issue 15)
-    SELECT account, 'recovered', (SELECT max(t) FROM unnest(CAST(:thresholds AS numeric[])) AS t),
-           balance, seq, NULL::timestamptz FROM computed
-    WHERE old_level IS NOT NULL AND new_level IS NULL
-    ON CONFLICT (account_owner_id, ledger_seq, kind) DO NOTHING
-    RETURNING e.id, e.account_owner_id, e.kind, e.threshold, e.balance, e.ledger_seq
+    SELECT hopsplane.publish_event(
+               c.kind, c.account, c.kind || ':' || c.account || ':' || c.seq,
+               jsonb_strip_nulls(jsonb_build_object(
+                   'threshold', CAST(c.threshold AS text), 'balance', CAST(c.balance AS text),
+                   'ledger_seq', c.seq))) AS id,
+           c.account AS account_owner_id, c.kind, c.threshold, c.balance, c.seq AS ledger_seq,
+           CASE WHEN c.kind IN ('suspended', 'resumed') AND NOT CAST(:announced AS boolean)
+                THEN hopsplane.enqueue_job(
+                    'credits.announce_standing',
+                    jsonb_build_object('account', c.account, 'kind', c.kind,
+                                       'ledger_seq', c.seq),
+                    'standing:' || c.kind || ':' || c.account || ':' || c.seq)
+           END AS announce_job
+    FROM changes c
     """
 )
 

@@ -17,8 +17,6 @@ from hopsplane.db.models.base import (
 )
 from hopsplane.db.models.billing import (
     AccountStanding,
-    BalanceEvent,
-    BudgetNotice,
     MemberBudget,
     PriceOverride,
 )
@@ -49,7 +47,7 @@ __all__ = [
     "AUTO_TOPUP_ACTIVE", "BALANCE", "CORE_TABLES", "MACHINERY_SCHEMA", "MONEY",
     "ORGANIZATION_TABLES", "PRICE", "PUBLIC_TABLES", "TOPUP_MONEY", "UNITS",
     "AccountCluster", "AccountStanding", "AutoTopup", "AutoTopupAttempt", "AutoTopupConsent",
-    "BalanceEvent", "Base", "BudgetNotice", "CreditCheckpoint", "CreditDraw", "CreditLot",
+    "Base", "CreditCheckpoint", "CreditDraw", "CreditLot",
     "HopsworksCluster", "HopsworksSigningKey", "Job", "LedgerEntry", "MemberBudget",
     "Organization", "OrganizationMember", "PriceOverride", "PurchaseReceipt",
     "RateLimitCounter", "StoppedWorkload", "StripeEvent", "TeamInvite", "UsageEvent",

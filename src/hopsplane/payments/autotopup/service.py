@@ -46,7 +46,6 @@ import structlog
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
-from hopsplane.accounts import service as accounts
 from hopsplane.config import Settings
 from hopsplane.credits import service as credits
 from hopsplane.credits.schemas import BalancePolicy
@@ -60,6 +59,8 @@ from hopsplane.integrations.stripe.types import (
     StripeConfig,
     StripeGateway,
 )
+from hopsplane.notices import service as notices
+from hopsplane.notices.schemas import AccountEvent
 from hopsplane.payments import repository as payments_repo
 from hopsplane.payments import rules as payment_rules
 from hopsplane.payments import service as payments
@@ -92,7 +93,6 @@ ATTEMPT_METADATA_KEY = "hopsplane_auto_topup"
 """Metadata naming the attempt on its PaymentIntents and completion Checkout Sessions."""
 
 CHARGE_TASK = "payments.auto_topup_charge"
-NOTICE_TASK = "payments.auto_topup_notice"
 FAILED_TASK = "payments.auto_topup_failed"
 NOTICE_KINDS = ("succeeded", "failed", "paused", "action_required")
 
@@ -271,12 +271,14 @@ def _enqueue_charge(session: Session, attempt_id: uuid.UUID, account: str, at: d
 
 def _notify(session: Session, attempt_id: uuid.UUID, account: str, kind: str, try_no: int,
             detail: str | None = None) -> None:
-    """Queue the owner's notice of one event, once (the job's key names the event)."""
-    queue.enqueue(
-        session, NOTICE_TASK,
-        {"account": account, "attempt_id": str(attempt_id), "kind": kind, "detail": detail},
-        idempotency_key=f"auto-topup:notice:{attempt_id}:{kind}:{try_no}",
-    )
+    """Publish one auto top-up event (its notice is a queued job), once: the key names the
+    attempt, the event and the try."""
+    attempt = repo.attempt(session, attempt_id)
+    notices.publish(session, AccountEvent(
+        "auto_topup", account, f"auto_topup:{attempt_id}:{kind}:{try_no}",
+        {"event": kind, "attempt_id": attempt_id, "detail": detail,
+         "amount": attempt["amount"] if attempt is not None else None},
+    ))
 
 
 # --- deciding and recording a charge -----------------------------------------------------
@@ -561,9 +563,3 @@ def view(session: Session, account: str, limits: Limits,
 
 def attempts(session: Session, account: str, limit: int = 50) -> list[AttemptOut]:
     return [AttemptOut.model_validate(dict(a)) for a in repo.attempts(session, account, limit)]
-
-
-def notice_context(session: Session, account: str, attempt_id: uuid.UUID
-                   ) -> tuple[str, RowMapping | None]:
-    """The owner's email and the attempt, for a notice."""
-    return accounts.get_user(session, account).email, repo.attempt(session, attempt_id)
