@@ -28,6 +28,7 @@ from hopsplane.api.routers import (
     payments,
     team,
     usage,
+    webhooks,
 )
 from hopsplane.api.serving import OPERATIONS_PATHS, Admission, ServingMiddleware
 from hopsplane.composition.hooks import build_hooks as build_account_hooks
@@ -138,6 +139,7 @@ def create_app(
     app.include_router(admin_users.router)
     app.include_router(usage.router)
     app.include_router(organizations.router)
+    app.include_router(webhooks.router)
     for console_router in CONSOLE_ROUTERS:
         app.include_router(console_router)
     install_docs(app)

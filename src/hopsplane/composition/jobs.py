@@ -35,10 +35,12 @@ from hopsplane.integrations.email import build_mailer
 from hopsplane.integrations.hopsworks import build_client_factory
 from hopsplane.integrations.prometheus import PrometheusQuery, build_prometheus_client
 from hopsplane.integrations.stripe import build_stripe
+from hopsplane.integrations.webhooks import HttpSender
 from hopsplane.notices import service as notices
 from hopsplane.payments import tasks as payment_tasks
 from hopsplane.sessions import tasks as session_tasks
 from hopsplane.usage import tasks as usage_tasks
+from hopsplane.webhooks import tasks as webhook_tasks
 from hopsplane.worker import service as queue
 from hopsplane.worker.schemas import Handler, PeriodicTask, Task
 
@@ -47,7 +49,7 @@ def tasks() -> tuple[Task, ...]:
     declared = (
         *queue.TASKS, *provisioning.TASKS, *enforcement.TASKS, *usage_tasks.TASKS,
         *billing_tasks.TASKS, *session_tasks.TASKS, *credits_tasks.TASKS, *payment_tasks.TASKS,
-        *notices.TASKS,
+        *notices.TASKS, *webhook_tasks.TASKS,
     )
     names = [t.name for t in declared]
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -80,6 +82,8 @@ def services(settings: Settings, database: Database) -> dict[str, Any]:
         "hooks": build_hooks(settings),
         "mailer": build_mailer(settings),
         "stripe": build_stripe(settings),
+        # outbound webhooks: http:// only in development, addresses checked at send time
+        "webhook_sender": HttpSender(allow_http=settings.environment == "development"),
         # a usage collection that changed accounts' usage queues their billing at once
         "usage_changed": billing_tasks.enqueue_account_billing,
     }

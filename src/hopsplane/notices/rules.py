@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from hopsplane.integrations.email import Email
 from hopsplane.integrations.email.templates import render
@@ -95,6 +96,11 @@ def _account_notice(event: AccountEvent, to: str, base: str, currency: str) -> E
             kind=kind, amount=p["amount"], currency=currency, detail=p.get("detail"),
             link=f"{base}/console/auto-topup" if base else None,
         )
+    if event.kind == "webhook_disabled":
+        return render("webhook_disabled", to=to,
+                      subject="hopsplane: a webhook endpoint kept failing and was disabled",
+                      host=urlsplit(str(p["url"])).hostname or "?", error=p.get("error"),
+                      link=f"{base}/console/webhooks" if base else None)
     if event.kind in ("dispute_opened", "dispute_won"):
         opened = event.kind == "dispute_opened"
         subject = (f"hopsplane: a payment of ${p['amount']} is disputed" if opened

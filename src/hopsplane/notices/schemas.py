@@ -18,6 +18,7 @@ KINDS = frozenset({
                          # amount, detail
     "dispute_opened",    # dispute_id, amount, payment_intent
     "dispute_won",       # dispute_id, amount, payment_intent
+    "webhook_disabled",  # endpoint_id, url, error: it kept failing and was turned off
 })
 
 

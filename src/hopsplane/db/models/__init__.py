@@ -41,6 +41,7 @@ from hopsplane.db.models.ratelimits import RateLimitCounter
 from hopsplane.db.models.sessions import WebSession
 from hopsplane.db.models.teams import TeamInvite
 from hopsplane.db.models.usage import UsageEvent, UsageIngestToken, UsageTracking
+from hopsplane.db.models.webhooks import WebhookDelivery, WebhookEndpoint
 from hopsplane.db.models.worker import Job
 
 __all__ = [
@@ -51,5 +52,6 @@ __all__ = [
     "HopsworksCluster", "HopsworksSigningKey", "Job", "LedgerEntry", "MemberBudget",
     "Organization", "OrganizationMember", "PriceOverride", "PurchaseReceipt",
     "RateLimitCounter", "StoppedWorkload", "StripeEvent", "TeamInvite", "UsageEvent",
-    "UsageIngestToken", "UsageTracking", "User", "WebSession",
+    "UsageIngestToken", "UsageTracking", "User", "WebSession", "WebhookDelivery",
+    "WebhookEndpoint",
 ]
