@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import ssl
 import threading
 import uuid
@@ -31,7 +32,7 @@ from hopsplane.webhooks import tasks as webhook_tasks
 from hopsplane.webhooks.schemas import EndpointIn
 from hopsplane.worker import service as queue
 from hopsplane.worker.schemas import JobContext
-from tests.apps import Api
+from tests.apps import Api, csrf_of
 from tests.factories import TEST_ENCRYPTION_KEY, make_user, notice_jobs, post
 from tests.tls_certs import Ca, make_ca, server_context
 
@@ -319,3 +320,22 @@ def test_the_tls_name_is_checked_against_the_url_host(
     with pytest.raises(Unavailable, match=r"SSL|certificate"):
         sender.post(f"https://other.test:{consumer.port}/hook", {}, b"{}")
     assert isinstance(sender.context, ssl.SSLContext)
+
+
+def test_the_console_page_adds_an_endpoint_and_shows_its_secret_once(web: Api) -> None:
+    owner, headers = web.new_user()
+    page = web.client.get("/console/webhooks", headers=headers)
+    assert page.status_code == 200 and "Add an endpoint" in page.text
+    token = csrf_of(page.text)
+    added = web.client.post("/console/webhooks", data={
+        "csrf": token, "url": "https://hooks.example.com/in", "description": "pager",
+        "type:low_balance": "1", "type:dispute_opened": "1"}, headers=headers)
+    assert added.status_code == 201, added.text
+    [secret] = re.findall(r"whsec_[A-Za-z0-9+/=]+", added.text)
+    again = web.client.get("/console/webhooks", headers=headers)
+    assert "hooks.example.com/in" in again.text and secret not in again.text
+    refused = web.client.post("/console/webhooks", data={
+        "csrf": token, "url": "https://169.254.169.254/latest", "type:low_balance": "1"},
+        headers=headers)
+    assert refused.status_code == 422 and "role=\"alert\"" in refused.text
+    assert owner

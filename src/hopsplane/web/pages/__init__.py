@@ -1,7 +1,8 @@
 """The console's pages, one module per audience: the customer's own account, the team,
-organizations, auto top-up, and platform admins. Each module has its ``router``; what they
+organizations, auto top-up, webhooks, and platform admins. Each module has its ``router``; what they
 share (rendering, notices, the savepoint around a form) is :mod:`hopsplane.web.rendering`."""
 
-from hopsplane.web.pages import account, admin, auto_topup, organizations, team
+from hopsplane.web.pages import account, admin, auto_topup, organizations, team, webhooks
 
-ROUTERS = (account.router, team.router, organizations.router, auto_topup.router, admin.router)
+ROUTERS = (account.router, team.router, organizations.router, auto_topup.router,
+           webhooks.router, admin.router)
