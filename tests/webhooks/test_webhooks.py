@@ -339,3 +339,22 @@ def test_the_console_page_adds_an_endpoint_and_shows_its_secret_once(web: Api) -
         headers=headers)
     assert refused.status_code == 422 and "role=\"alert\"" in refused.text
     assert owner
+
+
+def test_team_changes_are_delivered_to_endpoints_that_want_them(
+    fresh_db: Database, box: SecretBox, ca: Ca, consumer: Consumer,
+) -> None:
+    from hopsplane.teams import service as teams
+    from tests.factories import RecordingHooks
+
+    with fresh_db.transaction() as s:
+        owner = make_user(s)
+        member = make_user(s, owner=owner)
+    _endpoint(fresh_db, box, owner, consumer.url, ["member_left"])
+    with fresh_db.transaction() as s:
+        teams.remove_member(s, RecordingHooks(), owner, member)
+    _work(fresh_db, box, _sender(ca))
+    [(headers, body)] = consumer.requests
+    event = json.loads(body)
+    assert event["type"] == "member_left" and event["data"]["member_id"] == member
+    assert event["data"]["account_id"] == owner

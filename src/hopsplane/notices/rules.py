@@ -14,8 +14,10 @@ from hopsplane.integrations.email.templates import render
 from hopsplane.notices.schemas import AccountEvent, Person
 
 # Kinds nobody is emailed about: a suspension is told by the low-balance notice at $0,
-# a resumption needs no email (the recovery notice follows a top-up above the thresholds).
-SILENT = frozenset({"suspended", "resumed"})
+# a resumption needs no email (the recovery notice follows a top-up above the thresholds),
+# a top-up shows its receipt on the success page, people see their team.
+SILENT = frozenset({"suspended", "resumed", "topup_succeeded", "member_joined",
+                    "member_left"})  # (the last three are for webhooks)
 
 AUTO_TOPUP_SUBJECTS = {
     "succeeded": "hopsplane: auto top-up of {amount} {currency} succeeded",

@@ -19,6 +19,9 @@ KINDS = frozenset({
     "dispute_opened",    # dispute_id, amount, payment_intent
     "dispute_won",       # dispute_id, amount, payment_intent
     "webhook_disabled",  # endpoint_id, url, error: it kept failing and was turned off
+    "topup_succeeded",   # amount, payment_intent, ledger_seq: a Stripe top-up credited
+    "member_joined",     # member_id: accepted an invite
+    "member_left",       # member_id: removed from the team (owns an empty account now)
 })
 
 

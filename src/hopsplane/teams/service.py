@@ -24,6 +24,8 @@ from hopsplane.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from hopsplane.hooks import AccountHooks
 from hopsplane.integrations.email import Mailer
 from hopsplane.integrations.email.templates import render
+from hopsplane.notices import service as notices
+from hopsplane.notices.schemas import AccountEvent
 from hopsplane.teams import repository as repo
 from hopsplane.teams.rules import (
     accept_link,
@@ -189,6 +191,9 @@ def accept_invite(
         ) from exc
     repo.mark_accepted(session, invite, user_id)
     hooks.member_joined(session, user_id, owner_id)
+    notices.publish(session, AccountEvent(
+        "member_joined", owner_id, f"member_joined:{owner_id}:{user_id}:{invite.id}",
+        {"member_id": user_id}))
     return Membership(account_owner_id=owner_id, member_id=user_id, invite_id=invite.id)
 
 
@@ -206,6 +211,9 @@ def remove_member(
     repo.release_member(session, member)
     hooks.member_removed(session, member_id, owner_id)
     hooks.account_created(session, member_id)
+    notices.publish(session, AccountEvent(  # a removal happens once: it refuses a non-member
+        "member_left", owner_id, f"member_left:{owner_id}:{member_id}:{uuid.uuid4()}",
+        {"member_id": member_id}))
     return member_out(member)
 
 

@@ -15,7 +15,8 @@ from hopsplane.errors import Invalid
 EVENT_TYPES = (
     "low_balance", "recovered", "suspended", "resumed", "credits_expiring",
     "budget_reached", "auto_topup.succeeded", "auto_topup.failed", "auto_topup.paused",
-    "auto_topup.action_required", "dispute_opened", "dispute_won",
+    "auto_topup.action_required", "dispute_opened", "dispute_won", "topup_succeeded",
+    "member_joined", "member_left",
 )
 MAX_ENDPOINTS = 10  # per account
 MAX_DESCRIPTION = 200
