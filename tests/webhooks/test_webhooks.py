@@ -250,6 +250,7 @@ def test_the_resolved_address_is_checked_at_send_time(
     "https://[::1]/hook", "https://10.0.0.8/hook", "https://192.168.1.1/hook",
     "https://100.64.0.1/hook", "https://[::ffff:127.0.0.1]/hook", "https://localhost/hook",
     "https://user:pw@example.com/hook", "ftp://example.com/x", "https:///nohost",
+    "https://example.com/a\x00b", "https://example.com/a b", "https://0.0.0.0/",
 ])
 def test_urls_a_webhook_may_never_be_registered_for(url: str) -> None:
     with pytest.raises(Invalid):
@@ -354,7 +355,7 @@ def test_team_changes_are_delivered_to_endpoints_that_want_them(
     with fresh_db.transaction() as s:
         teams.remove_member(s, RecordingHooks(), owner, member)
     _work(fresh_db, box, _sender(ca))
-    [(headers, body)] = consumer.requests
+    [(_headers, body)] = consumer.requests
     event = json.loads(body)
     assert event["type"] == "member_left" and event["data"]["member_id"] == member
     assert event["data"]["account_id"] == owner

@@ -61,6 +61,8 @@ def check_url(url: str, *, allow_http: bool) -> tuple[str, str, int, str]:
     literal is checked here too; a name is checked on every send."""
     if len(url) > 2048:
         raise Invalid("the URL is longer than 2048 characters")
+    if not url.isprintable() or any(c.isspace() for c in url):
+        raise Invalid("the URL must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
