@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Literal, get_args
 
 from standardwebhooks.webhooks import Webhook
 
@@ -12,12 +14,13 @@ from hopsplane.errors import Invalid
 
 # The types an endpoint may subscribe to (the account events of hopsplane.notices; an auto
 # top-up event is typed by what happened). ``webhook_disabled`` is told by email only.
-EVENT_TYPES = (
+EventType = Literal[
     "low_balance", "recovered", "suspended", "resumed", "credits_expiring",
     "budget_reached", "auto_topup.succeeded", "auto_topup.failed", "auto_topup.paused",
     "auto_topup.action_required", "dispute_opened", "dispute_won", "topup_succeeded",
     "member_joined", "member_left",
-)
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 MAX_ENDPOINTS = 10  # per account
 MAX_DESCRIPTION = 200
 ROTATION_OVERLAP = timedelta(hours=24)  # the previous secret still signs for this long
@@ -27,7 +30,7 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 USER_AGENT = "hopsplane-webhooks/1"
 
 
-def event_types(wanted: list[str]) -> list[str]:
+def event_types(wanted: Sequence[str]) -> list[str]:
     """The subscribed types, deduplicated and sorted; Invalid names what is unknown."""
     if not wanted:
         raise Invalid("subscribe to at least one event type: " + ", ".join(EVENT_TYPES))

@@ -7,12 +7,16 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hopsplane.webhooks.rules import EventType
+
 
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2048, description="https URL (http only in development).")
-    event_types: list[str] = Field(min_length=1, max_length=20)
+    url: str = Field(max_length=2048, pattern=r"^https?://\S+$",
+                     description="https URL (http only in development); never a loopback, "
+                     "private, link-local or metadata address.")
+    event_types: list[EventType] = Field(min_length=1, max_length=20)
     description: str = Field(default="", max_length=200)
 
 
