@@ -359,3 +359,25 @@ def test_team_changes_are_delivered_to_endpoints_that_want_them(
     event = json.loads(body)
     assert event["type"] == "member_left" and event["data"]["member_id"] == member
     assert event["data"]["account_id"] == owner
+
+
+def test_one_event_published_by_two_transactions_is_one_delivery_per_endpoint(
+    fresh_db: Database, box: SecretBox, ca: Ca, consumer: Consumer,
+) -> None:
+    from hopsplane.notices.schemas import AccountEvent
+
+    with fresh_db.transaction() as s:
+        a = make_user(s)
+    _endpoint(fresh_db, box, a, consumer.url, ["member_joined"])
+    _endpoint(fresh_db, box, a, consumer.url + "&second=1", ["member_joined"])
+    event = AccountEvent("member_joined", a, f"member_joined:{a}:x", {"member_id": "m"})
+    for _ in range(2):  # a retried cause
+        with fresh_db.transaction() as s:
+            notices.publish(s, event)
+    assert len(_deliveries(fresh_db)) == 2  # one per endpoint
+    _work(fresh_db, box, _sender(ca))
+    assert len(consumer.requests) == 2
+    assert len({h["webhook-id"] for h, _ in consumer.requests}) == 1  # one event, one id
+    with fresh_db.transaction() as s:  # a month later the log forgets finished ones
+        assert webhooks.prune(s, datetime.now(UTC) + timedelta(days=31)) == 2
+    assert _deliveries(fresh_db) == []

@@ -133,6 +133,13 @@ def record(session: Session, delivery_id: uuid.UUID, status: str, response_statu
             {"id": delivery_id})
 
 
+def delete_finished(session: Session, before: datetime) -> int:
+    result = session.execute(text(
+        "DELETE FROM hopsplane.webhook_deliveries WHERE status <> 'pending' "
+        "AND created_at < :before"), {"before": before})
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def reopen(session: Session, delivery_id: uuid.UUID) -> None:
     session.execute(text(
         "UPDATE hopsplane.webhook_deliveries SET status = 'pending' WHERE id = :id"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -40,6 +40,7 @@ log = structlog.get_logger(__name__)
 
 DELIVER_TASK = "webhooks.deliver"
 RECENT_DELIVERIES = 50
+KEEP_DELIVERIES = timedelta(days=30)
 
 
 def create_endpoint(session: Session, box: SecretBox, account: str, body: EndpointIn, *,
@@ -154,6 +155,11 @@ def deliver(database: Database, box: SecretBox, sender: WebhookSender,
     if not final:
         raise Unavailable(f"webhook delivery {delivery_id} failed: {error}; retrying")
     return status
+
+
+def prune(session: Session, now: datetime) -> int:
+    """Delete finished deliveries older than :data:`KEEP_DELIVERIES`; returns how many."""
+    return repo.delete_finished(session, now - KEEP_DELIVERIES)
 
 
 def _maybe_disable(session: Session, row: RowMapping, why: str) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from hopsplane.webhooks import service
 from hopsplane.worker.schemas import JobContext, Task
+
+PRUNE_TASK = "webhooks.prune"
 
 
 def deliver_job(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
@@ -19,4 +22,13 @@ def deliver_job(session: Session, args: dict[str, Any], ctx: JobContext) -> None
                     now=ctx.clock(), replay=bool(args.get("replay")))
 
 
-TASKS: tuple[Task, ...] = (Task(service.DELIVER_TASK, deliver_job),)
+def prune_job(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
+    """Daily: forget finished deliveries older than :data:`service.KEEP_DELIVERIES` (the
+    log shows recent ones; an event is never published again that late)."""
+    service.prune(session, ctx.clock())
+
+
+TASKS: tuple[Task, ...] = (
+    Task(service.DELIVER_TASK, deliver_job),
+    Task(PRUNE_TASK, prune_job, every=timedelta(days=1), slot="webhooks-prune"),
+)
