@@ -304,8 +304,8 @@ def test_the_api_registers_shows_the_secret_once_and_guards_the_account(api: Api
         member = make_user(s, owner=owner)
     member_headers = api.auth(member)
     assert api.client.get(base, headers=member_headers).status_code == 403
-    assert json.loads(api.client.get(f"{base}/event-types", headers=headers).text)[0] == (
-        "low_balance")
+    types = api.client.get("/v1/account/webhook-event-types", headers=headers)
+    assert json.loads(types.text)[0] == "low_balance"
 
 
 def test_the_tls_name_is_checked_against_the_url_host(

@@ -45,14 +45,14 @@ def create_endpoint(body: EndpointIn, principal: WebhooksDep, session: SessionDe
                     box: BoxDep, request: Request) -> EndpointWithSecret:
     """`https` only (plain `http` in development), never a loopback, private, link-local
     or metadata address (checked again on the resolved address at every send). Event
-    types: see `GET /v1/account/webhooks/event-types`."""
+    types: see `GET /v1/account/webhook-event-types`."""
     settings: Settings = request.app.state.settings
     return service.create_endpoint(
         session, box, principal.account_id, body, created_by=principal.user_id,
         allow_http=settings.environment == "development")
 
 
-@router.get(f"{BASE}/event-types", responses=error_responses(401, 403),
+@router.get("/v1/account/webhook-event-types", responses=error_responses(401, 403),
             summary="The event types an endpoint may subscribe to")
 def event_types(principal: WebhooksDep) -> list[str]:
     return list(EVENT_TYPES)
