@@ -46,7 +46,6 @@ def _one(admin: str, days: int, others: int, slice_days: int) -> tuple[float, in
     from hopsplane.billing.run import run_billing
     from hopsplane.db.engine import Database
     from hopsplane.hooks import LoggingHooks
-    from hopsplane.integrations.email import LogMailer
 
     name = f"hsp_backlog_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -72,7 +71,7 @@ def _one(admin: str, days: int, others: int, slice_days: int) -> tuple[float, in
             conn.execute("ANALYZE")
         db = Database(url, Settings(environment="development", db_statement_timeout_ms=0))
         t = time.perf_counter()
-        report = run_billing(db, THROUGH, hooks=LoggingHooks(), mailer=LogMailer(),
+        report = run_billing(db, THROUGH, hooks=LoggingHooks(),
                              batch_size=1000, workers=2, slice_days=slice_days)
         seconds = time.perf_counter() - t
         db.dispose()

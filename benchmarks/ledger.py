@@ -244,7 +244,6 @@ def bench_billing(url: str, accounts: int, start_balance: Decimal) -> None:
     from hopsplane.billing.run import run_billing
     from hopsplane.db.engine import Database
     from hopsplane.hooks import LoggingHooks
-    from hopsplane.integrations.email import LogMailer
 
     day = date(2026, 11, 24)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -280,16 +279,16 @@ def bench_billing(url: str, accounts: int, start_balance: Decimal) -> None:
                                   for a in ids[start:start + 5000]])
     grants = time.perf_counter() - t
     _analyze(url, "loaded")
-    hooks, mailer = LoggingHooks(), LogMailer()
+    hooks = LoggingHooks()
     import logging
 
     import structlog
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     t = time.perf_counter()
-    report = run_billing(db, day, hooks=hooks, mailer=mailer, batch_size=1000, workers=2)
+    report = run_billing(db, day, hooks=hooks, batch_size=1000, workers=2)
     first = time.perf_counter() - t
     t = time.perf_counter()
-    again = run_billing(db, day, hooks=hooks, mailer=mailer, batch_size=1000)
+    again = run_billing(db, day, hooks=hooks, batch_size=1000)
     repeat = time.perf_counter() - t
     db.dispose()
     print(f"\nbilling one day of {accounts:,} accounts (setup of users+usage {setup:.1f} s; "
@@ -297,7 +296,7 @@ def bench_billing(url: str, accounts: int, start_balance: Decimal) -> None:
           f"{accounts / grants:,.0f} postings/s (target >= 10,000/s); each account starts "
           f"at ${start_balance}, a day costs $0.10 to $19.76)")
     print(f"  first run : {first:6.1f} s  {report.postings:,} debits, {report.amount} "
-          f"charged, {report.notices_sent:,} notices, {report.suspended:,} suspensions, "
+          f"charged, {report.notices:,} notices queued, {report.suspended:,} suspensions, "
           f"{len(report.failures)} failures  (target <= 8 s at 100,000 accounts)")
     print(f"  repeat run: {repeat:6.1f} s  {again.postings} debits")
     _verify(url)

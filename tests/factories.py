@@ -117,6 +117,44 @@ def jobs(db: Database) -> list[Any]:
             "SELECT task, status, attempts, last_error, args FROM hopsplane.jobs ORDER BY id")))
 
 
+def notice_jobs(db: Database, status: str | None = None) -> list[Any]:
+    """The queued notices (``notices.send`` jobs), oldest first: (id, status, args)."""
+    with db.transaction() as s:
+        return list(s.execute(text(
+            "SELECT id, status, args FROM hopsplane.jobs WHERE task = 'notices.send' "
+            "AND (CAST(:status AS text) IS NULL OR status = :status) ORDER BY id"),
+            {"status": status}))
+
+
+def send_notices(db: Database, mailer: Any, *, public_url: str = "",
+                 hooks: Any = None) -> int:
+    """Do what the worker does with the queued notices (send each with no transaction
+    open, then mark its job done) and, with ``hooks``, with the queued standing
+    announcements; leave every other job alone. Returns how many notices were sent."""
+    from hopsplane.credits import tasks as credits_tasks
+    from hopsplane.notices import service as notices
+    from hopsplane.notices.schemas import AccountEvent
+    from hopsplane.worker.schemas import JobContext
+
+    sent = 0
+    if hooks is not None:
+        with db.transaction() as s:
+            announce = list(s.execute(text(
+                "SELECT id, args FROM hopsplane.jobs WHERE task = :t AND status = 'queued' "
+                "ORDER BY id"), {"t": credits_tasks.ANNOUNCE_TASK}))
+        for job_id, args in announce:
+            with db.transaction() as s:
+                credits_tasks.announce_standing(s, args, JobContext({"hooks": hooks}))
+                s.execute(text("UPDATE hopsplane.jobs SET status = 'done', finished_at = now() "
+                               "WHERE id = :id"), {"id": job_id})
+    for job_id, _status, args in notice_jobs(db, "queued"):
+        sent += notices.send(db, mailer, AccountEvent.from_args(args), public_url=public_url)
+        with db.transaction() as s:
+            s.execute(text("UPDATE hopsplane.jobs SET status = 'done', finished_at = now() "
+                           "WHERE id = :id"), {"id": job_id})
+    return sent
+
+
 def signup(db: Database, **kwargs: Any) -> str:
     """An owner signing up: the user and the clusters domain's work for a new account."""
     with db.transaction() as s:

@@ -114,8 +114,7 @@ class Billing(RuleBasedStateMachine):
 
     @rule()
     def bill(self) -> None:
-        report = run_billing(self.db, DAY0 + timedelta(days=3), hooks=self.hooks,
-                             mailer=self.mailer, workers=1)
+        report = run_billing(self.db, DAY0 + timedelta(days=3), hooks=self.hooks, workers=1)
         assert report.ok, report.failures
         due = sum(cost_of(u, PRICE) - cost_of(self.billed_units.get(d, Decimal(0)), PRICE)
                   for d, u in self.units.items())
@@ -142,8 +141,9 @@ class Billing(RuleBasedStateMachine):
             standing = credits.standing(s, self.account)
             assert standing.suspended == (self.has_entries and self.suspended)
             notices = s.execute(text(
-                "SELECT count(*) FROM hopsplane.balance_events "
-                "WHERE account_owner_id = :a AND kind = 'low_balance'"), {"a": self.account}
+                "SELECT count(*) FROM hopsplane.jobs WHERE task = 'notices.send' "
+                "AND args ->> 'account' = :a AND args ->> 'kind' = 'low_balance'"),
+                {"a": self.account}
             ).scalar_one()
             assert notices == self.notices
         calls = [kind.removeprefix("account_") for kind, *who in self.hooks.events

@@ -14,14 +14,13 @@ from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
 from hopsplane.errors import Conflict
 from hopsplane.integrations.email import LogMailer
-from tests.factories import RecordingHooks, make_user, post, upsert_usage, usage_row
+from tests.factories import RecordingHooks, make_user, post, send_notices, upsert_usage, usage_row
 
 D1, D2, D3 = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
 
 
 def _run(db: Database, through: date = D3, **kw: object):  # type: ignore[no-untyped-def]
     kw.setdefault("hooks", RecordingHooks())
-    kw.setdefault("mailer", LogMailer())
     return run_billing(db, through, **kw)  # type: ignore[arg-type]
 
 
@@ -80,26 +79,33 @@ def test_one_failing_account_is_reported_and_the_others_are_charged(
 
 
 def test_notices_suspension_and_resumption_through_the_run(fresh_db: Database) -> None:
+    """The run's postings queue their notices with their batch; the worker sends them.
+    A suspension a posting without hooks caused is announced by its queued job."""
     hooks, mailer = RecordingHooks(), LogMailer()
     with fresh_db.transaction() as s:
         a = make_user(s)
         post(s, a, "purchase", "12.00")
         upsert_usage(s, a, D1, "50000")  # 5.00 -> balance 7: under 10
-    r = _run(fresh_db, hooks=hooks, mailer=mailer)
-    assert r.notices_sent == 1 and [m.subject for m in mailer.sent] == [
-        "hopsplane: your balance is at or below $10.00"]
-    assert _run(fresh_db, hooks=hooks, mailer=mailer).notices_sent == 0  # once per crossing
+    r = _run(fresh_db, hooks=hooks)
+    assert r.notices == 1 and not mailer.sent  # queued, not sent by the run
+    assert send_notices(fresh_db, mailer) == 1
+    assert [m.subject for m in mailer.sent] == ["hopsplane: your balance is at or below $10.00"]
+    assert _run(fresh_db, hooks=hooks).notices == 0  # once per crossing
+    assert send_notices(fresh_db, mailer) == 0
     with fresh_db.transaction() as s:
         upsert_usage(s, a, D2, "80000")  # 8.00 -> balance -1: suspended
-    _run(fresh_db, hooks=hooks, mailer=mailer)
-    assert hooks.events == [("account_suspended", a)]
+    _run(fresh_db, hooks=hooks)
+    assert hooks.events == [("account_suspended", a)]  # in the batch's transaction
+    send_notices(fresh_db, mailer, hooks=hooks)
     assert len(mailer.sent) == 2  # the $0 threshold (crossing 1 and 0 at once: one notice)
     with fresh_db.transaction() as s:  # a purchase through post() without hooks
         post(s, a, "purchase", "20.00")
         assert not credits.standing(s, a).suspended
-    _run(fresh_db, hooks=hooks, mailer=mailer)  # the run announces what post() recorded
+    assert hooks.events == [("account_suspended", a)]
+    send_notices(fresh_db, mailer, hooks=hooks)  # the queued announcement
     assert hooks.events == [("account_suspended", a), ("account_resumed", a)]
-    _run(fresh_db, hooks=hooks, mailer=mailer)
+    send_notices(fresh_db, mailer, hooks=hooks)
+    _run(fresh_db, hooks=hooks)
     assert hooks.events == [("account_suspended", a), ("account_resumed", a)]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -19,9 +20,11 @@ from hopsplane.billing import service as billing
 from hopsplane.billing.run import run_billing
 from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid, NotFound
-from hopsplane.integrations.email import Email
+from hopsplane.notices import repository as notice_repo
+from hopsplane.notices import rules as notice_rules
+from hopsplane.notices.schemas import AccountEvent
 from tests.apps import Api
-from tests.factories import RecordingHooks, make_user, post, upsert_usage
+from tests.factories import RecordingHooks, make_user, post, send_notices, upsert_usage
 
 NOV = date(2026, 11, 1)
 
@@ -56,30 +59,22 @@ def test_notices_at_80_and_100_percent_once_each_for_owner_and_member(session: S
     budgets.set_budget(session, owner, m, "10.00", enforce=False, hooks=hooks, today=NOV)
     upsert_usage(session, owner, NOV, "79999", {m: "79999"})  # 7.9999 -> 8.00: 80 %
     first = budgets.evaluate(session, hooks, NOV)
-    assert len(first.notices) == 2
-    assert budgets.evaluate(session, hooks, NOV).notices == ()  # a repeat: nothing new
+    assert first.notices == 1  # one event, told to the owner and to the member
+    assert budgets.evaluate(session, hooks, NOV).notices == 0  # a repeat: nothing new
     upsert_usage(session, owner, NOV, "100000", {m: "100000"})  # 10.00: 100 %
-    assert len(budgets.evaluate(session, hooks, NOV).notices) == 2
-    rows = session.execute(text(
-        "SELECT percent, recipient FROM hopsplane.budget_notices WHERE member_id = :m "
-        "ORDER BY percent, recipient"), {"m": m}).all()
-    assert [tuple(r) for r in rows] == [(80, "member"), (80, "owner"), (100, "member"),
-                                        (100, "owner")]
+    assert budgets.evaluate(session, hooks, NOV).notices == 1
+    assert [(a["payload"]["percent"], a["payload"]["recipients"]) for a in _notices(session, m)
+            ] == [(80, ["owner", "member"]), (100, ["owner", "member"])]
     assert _budget_events(hooks) == []  # not enforced: nobody is stopped
     # a higher budget re-arms the thresholds: 10.00 of 12.50 is 80 % of the new amount
     budgets.set_budget(session, owner, m, "12.50", enforce=False, hooks=hooks, today=NOV)
-    assert session.execute(text(
-        "SELECT count(*) FROM hopsplane.budget_notices WHERE member_id = :m AND budget = 12.50"),
-        {"m": m}).scalar_one() == 2
+    assert [a["payload"]["budget"] for a in _notices(session, m)] == ["10.00", "10.00", "12.50"]
 
-    sent: list[Email] = []
-
-    class Mailer:
-        def send(self, message: Email) -> None:
-            sent.append(message)
-
-    assert budgets.dispatch_notices(session, Mailer(), public_url="https://c.test") == (6, 6)
-    assert budgets.dispatch_notices(session, Mailer(), public_url="https://c.test") == (0, 0)
+    events = [AccountEvent.from_args(a) for a in _notices(session, m)]
+    people = notice_repo.people(session, [owner, m])
+    sent = [e for ev in events
+            for e in notice_rules.emails_for(ev, people, public_url="https://c.test")]
+    assert len(sent) == 6
     to_owner = [e for e in sent if "has used 100%" in e.subject]
     to_member = [e for e in sent if "you have used 100%" in e.subject]
     assert len(to_owner) == len(to_member) == 1
@@ -153,6 +148,14 @@ def test_only_members_of_the_account_get_budgets_and_bad_amounts_are_refused(
                                 "WHERE account_owner_id = :o"), {"o": owner}).scalar_one() == 0
 
 
+def _notices(session: Session, member: str) -> list[dict[str, Any]]:
+    """The queued budget notices about ``member`` (their jobs' arguments), oldest first."""
+    return [r[0] for r in session.execute(text(
+        "SELECT args FROM hopsplane.jobs WHERE task = 'notices.send' "
+        "AND args ->> 'kind' = 'budget_reached' AND args -> 'payload' ->> 'member_id' = :m "
+        "ORDER BY id"), {"m": member})]
+
+
 def test_the_billing_run_evaluates_budgets_and_mails_both_people(api: Api) -> None:
     owner, _ = api.new_user()
     with api.db.transaction() as s:
@@ -161,13 +164,15 @@ def test_the_billing_run_evaluates_budgets_and_mails_both_people(api: Api) -> No
         budgets.set_budget(s, owner, m, "2.00", enforce=True, hooks=RecordingHooks(), today=NOV)
         upsert_usage(s, owner, NOV, "30000", {m: "25000", owner: "5000"})  # member: 2.50
     hooks = RecordingHooks()
-    report = run_billing(api.db, NOV, hooks=hooks, mailer=api.mailer)
+    report = run_billing(api.db, NOV, hooks=hooks)
     assert report.budget_stops == 1 and _budget_events(hooks) == [
         ("member_budget_exceeded", m, owner)]
+    send_notices(api.db, api.mailer)
     subjects = sorted(e.subject for e in api.mailer.sent if "budget" in e.subject)
     assert len(subjects) == 4  # 80 % and 100 %, to each of the two
-    again = run_billing(api.db, NOV, hooks=hooks, mailer=api.mailer)
+    again = run_billing(api.db, NOV, hooks=hooks)
     assert again.budget_stops == 0 and len(_budget_events(hooks)) == 1
+    send_notices(api.db, api.mailer)
     assert len([e for e in api.mailer.sent if "budget" in e.subject]) == 4
 
 
@@ -225,5 +230,4 @@ def test_concurrent_evaluations_stop_a_member_once_and_record_each_notice_once(
         t.join(60)
     assert _budget_events(hooks) == [("member_budget_exceeded", m, owner)]
     with fresh_db.transaction() as s:
-        assert s.execute(text("SELECT count(*) FROM hopsplane.budget_notices "
-                              "WHERE member_id = :m"), {"m": m}).scalar_one() == 4
+        assert len(_notices(s, m)) == 2  # 80 % and 100 %: once each, whatever the races

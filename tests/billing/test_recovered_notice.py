@@ -1,22 +1,34 @@
-"""The "back above the threshold" notice: written by the same statement as
-low-balance notices, once per crossing, only after a low-balance notice, and sent by the
-dispatcher after that notice (never before it, never twice)."""
+"""The "back above the threshold" notice: published by the same statement as
+low-balance notices, once per crossing, only after a low-balance notice, queued after it
+and sent by the worker, never twice."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from hopsplane.billing import service as billing
 from hopsplane.billing.run import run_billing
 from hopsplane.credits.schemas import PostResult
+from hopsplane.db.engine import Database
 from hopsplane.errors import Unavailable
 from hopsplane.integrations.email import Email
+from hopsplane.notices import service as notices
+from hopsplane.worker import service as queue
+from hopsplane.worker.schemas import JobContext
 from tests.apps import Api
-from tests.factories import RecordingHooks, make_user, post, upsert_usage
+from tests.factories import (
+    RecordingHooks,
+    make_user,
+    notice_jobs,
+    post,
+    send_notices,
+    upsert_usage,
+)
+
+PUBLIC = "http://console.test"
 
 
 def _kinds(result: PostResult) -> list[tuple[str, Decimal | None]]:
@@ -59,43 +71,52 @@ class _FlakyMailer:
         self.sent.append(message)
 
 
-def test_the_recovery_waits_for_its_low_balance_notice_and_is_sent_once(
-    session: Session,
+def test_the_recovery_is_queued_after_its_low_balance_notice_and_each_is_sent_once(
+    fresh_db: Database,
 ) -> None:
-    a = make_user(session)
-    post(session, a, "grant", "12.00")
-    post(session, a, "usage", "-5.00")   # low balance (7.00)
-    post(session, a, "grant", "30.00")   # recovered (37.00)
+    """Both notices are jobs queued by their postings, in that order; a mail server that
+    refuses one fails its job, the queue retries it later, and nothing is sent twice."""
+    with fresh_db.transaction() as s:
+        a = make_user(s)
+        post(s, a, "grant", "12.00")
+        post(s, a, "usage", "-5.00")   # low balance (7.00)
+        post(s, a, "grant", "30.00")   # recovered (37.00)
+    assert [j.args["kind"] for j in notice_jobs(fresh_db)] == ["low_balance", "recovered"]
     mailer = _FlakyMailer(failures=1)
-    hooks = RecordingHooks()
-    billing.dispatch_events(session, hooks, mailer, public_url="http://console.test")
-    assert mailer.sent == []  # the low-balance notice failed, so the recovery waited
-    billing.dispatch_events(session, hooks, mailer, public_url="http://console.test")
-    subjects = [m.subject for m in mailer.sent]
+    settings = SimpleNamespace(public_url=PUBLIC, stripe_currency="usd")
+    ctx = JobContext(services={"settings": settings, "database": fresh_db, "mailer": mailer})
+    handlers = {notices.SEND_TASK: notices.send_notice}
+    now = datetime.now(UTC)
+    while queue.run_one(fresh_db, handlers, ctx, now) is not None:
+        pass
+    assert [m.subject for m in mailer.sent] == ["hopsplane: your balance is back above $10.00"]
+    later = now + timedelta(days=1)  # past the failed job's backoff
+    while queue.run_one(fresh_db, handlers, ctx, later) is not None:
+        pass
+    subjects = sorted(m.subject for m in mailer.sent)
     assert subjects == ["hopsplane: your balance is at or below $10.00",
                         "hopsplane: your balance is back above $10.00"]
-    recovered = mailer.sent[1]
+    recovered = next(m for m in mailer.sent if "back above" in m.subject)
     assert "back above $10.00: it is now $37.00" in recovered.body
     assert "<strong>$37.00</strong>" in (recovered.html or "")
-    assert "http://console.test/console" in recovered.body
-    billing.dispatch_events(session, hooks, mailer, public_url="http://console.test")
-    assert len(mailer.sent) == 2  # a retry sends nothing again
-    pending = session.execute(text(
-        "SELECT count(*) FROM hopsplane.balance_events WHERE account_owner_id = :a "
-        "AND dispatched_at IS NULL"), {"a": a}).scalar_one()
-    assert pending == 0
+    assert f"{PUBLIC}/console" in recovered.body
+    assert queue.run_one(fresh_db, handlers, ctx, later + timedelta(days=1)) is None
+    assert len(mailer.sent) == 2  # done jobs are never sent again
+    assert {j.status for j in notice_jobs(fresh_db)} == {"done"}
 
 
-def test_a_billing_run_sends_the_recovery_after_a_top_up(web: Api) -> None:
+def test_the_recovery_after_a_top_up_is_sent_by_the_worker(web: Api) -> None:
     owner, _headers = web.new_user()
     with web.db.transaction() as s:
         post(s, owner, "purchase", "12.00")
         upsert_usage(s, owner, date(2026, 11, 20), "50000")  # 5.00 -> 7.00
-    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks(), mailer=web.mailer)
+    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks())
+    send_notices(web.db, web.mailer, public_url=PUBLIC)
     with web.db.transaction() as s:
-        post(s, owner, "purchase", "20.00")  # 27.00: the event waits for the dispatcher
-    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks(), mailer=web.mailer)
-    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks(), mailer=web.mailer)
+        post(s, owner, "purchase", "20.00")  # 27.00: the recovery is queued with it
+    send_notices(web.db, web.mailer, public_url=PUBLIC)
+    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks())
+    send_notices(web.db, web.mailer, public_url=PUBLIC)
     subjects = [m.subject for m in web.mailer.sent if "balance" in m.subject]
     assert subjects == ["hopsplane: your balance is at or below $10.00",
                         "hopsplane: your balance is back above $10.00"]

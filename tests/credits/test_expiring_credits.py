@@ -107,13 +107,16 @@ def test_a_refund_draws_its_purchase_first(session: Session) -> None:
     assert service.verify(session, acct).ok
 
 
-def test_the_7_day_notice_is_recorded_once_per_grant(session: Session) -> None:
+def test_the_7_day_notice_is_queued_once_per_grant(session: Session) -> None:
     acct = make_user(session)
     promo = _grant(session, acct, "12.00", T0 + timedelta(days=10))
     assert expiry.notify_expiring(session, now=T0 + timedelta(days=2)) >= 0  # not due yet
     rows = lambda: session.execute(text(  # noqa: E731
-        "SELECT kind, amount, expires_at, ledger_seq FROM hopsplane.balance_events "
-        "WHERE account_owner_id = :a AND kind = 'credits_expiring'"), {"a": acct}).all()
+        "SELECT args ->> 'kind', CAST(args -> 'payload' ->> 'amount' AS numeric), "
+        "CAST(args -> 'payload' ->> 'expires_at' AS timestamptz), "
+        "CAST(args -> 'payload' ->> 'ledger_seq' AS bigint) FROM hopsplane.jobs "
+        "WHERE task = 'notices.send' AND args ->> 'account' = :a "
+        "AND args ->> 'kind' = 'credits_expiring'"), {"a": acct}).all()
     assert rows() == []
     expiry.notify_expiring(session, now=T0 + timedelta(days=3, seconds=1))
     expiry.notify_expiring(session, now=T0 + timedelta(days=4))

@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 from typer.testing import CliRunner
 
-from hopsplane.billing import service as billing
 from hopsplane.cli.main import app as cli
 from hopsplane.composition import jobs
 from hopsplane.credits import expiry
@@ -21,7 +20,7 @@ from hopsplane.credits.tasks import EXPIRE_TASK
 from hopsplane.db.engine import Database
 from hopsplane.integrations.email import LogMailer
 from tests.apps import Api, csrf_of
-from tests.factories import RecordingHooks, make_user, post
+from tests.factories import make_user, post, send_notices
 
 runner = CliRunner()
 
@@ -89,8 +88,7 @@ def test_the_expiring_notice_is_mailed_once(fresh_db: Database) -> None:
     for _ in range(3):  # the job runs every quarter of an hour; a retry is a run too
         with fresh_db.transaction() as s:
             expiry.notify_expiring(s)
-        with fresh_db.transaction() as s:
-            billing.dispatch_events(s, RecordingHooks(), mailer)
+        send_notices(fresh_db, mailer)
     mine = [m for m in mailer.sent if m.to == f"{owner[6:]}@example.com"
             and "promotional" in m.subject]
     assert len(mine) == 1, [m.subject for m in mailer.sent]

@@ -19,7 +19,6 @@ from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
 from hopsplane.http.deps import Principal
-from hopsplane.integrations.email import LogMailer
 from hopsplane.usage import repository, service
 from hopsplane.usage.rules import MAX_DAY_UNITS, MAX_EVENT_CPU_SECONDS, MAX_EVENT_UNITS
 from hopsplane.usage.service import Submitter
@@ -84,7 +83,7 @@ def test_two_agents_with_the_same_id_scheme_both_bill_their_accounts(
     assert _day_units(fresh_db, a) == Decimal(75000)
     assert _day_units(fresh_db, b) == Decimal(32500)
     # and both are billed exactly, at the default 0.0001 per unit
-    report = run_billing(fresh_db, date(2026, 11, 15), hooks=RecordingHooks(), mailer=LogMailer())
+    report = run_billing(fresh_db, date(2026, 11, 15), hooks=RecordingHooks())
     assert report.ok and report.amount == Decimal("10.75"), report
     with fresh_db.transaction() as s:
         assert [e.amount for e in credits.history(s, a) if e.type == "usage"] == [Decimal("-7.50")]

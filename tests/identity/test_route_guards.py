@@ -30,6 +30,7 @@ from hopsplane.http.deps import (
     require_member,
     require_owner,
     require_team_admin,
+    require_webhooks,
 )
 from hopsplane.http.forms import csrf_for
 from hopsplane.http.organizations import require_org_manager
@@ -56,7 +57,7 @@ GUARDS = {
     # the owner, or a person whose organization role delegates it (the world's member has
     # the plain `member` role, so to this walk they are owner-only)
     require_ledger: "owner", require_buyer: "owner", require_team_admin: "owner",
-    require_org_manager: "owner",
+    require_org_manager: "owner", require_webhooks: "owner",
 }
 RANK = {"member": 1, "owner": 2, "admin": 3}
 CALLERS = ("anonymous", "member", "other_owner", "admin", "key", "owner")  # owner last: mutates

@@ -56,6 +56,13 @@ UNSTATABLE: dict[str, tuple[str, tuple[str, ...]]] = {
         ("printable characters",),
     ),
     "POST /v1/account/api-keys": ("as POST /v1/organizations: a key's name", ("printable",)),
+    "POST /v1/account/webhooks": (
+        "what a host is (a public address or not) and the server's environment (http only in "
+        "development); which characters Unicode calls printable",
+        ("must start with https://", "not a public address", "never reach localhost",
+         "printable text", "user name or password", "needs a host", "not a URL",
+         "#fragment", "spaces or control characters"),
+    ),
     "POST /v1/admin/accounts/{account_id}/grants": (
         "relative to now: an expiry in the future and within ten years",
         ("not in the future", "within ten years"),

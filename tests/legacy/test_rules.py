@@ -301,7 +301,7 @@ def test_overdrawn_legacy_accounts_are_suspended_like_any_other(
     legacy_url: str, box: SecretBox, tmp_path: Path
 ) -> None:
     """The cleanup writes the ledger set-based, not through credits.post; the standing
-    rules must still hold: at or below zero is suspended, with the announcement pending."""
+    rules must still hold: at or below zero is suspended, with the announcement queued."""
     run_migrate(legacy_url, tmp_path / "b", box)
     engine = create_engine(legacy_url)
     try:
@@ -312,8 +312,9 @@ def test_overdrawn_legacy_accounts_are_suspended_like_any_other(
             standing = dict(conn.execute(text(
                 "SELECT account_owner_id, suspended FROM hopsplane.account_standing")).all())
             pending = {r[0] for r in conn.execute(text(
-                "SELECT account_owner_id FROM hopsplane.balance_events "
-                "WHERE kind = 'suspended' AND dispatched_at IS NULL"))}
+                "SELECT args ->> 'account' FROM hopsplane.jobs "
+                "WHERE task = 'credits.announce_standing' AND args ->> 'kind' = 'suspended' "
+                "AND status = 'queued'"))}
     finally:
         engine.dispose()
     overdrawn = {a for a, b in heads if b <= 0}

@@ -27,6 +27,7 @@ from hopsplane.hooks import LoggingHooks
 from hopsplane.integrations.email import LogMailer
 from hopsplane.integrations.stripe import StripeApi
 from hopsplane.integrations.stripe.types import ChargeOutcome, OffSessionCharge
+from hopsplane.notices import service as notices
 from hopsplane.payments.autotopup import service as autotopup
 from hopsplane.payments.autotopup.rules import Limits, charge_key
 from hopsplane.payments.autotopup.schemas import ChargePlan
@@ -122,8 +123,9 @@ def _crossed_and_decided(
 def _notices(db: Database, owner: str) -> list[str]:
     with db.transaction() as s:
         rows = s.execute(text(
-            "SELECT args->>'kind' FROM hopsplane.jobs WHERE task = :t AND args->>'account' = :a "
-            "ORDER BY id"), {"t": autotopup.NOTICE_TASK, "a": owner}).scalars()
+            "SELECT args -> 'payload' ->> 'event' FROM hopsplane.jobs WHERE task = :t "
+            "AND args ->> 'kind' = 'auto_topup' AND args ->> 'account' = :a ORDER BY id"),
+            {"t": notices.SEND_TASK, "a": owner}).scalars()
         return list(rows)
 
 

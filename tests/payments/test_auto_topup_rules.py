@@ -55,9 +55,10 @@ def test_the_hooks_every_edge_builds_watch_balances() -> None:
     from hopsplane.composition.hooks import build_account_hooks
     from hopsplane.composition.jobs import handlers
     from hopsplane.config import Settings
+    from hopsplane.notices import service as notices
     from hopsplane.payments.autotopup import service as autotopup
 
     hooks = build_account_hooks(Settings(_env_file=None))  # type: ignore[call-arg]
     assert hooks.listeners.balance_drop == [autotopup.observe]
-    assert {autotopup.CHARGE_TASK, autotopup.NOTICE_TASK, autotopup.FAILED_TASK} <= set(
+    assert {autotopup.CHARGE_TASK, notices.SEND_TASK, autotopup.FAILED_TASK} <= set(
         handlers())

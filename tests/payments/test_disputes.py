@@ -13,10 +13,11 @@ from hopsplane.cli.main import app as cli
 from hopsplane.config import get_settings
 from hopsplane.credits import service as credits
 from hopsplane.db.engine import Database
+from hopsplane.integrations.email import LogMailer
 from hopsplane.integrations.stripe import StripeApi
 from hopsplane.payments.reconcile import reconcile
 from tests.apps import act_as
-from tests.factories import committed_user, post
+from tests.factories import committed_user, notice_jobs, post, send_notices
 from tests.payments.fakes import TEST_KEY, LocalStripe, StripeFront, stripe_event
 from tests.payments.helpers import balance, deliver, empty_stripe, ledger, paid_through_checkout
 
@@ -74,6 +75,15 @@ def test_a_won_dispute_is_reversed_once_and_lifts_the_suspension(
         ("dispute_reversal", Decimal("30.00"), Decimal("30.00")),
     ]
     assert _standing(fresh_db, owner) == (Decimal("30.00"), False)
+    # the owner is told of each entry once, however many deliveries there were
+    kinds = [j.args["kind"] for j in notice_jobs(fresh_db) if j.args["account"] == owner
+             and j.args["kind"].startswith("dispute")]
+    assert kinds == ["dispute_opened", "dispute_won"]
+    mailer = LogMailer()
+    send_notices(fresh_db, mailer)
+    subjects = [m.subject for m in mailer.sent if "dispute" in m.subject]
+    assert subjects == ["hopsplane: a payment of $30.00 is disputed",
+                        "hopsplane: the dispute of $30.00 was won, credit restored"]
 
 
 def test_closed_as_won_before_created_still_ends_correct(

@@ -13,7 +13,7 @@ from hopsplane.billing import budgets
 from hopsplane.billing.run import run_billing
 from hopsplane.integrations.email import Email
 from tests.apps import EMAIL_LINK, Api, csrf_of, email_links, link_problem
-from tests.factories import RecordingHooks, make_user, post, upsert_usage
+from tests.factories import RecordingHooks, make_user, post, send_notices, upsert_usage
 
 PUBLIC = "http://console.test"
 
@@ -28,13 +28,13 @@ def _send_every_kind(web: Api) -> tuple[str, dict[str, str]]:
     with web.db.transaction() as s:
         post(s, owner, "purchase", "12.00")
         upsert_usage(s, owner, date(2026, 11, 20), "50000")  # 5.00 -> 7.00, below $10
-    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks(), mailer=web.mailer,
-                public_url=PUBLIC)
+    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks())
+    send_notices(web.db, web.mailer, public_url=PUBLIC)
     with web.db.transaction() as s:
         upsert_usage(s, owner, date(2026, 11, 21), "80000")  # 8.00 -> -1.00, suspended
         make_user(s)
-    run_billing(web.db, date(2026, 11, 21), hooks=RecordingHooks(), mailer=web.mailer,
-                public_url=PUBLIC)
+    run_billing(web.db, date(2026, 11, 21), hooks=RecordingHooks())
+    send_notices(web.db, web.mailer, public_url=PUBLIC)
     return owner, headers
 
 
@@ -60,12 +60,12 @@ def test_the_links_of_recovery_and_budget_notices_lead_to_pages_that_exist(web: 
         upsert_usage(s, owner, date(2026, 11, 20), "50000", {member: "50000"})  # 5.00
         budgets.set_budget(s, owner, member, "5.00", enforce=True, hooks=RecordingHooks(),
                            today=date(2026, 11, 20))
-    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks(), mailer=web.mailer,
-                public_url=PUBLIC)
+    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks())
+    send_notices(web.db, web.mailer, public_url=PUBLIC)
     with web.db.transaction() as s:
         post(s, owner, "purchase", "50.00")
-    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks(), mailer=web.mailer,
-                public_url=PUBLIC)
+    run_billing(web.db, date(2026, 11, 20), hooks=RecordingHooks())
+    send_notices(web.db, web.mailer, public_url=PUBLIC)
     sent: list[Email] = web.mailer.sent
     subjects = sorted(m.subject for m in sent)
     assert len(sent) == 6 and any("back above" in s for s in subjects), subjects

@@ -30,6 +30,7 @@ from hopsplane.api.routers import (
     payments,
     team,
     usage,
+    webhooks,
 )
 from hopsplane.api.serving import OPERATIONS_PATHS, Admission, ServingMiddleware
 from hopsplane.composition.hooks import build_account_hooks
@@ -143,6 +144,7 @@ def create_app(
     app.include_router(organizations.router)
     app.include_router(api_keys.router)
     app.include_router(audit.router)
+    app.include_router(webhooks.router)
     for console_router in CONSOLE_ROUTERS:
         app.include_router(console_router)
     install_docs(app)

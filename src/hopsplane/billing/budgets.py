@@ -10,7 +10,9 @@ What a budget does, exactly:
   for nobody's budget.
 - **Notices**: when spend reaches 80 % and 100 % of the budget, the owner and the member
   are each told once (per member, month, threshold and budget amount: a new amount
-  re-arms the thresholds), through the ``hopsplane.budget_notices`` outbox.
+  re-arms the thresholds). The budget row keeps the highest threshold announced
+  (``noticed_*``); each new one is a ``budget_reached`` event published in the
+  evaluation's transaction (``hopsplane.notices``: a queued job the worker sends).
 - **Enforcement** (per budget): once spend reaches the budget, the member's Hopsworks user
   is deactivated through the account's status-sync job (the job that suspensions use);
   the account's other users go on. It is reactivated at the first evaluation of the next
@@ -40,6 +42,7 @@ from hopsplane.accounts import service as accounts
 from hopsplane.audit import service as audit
 from hopsplane.billing import repository as repo
 from hopsplane.billing.rules import (
+    budget_notices_due,
     budget_stops,
     budget_thresholds_reached,
     month_of,
@@ -47,11 +50,11 @@ from hopsplane.billing.rules import (
     today_utc,
 )
 from hopsplane.billing.schemas import BudgetOutcome, BudgetRow, MemberBudgetOut
-from hopsplane.errors import NotFound, Unavailable
+from hopsplane.errors import NotFound
 from hopsplane.hooks import AccountHooks
-from hopsplane.integrations.email import Email, Mailer
-from hopsplane.integrations.email.templates import render
 from hopsplane.money import cost_of, parse_amount
+from hopsplane.notices import service as notices
+from hopsplane.notices.schemas import AccountEvent
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +126,7 @@ def evaluate(
 ) -> BudgetOutcome:
     """Bring budgets (all, or an account's, or a member's, or those of
     ``account_owner_ids``) up to their month's spend:
-    record the notices due (once each), stop the members over an enforced budget and
+    publish the notices due (once each), stop the members over an enforced budget and
     reactivate those no longer over it, through the hooks, in this transaction. Budgets
     of people who left the account are removed (a member they stopped is reactivated)."""
     month = month_of(today)
@@ -132,20 +135,20 @@ def evaluate(
     if not rows:
         return BudgetOutcome()
     spent = _spend(session, [r.member_id for r in rows], month)
-    notices: list[dict[str, object]] = []
+    events: list[AccountEvent] = []
+    noticed: list[tuple[str, date, Decimal, int]] = []
     stop: list[BudgetRow] = []
     restore: list[BudgetRow] = []
     carried: list[str] = []  # stopped last month and still over this month's budget
     for r in rows:
         s = spent[r.member_id]
         if r.still_member:
-            notices += [
-                {"member_id": r.member_id, "account_owner_id": r.account_owner_id,
-                 "month": month, "percent": p, "budget": r.monthly_budget, "spend": s,
-                 "recipient": who}
-                for p in budget_thresholds_reached(s, r.monthly_budget)
-                for who in ("owner", "member")
-            ]
+            due = budget_notices_due(
+                budget_thresholds_reached(s, r.monthly_budget), r.monthly_budget, month,
+                (r.noticed_month, r.noticed_budget, r.noticed_percent))
+            events += [_reached(r, month, p, s) for p in due]
+            if due:
+                noticed.append((r.member_id, month, r.monthly_budget, max(due)))
         stops = budget_stops(s, r.monthly_budget, r.enforce, r.still_member)
         if stops and r.stopped_month is None:
             stop.append(r)
@@ -153,7 +156,8 @@ def evaluate(
             carried.append(r.member_id)
         elif not stops and r.stopped_month is not None:
             restore.append(r)
-    ids = repo.record_budget_notices(session, notices)
+    notices.publish_many(session, events)
+    repo.set_noticed(session, noticed)
     repo.set_stopped(session, [r.member_id for r in stop] + carried, month)
     repo.set_stopped(session, [r.member_id for r in restore], None)
     for r in stop:
@@ -171,53 +175,20 @@ def evaluate(
     repo.delete_budgets(session, [r.member_id for r in rows if not r.still_member])
     if stop or restore:
         log.info("member budgets applied", stopped=len(stop), restored=len(restore))
-    return BudgetOutcome(tuple(ids), tuple(r.member_id for r in stop),
+    return BudgetOutcome(len(events), tuple(r.member_id for r in stop),
                          tuple(r.member_id for r in restore))
 
 
-def dispatch_notices(
-    session: Session,
-    mailer: Mailer,
-    *,
-    ids: list[int] | None = None,
-    limit: int = 500,
-    public_url: str = "",
-) -> tuple[int, int]:
-    """Send pending budget notices (these ``ids``, or the oldest ``limit``); a notice that
-    cannot be sent now stays pending for the next dispatch, one sent is marked and never
-    sent again. Returns (sent, claimed)."""
-    claimed = repo.claim_budget_notices(session, ids=ids, limit=limit)
-    done: list[int] = []
-    for n in claimed:
-        try:
-            mailer.send(_notice(n, public_url))
-        except Unavailable as exc:
-            log.warning("budget notice not sent", member=n["member_id"], error=exc.message)
-            continue
-        done.append(int(n["id"]))
-    if done:
-        repo.mark_budget_notices(session, done)
-    return len(done), len(claimed)
-
-
-def _notice(n: dict[str, object], public_url: str) -> Email:
-    """The 80 % / 100 % email, to the owner (about the member) or to the member. Links go
-    to the console page where each can act: the owner's team page (budgets), the
-    member's usage page."""
-    to_owner = n["recipient"] == "owner"
-    who = f"{n['member_name']} ({n['member_email']})" if n["member_name"] else n["member_email"]
-    month = n["month"]
-    assert isinstance(month, date)
-    page = "/console/team" if to_owner else "/console/usage"
-    percent = int(str(n["percent"]))
-    subject = (f"hopsplane: {who} has used {percent}% of their monthly budget" if to_owner
-               else f"hopsplane: you have used {percent}% of your monthly budget")
-    return render(
-        "member_budget", to=str(n["owner_email"] if to_owner else n["member_email"]),
-        subject=subject, to_owner=to_owner, who=who, percent=percent,
-        spent=n["spend"], budget=n["budget"], month=month.strftime("%B %Y"),
-        enforce=bool(n["enforce"]),
-        link=f"{public_url.rstrip('/')}{page}" if public_url else None,
+def _reached(r: BudgetRow, month: date, percent: int, spend: Decimal) -> AccountEvent:
+    """The event of a member's spend reaching ``percent`` of their budget this month, told
+    to the owner and to the member; its key names the member, month, threshold and
+    amount, so two evaluations that find it publish it once."""
+    return AccountEvent(
+        "budget_reached", r.account_owner_id,
+        f"budget_reached:{r.member_id}:{month.isoformat()}:{percent}:{r.monthly_budget}",
+        {"member_id": r.member_id, "month": month, "percent": percent,
+         "budget": r.monthly_budget, "spend": spend, "enforce": r.enforce,
+         "recipients": ["owner", "member"]},
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -167,7 +166,7 @@ def list_overrides(session: Session, account_id: str) -> list[PriceOverride]:
     return list(session.scalars(stmt))
 
 
-# --- member budgets (issue 15): hopsplane.member_budgets, hopsplane.budget_notices -------
+# --- member budgets: hopsplane.member_budgets -----------------------------------------
 
 
 def budgets(
@@ -189,7 +188,7 @@ def budgets(
                    b.stopped_month,
                    COALESCE(u.account_id = b.account_owner_id AND NOT u.is_owner, false)
                      AS still_member,
-                   u.email, u.name
+                   u.email, u.name, b.noticed_month, b.noticed_budget, b.noticed_percent
             FROM hopsplane.member_budgets b
             LEFT JOIN hopsplane.account_members u ON u.user_id = b.member_id
             {where}
@@ -260,63 +259,21 @@ def set_stopped(session: Session, member_ids: list[str], month: date | None) -> 
     )
 
 
-def record_budget_notices(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert the notices that are new (one per member, month, threshold, budget and
-    recipient) in one statement; returns the ids of those inserted now."""
+def set_noticed(session: Session, rows: list[tuple[str, date, Decimal, int]]) -> None:
+    """Record (member, month, budget, percent): the highest threshold announced."""
     if not rows:
-        return []
-    result = session.execute(
-        text(
-            """
-            INSERT INTO hopsplane.budget_notices (
-                member_id, account_owner_id, month, percent, budget, spend, recipient)
-            SELECT * FROM unnest(CAST(:members AS text[]), CAST(:owners AS text[]),
-                                 CAST(:months AS date[]), CAST(:percents AS smallint[]),
-                                 CAST(:budgets AS numeric[]), CAST(:spends AS numeric[]),
-                                 CAST(:recipients AS text[]))
-            ON CONFLICT ON CONSTRAINT budget_notices_once DO NOTHING
-            RETURNING id
-            """
-        ),
-        {k: [r[f] for r in rows] for k, f in (
-            ("members", "member_id"), ("owners", "account_owner_id"), ("months", "month"),
-            ("percents", "percent"), ("budgets", "budget"), ("spends", "spend"),
-            ("recipients", "recipient"))},
-    )
-    return sorted(int(r[0]) for r in result)
-
-
-def claim_budget_notices(
-    session: Session, *, ids: list[int] | None, limit: int
-) -> list[dict[str, Any]]:
-    """Undispatched budget notices (these ``ids``, or the oldest), locked so that two
-    dispatchers never take the same one, with the member's and the owner's names and
-    emails and the budget's enforcement."""
-    only = "AND n.id = ANY(CAST(:ids AS bigint[]))" if ids is not None else ""
-    rows = session.execute(
-        text(
-            f"""
-            SELECT n.id, n.member_id, n.account_owner_id, n.month, n.percent, n.budget,
-                   n.spend, n.recipient, m.email AS member_email, m.name AS member_name,
-                   o.email AS owner_email, COALESCE(b.enforce, false) AS enforce
-            FROM hopsplane.budget_notices n
-            JOIN hopsplane.account_members m ON m.user_id = n.member_id
-            JOIN hopsplane.account_members o ON o.user_id = n.account_owner_id
-            LEFT JOIN hopsplane.member_budgets b ON b.member_id = n.member_id
-            WHERE n.dispatched_at IS NULL {only}
-            ORDER BY n.id
-            LIMIT :limit
-            FOR UPDATE OF n SKIP LOCKED
-            """
-        ),
-        {"ids": ids, "limit": limit},
-    )
-    return [dict(r._mapping) for r in rows]
-
-
-def mark_budget_notices(session: Session, ids: list[int]) -> None:
+        return
     session.execute(
-        text("UPDATE hopsplane.budget_notices SET dispatched_at = now() "
-             "WHERE id = ANY(CAST(:ids AS bigint[]))"),
-        {"ids": ids},
+        text(
+            """
+            UPDATE hopsplane.member_budgets b
+            SET noticed_month = n.month, noticed_budget = n.budget, noticed_percent = n.percent
+            FROM unnest(CAST(:members AS text[]), CAST(:months AS date[]),
+                        CAST(:budgets AS numeric[]), CAST(:percents AS smallint[]))
+                 AS n(member_id, month, budget, percent)
+            WHERE b.member_id = n.member_id
+            """
+        ),
+        {"members": [r[0] for r in rows], "months": [r[1] for r in rows],
+         "budgets": [r[2] for r in rows], "percents": [r[3] for r in rows]},
     )

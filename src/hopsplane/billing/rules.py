@@ -94,6 +94,19 @@ def budget_thresholds_reached(spent: Decimal, budget: Decimal) -> tuple[int, ...
     return tuple(p for p in BUDGET_THRESHOLDS if spent * 100 >= budget * p)
 
 
+def budget_notices_due(
+    reached: tuple[int, ...], budget: Decimal, month: date,
+    noticed: tuple[date | None, Decimal | None, int | None],
+) -> tuple[int, ...]:
+    """Of the thresholds ``reached`` this ``month``, those not announced yet: ``noticed``
+    is (month, budget, percent) of the highest one announced. Another month or another
+    budget amount re-arms every threshold."""
+    month_noticed, budget_noticed, percent = noticed
+    if month_noticed != month or budget_noticed != budget or percent is None:
+        return reached
+    return tuple(p for p in reached if p > percent)
+
+
 def budget_stops(spent: Decimal, budget: Decimal, enforce: bool, still_member: bool) -> bool:
     """A member is stopped when enforcement is on and they have spent their whole budget
     this month (reaching it is enough: the budget is a cap, not a line to step over)."""

@@ -25,7 +25,6 @@ from hopsplane.credits.rules import DEFAULT_THRESHOLDS
 from hopsplane.db.engine import Database
 from hopsplane.errors import AppError
 from hopsplane.hooks import AccountHooks
-from hopsplane.integrations.email import Mailer
 
 log = structlog.get_logger(__name__)
 
@@ -35,11 +34,9 @@ def run_billing(
     through: date,
     *,
     hooks: AccountHooks,
-    mailer: Mailer,
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS,
     batch_size: int = 1000,
     workers: int = 2,
-    public_url: str = "",
     progress: Callable[[RunReport], None] | None = None,
     accounts: Sequence[str] | None = None,
     slice_days: int = service.DEFAULT_SLICE_DAYS,
@@ -49,25 +46,24 @@ def run_billing(
     so there is one way to bill).
 
     Batches of ``batch_size`` accounts (in id order) are charged by ``workers`` threads,
-    each batch in its own transaction; notices are sent after each commit. An account's
+    each batch in its own transaction; the notices a batch causes are queued jobs,
+    committed with it (the worker sends them). An account's
     backlog is charged ``slice_days`` days per transaction, oldest first, slice after slice
     until it is done: a transaction stays bounded however many days an account has, so one
-    account can neither time out nor fail the run. ``hooks`` and ``mailer`` are called
-    from the worker threads."""
+    account can neither time out nor fail the run. ``hooks`` are called from the worker
+    threads."""
     report = RunReport(through=through)
     among = None if accounts is None else sorted(set(accounts))
-    _dispatch(db, hooks, mailer, report, public_url)  # events left by earlier postings
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="billing") as pool:
         inflight: deque[Future[RunReport]] = deque()
         for batch in _batches(db, through, batch_size, among):
             inflight.append(pool.submit(
-                _bill_batch, db, batch, through, hooks, mailer, thresholds, public_url,
-                slice_days))
+                _bill_batch, db, batch, through, hooks, thresholds, slice_days))
             while len(inflight) >= 2 * max(1, workers):
                 _merge(report, inflight.popleft().result(), progress)
         while inflight:
             _merge(report, inflight.popleft().result(), progress)
-    _budgets(db, through, hooks, mailer, report, public_url, among)
+    _budgets(db, through, hooks, report, among)
     log.info("billing run", through=str(through), accounts=report.accounts,
              postings=report.postings, amount=str(report.amount),
              failures=len(report.failures))
@@ -95,13 +91,10 @@ def _bill_batch(
     accounts: list[str],
     through: date,
     hooks: AccountHooks,
-    mailer: Mailer,
     thresholds: tuple[Decimal, ...],
-    public_url: str,
     slice_days: int = service.DEFAULT_SLICE_DAYS,
 ) -> RunReport:
     part = RunReport(through=through)
-    notices: list[int] = []
     more: tuple[str, ...] = ()
     try:
         with db.transaction() as s:
@@ -109,23 +102,14 @@ def _bill_batch(
                 s, accounts, through, hooks=hooks, thresholds=thresholds,
                 slice_days=slice_days)
         _add(part, outcome)
-        notices += outcome.notices
         more = outcome.more
     except Exception:  # isolate the failing account(s); the rest is charged below
         log.warning("billing batch failed; retrying its accounts one by one",
                     first=accounts[0], size=len(accounts))
         for account in accounts:
-            notices += _bill_one(db, account, through, hooks, thresholds, part, slice_days)
+            _bill_one(db, account, through, hooks, thresholds, part, slice_days)
     for account in more:  # the rest of a long backlog: slice after slice, each committed
-        notices += _bill_one(db, account, through, hooks, thresholds, part, slice_days,
-                             counted=True)
-    for start in range(0, len(notices), 1000):  # this batch's notices, after its commit
-        with db.transaction() as s:
-            hooked, sent, _ = service.dispatch_events(
-                s, hooks, mailer, limit=1000, ids=notices[start:start + 1000],
-                public_url=public_url)
-        part.hooks_called += hooked
-        part.notices_sent += sent
+        _bill_one(db, account, through, hooks, thresholds, part, slice_days, counted=True)
     return part
 
 
@@ -135,8 +119,7 @@ def _merge(
     _add(report, BatchOutcome(part.accounts, part.rows, part.postings, part.amount))
     report.suspended += part.suspended
     report.failures.extend(part.failures)
-    report.hooks_called += part.hooks_called
-    report.notices_sent += part.notices_sent
+    report.notices += part.notices
     if progress is not None:
         progress(report)
 
@@ -151,12 +134,11 @@ def _bill_one(
     slice_days: int = service.DEFAULT_SLICE_DAYS,
     *,
     counted: bool = False,
-) -> tuple[int, ...]:
+) -> None:
     """Charge one account's backlog, ``slice_days`` days per transaction, until it is done
     (each slice marks its days charged, so every slice makes progress). ``counted``: the
     account is already in the report's count. A failing slice is reported and ends this
     account's charging in this run; what the earlier slices charged stays committed."""
-    notices: tuple[int, ...] = ()
     try:
         while True:
             with db.transaction() as s:
@@ -167,15 +149,13 @@ def _bill_one(
                 outcome = replace(outcome, accounts=0)
             counted = True
             _add(report, outcome)
-            notices += outcome.notices
             if not outcome.more:
-                return notices
+                return
     except AppError as exc:
         report.failures.append(AccountFailure(account_id, f"{exc.name}: {exc.message}"))
     except Exception as exc:  # a bug or a database error: report it, bill the others
         log.exception("billing failed for an account", account=account_id)
         report.failures.append(AccountFailure(account_id, f"{type(exc).__name__}: {exc}"))
-    return notices
 
 
 def _add(report: RunReport, outcome: BatchOutcome) -> None:
@@ -184,40 +164,22 @@ def _add(report: RunReport, outcome: BatchOutcome) -> None:
     report.rows += outcome.rows
     report.postings += outcome.postings
     report.amount += outcome.amount
+    report.notices += outcome.notices
 
 
 def _budgets(
-    db: Database, through: date, hooks: AccountHooks, mailer: Mailer, report: RunReport,
-    public_url: str, among: list[str] | None = None,
+    db: Database, through: date, hooks: AccountHooks, report: RunReport,
+    among: list[str] | None = None,
 ) -> None:
     """After the run: member budgets (of the accounts billed, or all) against the month of
-    ``through`` (stops and reactivations through the hooks, in one transaction), then
-    their pending notices."""
+    ``through`` (stops and reactivations through the hooks, notices queued, in one
+    transaction)."""
     try:
         with db.transaction() as s:
             outcome = budgets.evaluate(s, hooks, through, account_owner_ids=among)
         report.budget_stops += len(outcome.stopped)
         report.budget_restores += len(outcome.restored)
+        report.notices += outcome.notices
     except Exception:  # the charges are committed; the next run evaluates again
         log.exception("member budgets not evaluated")
         report.failures.append(AccountFailure("*", "member budgets not evaluated"))
-    while True:
-        with db.transaction() as s:
-            sent, claimed = budgets.dispatch_notices(s, mailer, limit=1000,
-                                                     public_url=public_url)
-        report.notices_sent += sent
-        if claimed == 0 or sent == 0:
-            return
-
-
-def _dispatch(
-    db: Database, hooks: AccountHooks, mailer: Mailer, report: RunReport, public_url: str
-) -> None:
-    while True:
-        with db.transaction() as s:
-            hooked, sent, claimed = service.dispatch_events(
-                s, hooks, mailer, limit=1000, public_url=public_url)
-        report.hooks_called += hooked
-        report.notices_sent += sent
-        if claimed == 0 or hooked + sent == 0:
-            return

@@ -34,7 +34,7 @@ class BatchOutcome:
     postings: int
     amount: Decimal
     suspended: int = 0  # accounts suspended by this batch (announced through the hooks)
-    notices: tuple[int, ...] = ()  # low-balance events to mail after commit
+    notices: int = 0  # low-balance and recovery notices queued by this batch
     more: tuple[str, ...] = ()  # accounts with usage left beyond this slice
 
 
@@ -52,8 +52,7 @@ class RunReport:
     postings: int = 0
     amount: Decimal = Decimal("0.00")
     failures: list[AccountFailure] = field(default_factory=list)
-    hooks_called: int = 0
-    notices_sent: int = 0
+    notices: int = 0  # balance notices queued (each a job the worker sends)
     suspended: int = 0
     budget_stops: int = 0  # members stopped by their budget
     budget_restores: int = 0
@@ -134,10 +133,13 @@ class BudgetRow:
     still_member: bool
     email: str | None
     name: str | None
+    noticed_month: date | None = None  # the highest threshold announced (month, amount)
+    noticed_budget: Decimal | None = None
+    noticed_percent: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetOutcome:
-    notices: tuple[int, ...] = ()  # budget_notices rows to send after commit
+    notices: int = 0  # budget notices queued (each a job the worker sends)
     stopped: tuple[str, ...] = ()
     restored: tuple[str, ...] = ()

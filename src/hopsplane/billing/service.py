@@ -7,7 +7,7 @@ The run over all accounts (one transaction per batch) is the job in
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 import structlog
@@ -25,10 +25,8 @@ from hopsplane.credits import service as credits
 from hopsplane.credits.origins import UsageCharge
 from hopsplane.credits.rules import DEFAULT_THRESHOLDS, EntryType
 from hopsplane.credits.schemas import Posting
-from hopsplane.errors import Conflict, Invalid, Unavailable
+from hopsplane.errors import Conflict, Invalid
 from hopsplane.hooks import AccountHooks
-from hopsplane.integrations.email import Email, Mailer
-from hopsplane.integrations.email.templates import render
 from hopsplane.money import cost_of
 
 log = structlog.get_logger(__name__)
@@ -36,7 +34,7 @@ log = structlog.get_logger(__name__)
 MAX_USAGE_DAYS = 366
 DEFAULT_SLICE_DAYS = 366
 """Days of one account charged per transaction (``HOPSPLANE_BILLING_SLICE_DAYS``)."""
-NOTICE_KINDS = frozenset({"low_balance", "recovered"})  # balance events sent by email
+NOTICE_KINDS = frozenset({"low_balance", "recovered"})  # balance events told by email
 
 
 def bill_batch(
@@ -79,7 +77,7 @@ def bill_batch(
         result.created,
         sum((c.due for c in charges), Decimal(0)),
         sum(1 for e in result.events if e.kind == "suspended"),
-        tuple(e.id for e in result.events if e.kind in NOTICE_KINDS),
+        sum(1 for e in result.events if e.kind in NOTICE_KINDS),
         tuple(sorted(a for a, n in Counter(c.account_owner_id for c in charges).items()
                      if n >= slice_days)),
     )
@@ -183,90 +181,6 @@ def usage_report(
         days=days,
         total_units=sum((d.compute_units for d in days), Decimal(0)),
         total_cost=sum((d.total_cost for d in days), Decimal("0.00")),
-    )
-
-
-def dispatch_events(
-    session: Session,
-    hooks: AccountHooks,
-    mailer: Mailer,
-    *,
-    limit: int = 500,
-    ids: list[int] | None = None,
-    public_url: str = "",
-) -> tuple[int, int, int]:
-    """Announce recorded balance events that nobody announced yet: suspensions and
-    resumptions through the hooks (in this transaction: exactly once), low-balance and
-    "back above the threshold" notices by email (an email that cannot be sent now stays
-    pending and is retried by the next dispatch; a recovery waits while its account's
-    low-balance notice is pending, so it never arrives first). With ``ids``, only those
-    events (a batch's own). Returns (hooks called, emails sent, events claimed)."""
-    if ids is not None:
-        events = credits.take_events(session, ids)
-        marked = True
-    else:
-        events = credits.claim_undispatched_events(session, limit)
-        marked = False
-    done: list[int] = []
-    failed: list[int] = []
-    unsent: set[str] = set()  # accounts whose low-balance notice stays pending
-    hooked = sent = 0
-    for e in events:
-        if e["kind"] == "suspended":
-            hooks.account_suspended(session, e["account_owner_id"])
-            hooked += 1
-        elif e["kind"] == "resumed":
-            hooks.account_resumed(session, e["account_owner_id"])
-            hooked += 1
-        else:
-            if e["kind"] == "recovered" and e["account_owner_id"] in unsent:
-                failed.append(e["id"])  # its low-balance notice goes first (next dispatch)
-                continue
-            try:
-                mailer.send(_notice(e, public_url))
-            except Unavailable as exc:
-                log.warning("balance notice not sent", account=e["account_owner_id"],
-                            kind=e["kind"], error=exc.message)
-                failed.append(e["id"])
-                unsent.add(e["account_owner_id"])
-                continue
-            sent += 1
-        done.append(e["id"])
-    if marked and failed:
-        credits.mark_undispatched(session, failed)
-    if not marked and done:
-        credits.mark_dispatched(session, done)
-    return hooked, sent, len(events)
-
-
-def _notice(event: dict[str, object], public_url: str) -> Email:
-    """The low-balance email, worded for the account's standing when the event was
-    written: above zero it warns of suspension, at or below zero it says the account is
-    suspended. The link goes to the console, where the balance and the top-up form are.
-    A ``credits_expiring`` event (issue 15) is the 7-day notice of one expiring grant."""
-    if event["kind"] == "credits_expiring":
-        expires_at = event["expires_at"]
-        when = (expires_at.strftime("%Y-%m-%d %H:%M UTC") if isinstance(expires_at, datetime)
-                else str(expires_at))
-        return render(
-            "credits_expiring", to=str(event["email"]),
-            subject=f"hopsplane: ${event['amount']} of promotional credit expires on "
-                    f"{when[:10]}",
-            amount=event["amount"], expires_at=when, balance=event["balance"],
-            link=f"{public_url.rstrip('/')}/console" if public_url else None,
-        )
-    threshold, balance = event["threshold"], Decimal(str(event["balance"]))
-    link = f"{public_url.rstrip('/')}/console" if public_url else None
-    if event["kind"] == "recovered":
-        return render("balance_recovered", to=str(event["email"]),
-                      subject=f"hopsplane: your balance is back above ${threshold}",
-                      balance=balance, threshold=threshold, link=link)
-    suspended = balance <= 0
-    subject = ("hopsplane: your account is suspended, add credit to resume" if suspended
-               else f"hopsplane: your balance is at or below ${threshold}")
-    return render(
-        "low_balance", to=str(event["email"]), subject=subject,
-        balance=balance, threshold=threshold, suspended=suspended, link=link,
     )
 
 

@@ -26,7 +26,8 @@ BILL_ACCOUNTS_TASK = "billing.bill_accounts"
 def run_billing_job(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     """Charge every uncharged usage through today (UTC). Batches commit on their own
     transactions; a failed account is logged and retried by the next slot. Needs the
-    worker's ``settings``, ``database``, ``hooks`` and ``mailer`` services."""
+    worker's ``settings``, ``database`` and ``hooks`` services (the notices it causes are
+    jobs of their own)."""
     _run(ctx, ctx.clock().astimezone(UTC).date(), None)
 
 
@@ -64,11 +65,9 @@ def _run(ctx: JobContext, through: date, accounts: Sequence[str] | None) -> Any:
         ctx.services.database,
         through,
         hooks=ctx.services.hooks,
-        mailer=ctx.services.mailer,
         thresholds=settings.thresholds,
         batch_size=settings.billing_batch_size,
         workers=1,
-        public_url=settings.public_url,
         accounts=accounts,
         slice_days=settings.billing_slice_days,
     )

@@ -22,7 +22,6 @@ from hopsplane.cli.common import (
 )
 from hopsplane.composition.hooks import build_account_hooks
 from hopsplane.errors import Invalid
-from hopsplane.integrations.email import build_mailer
 
 app = typer.Typer(
     help="Charge metered usage to the credits ledger, set per-account prices, and send "
@@ -68,19 +67,17 @@ def run(
         report = run_billing(
             db, day,
             hooks=build_account_hooks(settings),
-            mailer=build_mailer(settings),
             thresholds=settings.thresholds,
             batch_size=batch_size if batch_size is not None else settings.billing_batch_size,
             workers=workers,
-            public_url=settings.public_url,
             slice_days=settings.billing_slice_days,
             progress=lambda r: status.update(
                 f"billing... {r.accounts} accounts, {r.postings} debits, {r.amount}"),
         )
     console.print(
         f"billed through {report.through}: {report.postings} debits totalling "
-        f"{report.amount} over {report.accounts} accounts; {report.notices_sent} notices "
-        f"sent, {report.suspended} accounts suspended"
+        f"{report.amount} over {report.accounts} accounts; {report.notices} notices "
+        f"queued (the worker sends them), {report.suspended} accounts suspended"
     )
     if report.failures:
         err_console.print(f"[red]{len(report.failures)} account(s) failed:[/red]")
@@ -88,24 +85,6 @@ def run(
             err_console.print(f"  {f.account_owner_id}: {f.error}")
         raise typer.Exit(1)
 
-
-@app.command()
-@friendly
-def dispatch() -> None:
-    """Announce pending balance events: suspensions/resumptions to the account hooks and
-    low-balance notices by email (SMTP, or the log when unconfigured)."""
-    settings = load_settings()
-    hooks, mailer = build_account_hooks(settings), build_mailer(settings)
-    total_hooks = total_sent = 0
-    with database(settings) as db:
-        while True:
-            with db.transaction() as s:
-                hooked, sent, claimed = service.dispatch_events(
-                    s, hooks, mailer, public_url=settings.public_url)
-            total_hooks, total_sent = total_hooks + hooked, total_sent + sent
-            if claimed == 0 or hooked + sent == 0:
-                break
-    console.print(f"{total_hooks} suspensions/resumptions announced, {total_sent} notices sent")
 
 
 @app.command("set-price", context_settings={"ignore_unknown_options": True})

@@ -13,9 +13,10 @@ and knows no domain.
 
 Registered: Hopsworks provisioning (retried jobs) and cluster reconciliation (clusters),
 usage collection from every cluster's Prometheus (usage), the billing run (billing), auto
-top-up charges and their notices (payments), the pruning of ended browser sessions
-(sessions) and of finished jobs (the queue itself), the expiry of promotional credit and
-its 7-day notices (credits).
+top-up charges (payments), the notice of every account event (notices), the pruning of
+ended browser sessions (sessions) and of finished jobs (the queue itself), the expiry of
+promotional credit and the announcement of a suspension that its posting could not
+announce (credits).
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ from hopsplane.integrations.prometheus import (
     build_prometheus_client,
 )
 from hopsplane.integrations.stripe import build_stripe
+from hopsplane.integrations.webhooks import HttpSender
+from hopsplane.notices import service as notices
 from hopsplane.payments import tasks as payment_tasks
 from hopsplane.sessions import tasks as session_tasks
 from hopsplane.usage import tasks as usage_tasks
+from hopsplane.webhooks import tasks as webhook_tasks
 from hopsplane.worker import service as queue
 from hopsplane.worker.schemas import Handler, JobServices, PeriodicTask, Task
 
@@ -50,6 +54,7 @@ def tasks() -> tuple[Task, ...]:
     declared = (
         *queue.TASKS, *provisioning.TASKS, *enforcement.TASKS, *usage_tasks.TASKS,
         *billing_tasks.TASKS, *session_tasks.TASKS, *credits_tasks.TASKS, *payment_tasks.TASKS,
+        *notices.TASKS, *webhook_tasks.TASKS,
     )
     names = [t.name for t in declared]
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -84,6 +89,8 @@ def services(settings: Settings, database: Database) -> JobServices:
         hooks=build_account_hooks(settings),
         mailer=build_mailer(settings),
         stripe=build_stripe(settings),
+        # outbound webhooks: http:// only in development, addresses checked at send time
+        webhook_sender=HttpSender(allow_http=settings.environment == "development"),
         # a usage collection that changed accounts' usage queues their billing at once
         usage_changed=billing_tasks.enqueue_account_billing,
     )

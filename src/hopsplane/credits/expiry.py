@@ -6,8 +6,8 @@ later or never (``hopsplane.burn_down`` records the draws, revision 0023; the ac
 concerned are caught up before what is left of a grant is read). At its expiry
 :func:`expire_due` posts one ``expiry`` entry for what is left of it, keyed by the grant
 (``expiry:<grant id>``), so a repeated or concurrent run posts it once. Seven days before,
-:func:`notify_expiring` records one ``credits_expiring`` balance event per grant (the
-billing dispatcher mails it, exactly once, like a low-balance notice).
+:func:`notify_expiring` publishes one ``credits_expiring`` event per grant (its notice is a
+queued job, keyed by the grant: once, like a low-balance notice).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def expire_grant(
 def notify_expiring(
     session: Session, *, now: datetime | None = None, within: timedelta = EXPIRY_NOTICE
 ) -> int:
-    """Record a ``credits_expiring`` notice for each grant that expires within ``within``
+    """Publish a ``credits_expiring`` notice for each grant that expires within ``within``
     with something left, once per grant; returns how many were new."""
     at = now or repo.db_now(session)
     repo.catch_up_grants(session, at + within, EXPIRE_BATCH, since=at)

@@ -34,7 +34,7 @@ class Posting:
 @dataclass(frozen=True, slots=True)
 class BalancePolicy:
     """How a posting announces what it does to an account's standing: the hooks that hear
-    of suspensions and resumptions (None: the next billing dispatch announces them) and
+    of suspensions and resumptions (None: a ``credits.announce_standing`` job does) and
     the low-balance thresholds (``settings.thresholds``)."""
 
     hooks: AccountHooks | None = None
@@ -63,15 +63,18 @@ class LedgerEntryOut(BaseModel):
 @dataclass(frozen=True, slots=True)
 class BalanceEvent:
     """A change of standing caused by a posting: a low-balance notice (``threshold`` set),
-    a suspension or a resumption. Recorded in hopsplane.balance_events in the posting's
-    transaction."""
+    a suspension, a resumption or a recovery. Published (``hopsplane.notices``) in the
+    posting's transaction: ``id`` is its notice job (None when it was published before),
+    ``announce_job`` the job that announces a suspension or resumption to the hooks when
+    the posting had none."""
 
-    id: int
+    id: int | None
     account_owner_id: str
     kind: str  # low_balance | suspended | resumed | recovered
     threshold: Decimal | None
     balance: Decimal
     ledger_seq: int
+    announce_job: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

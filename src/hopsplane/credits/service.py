@@ -96,10 +96,11 @@ def post(
 
     Every posting also brings the account's standing up to date (suspended at or below
     zero, resumed above it, a low-balance notice once per downward threshold crossing),
-    recorded in hopsplane.balance_events in this transaction. With ``hooks``, the
-    suspension/resumption is announced through them right away (exactly once: the event
-    is marked dispatched); without, the next billing run (or ``hopsplane billing
-    dispatch``) announces it. Callers that know the settings pass
+    published (``hopsplane.notices``: each change's notice is a job queued in this
+    transaction). With ``hooks``, the suspension/resumption is announced through them
+    right away (in this transaction: exactly once); without, a
+    ``credits.announce_standing`` job queued in this transaction announces it. Callers
+    that know the settings pass
     ``thresholds=settings.thresholds`` (the default is $10, $1, $0).
     """
     amount = validate_posting(posting.entry_type, posting.amount, posting.idempotency_key)
@@ -174,13 +175,14 @@ def post_now(
     connection (autocommit) the caller owns: the hot path of a posting, with no ORM
     session and no lock held while Python runs (see ``repository.post_now``).
 
-    Same validation, idempotency and standing as :func:`post`; the standing's events are
-    recorded unannounced (the next billing run or ``hopsplane billing dispatch`` announces
-    them), so there are no hooks. Refunds go through :func:`post` (their purchase check
-    runs under the lock before the posting). ``durable`` (default: every type but usage)
-    waits for the WAL flush before returning; a usage debit does not, since its source
-    re-posts it under the same key after a crash (billing charges what ``billed_amount``,
-    lost in the same transaction, says is not charged)."""
+    Same validation, idempotency and standing as :func:`post`; there are no hooks, so a
+    suspension or resumption is announced by the ``credits.announce_standing`` job its
+    statement queues (with the notices, in the posting's transaction). Refunds go
+    through :func:`post` (their purchase check runs under the lock before the posting).
+    ``durable`` (default: every type but usage) waits for the WAL flush before
+    returning; a usage debit does not, since its source re-posts it under the same key
+    after a crash (billing charges what ``billed_amount``, lost in the same transaction,
+    says is not charged)."""
     amount = validate_posting(posting.entry_type, posting.amount, posting.idempotency_key)
     posting = _with_amount(posting, amount)
     if posting.entry_type is EntryType.REFUND or posting.refund_of is not None:
@@ -298,9 +300,9 @@ def _watch(
 def announce(session: Session, events: Sequence[BalanceEvent], hooks: AccountHooks) -> None:
     """Call the AccountHooks seam for the suspensions and resumptions of a posting, in
     the caller's transaction. The events were stored as dispatched in this same
-    transaction, so each is announced exactly once: a rollback takes back both the hook's
-    work and the mark. Low-balance notices are left for the mail dispatcher
-    (hopsplane.billing.service.dispatch_events)."""
+    transaction, once per change of standing (the standing itself is updated in the same
+    transaction): a rollback takes back both. The notices of the changes are queued jobs
+    (``hopsplane.notices``)."""
     for event in events:
         if event.kind == "suspended":
             hooks.account_suspended(session, event.account_owner_id)
@@ -425,14 +427,20 @@ def refresh_standings(
 ) -> list[BalanceEvent]:
     """Bring the standing of every account at or below a threshold up to date, for
     balances that did not come through :func:`post` (the legacy cleanup writes its entries
-    set-based). Suspensions and notices are recorded unannounced: the next billing run (or
-    ``hopsplane billing dispatch``) announces them through the hooks."""
+    set-based). Notices are published, and suspensions are announced to the hooks by the
+    ``credits.announce_standing`` jobs queued in this transaction."""
     if not thresholds:
         return []
     accounts = repo.accounts_at_or_below(session, max(thresholds))
     if not accounts:
         return []
     return _apply_standing(session, accounts, thresholds, announced=False)
+
+
+def is_suspended(session: Session, account_owner_id: str) -> bool:
+    """Whether the account's standing is suspended now (False for an unknown account)."""
+    suspended, _ = repo.standing(session, account_owner_id)
+    return suspended
 
 
 def standing(session: Session, account_owner_id: str) -> Standing:
@@ -628,28 +636,3 @@ def _integrity_error(exc: IntegrityError, posting: Posting) -> Exception:
 def entry_count(session: Session, account_owner_id: str) -> int:
     """How many ledger entries the account has (a non-empty ledger is something of value)."""
     return repo.entry_count(session, account_owner_id)
-
-
-# --- the outbox of balance events: claimed and marked here, announced by billing ---------
-
-def claim_undispatched_events(session: Session, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` balance events nobody announced yet (oldest first, with the
-    owner's email), locked so that two dispatchers never take the same one; the caller
-    marks what it announced with :func:`mark_dispatched`."""
-    return repo.claim_events(session, limit)
-
-
-def take_events(session: Session, ids: list[int]) -> list[dict[str, Any]]:
-    """Of these events, those not dispatched yet, marked dispatched in the same statement
-    (with the owner's email); the caller un-marks what it could not deliver with
-    :func:`mark_undispatched`."""
-    return repo.take_events(session, ids)
-
-
-def mark_dispatched(session: Session, ids: list[int]) -> None:
-    repo.mark_events_dispatched(session, ids)
-
-
-def mark_undispatched(session: Session, ids: list[int]) -> None:
-    """Leave these events to the next dispatch (their email could not be sent now)."""
-    repo.unmark_events(session, ids)

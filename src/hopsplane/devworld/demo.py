@@ -108,9 +108,9 @@ def fill(database: Database, settings: Settings, hooks: AccountHooks,
     progress("usage")
     with database.transaction() as s:
         days = _usage(s, settings, owner, today)
-    run_billing(database, today, hooks=hooks, mailer=LogMailer(),
+    run_billing(database, today, hooks=hooks,
                 thresholds=settings.thresholds, batch_size=settings.billing_batch_size,
-                workers=1, public_url=settings.public_url, accounts=[owner],
+                workers=1, accounts=[owner],
                 slice_days=settings.billing_slice_days)
     with database.transaction() as s:
         grace = accounts.find_user(s, MEMBERS[0].email).id

@@ -242,6 +242,12 @@ def require_team_admin(request: Request,
     return _delegated(request, principal, session, Capability.TEAM)
 
 
+def require_webhooks(request: Request,
+                      principal: Annotated[Principal, Depends(current_principal)],
+                      session: SessionDep) -> Principal:
+    return _delegated(request, principal, session, Capability.WEBHOOKS)
+
+
 def sees_account_usage(request: Request, principal: Principal, session: Session) -> bool:
     """The owner, and an organization admin, see the whole account's usage; anyone else
     their own share."""
@@ -254,6 +260,7 @@ AdminDep = Annotated[Principal, Depends(require_admin)]
 LedgerDep = Annotated[Principal, Depends(require_ledger)]
 BuyDep = Annotated[Principal, Depends(require_buyer)]
 TeamDep = Annotated[Principal, Depends(require_team_admin)]
+WebhooksDep = Annotated[Principal, Depends(require_webhooks)]
 
 
 async def balance_policy(request: Request) -> BalancePolicy:

@@ -246,8 +246,8 @@ def migrate(
         moved["usage_tracking"] = _load_usage(conn, s)
     with step("rebuild keys"):
         bulk.create_keys(conn, keys)
-    # overdrawn legacy accounts are suspended like any other (announced by the next billing
-    # run), and low balances get their notice
+    # overdrawn legacy accounts are suspended like any other (announced by the jobs this
+    # queues), and low balances get their notice
     with step("standing"), Session(bind=conn) as session:
         credits.refresh_standings(session, thresholds)
     with step("verify"):

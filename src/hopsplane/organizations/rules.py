@@ -20,6 +20,7 @@ class Capability(StrEnum):
     LEDGER = "ledger"  # ledger, receipts, balance
     BUY = "buy"  # buy credits
     USAGE = "usage"  # the whole account's usage
+    WEBHOOKS = "webhooks"  # the account's webhook endpoints and their deliveries
 
 
 GRANTS: dict[OrgRole, frozenset[Capability]] = {

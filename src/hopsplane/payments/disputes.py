@@ -14,10 +14,13 @@ now and posts what the ledger lacks:
 So ``charge.dispute.closed`` (won) delivered before ``charge.dispute.created`` posts both,
 and the late ``created`` finds both keys posted. The database holds one entry of each type
 per Stripe dispute (``credits_ledger_one_entry_per_dispute``) and a reversal's amount equal
-to its dispute's (the ledger's trigger, revision 0017).
+to its dispute's (the ledger's trigger, revision 0017). The owner is told of each entry
+(``dispute_opened``, ``dispute_won``: account events published with the posting).
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import structlog
 from sqlalchemy.orm import Session
@@ -28,6 +31,8 @@ from hopsplane.credits.rules import EntryType
 from hopsplane.credits.schemas import BalancePolicy, LedgerEntryOut, Posting
 from hopsplane.errors import Invalid
 from hopsplane.integrations.stripe.types import DisputeState, StripeGateway
+from hopsplane.notices import service as notices
+from hopsplane.notices.schemas import AccountEvent
 from hopsplane.payments import repository as repo
 from hopsplane.payments import rules
 from hopsplane.payments.service import NO_POLICY, purchase_of
@@ -87,12 +92,13 @@ def _post_dispute(session: Session, dispute: DisputeState, purchase: LedgerEntry
     if result.created:
         log.info("dispute posted", account=purchase.account_owner_id, dispute=dispute.id,
                  amount=str(amount))
+        _publish(session, "dispute_opened", result.entry, dispute.id, amount, pi)
     return result.entry
 
 
 def _post_reversal(session: Session, dispute: DisputeState, entry: LedgerEntryOut,
                    policy: BalancePolicy) -> None:
-    credits.post(
+    result = credits.post(
         session,
         Posting(
             account_owner_id=entry.account_owner_id,
@@ -107,6 +113,20 @@ def _post_reversal(session: Session, dispute: DisputeState, entry: LedgerEntryOu
         hooks=policy.hooks,
         thresholds=policy.thresholds,
     )
+    if result.created:
+        _publish(session, "dispute_won", result.entry, dispute.id, -entry.amount,
+                 entry.stripe_payment_intent_id)
+
+
+def _publish(session: Session, kind: str, entry: LedgerEntryOut, dispute_id: str,
+             amount: Decimal, pi: str | None) -> None:
+    """The owner hears of a dispute once per ledger entry it caused (the key names the
+    dispute; the entry is posted once per dispute)."""
+    notices.publish(session, AccountEvent(
+        kind, entry.account_owner_id, f"{kind}:{dispute_id}",
+        {"dispute_id": dispute_id, "amount": amount, "payment_intent": pi,
+         "ledger_seq": entry.seq},
+    ))
 
 
 def ledger_state(session: Session, dispute_id: str) -> tuple[bool, bool]:

@@ -29,6 +29,8 @@ from hopsplane.integrations.stripe.types import (
     CheckoutRequest,
     StripeGateway,
 )
+from hopsplane.notices import service as notices
+from hopsplane.notices.schemas import AccountEvent
 from hopsplane.payments import receipts, rules
 from hopsplane.payments import repository as repo
 from hopsplane.payments.schemas import (
@@ -77,6 +79,10 @@ def fulfil_payment(
     if result.created:
         log.info("credits purchased", account=account, named=payment.account_owner_id,
                  amount=str(payment.amount), payment_intent=payment.payment_intent_id)
+        notices.publish(session, AccountEvent(
+            "topup_succeeded", account, f"topup_succeeded:{payment.payment_intent_id}",
+            {"amount": payment.amount, "payment_intent": payment.payment_intent_id,
+             "ledger_seq": result.entry.seq}))
     return FulfilResult(result.entry, result.created)
 
 

@@ -1,11 +1,12 @@
-"""The payments domain's jobs: auto top-up charges and their notices.
+"""The payments domain's jobs: auto top-up charges (their notices are account events,
+``hopsplane.notices``).
 
 ``payments.auto_topup_charge`` decides a try under the account's auto top-up lock in one
 short transaction, calls Stripe with no transaction open (so nothing waits on Stripe), and
 records the answer in another. Stripe unreachable raises: the job is retried by the queue
 with the same try, hence the same Stripe idempotency key, and nothing is credited until
-Stripe says a payment succeeded. Needs the worker's ``settings``, ``database``, ``stripe``,
-``hooks`` and ``mailer`` services.
+Stripe says a payment succeeded. Needs the worker's ``settings``, ``database``, ``stripe``
+and ``hooks`` services.
 """
 
 from __future__ import annotations
@@ -17,19 +18,11 @@ from sqlalchemy.orm import Session
 
 from hopsplane.credits.schemas import BalancePolicy
 from hopsplane.errors import Unavailable
-from hopsplane.integrations.email.templates import render
 from hopsplane.integrations.stripe.types import OffSessionCharge, StripeGateway
 from hopsplane.payments import rules as payment_rules
 from hopsplane.payments.autotopup import service as autotopup
 from hopsplane.payments.autotopup.rules import charge_key
 from hopsplane.worker.schemas import JobContext, Task
-
-SUBJECTS = {
-    "succeeded": "hopsplane: auto top-up of {amount} {currency} succeeded",
-    "failed": "hopsplane: auto top-up of {amount} {currency} failed, we will retry",
-    "paused": "hopsplane: auto top-up is paused",
-    "action_required": "hopsplane: confirm your auto top-up of {amount} {currency}",
-}
 
 
 def _gateway(ctx: JobContext) -> StripeGateway:
@@ -62,26 +55,6 @@ def run_charge(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
         )
 
 
-def run_notice(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
-    """Email the owner one auto top-up event. A mail server that is down raises, and the
-    queue retries this job (and only this job: the event itself is recorded)."""
-    settings = ctx.services.settings
-    kind = str(args["kind"])
-    email, attempt = autotopup.notice_context(
-        session, str(args["account"]), uuid.UUID(str(args["attempt_id"])))
-    if attempt is None:
-        return
-    currency = settings.stripe_currency.upper()
-    base = settings.public_url.rstrip("/")
-    ctx.services.mailer.send(render(
-        "auto_topup", to=email,
-        subject=SUBJECTS[kind].format(amount=attempt["amount"], currency=currency),
-        kind=kind, amount=attempt["amount"], currency=currency,
-        detail=args.get("detail"),
-        link=f"{base}/console/auto-topup" if base else None,
-    ))
-
-
 def run_failed(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
     """Count a failure Stripe reported by webhook for a processing auto top-up."""
     autotopup.payment_failed(
@@ -92,6 +65,5 @@ def run_failed(session: Session, args: dict[str, Any], ctx: JobContext) -> None:
 
 TASKS: tuple[Task, ...] = (
     Task(autotopup.CHARGE_TASK, run_charge),
-    Task(autotopup.NOTICE_TASK, run_notice),
     Task(autotopup.FAILED_TASK, run_failed),
 )

@@ -25,6 +25,8 @@ from hopsplane.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from hopsplane.hooks import AccountHooks
 from hopsplane.integrations.email import Mailer
 from hopsplane.integrations.email.templates import render
+from hopsplane.notices import service as notices
+from hopsplane.notices.schemas import AccountEvent
 from hopsplane.teams import repository as repo
 from hopsplane.teams.rules import (
     accept_link,
@@ -231,6 +233,9 @@ def accept_invite(
     audit.record(session, "teams.member_joined", account_id=owner_id, target=f"user:{user_id}",
                  before={"account_owner_id": None},
                  after={"account_owner_id": owner_id, "invite_id": invite.id})
+    notices.publish(session, AccountEvent(
+        "member_joined", owner_id, f"member_joined:{owner_id}:{user_id}:{invite.id}",
+        {"member_id": user_id}))
     return Membership(account_owner_id=owner_id, member_id=user_id, invite_id=invite.id)
 
 
@@ -251,6 +256,9 @@ def remove_member(
                  after={"account_owner_id": None})
     hooks.member_removed(session, member_id, account_id)
     hooks.account_created(session, member_id)
+    notices.publish(session, AccountEvent(  # a removal happens once: it refuses a non-member
+        "member_left", account_id, f"member_left:{account_id}:{member_id}:{uuid.uuid4()}",
+        {"member_id": member_id}))
     return member_out(member)
 
 

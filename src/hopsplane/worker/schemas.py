@@ -17,6 +17,7 @@ from hopsplane.integrations.email import Mailer
 from hopsplane.integrations.hopsworks import HopsworksClientFactory
 from hopsplane.integrations.prometheus import PrometheusFactory
 from hopsplane.integrations.stripe.types import StripeGateway
+from hopsplane.integrations.webhooks import WebhookSender
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,8 @@ class JobServices:
     """None: a plain client per URL, without a cluster's CA bundle or credentials."""
     usage_changed: Callable[[Session, list[str], date], None] | None = None
     """Told which accounts' usage a collection changed (billing's "charge them now")."""
+    webhook_sender: WebhookSender | None = None
+    """Delivers outbound webhooks (None: a worker that delivers none, the queue's tests)."""
 
 
 @dataclass(slots=True)

@@ -19,8 +19,6 @@ from hopsplane.db.models.base import (
 )
 from hopsplane.db.models.billing import (
     AccountStanding,
-    BalanceEvent,
-    BudgetNotice,
     MemberBudget,
     PriceOverride,
 )
@@ -45,16 +43,17 @@ from hopsplane.db.models.ratelimits import RateLimitCounter
 from hopsplane.db.models.sessions import WebSession
 from hopsplane.db.models.teams import TeamInvite
 from hopsplane.db.models.usage import UsageEvent, UsageIngestToken, UsageTracking
+from hopsplane.db.models.webhooks import WebhookDelivery, WebhookEndpoint
 from hopsplane.db.models.worker import Job
 
 __all__ = [
     "AUTO_TOPUP_ACTIVE", "BALANCE", "CORE_TABLES", "MACHINERY_SCHEMA", "MONEY",
     "ORGANIZATION_TABLES", "PRICE", "PUBLIC_TABLES", "TOPUP_MONEY", "UNITS",
     "AccountCluster", "AccountStanding", "ApiKey", "AuditEntry", "AutoTopup", "AutoTopupAttempt",
-    "AutoTopupConsent",
-    "BalanceEvent", "Base", "BudgetNotice", "CreditCheckpoint", "CreditDraw", "CreditLot",
+    "AutoTopupConsent", "Base", "CreditCheckpoint", "CreditDraw", "CreditLot",
     "HopsworksCluster", "HopsworksSigningKey", "Job", "LedgerEntry", "MemberBudget",
     "Organization", "OrganizationMember", "PriceOverride", "PurchaseReceipt",
     "RateLimitCounter", "StoppedWorkload", "StripeEvent", "TeamInvite", "UsageEvent",
-    "UsageIngestToken", "UsageTracking", "User", "WebSession",
+    "UsageIngestToken", "UsageTracking", "User", "WebSession", "WebhookDelivery",
+    "WebhookEndpoint",
 ]

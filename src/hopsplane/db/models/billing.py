@@ -11,12 +11,10 @@ from sqlalchemy import (
     Computed,
     Date,
     ForeignKeyConstraint,
-    Identity,
     Index,
     PrimaryKeyConstraint,
     SmallInteger,
     Text,
-    UniqueConstraint,
     func,
     text,
 )
@@ -62,34 +60,6 @@ class AccountStanding(Base):
     changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
-class BalanceEvent(Base):
-    """Outbox of low-balance notices, suspensions and resumptions."""
-
-    __tablename__ = "balance_events"
-    __table_args__ = (
-        UniqueConstraint(
-            "account_owner_id", "ledger_seq", "kind", name="balance_events_once_per_entry"
-        ),
-        Index(
-            "balance_events_pending_idx",
-            "id",
-            postgresql_where=text("dispatched_at IS NULL"),
-        ),
-        {"schema": MACHINERY_SCHEMA},
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    account_owner_id: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(Text)
-    threshold: Mapped[Decimal | None] = mapped_column(BALANCE)
-    balance: Mapped[Decimal] = mapped_column(BALANCE)
-    ledger_seq: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    dispatched_at: Mapped[datetime | None]
-    amount: Mapped[Decimal | None] = mapped_column(BALANCE)  # credits_expiring: what expires
-    expires_at: Mapped[datetime | None]  # credits_expiring: when
-
-
 class MemberBudget(Base):
     """An owner's monthly budget for one member of their team (billing)."""
 
@@ -114,31 +84,7 @@ class MemberBudget(Base):
     stopped_month: Mapped[date | None] = mapped_column(Date)
     set_by: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
-
-
-class BudgetNotice(Base):
-    """Outbox of the 80 % / 100 % budget notices, one row per recipient."""
-
-    __tablename__ = "budget_notices"
-    __table_args__ = (
-        UniqueConstraint(
-            "member_id", "month", "percent", "budget", "recipient", name="budget_notices_once"
-        ),
-        Index(
-            "budget_notices_pending_idx",
-            "id",
-            postgresql_where=text("dispatched_at IS NULL"),
-        ),
-        {"schema": MACHINERY_SCHEMA},
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    member_id: Mapped[str] = mapped_column(Text)
-    account_owner_id: Mapped[str] = mapped_column(Text)
-    month: Mapped[date] = mapped_column(Date)
-    percent: Mapped[int] = mapped_column(SmallInteger)
-    budget: Mapped[Decimal] = mapped_column(MONEY)
-    spend: Mapped[Decimal] = mapped_column(BALANCE)
-    recipient: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    dispatched_at: Mapped[datetime | None]
+    # the highest threshold announced for this month at this amount (revision 0025)
+    noticed_month: Mapped[date | None] = mapped_column(Date)
+    noticed_budget: Mapped[Decimal | None] = mapped_column(MONEY)
+    noticed_percent: Mapped[int | None] = mapped_column(SmallInteger)

@@ -28,6 +28,9 @@ class Email:
     body: str
     html: str | None = None
     """The HTML part (rendered from the same template context as ``body``)."""
+    message_id: str | None = None
+    """The Message-ID header; a notice sets one derived from its event, so that a notice
+    sent again (at-least-once delivery) repeats it."""
 
 
 class Mailer(Protocol):
@@ -89,6 +92,8 @@ class SmtpMailer:
         msg["From"] = self.sender
         msg["To"] = message.to
         msg["Subject"] = message.subject
+        if message.message_id:
+            msg["Message-ID"] = message.message_id
         msg.set_content(message.body)
         if message.html:
             msg.add_alternative(message.html, subtype="html")

@@ -47,7 +47,6 @@ import structlog
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
-from hopsplane.accounts import service as accounts
 from hopsplane.audit import service as audit
 from hopsplane.config import Settings
 from hopsplane.credits import service as credits
@@ -62,6 +61,8 @@ from hopsplane.integrations.stripe.types import (
     StripeConfig,
     StripeGateway,
 )
+from hopsplane.notices import service as notices
+from hopsplane.notices.schemas import AccountEvent
 from hopsplane.payments import repository as payments_repo
 from hopsplane.payments import rules as payment_rules
 from hopsplane.payments import service as payments
@@ -94,7 +95,6 @@ ATTEMPT_METADATA_KEY = "hopsplane_auto_topup"
 """Metadata naming the attempt on its PaymentIntents and completion Checkout Sessions."""
 
 CHARGE_TASK = "payments.auto_topup_charge"
-NOTICE_TASK = "payments.auto_topup_notice"
 FAILED_TASK = "payments.auto_topup_failed"
 NOTICE_KINDS = ("succeeded", "failed", "paused", "action_required")
 
@@ -290,12 +290,14 @@ def _enqueue_charge(session: Session, attempt_id: uuid.UUID, account_id: str, at
 
 def _notify(session: Session, attempt_id: uuid.UUID, account_id: str, kind: str, try_no: int,
             detail: str | None = None) -> None:
-    """Queue the owner's notice of one event, once (the job's key names the event)."""
-    queue.enqueue(
-        session, NOTICE_TASK,
-        {"account": account_id, "attempt_id": str(attempt_id), "kind": kind, "detail": detail},
-        idempotency_key=f"auto-topup:notice:{attempt_id}:{kind}:{try_no}",
-    )
+    """Publish one auto top-up event (its notice is a queued job), once: the key names the
+    attempt, the event and the try."""
+    attempt = repo.attempt(session, attempt_id)
+    notices.publish(session, AccountEvent(
+        "auto_topup", account_id, f"auto_topup:{attempt_id}:{kind}:{try_no}",
+        {"event": kind, "attempt_id": attempt_id, "detail": detail,
+         "amount": attempt["amount"] if attempt is not None else None},
+    ))
 
 
 # --- deciding and recording a charge -----------------------------------------------------
@@ -582,9 +584,3 @@ def view(session: Session, account_id: str, limits: Limits,
 
 def attempts(session: Session, account_id: str, limit: int = 50) -> list[AttemptOut]:
     return [AttemptOut.model_validate(dict(a)) for a in repo.attempts(session, account_id, limit)]
-
-
-def notice_context(session: Session, account_id: str, attempt_id: uuid.UUID
-                   ) -> tuple[str, RowMapping | None]:
-    """The owner's email and the attempt, for a notice."""
-    return accounts.get_user(session, account_id).email, repo.attempt(session, attempt_id)

@@ -14,7 +14,7 @@ the key or the account it names, and a cascade would be an UPDATE/DELETE the tri
 refuses. Machinery, so both live in the `hopsplane` schema, outside the six tables.
 
 Revision ID: 0026
-Revises: 0024
+Revises: 0025
 Create Date: 2026-12-07
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0026"
-down_revision: str | None = "0024"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

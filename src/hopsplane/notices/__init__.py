@@ -1,0 +1,1 @@
+"""Account events and the notices they cause: one publish point, sent by the worker."""

@@ -1,0 +1,1 @@
+"""Outbound webhooks: endpoints an account registers, and signed deliveries of its events."""
