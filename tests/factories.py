@@ -134,7 +134,6 @@ def send_notices(db: Database, mailer: Any, *, public_url: str = "",
     from hopsplane.credits import tasks as credits_tasks
     from hopsplane.notices import service as notices
     from hopsplane.notices.schemas import AccountEvent
-    from hopsplane.worker.schemas import JobContext
 
     sent = 0
     if hooks is not None:
@@ -144,7 +143,7 @@ def send_notices(db: Database, mailer: Any, *, public_url: str = "",
                 "ORDER BY id"), {"t": credits_tasks.ANNOUNCE_TASK}))
         for job_id, args in announce:
             with db.transaction() as s:
-                credits_tasks.announce_standing(s, args, JobContext({"hooks": hooks}))
+                credits_tasks.announce_standing(s, args, job_context(db, hooks=hooks))
                 s.execute(text("UPDATE hopsplane.jobs SET status = 'done', finished_at = now() "
                                "WHERE id = :id"), {"id": job_id})
     for job_id, _status, args in notice_jobs(db, "queued"):
@@ -316,3 +315,17 @@ def make_legacy(pg: PgServer, users: int = LEGACY_USERS) -> str:
     with legacy.connect(url) as conn, conn.begin():
         generate(conn, users)
     return url
+
+
+def job_context(db: Database, public_url: str = "", **services: Any) -> Any:
+    """A worker's context for running jobs in a test: the real services of a worker built
+    from default settings (with ``public_url``), with the fakes given by name in their
+    place (``mailer=``, ``hooks=``, ``webhook_sender=``...)."""
+    from dataclasses import replace
+
+    from hopsplane.composition import jobs
+    from hopsplane.config import Settings
+    from hopsplane.worker.schemas import JobContext
+
+    settings = Settings(_env_file=None, public_url=public_url)  # type: ignore[call-arg]
+    return JobContext(job_services=replace(jobs.services(settings, db), **services))

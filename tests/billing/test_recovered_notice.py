@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 
 from sqlalchemy.orm import Session
 
@@ -17,10 +16,10 @@ from hopsplane.errors import Unavailable
 from hopsplane.integrations.email import Email
 from hopsplane.notices import service as notices
 from hopsplane.worker import service as queue
-from hopsplane.worker.schemas import JobContext
 from tests.apps import Api
 from tests.factories import (
     RecordingHooks,
+    job_context,
     make_user,
     notice_jobs,
     post,
@@ -83,8 +82,7 @@ def test_the_recovery_is_queued_after_its_low_balance_notice_and_each_is_sent_on
         post(s, a, "grant", "30.00")   # recovered (37.00)
     assert [j.args["kind"] for j in notice_jobs(fresh_db)] == ["low_balance", "recovered"]
     mailer = _FlakyMailer(failures=1)
-    settings = SimpleNamespace(public_url=PUBLIC, stripe_currency="usd")
-    ctx = JobContext(services={"settings": settings, "database": fresh_db, "mailer": mailer})
+    ctx = job_context(fresh_db, PUBLIC, mailer=mailer)
     handlers = {notices.SEND_TASK: notices.send_notice}
     now = datetime.now(UTC)
     while queue.run_one(fresh_db, handlers, ctx, now) is not None:

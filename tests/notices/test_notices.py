@@ -8,7 +8,6 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,8 +21,7 @@ from hopsplane.integrations.email import Email
 from hopsplane.notices import service as notices
 from hopsplane.notices.schemas import AccountEvent
 from hopsplane.worker import service as queue
-from hopsplane.worker.schemas import JobContext
-from tests.factories import make_user, notice_jobs, post
+from tests.factories import job_context, make_user, notice_jobs, post
 
 PUBLIC = "http://console.test"
 
@@ -62,9 +60,7 @@ class _Recorder:
 
 
 def _work(db: Database, mailer: Any, now: datetime | None = None) -> int:
-    ctx = JobContext(services={
-        "settings": SimpleNamespace(public_url=PUBLIC, stripe_currency="usd"),
-        "database": db, "mailer": mailer})
+    ctx = job_context(db, PUBLIC, mailer=mailer)
     ran = 0
     while queue.run_one(db, {notices.SEND_TASK: notices.send_notice}, ctx, now) is not None:
         ran += 1

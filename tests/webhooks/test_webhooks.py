@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,9 +30,8 @@ from hopsplane.webhooks import service as webhooks
 from hopsplane.webhooks import tasks as webhook_tasks
 from hopsplane.webhooks.schemas import EndpointIn
 from hopsplane.worker import service as queue
-from hopsplane.worker.schemas import JobContext
 from tests.apps import Api, csrf_of
-from tests.factories import TEST_ENCRYPTION_KEY, make_user, notice_jobs, post
+from tests.factories import TEST_ENCRYPTION_KEY, job_context, make_user, notice_jobs, post
 from tests.tls_certs import Ca, make_ca, server_context
 
 HOST = "hooks.test"
@@ -103,9 +101,7 @@ def _sender(ca: Ca, *, open_loopback: bool = True) -> HttpSender:
 def _work(db: Database, box: SecretBox, sender: HttpSender, now: datetime | None = None) -> int:
     """Run what the worker would (deliveries and notices); returns how many delivery
     attempts ran."""
-    ctx = JobContext(services={
-        "database": db, "box": box, "webhook_sender": sender, "mailer": LogMailer(),
-        "settings": SimpleNamespace(public_url="", stripe_currency="usd")})
+    ctx = job_context(db, box=box, webhook_sender=sender, mailer=LogMailer())
     if now is not None:
         ctx.clock = lambda: now
     ran = 0
