@@ -87,10 +87,10 @@ def change_endpoint(session: Session, account: str, endpoint_id: uuid.UUID,
     """Change what an endpoint wants (event types), its description, or turn it off or
     on; what is not given stays. The URL is not changed here: a new URL is a new
     endpoint (with its own secret)."""
+    row = _endpoint(session, account, endpoint_id, lock=True)
     types = rules.event_types(body.event_types) if body.event_types is not None else None
     description = rules.description(body.description) if body.description is not None \
         else None
-    row = _endpoint(session, account, endpoint_id, lock=True)
     enabled = row["enabled"] if body.enabled is None else body.enabled
     repo.change(session, endpoint_id,
                 event_types=types if types is not None else list(row["event_types"]),
