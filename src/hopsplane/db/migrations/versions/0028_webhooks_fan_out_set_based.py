@@ -1,17 +1,17 @@
-"""The publish point fans an event out to its webhook endpoints in two set-based statements
-instead of a loop of one statement per delivery.
+"""The publish point fans an event out to its webhook endpoints in one set-based
+statement instead of a loop of one statement per delivery.
 
 Revision 0027's ``hopsplane.publish_event`` inserted the deliveries with ``INSERT ...
 RETURNING`` and looped over them, calling ``hopsplane.enqueue_job`` once per delivery:
 one more statement (and one firing of the ``jobs_notify`` statement trigger) per
 delivery, in every transaction that causes events. A billing run that crossed a
 threshold on 20,000 accounts with one endpoint each took 1.9x the time of the same run
-without endpoints (benchmarks/webhooks_billing.py). Now the deliveries and their
-``webhooks.deliver`` jobs are one data-modifying CTE, run only when the account has an
-enabled endpoint subscribed to the type (so an account without endpoints costs one
-indexed lookup, and no empty INSERT wakes the workers). The rows written are the same:
-one delivery per (endpoint, event), its job keyed ``webhook:<delivery id>`` with 100
-attempts, the notice job as before.
+without endpoints (benchmarks/webhooks_billing.py; 1.5x with this revision). Now the
+deliveries and their ``webhooks.deliver`` jobs are one data-modifying CTE, run only when
+the account has an enabled endpoint subscribed to the type (so an account without
+endpoints costs one indexed lookup, and no empty INSERT wakes the workers). The rows
+written are the same: one delivery per (endpoint, event), its job keyed
+``webhook:<delivery id>`` with 100 attempts, the notice job as before.
 
 Revision ID: 0028
 Revises: 0027
