@@ -196,6 +196,13 @@ def test_failures_are_retried_and_after_three_days_the_endpoint_is_disabled(
     assert out.id == endpoint.id and not out.enabled and "3 days" in (out.disabled_reason or "")
     assert [j.args["kind"] for j in notice_jobs(fresh_db)
             if j.args["kind"] == "webhook_disabled"] == ["webhook_disabled"]  # owner emailed
+    with fresh_db.transaction() as s:  # the system's decision, audited once
+        disabled = s.execute(text(
+            "SELECT actor_kind, before, after FROM hopsplane.audit_log "
+            "WHERE action = 'webhooks.endpoint_disabled' AND account_owner_id = :a"),
+            {"a": a}).all()
+    assert [(r.actor_kind, r.before, r.after["enabled"]) for r in disabled] == [
+        ("system", {"enabled": True}, False)]
     with fresh_db.transaction() as s:  # a disabled endpoint gets no new deliveries
         post(s, a, "grant", "20.00")
         post(s, a, "usage", "-24.00")

@@ -201,6 +201,9 @@ def _maybe_disable(session: Session, row: RowMapping, why: str) -> None:
     last = row["last_success_at"]
     if last is not None and last >= row["created_at"]:
         return
+    current = repo.endpoint(session, row["account_owner_id"], row["endpoint_id"], lock=True)
+    if current is None or not current["enabled"]:
+        return  # gone, or another delivery's failure (or its owner) turned it off first
     reason = f"failed for {rules.RETRY_WINDOW.days} days: {why}"[:500]
     repo.set_enabled(session, row["endpoint_id"], False, reason)
     audit.record(session, "webhooks.endpoint_disabled", account_id=row["account_owner_id"],
