@@ -193,3 +193,46 @@ def test_the_spec_states_each_operations_scope(api: Api) -> None:
         assert op["x-api-key-scope"] is None and "403" in op["responses"]
         assert not any("apiKey" in s for s in op["security"])
     assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+
+
+def test_a_key_with_webhooks_manage_manages_its_own_accounts_endpoints_only(api: Api) -> None:
+    a, ah = api.new_user()
+    _b, bh = api.new_user()
+    base = "/v1/account/webhooks"
+    hook = {"url": "https://hooks.example.com/k", "event_types": ["low_balance"]}
+    manage = _bearer(_key(api, ah, ["webhooks:manage"])["secret"])
+    made = api.client.post(base, headers=manage, json=hook)
+    assert made.status_code == 201, made.text
+    assert made.json()["secret"].startswith("whsec_")  # shown once, to the key's program
+    assert [e["id"] for e in api.client.get(base, headers=manage).json()] == [made.json()["id"]]
+    assert [e["id"] for e in api.client.get(base, headers=ah).json()] == [made.json()["id"]]
+    with api.db.transaction() as s:
+        actor = s.execute(text(
+            "SELECT actor_kind, account_owner_id FROM hopsplane.audit_log "
+            "WHERE action = 'webhooks.endpoint_created' AND target = :t"),
+            {"t": f"webhook_endpoint:{made.json()['id']}"}).one()
+    assert tuple(actor) == ("api_key", a)  # recorded as the key's decision
+
+    # without the scope: refused, naming it, before anything is read or written
+    reader = _bearer(_key(api, ah, ["balance:read", "team:read"])["secret"])
+    for method, path in [("GET", base), ("POST", base),
+                         ("GET", "/v1/account/webhook-event-types"),
+                         ("DELETE", f"{base}/{made.json()['id']}")]:
+        r = api.client.request(method, path, headers=reader,
+                               json=hook if method == "POST" else None)
+        assert r.status_code == 403 and "webhooks:manage" in r.json()["detail"], (method, path)
+
+    # a key of account A never touches B's endpoint
+    theirs = api.client.post(base, headers=bh, json=hook).json()["id"]
+    one = f"{base}/{theirs}"
+    for method, path in [("DELETE", one), ("PATCH", one), ("POST", f"{one}/rotate-secret"),
+                         ("POST", f"{one}/enable"), ("GET", f"{one}/deliveries")]:
+        r = api.client.request(method, path, headers=manage,
+                               json={"enabled": False} if method == "PATCH" else None)
+        assert r.status_code == 404 and r.json()["error"] == "NotFound", (method, path)
+    assert theirs not in str(api.client.get(base, headers=manage).json())
+    assert [e["id"] for e in api.client.get(base, headers=bh).json()] == [theirs]
+    assert api.client.get(base, headers=bh).json()[0]["enabled"]
+    spec = api.client.get("/openapi.json").json()["paths"]
+    assert spec[base]["post"]["x-api-key-scope"] == "webhooks:manage"
+    assert {"apiKey": ["webhooks:manage"]} in spec[base]["post"]["security"]

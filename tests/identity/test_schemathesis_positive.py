@@ -63,6 +63,10 @@ UNSTATABLE: dict[str, tuple[str, tuple[str, ...]]] = {
          "printable text", "user name or password", "needs a host", "not a URL",
          "#fragment", "spaces or control characters"),
     ),
+    "PATCH /v1/account/webhooks/{endpoint_id}": (
+        "as POST /v1/account/webhooks: which characters Unicode calls printable",
+        ("printable text",),
+    ),
     "POST /v1/admin/accounts/{account_id}/grants": (
         "relative to now: an expiry in the future and within ten years",
         ("not in the future", "within ten years"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import socket
 import ssl
 import threading
 import uuid
@@ -24,8 +25,14 @@ from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.errors import Invalid
 from hopsplane.integrations.email import LogMailer
-from hopsplane.integrations.webhooks import AddressRefused, HttpSender, check_url
+from hopsplane.integrations.webhooks import (
+    TIMEOUT_PREFIX,
+    AddressRefused,
+    HttpSender,
+    check_url,
+)
 from hopsplane.notices import service as notices
+from hopsplane.notices.schemas import AccountEvent
 from hopsplane.webhooks import service as webhooks
 from hopsplane.webhooks import tasks as webhook_tasks
 from hopsplane.webhooks.schemas import EndpointIn
@@ -189,6 +196,13 @@ def test_failures_are_retried_and_after_three_days_the_endpoint_is_disabled(
     assert out.id == endpoint.id and not out.enabled and "3 days" in (out.disabled_reason or "")
     assert [j.args["kind"] for j in notice_jobs(fresh_db)
             if j.args["kind"] == "webhook_disabled"] == ["webhook_disabled"]  # owner emailed
+    with fresh_db.transaction() as s:  # the system's decision, audited once
+        disabled = s.execute(text(
+            "SELECT actor_kind, before, after FROM hopsplane.audit_log "
+            "WHERE action = 'webhooks.endpoint_disabled' AND account_owner_id = :a"),
+            {"a": a}).all()
+    assert [(r.actor_kind, r.before, r.after["enabled"]) for r in disabled] == [
+        ("system", {"enabled": True}, False)]
     with fresh_db.transaction() as s:  # a disabled endpoint gets no new deliveries
         post(s, a, "grant", "20.00")
         post(s, a, "usage", "-24.00")
@@ -377,3 +391,120 @@ def test_one_event_published_by_two_transactions_is_one_delivery_per_endpoint(
     with fresh_db.transaction() as s:  # a month later the log forgets finished ones
         assert webhooks.prune(s, datetime.now(UTC) + timedelta(days=31)) == 2
     assert _deliveries(fresh_db) == []
+
+
+def test_endpoint_decisions_are_audited_once_with_before_and_after_never_the_secret(
+    api: Api,
+) -> None:
+    owner, headers = api.new_user()
+    base = "/v1/account/webhooks"
+    created = api.client.post(base, json={"url": "https://hooks.example.com/a",
+                                          "event_types": ["low_balance"],
+                                          "description": "pager"}, headers=headers).json()
+    one = f"{base}/{created['id']}"
+    changed = api.client.patch(one, headers=headers, json={
+        "event_types": ["suspended", "low_balance"], "description": "ops", "enabled": False})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["event_types"] == ["low_balance", "suspended"]
+    assert not changed.json()["enabled"]
+    assert api.client.patch(one, headers=headers, json={"enabled": False}).status_code == 200
+    assert api.client.post(f"{one}/enable", headers=headers).json()["enabled"]
+    rotated = api.client.post(f"{one}/rotate-secret", headers=headers).json()
+    bad = api.client.patch(one, headers=headers, json={"event_types": ["nope"]})
+    assert bad.status_code == 422  # refused: nothing recorded
+    assert api.client.delete(one, headers=headers).status_code == 204
+    with api.db.transaction() as s:
+        rows = s.execute(text(
+            "SELECT action, actor_kind, actor_id, target, before, after "
+            "FROM hopsplane.audit_log WHERE account_owner_id = :a AND action LIKE 'webhooks.%' "
+            "ORDER BY id"), {"a": owner}).all()
+    assert [r.action for r in rows] == [
+        "webhooks.endpoint_created", "webhooks.endpoint_changed",  # the repeat: no change
+        "webhooks.endpoint_changed", "webhooks.secret_rotated", "webhooks.endpoint_deleted"]
+    assert {(r.actor_kind, r.actor_id, r.target) for r in rows} == {
+        ("person", owner, f"webhook_endpoint:{created['id']}")}
+    made, change, enable, rotation, deletion = rows
+    assert made.before is None and made.after == {
+        "url": "https://hooks.example.com/a", "event_types": ["low_balance"],
+        "description": "pager", "enabled": True}
+    assert change.before["event_types"] == ["low_balance"] and change.before["enabled"]
+    assert change.after == {"url": "https://hooks.example.com/a", "description": "ops",
+                            "event_types": ["low_balance", "suspended"], "enabled": False}
+    assert (enable.before["enabled"], enable.after["enabled"]) == (False, True)
+    assert rotation.before == {"previous_secret_until": None}
+    assert rotation.after["previous_secret_until"].startswith(
+        rotated["previous_secret_until"][:16])
+    assert deletion.before["description"] == "ops" and deletion.after is None
+    everything = str([tuple(r) for r in rows])
+    assert "whsec_" not in everything and created["secret"] not in everything
+    assert rotated["secret"] not in everything
+
+
+class Dripper:
+    """A TLS server (``hooks.test`` on 127.0.0.1) that reads the request, then answers one
+    byte a second: each read is answered well within the per-read timeout, so only the
+    attempt's total deadline can end the exchange."""
+
+    def __init__(self, ca: Ca) -> None:
+        self.context = server_context(ca, host=HOST)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                raw, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._drip, args=(raw,), daemon=True).start()
+
+    def _drip(self, raw: socket.socket) -> None:
+        try:
+            with self.context.wrap_socket(raw, server_side=True) as conn:
+                conn.settimeout(5)
+                seen = b""
+                while b"\r\n\r\n" not in seen:
+                    seen += conn.recv(4096)
+                for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok" + b" " * 60:
+                    if self.stop.wait(1.0):
+                        return
+                    conn.sendall(bytes([byte]))
+        except (OSError, ssl.SSLError):
+            return  # the sender gave up and closed: what the test wants
+
+    @property
+    def url(self) -> str:
+        return f"https://{HOST}:{self.port}/hook"
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.listener.close()
+
+
+def test_a_consumer_that_drips_its_answer_is_cut_off_at_the_attempts_deadline(
+    fresh_db: Database, box: SecretBox, ca: Ca,
+) -> None:
+    dripper = Dripper(ca)
+    try:
+        with fresh_db.transaction() as s:
+            a = make_user(s)
+        _endpoint(fresh_db, box, a, dripper.url)
+        with fresh_db.transaction() as s:
+            notices.publish(s, AccountEvent("low_balance", a, f"low:{a}",
+                                            {"threshold": "10.00", "balance": "9.00"}))
+        # 5 s per read (never reached: a byte comes every second), 2 s in all
+        sender = HttpSender(ca_bundle=ca.pem, resolver=lambda host, port: ["127.0.0.1"],
+                            open_networks=[ipaddress.ip_network("127.0.0.1/32")],
+                            timeout=5.0, deadline=2.0)
+        assert _work(fresh_db, box, sender) == 1
+        (delivery,) = _deliveries(fresh_db)
+        assert delivery.status == "pending" and delivery.attempts == 1  # retried later
+        assert delivery.error.startswith(TIMEOUT_PREFIX), delivery.error
+        assert "2 s" in delivery.error and delivery.response_status is None
+    finally:
+        dripper.close()

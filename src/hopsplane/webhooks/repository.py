@@ -75,6 +75,15 @@ def rotate(session: Session, endpoint_id: uuid.UUID, secret: str, previous: str,
                "until": until}).mappings().one()
 
 
+def change(session: Session, endpoint_id: uuid.UUID, *, event_types: list[str],
+           description: str, enabled: bool, disabled_reason: str | None) -> None:
+    session.execute(text(
+        "UPDATE hopsplane.webhook_endpoints SET event_types = CAST(:types AS text[]), "
+        "description = :d, enabled = :e, disabled_reason = :r WHERE id = :id"),
+        {"id": endpoint_id, "types": event_types, "d": description, "e": enabled,
+         "r": disabled_reason})
+
+
 def set_enabled(session: Session, endpoint_id: uuid.UUID, enabled: bool,
                 reason: str | None) -> None:
     session.execute(text(

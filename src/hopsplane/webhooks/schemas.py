@@ -20,6 +20,17 @@ class EndpointIn(BaseModel):
     description: str = Field(default="", max_length=200)
 
 
+class EndpointChange(BaseModel):
+    """What changes; a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=20)
+    description: str | None = Field(default=None, max_length=200)
+    enabled: bool | None = Field(default=None, description="false turns the endpoint off "
+                                 "(nothing is delivered to it); true turns it back on.")
+
+
 class EndpointOut(BaseModel):
     id: uuid.UUID
     url: str

@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
+from hopsplane.audit import service as audit
 from hopsplane.crypto import SecretBox
 from hopsplane.db.engine import Database
 from hopsplane.errors import Conflict, NotFound, Unavailable
@@ -30,6 +31,7 @@ from hopsplane.webhooks import repository as repo
 from hopsplane.webhooks import rules
 from hopsplane.webhooks.schemas import (
     DeliveryOut,
+    EndpointChange,
     EndpointIn,
     EndpointOut,
     EndpointWithSecret,
@@ -56,6 +58,8 @@ def create_endpoint(session: Session, box: SecretBox, account: str, body: Endpoi
     secret = rules.new_secret()
     row = repo.insert(session, account, body.url, description, types, box.encrypt(secret),
                       created_by)
+    audit.record(session, "webhooks.endpoint_created", account_id=account,
+                 target=f"webhook_endpoint:{row['id']}", after=_audited(row))
     log.info("webhook endpoint created", account=account, endpoint=str(row["id"]))
     return EndpointWithSecret(**_out(row).model_dump(), secret=secret)
 
@@ -66,15 +70,39 @@ def endpoints(session: Session, account: str) -> list[EndpointOut]:
 
 def delete_endpoint(session: Session, account: str, endpoint_id: uuid.UUID) -> None:
     """Remove an endpoint and its delivery log; its queued deliveries find it gone."""
-    if not repo.delete(session, account, endpoint_id):
+    row = _endpoint(session, account, endpoint_id, lock=True)
+    if not repo.delete(session, account, endpoint_id):  # pragma: no cover - locked above
         raise NotFound(f"no webhook endpoint {endpoint_id}")
+    audit.record(session, "webhooks.endpoint_deleted", account_id=account,
+                 target=f"webhook_endpoint:{endpoint_id}", before=_audited(row))
 
 
 def enable_endpoint(session: Session, account: str, endpoint_id: uuid.UUID) -> EndpointOut:
     """Turn a disabled endpoint back on (new events are delivered to it again)."""
-    _endpoint(session, account, endpoint_id, lock=True)
-    repo.set_enabled(session, endpoint_id, True, None)
-    return _out(_endpoint(session, account, endpoint_id))
+    return change_endpoint(session, account, endpoint_id, EndpointChange(enabled=True))
+
+
+def change_endpoint(session: Session, account: str, endpoint_id: uuid.UUID,
+                    body: EndpointChange) -> EndpointOut:
+    """Change what an endpoint wants (event types), its description, or turn it off or
+    on; what is not given stays. The URL is not changed here: a new URL is a new
+    endpoint (with its own secret)."""
+    row = _endpoint(session, account, endpoint_id, lock=True)
+    types = rules.event_types(body.event_types) if body.event_types is not None else None
+    description = rules.description(body.description) if body.description is not None \
+        else None
+    enabled = row["enabled"] if body.enabled is None else body.enabled
+    repo.change(session, endpoint_id,
+                event_types=types if types is not None else list(row["event_types"]),
+                description=row["description"] if description is None else description,
+                enabled=enabled,
+                disabled_reason=None if enabled else (
+                    row["disabled_reason"] if not row["enabled"] else "turned off by its owner"))
+    after = _endpoint(session, account, endpoint_id)
+    audit.record(session, "webhooks.endpoint_changed", account_id=account,
+                 target=f"webhook_endpoint:{endpoint_id}", before=_audited(row),
+                 after=_audited(after))
+    return _out(after)
 
 
 def rotate_secret(session: Session, box: SecretBox, account: str, endpoint_id: uuid.UUID,
@@ -85,6 +113,11 @@ def rotate_secret(session: Session, box: SecretBox, account: str, endpoint_id: u
     secret = rules.new_secret()
     until = (now or datetime.now(UTC)) + rules.ROTATION_OVERLAP
     updated = repo.rotate(session, endpoint_id, box.encrypt(secret), row["secret"], until)
+    # the secrets are never recorded: only that one was rotated and until when both sign
+    audit.record(session, "webhooks.secret_rotated", account_id=account,
+                 target=f"webhook_endpoint:{endpoint_id}",
+                 before={"previous_secret_until": row["previous_until"]},
+                 after={"previous_secret_until": until})
     return EndpointWithSecret(**_out(updated).model_dump(), secret=secret)
 
 
@@ -168,8 +201,14 @@ def _maybe_disable(session: Session, row: RowMapping, why: str) -> None:
     last = row["last_success_at"]
     if last is not None and last >= row["created_at"]:
         return
-    repo.set_enabled(session, row["endpoint_id"], False,
-                     f"failed for {rules.RETRY_WINDOW.days} days: {why}"[:500])
+    current = repo.endpoint(session, row["account_owner_id"], row["endpoint_id"], lock=True)
+    if current is None or not current["enabled"]:
+        return  # gone, or another delivery's failure (or its owner) turned it off first
+    reason = f"failed for {rules.RETRY_WINDOW.days} days: {why}"[:500]
+    repo.set_enabled(session, row["endpoint_id"], False, reason)
+    audit.record(session, "webhooks.endpoint_disabled", account_id=row["account_owner_id"],
+                 target=f"webhook_endpoint:{row['endpoint_id']}", before={"enabled": True},
+                 after={"enabled": False, "disabled_reason": reason})
     notices.publish(session, AccountEvent(
         "webhook_disabled", row["account_owner_id"],
         f"webhook_disabled:{row['endpoint_id']}:{row['id']}",
@@ -184,6 +223,12 @@ def _endpoint(session: Session, account: str, endpoint_id: uuid.UUID, *, lock: b
     if row is None:
         raise NotFound(f"no webhook endpoint {endpoint_id}")
     return row
+
+
+def _audited(row: Any) -> dict[str, Any]:
+    """What the audit log keeps of an endpoint: never its secrets."""
+    return {"url": row["url"], "event_types": list(row["event_types"]),
+            "description": row["description"], "enabled": row["enabled"]}
 
 
 def _out(row: Any) -> EndpointOut:

@@ -6,8 +6,17 @@ private, link-local, CGNAT, multicast, reserved or unspecified: nothing but glob
 which also rules out the cloud metadata addresses), and the connection is made to the
 checked address with the URL's host kept as the Host header and the TLS server name. So a
 name that resolves to a public address at registration and to 127.0.0.1 later (DNS
-rebinding) is refused when it matters. Redirects are not followed; timeouts are short; at
-most :data:`BODY_PREFIX` characters of the response are read.
+rebinding) is refused when it matters. Redirects are not followed; at most
+:data:`BODY_PREFIX` characters of the response are read.
+
+Timeouts: one total deadline per attempt (:data:`DEADLINE`) covers connecting, the TLS
+handshake, sending and reading the status line, headers and body prefix. A per-operation
+timeout alone is not enough: a consumer that drips a byte a second answers every read in
+time and would hold the worker for as long as it likes. Every blocking operation of the
+connection's socket is given what is left of the deadline as its timeout
+(:class:`_DeadlineSocket`, :class:`_DeadlineSSLSocket`), so the attempt ends by the
+deadline whatever the consumer does. Resolving the name is not covered (the resolver's own
+timeouts bound it).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,6 +36,10 @@ from hopsplane.errors import Invalid, Unavailable
 BODY_PREFIX = 256
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0
+DEADLINE = 10.0
+"""Seconds one attempt may take in all, from connecting to the last byte read."""
+TIMEOUT_PREFIX = "timeout"
+"""How the error of an attempt that ran out of time starts (the delivery log shows it)."""
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -40,6 +54,11 @@ class AddressRefused(Invalid):
 class WebhookResponse:
     status: int
     body_prefix: str
+
+
+class DeliveryTimeout(Unavailable):
+    """The consumer did not answer within the attempt's deadline (retried like any other
+    failure to deliver)."""
 
 
 class WebhookSender(Protocol):
@@ -95,27 +114,105 @@ def _resolve(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+class _Deadline:
+    """The instant an attempt must be over; :meth:`left` is what remains of it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def left(self, cap: float | None = None) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the attempt's {self.seconds:g} s deadline passed")
+        return left if cap is None else min(left, cap)
+
+
+class _DeadlineSocket(socket.socket):
+    """A plain socket whose every blocking call waits at most what is left of the
+    deadline (and at most the per-read timeout)."""
+
+    deadline: _Deadline | None = None
+    per_call: float | None = None
+
+    def _bound(self) -> None:
+        if self.deadline is not None:
+            self.settimeout(self.deadline.left(self.per_call))
+
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
+        self._bound()
+        return super().recv_into(*args, **kwargs)
+
+    def recv(self, *args: Any, **kwargs: Any) -> bytes:
+        self._bound()
+        return super().recv(*args, **kwargs)
+
+    def send(self, *args: Any, **kwargs: Any) -> int:
+        self._bound()
+        return super().send(*args, **kwargs)
+
+    def sendall(self, *args: Any, **kwargs: Any) -> None:
+        self._bound()  # since 3.5 a sendall's timeout bounds the whole call
+        super().sendall(*args, **kwargs)
+
+
+class _DeadlineSSLSocket(ssl.SSLSocket):
+    """:class:`_DeadlineSocket` for TLS: the handshake, each read and each write (a
+    ``recv_into`` and a ``sendall`` go through ``read`` and ``send``)."""
+
+    deadline: _Deadline | None = None
+    per_call: float | None = None
+
+    def _bound(self) -> None:
+        if self.deadline is not None:
+            self.settimeout(self.deadline.left(self.per_call))
+
+    def do_handshake(self, *args: Any, **kwargs: Any) -> None:
+        self._bound()
+        super().do_handshake(*args, **kwargs)
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        self._bound()
+        return super().read(*args, **kwargs)
+
+    def send(self, *args: Any, **kwargs: Any) -> int:
+        self._bound()
+        return super().send(*args, **kwargs)
+
+
+def _connect(address: str, port: int, deadline: _Deadline, per_call: float
+             ) -> _DeadlineSocket:
+    raw = socket.create_connection((address, port), deadline.left(CONNECT_TIMEOUT))
+    sock = _DeadlineSocket(raw.family, raw.type, raw.proto, fileno=raw.detach())
+    sock.deadline, sock.per_call = deadline, per_call
+    return sock
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, address: str, timeout: float,
+                 deadline: _Deadline) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._address = address
+        self._address, self._deadline, self._per_call = address, deadline, timeout
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), CONNECT_TIMEOUT)
-        self.sock.settimeout(self.timeout)
+        self.sock = _connect(self._address, self.port, self._deadline, self._per_call)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, host: str, port: int, address: str, timeout: float,
-                 context: ssl.SSLContext) -> None:
+                 context: ssl.SSLContext, deadline: _Deadline) -> None:
         super().__init__(host, port, timeout=timeout, context=context)
-        self._address = address
-        self._ctx = context
+        self._address, self._ctx, self._deadline = address, context, deadline
+        self._per_call = timeout
 
     def connect(self) -> None:
-        raw = socket.create_connection((self._address, self.port), CONNECT_TIMEOUT)
-        raw.settimeout(self.timeout)
-        self.sock = self._ctx.wrap_socket(raw, server_hostname=self.host)  # SNI: the name
+        raw = _connect(self._address, self.port, self._deadline, self._per_call)
+        tls = self._ctx.wrap_socket(raw, server_hostname=self.host,  # SNI: the name
+                                    do_handshake_on_connect=False)
+        assert isinstance(tls, _DeadlineSSLSocket)
+        tls.deadline, tls.per_call = self._deadline, self._per_call
+        self.sock = tls
+        tls.do_handshake()
 
 
 class HttpSender:
@@ -125,13 +222,14 @@ class HttpSender:
 
     def __init__(
         self, *, allow_http: bool = False, ca_bundle: str | None = None,
-        timeout: float = READ_TIMEOUT, open_networks: Sequence[IpNetwork] = (),
-        resolver: Resolver = _resolve,
+        timeout: float = READ_TIMEOUT, deadline: float = DEADLINE,
+        open_networks: Sequence[IpNetwork] = (), resolver: Resolver = _resolve,
     ) -> None:
-        self.allow_http, self.timeout = allow_http, timeout
+        self.allow_http, self.timeout, self.deadline = allow_http, timeout, deadline
         self.open_networks, self.resolver = tuple(open_networks), resolver
         self.context = ssl.create_default_context(cadata=ca_bundle) if ca_bundle else \
             ssl.create_default_context()
+        self.context.sslsocket_class = _DeadlineSSLSocket
 
     def post(self, url: str, headers: dict[str, str], body: bytes) -> WebhookResponse:
         scheme, host, port, path = check_url(url, allow_http=self.allow_http)
@@ -146,15 +244,20 @@ class HttpSender:
                 raise AddressRefused(f"{host} resolves to {address}, not a public address: "
                                      "webhooks never reach it")
         conn: Any
+        deadline = _Deadline(self.deadline)
         if scheme == "https":
-            conn = _PinnedHTTPSConnection(host, port, addresses[0], self.timeout, self.context)
+            conn = _PinnedHTTPSConnection(host, port, addresses[0], self.timeout, self.context,
+                                          deadline)
         else:
-            conn = _PinnedHTTPConnection(host, port, addresses[0], self.timeout)
+            conn = _PinnedHTTPConnection(host, port, addresses[0], self.timeout, deadline)
         try:
             conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             prefix = response.read(BODY_PREFIX * 4).decode("utf-8", "replace")[:BODY_PREFIX]
             return WebhookResponse(response.status, prefix)
+        except TimeoutError as exc:  # a per-read timeout, or the deadline
+            raise DeliveryTimeout(f"{TIMEOUT_PREFIX}: {host} did not answer in time ({exc}; "
+                                  f"an attempt has {self.deadline:g} s in all)") from exc
         except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
             raise Unavailable(f"could not deliver to {host}: {type(exc).__name__}: {exc}"
                               ) from exc
