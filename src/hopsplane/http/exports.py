@@ -25,6 +25,7 @@ import io
 import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 from urllib.parse import quote
@@ -100,10 +101,18 @@ def _safe(value: str) -> str:
     return value
 
 
-def _usage_rows(db: Database, account_id: str, first: date, last: date,
-                members: frozenset[str] | None) -> Iterator[list[object]]:
+@contextmanager
+def _snapshot(db: Database) -> Iterator[Session]:
+    """A transaction of the export's own that reads one snapshot (REPEATABLE READ), so
+    rows read in chunks add up to what was there when the export began."""
     with db.transaction() as session:
         session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        yield session
+
+
+def _usage_rows(db: Database, account_id: str, first: date, last: date,
+                members: frozenset[str] | None) -> Iterator[list[object]]:
+    with _snapshot(db) as session:
         start = first
         while start <= last:
             end = start + timedelta(days=min(USAGE_CHUNK_DAYS - 1, (last - start).days))
@@ -132,8 +141,7 @@ def _member_rows(day: UsageDay, people: dict[str, str]) -> Iterator[list[object]
 
 
 def _ledger_rows(db: Database, account_id: str, currency: str) -> Iterator[list[object]]:
-    with db.transaction() as session:
-        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    with _snapshot(db) as session:
         before: int | None = None
         while True:
             entries = credits.history(session, account_id, limit=LEDGER_CHUNK, before_seq=before)
@@ -215,8 +223,7 @@ def ledger_csv(request: Request, account_id: str) -> MaterialisedCSV:
 
 def _audit_rows(db: Database, account_id: str | None,
                 filters: dict[str, object]) -> Iterator[list[object]]:
-    with db.transaction() as session:
-        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    with _snapshot(db) as session:
         for e in audit.all_entries(session, account_id=account_id, **filters):  # type: ignore[arg-type]
             yield [e.id, e.occurred_at.isoformat(), e.actor_kind, e.actor_id, e.action,
                    e.account_owner_id, e.target,
